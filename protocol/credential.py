@@ -1,0 +1,95 @@
+"""What a scanned code turns into: a parsed credential or a typed refusal, and the facts
+a parser needs (keys, the event it scans for, the time), all passed in.
+
+Nothing here touches a disk, a socket or a clock: the gate and the hub build a
+`ParseContext` from their own stores and call `protocol.parse.parse_credential`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from protocol.reasons import Reason, default_message
+
+
+class CredentialFormat(StrEnum):
+    NATIVE = "native"  # Ed25519-signed, base45 (protocol/native.py)
+    LEGACY_A = "legacy_a"  # TKT:<hex iv>:<hex AES-256-CBC>, rotating
+    LEGACY_B = "legacy_b"  # <b64 iv>:<b64 AES-256-CBC>, static
+    LEGACY_B_UNSIGNED = "legacy_b_unsigned"  # bare base64 JSON: always refused
+    LEGACY_C = "legacy_c"  # ticketId:timestamp:nonce:hmac
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A code that passed every credential-level check (format, signature, freshness, event)."""
+
+    format: CredentialFormat
+    ticket_id: str
+    event_id: str | None = None
+    event_code: int | None = None  # native codes carry a short code the manifest binds
+    key_id: int | None = None
+    generation: int | None = None  # None: the format carries no generation (legacy)
+    ticket_type: int | None = None  # native: code into the manifest's ticket type list
+    zone: int | None = None  # native: code into the manifest's zone list
+    valid_from_ms: int | None = None
+    valid_until_ms: int | None = None
+    day_mask: int = 0  # bit i: valid on the local date of valid_from + i days; 0 = every day
+    comp: bool = False
+    attention: bool = False
+    rotating: bool = False
+    nonce: str | None = None  # legacy C: accepted once per device
+    user_id: str | None = None
+    signature: bytes | None = None  # native: used to derive the per-ticket sealing key
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A code that cannot be admitted on its own terms; `message` says why in plain words."""
+
+    reason: Reason
+    message: str
+    format: CredentialFormat = CredentialFormat.UNKNOWN
+    ticket_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        reason: Reason,
+        fmt: CredentialFormat = CredentialFormat.UNKNOWN,
+        message: str | None = None,
+        ticket_id: str | None = None,
+    ) -> Refusal:
+        return cls(reason, message or default_message(reason), fmt, ticket_id)
+
+
+ParseResult = Credential | Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyKeys:
+    """The TicketToken backend's per-venue secrets, as a venue enabled them."""
+
+    format_a_key: bytes | None = None  # UTF-8 key; AES uses its first 32 bytes
+    format_b_key: bytes | None = None
+    format_c_secret: bytes | None = None
+    rotation_interval_ms: int = 30_000
+    format_c_validity_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """Everything parsing may consult. `seen_nonces` is the device's replay memory, read only
+    here; the caller records a nonce after it has committed the scan."""
+
+    now_ms: int
+    issuer_keys: Mapping[int, bytes] = field(default_factory=dict)  # key id -> Ed25519 public
+    event_id: str | None = None  # the event this gate scans for; None: accept any event
+    event_codes: Mapping[int, str] = field(default_factory=dict)  # native short code -> id
+    legacy: LegacyKeys = field(default_factory=LegacyKeys)
+    rotation_secret: bytes | None = None  # per-event secret for rotating native codes
+    rotation_period_s: int = 15
+    seen_nonces: Container[str] = frozenset()
