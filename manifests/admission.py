@@ -223,9 +223,7 @@ def _check_history(
         )
     cooldown_end = last.at_ms + policy.cooldown_minutes * MINUTE_MS
     if now_ms < cooldown_end:
-        raise _Deny(
-            Reason.REENTRY_COOLDOWN, f"Re-entry allowed from {_clock(cooldown_end, tz)}."
-        )
+        raise _Deny(Reason.REENTRY_COOLDOWN, f"Re-entry allowed from {_clock(cooldown_end, tz)}.")
     return Reason.REENTRY
 
 

@@ -116,9 +116,7 @@ def parse_native(text: str, ctx: ParseContext) -> ParseResult:
         raw[BODY_BYTES:STATIC_BYTES],
         raw[STATIC_BYTES:],
     )
-    head, key_id, event_code, tid, gen, ttype, zone, start_min, span, day_mask = _BODY.unpack(
-        body
-    )
+    head, key_id, event_code, tid, gen, ttype, zone, start_min, span, day_mask = _BODY.unpack(body)
     ticket_id = str(uuid.UUID(bytes=tid))
     if head >> 4 != VERSION:
         return Refusal.of(

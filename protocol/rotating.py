@@ -41,4 +41,3 @@ def totp_matches(secret: bytes, live: bytes, now_ms: int, period_s: int) -> bool
         expected = hotp(secret, step).to_bytes(TOTP_BYTES, "big")
         ok |= hmac.compare_digest(expected, live)
     return ok
-
