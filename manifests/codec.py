@@ -1,0 +1,502 @@
+"""Manifest and delta wire format: compact, fast to build for 100k tickets, exact round trip.
+
+Body = kind byte (`M` full, `D` delta) | format version byte | zlib(payload). The payload is a
+list of length-prefixed sections: first a JSON "meta" object (the header, row count and the
+dictionaries of every column), then the ticket rows as COLUMNS: ticket ids as 16 raw UUID
+bytes each, every other field as an index into a dictionary of its distinct values (so
+statuses, types, zones and day sets cost a byte or less once compressed), holder blobs
+length-prefixed. Columns compress far better than rows because like sits next to like.
+
+Decoding never trusts the input: anything that is not a well-formed body of the expected kind
+raises ManifestRejected('malformed') and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+import struct
+import sys
+import zlib
+from array import array
+from collections.abc import Callable, Sequence
+from itertools import accumulate
+from typing import Any
+
+from manifests.model import (
+    EventFacts,
+    Manifest,
+    ManifestDelta,
+    ManifestHeader,
+    Scope,
+    TicketRow,
+)
+from manifests.policy import ScanPolicy, ZoneRules
+from manifests.signing import ManifestRejected
+from protocol.credential import LegacyKeys
+
+VERSION = 1
+KIND_FULL, KIND_DELTA = b"M", b"D"
+# Chosen by measurement (bench/manifest_bench.py): the ticket ids and sealed names dominate
+# and do not compress, so higher levels buy almost nothing and cost build time.
+COMPRESS_LEVEL = 6
+MAX_PAYLOAD = 256 << 20  # refuse decompression bombs; 100k tickets are ~4 MB
+_U32 = struct.Struct("<I")
+_UUID_RUN = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*")
+_LITTLE = sys.byteorder == "little"
+
+
+class _Malformed(Exception):
+    """Internal: the body is not what it claims; surfaced as ManifestRejected('malformed')."""
+
+
+# ---- typed values: one table says how each annotated field type is checked and carried ----
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: type(v) is str,
+    "int": lambda v: type(v) is int,
+    "bool": lambda v: type(v) is bool,
+    "str | None": lambda v: v is None or type(v) is str,
+    "int | None": lambda v: v is None or type(v) is int,
+    "bytes | None": lambda v: v is None or type(v) is bytes,
+    "tuple[str, ...]": lambda v: type(v) is tuple and all(type(x) is str for x in v),
+}
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
+
+
+def _unb64(text: Any) -> bytes:
+    if type(text) is not str:
+        raise _Malformed("expected base64 text")
+    return base64.b64decode(text, validate=True)
+
+
+def _plain_to_json(obj: Any) -> dict[str, Any]:
+    """A dataclass of simple fields as JSON: tuples become lists, bytes base64."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.type not in _CHECKS:
+            raise TypeError(f"{type(obj).__name__}.{f.name}: no wire form for {f.type}")
+        out[f.name] = _b64(value) if f.type == "bytes | None" else value
+    return out
+
+
+def _check(obj: Any) -> Any:
+    for f in dataclasses.fields(obj):
+        if not _CHECKS[f.type](getattr(obj, f.name)):
+            raise _Malformed(f"{type(obj).__name__}.{f.name} has the wrong type")
+    return obj
+
+
+def _plain_from_json(cls: type, data: Any) -> Any:
+    if type(data) is not dict:
+        raise _Malformed(f"{cls.__name__} is not an object")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if f.type == "tuple[str, ...]" and type(value) is list:
+            value = tuple(value)
+        elif f.type == "bytes | None" and value is not None:
+            value = _unb64(value)
+        kwargs[f.name] = value
+    return _check(cls(**kwargs))
+
+
+def _header_to_json(h: ManifestHeader) -> dict[str, Any]:
+    return {
+        "event": _plain_to_json(h.event),
+        "scope": _plain_to_json(h.scope),
+        "revision": h.revision,
+        "issued_at_ms": h.issued_at_ms,
+        "expires_at_ms": h.expires_at_ms,
+        "issuer_keys": [[k, _b64(v)] for k, v in h.issuer_keys.items()],
+        "policy": h.policy.to_json(),
+        "zone_rules": h.zone_rules.to_json(),
+        "legacy": _plain_to_json(h.legacy),
+        "rotation_secret": _b64(h.rotation_secret),
+        "revoked": dict(h.revoked),
+    }
+
+
+def _header_from_json(d: Any) -> ManifestHeader:
+    if type(d) is not dict:
+        raise _Malformed("header is not an object")
+    issuer_keys = {}
+    for key_id, public in d["issuer_keys"]:
+        if type(key_id) is not int:
+            raise _Malformed("issuer key id is not an integer")
+        issuer_keys[key_id] = _unb64(public)
+    access = d["zone_rules"]
+    if type(access) is not dict or not all(
+        type(v) is list and all(type(z) is str for z in v) for v in access.values()
+    ):
+        raise _Malformed("zone rules are not zone -> zones")
+    revoked = d["revoked"]
+    if type(revoked) is not dict or not all(type(v) is str for v in revoked.values()):
+        raise _Malformed("revoked is not ticket id -> reason")
+    if type(d["policy"]) is not dict:
+        raise _Malformed("policy is not an object")
+    secret = d["rotation_secret"]
+    header = ManifestHeader(
+        event=_plain_from_json(EventFacts, d["event"]),
+        scope=_plain_from_json(Scope, d["scope"]),
+        revision=d["revision"],
+        issued_at_ms=d["issued_at_ms"],
+        expires_at_ms=d["expires_at_ms"],
+        issuer_keys=issuer_keys,
+        policy=_check(ScanPolicy.from_json(d["policy"])),
+        zone_rules=ZoneRules({k: tuple(v) for k, v in access.items()}),
+        legacy=_plain_from_json(LegacyKeys, d["legacy"]),
+        rotation_secret=None if secret is None else _unb64(secret),
+        revoked=revoked,
+    )
+    if not all(type(getattr(header, k)) is int for k in ("revision", "issued_at_ms")):
+        raise _Malformed("revision and issue time must be integers")
+    if type(header.expires_at_ms) is not int:
+        raise _Malformed("expiry must be an integer")
+    return header
+
+
+# ---- columns ----
+
+# Every TicketRow field but these travels as "dictionary of distinct values + index column".
+_SPECIAL = ("ticket_id", "valid_days", "holder_sealed")
+_DICT_FIELDS = tuple(f for f in dataclasses.fields(TicketRow) if f.name not in _SPECIAL)
+_ROW_ORDER = tuple(f.name for f in dataclasses.fields(TicketRow))
+
+
+def _typecode(size: int) -> str:
+    return "B" if size <= 0x100 else "H" if size <= 0x10000 else "I"
+
+
+def _raw(arr: array) -> bytes:
+    if not _LITTLE:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _unraw(typecode: str, raw: bytes, n: int) -> array:
+    arr = array(typecode)
+    arr.frombytes(raw)
+    if len(arr) != n:
+        raise _Malformed("column length does not match the row count")
+    if not _LITTLE:
+        arr.byteswap()
+    return arr
+
+
+def _dict_column(values: list[Any]) -> tuple[list[Any], list[int]]:
+    """Distinct values in first-seen order, and each row's index into them."""
+    index: dict[Any, int] = {}
+    idx = [index.setdefault(v, len(index)) for v in values]
+    return list(index), idx
+
+
+def _expand(dictionary: list[Any], idx: array) -> list[Any]:
+    return list(map(dictionary.__getitem__, idx))
+
+
+def _seq_code(idx: list[int]) -> list[int]:
+    """For many-valued columns (order refs, seats) whose rows come in runs: 0 = same as the
+    row before, 1 = the next value not seen yet, k + 2 = dictionary entry k. Runs of small
+    codes compress far better than raw ever-growing indexes."""
+    out, prev, new = [], -1, 0
+    append = out.append
+    for i in idx:
+        if i == prev:
+            append(0)
+        elif i == new:
+            append(1)
+            new += 1
+        else:
+            append(i + 2)
+        prev = i
+    return out
+
+
+def _seq_decode(codes: array, size: int) -> list[int]:
+    out, prev, new = [], -1, 0
+    append = out.append
+    for c in codes:
+        if c == 0:
+            if prev < 0:
+                raise _Malformed("column starts with a repeat")
+            i = prev
+        elif c == 1:
+            i, new = new, new + 1
+        else:
+            i = c - 2
+        if i >= size:
+            raise _Malformed("column index past its dictionary")
+        append(i)
+        prev = i
+    return out
+
+
+def _front_code(strings: list[str]) -> bytes | None:
+    """Each string as (characters shared with the one before, rest): sequential references
+    like TT-4100001, TT-4100003 shrink to a byte or two. None when a length exceeds a byte."""
+    out, prev = bytearray(), ""
+    for s in strings:
+        shared, limit = 0, min(len(s), len(prev), 255)
+        while shared < limit and s[shared] == prev[shared]:
+            shared += 1
+        rest = s[shared:].encode()
+        if len(rest) > 255:
+            return None
+        out += bytes((shared, len(rest)))
+        out += rest
+        prev = s
+    return bytes(out)
+
+
+def _front_decode(raw: bytes, count: int) -> list[str]:
+    out, prev, pos = [], "", 0
+    for _ in range(count):
+        shared, length = raw[pos], raw[pos + 1]
+        if shared > len(prev) or pos + 2 + length > len(raw):
+            raise _Malformed("front-coded dictionary is inconsistent")
+        prev = prev[:shared] + raw[pos + 2 : pos + 2 + length].decode()
+        out.append(prev)
+        pos += 2 + length
+    if pos != len(raw):
+        raise _Malformed("front-coded dictionary has trailing bytes")
+    return out
+
+
+_SEQ_MIN = 256  # dictionaries larger than this get sequence codes and front coding
+
+
+def _encode_column(values: list[Any], string_typed: bool) -> tuple[Any, bytes, bytes]:
+    """(meta entry, index section, dictionary section) for one column."""
+    dictionary, idx = _dict_column(values)
+    if len(dictionary) <= _SEQ_MIN:
+        return dictionary, _raw(array(_typecode(len(dictionary)), idx)), b""
+    codes = _seq_code(idx)
+    width = _typecode(len(dictionary) + 2)
+    entry: dict[str, Any] = {"n": len(dictionary), "width": width}
+    coded = None
+    if string_typed:
+        none_at = dictionary.index(None) if None in dictionary else None
+        coded = _front_code([s for s in dictionary if s is not None])
+    if coded is None:
+        entry["values"] = dictionary
+        return entry, _raw(array(width, codes)), b""
+    entry["none_at"] = none_at
+    return entry, _raw(array(width, codes)), coded
+
+
+def _decode_column(
+    entry: Any, idx_raw: bytes, dict_raw: bytes, n: int, check: Callable[[Any], bool]
+) -> list[Any]:
+    if type(entry) is list:
+        if not all(map(check, entry)):
+            raise _Malformed("column values have the wrong type")
+        return _expand(entry, _unraw(_typecode(len(entry)), idx_raw, n))
+    size, width = entry["n"], entry["width"]
+    if type(size) is not int or size < 0 or width not in ("B", "H", "I"):
+        raise _Malformed("column dictionary header is malformed")
+    if "values" in entry:
+        dictionary = entry["values"]
+        if type(dictionary) is not list:
+            raise _Malformed("column values are not a list")
+    else:
+        none_at = entry["none_at"]
+        if none_at is not None and (type(none_at) is not int or not 0 <= none_at < size):
+            raise _Malformed("column dictionary places None outside itself")
+        dictionary = _front_decode(dict_raw, size - (none_at is not None))
+        if none_at is not None:
+            dictionary.insert(none_at, None)
+    if len(dictionary) != size or not all(map(check, dictionary)):
+        raise _Malformed("column dictionary does not match its header")
+    return _expand(dictionary, _seq_decode(_unraw(width, idx_raw, n), size))
+
+
+def _days_to_wire(days: tuple[str, ...], event_days: dict[str, int]) -> int | list[str]:
+    """A day set as a bitmask over the event's days when that is exact, else the list."""
+    positions = [event_days.get(d, -1) for d in days]
+    if -1 in positions or positions != sorted(set(positions)):
+        return list(days)
+    return sum(1 << p for p in positions)
+
+
+def _days_from_wire(value: Any, event_days: tuple[str, ...]) -> tuple[str, ...]:
+    if type(value) is int:
+        if value < 0 or value >> len(event_days):
+            raise _Malformed("day mask names days the event does not have")
+        return tuple(d for i, d in enumerate(event_days) if value >> i & 1)
+    if type(value) is list and all(type(d) is str for d in value):
+        return tuple(value)
+    raise _Malformed("valid days are neither a mask nor a list")
+
+
+def _encode_ids(ids: list[str]) -> tuple[str, bytes]:
+    joined = "".join(ids)
+    if _UUID_RUN.fullmatch(joined) and len(joined) == 36 * len(ids):
+        return "uuid", bytes.fromhex(joined.replace("-", ""))
+    return "json", json.dumps(ids, ensure_ascii=False).encode()
+
+
+def _decode_ids(mode: Any, raw: bytes, n: int) -> list[str]:
+    if mode == "uuid":
+        if len(raw) != 16 * n:
+            raise _Malformed("ticket id column length does not match the row count")
+        h = raw.hex()
+        return [
+            f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
+            f"{h[i + 20 : i + 32]}"
+            for i in range(0, 32 * n, 32)
+        ]
+    if mode == "json":
+        ids = json.loads(raw)
+        if type(ids) is not list or len(ids) != n or not all(type(i) is str for i in ids):
+            raise _Malformed("ticket id list does not match the row count")
+        return ids
+    raise _Malformed("unknown ticket id encoding")
+
+
+def _encode_rows(rows: Sequence[TicketRow], header: ManifestHeader) -> tuple[dict, list[bytes]]:
+    ids_mode, ids_raw = _encode_ids([r.ticket_id for r in rows])
+    meta: dict[str, Any] = {"n": len(rows), "ids": ids_mode, "dicts": {}}
+    sections = [ids_raw]
+    for f in _DICT_FIELDS:
+        values = [getattr(r, f.name) for r in rows]
+        entry, idx_raw, dict_raw = _encode_column(values, f.type in ("str", "str | None"))
+        meta["dicts"][f.name] = entry
+        sections += (idx_raw, dict_raw)
+    days_dict, days_idx = _dict_column([r.valid_days for r in rows])
+    event_days = {d: i for i, d in enumerate(header.event.days)}
+    meta["dicts"]["valid_days"] = [_days_to_wire(t, event_days) for t in days_dict]
+    sections.append(_raw(array(_typecode(len(days_dict)), days_idx)))
+    blobs = [r.holder_sealed for r in rows]
+    lengths = [0 if b is None else len(b) + 1 for b in blobs]
+    typecode = _typecode(max(lengths, default=0) + 1)
+    meta["holder_width"] = typecode
+    sections.append(_raw(array(typecode, lengths)))
+    sections.append(b"".join(b for b in blobs if b))
+    return meta, sections
+
+
+def _decode_rows(meta: dict, sections: list[bytes], header: ManifestHeader) -> list[TicketRow]:
+    n = meta["n"]
+    if type(n) is not int or n < 0 or len(sections) != 2 * len(_DICT_FIELDS) + 4:
+        raise _Malformed("row sections do not match the format")
+    columns: dict[str, list[Any]] = {"ticket_id": _decode_ids(meta["ids"], sections[0], n)}
+    dicts = meta["dicts"]
+    for i, f in enumerate(_DICT_FIELDS):
+        idx_raw, dict_raw = sections[1 + 2 * i], sections[2 + 2 * i]
+        columns[f.name] = _decode_column(dicts[f.name], idx_raw, dict_raw, n, _CHECKS[f.type])
+    days = [_days_from_wire(v, header.event.days) for v in dicts["valid_days"]]
+    columns["valid_days"] = _expand(days, _unraw(_typecode(len(days)), sections[-3], n))
+    if meta["holder_width"] not in ("B", "H", "I"):
+        raise _Malformed("unknown holder length width")
+    lengths = _unraw(meta["holder_width"], sections[-2], n)
+    blob = sections[-1]
+    ends = list(accumulate(max(k - 1, 0) for k in lengths))
+    if (ends[-1] if ends else 0) != len(blob):
+        raise _Malformed("holder blobs do not add up")
+    columns["holder_sealed"] = [
+        None if k == 0 else blob[e - k + 1 : e] for k, e in zip(lengths, ends, strict=True)
+    ]
+    return list(map(TicketRow, *(columns[name] for name in _ROW_ORDER)))
+
+
+# ---- framing ----
+
+
+def _frame(kind: bytes, meta: dict, sections: list[bytes]) -> bytes:
+    meta_raw = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
+    parts = []
+    for s in (meta_raw, *sections):
+        parts.append(_U32.pack(len(s)))
+        parts.append(s)
+    payload = b"".join(parts)
+    return kind + bytes([VERSION]) + zlib.compress(payload, COMPRESS_LEVEL)
+
+
+def _unframe(kind: bytes, body: bytes) -> tuple[dict, list[bytes]]:
+    if type(body) is not bytes or len(body) < 2 or body[:1] != kind or body[1] != VERSION:
+        raise _Malformed("not a manifest body of the expected kind and version")
+    inflater = zlib.decompressobj()
+    payload = inflater.decompress(body[2:], MAX_PAYLOAD)
+    if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
+        raise _Malformed("compressed payload is truncated, oversized or has trailing bytes")
+    sections, pos = [], 0
+    view = memoryview(payload)
+    while pos < len(payload):
+        (length,) = _U32.unpack_from(payload, pos)
+        pos += 4
+        if pos + length > len(payload):
+            raise _Malformed("section runs past the end")
+        sections.append(bytes(view[pos : pos + length]))
+        pos += length
+    if not sections:
+        raise _Malformed("empty payload")
+    meta = json.loads(sections[0])
+    if type(meta) is not dict:
+        raise _Malformed("meta is not an object")
+    return meta, sections[1:]
+
+
+def _rejecting(what: str, decode: Callable[[], Any]) -> Any:
+    try:
+        return decode()
+    except ManifestRejected:
+        raise
+    except Exception as exc:  # any failure on untrusted bytes is one refusal, never a crash
+        detail = str(exc) if isinstance(exc, _Malformed) else type(exc).__name__
+        raise ManifestRejected("malformed", f"{what} does not decode ({detail})") from None
+
+
+# ---- public API ----
+
+
+def encode_manifest(m: Manifest) -> bytes:
+    rows = list(m.tickets.values())
+    if list(m.tickets) != [r.ticket_id for r in rows]:
+        raise ValueError("manifest tickets must be keyed by their own ticket_id")
+    meta, sections = _encode_rows(rows, m.header)
+    meta["header"] = _header_to_json(m.header)
+    return _frame(KIND_FULL, meta, sections)
+
+
+def decode_manifest(b: bytes) -> Manifest:
+    def decode() -> Manifest:
+        meta, sections = _unframe(KIND_FULL, b)
+        header = _header_from_json(meta["header"])
+        rows = _decode_rows(meta, sections, header)
+        tickets = {r.ticket_id: r for r in rows}
+        if len(tickets) != len(rows):
+            raise _Malformed("duplicate ticket ids")
+        return Manifest(header, tickets)
+
+    return _rejecting("manifest", decode)
+
+
+def encode_delta(d: ManifestDelta) -> bytes:
+    meta, sections = _encode_rows(d.upserts, d.header)
+    meta["header"] = _header_to_json(d.header)
+    meta["base_revision"] = d.base_revision
+    meta["removed_n"] = len(d.removed)
+    meta["removed_ids"], removed_raw = _encode_ids(list(d.removed))
+    return _frame(KIND_DELTA, meta, [*sections, removed_raw])
+
+
+def decode_delta(b: bytes) -> ManifestDelta:
+    def decode() -> ManifestDelta:
+        meta, sections = _unframe(KIND_DELTA, b)
+        header = _header_from_json(meta["header"])
+        if not sections or type(meta["base_revision"]) is not int:
+            raise _Malformed("delta lacks its base revision or removals")
+        removed = _decode_ids(meta["removed_ids"], sections[-1], meta["removed_n"])
+        rows = _decode_rows(meta, sections[:-1], header)
+        return ManifestDelta(header, meta["base_revision"], tuple(rows), tuple(removed))
+
+    return _rejecting("manifest delta", decode)
