@@ -36,12 +36,12 @@ def test_check_vectors_command_passes_and_fails_honestly(tmp_path: Path) -> None
     assert done.stdout.strip().splitlines()[-1] == "24 passed, 0 failed"
     doc = json.loads(VECTORS.read_text())
     doc["vectors"][0]["expect"] = "malformed"
-    doc["format_b_key_utf8"] = "X" * 32  # wrong venue key: the three valid B codes fail
+    doc["format_b_key_utf8"] = "X" * 32  # wrong venue key: all four B codes fail
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
     done = proto("check-vectors", str(bad))
     assert done.returncode == 1
-    assert done.stdout.strip().splitlines()[-1] == "20 passed, 4 failed"
+    assert done.stdout.strip().splitlines()[-1] == "19 passed, 5 failed"
     assert "vector 0: expected malformed, got valid" in done.stdout
 
 
