@@ -1,0 +1,262 @@
+"""Admin API: venues, zones, gates, devices and enrollment codes, scoped by bearer token."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import segno
+from aiohttp import web
+
+from hub.auth import Principal, require_admin, scoped_venue
+from hub.errors import ApiError, Fields, not_found, read_json_object
+from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_PUBLIC_KEY, HUB_URL, STORE
+from manifests.admission_types import Direction
+from protocol.signing import b64encode, enrollment_uri, key_fingerprint
+
+routes = web.RouteTableDef()
+T = TypeVar("T")
+MAX_ENROLLMENT_TTL_S = 24 * 3600
+
+
+def _unique(action: Callable[[], T], what: str) -> T:
+    """Run a store write; a uniqueness clash becomes 409 instead of a 500."""
+    try:
+        return action()
+    except sqlite3.IntegrityError:
+        raise ApiError(409, "already_exists", f"A {what} with that name already exists.") from None
+
+
+def venue_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "name", "timezone", "created_ms")}
+
+
+def gate_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "venue_id": row["venue_id"],
+        "name": row["name"],
+        "direction": row["direction"],
+        "zones": json.loads(row["zones_json"]),
+    }
+
+
+def device_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "venue_id": row["venue_id"],
+        "hardware_id": row["hardware_id"],
+        "name": row["name"],
+        "gate_id": row["gate_id"],
+        "zone": row["zone"],
+        "active": bool(row["active"]),
+        "public_key": b64encode(row["public_key"]),
+        "key_fingerprint": key_fingerprint(row["public_key"]),
+        "enrolled_ms": row["enrolled_ms"],
+        "deactivated_ms": row["deactivated_ms"],
+        "last_seen_ms": row["last_seen_ms"],
+        "app_version": row["app_version"],
+        "manifest_revisions": json.loads(row["manifest_revisions_json"]),
+        "pending_uploads": row["pending_uploads"],
+        "clock_offset_ms": row["clock_offset_ms"],
+    }
+
+
+def _scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]:
+    device = request.app[STORE].get_device_scoped(
+        request.match_info["device_id"], principal.tenant_id, principal.venue_id
+    )
+    if device is None:
+        raise not_found("device")
+    return device
+
+
+def _known_zone(request: web.Request, venue_id: str, zone: str) -> None:
+    names = {z["name"] for z in request.app[STORE].list_zones(venue_id)}
+    if zone not in names:
+        raise ApiError(400, "unknown_zone", f"Zone {zone} is not defined at this venue.")
+
+
+@routes.get("/api/admin/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.read")
+    return web.json_response({"tenant_id": p.tenant_id, "venue_id": p.venue_id, "role": p.role})
+
+
+@routes.get("/api/admin/venues")
+async def list_venues(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.read")
+    venues = request.app[STORE].list_venues(p.tenant_id, p.venue_id)
+    return web.json_response({"venues": [venue_json(v) for v in venues]})
+
+
+@routes.post("/api/admin/venues")
+async def create_venue(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.create")
+    if p.venue_id is not None:
+        raise ApiError(403, "forbidden_scope", "A venue-scoped token cannot create venues.")
+    f = Fields(await read_json_object(request), {"name", "timezone"})
+    name, timezone = f.text("name"), f.text("timezone", max_len=64)
+    store, now = request.app[STORE], request.app[CLOCK]()
+    row = _unique(lambda: store.create_venue(p.tenant_id, name, timezone, p.actor, now), "venue")
+    return web.json_response(venue_json(row), status=201)
+
+
+@routes.get("/api/admin/venues/{venue_id}")
+async def get_venue(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.read")
+    return web.json_response(venue_json(scoped_venue(request, p, request.match_info["venue_id"])))
+
+
+@routes.get("/api/admin/venues/{venue_id}/zones")
+async def list_zones(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.read")
+    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    zones = request.app[STORE].list_zones(venue["id"])
+    return web.json_response({"zones": [{"id": z["id"], "name": z["name"]} for z in zones]})
+
+
+@routes.post("/api/admin/venues/{venue_id}/zones")
+async def create_zone(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.configure")
+    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    name = Fields(await read_json_object(request), {"name"}).text("name", max_len=100)
+    store, now = request.app[STORE], request.app[CLOCK]()
+    row = _unique(lambda: store.create_zone(p.tenant_id, venue["id"], name, p.actor, now), "zone")
+    return web.json_response({"id": row["id"], "name": row["name"]}, status=201)
+
+
+@routes.get("/api/admin/venues/{venue_id}/gates")
+async def list_gates(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.read")
+    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    gates = request.app[STORE].list_gates(venue["id"])
+    return web.json_response({"gates": [gate_json(g) for g in gates]})
+
+
+@routes.post("/api/admin/venues/{venue_id}/gates")
+async def create_gate(request: web.Request) -> web.Response:
+    p = require_admin(request, "venue.configure")
+    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    f = Fields(await read_json_object(request), {"name", "direction", "zones"})
+    name = f.text("name", max_len=100)
+    direction = f.text("direction", required=False) or Direction.ENTRY
+    if direction not in tuple(Direction):
+        raise ApiError(400, "invalid_field", "Field direction must be 'entry' or 'exit'.")
+    zones = f.text_list("zones")
+    for zone in zones:
+        _known_zone(request, venue["id"], zone)
+    store, now = request.app[STORE], request.app[CLOCK]()
+    row = _unique(
+        lambda: store.create_gate(p.tenant_id, venue["id"], name, direction, zones, p.actor, now),
+        "gate",
+    )
+    return web.json_response(gate_json(row), status=201)
+
+
+@routes.get("/api/admin/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    p = require_admin(request, "device.read")
+    venue_id = request.query.get("venue_id")
+    if venue_id is not None:
+        scoped_venue(request, p, venue_id)
+    active_text = request.query.get("active")
+    if active_text not in (None, "true", "false"):
+        raise ApiError(400, "invalid_query", "Query active must be 'true' or 'false'.")
+    active = None if active_text is None else active_text == "true"
+    devices = request.app[STORE].list_devices(p.tenant_id, venue_id or p.venue_id, active)
+    return web.json_response({"devices": [device_json(d) for d in devices]})
+
+
+@routes.get("/api/admin/devices/{device_id}")
+async def get_device(request: web.Request) -> web.Response:
+    p = require_admin(request, "device.read")
+    return web.json_response(device_json(_scoped_device(request, p)))
+
+
+@routes.post("/api/admin/devices/{device_id}/deactivate")
+async def deactivate_device(request: web.Request) -> web.Response:
+    p = require_admin(request, "device.manage")
+    device = _scoped_device(request, p)
+    updated = request.app[STORE].deactivate_device(device, p.actor, request.app[CLOCK]())
+    return web.json_response(device_json(updated))
+
+
+@routes.patch("/api/admin/devices/{device_id}")
+async def update_device(request: web.Request) -> web.Response:
+    """Rename a device or move it to another gate or zone of its venue; null clears."""
+    p = require_admin(request, "device.manage")
+    device = _scoped_device(request, p)
+    body = await read_json_object(request)
+    f = Fields(body, {"name", "gate_id", "zone"})
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        changes["name"] = f.text("name", max_len=100)
+    if "gate_id" in body:
+        gate_id = f.text("gate_id", required=False, max_len=64)
+        if gate_id is not None and request.app[STORE].get_gate(gate_id, device["venue_id"]) is None:
+            raise not_found("gate")
+        changes["gate_id"] = gate_id
+    if "zone" in body:
+        zone = f.text("zone", required=False, max_len=100)
+        if zone is not None:
+            _known_zone(request, device["venue_id"], zone)
+        changes["zone"] = zone
+    if not changes:
+        raise ApiError(400, "missing_field", "Send at least one of name, gate_id, zone.")
+    updated = request.app[STORE].update_device(device, changes, p.actor, request.app[CLOCK]())
+    return web.json_response(device_json(updated))
+
+
+@routes.post("/api/admin/venues/{venue_id}/enrollments")
+async def create_enrollment(request: web.Request) -> web.Response:
+    """A one-time, short-lived code (and its QR) a device spends to enrol with its own key."""
+    p = require_admin(request, "device.manage")
+    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    f = Fields(await read_json_object(request), {"name", "gate_id", "zone", "ttl_s"})
+    name = f.text("name", max_len=100)
+    gate_id = f.text("gate_id", required=False, max_len=64)
+    zone = f.text("zone", required=False, max_len=100)
+    ttl_s = f.integer("ttl_s", required=False, low=30, high=MAX_ENROLLMENT_TTL_S)
+    store = request.app[STORE]
+    if gate_id is not None and store.get_gate(gate_id, venue["id"]) is None:
+        raise not_found("gate")
+    if zone is not None:
+        _known_zone(request, venue["id"], zone)
+    ttl_ms = ttl_s * 1000 if ttl_s is not None else request.app[ENROLLMENT_TTL_MS]
+    row, code = store.create_enrollment(
+        tenant_id=p.tenant_id,
+        venue_id=venue["id"],
+        gate_id=gate_id,
+        zone=zone,
+        name=name,
+        actor=p.actor,
+        now_ms=request.app[CLOCK](),
+        ttl_ms=ttl_ms,
+    )
+    fingerprint = key_fingerprint(request.app[HUB_PUBLIC_KEY])
+    payload = enrollment_uri(request.app[HUB_URL], code, fingerprint)
+    png = io.BytesIO()
+    segno.make(payload, error="m").save(png, kind="png", scale=6, border=4)
+    body = {
+        "id": row["id"],
+        "code": code,
+        "expires_ms": row["expires_ms"],
+        "payload": payload,
+        "hub_key_fingerprint": fingerprint,
+        "qr_png_base64": base64.b64encode(png.getvalue()).decode("ascii"),
+    }
+    return web.json_response(body, status=201)
+
+
+@routes.get("/api/admin/audit")
+async def audit(request: web.Request) -> web.Response:
+    p = require_admin(request, "audit.read")
+    entries = request.app[STORE].audit_entries(p.tenant_id, p.venue_id)
+    keys = ("id", "venue_id", "actor", "action", "target", "at_ms")
+    out = [{**{k: e[k] for k in keys}, "detail": json.loads(e["detail_json"])} for e in entries]
+    return web.json_response({"entries": out})

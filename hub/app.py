@@ -1,0 +1,107 @@
+"""The hub's aiohttp application: health checks, admin API, device API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from hub import admin_routes, device_routes, ticket_routes
+from hub.errors import error_middleware, error_response
+from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_PUBLIC_KEY, HUB_URL, STORE
+from hub.storage import HubStore, StoreUnavailable
+from protocol.native import public_key
+from protocol.signing import b64encode, key_fingerprint
+
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: manifests go down, not up; scan batches are small
+DEFAULT_ENROLLMENT_TTL_S = 600
+DEFAULT_EXPIRY_INTERVAL_S = 600.0
+
+log = logging.getLogger("hub")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/health/db")
+async def health_db(request: web.Request) -> web.Response:
+    try:
+        request.app[STORE].ping()
+    except StoreUnavailable:
+        return error_response(503, "db_unavailable", "The hub database is not reachable.")
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/api/hub")
+async def hub_identity(request: web.Request) -> web.Response:
+    """The hub's public key, so a device can compare it with the enrollment QR fingerprint."""
+    key = request.app[HUB_PUBLIC_KEY]
+    return web.json_response({"public_key": b64encode(key), "fingerprint": key_fingerprint(key)})
+
+
+def create_app(
+    store: HubStore,
+    hub_signing_seed: bytes,
+    *,
+    hub_url: str = "http://127.0.0.1:8080",
+    clock: Callable[[], int] = wall_clock_ms,
+    client_max_size: int = DEFAULT_MAX_BODY,
+    enrollment_ttl_s: int = DEFAULT_ENROLLMENT_TTL_S,
+    expiry_interval_s: float | None = DEFAULT_EXPIRY_INTERVAL_S,
+) -> web.Application:
+    """Build the app around an open store; the signing seed stays here, only its public key
+    is ever sent out."""
+    if len(hub_signing_seed) != 32:
+        raise ValueError("hub signing seed must be 32 bytes")
+    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+    app[STORE] = store
+    app[CLOCK] = clock
+    app[HUB_PUBLIC_KEY] = public_key(hub_signing_seed)
+    app[HUB_URL] = hub_url
+    app[ENROLLMENT_TTL_MS] = enrollment_ttl_s * 1000
+    app.add_routes(routes)
+    app.add_routes(admin_routes.routes)
+    app.add_routes(device_routes.routes)
+    app.add_routes(ticket_routes.routes)
+    if expiry_interval_s is not None:
+        app.cleanup_ctx.append(_expiry_job(expiry_interval_s))
+    return app
+
+
+def _expiry_job(
+    interval_s: float,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    """Runs the post-event expiry while the hub is up; stopped on shutdown."""
+
+    async def run(app: web.Application) -> None:
+        while True:
+            try:
+                expired = app[STORE].expire_tickets(app[CLOCK]())
+                if expired:
+                    log.info("tickets expired", extra={"count": expired})
+            except Exception:
+                log.exception("expiry job failed")
+            await asyncio.sleep(interval_s)
+
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(app))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context

@@ -1,0 +1,114 @@
+"""Who is calling: admin bearer tokens (tenant + optional venue + role) and signed devices.
+
+Scoping is enforced by passing the token's tenant and venue into every store lookup, so an id
+from elsewhere is "not found" rather than "forbidden": it does not even reveal it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from hub.errors import ApiError, not_found
+from hub.keys import CLOCK, STORE
+from protocol.signing import device_id_of, verify_request
+
+ADMIN, VENUE_MANAGER, BOX_OFFICE, VENUE_STAFF = (
+    "admin",
+    "venue_manager",
+    "box_office",
+    "venue_staff",
+)
+ROLES = (ADMIN, VENUE_MANAGER, BOX_OFFICE, VENUE_STAFF)
+
+# What each permission allows; handlers name the permission, never the roles.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "venue.create": frozenset({ADMIN}),
+    "venue.read": frozenset(ROLES),
+    "venue.configure": frozenset({ADMIN, VENUE_MANAGER}),
+    "device.read": frozenset({ADMIN, VENUE_MANAGER, VENUE_STAFF}),
+    "device.manage": frozenset({ADMIN, VENUE_MANAGER}),
+    "audit.read": frozenset({ADMIN, VENUE_MANAGER}),
+    "ticket.read": frozenset(ROLES),
+    "ticket.manage": frozenset({ADMIN, VENUE_MANAGER, BOX_OFFICE}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: str
+    tenant_id: str
+    venue_id: str | None  # None: every venue of the tenant
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.token_id}"
+
+
+def require_admin(request: web.Request, permission: str) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing_token", "Send an admin token as 'Authorization: Bearer'.")
+    row = request.app[STORE].token_for(token.strip())
+    if row is None:
+        raise ApiError(401, "invalid_token", "The admin token is not valid.")
+    principal = Principal(row["id"], row["tenant_id"], row["venue_id"], row["role"])
+    if principal.role not in PERMISSIONS[permission]:
+        raise ApiError(403, "forbidden_role", f"Role {principal.role} may not do this.")
+    return principal
+
+
+def scoped_venue(request: web.Request, principal: Principal, venue_id: str) -> dict[str, Any]:
+    venue = request.app[STORE].get_venue(venue_id, principal.tenant_id, principal.venue_id)
+    if venue is None:
+        raise not_found("venue")
+    return venue
+
+
+async def authenticate_device(
+    request: web.Request, *, allow_inactive: bool = False
+) -> tuple[dict[str, Any], bytes]:
+    """The calling device and the raw body, once its signature, timestamp and nonce pass.
+
+    A deactivated device is refused with 403 even with a perfect signature (unless the
+    caller asks to see it, to keep its scans for audit before refusing).
+    """
+    store = request.app[STORE]
+    device_id = device_id_of(request.headers)
+    if device_id is None:
+        raise ApiError(401, "missing_signature", "Device requests must be signed.")
+    device = store.get_device(device_id)
+    if device is None:
+        raise ApiError(401, "unknown_device", "This device is not enrolled at this hub.")
+    body = await request.read()
+    now_ms = request.app[CLOCK]()
+    error = verify_request(
+        method=request.method,
+        path=request.raw_path,
+        headers=request.headers,
+        body=body,
+        device_public_key=device["public_key"],
+        now_ms=now_ms,
+        seen_nonce=lambda nonce: not store.remember_nonce(device_id, nonce, now_ms),
+    )
+    if error is not None:
+        raise ApiError(401, error, _SIGNING_MESSAGES.get(error, "Request signature refused."))
+    if not device["active"] and not allow_inactive:
+        raise device_deactivated()
+    return device, body
+
+
+def device_deactivated() -> ApiError:
+    return ApiError(403, "device_deactivated", "This device has been deactivated.")
+
+
+_SIGNING_MESSAGES = {
+    "missing_signature": "Device requests must be signed.",
+    "bad_signature": "Request signature does not match.",
+    "stale_timestamp": "Request time is more than 5 minutes off the hub clock.",
+    "replayed_nonce": "This request was already received once (replay).",
+}

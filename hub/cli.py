@@ -1,0 +1,162 @@
+"""`gate-hub`: run the hub and administer it from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.app import create_app, wall_clock_ms
+from hub.auth import ADMIN, ROLES
+from hub.config import ConfigError, load_config, load_or_create_seed
+from hub.demo import make_demo
+from hub.importer import CatalogueError, import_files
+from hub.logs import configure_logging
+from hub.storage import HubStore
+
+log = logging.getLogger("hub")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gate-hub", description="Venue gate hub.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub HTTP server")
+    serve.add_argument("--config", help="JSON config file (or GATE_HUB_CONFIG)")
+    serve.add_argument("--db", help="SQLite database path (or GATE_HUB_DB)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--hub-url", dest="hub_url", help="URL devices use to reach the hub")
+    serve.add_argument("--key-file", dest="key_file", help="hub signing seed file")
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="action", required=True
+    )
+    tenant_create = tenant.add_parser("create", help="create a tenant, print its id")
+    tenant_create.add_argument("name")
+    tenant_create.add_argument("--db", required=True)
+
+    venue = sub.add_parser("venue", help="manage venues").add_subparsers(
+        dest="action", required=True
+    )
+    venue_create = venue.add_parser("create", help="create a venue, print its id")
+    venue_create.add_argument("name")
+    venue_create.add_argument("--tenant", required=True, help="tenant id or name")
+    venue_create.add_argument("--timezone", required=True)
+    venue_create.add_argument("--db", required=True)
+
+    token = sub.add_parser("token", help="manage admin tokens").add_subparsers(
+        dest="action", required=True
+    )
+    token_create = token.add_parser("create", help="mint an admin token (printed once)")
+    token_create.add_argument("--tenant", required=True, help="tenant id or name")
+    token_create.add_argument("--role", required=True, choices=ROLES)
+    token_create.add_argument("--venue", help="venue id; required for every role but admin")
+    token_create.add_argument("--label", default="")
+    token_create.add_argument("--db", required=True)
+
+    imp = sub.add_parser("import", help="import events, ticket types, tickets (CSV/JSONL)")
+    imp.add_argument("files", nargs="+", type=Path)
+    imp.add_argument("--tenant", required=True, help="tenant id or name")
+    imp.add_argument("--db", required=True)
+
+    demo = sub.add_parser("demo-data", help="create a demo venue, event and tickets")
+    demo.add_argument("--tickets", type=int, default=1000)
+    demo.add_argument("--db", required=True)
+
+    expire = sub.add_parser("expire", help="expire tickets 24 h after their event ended")
+    expire.add_argument("--db", required=True)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"gate-hub: {message}", file=sys.stderr)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {k: getattr(args, k) for k in ("db", "host", "port", "hub_url", "key_file")}
+    try:
+        config = load_config(args.config, os.environ, flags)
+        seed = load_or_create_seed(config.resolved_key_file)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    configure_logging(config.log_level)
+    store = HubStore(config.db)
+    app = create_app(
+        store,
+        seed,
+        hub_url=config.resolved_hub_url,
+        client_max_size=config.client_max_size,
+        enrollment_ttl_s=config.enrollment_ttl_s,
+    )
+
+    async def close_store(_: web.Application) -> None:
+        store.close()
+        log.info("hub stopped")
+
+    app.on_cleanup.append(close_store)
+    log.info("hub starting", extra={"host": config.host, "port": config.port, "db": config.db})
+    # run_app stops on SIGINT/SIGTERM: it stops accepting, lets requests finish, then cleans up.
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=10)
+    return 0
+
+
+def _admin(args: argparse.Namespace) -> int:
+    store = HubStore(args.db)
+    try:
+        now = wall_clock_ms()
+        if args.command == "tenant":
+            if store.find_tenant(args.name) is not None:
+                return _fail(f"tenant {args.name} already exists")
+            print(store.create_tenant(args.name, now)["id"])
+            return 0
+        if args.command == "demo-data":
+            if not 0 <= args.tickets <= 1_000_000:
+                return _fail("--tickets must be from 0 to 1000000")
+            print(json.dumps(make_demo(store, args.tickets, now), indent=2))
+            return 0
+        if args.command == "expire":
+            print(f"expired {store.expire_tickets(now)} tickets")
+            return 0
+        tenant = store.find_tenant(args.tenant)
+        if tenant is None:
+            return _fail(f"no tenant {args.tenant}")
+        if args.command == "import":
+            try:
+                done = import_files(store, tenant["id"], args.files, "cli", now)
+            except CatalogueError as exc:
+                return _fail(f"{exc} (nothing imported)")
+            counts = (len(done.events), len(done.ticket_types), len(done.tickets))
+            print("imported {} events, {} ticket types, {} tickets".format(*counts))
+            return 0
+        if args.command == "venue":
+            row = store.create_venue(tenant["id"], args.name, args.timezone, "cli", now)
+            print(row["id"])
+            return 0
+        if args.venue is None and args.role != ADMIN:
+            return _fail(f"role {args.role} needs --venue")
+        if args.venue is not None and store.get_venue(args.venue, tenant["id"]) is None:
+            return _fail(f"no venue {args.venue} for tenant {args.tenant}")
+        _, token = store.create_token(tenant["id"], args.venue, args.role, args.label, now)
+        print(token)
+        return 0
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _admin(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

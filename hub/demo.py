@@ -1,0 +1,88 @@
+"""`gate-hub demo-data`: a ready-to-scan venue, event and N tickets for trying the system."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.storage import HubStore
+from hub.store_base import new_id
+from manifests.model import TicketStatus
+from manifests.policy import GA, HOUR_MS, TEMPLATES, VIP
+
+DEMO_TENANT = "demo"
+_FIRST = ("Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas")
+_LAST = ("Okafor", "Schmidt", "Nakamura", "Rossi", "Silva", "Dubois", "Kowalski", "Haddad")
+
+
+def make_demo(store: HubStore, tickets: int, now_ms: int, seed: int = 7) -> dict[str, Any]:
+    """A fresh demo venue (each run adds one) with an event starting in two hours."""
+    rng = random.Random(seed)
+    tenant = store.find_tenant(DEMO_TENANT) or store.create_tenant(DEMO_TENANT, now_ms)
+    n = len(store.list_venues(tenant["id"])) + 1
+    venue = store.create_venue(tenant["id"], f"Demo Arena {n}", "UTC", "demo", now_ms)
+    for zone in (GA, VIP):
+        store.create_zone(tenant["id"], venue["id"], zone, "demo", now_ms)
+    store.create_gate(tenant["id"], venue["id"], "North", "entry", [GA, VIP], "demo", now_ms)
+    store.create_gate(tenant["id"], venue["id"], "Exit", "exit", [], "demo", now_ms)
+    start = now_ms + 2 * HOUR_MS
+    codes = store.event_codes()
+    code = next(c for c in iter(lambda: rng.randrange(1, 2**32), None) if c not in codes)
+    event = {
+        "id": new_id(),
+        "venue_id": venue["id"],
+        "code": code,
+        "name": "Demo Night",
+        "timezone": "UTC",
+        "start_ms": start,
+        "end_ms": start + 4 * HOUR_MS,
+        "doors_ms": start - HOUR_MS,
+        "days_json": json.dumps([datetime.fromtimestamp(start / 1000, UTC).date().isoformat()]),
+        "policy_json": json.dumps(TEMPLATES["concert"].to_json()),
+        "comp_limit": 50,
+    }
+    types = [
+        {
+            "id": new_id(),
+            "event_id": event["id"],
+            "code": 1,
+            "name": "General Admission",
+            "zone": GA,
+        },
+        {"id": new_id(), "event_id": event["id"], "code": 2, "name": "VIP", "zone": VIP},
+    ]
+    rows = []
+    for i in range(tickets):
+        kind = types[1] if i % 10 == 0 else types[0]
+        rows.append(
+            {
+                "id": new_id(),
+                "event_id": event["id"],
+                "ticket_type_id": kind["id"],
+                "status": str(TicketStatus.ACTIVE),
+                "generation": 0,
+                "zone": kind["zone"],
+                "seat": None,
+                "holder_name": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+                "valid_days_json": "[]",
+            }
+        )
+    store.import_catalogue(
+        tenant_id=tenant["id"],
+        events=[event],
+        ticket_types=types,
+        tickets=rows,
+        actor="demo",
+        now_ms=now_ms,
+    )
+    _, token = store.create_token(tenant["id"], None, "admin", "demo", now_ms)
+    return {
+        "tenant_id": tenant["id"],
+        "venue_id": venue["id"],
+        "event_id": event["id"],
+        "event_code": code,
+        "tickets": tickets,
+        "admin_token": token,
+    }

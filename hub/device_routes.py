@@ -1,0 +1,118 @@
+"""Device API: enrollment with a one-time code, then only signed requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
+
+from hub.auth import authenticate_device, device_deactivated
+from hub.errors import ApiError, Fields, parse_json_object, read_json_object
+from hub.keys import CLOCK, HUB_PUBLIC_KEY, STORE
+from hub.scan_upload import parse_upload
+from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
+from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
+
+routes = web.RouteTableDef()
+
+_ENROLLMENT_MESSAGES = {
+    ENROLLMENT_INVALID: "This enrollment code is not valid.",
+    ENROLLMENT_EXPIRED: "This enrollment code has expired: ask for a new one.",
+    ENROLLMENT_USED: "This enrollment code was already used: ask for a new one.",
+}
+
+
+def own_device_json(device: dict[str, Any], hub_public_key: bytes) -> dict[str, Any]:
+    """What a device may know about itself (never other devices)."""
+    return {
+        "device_id": device["id"],
+        "venue_id": device["venue_id"],
+        "hardware_id": device["hardware_id"],
+        "name": device["name"],
+        "gate_id": device["gate_id"],
+        "zone": device["zone"],
+        "active": bool(device["active"]),
+        "hub_public_key": b64encode(hub_public_key),
+        "hub_key_fingerprint": key_fingerprint(hub_public_key),
+    }
+
+
+def _public_key(text: str) -> bytes:
+    try:
+        key = b64decode(text)
+        VerifyKey(key)
+    except (ValueError, CryptoError, TypeError):
+        raise ApiError(400, "invalid_public_key", "public_key must be an Ed25519 key.") from None
+    if len(key) != 32:
+        raise ApiError(400, "invalid_public_key", "public_key must be an Ed25519 key.")
+    return key
+
+
+@routes.post("/api/device/enroll")
+async def enroll(request: web.Request) -> web.Response:
+    f = Fields(
+        await read_json_object(request), {"code", "hardware_id", "public_key", "app_version"}
+    )
+    code = f.text("code", max_len=100)
+    hardware_id = f.text("hardware_id", max_len=128)
+    key = _public_key(f.text("public_key", max_len=100) or "")
+    app_version = f.text("app_version", required=False, max_len=50)
+    result = request.app[STORE].enroll_device(
+        code=code,
+        hardware_id=hardware_id,
+        public_key=key,
+        app_version=app_version,
+        now_ms=request.app[CLOCK](),
+    )
+    if isinstance(result, str):
+        raise ApiError(403, result, _ENROLLMENT_MESSAGES[result])
+    return web.json_response(own_device_json(result, request.app[HUB_PUBLIC_KEY]), status=201)
+
+
+@routes.get("/api/device/me")
+async def me(request: web.Request) -> web.Response:
+    device, _ = await authenticate_device(request)
+    request.app[STORE].record_heartbeat(device["id"], request.app[CLOCK]())
+    return web.json_response(own_device_json(device, request.app[HUB_PUBLIC_KEY]))
+
+
+@routes.post("/api/device/heartbeat")
+async def heartbeat(request: web.Request) -> web.Response:
+    """The device's health report; the clock offset comes from its signed timestamp."""
+    device, raw = await authenticate_device(request)
+    f = Fields(parse_json_object(raw), {"app_version", "pending_uploads", "manifest_revisions"})
+    app_version = f.text("app_version", required=False, max_len=50)
+    pending = f.integer("pending_uploads", required=False, high=10_000_000)
+    revisions = f.int_map("manifest_revisions")
+    now_ms = request.app[CLOCK]()
+    request.app[STORE].record_heartbeat(
+        device["id"],
+        now_ms,
+        app_version=app_version,
+        pending_uploads=pending,
+        manifest_revisions=revisions,
+        clock_offset_ms=int(request.headers[HEADER_TIMESTAMP]) - now_ms,
+    )
+    return web.json_response({"ok": True, "hub_time_ms": now_ms})
+
+
+@routes.post("/api/device/scans")
+async def upload_scans(request: web.Request) -> web.Response:
+    """Store a batch of scans; acknowledge only after commit. A deactivated device's scans
+    are kept for audit (marked) and the device is still refused."""
+    device, raw = await authenticate_device(request, allow_inactive=True)
+    deactivated = not device["active"]
+    try:
+        rows = parse_upload(parse_json_object(raw), device)
+    except ApiError:
+        if deactivated:
+            raise device_deactivated() from None
+        raise
+    store, now_ms = request.app[STORE], request.app[CLOCK]()
+    acked = store.record_scans(device["id"], rows, now_ms, deactivated=deactivated)
+    if deactivated:
+        raise device_deactivated()
+    store.record_heartbeat(device["id"], now_ms)
+    return web.json_response({"acked": acked})

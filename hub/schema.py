@@ -1,0 +1,190 @@
+"""The hub's SQLite schema. Times are epoch milliseconds (UTC); ids are UUID strings.
+
+Kept as plain DDL so a PostgreSQL store can be written from the same model.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS venues (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS zones (
+    id TEXT PRIMARY KEY,
+    venue_id TEXT NOT NULL REFERENCES venues(id),
+    name TEXT NOT NULL,
+    UNIQUE (venue_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS gates (
+    id TEXT PRIMARY KEY,
+    venue_id TEXT NOT NULL REFERENCES venues(id),
+    name TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('entry', 'exit')),
+    zones_json TEXT NOT NULL DEFAULT '[]',  -- zone names this gate leads into
+    UNIQUE (venue_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    venue_id TEXT NOT NULL REFERENCES venues(id),
+    code INTEGER NOT NULL UNIQUE,  -- short code native credentials carry
+    name TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    doors_ms INTEGER,
+    days_json TEXT NOT NULL DEFAULT '[]',
+    policy_json TEXT NOT NULL DEFAULT '{}',
+    comp_limit INTEGER,
+    created_ms INTEGER NOT NULL,
+    CHECK (end_ms >= start_ms)
+);
+
+CREATE TABLE IF NOT EXISTS ticket_types (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL REFERENCES events(id),
+    code INTEGER NOT NULL,  -- native ticket-type code
+    name TEXT NOT NULL,
+    zone TEXT,
+    UNIQUE (event_id, code),
+    UNIQUE (event_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS tickets (
+    id TEXT PRIMARY KEY,  -- the backend's ticket UUID
+    event_id TEXT NOT NULL REFERENCES events(id),
+    ticket_type_id TEXT REFERENCES ticket_types(id),
+    status TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    zone TEXT,
+    seat TEXT,
+    holder_name TEXT,
+    valid_days_json TEXT NOT NULL DEFAULT '[]',
+    lock_reason TEXT,
+    locked_by TEXT,
+    locked_ms INTEGER,
+    comp_reason TEXT,
+    comp_issuer TEXT,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_event ON tickets(event_id);
+
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    venue_id TEXT NOT NULL REFERENCES venues(id),
+    hardware_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    gate_id TEXT REFERENCES gates(id),
+    zone TEXT,
+    public_key BLOB NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    enrolled_ms INTEGER NOT NULL,
+    deactivated_ms INTEGER,
+    last_seen_ms INTEGER,
+    app_version TEXT,
+    manifest_revisions_json TEXT NOT NULL DEFAULT '{}',  -- event id -> revision held
+    pending_uploads INTEGER NOT NULL DEFAULT 0,
+    clock_offset_ms INTEGER,
+    UNIQUE (venue_id, hardware_id)
+);
+
+CREATE TABLE IF NOT EXISTS enrollment_codes (
+    id TEXT PRIMARY KEY,
+    code_hash TEXT NOT NULL UNIQUE,  -- SHA-256 of the code; the code itself is never stored
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    venue_id TEXT NOT NULL REFERENCES venues(id),
+    gate_id TEXT REFERENCES gates(id),
+    zone TEXT,
+    name TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    used_ms INTEGER,
+    device_id TEXT REFERENCES devices(id)
+);
+
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    device_seq INTEGER NOT NULL,
+    event_id TEXT,
+    ticket_id TEXT,
+    raw_hash TEXT,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    gate_id TEXT,
+    zone TEXT,
+    scanned_ms INTEGER NOT NULL,
+    manifest_revision INTEGER,
+    counted INTEGER NOT NULL DEFAULT 0,
+    detail_json TEXT NOT NULL DEFAULT '{}',  -- everything else the device reported
+    arrived_ms INTEGER NOT NULL,
+    device_deactivated INTEGER NOT NULL DEFAULT 0,  -- kept for audit, never counted
+    UNIQUE (device_id, device_seq)
+);
+CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id);
+
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT,
+    ticket_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    scan_ids_json TEXT NOT NULL DEFAULT '[]',
+    detail_json TEXT NOT NULL DEFAULT '{}',
+    detected_ms INTEGER NOT NULL,
+    resolved_ms INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS admin_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,  -- SHA-256 of the bearer token
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    venue_id TEXT REFERENCES venues(id),
+    role TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    venue_id TEXT,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail_json TEXT NOT NULL DEFAULT '{}',
+    at_ms INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS request_nonces (
+    device_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+);
+CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
+"""

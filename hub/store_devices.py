@@ -1,0 +1,278 @@
+"""HubStore's device half: enrollment codes, devices, request nonces and uploaded scans."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hub.store_base import Row, StoreBase, new_id, secret_hash
+from protocol.signing import NONCE_MEMORY_MS
+
+ENROLLMENT_INVALID = "invalid_enrollment_code"
+ENROLLMENT_EXPIRED = "expired_enrollment_code"
+ENROLLMENT_USED = "used_enrollment_code"
+
+
+class DeviceStore(StoreBase):
+    # enrollment ---------------------------------------------------------------------------
+    def create_enrollment(
+        self,
+        *,
+        tenant_id: str,
+        venue_id: str,
+        gate_id: str | None,
+        zone: str | None,
+        name: str,
+        actor: str,
+        now_ms: int,
+        ttl_ms: int,
+    ) -> tuple[Row, str]:
+        """A one-time code for one device; only its hash is stored."""
+        code = secrets.token_urlsafe(12)
+        row = {
+            "id": new_id(),
+            "code_hash": secret_hash(code),
+            "tenant_id": tenant_id,
+            "venue_id": venue_id,
+            "gate_id": gate_id,
+            "zone": zone,
+            "name": name,
+            "created_by": actor,
+            "created_ms": now_ms,
+            "expires_ms": now_ms + ttl_ms,
+        }
+        with self.db.atomic():
+            self.db["enrollment_codes"].insert(row)
+            detail = {k: row[k] for k in ("gate_id", "zone", "name", "expires_ms")}
+            self._audit(tenant_id, venue_id, actor, "enrollment.create", row["id"], detail, now_ms)
+        return row, code
+
+    def enroll_device(
+        self,
+        *,
+        code: str,
+        hardware_id: str,
+        public_key: bytes,
+        app_version: str | None,
+        now_ms: int,
+    ) -> Row | str:
+        """Spend an enrollment code on a device: the device row, or an error code.
+
+        Re-enrolling a hardware id already known at the venue updates that device (new key,
+        active again), as the backend's register did.
+        """
+        with self.db.atomic():
+            grant = self._one(
+                "SELECT * FROM enrollment_codes WHERE code_hash = ?", [secret_hash(code)]
+            )
+            if grant is None:
+                return ENROLLMENT_INVALID
+            if grant["used_ms"] is not None:
+                return ENROLLMENT_USED
+            if now_ms >= grant["expires_ms"]:
+                return ENROLLMENT_EXPIRED
+            existing = self._one(
+                "SELECT id FROM devices WHERE venue_id = ? AND hardware_id = ?",
+                [grant["venue_id"], hardware_id],
+            )
+            fields = {
+                "name": grant["name"],
+                "gate_id": grant["gate_id"],
+                "zone": grant["zone"],
+                "public_key": public_key,
+                "active": 1,
+                "enrolled_ms": now_ms,
+                "deactivated_ms": None,
+                "last_seen_ms": now_ms,
+                "app_version": app_version,
+            }
+            if existing:
+                device_id = existing["id"]
+                self.db["devices"].update(device_id, fields)
+            else:
+                device_id = new_id()
+                self.db["devices"].insert(
+                    {
+                        "id": device_id,
+                        "tenant_id": grant["tenant_id"],
+                        "venue_id": grant["venue_id"],
+                        "hardware_id": hardware_id,
+                        **fields,
+                    }
+                )
+            claimed = self.db.execute(
+                "UPDATE enrollment_codes SET used_ms = ?, device_id = ? "
+                "WHERE id = ? AND used_ms IS NULL",
+                [now_ms, device_id, grant["id"]],
+            ).rowcount
+            if claimed != 1:
+                raise sqlite3.IntegrityError("enrollment code claimed twice")
+            detail = {"hardware_id": hardware_id, "re_enrolled": bool(existing)}
+            self._audit(
+                grant["tenant_id"],
+                grant["venue_id"],
+                f"enrollment:{grant['id']}",
+                "device.enroll",
+                device_id,
+                detail,
+                now_ms,
+            )
+        device = self.get_device(device_id)
+        assert device is not None
+        return device
+
+    # devices ------------------------------------------------------------------------------
+    def get_device(self, device_id: str) -> Row | None:
+        """Unscoped: for authenticating a device's own signed requests."""
+        return self._one("SELECT * FROM devices WHERE id = ?", [device_id])
+
+    def get_device_scoped(
+        self, device_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None:
+        device = self._one(
+            "SELECT * FROM devices WHERE id = ? AND tenant_id = ?", [device_id, tenant_id]
+        )
+        if device is None or (scope_venue is not None and device["venue_id"] != scope_venue):
+            return None
+        return device
+
+    def list_devices(
+        self, tenant_id: str, scope_venue: str | None = None, active: bool | None = None
+    ) -> list[Row]:
+        sql = "SELECT * FROM devices WHERE tenant_id = ?"
+        params: list[Any] = [tenant_id]
+        if scope_venue is not None:
+            sql += " AND venue_id = ?"
+            params.append(scope_venue)
+        if active is not None:
+            sql += " AND active = ?"
+            params.append(int(active))
+        return list(self.db.query(sql + " ORDER BY name, id", params))
+
+    def deactivate_device(self, device: Row, actor: str, now_ms: int) -> Row:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE devices SET active = 0, deactivated_ms = ? WHERE id = ?",
+                [now_ms, device["id"]],
+            )
+            self._audit(
+                device["tenant_id"],
+                device["venue_id"],
+                actor,
+                "device.deactivate",
+                device["id"],
+                {"was_active": bool(device["active"])},
+                now_ms,
+            )
+        updated = self.get_device(device["id"])
+        assert updated is not None
+        return updated
+
+    def update_device(
+        self, device: Row, changes: Mapping[str, Any], actor: str, now_ms: int
+    ) -> Row:
+        """Rename a device or move it to another gate/zone of its venue (as re-register did)."""
+        allowed = {"name", "gate_id", "zone"}
+        if not set(changes) <= allowed:
+            raise ValueError(f"only {sorted(allowed)} may change")
+        with self.db.atomic():
+            if changes:
+                self.db["devices"].update(device["id"], dict(changes))
+            detail = {k: [device[k], v] for k, v in changes.items()}
+            self._audit(
+                device["tenant_id"],
+                device["venue_id"],
+                actor,
+                "device.update",
+                device["id"],
+                detail,
+                now_ms,
+            )
+        updated = self.get_device(device["id"])
+        assert updated is not None
+        return updated
+
+    def record_heartbeat(
+        self,
+        device_id: str,
+        now_ms: int,
+        *,
+        app_version: str | None = None,
+        pending_uploads: int | None = None,
+        manifest_revisions: Mapping[str, int] | None = None,
+        clock_offset_ms: int | None = None,
+    ) -> None:
+        """What a device reports about itself; None leaves a field as it was."""
+        fields: dict[str, Any] = {"last_seen_ms": now_ms}
+        if app_version is not None:
+            fields["app_version"] = app_version
+        if pending_uploads is not None:
+            fields["pending_uploads"] = pending_uploads
+        if manifest_revisions is not None:
+            fields["manifest_revisions_json"] = json.dumps(dict(manifest_revisions))
+        if clock_offset_ms is not None:
+            fields["clock_offset_ms"] = clock_offset_ms
+        self.db["devices"].update(device_id, fields)
+
+    def remember_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
+        """True when the nonce is new for this device (and is now remembered)."""
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM request_nonces WHERE seen_ms < ?", [now_ms - NONCE_MEMORY_MS]
+            )
+            inserted = self.db.execute(
+                "INSERT OR IGNORE INTO request_nonces (device_id, nonce, seen_ms) VALUES (?, ?, ?)",
+                [device_id, nonce, now_ms],
+            ).rowcount
+        return inserted == 1
+
+    # scans --------------------------------------------------------------------------------
+    def record_scans(
+        self, device_id: str, scans: Iterable[Mapping[str, Any]], now_ms: int, *, deactivated: bool
+    ) -> list[int]:
+        """Store scans idempotently by (device, device_seq); returns the seqs now stored.
+
+        A re-sent scan changes nothing, except that a pending attention scan may take its
+        later confirmation. A deactivated device's scans are kept for audit, marked.
+        """
+        columns = (
+            "event_id",
+            "ticket_id",
+            "raw_hash",
+            "verdict",
+            "reason",
+            "direction",
+            "gate_id",
+            "zone",
+            "scanned_ms",
+            "manifest_revision",
+            "counted",
+        )
+        stored: list[int] = []
+        with self.db.atomic():
+            for scan in scans:
+                detail = {k: v for k, v in scan.items() if k not in columns and k != "seq"}
+                values = [scan.get(c) for c in columns]
+                self.db.execute(
+                    "INSERT INTO scans (device_id, device_seq, "
+                    + ", ".join(columns)
+                    + ", detail_json, arrived_ms, device_deactivated) VALUES ("
+                    + ", ".join("?" * (len(columns) + 5))
+                    + ") ON CONFLICT (device_id, device_seq) DO UPDATE SET"
+                    " counted = excluded.counted, detail_json = excluded.detail_json"
+                    " WHERE scans.verdict = 'attention' AND excluded.verdict = 'attention'"
+                    " AND json_extract(scans.detail_json, '$.confirmed') IS NULL",
+                    [device_id, scan["seq"], *values, json.dumps(detail), now_ms, int(deactivated)],
+                )
+                stored.append(int(scan["seq"]))
+        return stored
+
+    def scans_of_device(self, device_id: str) -> list[Row]:
+        return list(
+            self.db.query(
+                "SELECT * FROM scans WHERE device_id = ? ORDER BY device_seq", [device_id]
+            )
+        )

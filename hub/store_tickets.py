@@ -1,0 +1,241 @@
+"""HubStore's ticket half: events, ticket types, tickets and the venue operations on them
+(comps, locks, reissue, post-event expiry)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from hub.store_base import Row, StoreBase, new_id
+from manifests.model import ADMITTING_STATUSES, TicketStatus
+from manifests.policy import EXPIRY_AFTER_END_MS
+
+COMP_LIMIT_REACHED = "comp_limit_reached"
+NOT_REISSUABLE = "ticket_not_reissuable"
+REISSUE_REASON = "duplicate_ticket"
+EXPIRING_STATUSES = (TicketStatus.ACTIVE, TicketStatus.TRANSFERRED)
+
+_TICKET_SCOPE = (
+    "SELECT t.*, e.venue_id AS venue_id, tt.name AS ticket_type_name FROM tickets t"
+    " JOIN events e ON e.id = t.event_id JOIN venues v ON v.id = e.venue_id"
+    " LEFT JOIN ticket_types tt ON tt.id = t.ticket_type_id"
+    " WHERE v.tenant_id = ?"
+)
+
+
+class TicketStore(StoreBase):
+    # events and ticket types --------------------------------------------------------------
+    def event_exists(self, event_id: str) -> bool:
+        """Unscoped: ids are global, so an import must not reuse any tenant's id."""
+        return self._one("SELECT id FROM events WHERE id = ?", [event_id]) is not None
+
+    def event_codes(self) -> set[int]:
+        return {r["code"] for r in self.db.query("SELECT code FROM events")}
+
+    def import_catalogue(
+        self,
+        *,
+        tenant_id: str,
+        events: Sequence[Mapping[str, Any]],
+        ticket_types: Sequence[Mapping[str, Any]],
+        tickets: Sequence[Mapping[str, Any]],
+        actor: str,
+        now_ms: int,
+    ) -> None:
+        """Insert already-validated rows in one transaction: all of them or none."""
+        with self.db.atomic():
+            for event in events:
+                self.db["events"].insert({**event, "created_ms": now_ms})
+            if ticket_types:
+                self.db["ticket_types"].insert_all(ticket_types)
+            if tickets:
+                rows = ({**t, "updated_ms": now_ms} for t in tickets)
+                self.db["tickets"].insert_all(rows, batch_size=500)
+            detail = {"events": len(events), "types": len(ticket_types), "tickets": len(tickets)}
+            self._audit(tenant_id, None, actor, "catalogue.import", "-", detail, now_ms)
+
+    def get_event(
+        self, event_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None:
+        event = self._one(
+            "SELECT e.* FROM events e JOIN venues v ON v.id = e.venue_id"
+            " WHERE e.id = ? AND v.tenant_id = ?",
+            [event_id, tenant_id],
+        )
+        if event is None or (scope_venue is not None and event["venue_id"] != scope_venue):
+            return None
+        return event
+
+    def ticket_types_of(self, event_id: str) -> list[Row]:
+        return list(
+            self.db.query("SELECT * FROM ticket_types WHERE event_id = ? ORDER BY code", [event_id])
+        )
+
+    # tickets ------------------------------------------------------------------------------
+    def existing_ticket_ids(self, ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        chunk: list[str] = []
+        for ticket_id in [*ids, None]:
+            if ticket_id is not None:
+                chunk.append(ticket_id)
+            if chunk and (ticket_id is None or len(chunk) == 500):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id FROM tickets WHERE id IN ({marks})"
+                found |= {r["id"] for r in self.db.query(sql, chunk)}
+                chunk = []
+        return found
+
+    def get_tickets(
+        self, ticket_ids: Sequence[str], tenant_id: str, scope_venue: str | None = None
+    ) -> dict[str, Row]:
+        """The tickets among `ticket_ids` this tenant (and venue) may see, by id."""
+        if not ticket_ids:
+            return {}
+        marks = ",".join("?" * len(ticket_ids))
+        sql = _TICKET_SCOPE + f" AND t.id IN ({marks})"
+        params: list[Any] = [tenant_id, *ticket_ids]
+        if scope_venue is not None:
+            sql += " AND e.venue_id = ?"
+            params.append(scope_venue)
+        return {r["id"]: r for r in self.db.query(sql, params)}
+
+    def get_ticket(
+        self, ticket_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None:
+        return self.get_tickets([ticket_id], tenant_id, scope_venue).get(ticket_id)
+
+    def issue_comp(
+        self,
+        *,
+        event: Row,
+        tenant_id: str,
+        reason: str,
+        holder_name: str,
+        ticket_type_id: str | None,
+        zone: str | None,
+        seat: str | None,
+        actor: str,
+        now_ms: int,
+    ) -> Row | str:
+        """A complimentary ticket, unless the event's comp limit is reached."""
+        with self.db.atomic():
+            if event["comp_limit"] is not None:
+                issued = self.db.execute(
+                    "SELECT count(*) FROM tickets WHERE event_id = ? AND comp_reason IS NOT NULL",
+                    [event["id"]],
+                ).fetchone()[0]
+                if issued >= event["comp_limit"]:
+                    return COMP_LIMIT_REACHED
+            row = {
+                "id": new_id(),
+                "event_id": event["id"],
+                "ticket_type_id": ticket_type_id,
+                "status": str(TicketStatus.ACTIVE),
+                "generation": 0,
+                "zone": zone,
+                "seat": seat,
+                "holder_name": holder_name,
+                "comp_reason": reason,
+                "comp_issuer": actor,
+                "updated_ms": now_ms,
+            }
+            self.db["tickets"].insert(row)
+            detail = {"reason": reason, "event_id": event["id"]}
+            self._audit(
+                tenant_id, event["venue_id"], actor, "ticket.comp", row["id"], detail, now_ms
+            )
+        return self.get_ticket(row["id"], tenant_id) or row
+
+    def set_locks(
+        self,
+        tickets: Sequence[Row],
+        tenant_id: str,
+        reason: str | None,
+        actor: str,
+        now_ms: int,
+    ) -> None:
+        """Lock (reason given) or unlock (reason None) every ticket, in one transaction."""
+        action = "ticket.lock" if reason is not None else "ticket.unlock"
+        with self.db.atomic():
+            for ticket in tickets:
+                self.db["tickets"].update(
+                    ticket["id"],
+                    {
+                        "lock_reason": reason,
+                        "locked_by": actor if reason is not None else None,
+                        "locked_ms": now_ms if reason is not None else None,
+                        "updated_ms": now_ms,
+                    },
+                )
+                detail = {"reason": reason, "previous": ticket["lock_reason"]}
+                self._audit(
+                    tenant_id, ticket["venue_id"], actor, action, ticket["id"], detail, now_ms
+                )
+
+    def reissue_ticket(self, ticket: Row, tenant_id: str, actor: str, now_ms: int) -> Row | str:
+        """New code for the same ticket: the generation goes up, so every code of the old
+        generation is refused as superseded; the old one is recorded as a duplicate_ticket."""
+        if ticket["status"] not in ADMITTING_STATUSES:
+            return NOT_REISSUABLE
+        with self.db.atomic():
+            self.db["tickets"].update(
+                ticket["id"], {"generation": ticket["generation"] + 1, "updated_ms": now_ms}
+            )
+            detail = {"revoked_generation": ticket["generation"], "reason": REISSUE_REASON}
+            self._audit(
+                tenant_id, ticket["venue_id"], actor, "ticket.reissue", ticket["id"], detail, now_ms
+            )
+        fresh = self.get_ticket(ticket["id"], tenant_id)
+        assert fresh is not None
+        return fresh
+
+    def expire_tickets(self, now_ms: int) -> int:
+        """Post-event job: ACTIVE/TRANSFERRED tickets become EXPIRED 24 h after the end."""
+        statuses = [str(s) for s in EXPIRING_STATUSES]
+        cutoff = now_ms - EXPIRY_AFTER_END_MS
+        with self.db.atomic():
+            due = list(
+                self.db.query(
+                    "SELECT e.id, e.venue_id, v.tenant_id, count(t.id) AS n FROM events e"
+                    " JOIN venues v ON v.id = e.venue_id JOIN tickets t ON t.event_id = e.id"
+                    " WHERE e.end_ms <= ? AND t.status IN (?, ?) GROUP BY e.id",
+                    [cutoff, *statuses],
+                )
+            )
+            for event in due:
+                self.db.execute(
+                    "UPDATE tickets SET status = ?, updated_ms = ?"
+                    " WHERE event_id = ? AND status IN (?, ?)",
+                    [str(TicketStatus.EXPIRED), now_ms, event["id"], *statuses],
+                )
+                self._audit(
+                    event["tenant_id"],
+                    event["venue_id"],
+                    "system:expiry",
+                    "tickets.expire",
+                    event["id"],
+                    {"expired": event["n"]},
+                    now_ms,
+                )
+        return sum(e["n"] for e in due)
+
+
+def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "event_id": row["event_id"],
+        "venue_id": row["venue_id"],
+        "status": row["status"],
+        "generation": row["generation"],
+        "ticket_type": row["ticket_type_name"],
+        "zone": row["zone"],
+        "seat": row["seat"],
+        "holder_name": row["holder_name"],
+        "valid_days": json.loads(row["valid_days_json"]),
+        "lock_reason": row["lock_reason"],
+        "locked_by": row["locked_by"],
+        "locked_ms": row["locked_ms"],
+        "comp_reason": row["comp_reason"],
+        "comp_issuer": row["comp_issuer"],
+    }

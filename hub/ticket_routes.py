@@ -1,0 +1,142 @@
+"""Venue operations on tickets: look up, issue comps, lock/unlock (also in bulk), reissue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from hub.auth import Principal, require_admin
+from hub.errors import ApiError, Fields, not_found, read_json_object
+from hub.keys import CLOCK, STORE
+from hub.store_tickets import COMP_LIMIT_REACHED, ticket_json
+from manifests.model import COMP_REASONS, LOCK_REASONS
+
+routes = web.RouteTableDef()
+MAX_BULK = 1000
+
+
+def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "venue_id": row["venue_id"],
+        "code": row["code"],
+        "name": row["name"],
+        "timezone": row["timezone"],
+        "start_ms": row["start_ms"],
+        "end_ms": row["end_ms"],
+        "doors_ms": row["doors_ms"],
+        "days": json.loads(row["days_json"]),
+        "policy": json.loads(row["policy_json"]),
+        "comp_limit": row["comp_limit"],
+        "ticket_types": [{"code": t["code"], "name": t["name"], "zone": t["zone"]} for t in types],
+    }
+
+
+def _event(request: web.Request, p: Principal) -> dict[str, Any]:
+    event = request.app[STORE].get_event(request.match_info["event_id"], p.tenant_id, p.venue_id)
+    if event is None:
+        raise not_found("event")
+    return event
+
+
+def _ticket_ids(f: Fields) -> list[str]:
+    ids = f.text_list("ticket_ids", max_items=MAX_BULK)
+    if not ids:
+        raise ApiError(400, "missing_field", "Field ticket_ids must name at least one ticket.")
+    return list(dict.fromkeys(ids))
+
+
+def _scoped_tickets(request: web.Request, p: Principal, ids: list[str]) -> list[dict[str, Any]]:
+    """Every named ticket, or 404 naming the first one this token cannot see."""
+    found = request.app[STORE].get_tickets(ids, p.tenant_id, p.venue_id)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ApiError(404, "not_found", f"No such ticket: {missing[0]}.")
+    return [found[i] for i in ids]
+
+
+@routes.get("/api/admin/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    p = require_admin(request, "ticket.read")
+    event = _event(request, p)
+    types = request.app[STORE].ticket_types_of(event["id"])
+    return web.json_response(event_json(event, types))
+
+
+@routes.get("/api/admin/tickets/{ticket_id}")
+async def get_ticket(request: web.Request) -> web.Response:
+    p = require_admin(request, "ticket.read")
+    ids = [request.match_info["ticket_id"]]
+    return web.json_response(ticket_json(_scoped_tickets(request, p, ids)[0]))
+
+
+@routes.post("/api/admin/events/{event_id}/comps")
+async def issue_comp(request: web.Request) -> web.Response:
+    p = require_admin(request, "ticket.manage")
+    event = _event(request, p)
+    allowed = {"reason", "holder_name", "ticket_type", "zone", "seat"}
+    f = Fields(await read_json_object(request), allowed)
+    reason = f.text("reason", max_len=50)
+    if reason not in COMP_REASONS:
+        raise ApiError(
+            400, "invalid_comp_reason", f"reason must be one of {', '.join(COMP_REASONS)}."
+        )
+    holder = f.text("holder_name", max_len=200)
+    type_name = f.text("ticket_type", required=False, max_len=100)
+    store = request.app[STORE]
+    types = {t["name"]: t for t in store.ticket_types_of(event["id"])}
+    if type_name is not None and type_name not in types:
+        raise ApiError(400, "unknown_ticket_type", f"No ticket type {type_name} at this event.")
+    ticket_type = types.get(type_name) if type_name else None
+    zone = f.text("zone", required=False, max_len=100) or (ticket_type or {}).get("zone")
+    result = store.issue_comp(
+        event=event,
+        tenant_id=p.tenant_id,
+        reason=reason,
+        holder_name=holder or "",
+        ticket_type_id=ticket_type["id"] if ticket_type else None,
+        zone=zone,
+        seat=f.text("seat", required=False, max_len=50),
+        actor=p.actor,
+        now_ms=request.app[CLOCK](),
+    )
+    if result == COMP_LIMIT_REACHED:
+        raise ApiError(409, COMP_LIMIT_REACHED, "This event's comp limit has been reached.")
+    assert isinstance(result, dict)
+    return web.json_response(ticket_json(result), status=201)
+
+
+@routes.post("/api/admin/tickets/lock")
+async def lock(request: web.Request) -> web.Response:
+    p = require_admin(request, "ticket.manage")
+    f = Fields(await read_json_object(request), {"ticket_ids", "reason"})
+    ids = _ticket_ids(f)
+    reason = f.text("reason", max_len=50)
+    if reason not in LOCK_REASONS:
+        raise ApiError(
+            400, "invalid_lock_reason", f"reason must be one of {', '.join(LOCK_REASONS)}."
+        )
+    tickets = _scoped_tickets(request, p, ids)
+    request.app[STORE].set_locks(tickets, p.tenant_id, reason, p.actor, request.app[CLOCK]())
+    return web.json_response({"locked": ids, "reason": reason})
+
+
+@routes.post("/api/admin/tickets/unlock")
+async def unlock(request: web.Request) -> web.Response:
+    p = require_admin(request, "ticket.manage")
+    ids = _ticket_ids(Fields(await read_json_object(request), {"ticket_ids"}))
+    tickets = _scoped_tickets(request, p, ids)
+    request.app[STORE].set_locks(tickets, p.tenant_id, None, p.actor, request.app[CLOCK]())
+    return web.json_response({"unlocked": ids})
+
+
+@routes.post("/api/admin/tickets/{ticket_id}/reissue")
+async def reissue(request: web.Request) -> web.Response:
+    p = require_admin(request, "ticket.manage")
+    ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
+    result = request.app[STORE].reissue_ticket(ticket, p.tenant_id, p.actor, request.app[CLOCK]())
+    if isinstance(result, str):
+        raise ApiError(409, result, f"A {ticket['status']} ticket cannot be reissued.")
+    return web.json_response(ticket_json(result))

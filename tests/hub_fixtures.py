@@ -1,0 +1,151 @@
+"""Shared set-up for the hub tests: a real hub on 127.0.0.1 over a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from hub.app import create_app
+from hub.storage import HubStore
+from protocol.native import public_key
+from protocol.signing import b64encode, sign_request
+
+HUB_SEED = bytes(range(32))
+
+
+@dataclass
+class Clock:
+    """The hub's clock in tests: real time plus an offset the test can move."""
+
+    offset_ms: int = 0
+
+    def __call__(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+
+@dataclass
+class Tenant:
+    id: str
+    venue_id: str
+    admin_token: str
+    manager_token: str
+    staff_token: str
+    box_office_token: str
+
+
+@dataclass
+class Hub:
+    store: HubStore
+    clock: Clock
+    url: str
+    client: httpx.AsyncClient
+    a: Tenant = field(init=False)
+    b: Tenant = field(init=False)
+
+    def auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+def make_tenant(store: HubStore, name: str, now: int) -> Tenant:
+    tenant = store.create_tenant(name, now)
+    venue = store.create_venue(tenant["id"], f"{name} Arena", "Europe/Berlin", "test", now)
+    store.create_zone(tenant["id"], venue["id"], "GA", "test", now)
+    store.create_zone(tenant["id"], venue["id"], "VIP", "test", now)
+    tokens = {
+        role: store.create_token(
+            tenant["id"], None if role == "admin" else venue["id"], role, "", now
+        )[1]
+        for role in ("admin", "venue_manager", "venue_staff", "box_office")
+    }
+    return Tenant(
+        tenant["id"],
+        venue["id"],
+        tokens["admin"],
+        tokens["venue_manager"],
+        tokens["venue_staff"],
+        tokens["box_office"],
+    )
+
+
+async def start_hub(tmp_path: Any, **options: Any) -> tuple[Hub, web.AppRunner]:
+    store = HubStore(tmp_path / "hub.sqlite")
+    clock = Clock()
+    app = create_app(store, HUB_SEED, hub_url="http://hub.test:8080", clock=clock, **options)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}"
+    hub = Hub(store, clock, url, httpx.AsyncClient(base_url=url, timeout=10))
+    hub.a = make_tenant(store, "alpha", clock())
+    hub.b = make_tenant(store, "bravo", clock())
+    return hub, runner
+
+
+async def stop_hub(hub: Hub, runner: web.AppRunner) -> None:
+    await hub.client.aclose()
+    await runner.cleanup()
+    hub.store.close()
+
+
+@dataclass
+class Device:
+    """A gate's side of the device API: its own key, signing every request."""
+
+    hub: Hub
+    seed: bytes
+    device_id: str = ""
+
+    @property
+    def public_key(self) -> str:
+        return b64encode(public_key(self.seed))
+
+    def signed(
+        self, method: str, path: str, body: bytes = b"", now_ms: int | None = None, **kw: Any
+    ) -> dict[str, str]:
+        now = self.hub.clock() if now_ms is None else now_ms
+        return sign_request(
+            device_id=self.device_id,
+            seed=self.seed,
+            method=method,
+            path=path,
+            body=body,
+            now_ms=now,
+            **kw,
+        )
+
+    async def send(
+        self, method: str, path: str, payload: Any = None, now_ms: int | None = None
+    ) -> httpx.Response:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        headers = self.signed(method, path, body, now_ms)
+        return await self.hub.client.request(method, path, content=body, headers=headers)
+
+
+async def enroll(hub: Hub, token: str, venue_id: str, **fields: Any) -> Device:
+    """Create a code as the venue manager and spend it as a fresh device."""
+    made = await hub.client.post(
+        f"/api/admin/venues/{venue_id}/enrollments",
+        json={"name": "Gate 1 scanner", **fields},
+        headers=hub.auth(token),
+    )
+    assert made.status_code == 201, made.text
+    device = Device(hub, secrets.token_bytes(32))
+    resp = await hub.client.post(
+        "/api/device/enroll",
+        json={
+            "code": made.json()["code"],
+            "hardware_id": f"hw-{secrets.token_hex(4)}",
+            "public_key": device.public_key,
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    device.device_id = resp.json()["device_id"]
+    return device

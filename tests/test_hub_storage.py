@@ -1,0 +1,184 @@
+"""HubStore over a real SQLite file: pragmas, scoping, one-time enrollment, nonces, audit."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hub.storage import (
+    ENROLLMENT_EXPIRED,
+    ENROLLMENT_INVALID,
+    ENROLLMENT_USED,
+    HubStore,
+    StoreUnavailable,
+)
+from protocol.signing import NONCE_MEMORY_MS
+
+NOW = 1_790_000_000_000
+KEY = b"\x01" * 32
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HubStore:
+    s = HubStore(tmp_path / "hub.sqlite")
+    yield s
+    s.close()
+
+
+def _venue(store: HubStore, name: str = "alpha") -> tuple[str, str]:
+    tenant = store.create_tenant(name, NOW)
+    venue = store.create_venue(tenant["id"], f"{name} hall", "Europe/Paris", "t", NOW)
+    return tenant["id"], venue["id"]
+
+
+def _code(store: HubStore, tenant_id: str, venue_id: str, ttl_ms: int = 60_000) -> str:
+    _, code = store.create_enrollment(
+        tenant_id=tenant_id,
+        venue_id=venue_id,
+        gate_id=None,
+        zone=None,
+        name="scanner",
+        actor="t",
+        now_ms=NOW,
+        ttl_ms=ttl_ms,
+    )
+    return code
+
+
+def test_wal_foreign_keys_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    store = HubStore(path)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        store.create_venue("no-such-tenant", "x", "UTC", "t", NOW)
+    tenant_id, _ = _venue(store)
+    store.close()
+    again = HubStore(path)
+    assert again.find_tenant("alpha")["id"] == tenant_id
+    assert again.db.execute("SELECT count(*) FROM schema_info").fetchone()[0] == 1
+    again.close()
+
+
+def test_ping_fails_once_the_database_is_gone(tmp_path: Path) -> None:
+    store = HubStore(tmp_path / "hub.sqlite")
+    store.ping()
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+
+
+def test_reads_are_scoped_by_tenant_and_venue(store: HubStore) -> None:
+    a_tenant, a_venue = _venue(store, "alpha")
+    b_tenant, _ = _venue(store, "bravo")
+    assert store.get_venue(a_venue, a_tenant) is not None
+    assert store.get_venue(a_venue, b_tenant) is None
+    other = store.create_venue(a_tenant, "second", "UTC", "t", NOW)
+    assert store.get_venue(other["id"], a_tenant, scope_venue=a_venue) is None
+    assert [v["id"] for v in store.list_venues(a_tenant, a_venue)] == [a_venue]
+    device = store.enroll_device(
+        code=_code(store, a_tenant, a_venue),
+        hardware_id="hw1",
+        public_key=KEY,
+        app_version="1.0",
+        now_ms=NOW,
+    )
+    assert isinstance(device, dict)
+    assert store.get_device_scoped(device["id"], b_tenant) is None
+    assert store.get_device_scoped(device["id"], a_tenant, other["id"]) is None
+    assert store.get_device_scoped(device["id"], a_tenant, a_venue)["hardware_id"] == "hw1"
+    assert store.list_devices(b_tenant) == []
+
+
+def test_enrollment_code_is_single_use_and_short_lived(store: HubStore) -> None:
+    tenant, venue = _venue(store)
+    code = _code(store, tenant, venue, ttl_ms=60_000)
+    kwargs = dict(hardware_id="hw1", public_key=KEY, app_version=None)
+    assert store.enroll_device(code="nope", now_ms=NOW, **kwargs) == ENROLLMENT_INVALID
+    device = store.enroll_device(code=code, now_ms=NOW + 1, **kwargs)
+    assert isinstance(device, dict) and device["active"] == 1
+    assert store.enroll_device(code=code, now_ms=NOW + 2, **kwargs) == ENROLLMENT_USED
+    late = _code(store, tenant, venue, ttl_ms=60_000)
+    assert store.enroll_device(code=late, now_ms=NOW + 60_000, **kwargs) == ENROLLMENT_EXPIRED
+    assert len(store.list_devices(tenant)) == 1
+    # the code itself is never stored, only its hash
+    assert code not in str(list(store.db.query("SELECT * FROM enrollment_codes")))
+
+
+def test_re_enrolling_a_hardware_id_updates_the_device(store: HubStore) -> None:
+    tenant, venue = _venue(store)
+    first = store.enroll_device(
+        code=_code(store, tenant, venue),
+        hardware_id="hw1",
+        public_key=KEY,
+        app_version="1.0",
+        now_ms=NOW,
+    )
+    store.deactivate_device(first, "t", NOW + 5)
+    second = store.enroll_device(
+        code=_code(store, tenant, venue),
+        hardware_id="hw1",
+        public_key=b"\x02" * 32,
+        app_version="1.1",
+        now_ms=NOW + 10,
+    )
+    assert second["id"] == first["id"]
+    assert second["public_key"] == b"\x02" * 32 and second["active"] == 1
+    assert second["app_version"] == "1.1"
+    assert len(store.list_devices(tenant)) == 1
+
+
+def test_nonces_are_remembered_per_device_then_pruned(store: HubStore) -> None:
+    assert store.remember_nonce("d1", "n" * 20, NOW) is True
+    assert store.remember_nonce("d1", "n" * 20, NOW + 1) is False
+    assert store.remember_nonce("d2", "n" * 20, NOW) is True
+    later = NOW + NONCE_MEMORY_MS + 1
+    assert store.remember_nonce("d1", "m" * 20, later) is True
+    assert store.db.execute("SELECT count(*) FROM request_nonces").fetchone()[0] == 1
+
+
+def test_audit_log_is_append_only_and_records_changes(store: HubStore) -> None:
+    tenant, _ = _venue(store)
+    actions = [e["action"] for e in store.audit_entries(tenant)]
+    assert actions == ["venue.create"]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("UPDATE audit_log SET actor = 'x'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("DELETE FROM audit_log")
+    assert len(store.audit_entries(tenant)) == 1
+
+
+def test_scans_are_idempotent_and_deactivated_ones_marked(store: HubStore) -> None:
+    tenant, venue = _venue(store)
+    device = store.enroll_device(
+        code=_code(store, tenant, venue),
+        hardware_id="hw1",
+        public_key=KEY,
+        app_version=None,
+        now_ms=NOW,
+    )
+    scan = {
+        "seq": 1,
+        "ticket_id": "t-1",
+        "verdict": "admit",
+        "reason": "admitted",
+        "direction": "entry",
+        "scanned_ms": NOW,
+        "counted": 1,
+        "operator": "kim",
+    }
+    assert store.record_scans(device["id"], [scan], NOW + 1, deactivated=False) == [1]
+    store.record_scans(device["id"], [scan, {**scan, "seq": 2}], NOW + 2, deactivated=True)
+    rows = store.scans_of_device(device["id"])
+    assert [(r["device_seq"], r["device_deactivated"]) for r in rows] == [(1, 0), (2, 1)]
+    assert rows[0]["arrived_ms"] == NOW + 1 and '"operator": "kim"' in rows[0]["detail_json"]
+
+
+def test_tokens_store_only_a_hash(store: HubStore) -> None:
+    tenant, venue = _venue(store)
+    row, token = store.create_token(tenant, venue, "venue_manager", "door", NOW)
+    assert store.token_for(token)["id"] == row["id"]
+    assert store.token_for(token + "x") is None
+    assert token not in str(list(store.db.query("SELECT * FROM admin_tokens")))

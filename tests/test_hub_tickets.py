@@ -1,0 +1,183 @@
+"""Venue operations over the real server: comps, locks (bulk), reissue, post-event expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.importer import import_files
+from manifests.model import COMP_REASONS, LOCK_REASONS
+from manifests.policy import HOUR_MS
+from tests.hub_fixtures import Hub, Tenant, start_hub, stop_hub
+
+
+def load_event(hub: Hub, tmp_path: Path, tenant: Tenant, event_id: str, end_ms: int) -> None:
+    records = [
+        {
+            "kind": "event",
+            "event_id": event_id,
+            "venue_id": tenant.venue_id,
+            "name": "Show",
+            "timezone": "UTC",
+            "start": end_ms - 3 * HOUR_MS,
+            "end": end_ms,
+            "comp_limit": 2,
+        },
+        {"kind": "ticket_type", "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"},
+    ]
+    statuses = ["ACTIVE", "TRANSFERRED", "USED", "ACTIVE", "REFUNDED"]
+    for i, status in enumerate(statuses):
+        records.append(
+            {
+                "kind": "ticket",
+                "event_id": event_id,
+                "ticket_id": f"{event_id}-t{i}",
+                "status": status,
+                "ticket_type": "VIP",
+            }
+        )
+    path = tmp_path / f"{event_id}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    import_files(hub.store, tenant.id, [path], "test", hub.clock())
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
+    soon = started.clock() + 5 * HOUR_MS
+    load_event(started, tmp_path, started.a, "a-show", soon)
+    load_event(started, tmp_path, started.b, "b-show", soon)
+    yield started
+    await stop_hub(started, runner)
+
+
+def error_code(resp) -> str:  # type: ignore[no-untyped-def]
+    return resp.json()["error"]["code"]
+
+
+async def test_comps_need_a_known_reason_and_respect_the_event_limit(hub: Hub) -> None:
+    box = hub.auth(hub.a.box_office_token)
+    url = "/api/admin/events/a-show/comps"
+    bad = await hub.client.post(url, json={"reason": "friend", "holder_name": "Al"}, headers=box)
+    assert bad.status_code == 400 and error_code(bad) == "invalid_comp_reason"
+    bad = await hub.client.post(
+        url, json={"reason": "press_pass", "holder_name": "Al", "ticket_type": "Pit"}, headers=box
+    )
+    assert bad.status_code == 400 and error_code(bad) == "unknown_ticket_type"
+    first = await hub.client.post(
+        url,
+        json={"reason": COMP_REASONS[0], "holder_name": "Al Press", "ticket_type": "VIP"},
+        headers=box,
+    )
+    assert first.status_code == 201
+    body = first.json()
+    assert (body["comp_reason"], body["zone"], body["status"]) == ("press_pass", "VIP", "ACTIVE")
+    assert body["comp_issuer"].startswith("token:")
+    second = await hub.client.post(url, json={"reason": "staff", "holder_name": "Bo"}, headers=box)
+    assert second.status_code == 201
+    third = await hub.client.post(url, json={"reason": "staff", "holder_name": "Cy"}, headers=box)
+    assert third.status_code == 409 and error_code(third) == "comp_limit_reached"
+    other = await hub.client.post(
+        "/api/admin/events/b-show/comps", json={"reason": "staff", "holder_name": "Cy"}, headers=box
+    )
+    assert other.status_code == 404
+    staff = await hub.client.post(
+        url, json={"reason": "staff", "holder_name": "Dee"}, headers=hub.auth(hub.a.staff_token)
+    )
+    assert staff.status_code == 403
+
+
+async def test_bulk_lock_is_all_or_nothing_and_unlock_restores(hub: Hub) -> None:
+    manager = hub.auth(hub.a.manager_token)
+    ids = ["a-show-t0", "a-show-t1"]
+    bad = await hub.client.post(
+        "/api/admin/tickets/lock", json={"ticket_ids": ids, "reason": "bored"}, headers=manager
+    )
+    assert bad.status_code == 400 and error_code(bad) == "invalid_lock_reason"
+    mixed = await hub.client.post(
+        "/api/admin/tickets/lock",
+        json={"ticket_ids": [*ids, "b-show-t0"], "reason": LOCK_REASONS[0]},
+        headers=manager,
+    )
+    assert mixed.status_code == 404 and "b-show-t0" in mixed.json()["error"]["message"]
+    assert hub.store.get_ticket("a-show-t0", hub.a.id)["lock_reason"] is None
+    assert hub.store.get_ticket("b-show-t0", hub.b.id)["lock_reason"] is None
+    ok = await hub.client.post(
+        "/api/admin/tickets/lock",
+        json={"ticket_ids": ids, "reason": "fraud_investigation"},
+        headers=manager,
+    )
+    assert ok.status_code == 200
+    got = await hub.client.get("/api/admin/tickets/a-show-t1", headers=manager)
+    assert got.json()["lock_reason"] == "fraud_investigation" and got.json()["locked_by"]
+    done = await hub.client.post(
+        "/api/admin/tickets/unlock", json={"ticket_ids": ids[:1]}, headers=manager
+    )
+    assert done.status_code == 200
+    assert hub.store.get_ticket("a-show-t0", hub.a.id)["lock_reason"] is None
+    assert hub.store.get_ticket("a-show-t1", hub.a.id)["lock_reason"] == "fraud_investigation"
+    empty = await hub.client.post(
+        "/api/admin/tickets/unlock", json={"ticket_ids": []}, headers=manager
+    )
+    assert empty.status_code == 400 and error_code(empty) == "missing_field"
+    actions = [e["action"] for e in hub.store.audit_entries(hub.a.id)]
+    assert actions.count("ticket.lock") == 2 and actions.count("ticket.unlock") == 1
+
+
+async def test_reissue_bumps_generation_only_for_admitting_tickets(hub: Hub) -> None:
+    box = hub.auth(hub.a.box_office_token)
+    resp = await hub.client.post("/api/admin/tickets/a-show-t0/reissue", headers=box)
+    assert resp.status_code == 200 and resp.json()["generation"] == 1
+    entry = hub.store.audit_entries(hub.a.id)[-1]
+    assert entry["action"] == "ticket.reissue"
+    assert json.loads(entry["detail_json"]) == {
+        "revoked_generation": 0,
+        "reason": "duplicate_ticket",
+    }
+    refunded = await hub.client.post("/api/admin/tickets/a-show-t4/reissue", headers=box)
+    assert refunded.status_code == 409 and error_code(refunded) == "ticket_not_reissuable"
+    foreign = await hub.client.post("/api/admin/tickets/b-show-t0/reissue", headers=box)
+    assert foreign.status_code == 404
+    assert hub.store.get_ticket("b-show-t0", hub.b.id)["generation"] == 0
+
+
+async def test_expiry_job_expires_active_and_transferred_a_day_after_the_end(
+    tmp_path: Path,
+) -> None:
+    hub, runner = await start_hub(tmp_path, expiry_interval_s=0.05)
+    try:
+        now = hub.clock()
+        load_event(hub, tmp_path, hub.a, "old", now - 24 * HOUR_MS - 60_000)
+        load_event(hub, tmp_path, hub.a, "recent", now - 23 * HOUR_MS)
+        for _ in range(100):
+            if hub.store.get_ticket("old-t0", hub.a.id)["status"] == "EXPIRED":
+                break
+            await asyncio.sleep(0.05)
+        old = [hub.store.get_ticket(f"old-t{i}", hub.a.id)["status"] for i in range(5)]
+        assert old == ["EXPIRED", "EXPIRED", "USED", "EXPIRED", "REFUNDED"]
+        recent = [hub.store.get_ticket(f"recent-t{i}", hub.a.id)["status"] for i in range(5)]
+        assert recent == ["ACTIVE", "TRANSFERRED", "USED", "ACTIVE", "REFUNDED"]
+        entries = [e for e in hub.store.audit_entries(hub.a.id) if e["action"] == "tickets.expire"]
+        assert len(entries) == 1 and json.loads(entries[0]["detail_json"]) == {"expired": 3}
+        assert hub.store.expire_tickets(hub.clock()) == 0
+    finally:
+        await stop_hub(hub, runner)
+
+
+async def test_event_and_ticket_reads_are_scoped(hub: Hub) -> None:
+    staff = hub.auth(hub.a.staff_token)
+    event = await hub.client.get("/api/admin/events/a-show", headers=staff)
+    assert event.status_code == 200
+    body = event.json()
+    assert body["comp_limit"] == 2 and body["ticket_types"] == [
+        {"code": 1, "name": "VIP", "zone": "VIP"}
+    ]
+    ticket = await hub.client.get("/api/admin/tickets/a-show-t1", headers=staff)
+    assert ticket.json()["status"] == "TRANSFERRED" and ticket.json()["ticket_type"] == "VIP"
+    for path in ("/api/admin/events/b-show", "/api/admin/tickets/b-show-t1"):
+        resp = await hub.client.get(path, headers=hub.auth(hub.a.admin_token))
+        assert resp.status_code == 404 and error_code(resp) == "not_found", path
