@@ -1,0 +1,135 @@
+"""The gate's scan log: what one scan row holds and the SQL that keeps the log append-only.
+
+Every scan gets the next per-device sequence number, with no gaps, so the hub can tell a
+missing upload from a skipped number. Rows are never deleted or rewritten: triggers refuse it.
+The only changes allowed are the two flags that record what happened after the scan: staff
+confirmed (or refused) an attention verdict, and the hub acknowledged the upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from manifests.admission_types import Direction, ScanFact
+from protocol.reasons import Verdict
+
+SCAN_LOG_SQL = """
+CREATE TABLE IF NOT EXISTS scans (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    ticket_id TEXT,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    gate TEXT NOT NULL,
+    manual INTEGER NOT NULL DEFAULT 0,
+    confirmed INTEGER,
+    uploaded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, at_ms);
+CREATE INDEX IF NOT EXISTS scans_pending ON scans(uploaded, seq);
+CREATE TRIGGER IF NOT EXISTS scans_no_delete BEFORE DELETE ON scans
+BEGIN
+    SELECT RAISE(ABORT, 'scan log is append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS scans_no_rewrite
+BEFORE UPDATE OF seq, at_ms, payload, ticket_id, verdict, reason, message, direction, gate, manual
+ON scans
+BEGIN
+    SELECT RAISE(ABORT, 'scan log is append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS scans_confirm_once BEFORE UPDATE OF confirmed ON scans
+WHEN OLD.confirmed IS NOT NULL OR OLD.verdict != 'attention'
+BEGIN
+    SELECT RAISE(ABORT, 'only a pending attention scan can be confirmed, once');
+END;
+CREATE TRIGGER IF NOT EXISTS scans_upload_once BEFORE UPDATE OF uploaded ON scans
+WHEN OLD.uploaded = 1 AND NEW.uploaded = 0 AND OLD.confirmed IS NEW.confirmed
+BEGIN
+    SELECT RAISE(ABORT, 'an uploaded scan stays uploaded');
+END;
+CREATE TABLE IF NOT EXISTS peer_scans (
+    device_id TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    counted INTEGER NOT NULL,
+    gate_name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (device_id, ticket_id, at_ms, direction)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """One row of this device's scan log, as stored and as uploaded."""
+
+    seq: int
+    at_ms: int
+    payload: str
+    ticket_id: str | None
+    verdict: Verdict
+    reason: str
+    message: str
+    direction: Direction
+    gate: str
+    manual: bool = False
+    confirmed: bool | None = None  # attention only: None pending, True admitted, False turned away
+    uploaded: bool = False
+
+    @property
+    def counted(self) -> bool:
+        """Whether the person actually moved through the gate."""
+        if self.verdict in (Verdict.ADMIT, Verdict.EXIT):
+            return True
+        return self.verdict is Verdict.ATTENTION and self.confirmed is True
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["verdict"] = str(self.verdict)
+        out["direction"] = str(self.direction)
+        return out
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ScanRecord:
+        confirmed = row["confirmed"]
+        return cls(
+            seq=row["seq"],
+            at_ms=row["at_ms"],
+            payload=row["payload"],
+            ticket_id=row["ticket_id"],
+            verdict=Verdict(row["verdict"]),
+            reason=row["reason"],
+            message=row["message"],
+            direction=Direction(row["direction"]),
+            gate=row["gate"],
+            manual=bool(row["manual"]),
+            confirmed=None if confirmed is None else bool(confirmed),
+            uploaded=bool(row["uploaded"]),
+        )
+
+
+# Own scans that are movements or may become one: the engine's history.
+HISTORY_SQL = """
+SELECT ticket_id, at_ms, direction, verdict, confirmed, gate FROM scans
+WHERE ticket_id = ? AND verdict IN ('admit', 'exit', 'attention')
+"""
+PEER_HISTORY_SQL = """
+SELECT ticket_id, at_ms, direction, counted, gate_name, device_id FROM peer_scans
+WHERE ticket_id = ?
+"""
+
+
+def own_fact(row: tuple[Any, ...], device_id: str) -> ScanFact:
+    ticket_id, at_ms, direction, verdict, confirmed, gate = row
+    counted = verdict in ("admit", "exit") or (verdict == "attention" and confirmed == 1)
+    return ScanFact(ticket_id, at_ms, Direction(direction), counted, gate, device_id)
+
+
+def peer_fact(row: tuple[Any, ...]) -> ScanFact:
+    ticket_id, at_ms, direction, counted, gate_name, device_id = row
+    return ScanFact(ticket_id, at_ms, Direction(direction), bool(counted), gate_name, device_id)
