@@ -28,9 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hardware.camera import QrDecoder, zbar_qr
 from hardware.frames import HARSH, RESOLUTIONS, TYPICAL, render_frame, ticket_payload
+from manifests.admission import decide, parse_context
 from manifests.admission_types import Direction, GateContext
 from manifests.codec import encode_manifest
 from manifests.sample import DEFAULT_NOW_MS, sample_manifest
+from protocol.native import issue_credential, public_key
+from protocol.parse import parse_credential
 from scanner.store import GateStore
 
 TARGET_DURABLE_OVER_FSYNC_MS = 0.5
@@ -67,23 +70,12 @@ def durable_verdict_ms(
     Each scan is preceded by one raw write+fsync, so both see the same disk and load."""
     store = GateStore(folder / "gate.db")
     manifest = sample_manifest(5_000, seed=3)
-    try:
-        from manifests.admission import decide, parse_context
-        from protocol.native import issue_credential, public_key
-        from protocol.parse import parse_credential
-    except ImportError as exc:  # the engine's modules are still being written
-        decide = None  # type: ignore[assignment]
-        missing = str(exc)
     seed = bytes(range(32))
     verdicts: dict[str, int] = {}
-    if decide is None:
-        store.replace_manifest(manifest, encode_manifest(manifest), DEFAULT_NOW_MS)
-        mode = f"store commit only, engine not importable: {missing}"
-    else:
-        header = dataclasses.replace(manifest.header, issuer_keys={1: public_key(seed)})
-        manifest = dataclasses.replace(manifest, header=header)
-        store.replace_manifest(manifest, encode_manifest(manifest), DEFAULT_NOW_MS)
-        mode = "parse + decide + commit (real engine)"
+    header = dataclasses.replace(manifest.header, issuer_keys={1: public_key(seed)})
+    manifest = dataclasses.replace(manifest, header=header)
+    store.replace_manifest(manifest, encode_manifest(manifest), DEFAULT_NOW_MS)
+    mode = "parse + decide + commit (real engine)"
     header = manifest.header
     gate = GateContext(
         venue_id=header.event.venue_id,
@@ -97,9 +89,6 @@ def durable_verdict_ms(
     payloads = []
     for i in range(n):
         row = manifest.tickets[ticket_ids[i % len(ticket_ids)]]
-        if decide is None:
-            payloads.append(ticket_payload(i))
-            continue
         payloads.append(
             issue_credential(
                 signing_key=seed,
@@ -117,17 +106,11 @@ def durable_verdict_ms(
         at = now + i * 1_000
         fsync.append(raw.once_ms())
         t0 = time.perf_counter()
-        if decide is None:
-            from manifests.admission_types import Decision
-            from protocol.reasons import Reason, Verdict
-
-            decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", f"T{i}")
-        else:
-            parsed = parse_credential(payload, parse_context(header, at, store.nonces))
-            ticket_id = parsed.ticket_id
-            ticket = store.ticket(ticket_id) if ticket_id else None
-            history = store.history_for(ticket_id) if ticket_id else []
-            decision = decide(parsed, header, ticket, history, gate, at)
+        parsed = parse_credential(payload, parse_context(header, at, store.nonces))
+        ticket_id = parsed.ticket_id
+        ticket = store.ticket(ticket_id) if ticket_id else None
+        history = store.history_for(ticket_id) if ticket_id else []
+        decision = decide(parsed, header, ticket, history, gate, at)
         store.record_scan(payload, decision, at_ms=at, direction=gate.direction, gate="North 1")
         times.append((time.perf_counter() - t0) * 1000)
         verdicts[str(decision.reason)] = verdicts.get(str(decision.reason), 0) + 1
