@@ -1,0 +1,5 @@
+"""`python -m scanner`: same as `gate-scanner`."""
+
+from scanner.cli import main
+
+raise SystemExit(main())

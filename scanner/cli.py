@@ -1,0 +1,331 @@
+"""`gate-scanner`: the gate appliance from a shell.
+
+`run` starts the Textual app; the other commands serve setup, support and scripts and go
+through the same `GateService` as the app, so a verdict printed here is stored exactly like
+one shown on screen (`check --dry-run` stores nothing). Errors print one line (or a JSON
+object with a machine-readable `error` code under --json) and exit 2, changing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from manifests.admission_types import Direction, GateContext
+from manifests.signing import ManifestRejected, open_envelope
+from protocol.signing import parse_enrollment_uri
+from scanner.service import (
+    GateService,
+    has_pin,
+    install_manifest,
+    set_pin,
+    trust_hub_key,
+    trusted_hub_keys,
+)
+from scanner.store import GateStore, StoreError
+
+DEFAULT_DB = "gate.db"
+
+
+class CliError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gate-scanner", description="Offline venue gate scanner.")
+    p.add_argument(
+        "--db",
+        default=os.environ.get("GATE_DB", DEFAULT_DB),
+        help="gate database file (default: $GATE_DB or ./gate.db)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the gate app")
+    run.add_argument("--kiosk", action="store_true", help="verdict screen only; PIN to exit")
+    run.add_argument("--clear-after", type=float, help="seconds a verdict stays on screen")
+
+    check = sub.add_parser("check", help="decide one payload without the UI")
+    check.add_argument("payload")
+    check.add_argument("--json", action="store_true")
+    check.add_argument("--dry-run", action="store_true", help="decide but store nothing")
+
+    sub.add_parser(
+        "stream",
+        help="scan one payload per stdin line; prints 'SEQ VERDICT REASON' after each commit",
+    )
+
+    status = sub.add_parser("status", help="gate, manifest and counters")
+    status.add_argument("--json", action="store_true")
+
+    export = sub.add_parser("export-scans", help="write everything the gate holds as JSON")
+    export.add_argument("file", type=Path)
+
+    load = sub.add_parser("load-manifest", help="verify and install a signed manifest/delta")
+    load.add_argument("file", type=Path)
+    load.add_argument(
+        "--hub-key",
+        action="append",
+        default=[],
+        metavar="KID:HEX",
+        help="trust this hub public key (key id and 32-byte Ed25519 key in hex); repeatable",
+    )
+    load.add_argument("--json", action="store_true")
+
+    setup = sub.add_parser("setup", help="set this gate's place")
+    setup.add_argument("--gate", required=True, help="gate name shown to staff")
+    setup.add_argument("--gate-id", help="stable id (default: from the name)")
+    setup.add_argument("--direction", choices=[d.value for d in Direction], default="entry")
+    setup.add_argument("--zones", default="", help="comma-separated zones, e.g. GA,VIP")
+    setup.add_argument("--venue", required=True, help="venue id")
+
+    enroll = sub.add_parser("enroll", help="enrol this gate with a hub (one-time code)")
+    enroll.add_argument("url", help="hub URL, or the whole enrollment QR text")
+    enroll.add_argument("code", nargs="?", help="one-time enrollment code")
+    enroll.add_argument("--direction", choices=[d.value for d in Direction], default="entry")
+    enroll.add_argument("--hardware-id", help="stable hardware id (default: host, machine id)")
+    enroll.add_argument("--json", action="store_true")
+
+    pin = sub.add_parser("set-pin", help="set the venue PIN (read from stdin)")
+    pin.add_argument("--pin", help="the PIN (default: first line of stdin)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    want_json = bool(getattr(args, "json", False))
+    try:
+        return _dispatch(args)
+    except CliError as err:
+        _fail(err.code, err.message, want_json)
+    except ManifestRejected as err:
+        _fail(f"manifest_{err.code}", err.message, want_json)
+    except StoreError as err:
+        _fail("store_refused", str(err), want_json)
+    return 2
+
+
+def _fail(code: str, message: str, want_json: bool) -> None:
+    if want_json:
+        print(json.dumps({"error": code, "message": message}))
+    else:
+        print(f"gate-scanner: {message}", file=sys.stderr)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command != "run" and not Path(args.db).parent.exists():
+        raise CliError("bad_db_path", f"no such directory for the database: {args.db}")
+    if args.command == "run":
+        return _run(args)
+    with GateStore(args.db) as store:
+        handler = {
+            "check": _check,
+            "stream": _stream,
+            "status": _status,
+            "export-scans": _export,
+            "load-manifest": _load,
+            "setup": _setup,
+            "set-pin": _set_pin,
+            "enroll": _enroll,
+        }[args.command]
+        return handler(store, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hardware.feedback import Feedback, Relay, Sounds
+    from scanner.app import GateApp  # Textual only for the app itself: keeps `check` fast
+
+    with GateStore(args.db) as store:
+        if args.kiosk and not has_pin(store):
+            raise CliError("no_pin", "kiosk mode needs a venue PIN first: run `set-pin`")
+        sounds = Sounds()
+        feedback = Feedback(sounds, Relay(store.config("relay_pin")))
+        app = GateApp(
+            GateService(store, feedback=feedback),
+            kiosk=args.kiosk,
+            clear_after_s=args.clear_after,
+        )
+        sounds.bell = lambda times: app.bell()  # the terminal's bell, not raw stdout
+        try:
+            app.run()
+        finally:
+            feedback.relay.close()
+    return 0
+
+
+def _check(store: GateStore, args: argparse.Namespace) -> int:
+    service = GateService(store)
+    if args.dry_run:
+        decision = service.preview(args.payload)
+        result: dict[str, Any] = {"seq": None, "dry_run": True, **decision.to_json()}
+    else:
+        outcome = service.scan(args.payload)
+        assert outcome is not None  # a fresh process has no earlier read to dedupe against
+        result = {"dry_run": False, **outcome.to_json()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        seq = "-" if result["seq"] is None else result["seq"]
+        print(f"#{seq} {str(result['verdict']).upper()} ({result['reason']}): {result['message']}")
+    return 0
+
+
+def _stream(store: GateStore, args: argparse.Namespace) -> int:
+    """For wedge/serial pipes and crash tests: a line is printed only after its commit, so
+    anything printed is on disk."""
+    service = GateService(store)
+    for line in sys.stdin:
+        payload = line.rstrip("\r\n")
+        if not payload:
+            continue
+        outcome = service.scan(payload)
+        if outcome is None:
+            print("- duplicate", flush=True)
+        else:
+            d = outcome.decision
+            print(f"{outcome.seq} {d.verdict} {d.reason}", flush=True)
+    return 0
+
+
+def _status(store: GateStore, args: argparse.Namespace) -> int:
+    status = GateService(store).status()
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    gate, manifest, c = status["gate"], status["manifest"], status["counters"]
+    if gate is None:
+        print("gate: not set up (run `gate-scanner setup`)")
+    else:
+        zones = ",".join(gate["zones"]) or "any"
+        print(f"gate: {gate['name']} ({gate['direction']}, zones {zones}) venue {gate['venue_id']}")
+    if manifest is None:
+        print("manifest: none installed")
+    else:
+        age_min = manifest["age_ms"] // 60_000
+        flags = " STALE" if manifest["stale"] else ""
+        flags += " EXPIRED" if manifest["expired"] else ""
+        print(
+            f"manifest: revision {manifest['revision']} for {manifest['event']}, "
+            f"{manifest['tickets']} tickets, {age_min} min old{flags}"
+        )
+    print(
+        f"admitted {c['admitted']}  denied {c['denied']}  exited {c['exited']}  "
+        f"inside {c['inside_now']}  attention pending {c['attention_pending']}"
+    )
+    print(f"connection: {status['connection']}  waiting to upload: {status['pending_upload']}")
+    return 0
+
+
+def _export(store: GateStore, args: argparse.Namespace) -> int:
+    if not args.file.parent.exists():
+        raise CliError("bad_path", f"no such directory: {args.file.parent}")
+    store.export_json(args.file)
+    print(f"wrote {args.file}")
+    return 0
+
+
+def _parse_hub_key(text: str) -> tuple[int, bytes]:
+    kid, sep, hexkey = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        key_id, public = int(kid), bytes.fromhex(hexkey)
+    except ValueError:
+        raise CliError("bad_hub_key", f"--hub-key must be KID:HEX, got {text!r}") from None
+    if len(public) != 32:
+        raise CliError("bad_hub_key", "a hub key is 32 bytes (64 hex digits)")
+    return key_id, public
+
+
+def _load(store: GateStore, args: argparse.Namespace) -> int:
+    given = dict(_parse_hub_key(k) for k in args.hub_key)
+    try:
+        envelope = args.file.read_bytes()
+    except OSError as exc:
+        raise CliError("unreadable_file", f"cannot read {args.file}: {exc.strerror}") from None
+    service = GateService(store)
+    # Verify with the new keys before trusting them, so a bad file changes nothing.
+    open_envelope(envelope, {**trusted_hub_keys(store), **given})
+    for key_id, public in given.items():
+        trust_hub_key(store, key_id, public)
+    manifest = install_manifest(store, envelope, service.clock())
+    result = {
+        "revision": manifest.revision,
+        "event": manifest.header.event.name,
+        "tickets": len(manifest.tickets),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"installed revision {result['revision']} ({result['tickets']} tickets)")
+    return 0
+
+
+def _setup(store: GateStore, args: argparse.Namespace) -> int:
+    name = args.gate.strip()
+    if not name or not args.venue.strip():
+        raise CliError("bad_setup", "gate name and venue must not be empty")
+    zones = tuple(z.strip() for z in args.zones.split(",") if z.strip())
+    gate_id = args.gate_id or name.lower().replace(" ", "-")
+    if not store.device_id:
+        store.set_config("device_id", str(uuid.uuid4()))
+    GateService(store).set_gate(
+        GateContext(args.venue.strip(), gate_id, name, Direction(args.direction), zones)
+    )
+    print(f"gate {name} ({args.direction}, zones {','.join(zones) or 'any'}) set")
+    return 0
+
+
+def _enroll(store: GateStore, args: argparse.Namespace) -> int:
+    from scanner.enroll import EnrollmentFailed, enroll  # httpx only when enrolling
+
+    url, code, fingerprint = args.url, args.code, None
+    from_qr = parse_enrollment_uri(args.url)
+    if from_qr is not None:
+        url, qr_code, fingerprint = from_qr
+        code = code or qr_code
+    if not code:
+        raise CliError("missing_code", "give the enrollment code (or the whole QR text)")
+    try:
+        result = enroll(
+            GateService(store),
+            url,
+            code,
+            direction=Direction(args.direction),
+            expected_fingerprint=fingerprint,
+            hardware_id=args.hardware_id,
+        )
+    except EnrollmentFailed as err:
+        raise CliError(err.code, err.message) from None
+    out = {
+        "device_id": result.device_id,
+        "venue_id": result.venue_id,
+        "gate": result.gate.gate_name,
+        "zones": list(result.gate.zones),
+        "hub_key_fingerprint": result.hub_fingerprint,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"enrolled as {out['device_id']} ({out['gate']}); hub key {out['hub_key_fingerprint']}"
+        )
+    return 0
+
+
+def _set_pin(store: GateStore, args: argparse.Namespace) -> int:
+    pin = args.pin if args.pin is not None else sys.stdin.readline().strip()
+    try:
+        set_pin(store, pin)
+    except ValueError as exc:
+        raise CliError("bad_pin", str(exc)) from None
+    print("venue PIN set")
+    return 0

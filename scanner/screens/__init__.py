@@ -1,0 +1,1 @@
+"""The gate app's screens: verdict (+ attention), lookup, history, settings and PIN."""

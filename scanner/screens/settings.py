@@ -1,0 +1,194 @@
+"""Venue settings behind the venue PIN: gate name, direction, zones, verdict time, new PIN.
+
+The PIN is checked against its scrypt hash in the store (scanner/service.py); after a few
+wrong tries the PIN prompt locks for a while, so it cannot be guessed at the gate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Label, Static
+
+from manifests.admission_types import Direction, GateContext
+from scanner.service import check_pin, has_pin, set_pin
+
+if TYPE_CHECKING:
+    from scanner.app import GateApp
+
+MAX_TRIES = 5
+LOCKOUT_S = 60.0
+
+
+class PinScreen(ModalScreen[bool]):
+    """Dismisses True once the right PIN is entered, False on Escape."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    PinScreen { align: center middle; }
+    PinScreen > #pin-box { width: 50; height: auto; border: thick $accent; padding: 1 2;
+        background: $surface; }
+    PinScreen #pin-error { color: $error; height: auto; }
+    """
+
+    def __init__(self, app: GateApp, purpose: str) -> None:
+        super().__init__()
+        self.gate_app = app
+        self.purpose = purpose
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="pin-box"):
+            yield Static(f"Venue PIN to {self.purpose}", markup=False)
+            yield Input(password=True, id="pin-input", placeholder="PIN, then Enter")
+            yield Static("", id="pin-error", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#pin-input", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        app, error = self.gate_app, self.query_one("#pin-error", Static)
+        event.input.value = ""
+        wait = app.pin_locked_until - time.monotonic()
+        if wait > 0:
+            error.update(f"Too many wrong PINs: try again in {int(wait) + 1} s.")
+            return
+        if check_pin(app.service.store, event.value):
+            app.pin_failures = 0
+            self.dismiss(True)
+            return
+        app.pin_failures += 1
+        if app.pin_failures >= MAX_TRIES:
+            app.pin_failures = 0
+            app.pin_locked_until = time.monotonic() + LOCKOUT_S
+            error.update(f"Wrong PIN. Locked for {int(LOCKOUT_S)} s.")
+        else:
+            error.update(f"Wrong PIN ({MAX_TRIES - app.pin_failures} tries left).")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+def with_pin(app: GateApp, purpose: str, then: Callable[[], object]) -> None:
+    """Run `then` after the venue PIN; with no PIN set yet, straight away."""
+    if not has_pin(app.service.store):
+        then()
+        return
+
+    def done(ok: bool | None) -> None:
+        if ok:
+            then()
+
+    app.push_screen(PinScreen(app, purpose), done)
+
+
+def open_settings(app: GateApp) -> None:
+    with_pin(app, "open settings", lambda: app.push_screen(SettingsScreen()))
+
+
+class SettingsScreen(Screen[None]):
+    """Every field at once; Enter in any field saves, Tab moves, Escape leaves unsaved."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
+    DEFAULT_CSS = """
+    SettingsScreen Horizontal { height: 3; }
+    SettingsScreen Label { width: 22; padding: 1 1; }
+    SettingsScreen Input { width: 1fr; }
+    SettingsScreen #settings-error { color: $error; height: auto; padding: 0 1; }
+    SettingsScreen #settings-warning { color: $warning; height: auto; padding: 0 1; }
+    """
+
+    FIELDS = (
+        ("set-gate", "Gate name"),
+        ("set-direction", "Direction entry/exit"),
+        ("set-zones", "Zones (GA,VIP)"),
+        ("set-venue", "Venue id"),
+        ("set-clear", "Verdict shown (s)"),
+        ("set-pin", "New PIN (optional)"),
+    )
+
+    @property
+    def gate_app(self) -> GateApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        app = self.gate_app
+        gate = app.service.gate
+        values = {
+            "set-gate": gate.gate_name if gate else "",
+            "set-direction": str(gate.direction) if gate else "entry",
+            "set-zones": ",".join(gate.zones) if gate else "",
+            "set-venue": gate.venue_id if gate else "",
+            "set-clear": f"{app.clear_after_s:g}",
+            "set-pin": "",
+        }
+        with VerticalScroll():
+            yield Static("Tab: next field · Enter: save · Esc: leave unsaved", classes="title")
+            if not has_pin(app.service.store):
+                yield Static(
+                    "No venue PIN set: anyone can change these settings. Set one below.",
+                    id="settings-warning",
+                )
+            for field_id, label in self.FIELDS:
+                with Horizontal():
+                    yield Label(label)
+                    yield Input(values[field_id], id=field_id, password=field_id == "set-pin")
+            yield Static("", id="settings-error", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#set-gate", Input).focus()
+
+    def _value(self, field_id: str) -> str:
+        return self.query_one(f"#{field_id}", Input).value.strip()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        error = self._validate()
+        if error:
+            self.query_one("#settings-error", Static).update(error)
+            return
+        self._save()
+        self.notify("Settings saved.")
+        self.app.pop_screen()
+
+    def _validate(self) -> str | None:
+        if not self._value("set-gate") or not self._value("set-venue"):
+            return "Gate name and venue id must not be empty."
+        if self._value("set-direction").lower() not in {d.value for d in Direction}:
+            return "Direction must be entry or exit."
+        try:
+            seconds = float(self._value("set-clear"))
+        except ValueError:
+            return "Verdict time must be a number of seconds."
+        if not 0.5 <= seconds <= 120:
+            return "Verdict time must be between 0.5 and 120 seconds."
+        pin = self._value("set-pin")
+        if pin and (len(pin) < 4 or not pin.isdigit()):
+            return "The venue PIN must be at least 4 digits."
+        return None
+
+    def _save(self) -> None:
+        app = self.gate_app
+        old = app.service.gate
+        name = self._value("set-gate")
+        zones = tuple(z.strip() for z in self._value("set-zones").split(",") if z.strip())
+        gate_id = old.gate_id if old and old.gate_name == name else name.lower().replace(" ", "-")
+        app.service.set_gate(
+            GateContext(
+                venue_id=self._value("set-venue"),
+                gate_id=gate_id,
+                gate_name=name,
+                direction=Direction(self._value("set-direction").lower()),
+                zones=zones,
+                authorized=old.authorized if old else True,
+            )
+        )
+        app.clear_after_s = float(self._value("set-clear"))
+        app.service.store.set_config("verdict_clear_s", app.clear_after_s)
+        if self._value("set-pin"):
+            set_pin(app.service.store, self._value("set-pin"))

@@ -1,0 +1,161 @@
+"""The screen a gate worker looks at all shift: status bar, verdict block, scanner line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from protocol.reasons import Verdict
+from scanner.service import ScanOutcome
+from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel
+
+if TYPE_CHECKING:
+    from scanner.app import GateApp
+
+ATTENTION_HINT = "Y = admit after check    N = turn away"
+KIOSK_HIDDEN = frozenset({"lookup", "history", "settings"})
+
+
+class GateScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "lookup", "Lookup"),
+        Binding("f3", "history", "History"),
+        Binding("f4", "settings", "Settings"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clear_timer: Timer | None = None
+
+    @property
+    def gate_app(self) -> GateApp:
+        return cast("GateApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield VerdictPanel(id="verdict")
+        yield ScanCatcher(idle_gap_ms=self.gate_app.wedge_idle_gap_ms, id="catcher")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_status()
+        self.set_interval(5.0, self.refresh_status)
+
+    def on_screen_resume(self) -> None:
+        self.query_one(ScanCatcher).focus()
+        self.refresh_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # kiosk: no way off the verdict screen but the PIN-protected exit
+        return not (action in KIOSK_HIDDEN and self.gate_app.kiosk)
+
+    @property
+    def panel(self) -> VerdictPanel:
+        return self.query_one(VerdictPanel)
+
+    def refresh_status(self) -> None:
+        self.query_one(StatusBar).show_status(self.gate_app.service.status())
+
+    # -- scans -------------------------------------------------------------------------
+
+    def on_scan_catcher_scanned(self, message: ScanCatcher.Scanned) -> None:
+        outcome = self.gate_app.service.scan(message.payload)  # committed on return
+        if outcome is None:
+            self.query_one(ScanCatcher).note("Same code read again: ignored")
+            return
+        self.show_outcome(outcome)
+
+    def show_outcome(self, outcome: ScanOutcome) -> None:
+        d = outcome.decision
+        if d.verdict is Verdict.ATTENTION:
+            self._stop_clear()
+            self.panel.show(d.verdict, d.message, d.display, hint=ATTENTION_HINT)
+            self.app.push_screen(AttentionScreen(outcome), self._attention_done(outcome))
+        else:
+            self.panel.show(d.verdict, d.message, d.display)
+            self._clear_later()
+        self.refresh_status()
+
+    def _attention_done(self, outcome: ScanOutcome) -> Callable[[bool | None], None]:
+        def done(admitted: bool | None) -> None:
+            self.gate_app.service.confirm(outcome.seq, bool(admitted))
+            d = outcome.decision
+            if admitted:
+                self.panel.show(Verdict.ADMIT, f"Admitted after check: {d.message}", d.display)
+            else:
+                self.panel.show(Verdict.DENY, f"Turned away after check: {d.message}", d.display)
+            self._clear_later()
+            self.refresh_status()
+
+        return done
+
+    def _stop_clear(self) -> None:
+        if self._clear_timer is not None:
+            self._clear_timer.stop()
+            self._clear_timer = None
+
+    def _clear_later(self) -> None:
+        self._stop_clear()
+        self._clear_timer = self.set_timer(self.gate_app.clear_after_s, self.panel.show_idle)
+
+    # -- other screens -----------------------------------------------------------------
+
+    def action_lookup(self) -> None:
+        from scanner.screens.lookup import LookupScreen
+
+        self.app.push_screen(LookupScreen(), self._manual_admit)
+
+    def _manual_admit(self, ticket_id: str | None) -> None:
+        if ticket_id:
+            self.show_outcome(self.gate_app.service.manual_admit(ticket_id))
+
+    def action_history(self) -> None:
+        from scanner.screens.history import HistoryScreen
+
+        self.app.push_screen(HistoryScreen())
+
+    def action_settings(self) -> None:
+        from scanner.screens.settings import open_settings
+
+        open_settings(self.gate_app)
+
+
+class AttentionScreen(ModalScreen[bool]):
+    """Staff must decide before the next guest: Y admits (counted as an entry), N turns the
+    guest away. Enter is deliberately NOT a key here: every scanner burst ends with Enter."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "decide(True)", "Admit"),
+        Binding("n", "decide(False)", "Turn away"),
+        Binding("escape", "decide(False)", "Turn away", show=False),
+    ]
+    DEFAULT_CSS = "AttentionScreen { background: $background 0%; }"
+
+    def __init__(self, outcome: ScanOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield VerdictPanel(id="attention")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        d = self.outcome.decision
+        self.query_one(VerdictPanel).show(d.verdict, d.message, d.display, hint=ATTENTION_HINT)
+        self.query_one(StatusBar).show_status(cast("GateApp", self.app).service.status())
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key not in ("y", "n", "escape", "ctrl+q"):
+            event.stop()
+            self.notify("Decide first: Y admit, N turn away.", severity="warning", timeout=2)
+
+    def action_decide(self, admitted: bool) -> None:
+        self.dismiss(admitted)

@@ -1,0 +1,319 @@
+"""The gate's decision loop: one payload in, one durably stored verdict out.
+
+Every front end (Textual app, `gate-scanner check`, `gate-scanner stream`) goes through
+`GateService.scan`, so there is exactly one order of steps: parse, look up, decide, COMMIT,
+then (and only then) feedback and display. The manifest header is decoded once per installed
+revision and cached; a scan costs a few primary-key lookups and one fsynced insert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hardware.dedupe import DEFAULT_WINDOW_MS, Deduper
+from hardware.feedback import Feedback
+from manifests.admission import decide, parse_context
+from manifests.admission_types import Decision, Direction, GateContext
+from manifests.codec import decode_manifest, encode_manifest
+from manifests.delta import verify_and_apply
+from manifests.model import Manifest, ManifestHeader, TicketRow
+from manifests.signing import MAGIC, open_envelope
+from protocol.credential import Credential, CredentialFormat
+from protocol.parse import parse_credential
+from protocol.reasons import Reason, Verdict, default_message
+from scanner.scanlog import ScanRecord
+from scanner.store import GateStore
+
+Clock = Callable[[], int]
+HUB_KEY_PREFIX = "hub_key:"
+PIN_CONFIG_KEY = "venue_pin"
+MANUAL_PREFIX = "manual:"
+DEFAULT_STALE_AFTER_MS = 60 * 60_000  # offline gates warn once the manifest is an hour old
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    """A scan that is on disk: `seq` is its place in the gap-free scan log."""
+
+    seq: int
+    decision: Decision
+    at_ms: int
+    payload: str
+    manual: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "at_ms": self.at_ms, "manual": self.manual}
+        return {**out, **self.decision.to_json()}
+
+
+def trusted_hub_keys(store: GateStore) -> dict[int, bytes]:
+    """Hub public keys this device trusts for manifests, by key id."""
+    rows = store.db.execute("SELECT name FROM keys WHERE name LIKE ?", [HUB_KEY_PREFIX + "%"])
+    keys: dict[int, bytes] = {}
+    for (name,) in rows.fetchall():
+        value = store.key(name)
+        if value is not None:
+            keys[int(name[len(HUB_KEY_PREFIX) :])] = value
+    return keys
+
+
+def trust_hub_key(store: GateStore, key_id: int, public: bytes) -> None:
+    if len(public) != 32:
+        raise ValueError("a hub key is a 32-byte Ed25519 public key")
+    store.set_key(f"{HUB_KEY_PREFIX}{key_id}", public)
+
+
+def decode_stored(encoded: bytes, trusted: Mapping[int, bytes]) -> Manifest:
+    """The installed manifest: a hub envelope is verified again; a body built on this device
+    by applying a verified delta is decoded as is."""
+    body = open_envelope(encoded, trusted) if encoded[: len(MAGIC)] == MAGIC else encoded
+    return decode_manifest(body)
+
+
+def install_manifest(store: GateStore, envelope: bytes, now_ms: int) -> Manifest:
+    """Verify a hub envelope (full manifest or delta) against the trusted hub keys, check the
+    revision chain against what is installed, and store it in one transaction. Raises
+    ManifestRejected (nothing changed) when anything is off."""
+    trusted = trusted_hub_keys(store)
+    current = None
+    encoded = store.manifest_encoded()
+    if encoded is not None:
+        current = decode_stored(encoded, trusted)
+    body = open_envelope(envelope, trusted)
+    kind = "delta" if body[:1] == b"D" else "full"
+    new = verify_and_apply(envelope, kind, trusted, current, now_ms)
+    stored = envelope if kind == "full" else encode_manifest(new)
+    store.replace_manifest(new, stored, now_ms)
+    return new
+
+
+# -- venue PIN ---------------------------------------------------------------------------
+
+
+def set_pin(store: GateStore, pin: str) -> None:
+    """Stored as a salted scrypt hash: a stolen gate's disk does not give the PIN away."""
+    if len(pin) < 4 or not pin.isdigit():
+        raise ValueError("the venue PIN must be at least 4 digits")
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)
+    store.set_config(PIN_CONFIG_KEY, {"salt": salt.hex(), "hash": digest.hex(), **_SCRYPT})
+
+
+def has_pin(store: GateStore) -> bool:
+    return store.config(PIN_CONFIG_KEY) is not None
+
+
+def check_pin(store: GateStore, pin: str) -> bool:
+    data = store.config(PIN_CONFIG_KEY)
+    if data is None:
+        return False
+    digest = hashlib.scrypt(
+        pin.encode(), salt=bytes.fromhex(data["salt"]), n=data["n"], r=data["r"], p=data["p"]
+    )
+    return hmac.compare_digest(digest, bytes.fromhex(data["hash"]))
+
+
+# -- the decision loop -------------------------------------------------------------------
+
+
+class GateService:
+    def __init__(
+        self,
+        store: GateStore,
+        clock: Clock = wall_clock_ms,
+        feedback: Feedback | None = None,
+        dedupe_window_ms: int = DEFAULT_WINDOW_MS,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.feedback = feedback
+        self.deduper = Deduper(dedupe_window_ms)
+        self._manifest_revision: int | None = None
+        self._header: ManifestHeader | None = None
+        self._gate: GateContext | None = store.gate()
+
+    # -- context ---------------------------------------------------------------------
+
+    @property
+    def gate(self) -> GateContext | None:
+        return self._gate
+
+    def set_gate(self, gate: GateContext) -> None:
+        self.store.set_gate(gate)
+        self._gate = gate
+
+    def header(self) -> ManifestHeader | None:
+        """The installed manifest's header, decoded once per revision."""
+        revision = self.store.manifest_revision()
+        if revision is None:
+            return None
+        if revision != self._manifest_revision:
+            encoded = self.store.manifest_encoded()
+            if encoded is None:  # removed between the two reads
+                return None
+            self._header = decode_stored(encoded, trusted_hub_keys(self.store)).header
+            self._manifest_revision = revision
+        return self._header
+
+    # -- scanning --------------------------------------------------------------------
+
+    def scan(self, payload: str, *, manual: bool = False) -> ScanOutcome | None:
+        """Decide and commit one read. None: the same payload was read again within the
+        dedupe window (the guest's phone is still in front of the reader), nothing stored."""
+        now = self.clock()
+        if not manual and not self.deduper.accept(payload, now):
+            return None
+        decision, nonce = self._decide(payload, now)
+        return self._commit(payload, decision, now, manual, nonce)
+
+    def preview(self, payload: str) -> Decision:
+        """What `scan` would decide now, storing nothing (dry runs, support)."""
+        return self._decide(payload, self.clock())[0]
+
+    def _decide(self, payload: str, now: int) -> tuple[Decision, str | None]:
+        header, gate = self.header(), self._gate
+        if header is None or gate is None:
+            return self._unready(header, gate), None
+        parsed = parse_credential(payload, parse_context(header, now, self.store.nonces))
+        ticket_id = parsed.ticket_id
+        ticket = self.store.ticket(ticket_id) if ticket_id else None
+        history = self.store.history_for(ticket_id) if ticket_id else []
+        decision = decide(parsed, header, ticket, history, gate, now)
+        # a genuine legacy-C code is spent once seen (stored with the scan, atomically)
+        nonce = parsed.nonce if isinstance(parsed, Credential) else None
+        return decision, nonce
+
+    def manual_admit(self, ticket_id: str) -> ScanOutcome:
+        """Staff found the ticket by lookup (no code to read): the same rules, minus the
+        credential checks, recorded as a manual scan."""
+        now = self.clock()
+        header, gate = self.header(), self._gate
+        if header is None or gate is None:
+            decision = self._unready(header, gate)
+        else:
+            cred = Credential(format=CredentialFormat.UNKNOWN, ticket_id=ticket_id)
+            ticket = self.store.ticket(ticket_id)
+            history = self.store.history_for(ticket_id)
+            decision = decide(cred, header, ticket, history, gate, now)
+        return self._commit(MANUAL_PREFIX + ticket_id, decision, now, True, None)
+
+    def _commit(
+        self, payload: str, decision: Decision, now: int, manual: bool, nonce: str | None
+    ) -> ScanOutcome:
+        gate = self._gate
+        seq = self.store.record_scan(
+            payload,
+            decision,
+            at_ms=now,
+            direction=gate.direction if gate else Direction.ENTRY,
+            gate=gate.gate_name if gate else "",
+            manual=manual,
+            nonce=nonce,
+        )
+        if self.feedback is not None:
+            self.feedback.verdict(decision.verdict)
+        return ScanOutcome(seq, decision, now, payload, manual)
+
+    @staticmethod
+    def _unready(header: ManifestHeader | None, gate: GateContext | None) -> Decision:
+        if gate is None:
+            return Decision(
+                Verdict.DENY,
+                Reason.DEVICE_NOT_AUTHORIZED,
+                "This gate is not set up yet: ask a supervisor to run setup.",
+            )
+        return Decision(
+            Verdict.DENY,
+            Reason.MANIFEST_EXPIRED,
+            "No ticket list on this device: load a manifest before scanning.",
+        )
+
+    def confirm(self, seq: int, admitted: bool) -> None:
+        """Staff checked an attention guest: admitted counts as an entry, else turned away."""
+        self.store.confirm_attention(seq, admitted)
+        if admitted and self.feedback is not None:
+            self.feedback.attention_confirmed()
+
+    # -- lookups for the UI and CLI --------------------------------------------------
+
+    def lookup(self, query: str, limit: int = 20) -> list[TicketRow]:
+        """Manifest rows by ticket id (or its start) or order reference. Holder names are
+        sealed with each ticket's own code, so they cannot be searched offline."""
+        text = query.strip()
+        if len(text) < 4:
+            return []
+        like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.store.db.execute(
+            "SELECT ticket_id FROM tickets WHERE ticket_id LIKE ? ESCAPE '\\' "
+            "OR order_ref = ? COLLATE NOCASE ORDER BY order_ref, ticket_id LIMIT ?",
+            [like, text, limit],
+        ).fetchall()
+        found = [self.store.ticket(tid) for (tid,) in rows]
+        return [r for r in found if r is not None]
+
+    def recent_scans(self, n: int = 50) -> list[ScanRecord]:
+        """The last `n` scans, newest first."""
+        last = self.store.db.execute("SELECT max(seq) FROM scans").fetchone()[0] or 0
+        return list(reversed(self.store.scans(after_seq=max(0, last - n))))
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        gate = self._gate
+        header = self.header()
+        c = self.store.counters()
+        manifest: dict[str, Any] | None = None
+        if header is not None:
+            age = now - header.issued_at_ms
+            stale_after = int(self.store.config("stale_after_ms", DEFAULT_STALE_AFTER_MS))
+            manifest = {
+                "revision": header.revision,
+                "event": header.event.name,
+                "event_id": header.event.id,
+                "issued_at_ms": header.issued_at_ms,
+                "expires_at_ms": header.expires_at_ms,
+                "age_ms": age,
+                "stale": age > stale_after,
+                "expired": header.expires_at_ms <= now,
+                "tickets": self.store.ticket_count(),
+            }
+        return {
+            "gate": None
+            if gate is None
+            else {
+                "name": gate.gate_name,
+                "id": gate.gate_id,
+                "venue_id": gate.venue_id,
+                "direction": str(gate.direction),
+                "zones": list(gate.zones),
+            },
+            "manifest": manifest,
+            "counters": {
+                "admitted": c.admitted,
+                "denied": c.denied,
+                "exited": c.exited,
+                "attention_pending": c.attention_pending,
+                "inside_now": c.inside_now,
+            },
+            "pending_upload": c.pending_upload,
+            "connection": "offline",  # hub sync is not wired into the gate yet
+            "pin_set": has_pin(self.store),
+        }
+
+
+def reason_text(reason: str) -> str:
+    """A stored reason code as words, for history lists."""
+    try:
+        return default_message(Reason(reason))
+    except ValueError:
+        return reason.replace("_", " ")

@@ -1,0 +1,107 @@
+"""Shared set-up for the gate tests: a signed manifest around "now", real credentials for its
+tickets, and a real gate database with that manifest installed the way the CLI installs it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from manifests.admission import parse_context
+from manifests.codec import encode_manifest
+from manifests.model import Manifest, TicketRow, TicketStatus
+from manifests.policy import HOUR_MS
+from manifests.sample import sample_hub_seed
+from manifests.sealing import seal_holder
+from manifests.signing import sign_envelope
+from protocol.credential import Credential
+from protocol.native import public_key
+from protocol.parse import parse_credential
+from scanner.service import install_manifest, trust_hub_key
+from scanner.store import GateStore
+from tests import factories
+
+HUB_KEY_ID = 1
+HUB_SEED = sample_hub_seed()
+HUB_PUBLIC = public_key(HUB_SEED)
+
+# Ticket ids are UUIDs: native credentials carry them as 16 bytes.
+ADA = "0a000000-0000-4000-8000-00000000000a"  # GA weekend, named
+BEN = "0b000000-0000-4000-8000-00000000000b"  # student: staff must check ID
+CAL = "0c000000-0000-4000-8000-00000000000c"  # refunded
+DOT = "0d000000-0000-4000-8000-00000000000d"  # GA, same order as ADA
+ADA_NAME = "Ada Lovelace"
+ADA_ORDER = "TT-4100"
+
+
+@dataclass
+class Clock:
+    """The gate's clock in tests: fixed, moved by the test."""
+
+    now_ms: int
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> None:
+        self.now_ms += ms
+
+
+@dataclass
+class GateFixture:
+    manifest: Manifest
+    envelope: bytes
+    codes: dict[str, str] = field(default_factory=dict)  # ticket id -> credential
+
+
+def build(now_ms: int, revision: int = 1) -> GateFixture:
+    """An event that started an hour ago, a manifest issued 5 minutes ago, four tickets."""
+    event = dataclasses.replace(
+        factories.EVENT, start_ms=now_ms - HOUR_MS, end_ms=now_ms + 6 * HOUR_MS, days=()
+    )
+    header = factories.header(
+        event=event,
+        revision=revision,
+        issued_at_ms=now_ms - 5 * 60_000,
+        expires_at_ms=now_ms + 48 * HOUR_MS,
+    )
+    codes = {
+        tid: factories.credential(
+            tid, valid_from_ms=now_ms - 2 * HOUR_MS, valid_until_ms=now_ms + 8 * HOUR_MS
+        )
+        for tid in (ADA, BEN, CAL, DOT)
+    }
+    parsed = parse_credential(codes[ADA], parse_context(header, now_ms))
+    assert isinstance(parsed, Credential) and parsed.signature
+    rows = [
+        factories.row(
+            ADA, order_ref=ADA_ORDER, holder_sealed=seal_holder(ADA_NAME, parsed.signature, ADA)
+        ),
+        factories.row(
+            BEN, ticket_type="Student", attention="Check student ID", order_ref="TT-4200"
+        ),
+        factories.row(CAL, status=TicketStatus.REFUNDED, order_ref="TT-4300"),
+        factories.row(DOT, order_ref=ADA_ORDER, seat="R4-S12"),
+    ]
+    manifest = Manifest(header, {r.ticket_id: r for r in rows})
+    envelope = sign_envelope(encode_manifest(manifest), HUB_KEY_ID, HUB_SEED)
+    return GateFixture(manifest, envelope, codes)
+
+
+def install(store: GateStore, fx: GateFixture, now_ms: int) -> None:
+    """What `gate-scanner setup` + `load-manifest` do, in-process."""
+    store.set_config("device_id", "gate-test-device")
+    store.set_gate(factories.gate("North 1"))
+    trust_hub_key(store, HUB_KEY_ID, HUB_PUBLIC)
+    install_manifest(store, fx.envelope, now_ms)
+
+
+def open_gate(path: Path, now_ms: int) -> tuple[GateStore, GateFixture]:
+    store = GateStore(path)
+    fx = build(now_ms)
+    install(store, fx, now_ms)
+    return store, fx
+
+
+def row_of(fx: GateFixture, ticket_id: str) -> TicketRow:
+    return fx.manifest.tickets[ticket_id]
