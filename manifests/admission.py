@@ -83,10 +83,10 @@ def decide(
         cred = parsed
         ticket = _check_ticket(cred, header, ticket, gate)
         display = _display(cred, header, ticket, history, now_ms, holder)
+        if gate.direction is Direction.EXIT:  # nobody is kept in: time and zone rules skip
+            return Decision(Verdict.EXIT, Reason.EXITED, _exit_message(history), ticket_id, display)
         _check_time(cred, header, ticket, now_ms)
         notes = _zone_notes(cred, header, ticket, gate)
-        if gate.direction is Direction.EXIT:
-            return Decision(Verdict.EXIT, Reason.EXITED, _exit_message(history), ticket_id, display)
         reason = _check_history(header, ticket, history, now_ms)
     except _Deny as deny:
         return Decision(Verdict.DENY, deny.reason, deny.message, ticket_id, display)
@@ -179,7 +179,7 @@ def _zone_notes(
     cred: Credential, header: ManifestHeader, ticket: TicketRow, gate: GateContext
 ) -> list[str]:
     zone = ticket.zone or header.event.zone_name(cred.zone)
-    if not gate.zones or zone is None or gate.direction is Direction.EXIT:
+    if not gate.zones or zone is None:
         return []
     policy, rules = header.policy, header.zone_rules
     if any(rules.may_enter(zone, g, policy.vip_all_access) for g in gate.zones):
@@ -306,6 +306,7 @@ def _local(ms: int, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
 
 
+@lru_cache(maxsize=1 << 16)  # hub reconciliation re-reads each history time once per later scan
 def _local_date(ms: int, tz: ZoneInfo) -> date:
     return _local(ms, tz).date()
 

@@ -253,6 +253,14 @@ def test_exit_direction() -> None:
     assert (d.verdict, d.reason) == (Verdict.EXIT, Reason.EXITED)
     assert "no entry on record" in run(where=out).message
     assert run(where=out, ticket=row(T, status=TicketStatus.REVOKED)).verdict is Verdict.DENY
+    # a day-pass holder leaving after midnight, or after check-in closed, still gets out
+    after_midnight = ms("2026-06-13T01:30:00")
+    friday_only = row(T, valid_days=("2026-06-12",))
+    assert run(where=out, ticket=friday_only, now=after_midnight).verdict is Verdict.EXIT
+    late = END + 3 * HOUR_MS
+    assert run(where=out, now=late, hdr=header(expires_at_ms=END + 72 * HOUR_MS)).verdict is (
+        Verdict.EXIT
+    )
 
 
 @pytest.mark.parametrize(
