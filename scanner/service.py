@@ -27,6 +27,7 @@ from manifests.signing import MAGIC, open_envelope
 from protocol.credential import Credential, CredentialFormat
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
+from protocol.sealed_payload import seal_for_hub
 from scanner.scanlog import ScanRecord
 from scanner.store import GateStore
 
@@ -213,7 +214,7 @@ class GateService:
     ) -> ScanOutcome:
         gate = self._gate
         seq = self.store.record_scan(
-            payload,
+            self._at_rest(payload, manual),
             decision,
             at_ms=now,
             direction=gate.direction if gate else Direction.ENTRY,
@@ -224,6 +225,16 @@ class GateService:
         if self.feedback is not None:
             self.feedback.verdict(decision.verdict)
         return ScanOutcome(seq, decision, now, payload, manual)
+
+    def _at_rest(self, payload: str, manual: bool) -> str:
+        """What the scan log keeps of a read: sealed to the hub (see protocol/sealed_payload),
+        or only its digest before any hub key is known. Manual scans hold no code."""
+        if manual:
+            return payload
+        hub_keys = trusted_hub_keys(self.store)
+        if hub_keys:
+            return seal_for_hub(payload, hub_keys[max(hub_keys)])
+        return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
 
     @staticmethod
     def _unready(header: ManifestHeader | None, gate: GateContext | None) -> Decision:

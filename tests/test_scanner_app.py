@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
 from manifests.admission_types import Direction
+from protocol.sealed_payload import open_for_hub
 from scanner.app import GateApp
 from scanner.screens.history import HistoryScreen
 from scanner.screens.lookup import LookupScreen
@@ -20,7 +21,17 @@ from scanner.screens.verdict import AttentionScreen, GateScreen
 from scanner.service import GateService, set_pin
 from scanner.store import GateStore
 from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel, rendered_text
-from tests.scanner_fixtures import ADA, ADA_NAME, ADA_ORDER, BEN, CAL, DOT, Clock, open_gate
+from tests.scanner_fixtures import (
+    ADA,
+    ADA_NAME,
+    ADA_ORDER,
+    BEN,
+    CAL,
+    DOT,
+    HUB_SEED,
+    Clock,
+    open_gate,
+)
 
 NOW = 1_790_000_000_000  # 2026-09-21 14:13 UTC
 SIZE = (80, 24)
@@ -104,7 +115,9 @@ async def test_wedge_scan_shows_verdict_and_counts(
         assert panel(app).word == "DENY" and "can read" in panel(app).message
         assert "In 1  Denied 3  Inside 1" in status_text(app)
     assert [r.verdict.value for r in service.store.scans()] == ["admit", "deny", "deny", "deny"]
-    assert service.store.scan(4).payload == "XQ:ab/c*1+2.3$4%5 -"
+    stored = service.store.scan(4).payload
+    assert "XQ:ab" not in stored  # what the gate read rests sealed to the hub
+    assert open_for_hub(stored, HUB_SEED) == "XQ:ab/c*1+2.3$4%5 -"
 
 
 async def test_same_code_twice_within_window_is_one_scan(

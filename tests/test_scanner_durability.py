@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from protocol.sealed_payload import open_for_hub
 from scanner.store import GateStore
-from tests.scanner_fixtures import ADA, BEN, CAL, DOT, build, install
+from tests.scanner_fixtures import ADA, BEN, CAL, DOT, HUB_SEED, build, install
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = 500
@@ -26,7 +27,9 @@ TOTAL = 500
 
 def stored(db: Path) -> list[tuple[int, str, str]]:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT seq, payload, verdict FROM scans ORDER BY seq").fetchall()
+        rows = conn.execute("SELECT seq, payload, verdict FROM scans ORDER BY seq").fetchall()
+    # payloads rest sealed to the hub: open them with the hub's key to compare
+    return [(seq, open_for_hub(sealed, HUB_SEED), verdict) for seq, sealed, verdict in rows]
 
 
 def start(db: Path) -> subprocess.Popen[str]:
