@@ -6,13 +6,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
-from hub import admin_routes, device_routes, ticket_routes
+from hub import (
+    admin_routes,
+    check_routes,
+    device_routes,
+    live,
+    manifest_routes,
+    metrics,
+    openapi,
+    ticket_routes,
+)
 from hub.errors import error_middleware, error_response
 from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_PUBLIC_KEY, HUB_URL, STORE
+from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.storage import HubStore, StoreUnavailable
 from protocol.native import public_key
 from protocol.signing import b64encode, key_fingerprint
@@ -49,7 +59,16 @@ async def health_db(request: web.Request) -> web.Response:
 async def hub_identity(request: web.Request) -> web.Response:
     """The hub's public key, so a device can compare it with the enrollment QR fingerprint."""
     key = request.app[HUB_PUBLIC_KEY]
-    return web.json_response({"public_key": b64encode(key), "fingerprint": key_fingerprint(key)})
+    keys = request.app[manifest_routes.MANIFESTS].keys
+    return web.json_response(
+        {
+            "public_key": b64encode(key),
+            "fingerprint": key_fingerprint(key),
+            "key_id": keys.key_id,
+            # Every key devices should trust for manifests and credentials (rotation).
+            "trusted_keys": {str(k): b64encode(v) for k, v in sorted(keys.trusted.items())},
+        }
+    )
 
 
 def create_app(
@@ -61,12 +80,17 @@ def create_app(
     client_max_size: int = DEFAULT_MAX_BODY,
     enrollment_ttl_s: int = DEFAULT_ENROLLMENT_TTL_S,
     expiry_interval_s: float | None = DEFAULT_EXPIRY_INTERVAL_S,
+    hub_key_id: int = 1,
+    retired_hub_keys: Mapping[int, bytes] | None = None,
 ) -> web.Application:
     """Build the app around an open store; the signing seed stays here, only its public key
     is ever sent out."""
     if len(hub_signing_seed) != 32:
         raise ValueError("hub signing seed must be 32 bytes")
-    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+    app = web.Application(
+        middlewares=[metrics.metrics_middleware, error_middleware],
+        client_max_size=client_max_size,
+    )
     app[STORE] = store
     app[CLOCK] = clock
     app[HUB_PUBLIC_KEY] = public_key(hub_signing_seed)
@@ -76,6 +100,15 @@ def create_app(
     app.add_routes(admin_routes.routes)
     app.add_routes(device_routes.routes)
     app.add_routes(ticket_routes.routes)
+    keys = HubKeys.single(hub_signing_seed, hub_key_id, retired_hub_keys)
+    app[manifest_routes.MANIFESTS] = ManifestBuilder(store, keys)
+    app[check_routes.CHECK_LOCKS] = check_routes.TicketLocks()
+    app[check_routes.CHECKS] = check_routes.CheckBatcher(store)
+    app.add_routes(manifest_routes.routes)
+    app.add_routes(check_routes.routes)
+    app.add_routes(openapi.routes)
+    hub_metrics = metrics.install(app)
+    hub_metrics.devices_online = live.install(app).online
     if expiry_interval_s is not None:
         app.cleanup_ctx.append(_expiry_job(expiry_interval_s))
     return app

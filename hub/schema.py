@@ -187,4 +187,60 @@ CREATE TABLE IF NOT EXISTS request_nonces (
     PRIMARY KEY (device_id, nonce)
 );
 CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
+
+-- Manifests: a revision per event, bumped by triggers whenever a ticket or the event changes,
+-- so no code path that edits tickets can forget to; per ticket, the manifest revision of its
+-- last change, so a delta from any revision is "every ticket changed since" (removed tickets
+-- keep their change row); the native credential the hub issued per ticket generation.
+-- Manifest revision = event_revisions.revision + 1 (an event nothing changed is revision 1).
+CREATE TABLE IF NOT EXISTS event_revisions (
+    event_id TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ticket_changes (
+    event_id TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,  -- the manifest revision this change first appears in
+    PRIMARY KEY (event_id, ticket_id)
+);
+CREATE INDEX IF NOT EXISTS ticket_changes_revision ON ticket_changes(event_id, revision);
+CREATE TRIGGER IF NOT EXISTS tickets_bump_insert AFTER INSERT ON tickets
+BEGIN
+    INSERT INTO event_revisions (event_id, revision) VALUES (NEW.event_id, 1)
+        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
+    INSERT INTO ticket_changes (event_id, ticket_id, revision)
+        SELECT NEW.event_id, NEW.id, revision + 1 FROM event_revisions
+        WHERE event_id = NEW.event_id
+        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
+END;
+CREATE TRIGGER IF NOT EXISTS tickets_bump_update AFTER UPDATE ON tickets
+BEGIN
+    INSERT INTO event_revisions (event_id, revision) VALUES (NEW.event_id, 1)
+        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
+    INSERT INTO ticket_changes (event_id, ticket_id, revision)
+        SELECT NEW.event_id, NEW.id, revision + 1 FROM event_revisions
+        WHERE event_id = NEW.event_id
+        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
+END;
+CREATE TRIGGER IF NOT EXISTS tickets_bump_delete AFTER DELETE ON tickets
+BEGIN
+    INSERT INTO event_revisions (event_id, revision) VALUES (OLD.event_id, 1)
+        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
+    INSERT INTO ticket_changes (event_id, ticket_id, revision)
+        SELECT OLD.event_id, OLD.id, revision + 1 FROM event_revisions
+        WHERE event_id = OLD.event_id
+        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
+END;
+CREATE TRIGGER IF NOT EXISTS events_bump_update AFTER UPDATE ON events
+BEGIN INSERT INTO event_revisions (event_id, revision) VALUES (NEW.id, 1)
+      ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1; END;
+
+CREATE TABLE IF NOT EXISTS ticket_credentials (
+    ticket_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    credential TEXT NOT NULL,  -- the native credential string the holder's QR carries
+    issued_ms INTEGER NOT NULL,
+    PRIMARY KEY (ticket_id, generation)
+);
+CREATE INDEX IF NOT EXISTS scans_device_ticket ON scans(ticket_id, scanned_ms);
 """

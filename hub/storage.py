@@ -21,6 +21,7 @@ from hub.store_devices import (
     ENROLLMENT_USED,
     DeviceStore,
 )
+from hub.store_manifests import ManifestStore
 from hub.store_tickets import TicketStore
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 
-class HubStore(DeviceStore, TicketStore):
+class HubStore(DeviceStore, TicketStore, ManifestStore):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:
         row = {"id": new_id(), "name": name, "created_ms": now_ms}

@@ -5,11 +5,12 @@ Split from hub/storage.py only to keep files short; HubStore is the one interfac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import sqlite_utils
 from hub.schema import DDL, SCHEMA_VERSION
 
 Row = dict[str, Any]
+# Told (device id, stored scan rows) after scans are committed: live push and metrics.
+ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
 
 
 class StoreUnavailable(Exception):
@@ -36,14 +39,26 @@ def new_id() -> str:
 class StoreBase:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self.scan_listeners: list[ScanListener] = []
         self.db = sqlite_utils.Database(self.path)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA busy_timeout = 5000")
         self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous = FULL")  # every scan commit is on disk
         with self.db.atomic():
             self.db.executescript(DDL)
             if not list(self.db.query("SELECT version FROM schema_info")):
                 self.db.execute("INSERT INTO schema_info (version) VALUES (?)", [SCHEMA_VERSION])
+
+    @contextlib.contextmanager
+    def relaxed_sync(self) -> Iterator[None]:
+        """Commits in here are not fsynced (WAL synchronous=NORMAL): for facts a power cut may
+        lose harmlessly (request nonces). The next normal commit syncs them too."""
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA synchronous = FULL")
 
     def close(self) -> None:
         self.db.close()
@@ -54,6 +69,10 @@ class StoreBase:
             self.db.execute("SELECT count(*) FROM schema_info").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def _scans_committed(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
+        for listener in self.scan_listeners:
+            listener(device_id, scans)
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         rows = list(self.db.query(sql, list(params)))

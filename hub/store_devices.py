@@ -218,8 +218,9 @@ class DeviceStore(StoreBase):
         self.db["devices"].update(device_id, fields)
 
     def remember_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
-        """True when the nonce is new for this device (and is now remembered)."""
-        with self.db.atomic():
+        """True when the nonce is new for this device (and is now remembered). Not fsynced:
+        a power cut may forget the last nonces, and their timestamps expire in minutes."""
+        with self.relaxed_sync(), self.db.atomic():
             self.db.execute(
                 "DELETE FROM request_nonces WHERE seen_ms < ?", [now_ms - NONCE_MEMORY_MS]
             )
@@ -252,6 +253,7 @@ class DeviceStore(StoreBase):
             "counted",
         )
         stored: list[int] = []
+        scans = list(scans)
         with self.db.atomic():
             for scan in scans:
                 detail = {k: v for k, v in scan.items() if k not in columns and k != "seq"}
@@ -268,6 +270,8 @@ class DeviceStore(StoreBase):
                     [device_id, scan["seq"], *values, json.dumps(detail), now_ms, int(deactivated)],
                 )
                 stored.append(int(scan["seq"]))
+        if not deactivated:
+            self._scans_committed(device_id, scans)
         return stored
 
     def scans_of_device(self, device_id: str) -> list[Row]:

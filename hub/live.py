@@ -1,0 +1,163 @@
+"""Live entry state over a WebSocket: when any gate's scan is stored (uploaded or checked
+online), every OTHER device of that venue holding `/api/device/live` is told at once, so a
+ticket that just went in at the north gate is known at the south gate before its holder's
+friend tries the same code there.
+
+The socket is opened with a signed upgrade request (the same signing as every device call).
+Messages are JSON: `{"type": "entry_state", ticket_id, event_id, at_ms, direction,
+gate_name, device_id, seq, verdict, counted}`. A device may filter by `?event_id=`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hub.auth import authenticate_device
+from hub.keys import STORE
+from hub.storage import HubStore
+
+log = logging.getLogger("hub.live")
+SEND_TIMEOUT_S = 5.0
+MAX_QUEUED = 10_000  # a device this far behind is dropped; it reconnects and re-syncs
+HEARTBEAT_S = 30.0
+
+
+@dataclass(eq=False)
+class Connection:
+    device_id: str
+    venue_id: str
+    event_id: str | None
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
+
+
+class LiveHub:
+    """Who is connected, and the fan-out of stored scans to them."""
+
+    def __init__(self, store: HubStore) -> None:
+        self.store = store
+        self.connections: set[Connection] = set()
+        self._venues: dict[str, str] = {}  # device id -> venue id (a device never moves venue)
+        self._closing: set[asyncio.Task[bool]] = set()
+
+    def online(self) -> int:
+        return len({c.device_id for c in self.connections})
+
+    def _venue_of(self, device_id: str) -> str | None:
+        venue = self._venues.get(device_id)
+        if venue is None:
+            device = self.store.get_device(device_id)
+            if device is None:
+                return None
+            venue = self._venues[device_id] = device["venue_id"]
+        return venue
+
+    def on_scans(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
+        """Store listener (runs right after the commit): queue the messages; each
+        connection's writer task sends them, so a slow device never holds up the others."""
+        if not self.connections:
+            return
+        venue = self._venue_of(device_id)
+        messages = [
+            (s.get("event_id"), json.dumps(entry_state(device_id, s)))
+            for s in scans
+            if s.get("ticket_id")
+        ]
+        if venue is None or not messages:
+            return
+        for conn in self.connections:
+            if conn.device_id == device_id or conn.venue_id != venue:
+                continue
+            for event_id, text in messages:
+                if conn.event_id is None or conn.event_id == event_id:
+                    try:
+                        conn.queue.put_nowait(text)
+                    except asyncio.QueueFull:
+                        log.warning(
+                            "live device too slow, dropped", extra={"device": conn.device_id}
+                        )
+                        closing = asyncio.get_running_loop().create_task(conn.ws.close())
+                        self._closing.add(closing)
+                        closing.add_done_callback(self._closing.discard)
+                        break
+
+
+def entry_state(device_id: str, scan: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "entry_state",
+        "ticket_id": scan["ticket_id"],
+        "event_id": scan.get("event_id"),
+        "at_ms": scan["scanned_ms"],
+        "direction": scan["direction"],
+        "gate_name": scan.get("gate") or "",
+        "device_id": device_id,
+        "seq": scan["seq"],
+        "verdict": scan["verdict"],
+        "counted": bool(scan.get("counted")),
+    }
+
+
+LIVE = web.AppKey("live", LiveHub)
+routes = web.RouteTableDef()
+
+
+async def _writer(conn: Connection) -> None:
+    while True:
+        text = await conn.queue.get()
+        try:
+            await asyncio.wait_for(conn.ws.send_str(text), SEND_TIMEOUT_S)
+        except (ConnectionError, TimeoutError, RuntimeError):
+            await conn.ws.close()
+            return
+
+
+@routes.get("/api/device/live")
+async def live(request: web.Request) -> web.WebSocketResponse:
+    device, _ = await authenticate_device(request)
+    event_id = request.query.get("event_id") or None
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+    await ws.prepare(request)
+    hub = request.app[LIVE]
+    conn = Connection(device["id"], device["venue_id"], event_id, ws)
+    hub.connections.add(conn)
+    writer = asyncio.create_task(_writer(conn))
+    try:
+        await ws.send_json({"type": "hello", "device_id": device["id"], "event_id": event_id})
+        async for msg in ws:  # devices only listen; anything they send is ignored
+            if msg.type is WSMsgType.ERROR:
+                break
+    finally:
+        hub.connections.discard(conn)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+    return ws
+
+
+def install(app: web.Application) -> LiveHub:
+    """Attach the live hub: listens to the store while the app runs, closes sockets on stop."""
+    hub = LiveHub(app[STORE])
+    app[LIVE] = hub
+
+    @contextlib.asynccontextmanager
+    async def listen(app: web.Application) -> AsyncIterator[None]:
+        app[STORE].scan_listeners.append(hub.on_scans)
+        yield
+        app[STORE].scan_listeners.remove(hub.on_scans)
+
+    async def close_all(app: web.Application) -> None:
+        for conn in list(hub.connections):
+            await conn.ws.close(code=1001, message=b"hub shutting down")
+
+    app.cleanup_ctx.append(listen)
+    app.on_shutdown.append(close_all)
+    app.add_routes(routes)
+    return hub

@@ -1,0 +1,272 @@
+"""Building what the hub sends devices: signed manifests (full and delta) and the native
+credentials whose signatures seal holder names.
+
+The store records, per ticket, the revision of its last change (by trigger), so a delta
+from any revision R is just the tickets changed after R: its cost follows the number of
+changes, not the size of the event. The full rows are kept in memory for the newest revision
+and moved forward the same way; envelopes are built once per (revision, scope). An idle poll
+therefore costs one indexed read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hub.storage import HubStore
+from hub.store_manifests import ManifestSource
+from manifests.codec import encode_delta, encode_manifest
+from manifests.model import EventFacts, Manifest, ManifestDelta, ManifestHeader, Scope, TicketRow
+from manifests.policy import EXPIRY_AFTER_END_MS, ScanPolicy
+from manifests.sealing import seal_holder
+from manifests.signing import sign_envelope
+from protocol import base45
+from protocol.native import BODY_BYTES, SIG_BYTES, issue_credential, public_key
+
+MEMO_EVENTS = 8  # events whose newest full rows are kept in memory
+MEMO_ENVELOPES = 512  # signed envelopes kept in memory
+
+
+@dataclass(frozen=True, slots=True)
+class HubKeys:
+    """The hub's current signing key and every public key devices should still trust (the
+    current one included), so a key can be rotated without a flag day."""
+
+    key_id: int
+    seed: bytes
+    trusted: Mapping[int, bytes]
+
+    @classmethod
+    def single(
+        cls, seed: bytes, key_id: int = 1, retired: Mapping[int, bytes] | None = None
+    ) -> HubKeys:
+        return cls(key_id, seed, {**(retired or {}), key_id: public_key(seed)})
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One signed answer: `kind` is 'full' or 'delta'; `base_revision` only for a delta."""
+
+    kind: str
+    revision: int
+    envelope: bytes
+    base_revision: int | None = None
+
+
+def scope_tag(scope: Scope) -> str:
+    """A short, stable name for a scope, part of the ETag."""
+    text = json.dumps([scope.venue_id, scope.gate_id, list(scope.zones)])
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def credential_signature(credential: str) -> bytes:
+    """The 64-byte Ed25519 signature inside a native credential (what seals holder names)."""
+    raw = base45.decode(credential)
+    return raw[BODY_BYTES : BODY_BYTES + SIG_BYTES]
+
+
+def event_facts(source: ManifestSource) -> EventFacts:
+    e = source.event
+    types = [""] * max((t["code"] for t in source.ticket_types), default=0)
+    for t in source.ticket_types:
+        if t["code"] >= 1:
+            types[t["code"] - 1] = t["name"]
+    return EventFacts(
+        id=e["id"],
+        code=e["code"],
+        name=e["name"],
+        venue_id=e["venue_id"],
+        timezone=e["timezone"],
+        start_ms=e["start_ms"],
+        end_ms=e["end_ms"],
+        doors_ms=e["doors_ms"],
+        days=tuple(json.loads(e["days_json"])),
+        venue_name=source.venue["name"],
+        ticket_types=tuple(types),
+        zones=tuple(source.zones),
+    )
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+class ManifestBuilder:
+    """Builds and memoises manifests for one hub (one store, one set of keys)."""
+
+    def __init__(self, store: HubStore, keys: HubKeys) -> None:
+        self.store = store
+        self.keys = keys
+        self._latest: OrderedDict[str, Manifest] = OrderedDict()
+        self._envelopes: OrderedDict[tuple[Any, ...], Served] = OrderedDict()
+        self._headers: OrderedDict[tuple[Any, ...], tuple[ManifestSource, ManifestHeader]] = (
+            OrderedDict()
+        )
+
+    # credentials -------------------------------------------------------------------------
+    def credential_for(self, source: ManifestSource, ticket: Mapping[str, Any], now_ms: int) -> str:
+        """The ticket's native credential for its current generation, issued once and kept."""
+        found = self.store.credentials_of([ticket["id"]]).get((ticket["id"], ticket["generation"]))
+        if found is not None:
+            return found
+        credential = self._issue(event_facts(source), source, ticket)
+        self.store.save_credentials([(ticket["id"], ticket["generation"], credential)], now_ms)
+        return credential
+
+    def _issue(self, facts: EventFacts, source: ManifestSource, ticket: Mapping[str, Any]) -> str:
+        type_code = next(
+            (t["code"] for t in source.ticket_types if t["id"] == ticket["ticket_type_id"]), 0
+        )
+        zone_code = facts.zones.index(ticket["zone"]) + 1 if ticket["zone"] in facts.zones else 0
+        return issue_credential(
+            signing_key=self.keys.seed,
+            key_id=self.keys.key_id,
+            event_code=facts.code,
+            ticket_id=ticket["id"],
+            generation=ticket["generation"],
+            ticket_type=type_code if 0 <= type_code <= 255 else 0,
+            zone=zone_code if zone_code <= 255 else 0,
+            valid_from_ms=facts.start_ms - facts.checkin_before_ms,
+            valid_until_ms=facts.end_ms + facts.checkin_after_ms,
+            comp=ticket["comp_reason"] is not None,
+        )
+
+    def _signatures(self, source: ManifestSource, now_ms: int) -> dict[str, bytes]:
+        """Signatures of the current credential of every named ticket, issuing missing ones.
+        Tickets whose id is not a UUID cannot carry a native credential: no sealed name."""
+        named = [t for t in source.tickets if t["holder_name"] and _is_uuid(t["id"])]
+        issued = self.store.credentials_of([t["id"] for t in named])
+        facts = event_facts(source)
+        fresh: list[tuple[str, int, str]] = []
+        out: dict[str, bytes] = {}
+        for t in named:
+            credential = issued.get((t["id"], t["generation"]))
+            if credential is None:
+                credential = self._issue(facts, source, t)
+                fresh.append((t["id"], t["generation"], credential))
+            out[t["id"]] = credential_signature(credential)
+        if fresh:
+            self.store.save_credentials(fresh, now_ms)
+        return out
+
+    # manifests ---------------------------------------------------------------------------
+    def current_header(
+        self, event_id: str, scope: Scope, now_ms: int
+    ) -> tuple[ManifestSource, ManifestHeader] | None:
+        """The event's header (no rows) at its current revision, for online checks: one
+        indexed read when nothing changed since the last call."""
+        revision = self.store.event_revision(event_id)
+        key = (event_id, revision, scope)
+        hit = self._headers.get(key)
+        if hit is not None:
+            return hit
+        source = self.store.manifest_source(event_id, with_tickets=False)
+        if source is None:
+            return None
+        made = (source, self.header(source, scope, now_ms))
+        self._remember(self._headers, (event_id, source.revision, scope), made, MEMO_ENVELOPES)
+        return made
+
+    def header(self, source: ManifestSource, scope: Scope, now_ms: int) -> ManifestHeader:
+        e = source.event
+        return ManifestHeader(
+            event=event_facts(source),
+            scope=scope,
+            revision=source.revision,
+            issued_at_ms=now_ms,
+            expires_at_ms=e["end_ms"] + EXPIRY_AFTER_END_MS,
+            issuer_keys=dict(self.keys.trusted),
+            policy=ScanPolicy.from_json(json.loads(e["policy_json"] or "{}")),
+            revoked=dict(source.revoked),
+        )
+
+    def _ticket_rows(self, source: ManifestSource, now_ms: int) -> dict[str, TicketRow]:
+        signatures = self._signatures(source, now_ms)
+        tickets: dict[str, TicketRow] = {}
+        for t in source.tickets:
+            sig = signatures.get(t["id"])
+            tickets[t["id"]] = TicketRow(
+                ticket_id=t["id"],
+                status=t["status"],
+                generation=t["generation"],
+                ticket_type=t["ticket_type_name"],
+                zone=t["zone"],
+                seat=t["seat"],
+                valid_days=tuple(json.loads(t["valid_days_json"])),
+                lock_reason=t["lock_reason"],
+                comp_reason=t["comp_reason"],
+                holder_sealed=seal_holder(t["holder_name"], sig, t["id"]) if sig else None,
+            )
+        return tickets
+
+    def rows(self, event_id: str, now_ms: int) -> Manifest | None:
+        """The newest revision's rows under a venue-wide header; moved forward from the last
+        one kept by applying only the tickets changed since."""
+        memo = self._latest.get(event_id)
+        if memo is not None and memo.revision == self.store.event_revision(event_id):
+            return memo
+        if memo is not None:
+            source = self.store.manifest_source(event_id, since=memo.revision)
+            if source is None:
+                return None
+            tickets = dict(memo.tickets)
+            for ticket_id in source.removed:
+                tickets.pop(ticket_id, None)
+            tickets.update(self._ticket_rows(source, now_ms))
+        else:
+            source = self.store.manifest_source(event_id)
+            if source is None:
+                return None
+            tickets = self._ticket_rows(source, now_ms)
+        manifest = Manifest(self.header(source, Scope(source.event["venue_id"]), now_ms), tickets)
+        self._remember(self._latest, event_id, manifest, MEMO_EVENTS)
+        return manifest
+
+    def serve(self, event_id: str, scope: Scope, since: int | None, now_ms: int) -> Served | None:
+        """A delta from `since` (a revision 1 <= since < now), else the full manifest."""
+        revision = self.store.event_revision(event_id)
+        base = since if since is not None and 1 <= since < revision else None
+        key = (event_id, revision, scope, base)
+        memo = self._envelopes.get(key)
+        if memo is not None:
+            return memo
+        if base is not None:
+            source = self.store.manifest_source(event_id, since=base)
+            if source is None:
+                return None
+            delta = ManifestDelta(
+                self.header(source, scope, now_ms),
+                base,
+                tuple(self._ticket_rows(source, now_ms).values()),
+                source.removed,
+            )
+            served = Served("delta", source.revision, self._sign(encode_delta(delta)), base)
+        else:
+            current = self.rows(event_id, now_ms)
+            if current is None:
+                return None
+            scoped = Manifest(replace(current.header, scope=scope), current.tickets)
+            served = Served("full", current.revision, self._sign(encode_manifest(scoped)))
+        self._remember(
+            self._envelopes, (event_id, served.revision, scope, base), served, MEMO_ENVELOPES
+        )
+        return served
+
+    def _sign(self, body: bytes) -> bytes:
+        return sign_envelope(body, self.keys.key_id, self.keys.seed)
+
+    @staticmethod
+    def _remember(memo: OrderedDict, key: Any, value: Any, limit: int) -> None:  # type: ignore[type-arg]
+        memo[key] = value
+        memo.move_to_end(key)
+        while len(memo) > limit:
+            memo.popitem(last=False)

@@ -1,0 +1,219 @@
+"""HubStore's manifest half: event revisions, per-ticket change revisions, issued credentials,
+and the one transaction an online check runs in.
+
+Revisions are bumped by triggers (hub/schema.py), so every code path that changes a ticket
+moves the manifest on without having to remember to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.store_base import Row, StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSource:
+    """Everything a manifest is built from, read in one transaction so rows and revision
+    agree. `tickets` holds every ticket, none, or (with `since`) only those changed after
+    that revision; `removed` are ids changed since then that no longer exist."""
+
+    revision: int
+    event: Row
+    venue: Row
+    zones: list[str]
+    ticket_types: list[Row]
+    tickets: list[Row]
+    revoked: dict[str, str]  # ticket id -> reason, for every REVOKED ticket of the event
+    since: int | None = None
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What an online check stored: the decision JSON, the scan's row id, and whether this
+    was a retry of an already-stored check (same device and seq)."""
+
+    decision: dict[str, Any]
+    scan_id: int
+    repeated: bool
+
+
+Judge = Callable[[Row | None, list[Row]], tuple[dict[str, Any], Mapping[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheck:
+    """One online check waiting for the write transaction. `judge(ticket, scans)` returns
+    the decision JSON and the scan row to store."""
+
+    device_id: str
+    seq: int
+    ticket_id: str | None
+    judge: Judge
+    now_ms: int
+
+
+class ManifestStore(StoreBase):
+    def event_revision(self, event_id: str) -> int:
+        """The manifest revision: 1 plus the number of changes the triggers counted."""
+        row = self._one("SELECT revision FROM event_revisions WHERE event_id = ?", [event_id])
+        return int(row["revision"]) + 1 if row else 1
+
+    def event_by_id(self, event_id: str) -> Row | None:
+        """Unscoped; device routes check the device's venue against it themselves."""
+        return self._one("SELECT * FROM events WHERE id = ?", [event_id])
+
+    def manifest_source(
+        self, event_id: str, *, with_tickets: bool = True, since: int | None = None
+    ) -> ManifestSource | None:
+        """The event's facts and tickets (all, none, or changed after revision `since`)."""
+        with self.db.atomic():
+            event = self.event_by_id(event_id)
+            if event is None:
+                return None
+            venue = self._one("SELECT * FROM venues WHERE id = ?", [event["venue_id"]])
+            assert venue is not None
+            zones = [
+                r["name"]
+                for r in self.db.query(
+                    "SELECT name FROM zones WHERE venue_id = ? ORDER BY name", [venue["id"]]
+                )
+            ]
+            types = list(
+                self.db.query(
+                    "SELECT * FROM ticket_types WHERE event_id = ? ORDER BY code", [event_id]
+                )
+            )
+            revoked = {
+                r["id"]: r["lock_reason"] or "revoked"
+                for r in self.db.query(
+                    "SELECT id, lock_reason FROM tickets WHERE event_id = ? AND status = 'REVOKED'",
+                    [event_id],
+                )
+            }
+            select = (
+                "SELECT t.*, tt.name AS ticket_type_name FROM tickets t"
+                " LEFT JOIN ticket_types tt ON tt.id = t.ticket_type_id"
+            )
+            tickets: list[Row] = []
+            removed: tuple[str, ...] = ()
+            if since is not None:
+                changed = [
+                    r["ticket_id"]
+                    for r in self.db.query(
+                        "SELECT ticket_id FROM ticket_changes WHERE event_id = ? AND revision > ?",
+                        [event_id, since],
+                    )
+                ]
+                tickets = self._tickets_by_id(select, event_id, changed)
+                present = {t["id"] for t in tickets}
+                removed = tuple(t for t in changed if t not in present)
+            elif with_tickets:
+                tickets = list(self.db.query(select + " WHERE t.event_id = ?", [event_id]))
+            revision = self.event_revision(event_id)
+        return ManifestSource(
+            revision, event, venue, zones, types, tickets, revoked, since, removed
+        )
+
+    def _tickets_by_id(self, select: str, event_id: str, ids: Sequence[str]) -> list[Row]:
+        rows: list[Row] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = select + f" WHERE t.event_id = ? AND t.id IN ({marks})"
+            rows += self.db.query(sql, [event_id, *chunk])
+        return rows
+
+    # issued native credentials ------------------------------------------------------------
+    def credentials_of(self, ticket_ids: Sequence[str]) -> dict[tuple[str, int], str]:
+        found: dict[tuple[str, int], str] = {}
+        for start in range(0, len(ticket_ids), 500):
+            chunk = list(ticket_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT ticket_id, generation, credential FROM ticket_credentials"
+                f" WHERE ticket_id IN ({marks})"
+            )
+            for r in self.db.query(sql, chunk):
+                found[(r["ticket_id"], r["generation"])] = r["credential"]
+        return found
+
+    def save_credentials(self, rows: Iterable[tuple[str, int, str]], now_ms: int) -> None:
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO ticket_credentials"
+                " (ticket_id, generation, credential, issued_ms) VALUES (?, ?, ?, ?)",
+                [(t, g, c, now_ms) for t, g, c in rows],
+            )
+
+    # scans -------------------------------------------------------------------------------
+    def scans_of_ticket(self, ticket_id: str) -> list[Row]:
+        """The movements' facts of every stored scan of a ticket (deactivated devices' scans
+        are kept for audit, never counted)."""
+        cursor = self.db.conn.execute(
+            "SELECT s.ticket_id, s.scanned_ms, s.direction, s.counted, s.device_id,"
+            " g.name AS gate_name FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
+            " WHERE s.ticket_id = ? AND s.device_deactivated = 0 ORDER BY s.scanned_ms, s.id",
+            [ticket_id],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
+
+    def count_conflicts(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM conflicts").fetchone()[0])
+
+    def check_and_record(self, checks: Sequence[PendingCheck]) -> list[CheckOutcome]:
+        """Run checks in order inside ONE write transaction (BEGIN IMMEDIATE): each reads the
+        ticket and its scans (including those stored by earlier checks of the batch), is
+        judged, and its scan inserted; one COMMIT (one fsync) makes them all durable.
+
+        A retry with the same (device, seq) returns what was stored the first time. If any
+        judge raises, nothing of the batch is stored.
+        """
+        conn = self.db.conn
+        outcomes: list[CheckOutcome] = []
+        fresh: list[tuple[str, dict[str, Any]]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for check in checks:
+                outcome, row = self._check_one(check)
+                outcomes.append(outcome)
+                if row is not None:
+                    fresh.append((check.device_id, row))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        for device_id, row in fresh:
+            self._scans_committed(device_id, [row])
+        return outcomes
+
+    def _check_one(self, check: PendingCheck) -> tuple[CheckOutcome, dict[str, Any] | None]:
+        conn = self.db.conn
+        stored = conn.execute(
+            "SELECT id, detail_json FROM scans WHERE device_id = ? AND device_seq = ?",
+            [check.device_id, check.seq],
+        ).fetchone()
+        if stored is not None:
+            decision = json.loads(stored[1]).get("decision", {})
+            return CheckOutcome(decision, stored[0], True), None
+        ticket = None
+        scans: list[Row] = []
+        if check.ticket_id is not None:
+            ticket = self._one("SELECT * FROM tickets WHERE id = ?", [check.ticket_id])
+            scans = self.scans_of_ticket(check.ticket_id)
+        decision, row = check.judge(ticket, scans)
+        columns = list(row)
+        cursor = conn.execute(
+            f"INSERT INTO scans (device_id, device_seq, arrived_ms, {', '.join(columns)})"
+            f" VALUES (?, ?, ?, {', '.join('?' * len(columns))})",
+            [check.device_id, check.seq, check.now_ms, *row.values()],
+        )
+        gate = json.loads(row.get("detail_json", "{}")).get("gate", "")
+        notice = {**row, "seq": check.seq, "gate": gate}
+        return CheckOutcome(decision, int(cursor.lastrowid or 0), False), notice

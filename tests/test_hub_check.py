@@ -1,0 +1,146 @@
+"""Online checks over the real server: the admission engine against the hub's state, the scan
+stored with the decision, and concurrent checks of one ticket admitting exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.hub_fixtures import Device, Hub, enroll, start_hub, stop_hub
+from tests.test_hub_manifests import Show, add_show, credential_text
+
+_seq = itertools.count(1)
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
+    yield started
+    await stop_hub(started, runner)
+
+
+async def check(
+    device: Device, show: Show, payload: str, seq: int | None = None, **extra: object
+) -> httpx.Response:
+    body = {"event_id": show.event_id, "payload": payload, "seq": seq or next(_seq), **extra}
+    return await device.send("POST", "/api/device/check", body)
+
+
+def stored(hub: Hub, ticket_id: str | None) -> list[dict]:  # type: ignore[type-arg]
+    return [s for s in hub.store.db["scans"].rows if s["ticket_id"] == ticket_id]
+
+
+async def test_admit_then_already_admitted_at_another_gate_with_the_first_gate_named(
+    hub: Hub,
+) -> None:
+    show = add_show(hub, hub.a)
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    other = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    tid = show.tickets[0]  # GA, named
+    code = await credential_text(hub, tid)
+    first = await check(north, show, code)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["verdict"], body["reason"], body["ticket_id"]) == ("admit", "admitted", tid)
+    assert body["display"]["holder"] == show.holders[tid]
+    again = (await check(other, show, code)).json()
+    assert (again["verdict"], again["reason"]) == ("deny", "already_admitted")
+    assert "North" in again["message"]
+    rows = stored(hub, tid)
+    assert [(r["verdict"], r["counted"]) for r in rows] == [("admit", 1), ("deny", 0)]
+    assert json.loads(rows[0]["detail_json"])["decision"]["verdict"] == "admit"
+
+
+async def test_concurrent_checks_of_one_ticket_at_two_gates_admit_exactly_once(hub: Hub) -> None:
+    show = add_show(hub, hub.a, n_tickets=4)
+    gates = [
+        await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north) for _ in range(2)
+    ]
+    codes = [await credential_text(hub, tid) for tid in show.tickets[:2]]  # both GA
+    calls = [check(gates[i % 2], show, codes[i % 4 // 2]) for i in range(24)]
+    answers = [r.json() for r in await asyncio.gather(*calls)]
+    for tid in show.tickets[:2]:
+        verdicts = [a["verdict"] for a in answers if a["ticket_id"] == tid]
+        assert len(verdicts) == 12 and verdicts.count("admit") == 1, verdicts
+        assert sum(r["counted"] for r in stored(hub, tid)) == 1
+        assert len(stored(hub, tid)) == 12
+
+
+async def test_retry_with_the_same_seq_returns_the_stored_decision_and_stores_nothing(
+    hub: Hub,
+) -> None:
+    show = add_show(hub, hub.a)
+    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    code = await credential_text(hub, show.tickets[1])
+    first = (await check(gate, show, code, seq=7)).json()
+    retry = (await check(gate, show, code, seq=7)).json()
+    assert retry["repeated"] is True and first["repeated"] is False
+    assert (
+        (retry["verdict"], retry["scan_id"])
+        == (first["verdict"], first["scan_id"])
+        == (
+            "admit",
+            first["scan_id"],
+        )
+    )
+    assert len(stored(hub, show.tickets[1])) == 1
+
+
+async def test_zone_superseded_locked_and_garbage_are_refused_with_reasons(hub: Hub) -> None:
+    show = add_show(hub, hub.a)
+    south = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    ga, other_ga, vip = show.tickets[0], show.tickets[1], show.tickets[2]
+    wrong_zone = (await check(south, show, await credential_text(hub, ga))).json()
+    assert (wrong_zone["verdict"], wrong_zone["reason"]) == ("deny", "zone_denied")
+    vip_at_ga = (await check(north, show, await credential_text(hub, vip))).json()
+    assert vip_at_ga["verdict"] == "admit"  # VIP may use GA gates
+    old = await credential_text(hub, other_ga)
+    manager = hub.auth(hub.a.manager_token)
+    await hub.client.post(f"/api/admin/tickets/{other_ga}/reissue", headers=manager)
+    superseded = (await check(north, show, old)).json()
+    assert (superseded["verdict"], superseded["reason"]) == ("deny", "superseded")
+    await hub.client.post(
+        "/api/admin/tickets/lock",
+        json={"ticket_ids": [other_ga], "reason": "legal_hold"},
+        headers=manager,
+    )
+    locked = (await check(north, show, await credential_text(hub, other_ga))).json()
+    assert (locked["verdict"], locked["reason"]) == ("deny", "locked")
+    garbage = await check(north, show, "HELLO WORLD")
+    assert garbage.status_code == 200 and garbage.json()["verdict"] == "deny"
+    assert garbage.json()["reason"] and garbage.json()["message"]
+    assert len(stored(hub, None)) == 1  # a refused unreadable code is kept too
+
+
+async def test_exit_gate_direction_records_an_exit(hub: Hub) -> None:
+    show = add_show(hub, hub.a)
+    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    code = await credential_text(hub, show.tickets[0])
+    assert (await check(gate, show, code)).json()["verdict"] == "admit"
+    out = (await check(gate, show, code, direction="exit")).json()
+    assert (out["verdict"], out["reason"]) == ("exit", "exited")
+    assert [r["direction"] for r in stored(hub, show.tickets[0])] == ["entry", "exit"]
+
+
+async def test_bad_requests_are_refused_and_store_nothing(hub: Hub) -> None:
+    show = add_show(hub, hub.a)
+    gateless = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
+    resp = await check(gateless, show, "X")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "no_gate"
+    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    missing = await gate.send("POST", "/api/device/check", {"event_id": show.event_id})
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_field"
+    bad_dir = await check(gate, show, "X", direction="sideways")
+    assert bad_dir.status_code == 400
+    elsewhere = await enroll(hub, hub.b.manager_token, hub.b.venue_id)
+    assert (await check(elsewhere, show, "X")).status_code == 404
+    unsigned = await hub.client.post("/api/device/check", json={})
+    assert unsigned.status_code == 401
+    assert hub.store.db["scans"].count == 0
