@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the gate app")
     run.add_argument("--kiosk", action="store_true", help="verdict screen only; PIN to exit")
     run.add_argument("--clear-after", type=float, help="seconds a verdict stays on screen")
+    run.add_argument(
+        "--camera",
+        metavar="SPEC",
+        help="camera: device index, /dev/videoN, URL, video file or image folder "
+        "(default: the stored `camera` setting; 'none' for the hand scanner only)",
+    )
 
     check = sub.add_parser("check", help="decide one payload without the UI")
     check.add_argument("payload")
@@ -146,17 +152,23 @@ def _run(args: argparse.Namespace) -> int:
     with GateStore(args.db) as store:
         if args.kiosk and not has_pin(store):
             raise CliError("no_pin", "kiosk mode needs a venue PIN first: run `set-pin`")
-        sounds = Sounds()
+        if store.config("sound", True):
+            sounds = Sounds()
+        else:  # sound off in settings: neither tones nor the bell
+            sounds = Sounds(detect_player=False, bell=lambda times: None)
         feedback = Feedback(sounds, Relay(store.config("relay_pin")))
         app = GateApp(
             GateService(store, feedback=feedback),
             kiosk=args.kiosk,
             clear_after_s=args.clear_after,
+            camera=args.camera,
         )
-        sounds.bell = lambda times: app.bell()  # the terminal's bell, not raw stdout
+        if store.config("sound", True):
+            sounds.bell = lambda times: app.bell()  # the terminal's bell, not raw stdout
         try:
             app.run()
         finally:
+            app.stop_camera()
             feedback.relay.close()
     return 0
 

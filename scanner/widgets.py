@@ -151,7 +151,8 @@ class StatusBar(Static):
                 rev += " EXPIRED"
             elif manifest["stale"]:
                 rev += " STALE"
-        line1 = f"{place} · {event}"
+        camera = f"{status['camera']} · " if status.get("camera") else ""  # before the event:
+        line1 = f"{place} · {camera}{event}"  # a long event name is what gets cut off
         line2 = (
             f"In {c['admitted']}  Denied {c['denied']}  Inside {c['inside_now']} · "
             f"{status['connection'].upper()} · Upload {status['pending_upload']} · {rev}"

@@ -1,4 +1,5 @@
-"""Venue settings behind the venue PIN: gate name, direction, zones, verdict time, new PIN.
+"""Venue settings behind the venue PIN: gate name, direction, zones, verdict time, camera,
+sound, relay pin, new PIN.
 
 The PIN is checked against its scrypt hash in the store (scanner/service.py); after a few
 wrong tries the PIN prompt locks for a while, so it cannot be guessed at the gate.
@@ -17,6 +18,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, Static
 
 from manifests.admission_types import Direction, GateContext
+from scanner.camera_feed import CAMERA_CONFIG_KEY, camera_spec
 from scanner.service import check_pin, has_pin, set_pin
 
 if TYPE_CHECKING:
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
 
 MAX_TRIES = 5
 LOCKOUT_S = 60.0
+SOUND_CONFIG_KEY = "sound"
+RELAY_CONFIG_KEY = "relay_pin"
+ON_WORDS = frozenset({"on", "yes", "1", "true"})
+OFF_WORDS = frozenset({"off", "no", "0", "false"})
 
 
 class PinScreen(ModalScreen[bool]):
@@ -109,6 +115,9 @@ class SettingsScreen(Screen[None]):
         ("set-zones", "Zones (GA,VIP)"),
         ("set-venue", "Venue id"),
         ("set-clear", "Verdict shown (s)"),
+        ("set-camera", "Camera (0, path, URL)"),
+        ("set-sound", "Sound on/off"),
+        ("set-relay", "Relay GPIO pin"),
         ("set-pin", "New PIN (optional)"),
     )
 
@@ -125,6 +134,9 @@ class SettingsScreen(Screen[None]):
             "set-zones": ",".join(gate.zones) if gate else "",
             "set-venue": gate.venue_id if gate else "",
             "set-clear": f"{app.clear_after_s:g}",
+            "set-camera": app.camera_spec or "",
+            "set-sound": "on" if app.service.store.config(SOUND_CONFIG_KEY, True) else "off",
+            "set-relay": str(app.service.store.config(RELAY_CONFIG_KEY) or ""),
             "set-pin": "",
         }
         with VerticalScroll():
@@ -138,6 +150,10 @@ class SettingsScreen(Screen[None]):
                 with Horizontal():
                     yield Label(label)
                     yield Input(values[field_id], id=field_id, password=field_id == "set-pin")
+            yield Static(
+                "Camera: blank = none (hand scanner only). Sound and relay apply at next start.",
+                markup=False,
+            )
             yield Static("", id="settings-error", markup=False)
         yield Footer()
 
@@ -167,6 +183,11 @@ class SettingsScreen(Screen[None]):
             return "Verdict time must be a number of seconds."
         if not 0.5 <= seconds <= 120:
             return "Verdict time must be between 0.5 and 120 seconds."
+        if self._value("set-sound").lower() not in ON_WORDS | OFF_WORDS:
+            return "Sound must be on or off."
+        relay = self._value("set-relay")
+        if relay and not (relay.isdigit() or relay.upper().startswith(("GPIO", "BOARD"))):
+            return "Relay pin must be a GPIO number (e.g. 17), GPIO17 or BOARD11, or blank."
         pin = self._value("set-pin")
         if pin and (len(pin) < 4 or not pin.isdigit()):
             return "The venue PIN must be at least 4 digits."
@@ -190,5 +211,13 @@ class SettingsScreen(Screen[None]):
         )
         app.clear_after_s = float(self._value("set-clear"))
         app.service.store.set_config("verdict_clear_s", app.clear_after_s)
+        store = app.service.store
+        store.set_config(SOUND_CONFIG_KEY, self._value("set-sound").lower() in ON_WORDS)
+        relay = self._value("set-relay")
+        store.set_config(RELAY_CONFIG_KEY, (int(relay) if relay.isdigit() else relay) or None)
+        camera = camera_spec(self._value("set-camera"))
+        store.set_config(CAMERA_CONFIG_KEY, camera)
+        if camera != app.camera_spec:
+            app.run_worker(app.restart_camera(camera), exclusive=True, group="camera")
         if self._value("set-pin"):
             set_pin(app.service.store, self._value("set-pin"))

@@ -61,12 +61,16 @@ class GateScreen(Screen[None]):
         return self.query_one(VerdictPanel)
 
     def refresh_status(self) -> None:
-        self.query_one(StatusBar).show_status(self.gate_app.service.status())
+        self.query_one(StatusBar).show_status(self.gate_app.status())
 
     # -- scans -------------------------------------------------------------------------
 
     def on_scan_catcher_scanned(self, message: ScanCatcher.Scanned) -> None:
-        outcome = self.gate_app.service.scan(message.payload)  # committed on return
+        self.scan_payload(message.payload)
+
+    def scan_payload(self, payload: str) -> None:
+        """The one path for a read, from the wedge or the camera (scanner/camera_feed.py)."""
+        outcome = self.gate_app.service.scan(payload)  # committed on return
         if outcome is None:
             self.query_one(ScanCatcher).note("Same code read again: ignored")
             return
@@ -150,7 +154,7 @@ class AttentionScreen(ModalScreen[bool]):
     def on_mount(self) -> None:
         d = self.outcome.decision
         self.query_one(VerdictPanel).show(d.verdict, d.message, d.display, hint=ATTENTION_HINT)
-        self.query_one(StatusBar).show_status(cast("GateApp", self.app).service.status())
+        self.query_one(StatusBar).show_status(cast("GateApp", self.app).status())
 
     def on_key(self, event: events.Key) -> None:
         if event.key not in ("y", "n", "escape", "ctrl+q"):

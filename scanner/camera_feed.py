@@ -1,0 +1,134 @@
+"""The camera as a second scanner for the gate app.
+
+A `CameraReader` decodes in its own thread; each new payload crosses to the UI thread with
+`app.call_from_thread` and goes into exactly the path a keyboard-wedge scan takes
+(`GateScreen.scan_payload` -> `GateService.scan`, committed before the verdict shows). The
+worker waits for that call to return, so the camera never runs ahead of the gate's own commit.
+No camera is a normal state (a wedge-only gate): the feed just reports it for the status bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+
+from hardware.camera import CameraReader, FrameSource, QrDecoder, SourceState, open_source
+
+log = logging.getLogger(__name__)
+
+CAMERA_CONFIG_KEY = "camera"
+FOLDER_FPS = 10.0  # an image folder has no frame rate of its own: replay it like a camera
+CAMERA_NOTES: dict[SourceState, str] = {
+    SourceState.OPEN: "Camera on",
+    SourceState.NO_CAMERA: "No camera",
+    SourceState.ENDED: "Camera: video ended",
+    SourceState.CLOSED: "Camera off",
+}
+
+
+def camera_spec(text: str | int | Path | None) -> str | None:
+    """A stored or typed camera setting, tidied: blank or "none"/"off" mean no camera."""
+    if text is None:
+        return None
+    spec = str(text).strip()
+    return None if spec.lower() in {"", "none", "off"} else spec
+
+
+def replay_fps(spec: str | None) -> float | None:
+    """A recorded source is read at its own pace, not as fast as the CPU allows (which would
+    squeeze a minute of guests into seconds); a live camera paces itself (None)."""
+    if spec is None or spec.isdigit() or spec.startswith("/dev/") or "://" in spec:
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        return FOLDER_FPS
+    if not path.is_file():
+        return None
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
+    finally:
+        capture.release()
+    return fps if 0 < fps <= 240 else None
+
+
+class CameraFeed:
+    """One camera source joined to a payload handler that must run on the UI thread.
+
+    `deliver(handler, payload)` is how a payload reaches the UI thread: the app passes its
+    `call_from_thread`. `stop()` must be called from outside the UI loop (or after it ended):
+    it joins the worker, which may be waiting on the loop."""
+
+    def __init__(
+        self,
+        spec: str | None,
+        handler: Callable[[str], object],
+        deliver: Callable[[Callable[[str], object], str], object],
+        *,
+        max_fps: float | None = None,
+        source: FrameSource | None = None,
+    ) -> None:
+        """`max_fps` None: a video file or folder at its own pace, a live camera unpaced."""
+        self.spec = spec
+        self._handler = handler
+        self._deliver = deliver
+        self._stopping = threading.Event()
+        self.delivered = 0
+        if source is None and spec is not None:
+            source = open_source(spec)
+            if max_fps is None:
+                max_fps = replay_fps(spec)
+        self.reader: CameraReader | None = None
+        if source is not None:
+            self.reader = CameraReader(
+                source, QrDecoder(), on_payload=self._on_payload, max_fps=max_fps
+            )
+
+    @property
+    def state(self) -> SourceState:
+        if self.reader is None:
+            return SourceState.NO_CAMERA
+        return self.reader.state
+
+    @property
+    def running(self) -> bool:
+        return self.reader is not None and self.reader.running
+
+    @property
+    def note(self) -> str:
+        """Short words for the status bar."""
+        return CAMERA_NOTES[self.state]
+
+    def start(self) -> bool:
+        """Start decoding; False when there is no camera (not an error)."""
+        if self.reader is None:
+            return False
+        self._stopping.clear()
+        started = self.reader.start()
+        if not started:
+            log.info("camera %s: %s", self.spec, self.reader.state)
+        return started
+
+    def request_stop(self) -> None:
+        """Safe from the UI thread: no more payloads are handed over from now on."""
+        self._stopping.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        if self.reader is not None:
+            self.reader.stop(timeout)
+
+    def _on_payload(self, payload: str) -> None:
+        """Worker thread: hand over and wait until the scan is committed and shown."""
+        if self._stopping.is_set():
+            return
+        try:
+            self._deliver(self._handler, payload)
+        except RuntimeError:  # the app has stopped running: nothing left to show it on
+            self._stopping.set()
+            return
+        self.delivered += 1
