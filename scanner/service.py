@@ -27,7 +27,7 @@ from manifests.signing import MAGIC, open_envelope
 from protocol.credential import Credential, CredentialFormat
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
-from protocol.sealed_payload import seal_for_hub
+from protocol.sealed_payload import PayloadSealer
 from scanner.scanlog import ScanRecord
 from scanner.store import GateStore
 
@@ -142,6 +142,7 @@ class GateService:
         self.deduper = Deduper(dedupe_window_ms)
         self._manifest_revision: int | None = None
         self._header: ManifestHeader | None = None
+        self._sealer: PayloadSealer | None = None
         self._gate: GateContext | None = store.gate()
 
     # -- context ---------------------------------------------------------------------
@@ -233,7 +234,10 @@ class GateService:
             return payload
         hub_keys = trusted_hub_keys(self.store)
         if hub_keys:
-            return seal_for_hub(payload, hub_keys[max(hub_keys)])
+            hub_key = hub_keys[max(hub_keys)]
+            if self._sealer is None or self._sealer.hub_public_key != hub_key:
+                self._sealer = PayloadSealer(hub_key)
+            return self._sealer.seal(payload)
         return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
 
     @staticmethod
