@@ -28,12 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hardware.camera import QrDecoder, zbar_qr
 from hardware.frames import HARSH, RESOLUTIONS, TYPICAL, render_frame, ticket_payload
-from manifests.admission import decide, parse_context
 from manifests.admission_types import Direction, GateContext
 from manifests.codec import encode_manifest
-from manifests.sample import DEFAULT_NOW_MS, sample_manifest
+from manifests.sample import DEFAULT_NOW_MS, sample_hub_seed, sample_manifest
 from protocol.native import issue_credential, public_key
-from protocol.parse import parse_credential
+from scanner.service import GateService, trust_hub_key
 from scanner.store import GateStore
 
 TARGET_DURABLE_OVER_FSYNC_MS = 0.5
@@ -66,8 +65,8 @@ class RawFsync:
 def durable_verdict_ms(
     folder: Path, n: int
 ) -> tuple[list[float], list[float], str, dict[str, int]]:
-    """payload -> parse -> decide -> record_scan committed, with the real engine if present.
-    Each scan is preceded by one raw write+fsync, so both see the same disk and load."""
+    """GateService.scan as the app calls it: parse, decide, seal the payload to the hub, commit
+    durably. Each scan is preceded by one raw write+fsync, so both see the same disk and load."""
     store = GateStore(folder / "gate.db")
     manifest = sample_manifest(5_000, seed=3)
     seed = bytes(range(32))
@@ -75,17 +74,20 @@ def durable_verdict_ms(
     header = dataclasses.replace(manifest.header, issuer_keys={1: public_key(seed)})
     manifest = dataclasses.replace(manifest, header=header)
     store.replace_manifest(manifest, encode_manifest(manifest), DEFAULT_NOW_MS)
-    mode = "parse + decide + commit (real engine)"
-    header = manifest.header
-    gate = GateContext(
-        venue_id=header.event.venue_id,
-        gate_id="north-1",
-        gate_name="North 1",
-        direction=Direction.ENTRY,
-        zones=header.scope.zones,
+    trust_hub_key(store, 1, public_key(sample_hub_seed()))  # payloads are sealed to it
+    mode = "GateService.scan: parse + decide + seal + commit"
+    store.set_gate(
+        GateContext(
+            venue_id=header.event.venue_id,
+            gate_id="north-1",
+            gate_name="North 1",
+            direction=Direction.ENTRY,
+            zones=header.scope.zones,
+        )
     )
+    now = [DEFAULT_NOW_MS + 6 * 3_600_000]  # inside the check-in window of day one
+    service = GateService(store, clock=lambda: now[0])
     ticket_ids = list(manifest.tickets)
-    now = DEFAULT_NOW_MS + 6 * 3_600_000  # inside the check-in window of day one
     payloads = []
     for i in range(n):
         row = manifest.tickets[ticket_ids[i % len(ticket_ids)]]
@@ -102,18 +104,15 @@ def durable_verdict_ms(
         )
     times, fsync = [], []
     raw = RawFsync(folder)
-    for i, payload in enumerate(payloads):
-        at = now + i * 1_000
+    for payload in payloads:
+        now[0] += 3_000  # past the 2.5 s re-read window
         fsync.append(raw.once_ms())
         t0 = time.perf_counter()
-        parsed = parse_credential(payload, parse_context(header, at, store.nonces))
-        ticket_id = parsed.ticket_id
-        ticket = store.ticket(ticket_id) if ticket_id else None
-        history = store.history_for(ticket_id) if ticket_id else []
-        decision = decide(parsed, header, ticket, history, gate, at)
-        store.record_scan(payload, decision, at_ms=at, direction=gate.direction, gate="North 1")
+        outcome = service.scan(payload)
         times.append((time.perf_counter() - t0) * 1000)
-        verdicts[str(decision.reason)] = verdicts.get(str(decision.reason), 0) + 1
+        assert outcome is not None
+        reason = str(outcome.decision.reason)
+        verdicts[reason] = verdicts.get(reason, 0) + 1
     store.close()
     raw.close()
     return times, fsync, mode, verdicts
