@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -18,11 +19,13 @@ from hub import (
     manifest_routes,
     metrics,
     openapi,
+    reconcile_routes,
     ticket_routes,
 )
 from hub.errors import error_middleware, error_response
 from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_PUBLIC_KEY, HUB_URL, STORE
 from hub.manifest_build import HubKeys, ManifestBuilder
+from hub.reconcile_ingest import Reconciler
 from hub.storage import HubStore, StoreUnavailable
 from protocol.native import public_key
 from protocol.signing import b64encode, key_fingerprint
@@ -101,17 +104,45 @@ def create_app(
     app.add_routes(device_routes.routes)
     app.add_routes(ticket_routes.routes)
     keys = HubKeys.single(hub_signing_seed, hub_key_id, retired_hub_keys)
-    app[manifest_routes.MANIFESTS] = ManifestBuilder(store, keys)
+    builder = ManifestBuilder(store, keys)
+    app[manifest_routes.MANIFESTS] = builder
+    reconciler = Reconciler(store, builder, clock)
+    app[reconcile_routes.RECONCILER] = reconciler
+    app.cleanup_ctx.append(_background(reconciler.run))
+    app.add_routes(reconcile_routes.routes)
     app[check_routes.CHECK_LOCKS] = check_routes.TicketLocks()
-    app[check_routes.CHECKS] = check_routes.CheckBatcher(store)
+    checks = check_routes.CheckBatcher(store)
+    app[check_routes.CHECKS] = checks
+
+    async def close_checks(app: web.Application) -> None:
+        checks.close()
+
+    app.on_cleanup.append(close_checks)
     app.add_routes(manifest_routes.routes)
     app.add_routes(check_routes.routes)
     app.add_routes(openapi.routes)
     hub_metrics = metrics.install(app)
     hub_metrics.devices_online = live.install(app).online
+    hub_metrics.reconcile_backlog = reconciler.backlog
     if expiry_interval_s is not None:
         app.cleanup_ctx.append(_expiry_job(expiry_interval_s))
     return app
+
+
+def _background(
+    job: Callable[[], Coroutine[Any, Any, None]],
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    """Run a task while the hub is up; cancelled on shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(job())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 def _expiry_job(

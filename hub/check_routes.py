@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -59,34 +60,76 @@ class TicketLocks:
 class CheckBatcher:
     """Group commit: checks that arrive together are judged and stored in one transaction,
     so one fsync makes a whole batch durable instead of one per check. A check waits at most
-    BATCH_WAIT_S for company; an answer is only sent after its batch committed."""
+    BATCH_WAIT_S for company; an answer is only sent after its batch committed.
+
+    The transaction runs on one writer thread with its own connection, so the event loop
+    keeps reading and verifying requests while a batch waits for its fsync (sqlite releases
+    the GIL); checks arriving meanwhile form the next batch. One writer thread keeps batches
+    in order; BEGIN IMMEDIATE keeps exactly-one-admit across hub processes too."""
 
     BATCH_WAIT_S = 0.001
 
     def __init__(self, store: HubStore) -> None:
         self.store = store
         self._pending: list[tuple[PendingCheck, asyncio.Future[CheckOutcome]]] = []
+        self._busy = False
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-check-writer")
+        self._writer: HubStore | None = None  # opened on (and only used by) the thread
 
     async def submit(self, check: PendingCheck) -> CheckOutcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CheckOutcome] = loop.create_future()
         self._pending.append((check, future))
-        if len(self._pending) == 1:
+        if not self._busy:
+            self._busy = True
             loop.call_later(self.BATCH_WAIT_S, self._flush)
         return await future
 
+    def _write(
+        self, checks: list[PendingCheck]
+    ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
+        if self._writer is None:
+            self._writer = HubStore(self.store.path, migrate=False)
+        return self._writer.check_and_record_quietly(checks)
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        try:
-            outcomes = self.store.check_and_record([check for check, _ in batch])
-        except Exception as exc:  # every waiting check gets the failure (a 500), none stored
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._thread, self._write, [check for check, _ in batch])
+        done.add_done_callback(lambda result: self._finish(batch, result))
+
+    def _finish(
+        self,
+        batch: list[tuple[PendingCheck, asyncio.Future[CheckOutcome]]],
+        result: asyncio.Future[tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]],
+    ) -> None:
+        exc = result.exception()
+        if exc is not None:  # every waiting check gets the failure (a 500), none stored
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-            return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+        else:
+            outcomes, fresh = result.result()
+            for device_id, row in fresh:
+                self.store.scans_committed(device_id, [row])
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+        if self._pending:
+            self._flush()
+        else:
+            self._busy = False
+
+    def close(self) -> None:
+        """Close the writer's connection on its own thread, then stop the thread."""
+
+        def shut() -> None:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+        self._thread.submit(shut).result()
+        self._thread.shutdown(wait=True)
 
 
 CHECK_LOCKS = web.AppKey("check_locks", TicketLocks)

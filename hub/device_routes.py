@@ -11,11 +11,14 @@ from nacl.signing import VerifyKey
 from hub.auth import authenticate_device, device_deactivated
 from hub.errors import ApiError, Fields, parse_json_object, read_json_object
 from hub.keys import CLOCK, HUB_PUBLIC_KEY, STORE
+from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
 
 routes = web.RouteTableDef()
+# What the upload acknowledgement tells a device about each scan at another gate.
+PEER_SCAN_FIELDS = ("ticket_id", "at_ms", "direction", "gate_name", "device_id", "seq", "verdict")
 
 _ENROLLMENT_MESSAGES = {
     ENROLLMENT_INVALID: "This enrollment code is not valid.",
@@ -80,7 +83,8 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.post("/api/device/heartbeat")
 async def heartbeat(request: web.Request) -> web.Response:
-    """The device's health report; the clock offset comes from its signed timestamp."""
+    """The device's health report; the clock offset (hub ≈ device + offset, the sign the
+    scans' offsets use) comes from its signed timestamp."""
     device, raw = await authenticate_device(request)
     f = Fields(parse_json_object(raw), {"app_version", "pending_uploads", "manifest_revisions"})
     app_version = f.text("app_version", required=False, max_len=50)
@@ -93,7 +97,7 @@ async def heartbeat(request: web.Request) -> web.Response:
         app_version=app_version,
         pending_uploads=pending,
         manifest_revisions=revisions,
-        clock_offset_ms=int(request.headers[HEADER_TIMESTAMP]) - now_ms,
+        clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
     )
     return web.json_response({"ok": True, "hub_time_ms": now_ms})
 
@@ -101,18 +105,39 @@ async def heartbeat(request: web.Request) -> web.Response:
 @routes.post("/api/device/scans")
 async def upload_scans(request: web.Request) -> web.Response:
     """Store a batch of scans; acknowledge only after commit. A deactivated device's scans
-    are kept for audit (marked) and the device is still refused."""
+    are kept for audit (marked) and the device is still refused.
+
+    After the commit the tickets the batch touched are queued for reconciliation (done in
+    the background, hub/reconcile_ingest.py), and the answer carries what the hub learnt:
+    the manifest `revision` (pull a delta when it moved) and, when the device sends
+    `peer_cursor`, the counted scans at other devices of the event stored after it
+    (`peer_scans`, at most MAX_PEER_SCANS; `peer_more` when more wait; `peer_cursor` to send
+    next time)."""
     device, raw = await authenticate_device(request, allow_inactive=True)
     deactivated = not device["active"]
     try:
-        rows = parse_upload(parse_json_object(raw), device)
+        upload = parse_upload(parse_json_object(raw), device)
     except ApiError:
         if deactivated:
             raise device_deactivated() from None
         raise
     store, now_ms = request.app[STORE], request.app[CLOCK]()
-    acked = store.record_scans(device["id"], rows, now_ms, deactivated=deactivated)
+    acked = store.record_scans(device["id"], upload.rows, now_ms, deactivated=deactivated)
     if deactivated:
         raise device_deactivated()
-    store.record_heartbeat(device["id"], now_ms)
-    return web.json_response({"acked": acked})
+    store.record_heartbeat(device["id"], now_ms, clock_offset_ms=upload.clock_offset_ms)
+    answer: dict[str, Any] = {"acked": acked}
+    event = store.event_by_id(upload.event_id) if upload.event_id else None
+    if event is None or event["venue_id"] != device["venue_id"]:
+        return web.json_response(answer)  # an event this device cannot see: store only
+    touched = {r["ticket_id"] for r in upload.rows if r["ticket_id"] is not None}
+    ticketless = [r["seq"] for r in upload.rows if r["ticket_id"] is None]
+    loose = store.scan_ids(device["id"], ticketless) if ticketless else []
+    request.app[RECONCILER].schedule(event["id"], touched, loose)
+    answer["revision"] = store.event_revision(event["id"])
+    if upload.peer_cursor is not None:
+        peers, cursor, more = store.peer_scans(event["id"], device["id"], upload.peer_cursor)
+        answer["peer_scans"] = [{k: p[k] for k in PEER_SCAN_FIELDS} for p in peers]
+        answer["peer_cursor"] = cursor
+        answer["peer_more"] = more
+    return web.json_response(answer)

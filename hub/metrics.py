@@ -25,6 +25,7 @@ class Metrics:
         self.manifest_bytes = defaultdict[str, int](int)  # kind -> bytes
         self.devices_online: Callable[[], int] = lambda: 0
         self.conflicts: Callable[[], int] = lambda: 0
+        self.reconcile_backlog: Callable[[], int] = lambda: 0
         # route -> [bucket counts..., +Inf count], sum
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: defaultdict[str, float] = defaultdict(float)
@@ -45,9 +46,12 @@ class Metrics:
             "# HELP hub_checks_total Online checks answered, by verdict.",
             "# TYPE hub_checks_total counter",
             *(f'hub_checks_total{{verdict="{v}"}} {n}' for v, n in sorted(self.checks.items())),
-            "# HELP hub_conflicts Reconciliation conflicts recorded.",
+            "# HELP hub_conflicts Open reconciliation conflicts (offline double entries).",
             "# TYPE hub_conflicts gauge",
             f"hub_conflicts {self.conflicts()}",
+            "# HELP hub_reconcile_backlog Tickets waiting to be re-reconciled after uploads.",
+            "# TYPE hub_reconcile_backlog gauge",
+            f"hub_reconcile_backlog {self.reconcile_backlog()}",
             "# HELP hub_devices_online Devices holding the live WebSocket.",
             "# TYPE hub_devices_online gauge",
             f"hub_devices_online {self.devices_online()}",

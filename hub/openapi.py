@@ -32,6 +32,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/admin/venues/{venue_id}/enrollments"): ("Create an enrollment code.", ADMIN),
     ("GET", "/api/admin/audit"): ("The audit log.", ADMIN),
     ("GET", "/api/admin/events/{event_id}"): ("One event with its ticket types.", ADMIN),
+    ("GET", "/api/admin/events/{event_id}/reconciliation"): (
+        "Reconciliation report: counts per outcome and every offline double entry.",
+        ADMIN,
+    ),
     ("GET", "/api/admin/tickets/{ticket_id}"): ("One ticket.", ADMIN),
     ("POST", "/api/admin/events/{event_id}/comps"): ("Issue a complimentary ticket.", ADMIN),
     ("POST", "/api/admin/tickets/lock"): ("Lock tickets (bulk).", ADMIN),
@@ -44,7 +48,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/device/enroll"): ("Enroll a device with a one-time code.", NONE),
     ("GET", "/api/device/me"): ("The calling device as the hub knows it.", DEVICE),
     ("POST", "/api/device/heartbeat"): ("Device health report.", DEVICE),
-    ("POST", "/api/device/scans"): ("Upload a batch of scans (idempotent).", DEVICE),
+    ("POST", "/api/device/scans"): (
+        "Upload a batch of scans (idempotent; optional clock_offset_ms, peer_cursor); the "
+        "answer carries the manifest revision and peer scans after the cursor.",
+        DEVICE,
+    ),
     ("GET", "/api/device/events/{event_id}/manifest"): (
         "Signed manifest, full or ?since=R delta; ETag / If-None-Match gives 304.",
         DEVICE,

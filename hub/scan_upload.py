@@ -1,9 +1,15 @@
 """The scan upload a gate sends: its scan-log rows (scanner/scanlog.py ScanRecord.to_json)
-in one batch, checked whole before any is stored."""
+in one batch, checked whole before any is stored.
+
+Times stay on the device's clock; the device also reports its measured clock offset (hub
+time ≈ device time + offset) for the batch and/or per scan, stored beside each scan so
+reconciliation can order scans from every gate by corrected time.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from hub.errors import ApiError, Fields
@@ -11,6 +17,7 @@ from manifests.admission_types import Direction
 from protocol.reasons import Reason, Verdict
 
 MAX_BATCH = 500
+MAX_OFFSET_MS = 7 * 24 * 3600 * 1000  # a week: beyond that the device's clock is broken
 _SCAN_FIELDS = {
     "seq",
     "at_ms",
@@ -24,38 +31,71 @@ _SCAN_FIELDS = {
     "manual",
     "confirmed",
     "uploaded",
+    "clock_offset_ms",
 }
+# Enum lookups by value, once: the hot loop checks membership instead of raising.
+_VERDICTS = {str(v): v for v in Verdict}
+_REASONS = {str(r): r for r in Reason}
+_DIRECTIONS = {str(d): d for d in Direction}
+_COUNTED = {Verdict.ADMIT, Verdict.EXIT}
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A checked batch. `clock_offset_ms` is the device's latest measured offset (the
+    batch's, else the last scan's own), for its health record. `peer_cursor` is the last
+    peer scan id the device already knows (None: it asks for no peer scans)."""
+
+    event_id: str | None
+    rows: list[dict[str, Any]]
+    clock_offset_ms: int | None
+    peer_cursor: int | None
 
 
 def _bad(index: int, message: str) -> ApiError:
     return ApiError(400, "invalid_scan", f"scans[{index}]: {message}")
 
 
-def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows for HubStore.record_scans, or a 400 naming the first bad scan."""
-    f = Fields(body, {"event_id", "manifest_revision", "scans"})
+def _offset(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return -MAX_OFFSET_MS <= value <= MAX_OFFSET_MS
+
+
+def _enum(index: int, table: dict[str, Any], value: Any, what: str) -> Any:
+    found = table.get(value) if isinstance(value, str) else None
+    if found is None:
+        raise _bad(index, f"{value!r} is not a valid {what}")
+    return found
+
+
+def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> Upload:
+    """The checked batch (rows for HubStore.record_scans), or a 400 naming the first bad scan."""
+    f = Fields(body, {"event_id", "manifest_revision", "scans", "clock_offset_ms", "peer_cursor"})
     event_id = f.text("event_id", required=False, max_len=64)
     revision = f.integer("manifest_revision", required=False)
+    batch_offset = f.integer(
+        "clock_offset_ms", required=False, low=-MAX_OFFSET_MS, high=MAX_OFFSET_MS
+    )
+    peer_cursor = f.integer("peer_cursor", required=False)
     scans = body.get("scans")
     if not isinstance(scans, list) or not 0 < len(scans) <= MAX_BATCH:
         raise ApiError(400, "invalid_field", f"Field scans must list 1 to {MAX_BATCH} scans.")
+    gate_id, zone = device["gate_id"], device["zone"]
     rows = []
+    latest_offset = batch_offset
     for index, scan in enumerate(scans):
         if not isinstance(scan, dict):
             raise _bad(index, "must be an object")
-        unknown = sorted(set(scan) - _SCAN_FIELDS)
-        if unknown:
-            raise _bad(index, f"unknown field {unknown[0]}")
+        if not scan.keys() <= _SCAN_FIELDS:
+            raise _bad(index, f"unknown field {sorted(set(scan) - _SCAN_FIELDS)[0]}")
         seq, at_ms = scan.get("seq"), scan.get("at_ms")
         for name, value in (("seq", seq), ("at_ms", at_ms)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise _bad(index, f"{name} must be a positive integer")
-        try:
-            verdict = Verdict(scan.get("verdict"))
-            reason = Reason(scan.get("reason"))
-            direction = Direction(scan.get("direction"))
-        except ValueError as exc:
-            raise _bad(index, str(exc)) from None
+        verdict = _enum(index, _VERDICTS, scan.get("verdict"), "Verdict")
+        reason = _enum(index, _REASONS, scan.get("reason"), "Reason")
+        direction = _enum(index, _DIRECTIONS, scan.get("direction"), "Direction")
         payload, ticket_id = scan.get("payload"), scan.get("ticket_id")
         if not isinstance(payload, str) or len(payload) > 4096:
             raise _bad(index, "payload must be the scanned text")
@@ -64,28 +104,32 @@ def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> list[dict[str,
         confirmed = scan.get("confirmed")
         if confirmed is not None and not isinstance(confirmed, bool):
             raise _bad(index, "confirmed must be true, false or null")
-        for name in ("message", "gate"):
-            if not isinstance(scan.get(name, ""), str):
-                raise _bad(index, f"{name} must be text")
-        counted = verdict in (Verdict.ADMIT, Verdict.EXIT) or (
-            verdict is Verdict.ATTENTION and confirmed is True
-        )
+        message, gate = scan.get("message", ""), scan.get("gate", "")
+        if not isinstance(message, str) or not isinstance(gate, str):
+            raise _bad(index, "message and gate must be text")
+        offset = scan.get("clock_offset_ms", batch_offset)
+        if offset is not None and not _offset(offset):
+            raise _bad(index, f"clock_offset_ms must be an integer within ±{MAX_OFFSET_MS}")
+        if batch_offset is None and offset is not None:
+            latest_offset = offset
+        counted = verdict in _COUNTED or (verdict is Verdict.ATTENTION and confirmed is True)
         rows.append(
             {
                 "seq": seq,
                 "event_id": event_id,
                 "ticket_id": ticket_id,
                 "raw_hash": hashlib.sha256(payload.encode()).hexdigest(),
-                "verdict": str(verdict),
-                "reason": str(reason),
-                "direction": str(direction),
-                "gate_id": device["gate_id"],
-                "zone": device["zone"],
+                "verdict": verdict.value,
+                "reason": reason.value,
+                "direction": direction.value,
+                "gate_id": gate_id,
+                "zone": zone,
                 "scanned_ms": at_ms,
+                "clock_offset_ms": offset or 0,
                 "manifest_revision": revision,
                 "counted": int(counted),
-                "message": scan.get("message", ""),
-                "gate": scan.get("gate", ""),
+                "message": message,
+                "gate": gate,
                 "manual": bool(scan.get("manual", False)),
                 "confirmed": confirmed,
                 "payload": payload,
@@ -93,4 +137,4 @@ def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> list[dict[str,
         )
     if len({r["seq"] for r in rows}) != len(rows):
         raise ApiError(400, "invalid_scan", "Each scan in a batch needs its own seq.")
-    return rows
+    return Upload(event_id, rows, latest_offset, peer_cursor)

@@ -5,7 +5,7 @@ Kept as plain DDL so a PostgreSQL store can be written from the same model.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -133,7 +133,8 @@ CREATE TABLE IF NOT EXISTS scans (
     direction TEXT NOT NULL,
     gate_id TEXT,
     zone TEXT,
-    scanned_ms INTEGER NOT NULL,
+    scanned_ms INTEGER NOT NULL,  -- the device's own clock
+    clock_offset_ms INTEGER NOT NULL DEFAULT 0,  -- device's measure: hub ≈ device + offset
     manifest_revision INTEGER,
     counted INTEGER NOT NULL DEFAULT 0,
     detail_json TEXT NOT NULL DEFAULT '{}',  -- everything else the device reported
@@ -153,6 +154,22 @@ CREATE TABLE IF NOT EXISTS conflicts (
     detected_ms INTEGER NOT NULL,
     resolved_ms INTEGER
 );
+-- One double entry per (winner scan, duplicate scan): re-reconciling never repeats it.
+CREATE UNIQUE INDEX IF NOT EXISTS conflicts_pair ON conflicts(ticket_id, kind, scan_ids_json);
+
+-- Reconciliation's verdict on each scan, kept BESIDE the scan (scans are never rewritten);
+-- replaced whenever the ticket is re-reconciled after a new upload.
+CREATE TABLE IF NOT EXISTS scan_outcomes (
+    scan_id INTEGER PRIMARY KEY REFERENCES scans(id),
+    event_id TEXT,
+    ticket_id TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('SUCCESS', 'DUPLICATE', 'ERROR')),
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    corrected_ms INTEGER NOT NULL,
+    reconciled_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scan_outcomes_event ON scan_outcomes(event_id, outcome);
 
 CREATE TABLE IF NOT EXISTS admin_tokens (
     id TEXT PRIMARY KEY,
@@ -180,13 +197,6 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 
-CREATE TABLE IF NOT EXISTS request_nonces (
-    device_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    seen_ms INTEGER NOT NULL,
-    PRIMARY KEY (device_id, nonce)
-);
-CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
 
 -- Manifests: a revision per event, bumped by triggers whenever a ticket or the event changes,
 -- so no code path that edits tickets can forget to; per ticket, the manifest revision of its
@@ -243,4 +253,25 @@ CREATE TABLE IF NOT EXISTS ticket_credentials (
     PRIMARY KEY (ticket_id, generation)
 );
 CREATE INDEX IF NOT EXISTS scans_device_ticket ON scans(ticket_id, scanned_ms);
+"""
+
+# Request nonces live in their own database file beside the hub's (`<path>-nonces`): every
+# signed request writes one, and that write must never wait behind a scan commit's fsync.
+# Not fsynced (a power cut may forget the last few; their timestamps expire in minutes).
+NONCE_DDL = """
+CREATE TABLE IF NOT EXISTS request_nonces (
+    device_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+);
+CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
+"""
+
+# Columns added after a table first shipped: (table, column, definition), applied to older
+# databases at open (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
+ADDED_COLUMNS = (("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),)
+# Indexes over added columns: created after the columns exist.
+LATE_DDL = """
+CREATE INDEX IF NOT EXISTS scans_event ON scans(event_id, id);
 """

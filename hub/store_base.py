@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from hub.schema import DDL, SCHEMA_VERSION
+from hub.schema import ADDED_COLUMNS, DDL, LATE_DDL, NONCE_DDL, SCHEMA_VERSION
 
 Row = dict[str, Any]
 # Told (device id, stored scan rows) after scans are committed: live push and metrics.
@@ -37,7 +37,9 @@ def new_id() -> str:
 
 
 class StoreBase:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
+        """Open the database; `migrate` creates or upgrades the schema (a second connection
+        to an already opened hub database, e.g. a writer thread's, skips it)."""
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
         self.db = sqlite_utils.Database(self.path)
@@ -45,10 +47,26 @@ class StoreBase:
         self.db.execute("PRAGMA busy_timeout = 5000")
         self.db.enable_wal()
         self.db.execute("PRAGMA synchronous = FULL")  # every scan commit is on disk
+        if migrate:
+            self._migrate()
+        self.nonces = sqlite3.connect(self.path + "-nonces", isolation_level=None)
+        self.nonces.execute("PRAGMA busy_timeout = 5000")
+        self.nonces.execute("PRAGMA journal_mode = WAL")
+        self.nonces.execute("PRAGMA synchronous = NORMAL")
+        self.nonces.executescript(NONCE_DDL)
+
+    def _migrate(self) -> None:
         with self.db.atomic():
             self.db.executescript(DDL)
-            if not list(self.db.query("SELECT version FROM schema_info")):
+            for table, column, definition in ADDED_COLUMNS:
+                if column not in self.db[table].columns_dict:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            self.db.executescript(LATE_DDL)
+            versions = [r["version"] for r in self.db.query("SELECT version FROM schema_info")]
+            if not versions:
                 self.db.execute("INSERT INTO schema_info (version) VALUES (?)", [SCHEMA_VERSION])
+            elif versions[0] != SCHEMA_VERSION:
+                self.db.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
 
     @contextlib.contextmanager
     def relaxed_sync(self) -> Iterator[None]:
@@ -62,6 +80,7 @@ class StoreBase:
 
     def close(self) -> None:
         self.db.close()
+        self.nonces.close()
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a real read."""
@@ -70,13 +89,16 @@ class StoreBase:
         except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def _scans_committed(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
+    def scans_committed(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
         for listener in self.scan_listeners:
             listener(device_id, scans)
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        rows = list(self.db.query(sql, list(params)))
-        return rows[0] if rows else None
+        cursor = self.db.conn.execute(sql, list(params))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
     def _audit(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.store_base import Row, StoreBase, new_id, secret_hash
@@ -15,8 +15,40 @@ ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
 ENROLLMENT_USED = "used_enrollment_code"
 
+_SCAN_COLUMNS = (
+    "event_id",
+    "ticket_id",
+    "raw_hash",
+    "verdict",
+    "reason",
+    "direction",
+    "gate_id",
+    "zone",
+    "scanned_ms",
+    "clock_offset_ms",
+    "manifest_revision",
+    "counted",
+)
+_NOT_DETAIL = {*_SCAN_COLUMNS, "seq"}
+_DEFAULTS = {"clock_offset_ms": 0, "counted": 0}
+_INSERT_SCAN = (
+    "INSERT INTO scans (device_id, device_seq, "
+    + ", ".join(_SCAN_COLUMNS)
+    + ", detail_json, arrived_ms, device_deactivated) VALUES ("
+    + ", ".join("?" * (len(_SCAN_COLUMNS) + 5))
+    + ") ON CONFLICT (device_id, device_seq) DO UPDATE SET"
+    " counted = excluded.counted, detail_json = excluded.detail_json"
+    " WHERE scans.verdict = 'attention' AND excluded.verdict = 'attention'"
+    " AND json_extract(scans.detail_json, '$.confirmed') IS NULL"
+)
+
+
+NONCE_PURGE_EVERY_MS = 1000  # expired nonces are swept at most this often, not per request
+
 
 class DeviceStore(StoreBase):
+    _nonces_purged_ms = 0
+
     # enrollment ---------------------------------------------------------------------------
     def create_enrollment(
         self,
@@ -218,16 +250,27 @@ class DeviceStore(StoreBase):
         self.db["devices"].update(device_id, fields)
 
     def remember_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
-        """True when the nonce is new for this device (and is now remembered). Not fsynced:
-        a power cut may forget the last nonces, and their timestamps expire in minutes."""
-        with self.relaxed_sync(), self.db.atomic():
-            self.db.execute(
-                "DELETE FROM request_nonces WHERE seen_ms < ?", [now_ms - NONCE_MEMORY_MS]
-            )
-            inserted = self.db.execute(
+        """True when the nonce is new for this device (and is now remembered). Kept in the
+        nonce database (hub/schema.py NONCE_DDL), so it never waits for a scan commit; not
+        fsynced: a power cut may forget the last nonces, and their timestamps expire in
+        minutes."""
+        conn = self.nonces
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if now_ms - self._nonces_purged_ms >= NONCE_PURGE_EVERY_MS:
+                conn.execute(
+                    "DELETE FROM request_nonces WHERE seen_ms < ?", [now_ms - NONCE_MEMORY_MS]
+                )
+                self._nonces_purged_ms = now_ms
+            inserted = conn.execute(
                 "INSERT OR IGNORE INTO request_nonces (device_id, nonce, seen_ms) VALUES (?, ?, ?)",
                 [device_id, nonce, now_ms],
             ).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return inserted == 1
 
     # scans --------------------------------------------------------------------------------
@@ -237,42 +280,38 @@ class DeviceStore(StoreBase):
         """Store scans idempotently by (device, device_seq); returns the seqs now stored.
 
         A re-sent scan changes nothing, except that a pending attention scan may take its
-        later confirmation. A deactivated device's scans are kept for audit, marked.
+        later confirmation. A deactivated device's scans are kept for audit, marked. One
+        statement for the whole batch (executemany), one commit.
         """
-        columns = (
-            "event_id",
-            "ticket_id",
-            "raw_hash",
-            "verdict",
-            "reason",
-            "direction",
-            "gate_id",
-            "zone",
-            "scanned_ms",
-            "manifest_revision",
-            "counted",
-        )
-        stored: list[int] = []
         scans = list(scans)
+        values = [
+            (
+                device_id,
+                scan["seq"],
+                *[scan.get(c, _DEFAULTS.get(c)) for c in _SCAN_COLUMNS],
+                json.dumps({k: v for k, v in scan.items() if k not in _NOT_DETAIL}),
+                now_ms,
+                int(deactivated),
+            )
+            for scan in scans
+        ]
         with self.db.atomic():
-            for scan in scans:
-                detail = {k: v for k, v in scan.items() if k not in columns and k != "seq"}
-                values = [scan.get(c) for c in columns]
-                self.db.execute(
-                    "INSERT INTO scans (device_id, device_seq, "
-                    + ", ".join(columns)
-                    + ", detail_json, arrived_ms, device_deactivated) VALUES ("
-                    + ", ".join("?" * (len(columns) + 5))
-                    + ") ON CONFLICT (device_id, device_seq) DO UPDATE SET"
-                    " counted = excluded.counted, detail_json = excluded.detail_json"
-                    " WHERE scans.verdict = 'attention' AND excluded.verdict = 'attention'"
-                    " AND json_extract(scans.detail_json, '$.confirmed') IS NULL",
-                    [device_id, scan["seq"], *values, json.dumps(detail), now_ms, int(deactivated)],
-                )
-                stored.append(int(scan["seq"]))
+            self.db.conn.executemany(_INSERT_SCAN, values)
         if not deactivated:
-            self._scans_committed(device_id, scans)
-        return stored
+            self.scans_committed(device_id, scans)
+        return [int(scan["seq"]) for scan in scans]
+
+    def scan_ids(self, device_id: str, seqs: Sequence[int]) -> list[int]:
+        """Row ids of a device's scans by seq."""
+        found: list[int] = []
+        for start in range(0, len(seqs), 500):
+            chunk = list(seqs[start : start + 500])
+            sql = (
+                "SELECT id FROM scans WHERE device_id = ?"
+                f" AND device_seq IN ({','.join('?' * len(chunk))})"
+            )
+            found += [r[0] for r in self.db.conn.execute(sql, [device_id, *chunk])]
+        return found
 
     def scans_of_device(self, device_id: str) -> list[Row]:
         return list(

@@ -163,9 +163,6 @@ class ManifestStore(StoreBase):
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
-    def count_conflicts(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM conflicts").fetchone()[0])
-
     def check_and_record(self, checks: Sequence[PendingCheck]) -> list[CheckOutcome]:
         """Run checks in order inside ONE write transaction (BEGIN IMMEDIATE): each reads the
         ticket and its scans (including those stored by earlier checks of the batch), is
@@ -174,6 +171,16 @@ class ManifestStore(StoreBase):
         A retry with the same (device, seq) returns what was stored the first time. If any
         judge raises, nothing of the batch is stored.
         """
+        outcomes, fresh = self.check_and_record_quietly(checks)
+        for device_id, row in fresh:
+            self.scans_committed(device_id, [row])
+        return outcomes
+
+    def check_and_record_quietly(
+        self, checks: Sequence[PendingCheck]
+    ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
+        """check_and_record without telling the scan listeners: returns the stored rows, so
+        a writer thread's store can hand them to the listeners on the event loop."""
         conn = self.db.conn
         outcomes: list[CheckOutcome] = []
         fresh: list[tuple[str, dict[str, Any]]] = []
@@ -189,9 +196,7 @@ class ManifestStore(StoreBase):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        for device_id, row in fresh:
-            self._scans_committed(device_id, [row])
-        return outcomes
+        return outcomes, fresh
 
     def _check_one(self, check: PendingCheck) -> tuple[CheckOutcome, dict[str, Any] | None]:
         conn = self.db.conn

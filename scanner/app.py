@@ -7,7 +7,8 @@ returns, so whatever the screen shows is already on disk.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+import contextlib
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -17,6 +18,10 @@ from scanner.camera_feed import CAMERA_CONFIG_KEY, CameraFeed, camera_spec
 from scanner.screens.settings import PinScreen
 from scanner.screens.verdict import GateScreen
 from scanner.service import GateService
+
+if TYPE_CHECKING:
+    from scanner.live import LiveChannel
+    from scanner.sync import SyncSnapshot, SyncWorker
 
 DEFAULT_CLEAR_AFTER_S = 4.0
 
@@ -39,10 +44,13 @@ class GateApp(App[None]):
         wedge_idle_gap_ms: int = DEFAULT_IDLE_GAP_MS,
         camera: str | None = None,
         camera_max_fps: float | None = None,
+        sync: SyncWorker | None = None,
+        live: LiveChannel | None = None,
     ) -> None:
         """`camera`: a source spec (device index, /dev/videoN, URL, video file, image folder);
         None uses the stored `camera` setting. `camera_max_fps` paces a video file to its own
-        frame rate (a live camera paces itself)."""
+        frame rate (a live camera paces itself). `sync` / `live`: started on mount, stopped on
+        unmount (an enrolled gate; None runs offline)."""
         super().__init__()
         self.service = service
         self.kiosk = kiosk
@@ -55,6 +63,13 @@ class GateApp(App[None]):
         self.camera_spec = camera_spec(camera) if camera is not None else self.stored_camera()
         self.camera_max_fps = camera_max_fps
         self.camera: CameraFeed | None = None
+        self.sync = sync
+        self.live = live
+        self.link: dict[str, Any] | None = None  # the last sync snapshot, on the UI thread
+        self._download_pct: int | None = None
+        if sync is not None:
+            service.link = self._link_status
+            service.on_commit = sync.wake  # sets an event: never waits on the network
 
     def stored_camera(self) -> str | None:
         return camera_spec(self.service.store.config(CAMERA_CONFIG_KEY))
@@ -63,10 +78,66 @@ class GateApp(App[None]):
         await self.push_screen(GateScreen())
         # only once the verdict screen is up: a first read must not be painted over
         self.call_after_refresh(self.start_camera)
+        self.start_sync()
 
     async def on_unmount(self) -> None:
-        # join off the loop: the camera thread may be waiting on this loop for a commit
+        # join off the loop: the camera thread may be waiting on this loop for a commit, and
+        # the sync and live threads may be handing a state change to it
         await asyncio.to_thread(self.stop_camera)
+        await asyncio.to_thread(self.stop_sync)
+
+    # -- hub sync ----------------------------------------------------------------------
+
+    def start_sync(self) -> None:
+        """Background threads only: a scan never waits for them."""
+        if self.sync is not None:
+            self.sync.on_change = self._from_thread(self._sync_changed)
+            self.sync.on_progress = self._sync_progress
+            self.link = self.sync.snapshot().to_json()
+            self.sync.start()
+        if self.live is not None:
+            self.live.on_merge = self._from_thread(lambda facts: self._refresh_status())
+            self.live.start()
+
+    def stop_sync(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+        if self.sync is not None:
+            self.sync.stop()
+
+    def _from_thread(self, handler: Any) -> Any:
+        """A worker-thread callback that runs `handler` on the UI loop (dropped once the app
+        is closing: the worker is about to be stopped anyway)."""
+
+        def call(arg: Any) -> None:
+            if self.is_running:
+                with contextlib.suppress(RuntimeError):
+                    self.call_from_thread(handler, arg)
+
+        return call
+
+    def _sync_changed(self, snapshot: SyncSnapshot) -> None:
+        self.link = snapshot.to_json()
+        self._download_pct = None
+        self._refresh_status()
+
+    def _sync_progress(self, received: int, total: int | None) -> None:
+        """Worker thread: hand on only whole-percent steps (a chunk is a few kB)."""
+        pct = None if not total else min(100, received * 100 // total)
+        if pct == self._download_pct and received:
+            return
+        self._download_pct = pct
+        self._from_thread(self._show_download)((received, total))
+
+    def _show_download(self, download: tuple[int, int | None]) -> None:
+        if self.link is not None:
+            self.link = {**self.link, "state": "syncing", "download": list(download)}
+            self._refresh_status()
+
+    def _link_status(self) -> dict[str, Any] | None:
+        if self.link is None:
+            return None
+        return {**self.link, "live": self.live is not None and self.live.connected.is_set()}
 
     # -- camera ------------------------------------------------------------------------
 

@@ -58,16 +58,21 @@ def _parser() -> argparse.ArgumentParser:
         help="camera: device index, /dev/videoN, URL, video file or image folder "
         "(default: the stored `camera` setting; 'none' for the hand scanner only)",
     )
+    _sync_options(run)
 
     check = sub.add_parser("check", help="decide one payload without the UI")
     check.add_argument("payload")
     check.add_argument("--json", action="store_true")
     check.add_argument("--dry-run", action="store_true", help="decide but store nothing")
 
-    sub.add_parser(
+    stream = sub.add_parser(
         "stream",
         help="scan one payload per stdin line; prints 'SEQ VERDICT REASON' after each commit",
     )
+    stream.add_argument(
+        "--sync", action="store_true", help="sync with the enrolled hub while streaming"
+    )
+    stream.add_argument("--event", metavar="EVENT_ID", help="the event to sync (stored)")
 
     status = sub.add_parser("status", help="gate, manifest and counters")
     status.add_argument("--json", action="store_true")
@@ -103,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     pin = sub.add_parser("set-pin", help="set the venue PIN (read from stdin)")
     pin.add_argument("--pin", help="the PIN (default: first line of stdin)")
     return p
+
+
+def _sync_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--event", metavar="EVENT_ID", help="the event to sync (stored)")
+    cmd.add_argument("--offline", action="store_true", help="do not contact the hub")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,11 +167,14 @@ def _run(args: argparse.Namespace) -> int:
         else:  # sound off in settings: neither tones nor the bell
             sounds = Sounds(detect_player=False, bell=lambda times: None)
         feedback = Feedback(sounds, Relay(store.config("relay_pin")))
+        sync, live = (None, None) if args.offline else _hub_link(store, args.event)
         app = GateApp(
             GateService(store, feedback=feedback),
             kiosk=args.kiosk,
             clear_after_s=args.clear_after,
             camera=args.camera,
+            sync=sync,
+            live=live,
         )
         if store.config("sound", True):
             sounds.bell = lambda times: app.bell()  # the terminal's bell, not raw stdout
@@ -171,6 +184,24 @@ def _run(args: argparse.Namespace) -> int:
             app.stop_camera()
             feedback.relay.close()
     return 0
+
+
+def _hub_link(store: GateStore, event_id: str | None) -> tuple[Any, Any]:
+    """The sync worker and live channel of an enrolled gate (not started); (None, None) for a
+    gate that has no hub. `event_id` is remembered for the next start."""
+    from scanner.live import LiveChannel  # aiohttp and httpx only for a gate with a hub
+    from scanner.sync import EVENT_KEY, SyncWorker
+
+    if event_id is not None:
+        if not event_id.strip():
+            raise CliError("bad_event", "--event must not be empty")
+        store.set_config(EVENT_KEY, event_id.strip())
+    hub_url = store.config("hub_url")
+    if not hub_url:
+        if event_id is not None:
+            raise CliError("not_enrolled", "--event needs an enrolled gate: run `enroll` first")
+        return None, None
+    return SyncWorker(store, str(hub_url)), LiveChannel(store, str(hub_url))
 
 
 def _check(store: GateStore, args: argparse.Namespace) -> int:
@@ -192,18 +223,32 @@ def _check(store: GateStore, args: argparse.Namespace) -> int:
 
 def _stream(store: GateStore, args: argparse.Namespace) -> int:
     """For wedge/serial pipes and crash tests: a line is printed only after its commit, so
-    anything printed is on disk."""
+    anything printed is on disk. With --sync the enrolled hub is synced in the background
+    (each commit wakes an upload; other gates' entries arrive live). Scans still pending at
+    the end of input stay queued for the next start."""
     service = GateService(store)
-    for line in sys.stdin:
-        payload = line.rstrip("\r\n")
-        if not payload:
-            continue
-        outcome = service.scan(payload)
-        if outcome is None:
-            print("- duplicate", flush=True)
-        else:
-            d = outcome.decision
-            print(f"{outcome.seq} {d.verdict} {d.reason}", flush=True)
+    sync, live = _hub_link(store, args.event) if args.sync else (None, None)
+    if args.sync and sync is None:
+        raise CliError("not_enrolled", "--sync needs an enrolled gate: run `enroll` first")
+    if sync is not None:
+        service.on_commit = sync.wake
+        sync.start()
+        live.start()
+    try:
+        for line in sys.stdin:
+            payload = line.rstrip("\r\n")
+            if not payload:
+                continue
+            outcome = service.scan(payload)
+            if outcome is None:
+                print("- duplicate", flush=True)
+            else:
+                d = outcome.decision
+                print(f"{outcome.seq} {d.verdict} {d.reason}", flush=True)
+    finally:
+        if sync is not None:
+            live.stop()
+            sync.stop()
     return 0
 
 

@@ -144,6 +144,10 @@ class GateService:
         self._header: ManifestHeader | None = None
         self._sealer: PayloadSealer | None = None
         self._gate: GateContext | None = store.gate()
+        # Set by a front end that syncs: told after every commit (wakes the upload; never
+        # waits on the network), and asked for the link's state for the status bar.
+        self.on_commit: Callable[[], None] | None = None
+        self.link: Callable[[], Mapping[str, Any] | None] | None = None
 
     # -- context ---------------------------------------------------------------------
 
@@ -225,7 +229,12 @@ class GateService:
         )
         if self.feedback is not None:
             self.feedback.verdict(decision.verdict)
+        self._committed()
         return ScanOutcome(seq, decision, now, payload, manual)
+
+    def _committed(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _at_rest(self, payload: str, manual: bool) -> str:
         """What the scan log keeps of a read: sealed to the hub (see protocol/sealed_payload),
@@ -257,6 +266,7 @@ class GateService:
     def confirm(self, seq: int, admitted: bool) -> None:
         """Staff checked an attention guest: admitted counts as an entry, else turned away."""
         self.store.confirm_attention(seq, admitted)
+        self._committed()
         if admitted and self.feedback is not None:
             self.feedback.attention_confirmed()
 
@@ -287,6 +297,7 @@ class GateService:
         gate = self._gate
         header = self.header()
         c = self.store.counters()
+        link = dict(self.link() or {}) if self.link is not None else None
         manifest: dict[str, Any] | None = None
         if header is not None:
             age = now - header.issued_at_ms
@@ -321,7 +332,8 @@ class GateService:
                 "inside_now": c.inside_now,
             },
             "pending_upload": c.pending_upload,
-            "connection": "offline",  # hub sync is not wired into the gate yet
+            "connection": str(link["state"]) if link else "offline",
+            "sync": link,
             "pin_set": has_pin(self.store),
         }
 

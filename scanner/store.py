@@ -343,6 +343,16 @@ class GateStore:
             )
             return cur.rowcount
 
+    def mark_uploaded_as_sent(self, records: Iterable[ScanRecord]) -> int:
+        """Mark acknowledged scans, but only if they are still as sent: an attention scan
+        confirmed while its upload was in flight stays pending, so the confirmation goes too."""
+        with self._write() as conn:
+            cur = conn.executemany(
+                "UPDATE scans SET uploaded = 1 WHERE seq = ? AND uploaded = 0 AND confirmed IS ?",
+                [(r.seq, None if r.confirmed is None else int(r.confirmed)) for r in records],
+            )
+            return cur.rowcount
+
     def _records(self, where: str, params: tuple[Any, ...]) -> list[ScanRecord]:
         with self._lock:
             cur = self.db.execute(f"SELECT * FROM scans {where}", list(params))

@@ -124,6 +124,31 @@ def _age(ms: int) -> str:
     return f"{minutes // 60} h"
 
 
+def link_text(status: dict[str, Any]) -> str:
+    """ONLINE / OFFLINE / SYNCING, a small bar while a manifest downloads, and how long ago
+    the last good sync was (that is how stale the gate's knowledge of other gates is)."""
+    word = str(status["connection"]).upper()
+    link = status.get("sync")
+    if not link:
+        return word
+    download = link.get("download")
+    if word == "SYNCING" and download:
+        received, total = download
+        if total:
+            filled = min(8, received * 8 // total)
+            word += f" [{'#' * filled}{'.' * (8 - filled)}] {received * 100 // total}%"
+        else:
+            word += f" {received // 1024} kB"
+    last = link.get("last_sync_ms")
+    if download and word.startswith("SYNCING"):
+        return word  # the bar is what matters now; keep the line inside 80 columns
+    if last is not None:
+        word += " · synced " + time.strftime("%H:%M:%S", time.localtime(last / 1000))
+    elif word == "OFFLINE":
+        word += " · never synced"
+    return word
+
+
 class StatusBar(Static):
     """Always visible: where this gate is, what it counted, and how fresh its data is."""
 
@@ -155,7 +180,7 @@ class StatusBar(Static):
         line1 = f"{place} · {camera}{event}"  # a long event name is what gets cut off
         line2 = (
             f"In {c['admitted']}  Denied {c['denied']}  Inside {c['inside_now']} · "
-            f"{status['connection'].upper()} · Upload {status['pending_upload']} · {rev}"
+            f"{link_text(status)} · Upload {status['pending_upload']} · {rev}"
         )
         warn = manifest is None or manifest["stale"] or manifest["expired"]
         self.set_class(bool(warn), "-stale")

@@ -136,7 +136,7 @@ def test_nonces_are_remembered_per_device_then_pruned(store: HubStore) -> None:
     assert store.remember_nonce("d2", "n" * 20, NOW) is True
     later = NOW + NONCE_MEMORY_MS + 1
     assert store.remember_nonce("d1", "m" * 20, later) is True
-    assert store.db.execute("SELECT count(*) FROM request_nonces").fetchone()[0] == 1
+    assert store.nonces.execute("SELECT count(*) FROM request_nonces").fetchone()[0] == 1
 
 
 def test_audit_log_is_append_only_and_records_changes(store: HubStore) -> None:

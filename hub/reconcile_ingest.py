@@ -1,0 +1,208 @@
+"""Reconciliation wired to the store: after an upload commits, the tickets it touched are
+re-reconciled over every stored scan of each (all devices, corrected time = device time +
+the device's measured offset, arrival order = row id), and the outcomes and double entries
+are written beside the scans. The pure rules stay in hub/reconcile.py.
+
+Re-judging a 500-scan batch costs more than storing it, so it is kept off the upload's
+acknowledgement (which still comes only after the commit): touched tickets are queued and
+a background task reconciles them in chunks once uploads pause for IDLE_S (or at once when
+the backlog passes MAX_BACKLOG tickets). Anything that needs the result drains the queue
+first (the admin report does); scans whose outcome was lost with the queue (a crash) have no
+outcome row and are found by `catch_up`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from hub.check_routes import ticket_row
+from hub.manifest_build import ManifestBuilder
+from hub.reconcile import HubScan, reconcile
+from hub.storage import HubStore
+from hub.store_reconcile import StoredConflict, StoredOutcome
+from manifests.admission_types import Direction
+from manifests.model import Scope, TicketRow
+from protocol.reasons import Reason, Verdict
+
+log = logging.getLogger("hub.reconcile")
+IDLE_S = 0.02  # uploads paused this long: reconcile the backlog
+MAX_BACKLOG = 20_000  # tickets waiting: reconcile even while uploads keep coming
+CHUNK_TICKETS = 200  # tickets per step, so an upload never waits long behind one
+
+
+def hub_scan(row: Mapping[str, Any]) -> HubScan:
+    """A stored scan row (HubStore._reconcile_rows) as reconciliation sees it."""
+    confirmed = row["confirmed"]  # SQLite's json_extract: 1 / 0 / NULL
+    return HubScan(
+        device_id=row["device_id"],
+        seq=row["device_seq"],
+        gate_name=row["gate_name"] or "",
+        direction=Direction(row["direction"]),
+        ticket_id=row["ticket_id"],
+        device_time_ms=row["scanned_ms"],
+        clock_offset_ms=row["clock_offset_ms"] or 0,
+        hub_arrival=row["id"],
+        verdict=Verdict(row["verdict"]),
+        reason=Reason(row["reason"]),
+        confirmed=None if confirmed is None else bool(confirmed),
+        manual=bool(row["manual"]),
+        gate_zones=tuple(json.loads(row["gate_zones_json"] or "[]")),
+    )
+
+
+def _ref(scan: HubScan) -> dict[str, Any]:
+    return {
+        "device_id": scan.device_id,
+        "seq": scan.seq,
+        "gate": scan.gate_name,
+        "at_ms": scan.corrected_ms,
+    }
+
+
+class Reconciler:
+    """Re-reconciles tickets of one hub's store, with headers from its manifest builder."""
+
+    def __init__(
+        self, store: HubStore, manifests: ManifestBuilder, clock: Callable[[], int]
+    ) -> None:
+        self.store = store
+        self.manifests = manifests
+        self.clock = clock
+        self._tickets: dict[str, set[str]] = {}  # event id -> tickets waiting
+        self._loose: dict[str, list[int]] = {}  # event id -> ticketless scan ids waiting
+        self._last_queued = 0.0
+        self._wake: asyncio.Event | None = None
+
+    # the queue --------------------------------------------------------------------------
+    def schedule(self, event_id: str, ticket_ids: Iterable[str], loose: Sequence[int]) -> None:
+        """Queue tickets (and ticketless scans) of an event whose scans were just stored."""
+        self._tickets.setdefault(event_id, set()).update(ticket_ids)
+        if loose:
+            self._loose.setdefault(event_id, []).extend(loose)
+        self._last_queued = time.monotonic()
+        if self._wake is not None:
+            self._wake.set()
+
+    def backlog(self) -> int:
+        return sum(len(t) for t in self._tickets.values()) + sum(
+            len(x) for x in self._loose.values()
+        )
+
+    def step(self, limit: int = CHUNK_TICKETS) -> int:
+        """Reconcile up to `limit` queued tickets of one event; returns outcomes written."""
+        if not self._tickets and not self._loose:
+            return 0
+        event_id = next(iter(self._tickets or self._loose))
+        waiting = self._tickets.get(event_id, set())
+        chunk = [waiting.pop() for _ in range(min(limit, len(waiting)))]
+        loose = self._loose.pop(event_id, [])
+        if not waiting:
+            self._tickets.pop(event_id, None)
+        return self.tickets(event_id, chunk, self.clock(), loose)[0]
+
+    def drain(self) -> int:
+        """Reconcile everything queued, now (before answering from the outcomes)."""
+        written = 0
+        while self._tickets or self._loose:
+            written += self.step()
+        return written
+
+    async def run(self) -> None:
+        """The background task: reconcile the queue when uploads pause."""
+        self._wake = asyncio.Event()
+        while True:
+            self._wake.clear()
+            while self._tickets or self._loose:
+                quiet = time.monotonic() - self._last_queued
+                if quiet < IDLE_S and self.backlog() < MAX_BACKLOG:
+                    await asyncio.sleep(IDLE_S - quiet)
+                    continue
+                try:
+                    self.step()
+                except Exception:  # the scans stay stored; catch_up finds them later
+                    log.exception("reconciliation step failed")
+                await asyncio.sleep(0)
+            await self._wake.wait()
+
+    def tickets(
+        self,
+        event_id: str,
+        ticket_ids: Iterable[str],
+        now_ms: int,
+        loose_scan_ids: Sequence[int] = (),
+    ) -> tuple[int, int]:
+        """Re-reconcile these tickets of the event (and judge the ticketless scans given):
+        (outcomes written, open conflicts of these tickets). Unknown event: nothing."""
+        current = self.manifests.current_header(
+            event_id, Scope(self._venue(event_id) or ""), now_ms
+        )
+        ticket_ids = sorted(set(ticket_ids))
+        if current is None or (not ticket_ids and not loose_scan_ids):
+            return 0, 0
+        source, header = current
+        type_names = {t["id"]: t["name"] for t in source.ticket_types}
+
+        def judge(rows: list[dict[str, Any]]) -> tuple[list[StoredOutcome], list[StoredConflict]]:
+            ids = {(r["device_id"], r["device_seq"]): r["id"] for r in rows}
+            scans = [hub_scan(r) for r in rows]
+            tickets = self._ticket_rows(event_id, {s.ticket_id for s in scans}, type_names)
+            report = reconcile(header, tickets, scans)
+            by_key = {(s.device_id, s.seq): s for s in scans}
+            outcomes = [
+                StoredOutcome(
+                    ids[(o.device_id, o.seq)],
+                    o.ticket_id,
+                    str(o.outcome),
+                    str(o.reason),
+                    o.message,
+                    o.corrected_ms,
+                )
+                for o in report.outcomes
+            ]
+            conflicts = []
+            for c in report.conflicts:
+                winner = by_key[(c.winner.device_id, c.winner.seq)]
+                duplicate = by_key[(c.duplicate.device_id, c.duplicate.seq)]
+                detail = {
+                    "winner": _ref(winner),
+                    "duplicate": _ref(duplicate),
+                    "reason": str(c.reason),
+                }
+                conflicts.append(
+                    StoredConflict(
+                        c.ticket_id,
+                        ids[(winner.device_id, winner.seq)],
+                        ids[(duplicate.device_id, duplicate.seq)],
+                        detail,
+                    )
+                )
+            return outcomes, conflicts
+
+        return self.store.reconcile_event_tickets(
+            event_id, ticket_ids, loose_scan_ids, judge, now_ms
+        )
+
+    def catch_up(self, event_id: str, now_ms: int) -> int:
+        """Drain the queue, then reconcile every ticket with a scan that has no outcome yet
+        (online checks, or outcomes lost in a crash): the admin report is then complete."""
+        self.drain()
+        tickets, loose = self.store.unreconciled_tickets(event_id)
+        written, _ = self.tickets(event_id, tickets, now_ms, loose)
+        return written
+
+    def _venue(self, event_id: str) -> str | None:
+        event = self.store.event_by_id(event_id)
+        return event["venue_id"] if event else None
+
+    def _ticket_rows(
+        self, event_id: str, ids: Iterable[str | None], type_names: Mapping[str, str]
+    ) -> dict[str, TicketRow]:
+        wanted = sorted(i for i in ids if i is not None)
+        return {
+            tid: ticket_row(row, type_names)
+            for tid, row in self.store.tickets_of_event(event_id, wanted).items()
+        }

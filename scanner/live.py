@@ -1,0 +1,221 @@
+"""Other gates' movements, the moment the hub stores them: the hub's live WebSocket.
+
+The sync worker learns other gates' scans only when it uploads (every few seconds); a friend
+handing a just-used code over the barrier to the next gate is quicker than that. While the
+hub is reachable this channel holds `/api/device/live` open (signed upgrade, like every device
+request) and merges each pushed movement into the local history at once, so the NEXT local
+decision already sees it. Decisions stay local: a dead socket only means the gate falls back
+to what sync brings, never that a scan waits.
+
+Our own scans reach the other gates the same way in reverse: the app wakes the sync worker
+after each commit, the upload is stored at the hub, and the hub pushes it to everyone else.
+
+The socket lives in its own thread with its own event loop (aiohttp), so the Textual loop,
+the CLI and the sync worker's thread are never held up by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from manifests.admission_types import Direction, ScanFact
+from protocol.signing import sign_request
+from scanner.connection import ConnectionMonitor, LinkPolicy
+from scanner.enroll import DEVICE_SEED_KEY
+from scanner.service import Clock, wall_clock_ms
+from scanner.store import GateStore
+from scanner.sync import (
+    CLOCK_OFFSET_KEY,
+    EVENT_KEY,
+    SIGN_WITH_OFFSET_ABOVE_MS,
+    unknown_peer_facts,
+)
+
+log = logging.getLogger("scanner.live")
+LIVE_PATH = "/api/device/live"
+# Reconnect soon after the hub closed a healthy socket; back off (1 s doubling to 30 s, with
+# jitter) while it cannot be reached at all.
+LIVE_POLICY = LinkPolicy(fail_after=1, recover_after=1, poll_s=1.0)
+HEARTBEAT_S = 20.0
+
+Merged = Callable[[list[ScanFact]], None]
+
+
+def entry_fact(message: Mapping[str, Any], offset_ms: int) -> ScanFact | None:
+    """A pushed `entry_state` as a history fact on this gate's clock (the hub sends hub
+    time); None for anything else (the `hello`, a future message type, a malformed entry)."""
+    if message.get("type") != "entry_state":
+        return None
+    try:
+        return ScanFact(
+            ticket_id=str(message["ticket_id"]),
+            at_ms=int(message["at_ms"]) - offset_ms,
+            direction=Direction(message["direction"]),
+            counted=bool(message.get("counted", True)),
+            gate_name=str(message.get("gate_name") or ""),
+            device_id=str(message["device_id"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class LiveChannel:
+    """`start()` runs the socket in a daemon thread; `stop()` closes it and joins.
+
+    `on_merge` is called from the channel's thread with the facts that were new (a Textual
+    app hands it on with `call_from_thread`); an exception in it is logged, never fatal.
+    """
+
+    def __init__(
+        self,
+        store: GateStore,
+        hub_url: str,
+        clock: Clock = wall_clock_ms,
+        *,
+        event_id: str | None = None,
+        policy: LinkPolicy | None = None,
+        on_merge: Merged | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.hub_url = hub_url.rstrip("/")
+        self.clock = clock
+        self.on_merge = on_merge
+        self.monitor = ConnectionMonitor(policy or LIVE_POLICY, rng)
+        self._event_id = event_id
+        self.connected = threading.Event()  # set while the socket is open (tests wait on it)
+        self.received = 0  # entries from other gates merged as new, since start
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = threading.Event()
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the live channel is already running")
+        self._stopping.clear()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="gate-live", daemon=True
+        )
+        self._thread.start()
+        ready.wait(5.0)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(task.cancel)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.connected.clear()
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._task = loop.create_task(self._hold())
+            ready.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(self._task)
+        finally:
+            ready.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+
+    async def _hold(self) -> None:
+        """Connect, listen until the socket ends, wait, connect again: until stopped."""
+        async with aiohttp.ClientSession() as session:
+            while not self._stopping.is_set():
+                try:
+                    await self._listen(session)
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    self.monitor.bad()
+                    log.info("live channel down: %s", exc)
+                except LiveRefused as exc:
+                    self.monitor.bad()
+                    log.warning("live channel refused: %s", exc)
+                finally:
+                    self.connected.clear()
+                if self._stopping.is_set():
+                    break
+                await asyncio.sleep(self.monitor.next_delay_s())
+
+    async def _listen(self, session: aiohttp.ClientSession) -> None:
+        path = self.path()
+        headers = self._signed(path)
+        async with session.ws_connect(
+            self.hub_url + path, headers=headers, heartbeat=HEARTBEAT_S, autoping=True
+        ) as ws:
+            self.monitor.good(0.0)
+            self.connected.set()
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self._receive(msg.data)
+                elif msg.type is aiohttp.WSMsgType.ERROR:
+                    break
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _receive(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        fact = entry_fact(message, int(self.store.config(CLOCK_OFFSET_KEY, 0) or 0))
+        if fact is None or fact.device_id == self.store.device_id:
+            return
+        if self.store.merge_peer_scans(unknown_peer_facts(self.store, [fact])) == 0:
+            return  # already known (from sync, or pushed twice)
+        self.received += 1
+        if self.on_merge is not None:
+            try:
+                self.on_merge([fact])
+            except Exception:
+                log.exception("live listener failed")
+
+    # -- signing -------------------------------------------------------------------------
+
+    def event_id(self) -> str | None:
+        if self._event_id:
+            return self._event_id
+        configured = self.store.config(EVENT_KEY)
+        return str(configured) if configured else None
+
+    def path(self) -> str:
+        """The socket's path; with an event known the hub sends only that event's entries."""
+        event_id = self.event_id()
+        return LIVE_PATH if event_id is None else f"{LIVE_PATH}?event_id={quote(event_id)}"
+
+    def _signed(self, path: str) -> dict[str, str]:
+        seed, device_id = self.store.key(DEVICE_SEED_KEY), self.store.device_id
+        if seed is None or not device_id:
+            raise LiveRefused("this gate is not enrolled with a hub")
+        now = self.clock()
+        offset = int(self.store.config(CLOCK_OFFSET_KEY, 0) or 0)
+        if abs(offset) > SIGN_WITH_OFFSET_ABOVE_MS:  # as the sync worker signs
+            now += offset
+        return sign_request(
+            device_id=device_id, seed=seed, method="GET", path=path, body=b"", now_ms=now
+        )
+
+
+class LiveRefused(Exception):
+    """The channel cannot be opened as configured (not enrolled); retried with backoff."""

@@ -1,0 +1,517 @@
+"""Gate <-> hub sync in the background: scans up, manifest down, clock offset measured.
+
+A scan never waits for the network: `GateService.scan` commits to SQLite and returns; this
+worker, in its own thread with its own HTTP client, later sends what is pending. The scan log
+is the queue, so a crash or a dead link loses nothing: a scan is marked uploaded only after the
+hub acknowledged it (and only as it was sent), and a batch whose answer was lost is simply
+sent again (the hub stores scans idempotently by device and seq).
+
+A manifest is downloaded whole into memory, then verified and installed in one transaction by
+`install_manifest`: a cut-off download or a bad signature leaves the installed one untouched.
+
+Every request is signed with the device key made at enrollment. Each cycle starts with a
+heartbeat, which probes the link, reports the gate's health and returns the hub's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from manifests.admission_types import Direction, ScanFact
+from manifests.signing import ManifestRejected
+from protocol.signing import sign_request
+from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
+from scanner.enroll import APP_VERSION, DEVICE_SEED_KEY
+from scanner.scanlog import ScanRecord
+from scanner.service import Clock, decode_stored, install_manifest, trusted_hub_keys, wall_clock_ms
+from scanner.store import GateStore, StoreError
+
+log = logging.getLogger("scanner.sync")
+
+CLOCK_OFFSET_KEY = "clock_offset_ms"  # hub time ≈ device time + offset
+EVENT_KEY = "event_id"  # which event's manifest this gate pulls
+PEER_CURSOR_KEY = "peer_cursor"  # the hub's cursor over other gates' scans already merged
+MANIFEST_SYNC_KEY = "manifest_sync"  # {"event_id", "revision", "etag"} of the last install
+MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
+# Below this the hub's own view of our clock (from the signed timestamp) is left alone; above
+# it requests are signed with corrected time, or the hub would refuse them (±5 min window).
+SIGN_WITH_OFFSET_ABOVE_MS = 60_000
+SAME_MOVEMENT_MS = 2_000  # a peer movement seen again within this is the one already merged
+OFFSET_WRITE_STEP_MS = 20  # a fresh offset is stored when it moved at least this much
+
+Listener = Callable[["SyncSnapshot"], None]
+Progress = Callable[[int, int | None], None]
+
+
+class SyncError(Exception):
+    """One exchange failed; `code` is the hub's error code or a local one
+    (hub_unreachable, not_enrolled, bad_hub_response, manifest_<rejection code>)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ManifestRefused(SyncError):
+    """The hub answered but its manifest did not verify or chain: the link is fine, the
+    installed manifest stays, and the next pull asks for a full one."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSnapshot:
+    """What the gate screen shows about the hub link."""
+
+    state: LinkState
+    last_sync_ms: int | None  # device time of the last fully good cycle
+    pending_uploads: int
+    clock_offset_ms: int | None
+    manifest_revision: int | None
+    last_error: str | None  # error code of the last failed cycle, cleared by a good one
+    failures: int  # consecutive failed cycles
+    latency_ms: int | None
+    next_attempt_s: float | None
+    download: tuple[int, int | None] | None  # bytes received / total while a manifest loads
+
+    def to_json(self) -> dict[str, Any]:
+        """For `GateService.status()` and the status bar."""
+        return {
+            "state": str(self.state),
+            "last_sync_ms": self.last_sync_ms,
+            "pending_uploads": self.pending_uploads,
+            "clock_offset_ms": self.clock_offset_ms,
+            "last_error": self.last_error,
+            "failures": self.failures,
+            "latency_ms": self.latency_ms,
+            "download": None if self.download is None else list(self.download),
+        }
+
+
+class SyncWorker:
+    """Run `start()` for the background thread, or call `sync_once()` yourself.
+
+    `on_change` and `on_progress` are called from the worker thread (a Textual app hands
+    them on with `call_from_thread`); an exception in them is logged, never fatal.
+    """
+
+    def __init__(
+        self,
+        store: GateStore,
+        hub_url: str,
+        clock: Clock = wall_clock_ms,
+        http: httpx.Client | None = None,
+        *,
+        event_id: str | None = None,
+        policy: LinkPolicy | None = None,
+        monitor: ConnectionMonitor | None = None,
+        on_change: Listener | None = None,
+        on_progress: Progress | None = None,
+        batch_size: int = MAX_BATCH,
+        timeout_s: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
+        self.store = store
+        self.hub_url = hub_url.rstrip("/")
+        self.clock = clock
+        self._own_http = http is None
+        self.http = http if http is not None else httpx.Client(timeout=timeout_s)
+        self.monitor = monitor or ConnectionMonitor(policy)
+        self.on_change = on_change
+        self.on_progress = on_progress
+        self.batch_size = batch_size
+        self._event_id = event_id
+        self._monotonic = monotonic
+        stored = store.config(CLOCK_OFFSET_KEY)
+        self._offset: int | None = None if stored is None else int(stored)
+        self._last_sync_ms: int | None = None
+        self._error: str | None = None
+        self._busy = False
+        self._download: tuple[int, int | None] | None = None
+        self._next_delay: float | None = None
+        self._force_full = False
+        self._header_event: tuple[int, str] | None = None  # (revision, event id) cache
+        self._cycle = threading.Lock()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the background thread ---------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the sync worker is already running")
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="gate-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop after the exchange in flight (at most one request timeout)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        if self._own_http:
+            self.http.close()
+
+    def wake(self) -> None:
+        """A scan was just recorded: sync now, unless we are backing off a failing hub."""
+        if self.monitor.failures == 0:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.sync_once()
+            except Exception:  # never let the thread die: the gate would silently stop syncing
+                log.exception("sync cycle crashed")
+                self.monitor.bad()
+                self._next_delay = self.monitor.next_delay_s()
+            self._wake.wait(self._next_delay or self.monitor.policy.poll_s)
+            self._wake.clear()
+
+    # -- one cycle ---------------------------------------------------------------------
+
+    def sync_once(self) -> bool:
+        """Heartbeat, push every pending scan, pull the manifest. True when all went well.
+        The cycle counts as one good or bad exchange for the link state."""
+        with self._cycle:
+            try:
+                return self._cycle_once()
+            finally:
+                self._busy = False
+                self._download = None
+                self._next_delay = self.monitor.next_delay_s()
+                self._publish()
+
+    def _cycle_once(self) -> bool:
+        latency_s = 0.0
+        try:
+            latency_s = self._heartbeat()
+            self._busy = self.pending_count() > 0
+            self._publish()
+            self.push_scans()
+            self.pull_manifest()
+        except ManifestRefused as exc:
+            self.monitor.good(latency_s)  # the hub answered: only its manifest was refused
+            self._error = exc.code
+            log.warning("manifest refused: %s", exc)
+            return False
+        except SyncError as exc:
+            self.monitor.bad()
+            self._error = exc.code
+            log.info("sync failed: %s", exc)
+            return False
+        self.monitor.good(latency_s)
+        self._error = None
+        self._last_sync_ms = self.clock()
+        return True
+
+    def _heartbeat(self) -> float:
+        """Probe the link and measure the clock; returns the round-trip time in seconds."""
+        body: dict[str, Any] = {
+            "app_version": APP_VERSION,
+            "pending_uploads": self.pending_count(),
+        }
+        event_id, revision = self.event_id(), self.store.manifest_revision()
+        if event_id is not None and revision is not None:
+            body["manifest_revisions"] = {event_id: revision}
+        sent_ms, started = self.clock(), self._monotonic()
+        resp = self._send("POST", "/api/device/heartbeat", body)
+        latency_s = self._monotonic() - started
+        hub_ms = _json(resp).get("hub_time_ms")
+        if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
+            # The hub read its clock somewhere in the round trip: take the midpoint.
+            self._set_offset(hub_ms - (sent_ms + self.clock()) // 2)
+        return latency_s
+
+    def push_scans(self) -> int:
+        """Send pending scans in seq order, in batches; returns how many the hub acked."""
+        acked_total = 0
+        while not self._stopping.is_set():
+            batch = self.store.pending_uploads(self.batch_size)
+            if not batch:
+                break
+            body: dict[str, Any] = {"scans": [r.to_json() for r in batch]}
+            event_id, revision = self.event_id(), self.store.manifest_revision()
+            if event_id is not None:
+                body["event_id"] = event_id
+            if revision is not None:
+                body["manifest_revision"] = revision
+            if self._offset is not None:  # the hub orders scans from all gates by it
+                body["clock_offset_ms"] = self._offset
+            if event_id is not None:  # ask for other gates' movements in the answer
+                body["peer_cursor"] = int(self.store.config(PEER_CURSOR_KEY, 0))
+            answer = _json(self._send("POST", "/api/device/scans", body))
+            acked = acknowledged(answer.get("acked"), batch)
+            self.store.mark_uploaded_as_sent(acked)
+            self._merge_peers(answer)
+            acked_total += len(acked)
+            self._publish()
+            if len(acked) < len(batch):
+                break  # the hub kept less than we sent: the rest goes next cycle
+        return acked_total
+
+    def _merge_peers(self, answer: Mapping[str, Any]) -> int:
+        """Movements at other gates that came back with the acknowledgement, into the local
+        history (so a ticket just used at the north gate is refused here while offline).
+        The hub gives times on its clock; the gate's history runs on the gate's."""
+        peers, cursor = answer.get("peer_scans"), answer.get("peer_cursor")
+        if not isinstance(peers, list) or not isinstance(cursor, int):
+            return 0
+        offset = self._offset or 0
+        facts = []
+        for p in peers:
+            try:
+                facts.append(
+                    ScanFact(
+                        ticket_id=str(p["ticket_id"]),
+                        at_ms=int(p["at_ms"]) - offset,
+                        direction=Direction(p["direction"]),
+                        counted=True,  # the hub sends movements only
+                        gate_name=str(p.get("gate_name") or ""),
+                        device_id=str(p["device_id"]),
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                raise SyncError("bad_hub_response", "a peer scan is incomplete") from None
+        merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
+        self.store.set_config(PEER_CURSOR_KEY, cursor)  # after the merge: a crash re-merges
+        return merged
+
+    def pull_manifest(self) -> int | None:
+        """Fetch and install the event's manifest if it changed: a delta from the installed
+        revision when we have one, the full manifest otherwise. Returns the new revision,
+        None when nothing changed (304) or no event is known."""
+        event_id = self.event_id()
+        if event_id is None:
+            return None
+        installed = self.store.manifest_revision()
+        last = self.store.config(MANIFEST_SYNC_KEY) or {}
+        same = (
+            installed is not None
+            and last.get("event_id") == event_id
+            and last.get("revision") == installed
+        )
+        path = f"/api/device/events/{quote(event_id, safe='')}/manifest"
+        headers: dict[str, str] = {}
+        if same and not self._force_full:
+            path += f"?since={installed}"
+            if last.get("etag"):
+                headers["If-None-Match"] = str(last["etag"])
+        envelope, etag = self._download_manifest(path, headers)
+        if envelope is None:
+            return None
+        try:
+            manifest = install_manifest(self.store, envelope, self.clock())
+        except (ManifestRejected, StoreError) as exc:
+            self._force_full = True  # a delta that does not fit: ask for the whole thing
+            code = getattr(exc, "code", "store_refused")
+            raise ManifestRefused(f"manifest_{code}", str(exc)) from None
+        self._force_full = False
+        self.store.set_config(
+            MANIFEST_SYNC_KEY, {"event_id": event_id, "revision": manifest.revision, "etag": etag}
+        )
+        return manifest.revision
+
+    def _download_manifest(
+        self, path: str, headers: dict[str, str]
+    ) -> tuple[bytes | None, str | None]:
+        """The whole body in memory (never a half-applied manifest), with progress."""
+        request = self._signed("GET", path, b"", headers)
+        try:
+            with self.http.stream("GET", self.hub_url + path, headers=request) as resp:
+                if resp.status_code == 304:
+                    return None, None
+                if resp.status_code != 200:
+                    resp.read()
+                    self._learn_clock(resp)
+                    raise _hub_error(resp)
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                received = bytearray()
+                self._progress(0, total)
+                for chunk in resp.iter_bytes():
+                    received += chunk
+                    self._progress(len(received), total)
+        except httpx.HTTPError as exc:
+            raise SyncError("hub_unreachable", f"manifest download failed: {exc}") from None
+        if total is not None and len(received) != total:
+            raise SyncError("bad_hub_response", "the manifest download was cut short")
+        return bytes(received), resp.headers.get("ETag")
+
+    # -- state for the screen ----------------------------------------------------------
+
+    def snapshot(self) -> SyncSnapshot:
+        if not self.monitor.online:
+            state = LinkState.OFFLINE
+        else:
+            state = LinkState.SYNCING if self._busy else LinkState.ONLINE
+        latency = self.monitor.last_latency_s
+        return SyncSnapshot(
+            state=state,
+            last_sync_ms=self._last_sync_ms,
+            pending_uploads=self.pending_count(),
+            clock_offset_ms=self._offset,
+            manifest_revision=self.store.manifest_revision(),
+            last_error=self._error,
+            failures=self.monitor.failures,
+            latency_ms=None if latency is None else round(latency * 1000),
+            next_attempt_s=self._next_delay,
+            download=self._download,
+        )
+
+    def pending_count(self) -> int:
+        return self.store.counters().pending_upload
+
+    def event_id(self) -> str | None:
+        """The event to sync: given, configured, or the installed manifest's."""
+        if self._event_id:
+            return self._event_id
+        configured = self.store.config(EVENT_KEY)
+        if configured:
+            return str(configured)
+        revision = self.store.manifest_revision()
+        if revision is None:
+            return None
+        if self._header_event is None or self._header_event[0] != revision:
+            encoded = self.store.manifest_encoded()
+            if encoded is None:
+                return None
+            try:
+                header = decode_stored(encoded, trusted_hub_keys(self.store)).header
+            except ManifestRejected:
+                return None
+            self._header_event = (revision, header.event.id)
+        return self._header_event[1]
+
+    def _publish(self) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(self.snapshot())
+        except Exception:
+            log.exception("sync listener failed")
+
+    def _progress(self, received: int, total: int | None) -> None:
+        self._download = (received, total)
+        if received == 0:  # a manifest is coming: show "syncing" while it loads
+            self._busy = True
+            self._publish()
+        if self.on_progress is not None:
+            try:
+                self.on_progress(received, total)
+            except Exception:
+                log.exception("progress listener failed")
+
+    # -- signed HTTP -------------------------------------------------------------------
+
+    def _signed(
+        self, method: str, path: str, body: bytes, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        seed, device_id = self.store.key(DEVICE_SEED_KEY), self.store.device_id
+        if seed is None or not device_id:
+            raise SyncError("not_enrolled", "this gate is not enrolled with a hub")
+        now = self.clock()
+        if self._offset is not None and abs(self._offset) > SIGN_WITH_OFFSET_ABOVE_MS:
+            now += self._offset
+        headers = sign_request(
+            device_id=device_id, seed=seed, method=method, path=path, body=body, now_ms=now
+        )
+        if body:
+            headers["Content-Type"] = "application/json"
+        return {**headers, **(extra or {})}
+
+    def _send(self, method: str, path: str, payload: Any) -> httpx.Response:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = self._signed(method, path, body)
+        try:
+            resp = self.http.request(method, self.hub_url + path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise SyncError("hub_unreachable", f"{method} {path}: {exc}") from None
+        self._learn_clock(resp)
+        if resp.status_code >= 400:
+            raise _hub_error(resp)
+        return resp
+
+    def _learn_clock(self, resp: httpx.Response) -> None:
+        """A refused timestamp means our clock is far off: take the hub's from the `Date`
+        header (whole seconds) so the next request is signed with corrected time."""
+        if resp.status_code != 401 or _json_error_code(resp) != "stale_timestamp":
+            return
+        date = resp.headers.get("Date")
+        if not date:
+            return
+        try:
+            hub_ms = int(parsedate_to_datetime(date).timestamp() * 1000) + 500
+        except (TypeError, ValueError):
+            return
+        self._set_offset(hub_ms - self.clock())
+
+    def _set_offset(self, offset_ms: int) -> None:
+        previous = self._offset
+        self._offset = offset_ms
+        if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
+            self.store.set_config(CLOCK_OFFSET_KEY, offset_ms)
+
+
+def unknown_peer_facts(store: GateStore, facts: list[ScanFact]) -> list[ScanFact]:
+    """The facts not yet in the history. The same movement reaches a gate twice (live push
+    and upload ack), each time moved onto the gate clock with the offset of that moment, so
+    equal-but-for-a-few-ms is the same movement: no two counted movements of one ticket at
+    one gate happen that close together."""
+    fresh = []
+    for fact in facts:
+        known = store.history_for(fact.ticket_id)
+        if not any(
+            k.device_id == fact.device_id
+            and k.direction == fact.direction
+            and abs(k.at_ms - fact.at_ms) <= SAME_MOVEMENT_MS
+            for k in known
+        ):
+            fresh.append(fact)
+    return fresh
+
+
+def acknowledged(ack: object, batch: list[ScanRecord]) -> list[ScanRecord]:
+    """The sent scans the hub says it stored: a list of seqs, or the highest contiguous seq."""
+    if isinstance(ack, bool):
+        return []
+    if isinstance(ack, int):
+        return [r for r in batch if r.seq <= ack]
+    if isinstance(ack, list):
+        seqs = {s for s in ack if isinstance(s, int) and not isinstance(s, bool)}
+        return [r for r in batch if r.seq in seqs]
+    return []
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _json_error_code(resp: httpx.Response) -> str | None:
+    error = _json(resp).get("error")
+    return str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
+
+
+def _hub_error(resp: httpx.Response) -> SyncError:
+    code = _json_error_code(resp) or f"http_{resp.status_code}"
+    error = _json(resp).get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return SyncError(code, str(message or f"the hub answered HTTP {resp.status_code}"))

@@ -1,0 +1,273 @@
+"""Two gates and one hub, each a real process: `gate-hub serve` on a free loopback port with
+the demo data, two `gate-scanner stream --sync` processes enrolled against it the real way.
+
+Online, a ticket admitted at gate 1 is refused at gate 2 (pushed live, decided locally).
+Offline (hub stopped with SIGTERM), both gates admit the same second ticket; once the hub
+is back and the gates have synced, the hub's reconciliation report names the double entry.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from hub.storage import HubStore
+from scanner.store import GateStore
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cli(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+class HubProcess:
+    def __init__(self, db: Path, port: int) -> None:
+        self.db, self.port = db, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = open(db.with_suffix(".log"), "ab")  # noqa: SIM115 (closed by the fixture)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "serve",
+                "--db",
+                str(self.db),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--hub-url",
+                self.url,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,  # read it when a step fails
+        )
+        until(self._answers, 15, "the hub to listen")
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url + "/api/hub", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(15)
+        self.proc = None
+
+
+class Gate:
+    """A `gate-scanner stream --sync` process: one payload per line in, one verdict out."""
+
+    def __init__(self, db: Path, event_id: str) -> None:
+        self.db = db
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "--db",
+                str(db),
+                "stream",
+                "--sync",
+                "--event",
+                event_id,
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+
+    def scan(self, payload: str) -> list[str]:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(payload + "\n")
+        stdin.flush()
+        return _readline(stdout).split()
+
+    def store(self) -> GateStore:
+        return GateStore(self.db)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _readline(stream: IO[str]) -> str:
+    line = stream.readline()
+    assert line, "the gate process ended"
+    return line.strip()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[tuple[HubProcess, dict[str, Any]]]:
+    db = tmp_path / "hub.sqlite"
+    demo = json.loads(cli("hub", "demo-data", "--db", str(db), "--tickets", "10"))
+    served = HubProcess(db, free_port())
+    served.start()
+    try:
+        yield served, demo
+    finally:
+        served.stop()
+        served.log.close()
+
+
+def enroll_gate(hub: HubProcess, demo: dict[str, Any], db: Path, name: str) -> str:
+    auth = {"Authorization": f"Bearer {demo['admin_token']}"}
+    venue = demo["venue_id"]
+    gates = httpx.get(f"{hub.url}/api/admin/venues/{venue}/gates", headers=auth).json()
+    gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
+    north = next(g for g in gates if g["name"] == "North")
+    made = httpx.post(
+        f"{hub.url}/api/admin/venues/{venue}/enrollments",
+        json={"name": name, "gate_id": north["id"]},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    out = json.loads(
+        cli(
+            "scanner",
+            "--db",
+            str(db),
+            "enroll",
+            hub.url,
+            made.json()["code"],
+            "--json",
+            "--hardware-id",
+            f"hw-{name}",
+        )
+    )
+    return str(out["device_id"])
+
+
+def payload_of(hub: HubProcess, ticket_id: str) -> str:
+    store = HubStore(hub.db)
+    try:
+        return store.credentials_of([ticket_id])[(ticket_id, 0)]
+    finally:
+        store.close()
+
+
+def ticket_ids(hub: HubProcess, event_id: str) -> list[str]:
+    store = HubStore(hub.db)
+    try:
+        rows = store.db.execute(
+            "SELECT id FROM tickets WHERE event_id = ? ORDER BY id", [event_id]
+        ).fetchall()
+        return [r[0] for r in rows]
+    finally:
+        store.close()
+
+
+def hub_verdicts(hub: HubProcess, device_id: str, ticket_id: str) -> list[str]:
+    store = HubStore(hub.db)
+    try:
+        return [
+            r["verdict"] for r in store.scans_of_device(device_id) if r["ticket_id"] == ticket_id
+        ]
+    finally:
+        store.close()
+
+
+def test_two_gates_one_hub_online_refusal_and_offline_double_entry(
+    hub: tuple[HubProcess, dict[str, Any]], tmp_path: Path
+) -> None:
+    served, demo = hub
+    event_id = demo["event_id"]
+    devices = [enroll_gate(served, demo, tmp_path / f"g{i}.db", f"Gate {i}") for i in (1, 2)]
+    gates = [Gate(tmp_path / f"g{i}.db", event_id) for i in (1, 2)]
+    try:
+        for g in gates:  # each gate's first sync cycle installs the event's manifest
+            until(lambda g=g: _revision(g), 15, "the manifest at a gate")
+        t1, t2 = ticket_ids(served, event_id)[:2]
+        p1, p2 = payload_of(served, t1), payload_of(served, t2)
+
+        # Online: gate 1 admits; the entry reaches gate 2 over the live push; gate 2 refuses.
+        assert gates[0].scan(p1)[1:] == ["admit", "admitted"]
+        until(lambda: _history(gates[1], t1), 10, "gate 1's entry at gate 2")
+        time.sleep(1.0)
+        seq, verdict, reason = gates[1].scan(p1)
+        assert (verdict, reason) == ("deny", "already_admitted")
+        with gates[1].store() as store:
+            refused = next(r for r in store.scans() if r.seq == int(seq))
+        assert "Gate 1" in refused.message
+
+        # Offline: both gates admit T2 (neither can know about the other).
+        until(lambda: hub_verdicts(served, devices[0], t1) == ["admit"], 10, "gate 1's upload")
+        served.stop()
+        assert gates[0].scan(p2)[1:] == ["admit", "admitted"]
+        assert gates[1].scan(p2)[1:] == ["admit", "admitted"]
+
+        # Hub back on the same port: both gates upload; the hub sees the double entry.
+        served.start()
+        for device in devices:
+            until(lambda d=device: hub_verdicts(served, d, t2) == ["admit"], 20, "the upload")
+        report = httpx.get(
+            f"{served.url}/api/admin/events/{event_id}/reconciliation",
+            headers={"Authorization": f"Bearer {demo['admin_token']}"},
+        )
+        assert report.status_code == 200, report.text
+        doubles = [d for d in report.json()["double_entries"] if d["ticket_id"] == t2]
+        assert len(doubles) == 1
+        named = json.dumps(doubles[0])
+        assert all(d in named for d in devices), doubles[0]
+        assert not [d for d in report.json()["double_entries"] if d["ticket_id"] == t1]
+    finally:
+        for g in gates:
+            g.close()
+
+
+def _revision(gate: Gate) -> int | None:
+    with gate.store() as store:
+        return store.manifest_revision()
+
+
+def _history(gate: Gate, ticket_id: str) -> bool:
+    with gate.store() as store:
+        return bool(store.history_for(ticket_id))

@@ -1,0 +1,457 @@
+"""Gate sync against the real hub on 127.0.0.1: a gate enrolled the real way, its scans
+pushed in order and marked only once acknowledged, the link going offline and back as the
+hub is stopped and restarted on the same port, manifests pulled full / 304 / delta, and the
+clock offset measured. The worker's HTTP runs in a thread so the hub's event loop can answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from hub.app import create_app
+from manifests.admission_types import Decision, Direction
+from protocol.native import public_key
+from protocol.reasons import Reason, Verdict
+from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
+from scanner.enroll import DEVICE_SEED_KEY, enroll
+from scanner.service import HUB_KEY_PREFIX, GateService
+from scanner.store import GateStore
+from scanner.sync import (
+    CLOCK_OFFSET_KEY,
+    MANIFEST_SYNC_KEY,
+    SyncSnapshot,
+    SyncWorker,
+    acknowledged,
+)
+from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
+from tests.test_hub_manifests import add_show
+
+POLICY = LinkPolicy(fail_after=3, recover_after=2, slow_after_s=2.0, poll_s=0.05)
+
+
+@dataclass
+class LiveHub:
+    """The real hub, which a test can stop and start again on the same port (same DB)."""
+
+    hub: Hub
+    runner: web.AppRunner
+    port: int
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+    async def restart(self) -> None:
+        app = create_app(self.hub.store, HUB_SEED, clock=self.hub.clock, expiry_interval_s=None)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[LiveHub]:
+    hub, runner = await start_hub(tmp_path, expiry_interval_s=None)
+    port = int(hub.url.rsplit(":", 1)[1])
+    served = LiveHub(hub, runner, port)
+    yield served
+    await stop_hub(hub, served.runner)
+
+
+async def enrolled_gate(
+    live: LiveHub, tmp_path: Path, db: str = "gate.db", **code_fields: Any
+) -> GateStore:
+    """A gate database enrolled with the hub by scanner.enroll, as `gate-scanner enroll`."""
+    hub = live.hub
+    made = await hub.client.post(
+        f"/api/admin/venues/{hub.a.venue_id}/enrollments",
+        json={"name": "North 1 scanner", **code_fields},
+        headers=hub.auth(hub.a.manager_token),
+    )
+    assert made.status_code == 201, made.text
+    store = GateStore(tmp_path / db)
+    service = GateService(store)
+    await asyncio.to_thread(enroll, service, hub.url, made.json()["code"], hardware_id=f"hw-{db}")
+    return store
+
+
+def record(store: GateStore, n: int, start_ms: int = 1_700_000_000_000) -> list[int]:
+    """n committed scans (admits of distinct tickets), as the decision loop stores them."""
+    seqs = []
+    for i in range(n):
+        decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", f"ticket-{i:04d}")
+        seqs.append(
+            store.record_scan(
+                f"sha256:{i:064x}",
+                decision,
+                at_ms=start_ms + i,
+                direction=Direction.ENTRY,
+                gate="North 1",
+            )
+        )
+    return seqs
+
+
+def hub_seqs(live: LiveHub, store: GateStore) -> list[int]:
+    return [r["device_seq"] for r in live.hub.store.scans_of_device(store.device_id)]
+
+
+def worker_for(live: LiveHub, store: GateStore, **kw: Any) -> SyncWorker:
+    kw.setdefault("monitor", ConnectionMonitor(POLICY, random.Random(7)))
+    return SyncWorker(store, live.hub.url, **kw)
+
+
+async def test_offline_scans_go_up_in_order_and_are_marked_only_once_acked(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    store = await enrolled_gate(live, tmp_path)
+    seqs = record(store, 7)
+    worker = worker_for(live, store, batch_size=3)
+    try:
+        # Signed with a key the hub does not know: refused, and nothing is marked.
+        real_seed = store.key(DEVICE_SEED_KEY)
+        assert real_seed is not None
+        store.set_key(DEVICE_SEED_KEY, bytes(32))
+        assert not await asyncio.to_thread(worker.sync_once)
+        assert worker.snapshot().last_error == "bad_signature"
+        assert [r.seq for r in store.pending_uploads()] == seqs
+        assert hub_seqs(live, store) == []
+
+        store.set_key(DEVICE_SEED_KEY, real_seed)
+        assert await asyncio.to_thread(worker.sync_once)
+        assert store.pending_uploads() == []
+        rows = live.hub.store.scans_of_device(store.device_id)
+        assert [r["device_seq"] for r in rows] == seqs
+        # Arrival order (hub row id) follows the gate's seq order, batch after batch.
+        assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+        assert [r["ticket_id"] for r in rows] == [f"ticket-{i:04d}" for i in range(7)]
+        snap = worker.snapshot()
+        assert snap.pending_uploads == 0 and snap.last_error is None
+        assert snap.last_sync_ms is not None
+    finally:
+        worker.stop()
+        store.close()
+
+
+async def test_an_attention_scan_confirmed_in_flight_stays_pending(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    store = await enrolled_gate(live, tmp_path)
+    decision = Decision(Verdict.ATTENTION, Reason.ATTENTION_REQUIRED, "Check ID", "ticket-att")
+    seq = store.record_scan("sha256:" + "a" * 64, decision, at_ms=1, direction=Direction.ENTRY,
+                            gate="North 1")  # fmt: skip
+    sent = store.pending_uploads()
+    store.confirm_attention(seq, True)  # staff decided while the batch was on the wire
+    assert store.mark_uploaded_as_sent(sent) == 0
+    worker = worker_for(live, store)
+    try:
+        assert await asyncio.to_thread(worker.sync_once)
+        assert store.pending_uploads() == []
+        (row,) = live.hub.store.scans_of_device(store.device_id)
+        assert row["counted"] == 1  # the hub got the confirmation, not the stale pending scan
+    finally:
+        worker.stop()
+        store.close()
+
+
+async def test_hub_down_goes_offline_with_backoff_and_back_uploads_exactly_once(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    store = await enrolled_gate(live, tmp_path)
+    seen: list[SyncSnapshot] = []
+    worker = worker_for(live, store, on_change=seen.append)
+    try:
+        assert worker.snapshot().state is LinkState.OFFLINE  # nothing known yet
+        assert await asyncio.to_thread(worker.sync_once)
+        assert worker.snapshot().state is LinkState.OFFLINE  # one good exchange is not enough
+        assert await asyncio.to_thread(worker.sync_once)
+        assert worker.snapshot().state is LinkState.ONLINE
+        before = record(store, 3)
+        assert await asyncio.to_thread(worker.sync_once)
+        assert LinkState.SYNCING in {s.state for s in seen}  # shown while scans went up
+        assert hub_seqs(live, store) == before
+
+        await live.stop()
+        offline_scans = record(store, 4, start_ms=1_700_000_100_000)
+        ceilings, states = [], []
+        for _ in range(4):
+            assert not await asyncio.to_thread(worker.sync_once)
+            ceilings.append(worker.monitor.backoff_ceiling_s())
+            delay = worker.monitor.next_delay_s()
+            assert ceilings[-1] / 2 <= delay <= ceilings[-1]  # jittered below the ceiling
+            states.append(worker.snapshot().state)
+        assert states == [LinkState.ONLINE, LinkState.ONLINE, LinkState.OFFLINE, LinkState.OFFLINE]
+        assert ceilings == [1.0, 2.0, 4.0, 8.0]
+        snap = worker.snapshot()
+        assert snap.last_error == "hub_unreachable" and snap.pending_uploads == 4
+        assert [r.seq for r in store.pending_uploads()] == offline_scans
+
+        await live.restart()
+        assert await asyncio.to_thread(worker.sync_once)
+        assert worker.snapshot().state is LinkState.OFFLINE  # hysteresis: still offline
+        assert store.pending_uploads() == []  # but the backlog already went up
+        assert await asyncio.to_thread(worker.sync_once)
+        assert worker.snapshot().state is LinkState.ONLINE
+        assert hub_seqs(live, store) == before + offline_scans  # each scan exactly once
+    finally:
+        worker.stop()
+        store.close()
+
+
+async def test_resending_a_batch_changes_nothing_at_the_hub(live: LiveHub, tmp_path: Path) -> None:
+    store = await enrolled_gate(live, tmp_path)
+    record(store, 5)
+    batch = store.pending_uploads()
+    worker = worker_for(live, store)
+    try:
+        assert await asyncio.to_thread(worker.sync_once)
+        first = [dict(r) for r in live.hub.store.scans_of_device(store.device_id)]
+        # As if the hub's answer had been lost: the same batch again.
+        body = {"scans": [r.to_json() for r in batch]}
+        resp = await asyncio.to_thread(worker._send, "POST", "/api/device/scans", body)
+        assert resp.json()["acked"] == [r.seq for r in batch]
+        assert [dict(r) for r in live.hub.store.scans_of_device(store.device_id)] == first
+    finally:
+        worker.stop()
+        store.close()
+
+
+async def test_manifest_full_then_304_then_delta_with_progress(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    hub = live.hub
+    show = add_show(hub, hub.a, n_tickets=30)
+    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    kinds: list[str] = []
+
+    def seen(resp: httpx.Response) -> None:
+        if "/manifest" in resp.request.url.path:
+            kinds.append(resp.headers.get("X-Manifest-Kind", str(resp.status_code)))
+
+    progress: list[tuple[int, int | None]] = []
+    http = httpx.Client(timeout=10, event_hooks={"response": [seen]})
+    worker = worker_for(
+        live,
+        store,
+        http=http,
+        event_id=show.event_id,
+        on_progress=lambda received, total: progress.append((received, total)),
+    )
+    try:
+        assert await asyncio.to_thread(worker.sync_once)
+        first = store.manifest_revision()
+        assert first is not None and store.ticket_count() == len(show.tickets)
+        assert kinds == ["full"]
+        total = progress[-1][1]
+        assert total is not None and total > 0 and progress[-1] == (total, total)
+        assert store.config(MANIFEST_SYNC_KEY)["revision"] == first
+
+        progress.clear()
+        assert await asyncio.to_thread(worker.pull_manifest) is None
+        assert kinds == ["full", "304"] and progress == []
+
+        locked = show.tickets[0]
+        resp = await hub.client.post(
+            "/api/admin/tickets/lock",
+            json={"ticket_ids": [locked], "reason": "fraud_investigation"},
+            headers=hub.auth(hub.a.manager_token),
+        )
+        assert resp.status_code == 200, resp.text
+        revision = await asyncio.to_thread(worker.pull_manifest)
+        assert kinds == ["full", "304", "delta"]
+        assert revision is not None and revision > first
+        assert store.manifest_revision() == revision
+        row = store.ticket(locked)
+        assert row is not None and row.lock_reason == "fraud_investigation"
+        assert store.ticket_count() == len(show.tickets)
+        # The service decodes the stored (delta-applied) manifest at the new revision.
+        header = GateService(store).header()
+        assert header is not None and header.revision == revision
+        # A worker not told the event syncs the one its installed manifest is for.
+        assert SyncWorker(store, hub.url, http=http).event_id() == show.event_id
+    finally:
+        worker.stop()
+        http.close()
+        store.close()
+
+
+async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    hub = live.hub
+    store = await enrolled_gate(live, tmp_path)
+    hub.clock.offset_ms = 1_234  # the hub runs 1.234 s ahead of the gate
+    worker = worker_for(live, store)
+    try:
+        assert await asyncio.to_thread(worker.sync_once)
+        offset = store.config(CLOCK_OFFSET_KEY)
+        assert abs(offset - 1_234) < 500 and worker.snapshot().clock_offset_ms == offset
+        # Uploads carry the offset; the hub keeps it beside each scan for reconciliation.
+        record(store, 1)
+        assert await asyncio.to_thread(worker.sync_once)
+        (row,) = hub.store.scans_of_device(store.device_id)
+        assert row["clock_offset_ms"] == worker.snapshot().clock_offset_ms
+        assert abs(row["clock_offset_ms"] - 1_234) < 500
+    finally:
+        worker.stop()
+
+    # A gate clock 10 minutes slow: the hub refuses its signature, the worker learns the
+    # hub's time from the refusal and signs with corrected time from then on.
+    hub.clock.offset_ms = 0
+    store.set_config(CLOCK_OFFSET_KEY, None)
+
+    def slow_clock() -> int:
+        return time.time_ns() // 1_000_000 - 600_000
+
+    record(store, 2)
+    worker = SyncWorker(store, hub.url, slow_clock, monitor=ConnectionMonitor(POLICY))
+    try:
+        assert worker._offset is None
+        assert not await asyncio.to_thread(worker.sync_once)
+        assert worker.snapshot().last_error == "stale_timestamp"
+        assert abs(worker._offset - 600_000) < 2_000  # from the Date header: whole seconds
+        assert await asyncio.to_thread(worker.sync_once)
+        assert abs(store.config(CLOCK_OFFSET_KEY) - 600_000) < 500  # then to the millisecond
+        assert store.pending_uploads() == [] and len(hub_seqs(live, store)) == 3
+    finally:
+        worker.stop()
+        store.close()
+
+
+async def test_background_thread_syncs_new_scans_and_reports_state(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    store = await enrolled_gate(live, tmp_path)
+    states: list[LinkState] = []
+    worker = worker_for(live, store, on_change=lambda s: states.append(s.state))
+    worker.start()
+    try:
+        seqs = record(store, 3)
+        worker.wake()
+        deadline = time.monotonic() + 10
+        while (
+            worker.snapshot().pending_uploads or worker.snapshot().state is not LinkState.ONLINE
+        ) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert worker.snapshot().state is LinkState.ONLINE
+        assert hub_seqs(live, store) == seqs
+        assert LinkState.ONLINE in states
+    finally:
+        await asyncio.to_thread(worker.stop)
+        store.close()
+
+
+async def test_other_gates_movements_come_back_with_the_ack_on_the_gate_clock(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    hub = live.hub
+    hub.clock.offset_ms = 5_000  # both gates run 5 s behind the hub
+    show = add_show(hub, hub.a)
+    north = await enrolled_gate(live, tmp_path, "north.db", gate_id=show.north)
+    south = await enrolled_gate(live, tmp_path, "south.db", gate_id=show.south)
+    workers = [worker_for(live, s, event_id=show.event_id) for s in (north, south)]
+    ticket = show.tickets[0]
+    try:
+        for w in workers:  # both measure their offset first
+            assert await asyncio.to_thread(w.sync_once), w.snapshot().last_error
+        admitted_at = time.time_ns() // 1_000_000
+        decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", ticket)
+        north.record_scan("sha256:" + "b" * 64, decision, at_ms=admitted_at,
+                          direction=Direction.ENTRY, gate="North")  # fmt: skip
+        assert await asyncio.to_thread(workers[0].sync_once)
+        assert south.history_for(ticket) == []
+        record(south, 1)  # the south gate's next upload brings the north gate's entry back
+        assert await asyncio.to_thread(workers[1].sync_once)
+        (fact,) = south.history_for(ticket)
+        assert (fact.device_id, fact.direction, fact.counted) == (
+            north.device_id,
+            Direction.ENTRY,
+            True,
+        )
+        assert abs(fact.at_ms - admitted_at) < 500  # hub time back onto the south gate's clock
+        cursor = south.config("peer_cursor")
+        assert isinstance(cursor, int) and cursor > 0
+    finally:
+        for w in workers:
+            w.stop()
+        north.close()
+        south.close()
+
+
+async def test_a_manifest_that_does_not_verify_changes_nothing_and_keeps_the_link(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    hub = live.hub
+    show = add_show(hub, hub.a)
+    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    real_key = store.key(f"{HUB_KEY_PREFIX}1")
+    assert real_key is not None
+    store.set_key(f"{HUB_KEY_PREFIX}1", public_key(bytes(range(1, 33))))  # not the hub's key
+    worker = worker_for(live, store, event_id=show.event_id)
+    try:
+        for _ in range(2):
+            assert not await asyncio.to_thread(worker.sync_once)
+        snap = worker.snapshot()
+        assert snap.last_error == "manifest_bad_signature" and snap.manifest_revision is None
+        assert store.ticket_count() == 0
+        assert snap.state is LinkState.ONLINE  # the hub answered: only its manifest was refused
+        store.set_key(f"{HUB_KEY_PREFIX}1", real_key)
+        assert await asyncio.to_thread(worker.sync_once)
+        assert store.ticket_count() == len(show.tickets) and worker.snapshot().last_error is None
+    finally:
+        worker.stop()
+        store.close()
+
+
+def test_slow_answers_count_as_failures_and_recovery_needs_a_run_of_good_ones() -> None:
+    monitor = ConnectionMonitor(POLICY, random.Random(1))
+    monitor.good(0.01)
+    monitor.good(0.01)
+    assert monitor.online
+    monitor.good(2.5)
+    monitor.good(2.5)
+    assert monitor.online and monitor.failures == 2
+    monitor.good(0.01)  # a fast answer resets the run of failures
+    for _ in range(3):
+        monitor.good(3.0)
+    assert not monitor.online
+    monitor.good(0.01)
+    monitor.bad()
+    monitor.good(0.01)
+    assert not monitor.online  # good exchanges must come in a row
+    monitor.good(0.01)
+    assert monitor.online and monitor.next_delay_s() == POLICY.poll_s
+    for _ in range(10):
+        monitor.bad()
+    assert monitor.backoff_ceiling_s() == POLICY.backoff_cap_s
+    assert POLICY.backoff_cap_s / 2 <= monitor.next_delay_s() <= POLICY.backoff_cap_s
+
+
+def test_an_unenrolled_gate_sends_nothing_and_says_why(tmp_path: Path) -> None:
+    with GateStore(tmp_path / "gate.db") as store:
+        record(store, 1)
+        worker = SyncWorker(store, "http://127.0.0.1:9", monitor=ConnectionMonitor(POLICY))
+        try:
+            assert not worker.sync_once()
+            assert worker.snapshot().last_error == "not_enrolled"
+            assert worker.snapshot().pending_uploads == 1
+        finally:
+            worker.stop()
+
+
+def test_acknowledgement_as_seq_list_or_highest_contiguous_seq(tmp_path: Path) -> None:
+    with GateStore(tmp_path / "gate.db") as store:
+        record(store, 4)
+        batch = store.pending_uploads()
+        assert [r.seq for r in acknowledged([1, 2, 4, 9], batch)] == [1, 2, 4]
+        assert [r.seq for r in acknowledged(3, batch)] == [1, 2, 3]
+        for nonsense in (None, True, "4", {"seq": 4}, [True, "2"]):
+            assert acknowledged(nonsense, batch) == []
