@@ -56,6 +56,9 @@ async def error_middleware(
         code = _HTTP_CODES.get(exc.status, "http_error")
         message = exc.reason if exc.status != 413 else "Request body is too large."
         return error_response(exc.status, code, message)
+    except ConnectionResetError:  # the device's link dropped mid-request: nothing to answer
+        log.info("client gone", extra={"path": request.path, "method": request.method})
+        raise
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal_error", "The hub hit an internal error.")
