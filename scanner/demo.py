@@ -1,56 +1,61 @@
-"""`make demo`: a gate's first minute, through the real camera path and the real gate app.
+"""`make demo`: a gate's first minute, with a hub and a second gate, all on this machine.
 
-It builds what a newcomer would otherwise need a hub for: a temporary gate database with a
-small festival's manifest (signed with a fresh hub key and installed the way a hub's would
-be), a set-up gate, and a short video of guests holding up their codes, rendered with
-realistic tilt, blur, noise and glare. The gate app then reads that video as its camera, so
-admits and denies appear on screen within seconds. `--no-ui` prints the same verdict stream.
-Everything lives in a temporary directory that is removed at exit.
+It starts a real hub (`python -m hub serve` on loopback, an SQLite database in a temporary
+directory, `gate-hub demo-data` for a venue, an event and a few tickets), enrolls the demo gate
+with it the way `gate-scanner enroll` does, and starts a second, headless gate process
+(`python -m scanner stream --sync`). The second gate admits one guest; the hub pushes that
+entry live, so when the same code reaches the demo gate it is refused as already admitted,
+naming the other gate. A short video of guests holding up their codes (rendered with tilt,
+blur, noise and glare) is the demo gate's camera; the gate app reads it, so verdicts appear
+within seconds. `--no-ui` prints the same verdict stream. Ctrl-C stops the hub and the second
+gate; the temporary directory is removed at exit.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
+import json
 import queue
+import signal
+import socket
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 
 from hardware.camera import CameraReader, QrDecoder, open_source
 from hardware.frames import TYPICAL, render_frame, write_video
-from manifests.admission import parse_context
-from manifests.admission_types import Direction, GateContext
-from manifests.codec import encode_manifest
-from manifests.model import EventFacts, Manifest, ManifestHeader, Scope, TicketRow, TicketStatus
-from manifests.policy import BACKSTAGE, GA, HOUR_MS, TEMPLATES, VIP
-from manifests.sealing import seal_holder
-from manifests.signing import sign_envelope
-from protocol.credential import Credential
-from protocol.native import issue_credential, public_key
-from protocol.parse import parse_credential
+from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
-from scanner.service import GateService, ScanOutcome, install_manifest, trust_hub_key, wall_clock_ms
+from scanner.enroll import enroll
+from scanner.live import LiveChannel
+from scanner.service import GateService, ScanOutcome, wall_clock_ms
 from scanner.store import GateStore
+from scanner.sync import EVENT_KEY, SyncWorker
 
-HUB_KEY_ID = 1
-ISSUER_KEY_ID = 1
+if TYPE_CHECKING:
+    from scanner.app import GateApp
+
+ROOT = Path(__file__).resolve().parent.parent
 VIDEO_SIZE = (1280, 720)
 VIDEO_FPS = 10.0
 SHOW_S = 1.5  # how long a guest holds the phone up
 GAP_S = 1.0  # the next guest steps up: no code in view
 LEAD_IN_S = 1.0
 POSES = 5  # distinct renderings per code (the phone moves), cycled while it is held up
-CAMPING = "CAMPING"  # a zone of its own: a camping-only pass opens no festival gate
-NEXT_ISSUE = (
-    "The hub and a second gate (a duplicate caught live across gates) come in a later issue."
-)
+DEMO_TICKETS = 12
+DEMO_GATE = "North 1"  # the enrolment names: a refusal names the gate of the first entry
+OTHER_GATE = "North 2"
+STARTUP_S = 30.0  # for the hub to listen, a gate to load its manifest, an entry to arrive
 
 COLOURS = {
     Verdict.ADMIT: "\033[42;30m",
@@ -61,12 +66,42 @@ COLOURS = {
 RESET = "\033[0m"
 
 
+class DemoError(Exception):
+    """A demo part did not start; the message says which."""
+
+
 @dataclass(frozen=True)
 class Guest:
     label: str  # who and what, for the codes file
     expect: str  # what the gate should say, in words
-    row: TicketRow
+    ticket_id: str
     code: str
+
+
+@dataclass
+class Processes:
+    """What the demo started, so that every exit stops all of it."""
+
+    procs: list[subprocess.Popen[Any]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                if proc.stdin is not None:
+                    proc.stdin.close()  # a stream gate ends at end of input
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for log in self.logs:
+            log.close()
+        self.procs.clear()
+        self.logs.clear()
 
 
 @dataclass(frozen=True)
@@ -75,129 +110,207 @@ class Demo:
     db: Path
     video: Path
     codes_file: Path
+    hub_url: str
+    event_id: str
     event_name: str
     gate: GateContext
     stream: tuple[Guest, ...]
 
 
-# -- the event ---------------------------------------------------------------------------
+# -- the hub and the other gate -----------------------------------------------------------
 
 
-def _event(now_ms: int) -> EventFacts:
-    start = now_ms - HOUR_MS  # doors opened an hour ago
-    return EventFacts(
-        id=str(uuid.uuid4()),
-        code=0x00C0FFEE,
-        name="Riverside Sound Festival",
-        venue_id="riverside",
-        venue_name="Riverside Park",
-        timezone="Europe/Berlin",
-        start_ms=start,
-        end_ms=start + 12 * HOUR_MS,
-        days=(),
-        ticket_types=("Weekend Pass", "Day Pass", "VIP Weekend", "Student", "Camping"),
-        zones=(GA, VIP, BACKSTAGE, CAMPING),
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until(predicate: Callable[[], Any], what: str, timeout_s: float = STARTUP_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise DemoError(f"timed out waiting for {what}")
+
+
+def hub_cli(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "hub", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
+    if done.returncode != 0:
+        raise DemoError(f"gate-hub {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
-def build_guests(now_ms: int, issuer_seed: bytes) -> tuple[ManifestHeader, list[Guest]]:
-    """The manifest header and the guests in the order they walk up to the North Gate."""
-    event = _event(now_ms)
-    header = ManifestHeader(
-        event=event,
-        scope=Scope(venue_id=event.venue_id, gate_id="north", zones=(GA,)),
-        revision=1,
-        issued_at_ms=now_ms - 5 * 60_000,
-        expires_at_ms=now_ms + 24 * HOUR_MS,
-        issuer_keys={ISSUER_KEY_ID: public_key(issuer_seed)},
-        policy=TEMPLATES["concert"],
+def start_hub(folder: Path, running: Processes) -> tuple[str, dict[str, Any]]:
+    """`gate-hub demo-data` then `gate-hub serve` on a free loopback port."""
+    db = folder / "hub.sqlite"
+    demo = json.loads(hub_cli("demo-data", "--db", str(db), "--tickets", str(DEMO_TICKETS)))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(folder / "hub.log", "ab")  # noqa: SIM115 (closed by Processes.stop)
+    running.logs.append(log)
+    command = [sys.executable, "-m", "hub", "serve", "--db", str(db), "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--hub-url", url],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
+    running.procs.append(proc)
 
-    def guest(label: str, expect: str, name: str, *, code_generation: int = 0,
-              zone: str = GA, **row: object) -> Guest:  # fmt: skip
-        tid = str(uuid.uuid4())
-        code = issue_credential(
-            signing_key=issuer_seed,
-            key_id=ISSUER_KEY_ID,
-            event_code=event.code,
-            ticket_id=tid,
-            generation=code_generation,
-            ticket_type=1,
-            zone=event.zones.index(zone) + 1,  # zone codes count from 1; 0 is "none"
-            valid_from_ms=now_ms - 4 * HOUR_MS,
-            valid_until_ms=event.end_ms + 2 * HOUR_MS,
-        )
-        parsed = parse_credential(code, parse_context(header, now_ms))
-        assert isinstance(parsed, Credential) and parsed.signature
-        fields: dict[str, object] = {"ticket_type": "Weekend Pass", "zone": zone, **row}
-        sealed = seal_holder(name, parsed.signature, tid)
-        return Guest(label, expect, TicketRow(tid, holder_sealed=sealed, **fields), code)  # type: ignore[arg-type]
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise DemoError(f"the hub exited; see {folder / 'hub.log'}")
+        try:
+            return httpx.get(url + "/api/hub", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
-    ada = guest("Ada Lovelace, weekend pass", "ADMIT", "Ada Lovelace", order_ref="RSF-4101")
-    guests = [
-        ada,
-        guest("Ben Okafor, day pass", "ADMIT", "Ben Okafor", ticket_type="Day Pass"),
-        guest(
-            "Chloe Martin, camping-only pass",
-            "DENY zone",
-            "Chloe Martin",
-            zone=CAMPING,
-            ticket_type="Camping",
-        ),
-        guest("Grace Hopper, weekend pass", "ADMIT", "Grace Hopper"),
-        Guest(
-            "Ada again: her screenshot, passed to a friend",
-            "DENY already admitted",
-            ada.row,
-            ada.code,
-        ),
-        guest(
-            "Alan Turing, refunded last week",
-            "DENY refunded",
-            "Alan Turing",
-            status=TicketStatus.REFUNDED,
-        ),
-        guest(
-            "Resold ticket, the seller's old code",
-            "DENY superseded",
-            "Old Holder",
-            status=TicketStatus.TRANSFERRED,
-            generation=1,
-        ),
-        guest("Dev Patel, weekend pass", "ADMIT", "Dev Patel", order_ref="RSF-4117"),
-        guest(
-            "Katherine Johnson, student ticket",
-            "CHECK (press Y or N)",
-            "Katherine Johnson",
-            ticket_type="Student",
-            attention="Check student ID",
-        ),
-    ]
-    return header, guests
+    until(answers, "the hub to listen")
+    return url, demo
 
 
-def build(folder: Path, now_ms: int | None = None) -> Demo:
-    """Database, manifest, gate, codes file and camera video, all under `folder`."""
-    now_ms = wall_clock_ms() if now_ms is None else now_ms
-    hub_seed, issuer_seed = os.urandom(32), os.urandom(32)
-    header, stream = build_guests(now_ms, issuer_seed)
-    tickets = {g.row.ticket_id: g.row for g in stream}
-    envelope = sign_envelope(encode_manifest(Manifest(header, tickets)), HUB_KEY_ID, hub_seed)
-    db = folder / "gate.db"
-    gate = GateContext("riverside", "north", "North Gate", Direction.ENTRY, (GA,))
+class Admin:
+    """The hub's admin API with the demo's admin token."""
+
+    def __init__(self, url: str, demo: dict[str, Any]) -> None:
+        self.url, self.venue_id = url, demo["venue_id"]
+        self.auth = {"Authorization": f"Bearer {demo['admin_token']}"}
+
+    def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        resp = httpx.request(method, self.url + path, headers=self.auth, timeout=30, **kw)
+        if resp.status_code >= 400:
+            raise DemoError(f"{method} {path}: HTTP {resp.status_code} {resp.text}")
+        return resp
+
+    def enrollment_code(self, name: str) -> str:
+        gates = self.call("GET", f"/api/admin/venues/{self.venue_id}/gates").json()
+        gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
+        north = next(g for g in gates if g["name"] == "North")
+        path = f"/api/admin/venues/{self.venue_id}/enrollments"
+        made = self.call("POST", path, json={"name": name, "gate_id": north["id"]})
+        return str(made.json()["code"])
+
+    def credential(self, ticket_id: str) -> str:
+        """The ticket's native code, as the box office prints it."""
+        path = f"/api/admin/tickets/{ticket_id}/credential"
+        return self.call("GET", path, params={"format": "text"}).text.strip()
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/admin/events/{event_id}").json())
+
+
+def enrolled_gate(db: Path, hub_url: str, admin: Admin, name: str, event_id: str) -> None:
+    """A gate database enrolled as `gate-scanner enroll` does it, syncing the demo event."""
     with GateStore(db) as store:
-        trust_hub_key(store, HUB_KEY_ID, public_key(hub_seed))
-        install_manifest(store, envelope, now_ms)
-        store.set_config("device_id", str(uuid.uuid4()))
+        enroll(GateService(store), hub_url, admin.enrollment_code(name), hardware_id=f"demo-{name}")
+        store.set_config(EVENT_KEY, event_id)
         store.set_config("sound", False)
-        GateService(store).set_gate(gate)
+
+
+def start_other_gate(db: Path, running: Processes) -> subprocess.Popen[str]:
+    """The second gate, headless: `gate-scanner stream --sync`, one payload a line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "--db", str(db), "stream", "--sync"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    )
+    running.procs.append(proc)
+    return proc
+
+
+def scan_at(proc: subprocess.Popen[str], payload: str) -> list[str]:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(payload + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        raise DemoError("the second gate stopped")
+    return line.split()
+
+
+def manifest_installed(db: Path) -> bool:
+    with GateStore(db) as store:
+        return store.manifest_revision() is not None
+
+
+# -- the scene ----------------------------------------------------------------------------
+
+
+def build(folder: Path, running: Processes) -> Demo:
+    """Hub, both gates, the other gate's admit, codes file and camera video, under `folder`.
+    When it returns, the demo gate has the manifest and already knows the other gate's entry."""
+    hub_url, demo = start_hub(folder, running)
+    admin = Admin(hub_url, demo)
+    event_id = demo["event_id"]
+    db, other_db = folder / "gate.db", folder / "gate-2.db"
+    enrolled_gate(db, hub_url, admin, DEMO_GATE, event_id)
+    enrolled_gate(other_db, hub_url, admin, OTHER_GATE, event_id)
+    ids = _ticket_ids(folder / "hub.sqlite", event_id)
+    codes = {tid: admin.credential(tid) for tid in ids[:6]}
+    old_code = codes[ids[4]]
+    lock = {"ticket_ids": [ids[3]], "reason": "chargeback_pending"}
+    admin.call("POST", "/api/admin/tickets/lock", json=lock)
+    admin.call("POST", f"/api/admin/tickets/{ids[4]}/reissue")
+    stream = (
+        Guest("Guest A", "ADMIT", ids[1], codes[ids[1]]),
+        Guest("Guest B", "ADMIT", ids[2], codes[ids[2]]),
+        Guest(
+            f"Guest C: let in at {OTHER_GATE} just now, then passed the code on",
+            f"DENY already admitted (at {OTHER_GATE})",
+            ids[0],
+            codes[ids[0]],
+        ),
+        Guest("Guest A's code again: a screenshot", "DENY already admitted", ids[1], codes[ids[1]]),
+        Guest("Guest D, ticket locked (chargeback)", "DENY locked", ids[3], codes[ids[3]]),
+        Guest("Guest E's old code (ticket reissued)", "DENY superseded", ids[4], old_code),
+        Guest("Guest F", "ADMIT", ids[5], codes[ids[5]]),
+    )
+    # The demo gate loads the manifest and listens live; then the other gate admits guest C.
+    with GateStore(db) as store:
+        worker = SyncWorker(store, hub_url, event_id=event_id)
+        live = LiveChannel(store, hub_url, event_id=event_id)
+        try:
+            if not worker.sync_once() or store.manifest_revision() is None:
+                raise DemoError(f"the demo gate could not sync: {worker.snapshot().last_error}")
+            live.start()
+            until(live.connected.is_set, "the demo gate's live link")
+            other = start_other_gate(other_db, running)
+            until(lambda: manifest_installed(other_db), "the second gate's manifest")
+            _, verdict, reason = scan_at(other, codes[ids[0]])
+            if (verdict, reason) != ("admit", "admitted"):
+                raise DemoError(f"the second gate said {verdict} {reason}")
+            until(lambda: store.history_for(ids[0]), f"{OTHER_GATE}'s entry at the demo gate")
+        finally:
+            live.stop()
+            worker.stop()
+        gate = store.gate()
+    assert gate is not None
     codes_file = folder / "sample-codes.txt"
     codes_file.write_text(
         "".join(f"# {g.label} -> {g.expect}\n{g.code}\n" for g in stream), encoding="utf-8"
     )
     video = folder / "gate-camera.avi"
     write_video(video, video_frames([g.code for g in stream]), fps=VIDEO_FPS)
-    return Demo(folder, db, video, codes_file, header.event.name, gate, tuple(stream))
+    name = str(admin.event(event_id).get("name", "Demo Night"))
+    return Demo(folder, db, video, codes_file, hub_url, event_id, name, gate, stream)
+
+
+def _ticket_ids(hub_db: Path, event_id: str) -> list[str]:
+    """The admin API has no ticket listing; demo-data's tickets are read from its database."""
+    with contextlib.closing(sqlite3.connect(hub_db)) as conn:
+        rows = conn.execute(
+            "SELECT id FROM tickets WHERE event_id = ? ORDER BY id", [event_id]
+        ).fetchall()
+    return [r[0] for r in rows]
 
 
 def video_frames(codes: Sequence[str]) -> Iterator[np.ndarray]:
@@ -272,11 +385,22 @@ def run_text(demo: Demo, out: Callable[[str], None] = print) -> int:
     return 0
 
 
-def run_app(demo: Demo) -> int:
+def demo_app(demo: Demo, store: GateStore) -> GateApp:
+    """The gate app on the demo video, syncing with the demo hub (live link included)."""
     from scanner.app import GateApp  # Textual only when there is a screen to use
 
+    return GateApp(
+        GateService(store),
+        camera=str(demo.video),
+        clear_after_s=30.0,
+        sync=SyncWorker(store, demo.hub_url, event_id=demo.event_id),
+        live=LiveChannel(store, demo.hub_url, event_id=demo.event_id),
+    )
+
+
+def run_app(demo: Demo) -> int:
     with GateStore(demo.db) as store:
-        app = GateApp(GateService(store), camera=str(demo.video), clear_after_s=30.0)
+        app = demo_app(demo, store)
         try:
             app.run()
         finally:
@@ -287,19 +411,25 @@ def run_app(demo: Demo) -> int:
 
 def intro(demo: Demo, ui: bool) -> str:
     lines = [
-        f"\n{demo.event_name}: {demo.gate.gate_name} (entry, zone GA), a gate's first minute.",
+        f"\n{demo.event_name}: {demo.gate.gate_name} (entry), a gate's first minute.",
+        f"  hub API       : {demo.hub_url}/api  (OpenAPI: {demo.hub_url}/openapi.json)",
+        f"  second gate   : {OTHER_GATE}, headless (`gate-scanner stream --sync`), admitted"
+        " one guest",
         f"  gate database : {demo.db}",
         f"  sample codes  : {demo.codes_file}  (labels + the codes, one per line)",
         f"  camera video  : {demo.video}  ({len(demo.stream)} guests, 1280x720 MJPG)",
     ]
     if ui:
         lines += [
-            "  stop          : Ctrl+Q (or Ctrl-C). The temp directory is removed at exit.",
-            "  on screen     : admits, denies and a student-ID check (press Y or N).",
+            "  stop          : Ctrl+Q (or Ctrl-C). Hub and second gate stop; the temp directory"
+            " is removed.",
+            "  on screen     : admits, denies, and a code already used at the other gate.",
             "  also          : F2 lookup, F3 history, F4 settings; type a code + Enter too.",
         ]
     else:
-        lines.append("  stop          : Ctrl-C. The temp directory is removed at exit.")
+        lines.append(
+            "  stop          : Ctrl-C. Hub and second gate stop; the temp directory is removed."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -312,20 +442,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pause", type=float, default=3.0, help="seconds to read the intro before the app"
     )
     args = parser.parse_args(argv)
+    running = Processes()
     try:
         with tempfile.TemporaryDirectory(prefix="gate-demo-") as tmp:
-            print("Preparing: signing a manifest, rendering the camera video…", flush=True)
-            demo = build(Path(tmp))
-            print(intro(demo, ui=not args.no_ui), flush=True)
-            if args.no_ui:
-                code = run_text(demo)
-            else:
-                time.sleep(max(0.0, args.pause))
-                code = run_app(demo)
+            try:
+                print("Preparing: hub, two gates, the camera video…", flush=True)
+                demo = build(Path(tmp), running)
+                print(intro(demo, ui=not args.no_ui), flush=True)
+                if args.no_ui:
+                    code = run_text(demo)
+                else:
+                    time.sleep(max(0.0, args.pause))
+                    code = run_app(demo)
+            finally:
+                running.stop()  # before the directory goes: the hub holds its database
     except KeyboardInterrupt:
         print("\nStopped.", file=sys.stderr)
         return 130
-    print(f"Removed {tmp}.\n{NEXT_ISSUE}")
+    except DemoError as exc:
+        print(f"The demo could not start: {exc}", file=sys.stderr)
+        return 1
+    print(f"Stopped the hub and the second gate; removed {tmp}.")
     return code
 
 
