@@ -20,7 +20,7 @@ from hardware.dedupe import DEFAULT_WINDOW_MS, Deduper
 from hardware.feedback import Feedback
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext
-from manifests.codec import decode_manifest, encode_manifest
+from manifests.codec import decode_delta, decode_manifest, encode_manifest
 from manifests.delta import verify_and_apply
 from manifests.model import Manifest, ManifestHeader, TicketRow
 from manifests.signing import MAGIC, open_envelope
@@ -94,8 +94,10 @@ def install_manifest(store: GateStore, envelope: bytes, now_ms: int) -> Manifest
     body = open_envelope(envelope, trusted)
     kind = "delta" if body[:1] == b"D" else "full"
     new = verify_and_apply(envelope, kind, trusted, current, now_ms)
-    stored = envelope if kind == "full" else encode_manifest(new)
-    store.replace_manifest(new, stored, now_ms)
+    if kind == "full":
+        store.replace_manifest(new, envelope, now_ms)
+    else:  # only the changed rows are written; the stored body becomes the merged manifest
+        store.apply_delta(decode_delta(body), encode_manifest(new), now_ms)
     return new
 
 
