@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import secrets
 import socket
@@ -57,6 +58,12 @@ TARGETS = {
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -317,7 +324,7 @@ async def bench_fanout(
 
 
 async def bench_checks(
-    url: str, setup: Setup, gates: list[Device], round_no: int
+    url: str, setup: Setup, gates: list[Device], round_no: int, server_pid: int
 ) -> dict[str, float]:
     builder = ManifestBuilder(setup.store, HubKeys.single(SEED))
     source = setup.store.manifest_source(setup.event_id, with_tickets=False)
@@ -348,9 +355,10 @@ async def bench_checks(
                 unexpected += 1
 
     async with aiohttp.ClientSession() as session:
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_s(server_pid), time.perf_counter()
         await asyncio.gather(*(gate(session, g, d) for g, d in enumerate(gates)))
         wall = time.perf_counter() - t0
+        server_cpu = cpu_s(server_pid) - cpu0
     total = GATES * CHECKS_PER_GATE
     return {
         "check_gates": GATES,
@@ -360,6 +368,9 @@ async def bench_checks(
         "check_p99_ms": pct(latencies, 0.99),
         "check_errors": errors,
         "check_unexpected_verdicts": unexpected,
+        # The hub's own CPU per check: what the hub costs, apart from the load generator
+        # and anything else sharing the machine.
+        "check_server_cpu_ms": server_cpu * 1000 / total,
     }
 
 
@@ -467,7 +478,10 @@ def main() -> None:
             figures.update(median_round(rounds, "ingest_scans_per_s"))
             figures.update(asyncio.run(bench_reconcile_catchup(url, setup)))
             figures.update(asyncio.run(bench_fanout(url, setup, sender, listeners)))
-            rounds = [asyncio.run(bench_checks(url, setup, gates, r)) for r in range(ROUNDS)]
+            assert server.pid is not None
+            rounds = [
+                asyncio.run(bench_checks(url, setup, gates, r, server.pid)) for r in range(ROUNDS)
+            ]
             figures.update(median_round(rounds, "checks_per_s"))
         finally:
             server.terminate()

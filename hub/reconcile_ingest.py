@@ -31,7 +31,8 @@ from protocol.reasons import Reason, Verdict
 log = logging.getLogger("hub.reconcile")
 IDLE_S = 0.02  # uploads paused this long: reconcile the backlog
 MAX_BACKLOG = 20_000  # tickets waiting: reconcile even while uploads keep coming
-CHUNK_TICKETS = 200  # tickets per step, so an upload never waits long behind one
+CHUNK_TICKETS = 25  # tickets per step (a few ms): requests never wait long behind one
+DRAIN_CHUNK_TICKETS = 500  # when someone waits for the result anyway
 
 
 def hub_scan(row: Mapping[str, Any]) -> HubScan:
@@ -108,7 +109,7 @@ class Reconciler:
         """Reconcile everything queued, now (before answering from the outcomes)."""
         written = 0
         while self._tickets or self._loose:
-            written += self.step()
+            written += self.step(DRAIN_CHUNK_TICKETS)
         return written
 
     async def run(self) -> None:
