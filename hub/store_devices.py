@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import sqlite3
@@ -63,7 +64,9 @@ class DeviceStore(StoreBase):
         ttl_ms: int,
     ) -> tuple[Row, str]:
         """A one-time code for one device; only its hash is stored."""
-        code = secrets.token_urlsafe(12)
+        # base32: 80 random bits a staff member can type, never starting with "-" (which a
+        # command line would take for an option), alphanumeric in a QR code
+        code = base64.b32encode(secrets.token_bytes(10)).decode()
         row = {
             "id": new_id(),
             "code_hash": secret_hash(code),
