@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from hub.local import free_port, hub_cli, until  # noqa: E402
 from manifests.admission_types import Decision, Direction  # noqa: E402
 from protocol.reasons import Reason, Verdict  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402
@@ -41,31 +40,6 @@ TICKETS = 100_000
 OFFLINE_SCANS = 10_000
 CHANGES = 1_000
 ROUNDS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def hub_cli(*args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "hub", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"gate-hub {args[0]} failed: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def start_hub(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -18,7 +18,6 @@ import contextlib
 import json
 import queue
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import numpy as np
 
 from hardware.camera import CameraReader, QrDecoder, open_source
 from hardware.frames import TYPICAL, render_frame, write_video
+from hub.local import free_port, hub_cli, until
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
 from scanner.enroll import enroll
@@ -120,35 +120,20 @@ class Demo:
 # -- the hub and the other gate -----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def until(predicate: Callable[[], Any], what: str, timeout_s: float = STARTUP_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise DemoError(f"timed out waiting for {what}")
-
-
-def hub_cli(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "hub", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    if done.returncode != 0:
-        raise DemoError(f"gate-hub {args[0]} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
 def start_hub(folder: Path, running: Processes) -> tuple[str, dict[str, Any]]:
     """`gate-hub demo-data` then `gate-hub serve` on a free loopback port."""
     db = folder / "hub.sqlite"
-    demo = json.loads(hub_cli("demo-data", "--db", str(db), "--tickets", str(DEMO_TICKETS)))
+    demo = json.loads(
+        hub_cli(
+            "demo-data",
+            "--db",
+            str(db),
+            "--tickets",
+            str(DEMO_TICKETS),
+            timeout_s=60,
+            error=DemoError,
+        )
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "hub.log", "ab")  # noqa: SIM115 (closed by Processes.stop)
@@ -170,7 +155,7 @@ def start_hub(folder: Path, running: Processes) -> tuple[str, dict[str, Any]]:
         except httpx.HTTPError:
             return False
 
-    until(answers, "the hub to listen")
+    until(answers, STARTUP_S, "the hub to listen", DemoError)
     return url, demo
 
 
@@ -282,13 +267,23 @@ def build(folder: Path, running: Processes) -> Demo:
             if not worker.sync_once() or store.manifest_revision() is None:
                 raise DemoError(f"the demo gate could not sync: {worker.snapshot().last_error}")
             live.start()
-            until(live.connected.is_set, "the demo gate's live link")
+            until(live.connected.is_set, STARTUP_S, "the demo gate's live link", DemoError)
             other = start_other_gate(other_db, running)
-            until(lambda: manifest_installed(other_db), "the second gate's manifest")
+            until(
+                lambda: manifest_installed(other_db),
+                STARTUP_S,
+                "the second gate's manifest",
+                DemoError,
+            )
             _, verdict, reason = scan_at(other, codes[ids[0]])
             if (verdict, reason) != ("admit", "admitted"):
                 raise DemoError(f"the second gate said {verdict} {reason}")
-            until(lambda: store.history_for(ids[0]), f"{OTHER_GATE}'s entry at the demo gate")
+            until(
+                lambda: store.history_for(ids[0]),
+                STARTUP_S,
+                f"{OTHER_GATE}'s entry at the demo gate",
+                DemoError,
+            )
         finally:
             live.stop()
             worker.stop()
