@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from hub.local import free_port, hub_cli, until  # noqa: E402
+from hub.local import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until  # noqa: E402
 from manifests.admission_types import Decision, Direction  # noqa: E402
 from protocol.reasons import Reason, Verdict  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402
@@ -77,28 +76,14 @@ def stop_hub(proc: subprocess.Popen[bytes]) -> None:
 
 def enrolled_gate(url: str, demo: dict[str, Any], db: Path) -> GateStore:
     """A gate enrolled as `gate-scanner enroll` does it, at the demo venue's North gate."""
-    auth = {"Authorization": f"Bearer {demo['admin_token']}"}
-    venue = demo["venue_id"]
-    gates = httpx.get(f"{url}/api/admin/venues/{venue}/gates", headers=auth).json()
-    gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
-    north = next(g for g in gates if g["name"] == "North")
-    made = httpx.post(
-        f"{url}/api/admin/venues/{venue}/enrollments",
-        json={"name": "Bench gate", "gate_id": north["id"]},
-        headers=auth,
-    )
-    made.raise_for_status()
     store = GateStore(db)
-    enroll(GateService(store), url, made.json()["code"], hardware_id="hw-bench")
+    enroll(
+        GateService(store),
+        url,
+        demo_enrollment_code(url, demo, "Bench gate"),
+        hardware_id="hw-bench",
+    )
     return store
-
-
-def ticket_ids(db: Path, event_id: str) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT id FROM tickets WHERE event_id = ? ORDER BY id", [event_id]
-        ).fetchall()
-    return [r[0] for r in rows]
 
 
 class Admin:
@@ -224,7 +209,7 @@ def main() -> None:
         started = time.perf_counter()
         demo = json.loads(hub_cli("demo-data", "--db", str(db), "--tickets", str(TICKETS)))
         setup_s = time.perf_counter() - started
-        ids = ticket_ids(db, demo["event_id"])
+        ids = event_ticket_ids(db, demo["event_id"])
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         hub = start_hub(db, port, Path(tmp) / "hub.log")

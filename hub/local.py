@@ -3,7 +3,9 @@ end-to-end tests all start one the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -49,3 +51,34 @@ def hub_cli(*args: str, timeout_s: float = 600, error: type[Exception] = Runtime
     if done.returncode != 0:
         raise error(f"gate-hub {args[0]} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def demo_enrollment_code(
+    url: str, demo: dict[str, Any], name: str, error: type[Exception] = RuntimeError
+) -> str:
+    """A one-time enrollment code for the North gate of `gate-hub demo-data`'s venue."""
+    import httpx  # only callers that talk to a hub pay for the import
+
+    auth = {"Authorization": f"Bearer {demo['admin_token']}"}
+    venue = demo["venue_id"]
+    gates = httpx.get(f"{url}/api/admin/venues/{venue}/gates", headers=auth, timeout=30).json()
+    gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
+    north = next(g for g in gates if g["name"] == "North")
+    made = httpx.post(
+        f"{url}/api/admin/venues/{venue}/enrollments",
+        json={"name": name, "gate_id": north["id"]},
+        headers=auth,
+        timeout=30,
+    )
+    if made.status_code != 201:
+        raise error(f"enrollment code: HTTP {made.status_code} {made.text}")
+    return str(made.json()["code"])
+
+
+def event_ticket_ids(hub_db: Path, event_id: str) -> list[str]:
+    """The admin API lists no tickets; demo-data's ticket ids are read from the hub's file."""
+    with contextlib.closing(sqlite3.connect(hub_db)) as conn:
+        rows = conn.execute(
+            "SELECT id FROM tickets WHERE event_id = ? ORDER BY id", [event_id]
+        ).fetchall()
+    return [r[0] for r in rows]

@@ -14,11 +14,9 @@ gate; the temporary directory is removed at exit.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import queue
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,7 @@ import numpy as np
 
 from hardware.camera import CameraReader, QrDecoder, open_source
 from hardware.frames import TYPICAL, render_frame, write_video
-from hub.local import free_port, hub_cli, until
+from hub.local import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
 from scanner.enroll import enroll
@@ -163,7 +161,7 @@ class Admin:
     """The hub's admin API with the demo's admin token."""
 
     def __init__(self, url: str, demo: dict[str, Any]) -> None:
-        self.url, self.venue_id = url, demo["venue_id"]
+        self.url, self.demo = url, demo
         self.auth = {"Authorization": f"Bearer {demo['admin_token']}"}
 
     def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -173,12 +171,7 @@ class Admin:
         return resp
 
     def enrollment_code(self, name: str) -> str:
-        gates = self.call("GET", f"/api/admin/venues/{self.venue_id}/gates").json()
-        gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
-        north = next(g for g in gates if g["name"] == "North")
-        path = f"/api/admin/venues/{self.venue_id}/enrollments"
-        made = self.call("POST", path, json={"name": name, "gate_id": north["id"]})
-        return str(made.json()["code"])
+        return demo_enrollment_code(self.url, self.demo, name, error=DemoError)
 
     def credential(self, ticket_id: str) -> str:
         """The ticket's native code, as the box office prints it."""
@@ -239,7 +232,7 @@ def build(folder: Path, running: Processes) -> Demo:
     db, other_db = folder / "gate.db", folder / "gate-2.db"
     enrolled_gate(db, hub_url, admin, DEMO_GATE, event_id)
     enrolled_gate(other_db, hub_url, admin, OTHER_GATE, event_id)
-    ids = _ticket_ids(folder / "hub.sqlite", event_id)
+    ids = event_ticket_ids(folder / "hub.sqlite", event_id)
     codes = {tid: admin.credential(tid) for tid in ids[:6]}
     old_code = codes[ids[4]]
     lock = {"ticket_ids": [ids[3]], "reason": "chargeback_pending"}
@@ -297,15 +290,6 @@ def build(folder: Path, running: Processes) -> Demo:
     write_video(video, video_frames([g.code for g in stream]), fps=VIDEO_FPS)
     name = str(admin.event(event_id).get("name", "Demo Night"))
     return Demo(folder, db, video, codes_file, hub_url, event_id, name, gate, stream)
-
-
-def _ticket_ids(hub_db: Path, event_id: str) -> list[str]:
-    """The admin API has no ticket listing; demo-data's tickets are read from its database."""
-    with contextlib.closing(sqlite3.connect(hub_db)) as conn:
-        rows = conn.execute(
-            "SELECT id FROM tickets WHERE event_id = ? ORDER BY id", [event_id]
-        ).fetchall()
-    return [r[0] for r in rows]
 
 
 def video_frames(codes: Sequence[str]) -> Iterator[np.ndarray]:

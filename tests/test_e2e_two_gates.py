@@ -20,7 +20,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from hub.local import free_port, until
+from hub.local import demo_enrollment_code, event_ticket_ids, free_port, until
 from hub.storage import HubStore
 from scanner.store import GateStore
 
@@ -143,17 +143,7 @@ def hub(tmp_path: Path) -> Iterator[tuple[HubProcess, dict[str, Any]]]:
 
 
 def enroll_gate(hub: HubProcess, demo: dict[str, Any], db: Path, name: str) -> str:
-    auth = {"Authorization": f"Bearer {demo['admin_token']}"}
-    venue = demo["venue_id"]
-    gates = httpx.get(f"{hub.url}/api/admin/venues/{venue}/gates", headers=auth).json()
-    gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
-    north = next(g for g in gates if g["name"] == "North")
-    made = httpx.post(
-        f"{hub.url}/api/admin/venues/{venue}/enrollments",
-        json={"name": name, "gate_id": north["id"]},
-        headers=auth,
-    )
-    assert made.status_code == 201, made.text
+    code = demo_enrollment_code(hub.url, demo, name, error=AssertionError)
     out = json.loads(
         cli(
             "scanner",
@@ -161,7 +151,7 @@ def enroll_gate(hub: HubProcess, demo: dict[str, Any], db: Path, name: str) -> s
             str(db),
             "enroll",
             hub.url,
-            made.json()["code"],
+            code,
             "--json",
             "--hardware-id",
             f"hw-{name}",
@@ -179,14 +169,7 @@ def payload_of(hub: HubProcess, ticket_id: str) -> str:
 
 
 def ticket_ids(hub: HubProcess, event_id: str) -> list[str]:
-    store = HubStore(hub.db)
-    try:
-        rows = store.db.execute(
-            "SELECT id FROM tickets WHERE event_id = ? ORDER BY id", [event_id]
-        ).fetchall()
-        return [r[0] for r in rows]
-    finally:
-        store.close()
+    return event_ticket_ids(hub.db, event_id)
 
 
 def hub_verdicts(hub: HubProcess, device_id: str, ticket_id: str) -> list[str]:
