@@ -40,6 +40,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/admin/events/{event_id}/comps"): ("Issue a complimentary ticket.", ADMIN),
     ("POST", "/api/admin/tickets/lock"): ("Lock tickets (bulk).", ADMIN),
     ("POST", "/api/admin/tickets/unlock"): ("Unlock tickets (bulk).", ADMIN),
+    ("POST", "/api/admin/tickets/status"): (
+        "Cancel, refund or revoke tickets outright (bulk, all or nothing).",
+        ADMIN,
+    ),
     ("POST", "/api/admin/tickets/{ticket_id}/reissue"): ("Reissue: new generation.", ADMIN),
     ("GET", "/api/admin/tickets/{ticket_id}/credential"): (
         "The ticket's native credential as text, PNG or SVG QR code (?format=).",

@@ -13,6 +13,7 @@ from manifests.policy import EXPIRY_AFTER_END_MS
 
 COMP_LIMIT_REACHED = "comp_limit_reached"
 NOT_REISSUABLE = "ticket_not_reissuable"
+NOT_WITHDRAWABLE = "invalid_transition"
 REISSUE_REASON = "duplicate_ticket"
 EXPIRING_STATUSES = (TicketStatus.ACTIVE, TicketStatus.TRANSFERRED)
 
@@ -172,6 +173,38 @@ class TicketStore(StoreBase):
                 self._audit(
                     tenant_id, ticket["venue_id"], actor, action, ticket["id"], detail, now_ms
                 )
+
+    def withdraw_tickets(
+        self,
+        tickets: Sequence[Row],
+        tenant_id: str,
+        status: TicketStatus,
+        note: str,
+        actor: str,
+        now_ms: int,
+    ) -> str | None:
+        """Cancel, refund or revoke every ticket in one transaction, or none: the first ticket
+        not in an admitting status is returned and nothing changes. The revision triggers put
+        the change in every device's next manifest delta."""
+        for ticket in tickets:
+            if ticket["status"] not in ADMITTING_STATUSES:
+                return str(ticket["id"])
+        with self.db.atomic():
+            for ticket in tickets:
+                self.db["tickets"].update(
+                    ticket["id"], {"status": str(status), "updated_ms": now_ms}
+                )
+                detail = {"status": str(status), "previous": ticket["status"], "note": note}
+                self._audit(
+                    tenant_id,
+                    ticket["venue_id"],
+                    actor,
+                    "ticket.status",
+                    ticket["id"],
+                    detail,
+                    now_ms,
+                )
+        return None
 
     def reissue_ticket(self, ticket: Row, tenant_id: str, actor: str, now_ms: int) -> Row | str:
         """New code for the same ticket: the generation goes up, so every code of the old

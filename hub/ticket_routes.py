@@ -10,8 +10,8 @@ from aiohttp import web
 from hub.auth import Principal, require_admin
 from hub.errors import ApiError, Fields, not_found, read_json_object
 from hub.keys import CLOCK, STORE
-from hub.store_tickets import COMP_LIMIT_REACHED, ticket_json
-from manifests.model import COMP_REASONS, LOCK_REASONS
+from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
+from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
 
 routes = web.RouteTableDef()
 MAX_BULK = 1000
@@ -130,6 +130,30 @@ async def unlock(request: web.Request) -> web.Response:
     tickets = _scoped_tickets(request, p, ids)
     request.app[STORE].set_locks(tickets, p.tenant_id, None, p.actor, request.app[CLOCK]())
     return web.json_response({"unlocked": ids})
+
+
+@routes.post("/api/admin/tickets/status")
+async def withdraw(request: web.Request) -> web.Response:
+    """Cancel, refund or revoke tickets outright (bulk, all or nothing); gates refuse them
+    from their next manifest pull, the hub's online check at once."""
+    p = require_admin(request, "ticket.manage")
+    f = Fields(await read_json_object(request), {"ticket_ids", "status", "note"})
+    ids = _ticket_ids(f)
+    status = f.text("status", max_len=20)
+    allowed = [str(s) for s in WITHDRAWN_STATUSES]
+    if status not in allowed:
+        raise ApiError(400, "invalid_status", f"status must be one of {', '.join(allowed)}.")
+    note = f.text("note", required=False, max_len=500) or ""
+    tickets = _scoped_tickets(request, p, ids)
+    refused = request.app[STORE].withdraw_tickets(
+        tickets, p.tenant_id, TicketStatus(status), note, p.actor, request.app[CLOCK]()
+    )
+    if refused is not None:
+        current = next(t["status"] for t in tickets if t["id"] == refused)
+        raise ApiError(
+            409, NOT_WITHDRAWABLE, f"Ticket {refused} is {current}; it cannot become {status}."
+        )
+    return web.json_response({"tickets": ids, "status": status})
 
 
 @routes.post("/api/admin/tickets/{ticket_id}/reissue")

@@ -54,6 +54,10 @@ DENYING_LOCK_REASONS = frozenset(
     {"fraud_investigation", "chargeback_pending", "dispute", "legal_hold"}
 )
 
+# What the venue may turn a ticket into outright (the backend's terminal states): from any
+# admitting status, never back.
+WITHDRAWN_STATUSES = (TicketStatus.CANCELLED, TicketStatus.REFUNDED, TicketStatus.REVOKED)
+
 COMP_REASONS = (
     "press_pass",
     "artist_guest",

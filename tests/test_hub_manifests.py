@@ -15,7 +15,8 @@ import pytest
 
 from hub.manifest_build import HubKeys, ManifestBuilder, credential_signature
 from hub.storage import HubStore
-from manifests.admission import parse_context
+from manifests.admission import decide, parse_context
+from manifests.admission_types import Direction, GateContext
 from manifests.codec import decode_delta, decode_manifest
 from manifests.delta import verify_and_apply
 from manifests.model import Manifest, Scope
@@ -24,6 +25,7 @@ from manifests.sealing import unseal_holder
 from manifests.signing import ManifestRejected, open_envelope
 from protocol.credential import Credential
 from protocol.parse import parse_credential
+from protocol.reasons import Reason, Verdict
 from protocol.signing import b64decode
 from tests.hub_fixtures import HUB_SEED, Device, Hub, Tenant, enroll, start_hub, stop_hub
 
@@ -303,3 +305,31 @@ async def test_any_ticket_change_even_outside_the_api_goes_out_in_the_next_delta
         "CANCELLED",
         "REFUNDED",
     )
+
+
+async def test_a_revoked_ticket_goes_out_in_the_next_delta_and_is_refused(hub: Hub) -> None:
+    show = add_show(hub, hub.a, n_tickets=10)
+    device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    trusted = await trusted_keys(hub)
+    old = verify_and_apply(
+        (await get_manifest(device, show.event_id)).content, "full", trusted, None, hub.clock()
+    )
+    revoked, refunded = show.tickets[0], show.tickets[1]
+    for ticket, status in ((revoked, "REVOKED"), (refunded, "REFUNDED")):
+        resp = await hub.client.post(
+            "/api/admin/tickets/status",
+            json={"ticket_ids": [ticket], "status": status},
+            headers=hub.auth(hub.a.manager_token),
+        )
+        assert resp.status_code == 200, resp.text
+    delta = await get_manifest(device, show.event_id, since=old.revision)
+    assert delta.headers["X-Manifest-Kind"] == "delta"
+    moved = verify_and_apply(delta.content, "delta", trusted, old, hub.clock())
+    assert moved.tickets[revoked].status == "REVOKED"
+    assert moved.tickets[refunded].status == "REFUNDED"
+    gate = GateContext(hub.a.venue_id, show.north, "North", Direction.ENTRY, ("GA",))
+    for ticket, reason in ((revoked, Reason.REVOKED), (refunded, Reason.REFUNDED)):
+        code = await credential_text(hub, ticket)
+        parsed = parse_credential(code, parse_context(moved.header, hub.clock()))
+        decision = decide(parsed, moved.header, moved.tickets[ticket], [], gate, hub.clock())
+        assert (decision.verdict, decision.reason) == (Verdict.DENY, reason)

@@ -181,3 +181,49 @@ async def test_event_and_ticket_reads_are_scoped(hub: Hub) -> None:
     for path in ("/api/admin/events/b-show", "/api/admin/tickets/b-show-t1"):
         resp = await hub.client.get(path, headers=hub.auth(hub.a.admin_token))
         assert resp.status_code == 404 and error_code(resp) == "not_found", path
+
+
+async def test_cancel_refund_revoke_is_all_or_nothing_scoped_and_audited(hub: Hub) -> None:
+    manager = hub.auth(hub.a.manager_token)
+    url = "/api/admin/tickets/status"
+    bad = await hub.client.post(
+        url, json={"ticket_ids": ["a-show-t0"], "status": "ACTIVE"}, headers=manager
+    )
+    assert bad.status_code == 400 and error_code(bad) == "invalid_status"
+    # t2 is USED: the whole batch is refused, t0 stays ACTIVE.
+    used = await hub.client.post(
+        url, json={"ticket_ids": ["a-show-t0", "a-show-t2"], "status": "REVOKED"}, headers=manager
+    )
+    assert used.status_code == 409 and error_code(used) == "invalid_transition"
+    assert "a-show-t2" in used.json()["error"]["message"]
+    assert hub.store.get_ticket("a-show-t0", hub.a.id)["status"] == "ACTIVE"
+    foreign = await hub.client.post(
+        url, json={"ticket_ids": ["b-show-t0"], "status": "REVOKED"}, headers=manager
+    )
+    assert foreign.status_code == 404
+    assert hub.store.get_ticket("b-show-t0", hub.b.id)["status"] == "ACTIVE"
+    staff = await hub.client.post(
+        url,
+        json={"ticket_ids": ["a-show-t0"], "status": "REVOKED"},
+        headers=hub.auth(hub.a.staff_token),
+    )
+    assert staff.status_code == 403
+    ok = await hub.client.post(
+        url,
+        json={"ticket_ids": ["a-show-t0", "a-show-t1"], "status": "REVOKED", "note": "stolen"},
+        headers=manager,
+    )
+    assert ok.status_code == 200, ok.text
+    assert hub.store.get_ticket("a-show-t0", hub.a.id)["status"] == "REVOKED"
+    assert hub.store.get_ticket("a-show-t1", hub.a.id)["status"] == "REVOKED"
+    entry = hub.store.audit_entries(hub.a.id)[-1]
+    assert entry["action"] == "ticket.status"
+    assert json.loads(entry["detail_json"]) == {
+        "status": "REVOKED",
+        "previous": "TRANSFERRED",
+        "note": "stolen",
+    }
+    again = await hub.client.post(
+        url, json={"ticket_ids": ["a-show-t0"], "status": "REFUNDED"}, headers=manager
+    )
+    assert again.status_code == 409  # terminal: never back, never sideways
