@@ -21,12 +21,14 @@ from manifests.admission_types import Direction, GateContext
 from manifests.signing import ManifestRejected, open_envelope
 from protocol.signing import parse_enrollment_uri
 from scanner.service import (
+    Clock,
     GateService,
     has_pin,
     install_manifest,
     set_pin,
     trust_hub_key,
     trusted_hub_keys,
+    wall_clock_ms,
 )
 from scanner.store import GateStore, StoreError
 
@@ -46,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         default=os.environ.get("GATE_DB", DEFAULT_DB),
         help="gate database file (default: $GATE_DB or ./gate.db)",
+    )
+    p.add_argument(
+        "--clock-skew-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="for drills and tests: run as if this device's clock were off by MS milliseconds",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -167,9 +176,10 @@ def _run(args: argparse.Namespace) -> int:
         else:  # sound off in settings: neither tones nor the bell
             sounds = Sounds(detect_player=False, bell=lambda times: None)
         feedback = Feedback(sounds, Relay(store.config("relay_pin")))
-        sync, live = (None, None) if args.offline else _hub_link(store, args.event)
+        clock = _device_clock(args)
+        sync, live = (None, None) if args.offline else _hub_link(store, args.event, clock)
         app = GateApp(
-            GateService(store, feedback=feedback),
+            GateService(store, feedback=feedback, clock=clock),
             kiosk=args.kiosk,
             clear_after_s=args.clear_after,
             camera=args.camera,
@@ -186,7 +196,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hub_link(store: GateStore, event_id: str | None) -> tuple[Any, Any]:
+def _device_clock(args: argparse.Namespace) -> Clock:
+    """The device's wall clock, shifted by --clock-skew-ms: a drill for a gate whose clock is
+    hours wrong (the hub orders its scans by the offset it measures, not by its clock)."""
+    skew = int(args.clock_skew_ms)
+    if skew == 0:
+        return wall_clock_ms
+    return lambda: wall_clock_ms() + skew
+
+
+def _hub_link(
+    store: GateStore, event_id: str | None, clock: Clock = wall_clock_ms
+) -> tuple[Any, Any]:
     """The sync worker and live channel of an enrolled gate (not started); (None, None) for a
     gate that has no hub. `event_id` is remembered for the next start."""
     from scanner.live import LiveChannel  # aiohttp and httpx only for a gate with a hub
@@ -201,11 +222,12 @@ def _hub_link(store: GateStore, event_id: str | None) -> tuple[Any, Any]:
         if event_id is not None:
             raise CliError("not_enrolled", "--event needs an enrolled gate: run `enroll` first")
         return None, None
-    return SyncWorker(store, str(hub_url)), LiveChannel(store, str(hub_url))
+    hub = str(hub_url)
+    return SyncWorker(store, hub, clock=clock), LiveChannel(store, hub, clock=clock)
 
 
 def _check(store: GateStore, args: argparse.Namespace) -> int:
-    service = GateService(store)
+    service = GateService(store, clock=_device_clock(args))
     if args.dry_run:
         decision = service.preview(args.payload)
         result: dict[str, Any] = {"seq": None, "dry_run": True, **decision.to_json()}
@@ -226,8 +248,9 @@ def _stream(store: GateStore, args: argparse.Namespace) -> int:
     anything printed is on disk. With --sync the enrolled hub is synced in the background
     (each commit wakes an upload; other gates' entries arrive live). Scans still pending at
     the end of input stay queued for the next start."""
-    service = GateService(store)
-    sync, live = _hub_link(store, args.event) if args.sync else (None, None)
+    clock = _device_clock(args)
+    service = GateService(store, clock=clock)
+    sync, live = _hub_link(store, args.event, clock) if args.sync else (None, None)
     if args.sync and sync is None:
         raise CliError("not_enrolled", "--sync needs an enrolled gate: run `enroll` first")
     if sync is not None:

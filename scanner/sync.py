@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -135,6 +136,7 @@ class SyncWorker:
         self._monotonic = monotonic
         stored = store.config(CLOCK_OFFSET_KEY)
         self._offset: int | None = None if stored is None else int(stored)
+        self._offsets = OffsetEstimator()
         self._last_sync_ms: int | None = None
         self._error: str | None = None
         self._busy = False
@@ -234,7 +236,8 @@ class SyncWorker:
         hub_ms = _json(resp).get("hub_time_ms")
         if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
             # The hub read its clock somewhere in the round trip: take the midpoint.
-            self._set_offset(hub_ms - (sent_ms + self.clock()) // 2)
+            measured = hub_ms - (sent_ms + self.clock()) // 2
+            self._set_offset(self._offsets.add(measured, latency_s * 1000))
         return latency_s
 
     def push_scans(self) -> int:
@@ -465,6 +468,28 @@ class SyncWorker:
         self._offset = offset_ms
         if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
             self.store.set_config(CLOCK_OFFSET_KEY, offset_ms)
+
+
+class OffsetEstimator:
+    """NTP's filter: of the recent exchanges, trust the one with the shortest round trip.
+    A midpoint is wrong by at most half its round trip, and a reply held up one way (a
+    congested link) would otherwise drag the offset by half the delay. A sample that cannot
+    agree with the best one within both their error bounds means the device clock was set:
+    start over from it."""
+
+    KEEP = 8
+    SLACK_MS = 5.0  # the hub's handling time inside a round trip
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int]] = deque(maxlen=self.KEEP)  # (rtt_ms, offset)
+
+    def add(self, offset_ms: int, rtt_ms: float) -> int:
+        if self._samples:
+            best_rtt, best = min(self._samples)
+            if abs(offset_ms - best) > (rtt_ms + best_rtt) / 2 + self.SLACK_MS:
+                self._samples.clear()
+        self._samples.append((rtt_ms, offset_ms))
+        return min(self._samples)[1]
 
 
 def unknown_peer_facts(store: GateStore, facts: list[ScanFact]) -> list[ScanFact]:

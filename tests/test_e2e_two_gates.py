@@ -81,8 +81,9 @@ class HubProcess:
 class Gate:
     """A `gate-scanner stream --sync` process: one payload per line in, one verdict out."""
 
-    def __init__(self, db: Path, event_id: str) -> None:
+    def __init__(self, db: Path, event_id: str, clock_skew_ms: int = 0) -> None:
         self.db = db
+        self.clock_skew_ms = clock_skew_ms
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -90,6 +91,8 @@ class Gate:
                 "scanner",
                 "--db",
                 str(db),
+                "--clock-skew-ms",
+                str(clock_skew_ms),
                 "stream",
                 "--sync",
                 "--event",

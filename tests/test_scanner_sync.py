@@ -29,6 +29,7 @@ from scanner.store import GateStore
 from scanner.sync import (
     CLOCK_OFFSET_KEY,
     MANIFEST_SYNC_KEY,
+    OffsetEstimator,
     SyncSnapshot,
     SyncWorker,
     acknowledged,
@@ -455,3 +456,23 @@ def test_acknowledgement_as_seq_list_or_highest_contiguous_seq(tmp_path: Path) -
         assert [r.seq for r in acknowledged(3, batch)] == [1, 2, 3]
         for nonsense in (None, True, "4", {"seq": 4}, [True, "2"]):
             assert acknowledged(nonsense, batch) == []
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [
+        # (offset_ms, rtt_ms) in arrival order -> the offset the gate uses after the last one
+        ([(7_200_000, 2.0)], 7_200_000),
+        # a reply held 300 ms on the way back: its midpoint is 150 ms off; the fast one wins
+        ([(7_200_000, 2.0), (7_199_850, 302.0)], 7_200_000),
+        ([(7_199_850, 302.0), (7_200_001, 3.0)], 7_200_001),
+        # the device clock was set back an hour: the old samples cannot agree, start over
+        ([(7_200_000, 2.0), (10_800_000, 40.0)], 10_800_000),
+    ],
+)
+def test_clock_offset_trusts_the_shortest_round_trip(
+    samples: list[tuple[int, float]], expected: int
+) -> None:
+    estimator = OffsetEstimator()
+    offsets = [estimator.add(offset, rtt) for offset, rtt in samples]
+    assert offsets[-1] == expected

@@ -4,14 +4,12 @@ The gates (`gate-scanner stream --sync`) are enrolled through `FaultProxy`, so e
 request and the live WebSocket cross it; the test cuts, delays, truncates and refuses that
 traffic, replays a captured upload, restarts the hub (SIGTERM, same db and port), kills gates
 with SIGKILL and restarts them, revokes a ticket while the gates cannot reach the hub, and
-has gates admit the same tickets while offline. In the end every printed verdict is on the
-hub exactly once, with no gap in any gate's sequence, every offline double entry is in the
-reconciliation report, and a credential revoked (by reissue) and a ticket locked through the
-admin API while the gates were cut off are refused at every gate once it pulled a manifest.
-
-Not covered: device clock skew. The gate reads `time.time_ns()` (scanner.service.
-wall_clock_ms) with no option or variable to shift it, so a skewed gate process cannot be
-made without editing scanner/.
+has gates admit the same tickets while offline. Gate 0's clock runs 2 h fast and gate 1's 2 h
+slow (`--clock-skew-ms`). In the end every printed verdict is on the hub exactly once, with
+no gap in any gate's sequence, every offline double entry is in the reconciliation report
+with the scan made first (in real time, whatever the gates' clocks said) as the winner, and a
+ticket revoked, a credential superseded by a reissue and a ticket locked through the admin
+API while the gates were cut off are refused at every gate from its first manifest pull.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ ONLINE_C = 360  # scans per gate in the last phase (with cross-gate repeats)
 SYNC_TIMEOUT_S = 60
 FAULT_COUNTS = {"delay": "delayed", "drop": "dropped", "truncate": "truncated"}
 ADMITTED = (Verdict.ADMIT.value, Reason.ADMITTED.value)
+SKEW_MS = (2 * 3_600_000, -2 * 3_600_000, 0)  # gate 0 two hours fast, gate 1 two hours slow
 
 
 class Rig:
@@ -91,7 +90,7 @@ class Rig:
         """SIGKILL: no clean stop of the sync worker, whatever it was sending."""
         self.gates[i].proc.kill()
         self.gates[i].proc.wait(10)
-        self.gates[i] = Gate(self.dbs[i], self.event_id)
+        self.gates[i] = Gate(self.dbs[i], self.event_id, SKEW_MS[i])
 
     def hub_seqs(self, device: str) -> list[int]:
         with _ro(self.hub.db) as db:
@@ -137,7 +136,7 @@ def test_scans_survive_faults_restarts_kills_and_offline_revocation(rig: Rig) ->
     started = time.monotonic()
     hub, proxy = rig.hub, rig.proxy
     rig.devices = [rig.enroll(i) for i in range(GATES)]
-    rig.gates = [Gate(db, rig.event_id) for db in rig.dbs]
+    rig.gates = [Gate(db, rig.event_id, SKEW_MS[i]) for i, db in enumerate(rig.dbs)]
     for i in range(GATES):
         until(lambda i=i: rig.revision(i), 20, f"the manifest at gate {i}")
 
@@ -150,7 +149,8 @@ def test_scans_survive_faults_restarts_kills_and_offline_revocation(rig: Rig) ->
     payloads = [generation0[(t, 0)] for t in ids]
     reissued_id, reissued_payload = ids[0], payloads[0]
     locked_id, locked_payload = ids[1], payloads[1]
-    pool = iter(range(2, len(ids)))
+    revoked_id, revoked_payload = ids[2], payloads[2]
+    pool = iter(range(3, len(ids)))
 
     # Phase A, online through a flaky link: every fault mode in turn while gates scan.
     faults: list[Mode] = ["delay", "drop", "pass", "truncate", "pass", "drop", "delay", "pass"]
@@ -176,9 +176,9 @@ def test_scans_survive_faults_restarts_kills_and_offline_revocation(rig: Rig) ->
     assert answer.split()[1][:1] in (b"2", b"4"), answer
     assert [len(rig.hub_seqs(d)) for d in rig.devices] == before
 
-    # Phase B, gates offline (proxy refusing), the hub up for the admin: revoke one ticket's
-    # credential (reissue) and lock another, gates admit the same tickets two by two, then the
-    # hub restarts and gate 1 is killed.
+    # Phase B, gates offline (proxy refusing), the hub up for the admin: revoke one ticket,
+    # supersede another's credential (reissue) and lock a third; gates admit the same tickets
+    # two by two, then the hub restarts and gate 1 is killed.
     revisions = [rig.revision(i) or 0 for i in range(GATES)]
     proxy.set_mode("refuse")
     reissued = httpx.post(
@@ -192,14 +192,24 @@ def test_scans_survive_faults_restarts_kills_and_offline_revocation(rig: Rig) ->
         timeout=10,
     )
     assert locked.status_code == 200, locked.text
-    doubles: dict[str, set[str]] = {}
+    revoked = httpx.post(
+        f"{hub.url}/api/admin/tickets/status",
+        json={"ticket_ids": [revoked_id], "status": "REVOKED", "note": "reported stolen"},
+        headers=rig.auth,
+        timeout=10,
+    )
+    assert revoked.status_code == 200, revoked.text
+    doubles: dict[str, tuple[str, str]] = {}
     for i in range(GATES):
         j = (i + 1) % GATES
         for _ in range(DOUBLES_PER_PAIR):
             n = next(pool)
-            for g in (i, j):
-                assert rig.scan(g, payloads[n]) == ADMITTED
-            doubles[ids[n]] = {rig.devices[i], rig.devices[j]}
+            assert rig.scan(i, payloads[n]) == ADMITTED
+            # Clock offsets are known to within half a loopback round trip: 50 ms apart,
+            # the hub must tell which scan came first, whatever the gates' clocks said.
+            time.sleep(0.05)
+            assert rig.scan(j, payloads[n]) == ADMITTED
+            doubles[ids[n]] = (rig.devices[i], rig.devices[j])  # (first in real time, second)
     for _ in range(OFFLINE_UNIQUE):
         for i in range(GATES):
             assert rig.scan(i, payloads[next(pool)]) == ADMITTED
@@ -213,6 +223,7 @@ def test_scans_survive_faults_restarts_kills_and_offline_revocation(rig: Rig) ->
     # Both reach each gate with its first manifest pull after the outage.
     for i in range(GATES):
         until(lambda i=i: (rig.revision(i) or 0) > revisions[i], SYNC_TIMEOUT_S, "the new manifest")
+        assert rig.scan(i, revoked_payload) == (Verdict.DENY.value, Reason.REVOKED.value)
         assert rig.scan(i, reissued_payload) == (Verdict.DENY.value, Reason.SUPERSEDED.value)
         assert rig.scan(i, locked_payload) == (Verdict.DENY.value, Reason.LOCKED.value)
 
@@ -256,8 +267,12 @@ def test_scans_survive_faults_restarts_kills_and_offline_revocation(rig: Rig) ->
         f"{hub.url}/api/admin/events/{rig.event_id}/reconciliation", headers=rig.auth, timeout=30
     )
     assert report.status_code == 200, report.text
-    reported = {d["ticket_id"]: json.dumps(d) for d in report.json()["double_entries"]}
-    for ticket, devices in doubles.items():
+    reported = {d["ticket_id"]: d for d in report.json()["double_entries"]}
+    for ticket, (first, second) in doubles.items():
         assert ticket in reported, f"offline double entry of {ticket} not reported"
-        assert all(d in reported[ticket] for d in devices), reported[ticket]
+        entry = reported[ticket]
+        # Gate clocks 2 h apart either way: the hub's offset-corrected order still names the
+        # scan made first as the winner.
+        assert entry["winner"]["device_id"] == first, entry
+        assert entry["duplicate"]["device_id"] == second, entry
     print(f"scans={total} proxy={dict(proxy.counts)} took_s={time.monotonic() - started:.1f}")
