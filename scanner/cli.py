@@ -108,8 +108,19 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--venue", required=True, help="venue id")
 
     enroll = sub.add_parser("enroll", help="enrol this gate with a hub (one-time code)")
-    enroll.add_argument("url", help="hub URL, or the whole enrollment QR text")
+    enroll.add_argument("url", nargs="?", help="hub URL, or the whole enrollment QR text")
     enroll.add_argument("code", nargs="?", help="one-time enrollment code")
+    enroll.add_argument(
+        "--camera",
+        metavar="SPEC",
+        help="read the enrollment QR with this camera instead (as `run --camera` takes it)",
+    )
+    enroll.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="with --camera: give up after S seconds without an enrollment QR (default 120)",
+    )
     enroll.add_argument("--direction", choices=[d.value for d in Direction], default="entry")
     enroll.add_argument("--hardware-id", help="stable hardware id (default: host, machine id)")
     enroll.add_argument("--json", action="store_true")
@@ -367,14 +378,31 @@ def _setup(store: GateStore, args: argparse.Namespace) -> int:
 def _enroll(store: GateStore, args: argparse.Namespace) -> int:
     from scanner.enroll import EnrollmentFailed, enroll  # httpx only when enrolling
 
-    url, code, fingerprint = args.url, args.code, None
-    from_qr = parse_enrollment_uri(args.url)
-    if from_qr is not None:
-        url, qr_code, fingerprint = from_qr
-        code = code or qr_code
-    if not code:
-        raise CliError("missing_code", "give the enrollment code (or the whole QR text)")
+    url, code = args.url, args.code
+    fingerprint: str | None = None  # from a QR: the hub's key must match it
     try:
+        if args.camera is not None:
+            from scanner.enroll_scan import DEFAULT_TIMEOUT_S, read_enrollment_qr  # OpenCV
+
+            timeout_s = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+            if url is not None or code is not None:
+                raise CliError("bad_arguments", "give either the hub URL and code or --camera")
+            if not timeout_s > 0:
+                raise CliError("bad_timeout", "--timeout must be a positive number of seconds")
+            url, code, fingerprint = read_enrollment_qr(
+                args.camera,
+                timeout_s=timeout_s,
+                on_ignored=lambda _: print(
+                    "gate-scanner: ignoring a QR that is not an enrollment code", file=sys.stderr
+                ),
+            )
+        elif url is None:
+            raise CliError("missing_url", "give the hub URL (or the whole QR text), or --camera")
+        elif (from_qr := parse_enrollment_uri(url)) is not None:
+            url, qr_code, fingerprint = from_qr
+            code = code or qr_code
+        if not code:
+            raise CliError("missing_code", "give the enrollment code (or the whole QR text)")
         result = enroll(
             GateService(store),
             url,

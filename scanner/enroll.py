@@ -22,6 +22,7 @@ from manifests.admission_types import Direction, GateContext
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
 from scanner.service import GateService, trust_hub_key
+from scanner.store import GateStore
 
 DEVICE_SEED_KEY = "device_seed"
 APP_VERSION = "0.1.0"
@@ -31,7 +32,8 @@ DEFAULT_MANIFEST_KEY_ID = 1
 
 class EnrollmentFailed(Exception):
     """The hub refused or could not be reached; nothing was stored. `code` is the hub's
-    machine-readable error code (or hub_unreachable / bad_hub_response / wrong_hub)."""
+    machine-readable error code (or hub_unreachable / bad_hub_response / wrong_hub; reading
+    the QR with the camera adds no_camera / no_enrollment_code, scanner/enroll_scan.py)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -107,6 +109,13 @@ def enroll(
     store.set_config("hub_url", hub_url.rstrip("/"))
     service.set_gate(gate)
     return Enrollment(device_id, venue_id, gate, fingerprint)
+
+
+def enrolled_hub(store: GateStore) -> str | None:
+    """The hub this gate is enrolled with; None for a gate set up by hand (it runs offline
+    and may still be enrolled)."""
+    hub = store.config("hub_url")
+    return str(hub) if hub else None
 
 
 def _hardware_id(service: GateService) -> str:

@@ -13,6 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from protocol.reasons import Verdict
+from scanner.screens.enroll import take_enrollment_qr
 from scanner.service import ScanOutcome
 from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel
 
@@ -70,6 +71,8 @@ class GateScreen(Screen[None]):
 
     def scan_payload(self, payload: str) -> None:
         """The one path for a read, from the wedge or the camera (scanner/camera_feed.py)."""
+        if take_enrollment_qr(self.gate_app, payload):  # a hub's enrollment QR is no ticket
+            return
         outcome = self.gate_app.service.scan(payload)  # committed on return
         if outcome is None:
             self.query_one(ScanCatcher).note("Same code read again: ignored")
