@@ -45,6 +45,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
         ADMIN,
     ),
     ("POST", "/api/admin/tickets/{ticket_id}/reissue"): ("Reissue: new generation.", ADMIN),
+    ("POST", "/api/admin/tickets/{ticket_id}/transfer"): (
+        "Transfer to a new holder: new generation, the old code stops working.",
+        ADMIN,
+    ),
     ("GET", "/api/admin/tickets/{ticket_id}/credential"): (
         "The ticket's native credential as text, PNG or SVG QR code (?format=).",
         ADMIN,

@@ -206,19 +206,32 @@ class TicketStore(StoreBase):
                 )
         return None
 
-    def reissue_ticket(self, ticket: Row, tenant_id: str, actor: str, now_ms: int) -> Row | str:
+    def reissue_ticket(
+        self,
+        ticket: Row,
+        tenant_id: str,
+        actor: str,
+        now_ms: int,
+        *,
+        new_holder: str | None = None,
+    ) -> Row | str:
         """New code for the same ticket: the generation goes up, so every code of the old
-        generation is refused as superseded; the old one is recorded as a duplicate_ticket."""
+        generation is refused as superseded; the old one is recorded as a duplicate_ticket.
+        With `new_holder` it is a transfer: the ticket becomes TRANSFERRED to that holder and
+        the seller's code stops working (the backend left it valid)."""
         if ticket["status"] not in ADMITTING_STATUSES:
             return NOT_REISSUABLE
+        changes: dict[str, Any] = {"generation": ticket["generation"] + 1, "updated_ms": now_ms}
+        detail: dict[str, Any] = {"revoked_generation": ticket["generation"]}
+        if new_holder is None:
+            action, detail["reason"] = "ticket.reissue", REISSUE_REASON
+        else:
+            action = "ticket.transfer"
+            changes |= {"status": str(TicketStatus.TRANSFERRED), "holder_name": new_holder}
+            detail["from_status"] = ticket["status"]  # holder names stay out of the audit log
         with self.db.atomic():
-            self.db["tickets"].update(
-                ticket["id"], {"generation": ticket["generation"] + 1, "updated_ms": now_ms}
-            )
-            detail = {"revoked_generation": ticket["generation"], "reason": REISSUE_REASON}
-            self._audit(
-                tenant_id, ticket["venue_id"], actor, "ticket.reissue", ticket["id"], detail, now_ms
-            )
+            self.db["tickets"].update(ticket["id"], changes)
+            self._audit(tenant_id, ticket["venue_id"], actor, action, ticket["id"], detail, now_ms)
         fresh = self.get_ticket(ticket["id"], tenant_id)
         assert fresh is not None
         return fresh

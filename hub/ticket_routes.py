@@ -164,3 +164,21 @@ async def reissue(request: web.Request) -> web.Response:
     if isinstance(result, str):
         raise ApiError(409, result, f"A {ticket['status']} ticket cannot be reissued.")
     return web.json_response(ticket_json(result))
+
+
+@routes.post("/api/admin/tickets/{ticket_id}/transfer")
+async def transfer(request: web.Request) -> web.Response:
+    """A transfer to a new holder: new generation and credential, the old code refused as
+    superseded from the gates' next manifest (and by the hub's online check at once)."""
+    p = require_admin(request, "ticket.manage")
+    f = Fields(await read_json_object(request), {"holder_name"})
+    holder = f.text("holder_name", max_len=200) or ""
+    if not holder.strip():
+        raise ApiError(400, "missing_field", "Field holder_name must name the new holder.")
+    ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
+    result = request.app[STORE].reissue_ticket(
+        ticket, p.tenant_id, p.actor, request.app[CLOCK](), new_holder=holder.strip()
+    )
+    if isinstance(result, str):
+        raise ApiError(409, result, f"A {ticket['status']} ticket cannot be transferred.")
+    return web.json_response(ticket_json(result))

@@ -307,14 +307,21 @@ async def test_any_ticket_change_even_outside_the_api_goes_out_in_the_next_delta
     )
 
 
-async def test_a_revoked_ticket_goes_out_in_the_next_delta_and_is_refused(hub: Hub) -> None:
+async def test_revoked_refunded_and_transferred_tickets_go_out_in_the_next_delta(hub: Hub) -> None:
     show = add_show(hub, hub.a, n_tickets=10)
     device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     trusted = await trusted_keys(hub)
     old = verify_and_apply(
         (await get_manifest(device, show.event_id)).content, "full", trusted, None, hub.clock()
     )
-    revoked, refunded = show.tickets[0], show.tickets[1]
+    revoked, refunded, sold_on = show.tickets[0], show.tickets[1], show.tickets[2]
+    seller_code = await credential_text(hub, sold_on)
+    moved_on = await hub.client.post(
+        f"/api/admin/tickets/{sold_on}/transfer",
+        json={"holder_name": "New Holder"},
+        headers=hub.auth(hub.a.manager_token),
+    )
+    assert moved_on.status_code == 200, moved_on.text
     for ticket, status in ((revoked, "REVOKED"), (refunded, "REFUNDED")):
         resp = await hub.client.post(
             "/api/admin/tickets/status",
@@ -328,8 +335,14 @@ async def test_a_revoked_ticket_goes_out_in_the_next_delta_and_is_refused(hub: H
     assert moved.tickets[revoked].status == "REVOKED"
     assert moved.tickets[refunded].status == "REFUNDED"
     gate = GateContext(hub.a.venue_id, show.north, "North", Direction.ENTRY, ("GA",))
-    for ticket, reason in ((revoked, Reason.REVOKED), (refunded, Reason.REFUNDED)):
-        code = await credential_text(hub, ticket)
+    buyer_code = await credential_text(hub, sold_on)
+    cases = [
+        (revoked, await credential_text(hub, revoked), Verdict.DENY, Reason.REVOKED),
+        (refunded, await credential_text(hub, refunded), Verdict.DENY, Reason.REFUNDED),
+        (sold_on, seller_code, Verdict.DENY, Reason.SUPERSEDED),  # the seller's old code
+        (sold_on, buyer_code, Verdict.ADMIT, Reason.ADMITTED),
+    ]
+    for ticket, code, verdict, reason in cases:
         parsed = parse_credential(code, parse_context(moved.header, hub.clock()))
         decision = decide(parsed, moved.header, moved.tickets[ticket], [], gate, hub.clock())
-        assert (decision.verdict, decision.reason) == (Verdict.DENY, reason)
+        assert (decision.verdict, decision.reason) == (verdict, reason), ticket

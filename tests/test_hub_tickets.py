@@ -227,3 +227,32 @@ async def test_cancel_refund_revoke_is_all_or_nothing_scoped_and_audited(hub: Hu
         url, json={"ticket_ids": ["a-show-t0"], "status": "REFUNDED"}, headers=manager
     )
     assert again.status_code == 409  # terminal: never back, never sideways
+
+
+async def test_transfer_moves_the_ticket_to_a_new_holder_and_a_new_generation(hub: Hub) -> None:
+    box = hub.auth(hub.a.box_office_token)
+    url = "/api/admin/tickets/{}/transfer"
+    missing = await hub.client.post(url.format("a-show-t0"), json={}, headers=box)
+    assert missing.status_code == 400 and error_code(missing) == "missing_field"
+    blank = await hub.client.post(url.format("a-show-t0"), json={"holder_name": " "}, headers=box)
+    assert blank.status_code == 400
+    assert hub.store.get_ticket("a-show-t0", hub.a.id)["generation"] == 0
+    ok = await hub.client.post(url.format("a-show-t0"), json={"holder_name": "Ada B"}, headers=box)
+    assert ok.status_code == 200, ok.text
+    moved = ok.json()
+    assert (moved["status"], moved["generation"], moved["holder_name"]) == (
+        "TRANSFERRED",
+        1,
+        "Ada B",
+    )
+    entry = hub.store.audit_entries(hub.a.id)[-1]
+    assert entry["action"] == "ticket.transfer"
+    assert "Ada" not in entry["detail_json"]  # names stay out of the audit log
+    refunded = await hub.client.post(
+        url.format("a-show-t4"), json={"holder_name": "Eve"}, headers=box
+    )
+    assert refunded.status_code == 409 and error_code(refunded) == "ticket_not_reissuable"
+    foreign = await hub.client.post(
+        url.format("b-show-t0"), json={"holder_name": "Eve"}, headers=box
+    )
+    assert foreign.status_code == 404
