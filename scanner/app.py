@@ -63,13 +63,25 @@ class GateApp(App[None]):
         self.camera_spec = camera_spec(camera) if camera is not None else self.stored_camera()
         self.camera_max_fps = camera_max_fps
         self.camera: CameraFeed | None = None
-        self.sync = sync
-        self.live = live
+        self.sync: SyncWorker | None = None
+        self.live: LiveChannel | None = None
         self.link: dict[str, Any] | None = None  # the last sync snapshot, on the UI thread
         self._download_pct: int | None = None
         if sync is not None:
-            service.link = self._link_status
-            service.on_commit = sync.wake  # sets an event: never waits on the network
+            self._wire_links(sync, live)
+
+    def _wire_links(self, sync: SyncWorker, live: LiveChannel | None) -> None:
+        self.sync, self.live = sync, live
+        self.service.link = self._link_status
+        self.service.on_commit = sync.wake  # sets an event: never waits on the network
+
+    def attach_hub(self, sync: SyncWorker, live: LiveChannel | None) -> None:
+        """A gate enrolled from the app itself: sync and go live now, not at the next start."""
+        if self.sync is not None:
+            return
+        self._wire_links(sync, live)
+        self.start_sync()
+        self._refresh_status()
 
     def stored_camera(self) -> str | None:
         return camera_spec(self.service.store.config(CAMERA_CONFIG_KEY))

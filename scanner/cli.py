@@ -20,6 +20,7 @@ from typing import Any
 from manifests.admission_types import Direction, GateContext
 from manifests.signing import ManifestRejected, open_envelope
 from protocol.signing import parse_enrollment_uri
+from scanner.hub_link import hub_link
 from scanner.service import (
     Clock,
     GateService,
@@ -221,20 +222,18 @@ def _hub_link(
 ) -> tuple[Any, Any]:
     """The sync worker and live channel of an enrolled gate (not started); (None, None) for a
     gate that has no hub. `event_id` is remembered for the next start."""
-    from scanner.live import LiveChannel  # aiohttp and httpx only for a gate with a hub
-    from scanner.sync import EVENT_KEY, SyncWorker
+    from scanner.sync import EVENT_KEY
 
     if event_id is not None:
         if not event_id.strip():
             raise CliError("bad_event", "--event must not be empty")
         store.set_config(EVENT_KEY, event_id.strip())
-    hub_url = store.config("hub_url")
-    if not hub_url:
+    link = hub_link(store, clock)
+    if link is None:
         if event_id is not None:
             raise CliError("not_enrolled", "--event needs an enrolled gate: run `enroll` first")
         return None, None
-    hub = str(hub_url)
-    return SyncWorker(store, hub, clock=clock), LiveChannel(store, hub, clock=clock)
+    return link
 
 
 def _check(store: GateStore, args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import httpx
 from manifests.admission_types import Direction, GateContext
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
+from scanner.hub_link import HUB_URL_KEY
 from scanner.service import GateService, trust_hub_key
 from scanner.store import GateStore
 
@@ -106,7 +107,7 @@ def enroll(
     store.set_key(DEVICE_SEED_KEY, seed)
     trust_hub_key(store, int(data.get("manifest_key_id", DEFAULT_MANIFEST_KEY_ID)), hub_key)
     store.set_config("device_id", device_id)
-    store.set_config("hub_url", hub_url.rstrip("/"))
+    store.set_config(HUB_URL_KEY, hub_url.rstrip("/"))
     service.set_gate(gate)
     return Enrollment(device_id, venue_id, gate, fingerprint)
 
@@ -114,7 +115,7 @@ def enroll(
 def enrolled_hub(store: GateStore) -> str | None:
     """The hub this gate is enrolled with; None for a gate set up by hand (it runs offline
     and may still be enrolled)."""
-    hub = store.config("hub_url")
+    hub = store.config(HUB_URL_KEY)
     return str(hub) if hub else None
 
 

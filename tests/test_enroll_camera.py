@@ -251,6 +251,15 @@ async def test_app_enrols_from_a_wedge_read_after_the_pin(
         await wedge(pilot, codes[ADA])  # tickets still scan as before
         assert len(store.scans()) == 1 and store.scans()[0].ticket_id == ADA
 
+        # Enrolled from the app, it links to the hub now, not at the next start: the sync
+        # worker runs (its heartbeat measures the clock) and the scan goes up.
+        assert app.sync is not None and app.live is not None
+        for _ in range(200):
+            if app.link and app.link.get("clock_offset_ms") is not None:
+                break
+            await pilot.pause(0.05)
+        assert app.link and app.link["clock_offset_ms"] is not None, app.link
+
     assert trusted_hub_keys(store) == {1: public_key(HUB_SEED)}
     assert enrolled_hub(store) == hub.url
     assert device_id is not None and seed is not None and await hub_knows(hub, device_id, seed)

@@ -28,6 +28,7 @@ from textual.widgets import Footer, Static
 from hardware.wedge import DEFAULT_IDLE_GAP_MS
 from manifests.admission_types import Direction
 from protocol.signing import parse_enrollment_uri
+from scanner.hub_link import hub_link
 from scanner.screens.settings import with_pin
 
 if TYPE_CHECKING:
@@ -170,11 +171,15 @@ class EnrollScreen(ModalScreen[bool]):
 
     def _enrolled(self, result: Enrollment) -> None:
         self.result = result
+        service = self.gate_app.service
+        link = hub_link(service.store, service.clock)
+        if link is not None:
+            self.gate_app.attach_hub(*link)
         gate = result.gate
         self._set_state(
             "enrolled",
             f"Enrolled: {gate.gate_name} at venue {gate.venue_id} (device {result.device_id}). "
-            "Syncing with the hub starts at the next start of the gate app.",
+            "Syncing with the hub now.",
             "-ok",
         )
 

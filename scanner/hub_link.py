@@ -1,0 +1,29 @@
+"""The two background links of an enrolled gate, built one way for the CLI and for the app
+(which attaches them the moment staff enrol it from the gate itself)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scanner.service import Clock, wall_clock_ms
+from scanner.store import GateStore
+
+if TYPE_CHECKING:
+    from scanner.live import LiveChannel
+    from scanner.sync import SyncWorker
+
+HUB_URL_KEY = "hub_url"
+
+
+def hub_link(
+    store: GateStore, clock: Clock = wall_clock_ms
+) -> tuple[SyncWorker, LiveChannel] | None:
+    """The sync worker and live channel (not started); None for a gate with no hub."""
+    from scanner.live import LiveChannel  # aiohttp and httpx only for a gate with a hub
+    from scanner.sync import SyncWorker
+
+    hub_url = store.config(HUB_URL_KEY)
+    if not hub_url:
+        return None
+    hub = str(hub_url)
+    return SyncWorker(store, hub, clock=clock), LiveChannel(store, hub, clock=clock)
