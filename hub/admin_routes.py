@@ -14,7 +14,7 @@ from aiohttp import web
 
 from hub.auth import Principal, require_admin, scoped_venue
 from hub.errors import ApiError, Fields, not_found, read_json_object
-from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_PUBLIC_KEY, HUB_URL, STORE
+from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, STORE
 from manifests.admission_types import Direction
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint
 
@@ -238,7 +238,7 @@ async def create_enrollment(request: web.Request) -> web.Response:
         now_ms=request.app[CLOCK](),
         ttl_ms=ttl_ms,
     )
-    fingerprint = key_fingerprint(request.app[HUB_PUBLIC_KEY])
+    fingerprint = key_fingerprint(request.app[HUB_KEYS]().public)
     payload = enrollment_uri(request.app[HUB_URL], code, fingerprint)
     png = io.BytesIO()
     segno.make(payload, error="m").save(png, kind="png", scale=6, border=4)

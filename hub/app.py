@@ -23,11 +23,10 @@ from hub import (
     ticket_routes,
 )
 from hub.errors import error_middleware, error_response
-from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_PUBLIC_KEY, HUB_URL, STORE
-from hub.manifest_build import HubKeys, ManifestBuilder
+from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_PUBLIC_KEY, HUB_URL, STORE
+from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker
 from hub.reconcile_ingest import Reconciler
 from hub.storage import HubStore, StoreUnavailable
-from protocol.native import public_key
 from protocol.signing import b64encode, key_fingerprint
 
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: manifests go down, not up; scan batches are small
@@ -61,22 +60,22 @@ async def health_db(request: web.Request) -> web.Response:
 @routes.get("/api/hub")
 async def hub_identity(request: web.Request) -> web.Response:
     """The hub's public key, so a device can compare it with the enrollment QR fingerprint."""
-    key = request.app[HUB_PUBLIC_KEY]
-    keys = request.app[manifest_routes.MANIFESTS].keys
+    keys = request.app[HUB_KEYS]()
     return web.json_response(
         {
-            "public_key": b64encode(key),
-            "fingerprint": key_fingerprint(key),
+            "public_key": b64encode(keys.public),
+            "fingerprint": key_fingerprint(keys.public),
             "key_id": keys.key_id,
             # Every key devices should trust for manifests and credentials (rotation).
             "trusted_keys": {str(k): b64encode(v) for k, v in sorted(keys.trusted.items())},
+            "keys_version": keys.version,
         }
     )
 
 
 def create_app(
     store: HubStore,
-    hub_signing_seed: bytes,
+    hub_signing_seed: bytes | None,
     *,
     hub_url: str = "http://127.0.0.1:8080",
     clock: Callable[[], int] = wall_clock_ms,
@@ -85,27 +84,38 @@ def create_app(
     expiry_interval_s: float | None = DEFAULT_EXPIRY_INTERVAL_S,
     hub_key_id: int = 1,
     retired_hub_keys: Mapping[int, bytes] | None = None,
+    hub_keys: Callable[[], HubKeys] | None = None,
 ) -> web.Application:
     """Build the app around an open store; the signing seed stays here, only its public key
-    is ever sent out."""
-    if len(hub_signing_seed) != 32:
-        raise ValueError("hub signing seed must be 32 bytes")
+    is ever sent out. `hub_keys` (a keyring watch) replaces the seed and key ids: the hub then
+    follows `gate-hub key` commands without a restart."""
+    if hub_keys is None:
+        if hub_signing_seed is None or len(hub_signing_seed) != 32:
+            raise ValueError("hub signing seed must be 32 bytes")
+        fixed = HubKeys.single(hub_signing_seed, hub_key_id, retired_hub_keys)
+
+        def fixed_keys() -> HubKeys:
+            return fixed
+
+        hub_keys = fixed_keys
     app = web.Application(
         middlewares=[metrics.metrics_middleware, error_middleware],
         client_max_size=client_max_size,
     )
     app[STORE] = store
     app[CLOCK] = clock
-    app[HUB_PUBLIC_KEY] = public_key(hub_signing_seed)
+    app[HUB_KEYS] = hub_keys
+    app[HUB_PUBLIC_KEY] = hub_keys().public
     app[HUB_URL] = hub_url
     app[ENROLLMENT_TTL_MS] = enrollment_ttl_s * 1000
     app.add_routes(routes)
     app.add_routes(admin_routes.routes)
     app.add_routes(device_routes.routes)
     app.add_routes(ticket_routes.routes)
-    keys = HubKeys.single(hub_signing_seed, hub_key_id, retired_hub_keys)
-    builder = ManifestBuilder(store, keys)
+    builder = ManifestBuilder(store, hub_keys)
     app[manifest_routes.MANIFESTS] = builder
+    builds = ManifestWorker(store.path, hub_keys)
+    app[manifest_routes.BUILDS] = builds
     reconciler = Reconciler(store, builder, clock)
     app[reconcile_routes.RECONCILER] = reconciler
     app.cleanup_ctx.append(_background(reconciler.run))
@@ -114,10 +124,11 @@ def create_app(
     checks = check_routes.CheckBatcher(store)
     app[check_routes.CHECKS] = checks
 
-    async def close_checks(app: web.Application) -> None:
+    async def close_workers(app: web.Application) -> None:
         checks.close()
+        builds.close()
 
-    app.on_cleanup.append(close_checks)
+    app.on_cleanup.append(close_workers)
     app.add_routes(manifest_routes.routes)
     app.add_routes(check_routes.routes)
     app.add_routes(openapi.routes)

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from hub.app import create_app, wall_clock_ms
 from hub.auth import ADMIN, ROLES
-from hub.config import ConfigError, load_config, load_or_create_seed
+from hub.config import ConfigError, load_config
 from hub.demo import make_demo
 from hub.importer import CatalogueError, import_files
+from hub.keyring import Keyring, KeyringWatch, load_keyring, load_or_create_keyring, save_keyring
 from hub.logs import configure_logging
 from hub.storage import HubStore
 
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--hub-url", dest="hub_url", help="URL devices use to reach the hub")
-    serve.add_argument("--key-file", dest="key_file", help="hub signing seed file")
+    serve.add_argument("--key-file", dest="key_file", help="hub keyring file (<db>.hubkey)")
 
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="action", required=True
@@ -72,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
 
     expire = sub.add_parser("expire", help="expire tickets 24 h after their event ended")
     expire.add_argument("--db", required=True)
+
+    key = sub.add_parser(
+        "key", help="the hub's signing keys: list, rotate, activate, retire"
+    ).add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("list", "list the keys with their states (never the private seeds)"),
+        ("rotate", "make a new key `next`: gates learn it while the current key still signs"),
+        ("activate", "make the next key current; the current one is retired (still trusted)"),
+        ("retire", "remove a retired key: gates stop trusting it after their next sync"),
+    ):
+        command = key.add_parser(action, help=text)
+        command.add_argument("--db", required=True)
+        command.add_argument("--key-file", dest="key_file", help="default: <db>.hubkey")
+        if action == "retire":
+            command.add_argument("--key-id", dest="key_id", type=int, required=True)
     return parser
 
 
@@ -84,14 +100,16 @@ def _serve(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in ("db", "host", "port", "hub_url", "key_file")}
     try:
         config = load_config(args.config, os.environ, flags)
-        seed = load_or_create_seed(config.resolved_key_file)
+        load_or_create_keyring(config.resolved_key_file)
+        keys = KeyringWatch(config.resolved_key_file)
     except ConfigError as exc:
         return _fail(str(exc))
     configure_logging(config.log_level)
     store = HubStore(config.db)
     app = create_app(
         store,
-        seed,
+        None,
+        hub_keys=keys,
         hub_url=config.resolved_hub_url,
         client_max_size=config.client_max_size,
         enrollment_ttl_s=config.enrollment_ttl_s,
@@ -106,6 +124,38 @@ def _serve(args: argparse.Namespace) -> int:
     # run_app stops on SIGINT/SIGTERM: it stops accepting, lets requests finish, then cleans up.
     web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=10)
     return 0
+
+
+def _key(args: argparse.Namespace) -> int:
+    """Change the keyring file, then move every manifest revision so gates pull a manifest
+    listing the new keys (a running hub reads the file again on its next request)."""
+    flags = {"db": args.db, "key_file": args.key_file}
+    try:
+        path = load_config(None, os.environ, flags).resolved_key_file
+        ring = load_keyring(path)
+        if args.action == "list":
+            print(json.dumps(_describe(ring), indent=2))
+            return 0
+        if args.action == "rotate":
+            changed = ring.rotate(wall_clock_ms())
+        elif args.action == "activate":
+            changed = ring.activate()
+        else:
+            changed = ring.retire(args.key_id)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    save_keyring(path, changed)
+    store = HubStore(args.db)
+    try:
+        store.bump_all_revisions()
+    finally:
+        store.close()
+    print(json.dumps(_describe(changed), indent=2))
+    return 0
+
+
+def _describe(ring: Keyring) -> dict[str, object]:
+    return {"version": ring.version, "keys": [k.describe() for k in ring.keys]}
 
 
 def _admin(args: argparse.Namespace) -> int:
@@ -155,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "key":
+        return _key(args)
     return _admin(args)
 
 

@@ -23,7 +23,7 @@ class HubConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     hub_url: str = ""  # what enrollment QRs point devices at; default http://host:port
-    key_file: str = ""  # hub signing seed; default next to the database
+    key_file: str = ""  # hub keyring (hub/keyring.py; or an older hex seed); next to the db
     client_max_size: int = DEFAULT_MAX_BODY
     enrollment_ttl_s: int = DEFAULT_ENROLLMENT_TTL_S
     log_level: str = "info"

@@ -10,13 +10,15 @@ from nacl.signing import VerifyKey
 
 from hub.auth import authenticate_device, device_deactivated
 from hub.errors import ApiError, Fields, parse_json_object, read_json_object
-from hub.keys import CLOCK, HUB_PUBLIC_KEY, STORE
+from hub.keys import CLOCK, HUB_KEYS, STORE
+from hub.manifest_build import HubKeys
 from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
 
 routes = web.RouteTableDef()
+KEY_SET_TYPE = "application/vnd.venue-gate.hub-keys"
 # What the upload acknowledgement tells a device about each scan at another gate.
 PEER_SCAN_FIELDS = ("ticket_id", "at_ms", "direction", "gate_name", "device_id", "seq", "verdict")
 
@@ -27,8 +29,10 @@ _ENROLLMENT_MESSAGES = {
 }
 
 
-def own_device_json(device: dict[str, Any], hub_public_key: bytes) -> dict[str, Any]:
-    """What a device may know about itself (never other devices)."""
+def own_device_json(device: dict[str, Any], keys: HubKeys) -> dict[str, Any]:
+    """What a device may know about itself (never other devices), and the hub key that signs
+    now (the rest of the trusted set comes with the device's first sync)."""
+    hub_public_key = keys.public
     return {
         "device_id": device["id"],
         "venue_id": device["venue_id"],
@@ -39,6 +43,7 @@ def own_device_json(device: dict[str, Any], hub_public_key: bytes) -> dict[str, 
         "active": bool(device["active"]),
         "hub_public_key": b64encode(hub_public_key),
         "hub_key_fingerprint": key_fingerprint(hub_public_key),
+        "manifest_key_id": keys.key_id,
     }
 
 
@@ -71,14 +76,14 @@ async def enroll(request: web.Request) -> web.Response:
     )
     if isinstance(result, str):
         raise ApiError(403, result, _ENROLLMENT_MESSAGES[result])
-    return web.json_response(own_device_json(result, request.app[HUB_PUBLIC_KEY]), status=201)
+    return web.json_response(own_device_json(result, request.app[HUB_KEYS]()), status=201)
 
 
 @routes.get("/api/device/me")
 async def me(request: web.Request) -> web.Response:
     device, _ = await authenticate_device(request)
     request.app[STORE].record_heartbeat(device["id"], request.app[CLOCK]())
-    return web.json_response(own_device_json(device, request.app[HUB_PUBLIC_KEY]))
+    return web.json_response(own_device_json(device, request.app[HUB_KEYS]()))
 
 
 @routes.post("/api/device/heartbeat")
@@ -99,7 +104,22 @@ async def heartbeat(request: web.Request) -> web.Response:
         manifest_revisions=revisions,
         clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
     )
-    return web.json_response({"ok": True, "hub_time_ms": now_ms})
+    keys_version = request.app[HUB_KEYS]().version  # a new one: fetch /api/device/hub-keys
+    return web.json_response({"ok": True, "hub_time_ms": now_ms, "hub_keys_version": keys_version})
+
+
+@routes.get("/api/device/hub-keys")
+async def hub_keys(request: web.Request) -> web.Response:
+    """Every hub key the device should trust, signed by the hub's current key (see
+    manifests/keyset.py): a device takes it only if it already trusts the signer, so a key
+    rotation reaches gates through the keys they hold, never through an unsigned answer."""
+    await authenticate_device(request)
+    keys = request.app[HUB_KEYS]()
+    return web.Response(
+        body=keys.key_set(request.app[CLOCK]()),
+        content_type=KEY_SET_TYPE,
+        headers={"X-Hub-Keys-Version": str(keys.version), "Cache-Control": "no-store"},
+    )
 
 
 @routes.post("/api/device/scans")

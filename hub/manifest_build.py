@@ -10,17 +10,20 @@ therefore costs one indexed read.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from hub.storage import HubStore
 from hub.store_manifests import ManifestSource
 from manifests.codec import encode_delta, encode_manifest
+from manifests.keyset import KeySet, sign_key_set
 from manifests.model import EventFacts, Manifest, ManifestDelta, ManifestHeader, Scope, TicketRow
 from manifests.policy import EXPIRY_AFTER_END_MS, ScanPolicy
 from manifests.sealing import seal_holder
@@ -40,12 +43,22 @@ class HubKeys:
     key_id: int
     seed: bytes
     trusted: Mapping[int, bytes]
+    version: int = 1  # the keyring's change count: what devices compare to refetch the set
 
     @classmethod
     def single(
         cls, seed: bytes, key_id: int = 1, retired: Mapping[int, bytes] | None = None
     ) -> HubKeys:
         return cls(key_id, seed, {**(retired or {}), key_id: public_key(seed)})
+
+    @property
+    def public(self) -> bytes:
+        """The signing key's public half (what enrollment hands a new device)."""
+        return self.trusted[self.key_id]
+
+    def key_set(self, now_ms: int) -> bytes:
+        """The trusted keys as a document signed by the current key, for devices."""
+        return sign_key_set(KeySet(self.version, self.key_id, self.trusted, now_ms), self.seed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +116,37 @@ def _is_uuid(text: str) -> bool:
 class ManifestBuilder:
     """Builds and memoises manifests for one hub (one store, one set of keys)."""
 
-    def __init__(self, store: HubStore, keys: HubKeys) -> None:
+    def __init__(self, store: HubStore, keys: HubKeys | Callable[[], HubKeys]) -> None:
         self.store = store
-        self.keys = keys
+        self._source = keys if callable(keys) else None
+        self._keys = keys() if callable(keys) else keys
         self._latest: OrderedDict[str, Manifest] = OrderedDict()
         self._envelopes: OrderedDict[tuple[Any, ...], Served] = OrderedDict()
         self._headers: OrderedDict[tuple[Any, ...], tuple[ManifestSource, ManifestHeader]] = (
             OrderedDict()
         )
 
+    @property
+    def keys(self) -> HubKeys:
+        return self.refresh_keys()
+
+    def refresh_keys(self) -> HubKeys:
+        """The keys in use, read again from their source (the keyring) on each entry point; a
+        change drops every memo, since headers list the trusted keys and envelopes carry the
+        signing key."""
+        if self._source is not None:
+            fresh = self._source()
+            if fresh is not self._keys:
+                self._keys = fresh
+                self._latest.clear()
+                self._envelopes.clear()
+                self._headers.clear()
+        return self._keys
+
     # credentials -------------------------------------------------------------------------
     def credential_for(self, source: ManifestSource, ticket: Mapping[str, Any], now_ms: int) -> str:
         """The ticket's native credential for its current generation, issued once and kept."""
+        self.refresh_keys()
         found = self.store.credentials_of([ticket["id"]]).get((ticket["id"], ticket["generation"]))
         if found is not None:
             return found
@@ -128,8 +160,8 @@ class ManifestBuilder:
         )
         zone_code = facts.zones.index(ticket["zone"]) + 1 if ticket["zone"] in facts.zones else 0
         return issue_credential(
-            signing_key=self.keys.seed,
-            key_id=self.keys.key_id,
+            signing_key=self._keys.seed,
+            key_id=self._keys.key_id,
             event_code=facts.code,
             ticket_id=ticket["id"],
             generation=ticket["generation"],
@@ -164,6 +196,7 @@ class ManifestBuilder:
     ) -> tuple[ManifestSource, ManifestHeader] | None:
         """The event's header (no rows) at its current revision, for online checks: one
         indexed read when nothing changed since the last call."""
+        self.refresh_keys()
         revision = self.store.event_revision(event_id)
         key = (event_id, revision, scope)
         hit = self._headers.get(key)
@@ -184,7 +217,7 @@ class ManifestBuilder:
             revision=source.revision,
             issued_at_ms=now_ms,
             expires_at_ms=e["end_ms"] + EXPIRY_AFTER_END_MS,
-            issuer_keys=dict(self.keys.trusted),
+            issuer_keys=dict(self._keys.trusted),
             policy=ScanPolicy.from_json(json.loads(e["policy_json"] or "{}")),
             revoked=dict(source.revoked),
         )
@@ -211,6 +244,7 @@ class ManifestBuilder:
     def rows(self, event_id: str, now_ms: int) -> Manifest | None:
         """The newest revision's rows under a venue-wide header; moved forward from the last
         one kept by applying only the tickets changed since."""
+        self.refresh_keys()
         memo = self._latest.get(event_id)
         if memo is not None and memo.revision == self.store.event_revision(event_id):
             return memo
@@ -233,12 +267,12 @@ class ManifestBuilder:
 
     def serve(self, event_id: str, scope: Scope, since: int | None, now_ms: int) -> Served | None:
         """A delta from `since` (a revision 1 <= since < now), else the full manifest."""
+        self.refresh_keys()
         revision = self.store.event_revision(event_id)
-        base = since if since is not None and 1 <= since < revision else None
-        key = (event_id, revision, scope, base)
-        memo = self._envelopes.get(key)
+        memo = self.cached(event_id, revision, scope, since)
         if memo is not None:
             return memo
+        base = since if since is not None and 1 <= since < revision else None
         if base is not None:
             source = self.store.manifest_source(event_id, since=base)
             if source is None:
@@ -261,8 +295,19 @@ class ManifestBuilder:
         )
         return served
 
+    def signed_with(self, keys: HubKeys) -> bool:
+        """Whether the memos were made with `keys` (read only: safe from another thread)."""
+        return self._keys is keys
+
+    def cached(
+        self, event_id: str, revision: int, scope: Scope, since: int | None
+    ) -> Served | None:
+        """The envelope already built for this request, if any (no database read)."""
+        base = since if since is not None and 1 <= since < revision else None
+        return self._envelopes.get((event_id, revision, scope, base))
+
     def _sign(self, body: bytes) -> bytes:
-        return sign_envelope(body, self.keys.key_id, self.keys.seed)
+        return sign_envelope(body, self._keys.key_id, self._keys.seed)
 
     @staticmethod
     def _remember(memo: OrderedDict, key: Any, value: Any, limit: int) -> None:  # type: ignore[type-arg]
@@ -270,3 +315,56 @@ class ManifestBuilder:
         memo.move_to_end(key)
         while len(memo) > limit:
             memo.popitem(last=False)
+
+
+class ManifestWorker:
+    """Builds manifests off the event loop: a cold build of a big event (every row, a
+    credential signed per named ticket) takes seconds, and on the loop it would stall every
+    other request. One worker thread with its own database connection (sqlite connections stay
+    on their thread) and its own builder, whose memos it alone touches; requests for the same
+    manifest that arrive while it is being built wait for that one build."""
+
+    def __init__(self, path: str, keys: HubKeys | Callable[[], HubKeys]) -> None:
+        self.path = path
+        self._keys = keys
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-manifest-build")
+        self._builder: ManifestBuilder | None = None  # made on (and only used by) the thread
+        self._building: dict[tuple[Any, ...], asyncio.Future[Served | None]] = {}
+        self.builds = 0  # builds run on the thread (memo hits on the loop not counted)
+
+    async def serve(
+        self, event_id: str, scope: Scope, since: int | None, revision: int, now_ms: int
+    ) -> Served | None:
+        """As ManifestBuilder.serve; `revision` is the one the caller just read."""
+        builder = self._builder
+        if builder is not None:  # a finished envelope needs no thread
+            memo = builder.cached(event_id, revision, scope, since)
+            keys = self._keys() if callable(self._keys) else self._keys
+            if memo is not None and builder.signed_with(keys):
+                return memo
+        base = since if since is not None and 1 <= since < revision else None
+        key = (event_id, revision, scope, base)
+        pending = self._building.get(key)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = asyncio.ensure_future(
+                loop.run_in_executor(self._thread, self._build, event_id, scope, since, now_ms)
+            )
+            self._building[key] = pending
+            pending.add_done_callback(lambda _: self._building.pop(key, None))
+        # shielded: one caller going away must not cancel the build the others wait for
+        return await asyncio.shield(pending)
+
+    def _build(self, event_id: str, scope: Scope, since: int | None, now_ms: int) -> Served | None:
+        if self._builder is None:
+            self._builder = ManifestBuilder(HubStore(self.path, migrate=False), self._keys)
+        self.builds += 1
+        return self._builder.serve(event_id, scope, since, now_ms)
+
+    def _close_store(self) -> None:
+        if self._builder is not None:
+            self._builder.store.close()
+
+    def close(self) -> None:
+        self._thread.submit(self._close_store).result()
+        self._thread.shutdown(wait=True)

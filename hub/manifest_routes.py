@@ -13,11 +13,13 @@ from aiohttp import web
 from hub.auth import authenticate_device, require_admin
 from hub.errors import ApiError, not_found
 from hub.keys import CLOCK, STORE
-from hub.manifest_build import ManifestBuilder, scope_tag
+from hub.manifest_build import ManifestBuilder, ManifestWorker, scope_tag
 from hub.metrics import METRICS
 from manifests.model import Scope
+from manifests.signing import envelope_key_id
 
-MANIFESTS = web.AppKey("manifests", ManifestBuilder)
+MANIFESTS = web.AppKey("manifests", ManifestBuilder)  # headers and credentials, on the loop
+BUILDS = web.AppKey("manifest_builds", ManifestWorker)  # signed manifests, on a worker thread
 MANIFEST_TYPE = "application/vnd.venue-gate.manifest"
 routes = web.RouteTableDef()
 
@@ -62,7 +64,7 @@ def etag(revision: int, scope: Scope) -> str:
 async def manifest(request: web.Request) -> web.StreamResponse:
     """The signed manifest for this device; `?since=R` asks for a delta from revision R.
     `If-None-Match` with the current ETag (or `since` = current) answers 304, at the cost of
-    one indexed read."""
+    one indexed read. Building runs on a worker thread (hub/manifest_build.ManifestWorker)."""
     device, _ = await authenticate_device(request)
     event = device_event(request, device)
     since = _since(request)
@@ -72,14 +74,14 @@ async def manifest(request: web.Request) -> web.StreamResponse:
     tag = etag(revision, scope)
     if request.headers.get("If-None-Match") == tag or since == revision:
         return web.Response(status=304, headers={"ETag": tag, "X-Manifest-Revision": str(revision)})
-    served = request.app[MANIFESTS].serve(event["id"], scope, since, now_ms)
+    served = await request.app[BUILDS].serve(event["id"], scope, since, revision, now_ms)
     if served is None:
         raise not_found("event")
     headers = {
         "ETag": etag(served.revision, scope),
         "X-Manifest-Kind": served.kind,
         "X-Manifest-Revision": str(served.revision),
-        "X-Manifest-Key-Id": str(request.app[MANIFESTS].keys.key_id),
+        "X-Manifest-Key-Id": str(envelope_key_id(served.envelope)),
         "Cache-Control": "no-cache",
     }
     if served.base_revision is not None:

@@ -65,6 +65,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
         "Signed manifest, full or ?since=R delta; ETag / If-None-Match gives 304.",
         DEVICE,
     ),
+    ("GET", "/api/device/hub-keys"): (
+        "The hub keys to trust (key rotation), as a document signed by the current hub key.",
+        DEVICE,
+    ),
     ("POST", "/api/device/check"): ("Online admission check; the scan is stored.", DEVICE),
     ("GET", "/api/device/live"): ("WebSocket: live entry state from other gates.", DEVICE),
 }

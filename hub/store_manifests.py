@@ -63,6 +63,16 @@ class ManifestStore(StoreBase):
         row = self._one("SELECT revision FROM event_revisions WHERE event_id = ?", [event_id])
         return int(row["revision"]) + 1 if row else 1
 
+    def bump_all_revisions(self) -> int:
+        """A new manifest revision for every event, no ticket changed: after a hub key change,
+        so every gate pulls a header with the new trusted keys, signed by the new key."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "INSERT INTO event_revisions (event_id, revision) SELECT id, 1 FROM events"
+                " WHERE true ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1"
+            )
+        return cursor.rowcount
+
     def event_by_id(self, event_id: str) -> Row | None:
         """Unscoped; device routes check the device's venue against it themselves."""
         return self._one("SELECT * FROM events WHERE id = ?", [event_id])

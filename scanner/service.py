@@ -22,8 +22,9 @@ from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext
 from manifests.codec import decode_delta, decode_manifest, encode_manifest
 from manifests.delta import verify_and_apply
+from manifests.keyset import open_key_set
 from manifests.model import Manifest, ManifestHeader, TicketRow
-from manifests.signing import MAGIC, open_envelope
+from manifests.signing import MAGIC, ManifestRejected, envelope_key_id, open_envelope
 from protocol.credential import Credential, CredentialFormat
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
@@ -33,6 +34,7 @@ from scanner.store import GateStore
 
 Clock = Callable[[], int]
 HUB_KEY_PREFIX = "hub_key:"
+HUB_KEYS_VERSION_KEY = "hub_keys_version"  # version of the last hub key set taken in full
 PIN_CONFIG_KEY = "venue_pin"
 MANUAL_PREFIX = "manual:"
 DEFAULT_STALE_AFTER_MS = 60 * 60_000  # offline gates warn once the manifest is an hour old
@@ -73,6 +75,44 @@ def trust_hub_key(store: GateStore, key_id: int, public: bytes) -> None:
     if len(public) != 32:
         raise ValueError("a hub key is a 32-byte Ed25519 public key")
     store.set_key(f"{HUB_KEY_PREFIX}{key_id}", public)
+
+
+@dataclass(frozen=True, slots=True)
+class HubKeyUpdate:
+    """What a hub key-set document changed: `kept` are keys the hub dropped that still sign
+    the installed manifest; they go once a newer manifest is in (the version is then stored)."""
+
+    version: int
+    added: tuple[int, ...]
+    dropped: tuple[int, ...]
+    kept: tuple[int, ...]
+
+
+def apply_hub_key_set(store: GateStore, envelope: bytes) -> HubKeyUpdate:
+    """Take the hub's key set if a key this gate already trusts signed it and it is not older
+    than the last one taken: trust the keys it adds, forget the ones it no longer lists (never
+    its signer). Raises ManifestRejected (nothing changed) otherwise, e.g. a forged document
+    ('unknown_key'), or a replayed old one ('stale_keys')."""
+    trusted = trusted_hub_keys(store)
+    key_set = open_key_set(envelope, trusted)
+    taken = store.config(HUB_KEYS_VERSION_KEY)
+    if isinstance(taken, int) and key_set.version < taken:
+        raise ManifestRejected(
+            "stale_keys", f"hub key set version {key_set.version} is older than {taken}"
+        )
+    added = tuple(k for k, v in sorted(key_set.keys.items()) if trusted.get(k) != v)
+    for key_id in added:
+        trust_hub_key(store, key_id, key_set.keys[key_id])
+    gone = sorted(set(trusted) - set(key_set.keys) - {key_set.signing_key_id})
+    encoded = store.manifest_encoded()
+    in_use = envelope_key_id(encoded) if encoded and encoded[: len(MAGIC)] == MAGIC else None
+    dropped = tuple(k for k in gone if k != in_use)
+    for key_id in dropped:
+        store.delete_key(f"{HUB_KEY_PREFIX}{key_id}")
+    kept = tuple(k for k in gone if k == in_use)
+    if not kept:
+        store.set_config(HUB_KEYS_VERSION_KEY, key_set.version)
+    return HubKeyUpdate(key_set.version, added, dropped, kept)
 
 
 def decode_stored(encoded: bytes, trusted: Mapping[int, bytes]) -> Manifest:

@@ -180,6 +180,11 @@ class GateStore:
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO keys (name, value) VALUES (?, ?)", (name, value))
 
+    def delete_key(self, name: str) -> None:
+        """Forget key material (a hub key the hub no longer lists)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM keys WHERE name = ?", (name,))
+
     def key(self, name: str) -> bytes | None:
         row = self._one("SELECT value FROM keys WHERE name = ?", (name,))
         return None if row is None else bytes(row[0])

@@ -34,7 +34,16 @@ from protocol.signing import sign_request
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.enroll import APP_VERSION, DEVICE_SEED_KEY
 from scanner.scanlog import ScanRecord
-from scanner.service import Clock, decode_stored, install_manifest, trusted_hub_keys, wall_clock_ms
+from scanner.service import (
+    HUB_KEYS_VERSION_KEY,
+    Clock,
+    HubKeyUpdate,
+    apply_hub_key_set,
+    decode_stored,
+    install_manifest,
+    trusted_hub_keys,
+    wall_clock_ms,
+)
 from scanner.store import GateStore, StoreError
 
 log = logging.getLogger("scanner.sync")
@@ -144,6 +153,7 @@ class SyncWorker:
         self._next_delay: float | None = None
         self._force_full = False
         self._header_event: tuple[int, str] | None = None  # (revision, event id) cache
+        self._hub_keys_version: object = None  # as the last heartbeat announced it
         self._cycle = threading.Lock()
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -205,7 +215,14 @@ class SyncWorker:
             self._busy = self.pending_count() > 0
             self._publish()
             self.push_scans()
+            keys_refused: ManifestRefused | None = None
+            try:
+                self.refresh_hub_keys()
+            except ManifestRefused as exc:  # reported, but the manifest is still pulled
+                keys_refused = exc
             self.pull_manifest()
+            if keys_refused is not None:
+                raise keys_refused
         except ManifestRefused as exc:
             self.monitor.good(latency_s)  # the hub answered: only its manifest was refused
             self._error = exc.code
@@ -233,12 +250,41 @@ class SyncWorker:
         sent_ms, started = self.clock(), self._monotonic()
         resp = self._send("POST", "/api/device/heartbeat", body)
         latency_s = self._monotonic() - started
+        self._hub_keys_version = _json(resp).get("hub_keys_version")
         hub_ms = _json(resp).get("hub_time_ms")
         if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
             # The hub read its clock somewhere in the round trip: take the midpoint.
             measured = hub_ms - (sent_ms + self.clock()) // 2
             self._set_offset(self._offsets.add(measured, latency_s * 1000))
         return latency_s
+
+    def refresh_hub_keys(self) -> HubKeyUpdate | None:
+        """Take the hub's signed key set when the heartbeat announced a version this gate has
+        not taken yet (a key rotation): one small request per change, none otherwise. The hub
+        also moves every manifest revision on a key change, so the pull that follows brings
+        the header listing the keys credentials may be signed with."""
+        announced = self._hub_keys_version
+        if not isinstance(announced, int) or announced == self.store.config(HUB_KEYS_VERSION_KEY):
+            return None
+        path = "/api/device/hub-keys"
+        try:
+            resp = self.http.get(self.hub_url + path, headers=self._signed("GET", path, b""))
+        except httpx.HTTPError as exc:
+            raise SyncError("hub_unreachable", f"GET {path}: {exc}") from None
+        if resp.status_code != 200:
+            self._learn_clock(resp)
+            raise _hub_error(resp)
+        envelope = resp.content
+        try:
+            update = apply_hub_key_set(self.store, envelope)
+        except ManifestRejected as exc:
+            raise ManifestRefused(f"hub_keys_{exc.code}", exc.message) from None
+        if update.added or update.dropped or update.kept:
+            log.info(
+                "hub keys updated",
+                extra={"added": update.added, "dropped": update.dropped, "kept": update.kept},
+            )
+        return update
 
     def push_scans(self) -> int:
         """Send pending scans in seq order, in batches; returns how many the hub acked."""
