@@ -120,7 +120,6 @@ def create_app(
     app[reconcile_routes.RECONCILER] = reconciler
     app.cleanup_ctx.append(_background(reconciler.run))
     app.add_routes(reconcile_routes.routes)
-    app[check_routes.CHECK_LOCKS] = check_routes.TicketLocks()
     checks = check_routes.CheckBatcher(store)
     app[check_routes.CHECKS] = checks
 

@@ -93,7 +93,7 @@ async def authenticate_device(
         body=body,
         device_public_key=device["public_key"],
         now_ms=now_ms,
-        seen_nonce=lambda nonce: not store.remember_nonce(device_id, nonce, now_ms),
+        seen_nonce=lambda nonce: not store.nonces.remember(device_id, nonce, now_ms),
     )
     if error is not None:
         raise ApiError(401, error, _SIGNING_MESSAGES.get(error, "Request signature refused."))

@@ -1,18 +1,18 @@
 """Online check: a gate with a link asks the hub, which decides with the same admission
 engine the gates use, over every gate's stored scans of the ticket, and stores the scan in
-the same transaction. Two gates checking one ticket at once are serialised (a lock per
-ticket, and BEGIN IMMEDIATE in the store), so exactly one of them admits. Checks arriving
-together share one transaction (group commit), so a durable commit per check does not cap
-the hub at a few hundred checks a second."""
+the same transaction. Two gates checking one ticket at once are serialised (one writer thread
+runs every check in turn, and BEGIN IMMEDIATE in the store keeps other hub processes out),
+so exactly one of them admits. Checks arriving together share one transaction (group
+commit), so a durable commit per check does not cap the hub at a few hundred checks a
+second; the credential is verified on that thread too, off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -27,34 +27,11 @@ from hub.store_manifests import CheckOutcome, PendingCheck
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
 from manifests.model import Scope, TicketRow
+from protocol.credential import ParseResult
 from protocol.parse import parse_credential
 from protocol.reasons import Verdict
 
 routes = web.RouteTableDef()
-
-
-class TicketLocks:
-    """One asyncio.Lock per ticket id while anyone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, ticket_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(ticket_id, (asyncio.Lock(), 0))
-        self._locks[ticket_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[ticket_id]
-            if users == 1:
-                del self._locks[ticket_id]
-            else:
-                self._locks[ticket_id] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 class CheckBatcher:
@@ -132,7 +109,6 @@ class CheckBatcher:
         self._thread.shutdown(wait=True)
 
 
-CHECK_LOCKS = web.AppKey("check_locks", TicketLocks)
 CHECKS = web.AppKey("checks", CheckBatcher)
 
 
@@ -197,26 +173,31 @@ async def check(request: web.Request) -> web.Response:
     current = request.app[MANIFESTS].current_header(event["id"], scope, now_ms)
     assert current is not None
     source, header = current
-    parsed = parse_credential(payload, parse_context(header, now_ms))
-    ticket_id = parsed.ticket_id
+    context = parse_context(header, now_ms)
     type_names = {t["id"]: t["name"] for t in source.ticket_types}
+    parsed: list[ParseResult] = []  # set by identify(), on the writer thread, before judge()
+
+    def identify() -> str | None:
+        parsed.append(parse_credential(payload, context))
+        return parsed[0].ticket_id
 
     def judge(
         ticket: dict[str, Any] | None, scans: list[dict[str, Any]]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        credential = parsed[0]
         row = None
         if ticket is not None and ticket["event_id"] == event["id"]:
             row = ticket_row(ticket, type_names)
         holder = ticket["holder_name"] if row is not None and ticket else None
         decision: Decision = decide(
-            parsed, header, row, [scan_fact(s) for s in scans], gate, now_ms, holder
+            credential, header, row, [scan_fact(s) for s in scans], gate, now_ms, holder
         )
         counted = decision.verdict in (Verdict.ADMIT, Verdict.EXIT)
         as_json = decision.to_json()
         detail = {"decision": as_json, "gate": gate.gate_name, "online": True, "payload": payload}
         stored = {
             "event_id": event["id"],
-            "ticket_id": ticket_id,
+            "ticket_id": credential.ticket_id,
             "raw_hash": hashlib.sha256(payload.encode()).hexdigest(),
             "verdict": str(decision.verdict),
             "reason": str(decision.reason),
@@ -230,10 +211,8 @@ async def check(request: web.Request) -> web.Response:
         }
         return as_json, stored
 
-    locks = request.app[CHECK_LOCKS]
-    async with locks.hold(ticket_id or f"-{device['id']}"):
-        pending = PendingCheck(device["id"], seq, ticket_id, judge, now_ms)
-        outcome = await request.app[CHECKS].submit(pending)
+    pending = PendingCheck(device["id"], seq, identify, judge, now_ms)
+    outcome = await request.app[CHECKS].submit(pending)
     if not outcome.repeated:
         request.app[METRICS].checks[outcome.decision.get("verdict", "?")] += 1
     return web.json_response(

@@ -19,6 +19,7 @@ from hub.demo import make_demo
 from hub.importer import CatalogueError, import_files
 from hub.keyring import Keyring, KeyringWatch, load_keyring, load_or_create_keyring, save_keyring
 from hub.logs import configure_logging
+from hub.server import serve
 from hub.storage import HubStore
 
 log = logging.getLogger("hub")
@@ -121,8 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     app.on_cleanup.append(close_store)
     log.info("hub starting", extra={"host": config.host, "port": config.port, "db": config.db})
-    # run_app stops on SIGINT/SIGTERM: it stops accepting, lets requests finish, then cleans up.
-    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=10)
+    serve(app, config.host, config.port)
     return 0
 
 

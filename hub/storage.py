@@ -116,7 +116,14 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
         return row
 
     def get_gate(self, gate_id: str, venue_id: str) -> Row | None:
-        return self._one("SELECT * FROM gates WHERE id = ? AND venue_id = ?", [gate_id, venue_id])
+        """Cached: every online check reads it (gates are never changed, only created)."""
+        return self._cached(
+            "gates",
+            f"{venue_id}/{gate_id}",
+            lambda: self._one(
+                "SELECT * FROM gates WHERE id = ? AND venue_id = ?", [gate_id, venue_id]
+            ),
+        )
 
     def list_gates(self, venue_id: str) -> list[Row]:
         return list(

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -16,11 +17,13 @@ from typing import Any
 
 import sqlite_utils
 
-from hub.schema import ADDED_COLUMNS, DDL, LATE_DDL, NONCE_DDL, SCHEMA_VERSION
+from hub.nonces import RequestNonces
+from hub.schema import ADDED_COLUMNS, DDL, LATE_DDL, SCHEMA_VERSION
 
 Row = dict[str, Any]
 # Told (device id, stored scan rows) after scans are committed: live push and metrics.
 ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
+ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
 
 
 class StoreUnavailable(Exception):
@@ -42,6 +45,7 @@ class StoreBase:
         to an already opened hub database, e.g. a writer thread's, skips it)."""
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
+        self._row_cache: dict[tuple[str, str], tuple[float, Row]] = {}
         self.db = sqlite_utils.Database(self.path)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA busy_timeout = 5000")
@@ -49,11 +53,7 @@ class StoreBase:
         self.db.execute("PRAGMA synchronous = FULL")  # every scan commit is on disk
         if migrate:
             self._migrate()
-        self.nonces = sqlite3.connect(self.path + "-nonces", isolation_level=None)
-        self.nonces.execute("PRAGMA busy_timeout = 5000")
-        self.nonces.execute("PRAGMA journal_mode = WAL")
-        self.nonces.execute("PRAGMA synchronous = NORMAL")
-        self.nonces.executescript(NONCE_DDL)
+        self.nonces = RequestNonces(self.path)
 
     def _migrate(self) -> None:
         with self.db.atomic():
@@ -92,6 +92,24 @@ class StoreBase:
     def scans_committed(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
         for listener in self.scan_listeners:
             listener(device_id, scans)
+
+    def _cached(self, table: str, key: str, read: Callable[[], Row | None]) -> Row | None:
+        """A row the device hot path reads on every request (the device, its gate, the
+        event), kept for ROW_CACHE_S: every write through this store drops it at once (a
+        deactivated device is refused on its next request); the time limit covers writers
+        in other processes. A copy is returned, so no caller can change the cached row."""
+        now = time.monotonic()
+        hit = self._row_cache.get((table, key))
+        if hit is not None and now - hit[0] < ROW_CACHE_S:
+            return dict(hit[1])
+        row = read()
+        if row is not None:
+            self._row_cache[(table, key)] = (now, row)
+            return dict(row)
+        return None
+
+    def _forget(self, table: str, key: str) -> None:
+        self._row_cache.pop((table, key), None)
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         cursor = self.db.conn.execute(sql, list(params))

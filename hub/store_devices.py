@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.store_base import Row, StoreBase, new_id, secret_hash
-from protocol.signing import NONCE_MEMORY_MS
 
 ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
@@ -44,12 +43,7 @@ _INSERT_SCAN = (
 )
 
 
-NONCE_PURGE_EVERY_MS = 1000  # expired nonces are swept at most this often, not per request
-
-
 class DeviceStore(StoreBase):
-    _nonces_purged_ms = 0
-
     # enrollment ---------------------------------------------------------------------------
     def create_enrollment(
         self,
@@ -127,6 +121,7 @@ class DeviceStore(StoreBase):
             if existing:
                 device_id = existing["id"]
                 self.db["devices"].update(device_id, fields)
+                self._forget("devices", device_id)
             else:
                 device_id = new_id()
                 self.db["devices"].insert(
@@ -161,8 +156,13 @@ class DeviceStore(StoreBase):
 
     # devices ------------------------------------------------------------------------------
     def get_device(self, device_id: str) -> Row | None:
-        """Unscoped: for authenticating a device's own signed requests."""
-        return self._one("SELECT * FROM devices WHERE id = ?", [device_id])
+        """Unscoped: for authenticating a device's own signed requests (cached: every
+        device request reads it; the writes below drop it)."""
+        return self._cached(
+            "devices",
+            device_id,
+            lambda: self._one("SELECT * FROM devices WHERE id = ?", [device_id]),
+        )
 
     def get_device_scoped(
         self, device_id: str, tenant_id: str, scope_venue: str | None = None
@@ -193,6 +193,7 @@ class DeviceStore(StoreBase):
                 "UPDATE devices SET active = 0, deactivated_ms = ? WHERE id = ?",
                 [now_ms, device["id"]],
             )
+            self._forget("devices", device["id"])
             self._audit(
                 device["tenant_id"],
                 device["venue_id"],
@@ -216,6 +217,7 @@ class DeviceStore(StoreBase):
         with self.db.atomic():
             if changes:
                 self.db["devices"].update(device["id"], dict(changes))
+                self._forget("devices", device["id"])
             detail = {k: [device[k], v] for k, v in changes.items()}
             self._audit(
                 device["tenant_id"],
@@ -251,30 +253,7 @@ class DeviceStore(StoreBase):
         if clock_offset_ms is not None:
             fields["clock_offset_ms"] = clock_offset_ms
         self.db["devices"].update(device_id, fields)
-
-    def remember_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
-        """True when the nonce is new for this device (and is now remembered). Kept in the
-        nonce database (hub/schema.py NONCE_DDL), so it never waits for a scan commit; not
-        fsynced: a power cut may forget the last nonces, and their timestamps expire in
-        minutes."""
-        conn = self.nonces
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if now_ms - self._nonces_purged_ms >= NONCE_PURGE_EVERY_MS:
-                conn.execute(
-                    "DELETE FROM request_nonces WHERE seen_ms < ?", [now_ms - NONCE_MEMORY_MS]
-                )
-                self._nonces_purged_ms = now_ms
-            inserted = conn.execute(
-                "INSERT OR IGNORE INTO request_nonces (device_id, nonce, seen_ms) VALUES (?, ?, ?)",
-                [device_id, nonce, now_ms],
-            ).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return inserted == 1
+        self._forget("devices", device_id)
 
     # scans --------------------------------------------------------------------------------
     def record_scans(

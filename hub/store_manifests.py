@@ -47,12 +47,13 @@ Judge = Callable[[Row | None, list[Row]], tuple[dict[str, Any], Mapping[str, Any
 
 @dataclass(frozen=True, slots=True)
 class PendingCheck:
-    """One online check waiting for the write transaction. `judge(ticket, scans)` returns
-    the decision JSON and the scan row to store."""
+    """One online check waiting for the write transaction. `identify()` names the ticket
+    (verifying the credential: the costly part, so it runs on the writer thread, beside the
+    event loop); `judge(ticket, scans)` returns the decision JSON and the scan row to store."""
 
     device_id: str
     seq: int
-    ticket_id: str | None
+    identify: Callable[[], str | None]
     judge: Judge
     now_ms: int
 
@@ -74,8 +75,11 @@ class ManifestStore(StoreBase):
         return cursor.rowcount
 
     def event_by_id(self, event_id: str) -> Row | None:
-        """Unscoped; device routes check the device's venue against it themselves."""
-        return self._one("SELECT * FROM events WHERE id = ?", [event_id])
+        """Unscoped; device routes check the device's venue against it themselves. Cached:
+        every online check reads it (events are imported, never changed)."""
+        return self._cached(
+            "events", event_id, lambda: self._one("SELECT * FROM events WHERE id = ?", [event_id])
+        )
 
     def manifest_source(
         self, event_id: str, *, with_tickets: bool = True, since: int | None = None
@@ -219,9 +223,10 @@ class ManifestStore(StoreBase):
             return CheckOutcome(decision, stored[0], True), None
         ticket = None
         scans: list[Row] = []
-        if check.ticket_id is not None:
-            ticket = self._one("SELECT * FROM tickets WHERE id = ?", [check.ticket_id])
-            scans = self.scans_of_ticket(check.ticket_id)
+        ticket_id = check.identify()
+        if ticket_id is not None:
+            ticket = self._one("SELECT * FROM tickets WHERE id = ?", [ticket_id])
+            scans = self.scans_of_ticket(ticket_id)
         decision, row = check.judge(ticket, scans)
         columns = list(row)
         cursor = conn.execute(

@@ -4,7 +4,8 @@ alphanumeric mode (5.5 bits a character) instead of byte mode (8 bits)."""
 from __future__ import annotations
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+# bytes.translate maps each base45 character to its value as one byte, anything else to 0xFF.
+_TABLE = bytes(ALPHABET.index(chr(b)) if chr(b) in ALPHABET else 0xFF for b in range(256))
 
 
 class Base45Error(ValueError):
@@ -28,25 +29,34 @@ def encoded_length(n_bytes: int) -> int:
     return n_bytes // 2 * 3 + (2 if n_bytes % 2 else 0)
 
 
+_BAD = 0xFF
+
+
 def decode(text: str) -> bytes:
     """Strict decode: raises Base45Error on a bad character, length or value."""
     if len(text) % 3 == 1:
         raise Base45Error("base45 length cannot be 1 mod 3")
-    try:
-        values = [_INDEX[c] for c in text]
-    except KeyError as exc:
-        raise Base45Error(f"character {exc.args[0]!r} is not base45") from None
+    if not text.isascii():
+        bad = next(c for c in text if not c.isascii())
+        raise Base45Error(f"character {bad!r} is not base45")
+    values = text.encode("ascii").translate(_TABLE)
+    if _BAD in values:
+        raise Base45Error(f"character {text[values.index(_BAD)]!r} is not base45")
     out = bytearray()
-    for i in range(0, len(values), 3):
-        chunk = values[i : i + 3]
-        if len(chunk) == 3:
-            n = chunk[0] + chunk[1] * 45 + chunk[2] * 2025
-            if n > 0xFFFF:
-                raise Base45Error("base45 triple out of range")
-            out += n.to_bytes(2, "big")
-        else:
-            n = chunk[0] + chunk[1] * 45
-            if n > 0xFF:
-                raise Base45Error("base45 pair out of range")
-            out.append(n)
+    whole = len(values) - len(values) % 3
+    for i in range(0, whole, 3):
+        n = values[i] + values[i + 1] * 45 + values[i + 2] * 2025
+        if n > 0xFFFF:
+            raise Base45Error("base45 triple out of range")
+        out += n.to_bytes(2, "big")
+    if whole < len(values):
+        n = values[whole] + values[whole + 1] * 45
+        if n > 0xFF:
+            raise Base45Error("base45 pair out of range")
+        out.append(n)
     return bytes(out)
+
+
+def is_base45(text: str) -> bool:
+    """Every character is in the alphabet (upper case only, as base45 is)."""
+    return text.isascii() and _BAD not in text.encode("ascii").translate(_TABLE)

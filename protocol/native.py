@@ -89,9 +89,7 @@ def issue_credential(
 
 def looks_native(text: str) -> bool:
     """Cheap shape test used by the dispatcher before trying legacy formats."""
-    return len(_restore(text)) in (STATIC_CHARS, ROTATING_CHARS) and all(
-        c in base45.ALPHABET for c in text.upper()
-    )
+    return len(_restore(text)) in (STATIC_CHARS, ROTATING_CHARS) and base45.is_base45(text.upper())
 
 
 def _restore(text: str) -> str:

@@ -131,12 +131,28 @@ def test_re_enrolling_a_hardware_id_updates_the_device(store: HubStore) -> None:
 
 
 def test_nonces_are_remembered_per_device_then_pruned(store: HubStore) -> None:
-    assert store.remember_nonce("d1", "n" * 20, NOW) is True
-    assert store.remember_nonce("d1", "n" * 20, NOW + 1) is False
-    assert store.remember_nonce("d2", "n" * 20, NOW) is True
+    assert store.nonces.remember("d1", "n" * 20, NOW) is True
+    assert store.nonces.remember("d1", "n" * 20, NOW + 1) is False
+    assert store.nonces.remember("d2", "n" * 20, NOW) is True
     later = NOW + NONCE_MEMORY_MS + 1
-    assert store.remember_nonce("d1", "m" * 20, later) is True
-    assert store.nonces.execute("SELECT count(*) FROM request_nonces").fetchone()[0] == 1
+    assert store.nonces.remember("d1", "m" * 20, later) is True
+    assert store.nonces.count() == 1
+
+
+def test_nonces_outlive_a_hub_restart(tmp_path: Path) -> None:
+    """Checked in memory, written behind: a clean stop writes what is pending, and a fresh
+    process refuses a replay of a request the old one took."""
+    first = HubStore(tmp_path / "hub.sqlite")
+    assert first.nonces.remember("d1", "a" * 20, NOW) is True
+    assert first.nonces.remember("d1", "b" * 20, NOW + 1) is True  # pending, not yet written
+    first.close()
+    again = HubStore(tmp_path / "hub.sqlite")
+    try:
+        assert again.nonces.remember("d1", "a" * 20, NOW + 2) is False
+        assert again.nonces.remember("d1", "b" * 20, NOW + 3) is False
+        assert again.nonces.remember("d1", "c" * 20, NOW + 4) is True
+    finally:
+        again.close()
 
 
 def test_audit_log_is_append_only_and_records_changes(store: HubStore) -> None:
