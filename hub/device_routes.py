@@ -15,6 +15,7 @@ from hub.manifest_build import HubKeys
 from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
+from manifests.policy import event_to_hold
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
 
 routes = web.RouteTableDef()
@@ -105,7 +106,12 @@ async def heartbeat(request: web.Request) -> web.Response:
         clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
     )
     keys_version = request.app[HUB_KEYS]().version  # a new one: fetch /api/device/hub-keys
-    return web.json_response({"ok": True, "hub_time_ms": now_ms, "hub_keys_version": keys_version})
+    # The event the venue's gates should hold now, so a gate enrolled on the spot needs no
+    # setup (a gate given an event by its operator keeps that one).
+    event_id = event_to_hold(request.app[STORE].event_times(device["venue_id"]), now_ms)
+    return web.json_response(
+        {"ok": True, "hub_time_ms": now_ms, "hub_keys_version": keys_version, "event_id": event_id}
+    )
 
 
 @routes.get("/api/device/hub-keys")

@@ -81,6 +81,13 @@ class ManifestStore(StoreBase):
             "events", event_id, lambda: self._one("SELECT * FROM events WHERE id = ?", [event_id])
         )
 
+    def event_times(self, venue_id: str) -> list[tuple[str, int, int]]:
+        """(id, start, end) of every event at a venue: for naming the one gates hold now."""
+        rows = self.db.conn.execute(
+            "SELECT id, start_ms, end_ms FROM events WHERE venue_id = ?", [venue_id]
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def manifest_source(
         self, event_id: str, *, with_tickets: bool = True, since: int | None = None
     ) -> ManifestSource | None:

@@ -28,6 +28,23 @@ DEFAULT_CHECKIN_AFTER_MS = 2 * HOUR_MS  # and closes 2 h after end
 EXPIRY_AFTER_END_MS = 24 * HOUR_MS  # tickets are expired 24 h after the event ends
 
 
+def event_to_hold(events: Iterable[tuple[str, int, int]], now_ms: int) -> str | None:
+    """Which of a venue's events (id, start, end) its gates should hold now: one whose
+    check-in is open (the first to close, if several overlap), else the next to open; None
+    once all are over. The hub names it, so a gate enrolled on the spot needs no setup."""
+    open_now: list[tuple[int, str]] = []
+    upcoming: list[tuple[int, str]] = []
+    for event_id, start_ms, end_ms in events:
+        opens = start_ms - DEFAULT_CHECKIN_BEFORE_MS
+        closes = end_ms + DEFAULT_CHECKIN_AFTER_MS
+        if opens <= now_ms <= closes:
+            open_now.append((closes, event_id))
+        elif now_ms < opens:
+            upcoming.append((opens, event_id))
+    chosen = min(open_now or upcoming, default=None)
+    return None if chosen is None else chosen[1]
+
+
 @dataclass(frozen=True, slots=True)
 class ScanPolicy:
     """The three backend policy types folded into one value.

@@ -36,8 +36,8 @@ from scanner.service import Clock, wall_clock_ms
 from scanner.store import GateStore
 from scanner.sync import (
     CLOCK_OFFSET_KEY,
-    EVENT_KEY,
     SIGN_WITH_OFFSET_ABOVE_MS,
+    chosen_event,
     unknown_peer_facts,
 )
 
@@ -196,8 +196,7 @@ class LiveChannel:
     def event_id(self) -> str | None:
         if self._event_id:
             return self._event_id
-        configured = self.store.config(EVENT_KEY)
-        return str(configured) if configured else None
+        return chosen_event(self.store)
 
     def path(self) -> str:
         """The socket's path; with an event known the hub sends only that event's entries."""

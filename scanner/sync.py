@@ -49,7 +49,8 @@ from scanner.store import GateStore, StoreError
 log = logging.getLogger("scanner.sync")
 
 CLOCK_OFFSET_KEY = "clock_offset_ms"  # hub time ≈ device time + offset
-EVENT_KEY = "event_id"  # which event's manifest this gate pulls
+EVENT_KEY = "event_id"  # which event's manifest this gate pulls, as its operator set it
+HUB_EVENT_KEY = "hub_event_id"  # the event the hub says the venue's gates hold now
 PEER_CURSOR_KEY = "peer_cursor"  # the hub's cursor over other gates' scans already merged
 MANIFEST_SYNC_KEY = "manifest_sync"  # {"event_id", "revision", "etag"} of the last install
 MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
@@ -250,8 +251,12 @@ class SyncWorker:
         sent_ms, started = self.clock(), self._monotonic()
         resp = self._send("POST", "/api/device/heartbeat", body)
         latency_s = self._monotonic() - started
-        self._hub_keys_version = _json(resp).get("hub_keys_version")
-        hub_ms = _json(resp).get("hub_time_ms")
+        answer = _json(resp)
+        self._hub_keys_version = answer.get("hub_keys_version")
+        named = answer.get("event_id")
+        if isinstance(named, str) and named and named != self.store.config(HUB_EVENT_KEY):
+            self.store.set_config(HUB_EVENT_KEY, named)
+        hub_ms = answer.get("hub_time_ms")
         if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
             # The hub read its clock somewhere in the round trip: take the midpoint.
             measured = hub_ms - (sent_ms + self.clock()) // 2
@@ -426,12 +431,13 @@ class SyncWorker:
         return self.store.counters().pending_upload
 
     def event_id(self) -> str | None:
-        """The event to sync: given, configured, or the installed manifest's."""
+        """The event to sync: given, configured, named by the hub, or the installed
+        manifest's."""
         if self._event_id:
             return self._event_id
-        configured = self.store.config(EVENT_KEY)
+        configured = chosen_event(self.store)
         if configured:
-            return str(configured)
+            return configured
         revision = self.store.manifest_revision()
         if revision is None:
             return None
@@ -514,6 +520,15 @@ class SyncWorker:
         self._offset = offset_ms
         if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
             self.store.set_config(CLOCK_OFFSET_KEY, offset_ms)
+
+
+def chosen_event(store: GateStore) -> str | None:
+    """The event set by the gate's operator, else the one the hub names for the venue now."""
+    for key in (EVENT_KEY, HUB_EVENT_KEY):
+        value = store.config(key)
+        if value:
+            return str(value)
+    return None
 
 
 class OffsetEstimator:

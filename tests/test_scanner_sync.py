@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hub.app import create_app
 from manifests.admission_types import Decision, Direction
+from manifests.policy import event_to_hold
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
@@ -28,6 +29,8 @@ from scanner.service import HUB_KEY_PREFIX, GateService
 from scanner.store import GateStore
 from scanner.sync import (
     CLOCK_OFFSET_KEY,
+    EVENT_KEY,
+    HUB_EVENT_KEY,
     MANIFEST_SYNC_KEY,
     OffsetEstimator,
     SyncSnapshot,
@@ -476,3 +479,46 @@ def test_clock_offset_trusts_the_shortest_round_trip(
     estimator = OffsetEstimator()
     offsets = [estimator.add(offset, rtt) for offset, rtt in samples]
     assert offsets[-1] == expected
+
+
+async def test_a_gate_with_no_event_set_holds_the_one_the_hub_names(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    """Enrolled on the spot (no --event): the first sync learns the venue's current event
+    from the heartbeat and installs its manifest in the same cycle."""
+    hub = live.hub
+    show = add_show(hub, hub.a, n_tickets=5)
+    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    worker = worker_for(live, store)  # no event_id given, none configured
+    try:
+        assert worker.event_id() is None
+        assert await asyncio.to_thread(worker.sync_once)
+        assert store.config(HUB_EVENT_KEY) == show.event_id
+        assert worker.event_id() == show.event_id and store.manifest_revision() is not None
+        # An operator's choice wins over the hub's.
+        store.set_config(EVENT_KEY, "operator-choice")
+        assert worker.event_id() == "operator-choice"
+    finally:
+        worker.stop()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("now_h", "expected"),
+    [
+        (0, "tonight"),  # tonight's check-in is open (opens 4 h before its start at 2 h)
+        (-3, "tonight"),  # still 1 h before check-in opens: the next to open
+        (9, "tomorrow"),  # tonight's check-in closed (end 5 h + 2 h): tomorrow is next
+        (30, "tomorrow"),  # tomorrow's and late's check-ins overlap: the first to close
+        (32, "late"),  # tomorrow's check-in closed at 31 h
+        (100, None),  # everything is over
+    ],
+)
+def test_the_event_a_venue_holds_now(now_h: int, expected: str | None) -> None:
+    h = 3_600_000
+    events = [
+        ("tonight", 2 * h, 5 * h),
+        ("tomorrow", 26 * h, 29 * h),
+        ("late", 28 * h, 40 * h),
+    ]
+    assert event_to_hold(events, now_h * h) == expected
