@@ -33,10 +33,12 @@ from scanner.sync import (
     HUB_EVENT_KEY,
     MANIFEST_SYNC_KEY,
     OffsetEstimator,
+    SyncError,
     SyncSnapshot,
     SyncWorker,
     acknowledged,
 )
+from tests.faultproxy import FaultProxy
 from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
 from tests.test_hub_manifests import add_show
 
@@ -522,3 +524,60 @@ def test_the_event_a_venue_holds_now(now_h: int, expected: str | None) -> None:
         ("late", 28 * h, 40 * h),
     ]
     assert event_to_hold(events, now_h * h) == expected
+
+
+async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_it_whole(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    """Restart, never half-apply: a download cut mid-body (full or delta) leaves the gate on
+    what it had; the next pull fetches the whole thing again."""
+    hub = live.hub
+    show = add_show(hub, hub.a, n_tickets=3000)
+    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    proxy = FaultProxy(live.port)
+    proxy.start()
+    progress: list[tuple[int, int | None]] = []
+    worker = SyncWorker(
+        store,
+        proxy.url,
+        event_id=show.event_id,
+        monitor=ConnectionMonitor(POLICY, random.Random(7)),
+        on_progress=lambda received, total: progress.append((received, total)),
+    )
+    try:
+        proxy.set_mode("truncate")
+        with pytest.raises(SyncError):
+            await asyncio.to_thread(worker.pull_manifest)
+        assert proxy.counts["truncated"] >= 1
+        received, total = progress[-1]
+        assert total is not None and 0 < received < total  # cut in the middle of the body
+        assert store.manifest_revision() is None and store.ticket_count() == 0
+
+        proxy.set_mode("pass")
+        first = await asyncio.to_thread(worker.pull_manifest)
+        assert first is not None and store.ticket_count() == len(show.tickets)
+
+        locked = show.tickets[0]
+        resp = await hub.client.post(
+            "/api/admin/tickets/lock",
+            json={"ticket_ids": [locked], "reason": "legal_hold"},
+            headers=hub.auth(hub.a.manager_token),
+        )
+        assert resp.status_code == 200, resp.text
+        proxy.set_mode("truncate")
+        with pytest.raises(SyncError):
+            await asyncio.to_thread(worker.pull_manifest)
+        assert store.manifest_revision() == first
+        row = store.ticket(locked)
+        assert row is not None and row.lock_reason is None  # the old manifest, untouched
+
+        proxy.set_mode("pass")
+        moved = await asyncio.to_thread(worker.pull_manifest)
+        assert moved is not None and moved > first
+        row = store.ticket(locked)
+        assert row is not None and row.lock_reason == "legal_hold"
+        assert store.ticket_count() == len(show.tickets)
+    finally:
+        worker.stop()
+        proxy.close()
+        store.close()
