@@ -63,6 +63,7 @@ def device_json(row: dict[str, Any]) -> dict[str, Any]:
         "manifest_revisions": json.loads(row["manifest_revisions_json"]),
         "pending_uploads": row["pending_uploads"],
         "clock_offset_ms": row["clock_offset_ms"],
+        "hub_keys_version": row["hub_keys_version"],  # ready for `gate-hub key activate`?
     }
 
 

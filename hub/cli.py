@@ -134,7 +134,14 @@ def _key(args: argparse.Namespace) -> int:
         path = load_config(None, os.environ, flags).resolved_key_file
         ring = load_keyring(path)
         if args.action == "list":
-            print(json.dumps(_describe(ring), indent=2))
+            store = HubStore(args.db)
+            try:
+                behind = store.devices_behind_keys(ring.version)
+            finally:
+                store.close()
+            # Active gates that have not taken the current key set yet: wait for them (or
+            # re-enrol them) before `activate`, or they cannot verify the new key.
+            print(json.dumps({**_describe(ring), "devices_behind": behind}, indent=2))
             return 0
         if args.action == "rotate":
             changed = ring.rotate(wall_clock_ms())

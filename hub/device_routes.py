@@ -92,10 +92,14 @@ async def heartbeat(request: web.Request) -> web.Response:
     """The device's health report; the clock offset (hub ≈ device + offset, the sign the
     scans' offsets use) comes from its signed timestamp."""
     device, raw = await authenticate_device(request)
-    f = Fields(parse_json_object(raw), {"app_version", "pending_uploads", "manifest_revisions"})
+    f = Fields(
+        parse_json_object(raw),
+        {"app_version", "pending_uploads", "manifest_revisions", "hub_keys_version"},
+    )
     app_version = f.text("app_version", required=False, max_len=50)
     pending = f.integer("pending_uploads", required=False, high=10_000_000)
     revisions = f.int_map("manifest_revisions")
+    keys_held = f.integer("hub_keys_version", required=False, low=0)
     now_ms = request.app[CLOCK]()
     request.app[STORE].record_heartbeat(
         device["id"],
@@ -104,6 +108,7 @@ async def heartbeat(request: web.Request) -> web.Response:
         pending_uploads=pending,
         manifest_revisions=revisions,
         clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
+        hub_keys_version=keys_held,
     )
     keys_version = request.app[HUB_KEYS]().version  # a new one: fetch /api/device/hub-keys
     # The event the venue's gates should hold now, so a gate enrolled on the spot needs no

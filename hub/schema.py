@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS devices (
     manifest_revisions_json TEXT NOT NULL DEFAULT '{}',  -- event id -> revision held
     pending_uploads INTEGER NOT NULL DEFAULT 0,
     clock_offset_ms INTEGER,
+    hub_keys_version INTEGER,  -- the hub key set the device last took (key rotation)
     UNIQUE (venue_id, hardware_id)
 );
 
@@ -270,7 +271,10 @@ CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
 
 # Columns added after a table first shipped: (table, column, definition), applied to older
 # databases at open (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
-ADDED_COLUMNS = (("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),)
+ADDED_COLUMNS = (
+    ("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),
+    ("devices", "hub_keys_version", "INTEGER"),
+)
 # Indexes over added columns: created after the columns exist.
 LATE_DDL = """
 CREATE INDEX IF NOT EXISTS scans_event ON scans(event_id, id);

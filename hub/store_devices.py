@@ -241,6 +241,7 @@ class DeviceStore(StoreBase):
         pending_uploads: int | None = None,
         manifest_revisions: Mapping[str, int] | None = None,
         clock_offset_ms: int | None = None,
+        hub_keys_version: int | None = None,
     ) -> None:
         """What a device reports about itself; None leaves a field as it was."""
         fields: dict[str, Any] = {"last_seen_ms": now_ms}
@@ -252,8 +253,21 @@ class DeviceStore(StoreBase):
             fields["manifest_revisions_json"] = json.dumps(dict(manifest_revisions))
         if clock_offset_ms is not None:
             fields["clock_offset_ms"] = clock_offset_ms
+        if hub_keys_version is not None:
+            fields["hub_keys_version"] = hub_keys_version
         self.db["devices"].update(device_id, fields)
         self._forget("devices", device_id)
+
+    def devices_behind_keys(self, version: int) -> list[Row]:
+        """Active devices that have not reported taking hub key set `version` yet."""
+        return list(
+            self.db.query(
+                "SELECT id, name, venue_id, hub_keys_version, last_seen_ms FROM devices"
+                " WHERE active = 1 AND (hub_keys_version IS NULL OR hub_keys_version < ?)"
+                " ORDER BY venue_id, name",
+                [version],
+            )
+        )
 
     # scans --------------------------------------------------------------------------------
     def record_scans(

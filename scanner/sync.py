@@ -248,6 +248,9 @@ class SyncWorker:
         event_id, revision = self.event_id(), self.store.manifest_revision()
         if event_id is not None and revision is not None:
             body["manifest_revisions"] = {event_id: revision}
+        keys_held = self.store.config(HUB_KEYS_VERSION_KEY)
+        if isinstance(keys_held, int):  # so the hub can tell who is ready for a key switch
+            body["hub_keys_version"] = keys_held
         sent_ms, started = self.clock(), self._monotonic()
         resp = self._send("POST", "/api/device/heartbeat", body)
         latency_s = self._monotonic() - started

@@ -128,11 +128,17 @@ def key_1_manifest(rig: Rig, show: Show) -> bytes:
 
 
 async def test_rotate_activate_retire_moves_the_gate_from_key_1_to_key_2(
-    rig: Rig, tmp_path: Path
+    rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = rig.hub
     show = add_show(hub, hub.a, n_tickets=9)
     gate = await enrolled_gate(rig, show, tmp_path)
+
+    def behind() -> list[str]:
+        capsys.readouterr()
+        assert rig.key("list") == 0
+        return [d["id"] for d in json.loads(capsys.readouterr().out)["devices_behind"]]
+
     try:
         await gate.sync()
         assert trusted_hub_keys(gate.store) == {1: KEY_1}
@@ -142,9 +148,12 @@ async def test_rotate_activate_retire_moves_the_gate_from_key_1_to_key_2(
 
         # rotate: key 2 is announced and trusted, key 1 still signs
         assert rig.key("rotate") == 0
+        assert behind() == [gate.store.device_id]  # `key list` names who is not ready yet
         await gate.sync()
         key_2 = public_key(rig.seed(2))
         assert trusted_hub_keys(gate.store) == {1: KEY_1, 2: key_2}
+        await gate.sync()  # its next heartbeat reports the key set it took
+        assert behind() == []
         assert gate.manifest_keys == [1, 1]  # the full one, then the delta the rotation made
         header = gate.service.header()
         assert header is not None and dict(header.issuer_keys) == {1: KEY_1, 2: key_2}
