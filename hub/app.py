@@ -22,6 +22,7 @@ from hub import (
     reconcile_routes,
     ticket_routes,
 )
+from hub.checkpoint import Checkpointer
 from hub.errors import error_middleware, error_response
 from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_PUBLIC_KEY, HUB_URL, STORE
 from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker
@@ -122,10 +123,14 @@ def create_app(
     app.add_routes(reconcile_routes.routes)
     checks = check_routes.CheckBatcher(store)
     app[check_routes.CHECKS] = checks
+    store.leave_checkpoints_to_background()
+    checkpointer = Checkpointer(store.path)
+    app.cleanup_ctx.append(_background(checkpointer.run))
 
     async def close_workers(app: web.Application) -> None:
         checks.close()
         builds.close()
+        checkpointer.close()
 
     app.on_cleanup.append(close_workers)
     app.add_routes(manifest_routes.routes)

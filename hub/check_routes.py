@@ -67,6 +67,7 @@ class CheckBatcher:
     ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
         if self._writer is None:
             self._writer = HubStore(self.store.path, migrate=False)
+            self._writer.leave_checkpoints_to_background()
         return self._writer.check_and_record_quietly(checks)
 
     def _flush(self) -> None:

@@ -58,7 +58,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             "timezone": timezone,
             "created_ms": now_ms,
         }
-        with self.db.atomic():
+        with self._writing():
             self.db["venues"].insert(row)
             self._audit(tenant_id, row["id"], actor, "venue.create", row["id"], row, now_ms)
         return row
@@ -83,7 +83,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
 
     def create_zone(self, tenant_id: str, venue_id: str, name: str, actor: str, now_ms: int) -> Row:
         row = {"id": new_id(), "venue_id": venue_id, "name": name}
-        with self.db.atomic():
+        with self._writing():
             self.db["zones"].insert(row)
             self._audit(tenant_id, venue_id, actor, "zone.create", row["id"], row, now_ms)
         return row
@@ -110,7 +110,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             "direction": direction,
             "zones_json": json.dumps(list(zones)),
         }
-        with self.db.atomic():
+        with self._writing():
             self.db["gates"].insert(row)
             self._audit(tenant_id, venue_id, actor, "gate.create", row["id"], row, now_ms)
         return row
@@ -145,7 +145,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             "label": label,
             "created_ms": now_ms,
         }
-        with self.db.atomic():
+        with self._writing():
             self.db["admin_tokens"].insert(row)
             detail = {"role": role, "venue_id": venue_id, "label": label}
             self._audit(tenant_id, venue_id, "cli", "token.create", row["id"], detail, now_ms)

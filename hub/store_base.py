@@ -56,7 +56,7 @@ class StoreBase:
         self.nonces = RequestNonces(self.path)
 
     def _migrate(self) -> None:
-        with self.db.atomic():
+        with self._writing():
             self.db.executescript(DDL)
             for table, column, definition in ADDED_COLUMNS:
                 if column not in self.db[table].columns_dict:
@@ -67,6 +67,36 @@ class StoreBase:
                 self.db.execute("INSERT INTO schema_info (version) VALUES (?)", [SCHEMA_VERSION])
             elif versions[0] != SCHEMA_VERSION:
                 self.db.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction that takes the write lock at BEGIN (IMMEDIATE). One begun as a
+        read fails at once with SQLITE_BUSY, no retry, when another connection (the check
+        writer, a CLI command) commits before it writes; this one waits its turn
+        (busy_timeout). Nested in an open transaction it is a savepoint."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self._writing():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def leave_checkpoints_to_background(self) -> None:
+        """No automatic WAL checkpoint in this connection's commits: the running hub's
+        Checkpointer (hub/checkpoint.py) does them on its own thread."""
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
 
     @contextlib.contextmanager
     def relaxed_sync(self) -> Iterator[None]:

@@ -73,7 +73,7 @@ class DeviceStore(StoreBase):
             "created_ms": now_ms,
             "expires_ms": now_ms + ttl_ms,
         }
-        with self.db.atomic():
+        with self._writing():
             self.db["enrollment_codes"].insert(row)
             detail = {k: row[k] for k in ("gate_id", "zone", "name", "expires_ms")}
             self._audit(tenant_id, venue_id, actor, "enrollment.create", row["id"], detail, now_ms)
@@ -93,7 +93,7 @@ class DeviceStore(StoreBase):
         Re-enrolling a hardware id already known at the venue updates that device (new key,
         active again), as the backend's register did.
         """
-        with self.db.atomic():
+        with self._writing():
             grant = self._one(
                 "SELECT * FROM enrollment_codes WHERE code_hash = ?", [secret_hash(code)]
             )
@@ -188,7 +188,7 @@ class DeviceStore(StoreBase):
         return list(self.db.query(sql + " ORDER BY name, id", params))
 
     def deactivate_device(self, device: Row, actor: str, now_ms: int) -> Row:
-        with self.db.atomic():
+        with self._writing():
             self.db.execute(
                 "UPDATE devices SET active = 0, deactivated_ms = ? WHERE id = ?",
                 [now_ms, device["id"]],
@@ -214,7 +214,7 @@ class DeviceStore(StoreBase):
         allowed = {"name", "gate_id", "zone"}
         if not set(changes) <= allowed:
             raise ValueError(f"only {sorted(allowed)} may change")
-        with self.db.atomic():
+        with self._writing():
             if changes:
                 self.db["devices"].update(device["id"], dict(changes))
                 self._forget("devices", device["id"])
@@ -291,7 +291,7 @@ class DeviceStore(StoreBase):
             )
             for scan in scans
         ]
-        with self.db.atomic():
+        with self._writing():
             self.db.conn.executemany(_INSERT_SCAN, values)
         if not deactivated:
             self.scans_committed(device_id, scans)

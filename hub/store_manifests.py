@@ -67,7 +67,7 @@ class ManifestStore(StoreBase):
     def bump_all_revisions(self) -> int:
         """A new manifest revision for every event, no ticket changed: after a hub key change,
         so every gate pulls a header with the new trusted keys, signed by the new key."""
-        with self.db.atomic():
+        with self._writing():
             cursor = self.db.execute(
                 "INSERT INTO event_revisions (event_id, revision) SELECT id, 1 FROM events"
                 " WHERE true ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1"
@@ -164,7 +164,7 @@ class ManifestStore(StoreBase):
         return found
 
     def save_credentials(self, rows: Iterable[tuple[str, int, str]], now_ms: int) -> None:
-        with self.db.atomic():
+        with self._writing():
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO ticket_credentials"
                 " (ticket_id, generation, credential, issued_ms) VALUES (?, ?, ?, ?)",

@@ -45,7 +45,7 @@ class TicketStore(StoreBase):
         now_ms: int,
     ) -> None:
         """Insert already-validated rows in one transaction: all of them or none."""
-        with self.db.atomic():
+        with self._writing():
             for event in events:
                 self.db["events"].insert({**event, "created_ms": now_ms})
             if ticket_types:
@@ -120,7 +120,7 @@ class TicketStore(StoreBase):
         now_ms: int,
     ) -> Row | str:
         """A complimentary ticket, unless the event's comp limit is reached."""
-        with self.db.atomic():
+        with self._writing():
             if event["comp_limit"] is not None:
                 issued = self.db.execute(
                     "SELECT count(*) FROM tickets WHERE event_id = ? AND comp_reason IS NOT NULL",
@@ -158,7 +158,7 @@ class TicketStore(StoreBase):
     ) -> None:
         """Lock (reason given) or unlock (reason None) every ticket, in one transaction."""
         action = "ticket.lock" if reason is not None else "ticket.unlock"
-        with self.db.atomic():
+        with self._writing():
             for ticket in tickets:
                 self.db["tickets"].update(
                     ticket["id"],
@@ -189,7 +189,7 @@ class TicketStore(StoreBase):
         for ticket in tickets:
             if ticket["status"] not in ADMITTING_STATUSES:
                 return str(ticket["id"])
-        with self.db.atomic():
+        with self._writing():
             for ticket in tickets:
                 self.db["tickets"].update(
                     ticket["id"], {"status": str(status), "updated_ms": now_ms}
@@ -229,7 +229,7 @@ class TicketStore(StoreBase):
             action = "ticket.transfer"
             changes |= {"status": str(TicketStatus.TRANSFERRED), "holder_name": new_holder}
             detail["from_status"] = ticket["status"]  # holder names stay out of the audit log
-        with self.db.atomic():
+        with self._writing():
             self.db["tickets"].update(ticket["id"], changes)
             self._audit(tenant_id, ticket["venue_id"], actor, action, ticket["id"], detail, now_ms)
         fresh = self.get_ticket(ticket["id"], tenant_id)
@@ -240,7 +240,7 @@ class TicketStore(StoreBase):
         """Post-event job: ACTIVE/TRANSFERRED tickets become EXPIRED 24 h after the end."""
         statuses = [str(s) for s in EXPIRING_STATUSES]
         cutoff = now_ms - EXPIRY_AFTER_END_MS
-        with self.db.atomic():
+        with self._writing():
             due = list(
                 self.db.query(
                     "SELECT e.id, e.venue_id, v.tenant_id, count(t.id) AS n FROM events e"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.checkpoint import Checkpointer
 from hub.storage import (
     ENROLLMENT_EXPIRED,
     ENROLLMENT_INVALID,
@@ -198,3 +199,18 @@ def test_tokens_store_only_a_hash(store: HubStore) -> None:
     assert store.token_for(token)["id"] == row["id"]
     assert store.token_for(token + "x") is None
     assert token not in str(list(store.db.query("SELECT * FROM admin_tokens")))
+
+
+def test_wal_checkpoints_leave_the_commits_for_a_thread_of_their_own(tmp_path: Path) -> None:
+    store = HubStore(tmp_path / "hub.sqlite")
+    checkpointer = Checkpointer(store.path)
+    try:
+        store.leave_checkpoints_to_background()
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for i in range(50):  # commits that grow the WAL; none of them checkpoints now
+            store.create_tenant(f"t{i}", NOW)
+        busy, frames, copied = checkpointer.checkpoint()
+        assert busy == 0 and frames > 0 and copied == frames
+    finally:
+        checkpointer.close()
+        store.close()
