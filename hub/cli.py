@@ -36,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--hub-url", dest="hub_url", help="URL devices use to reach the hub")
     serve.add_argument("--key-file", dest="key_file", help="hub keyring file (<db>.hubkey)")
+    serve.add_argument(
+        "--access-log",
+        dest="access_log",
+        action="store_true",
+        default=None,
+        help="log one line per request (off by default; /metrics counts requests)",
+    )
 
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="action", required=True
@@ -98,7 +105,8 @@ def _fail(message: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    flags = {k: getattr(args, k) for k in ("db", "host", "port", "hub_url", "key_file")}
+    names = ("db", "host", "port", "hub_url", "key_file", "access_log")
+    flags = {k: getattr(args, k) for k in names}
     try:
         config = load_config(args.config, os.environ, flags)
         load_or_create_keyring(config.resolved_key_file)
@@ -122,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     app.on_cleanup.append(close_store)
     log.info("hub starting", extra={"host": config.host, "port": config.port, "db": config.db})
-    serve(app, config.host, config.port)
+    serve(app, config.host, config.port, access_log=config.access_log)
     return 0
 
 

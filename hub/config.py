@@ -27,6 +27,9 @@ class HubConfig:
     client_max_size: int = DEFAULT_MAX_BODY
     enrollment_ttl_s: int = DEFAULT_ENROLLMENT_TTL_S
     log_level: str = "info"
+    # One log line per request. Off by default: at a thousand checks a second it costs the
+    # hub time and disk, and /metrics already counts requests and their latency.
+    access_log: bool = False
 
     @property
     def resolved_key_file(self) -> str:
@@ -37,12 +40,22 @@ class HubConfig:
         return self.hub_url or f"http://{self.host}:{self.port}"
 
 
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False}
+_BOOLS |= {"no": False, "off": False}
+
+
 def _coerce(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     types = {f.name: f.type for f in fields(HubConfig)}
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in types:
             raise ConfigError(f"{source}: unknown setting {key}")
+        if types[key] == "bool":
+            text = str(value).strip().lower()
+            if text not in _BOOLS:
+                raise ConfigError(f"{source}: {key} must be true or false")
+            out[key] = _BOOLS[text]
+            continue
         try:
             out[key] = int(value) if types[key] == "int" else str(value)
         except (TypeError, ValueError):

@@ -4,6 +4,7 @@ is what is deployed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
@@ -17,7 +18,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
 
 
-def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 10.0) -> None:
+def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    shutdown_timeout: float = 10.0,
+    access_log: bool = False,
+) -> None:
     """Serve until SIGINT/SIGTERM: stop accepting, let requests in flight finish (up to
     `shutdown_timeout`), then run the app's cleanup."""
     web.run_app(
@@ -26,5 +34,6 @@ def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float
         port=port,
         print=None,
         shutdown_timeout=shutdown_timeout,
+        access_log=logging.getLogger("aiohttp.access") if access_log else None,
         loop=new_event_loop(),
     )

@@ -85,6 +85,12 @@ def test_config_precedence_file_env_flags(tmp_path: Path) -> None:
         load_config(str(file), {}, {})
     with pytest.raises(ConfigError, match="port must be an integer"):
         load_config(None, {"GATE_HUB_PORT": "eighty"}, {})
+    assert load_config(None, {}, {}).access_log is False
+    assert load_config(None, {"GATE_HUB_ACCESS_LOG": "on"}, {}).access_log is True
+    file.write_text(json.dumps({"access_log": True}))
+    assert load_config(str(file), {}, {}).access_log is True
+    with pytest.raises(ConfigError, match="access_log must be true or false"):
+        load_config(None, {"GATE_HUB_ACCESS_LOG": "sometimes"}, {})
 
 
 def test_hub_seed_created_once_private_and_reused(tmp_path: Path) -> None:
@@ -134,4 +140,5 @@ def test_serve_answers_logs_json_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
     lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
     messages = [entry["msg"] for entry in lines]
     assert "hub starting" in messages and "hub stopped" in messages
+    assert not any(entry["logger"] == "aiohttp.access" for entry in lines)  # off by default
     assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in lines)
