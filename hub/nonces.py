@@ -28,20 +28,25 @@ class RequestNonces:
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.executescript(NONCE_DDL)
         self._seen: set[tuple[str, str]] = set()
-        self._by_age: deque[tuple[int, str, str]] = (
-            deque()
-        )  # (seen_ms, device, nonce), oldest first
+        # (seen_ms, device, nonce), oldest first: what to forget when it expires
+        self._by_age: deque[tuple[int, str, str]] = deque()
         self._pending: list[tuple[str, str, int]] = []
         self._flushed_ms = 0
+        self._loaded = False  # read back on first use: stores that never check pay nothing
+
+    def _load(self) -> None:
         rows = self.conn.execute(
             "SELECT seen_ms, device_id, nonce FROM request_nonces ORDER BY seen_ms"
         )
         for seen_ms, device_id, nonce in rows:
             self._seen.add((device_id, nonce))
             self._by_age.append((seen_ms, device_id, nonce))
+        self._loaded = True
 
     def remember(self, device_id: str, nonce: str, now_ms: int) -> bool:
         """True when the nonce is new for this device (and is now remembered)."""
+        if not self._loaded:
+            self._load()
         key = (device_id, nonce)
         if key in self._seen:
             return False
@@ -76,6 +81,8 @@ class RequestNonces:
         self._flushed_ms = now_ms
 
     def count(self) -> int:
+        if not self._loaded:
+            self._load()
         return len(self._seen)
 
     def close(self) -> None:
