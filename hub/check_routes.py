@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -178,8 +179,8 @@ async def check(request: web.Request) -> web.Response:
     type_names = {t["id"]: t["name"] for t in source.ticket_types}
     parsed: list[ParseResult] = []  # set by identify(), on the writer thread, before judge()
 
-    def identify() -> str | None:
-        parsed.append(parse_credential(payload, context))
+    def identify(issued: Callable[[str, int], str | None]) -> str | None:
+        parsed.append(parse_credential(payload, replace(context, issued=issued)))
         return parsed[0].ticket_id
 
     def judge(

@@ -47,13 +47,14 @@ Judge = Callable[[Row | None, list[Row]], tuple[dict[str, Any], Mapping[str, Any
 
 @dataclass(frozen=True, slots=True)
 class PendingCheck:
-    """One online check waiting for the write transaction. `identify()` names the ticket
-    (verifying the credential: the costly part, so it runs on the writer thread, beside the
-    event loop); `judge(ticket, scans)` returns the decision JSON and the scan row to store."""
+    """One online check waiting for the write transaction. `identify(issued)` names the
+    ticket (verifying the credential, on the writer thread beside the event loop; `issued`
+    looks up the codes the hub issued, see ParseContext.issued); `judge(ticket, scans)`
+    returns the decision JSON and the scan row to store."""
 
     device_id: str
     seq: int
-    identify: Callable[[], str | None]
+    identify: Callable[[Callable[[str, int], str | None]], str | None]
     judge: Judge
     now_ms: int
 
@@ -163,6 +164,13 @@ class ManifestStore(StoreBase):
                 found[(r["ticket_id"], r["generation"])] = r["credential"]
         return found
 
+    def issued_credential(self, ticket_id: str, generation: int) -> str | None:
+        row = self.db.conn.execute(
+            "SELECT credential FROM ticket_credentials WHERE ticket_id = ? AND generation = ?",
+            [ticket_id, generation],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def save_credentials(self, rows: Iterable[tuple[str, int, str]], now_ms: int) -> None:
         with self._writing():
             self.db.conn.executemany(
@@ -230,7 +238,7 @@ class ManifestStore(StoreBase):
             return CheckOutcome(decision, stored[0], True), None
         ticket = None
         scans: list[Row] = []
-        ticket_id = check.identify()
+        ticket_id = check.identify(self.issued_credential)
         if ticket_id is not None:
             ticket = self._one("SELECT * FROM tickets WHERE id = ?", [ticket_id])
             scans = self.scans_of_ticket(ticket_id)

@@ -7,7 +7,7 @@ Nothing here touches a disk, a socket or a clock: the gate and the hub build a
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -93,3 +93,7 @@ class ParseContext:
     rotation_secret: bytes | None = None  # per-event secret for rotating native codes
     rotation_period_s: int = 15
     seen_nonces: Container[str] = frozenset()
+    # The issuer's own record of the native codes it issued, by (ticket id, generation): a
+    # static code identical to its record is genuine without a signature check (the hub keeps
+    # every code it issued). The key id is still checked, so a retired key's codes still fail.
+    issued: Callable[[str, int], str | None] | None = None

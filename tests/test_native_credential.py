@@ -7,6 +7,7 @@ import segno
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import base45
 from protocol.base45 import ALPHABET
 from protocol.credential import Credential, CredentialFormat, ParseContext, Refusal
 from protocol.native import ROTATING_CHARS, STATIC_CHARS, public_key, rotate
@@ -158,3 +159,33 @@ def test_mutated_codes_never_crash_or_pass(pos: int, char: str, insert: bool) ->
         assert isinstance(result, Credential)
     elif isinstance(result, Credential):  # only edits a reader's noise explains may pass
         assert normalize_scan(mutated).upper() == CODE
+
+
+def test_a_code_the_issuer_holds_needs_no_signature_check_and_no_other_code_skips_it() -> None:
+    """ParseContext.issued: the hub's record of the codes it issued. Only an exact match of
+    the static code skips the signature check; everything else is verified as before."""
+    code = credential(TID, generation=2)
+    forged = credential(TID, generation=2, signing_key=OTHER_SEED, key_id=1)
+    records = {(TID, 2): code}
+    asked: list[tuple[str, int]] = []
+
+    def issued(ticket_id: str, generation: int) -> str | None:
+        asked.append((ticket_id, generation))
+        return records.get((ticket_id, generation))
+
+    parsed = parse_credential(code, ctx(issued=issued))
+    assert isinstance(parsed, Credential) and asked == [(TID, 2)]
+    # Not the code on record (same ticket and generation, another signer): verified, refused.
+    refused = parse_credential(forged, ctx(issued=issued))
+    assert isinstance(refused, Refusal) and refused.reason is Reason.BAD_SIGNATURE
+    # A record proves the signature only: a key the gate no longer trusts still refuses it.
+    retired = parse_credential(code, ctx(issued=issued, issuer_keys={}))
+    assert isinstance(retired, Refusal) and retired.reason is Reason.UNKNOWN_KEY
+    # The record is what skips the check: a "record" holding a code with a broken signature
+    # is believed, so only the issuer's own store may ever answer `issued`.
+    raw = bytearray(base45.decode(code))
+    raw[-1] ^= 1  # the last signature byte
+    broken = base45.encode(bytes(raw))
+    unrecorded = parse_credential(broken, ctx())
+    assert isinstance(unrecorded, Refusal) and unrecorded.reason is Reason.BAD_SIGNATURE
+    assert isinstance(parse_credential(broken, ctx(issued=lambda t, g: broken)), Credential)
