@@ -15,7 +15,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("hub.checkpoint")
-INTERVAL_S = 0.5
+INTERVAL_S = 0.1
 
 
 class Checkpointer:

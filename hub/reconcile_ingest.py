@@ -32,6 +32,9 @@ log = logging.getLogger("hub.reconcile")
 IDLE_S = 0.02  # uploads paused this long: reconcile the backlog
 MAX_BACKLOG = 20_000  # tickets waiting: reconcile even while uploads keep coming
 CHUNK_TICKETS = 25  # tickets per step (a few ms): requests never wait long behind one
+# Between steps the database is left alone this long, so a writer in another process (an
+# import, an admin command) gets its turn: SQLite's busy wait polls, it does not queue.
+STEP_GAP_S = 0.002
 DRAIN_CHUNK_TICKETS = 500  # when someone waits for the result anyway
 
 
@@ -126,7 +129,7 @@ class Reconciler:
                     self.step()
                 except Exception:  # the scans stay stored; catch_up finds them later
                     log.exception("reconciliation step failed")
-                await asyncio.sleep(0)
+                await asyncio.sleep(STEP_GAP_S)
             await self._wake.wait()
 
     def tickets(

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,6 +26,18 @@ Row = dict[str, Any]
 # Told (device id, stored scan rows) after scans are committed: live push and metrics.
 ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
 ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
+
+# One lock per database file for this process's writers (the event loop's connection, the
+# check writer's): they take turns in the order they asked. SQLite's own busy wait polls
+# with growing sleeps and is not fair, so a writer could wait on a busy one for 100 ms steps
+# or starve; other processes still wait on SQLite (busy_timeout).
+_WRITE_TURNS: dict[str, threading.Lock] = {}
+_WRITE_TURNS_GUARD = threading.Lock()
+
+
+def _write_turn_for(path: str) -> threading.Lock:
+    with _WRITE_TURNS_GUARD:
+        return _WRITE_TURNS.setdefault(os.path.realpath(path), threading.Lock())
 
 
 class StoreUnavailable(Exception):
@@ -46,6 +60,7 @@ class StoreBase:
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
         self._row_cache: dict[tuple[str, str], tuple[float, Row]] = {}
+        self.write_turn = _write_turn_for(self.path)
         self.db = sqlite_utils.Database(self.path)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA busy_timeout = 5000")
@@ -76,22 +91,23 @@ class StoreBase:
         (busy_timeout). Nested in an open transaction it is a savepoint."""
         conn = self.db.conn
         if conn.in_transaction:
-            with self._writing():
+            with self.db.atomic():
                 yield
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self.write_turn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def leave_checkpoints_to_background(self) -> None:
         """No automatic WAL checkpoint in this connection's commits: the running hub's

@@ -213,18 +213,19 @@ class ManifestStore(StoreBase):
         conn = self.db.conn
         outcomes: list[CheckOutcome] = []
         fresh: list[tuple[str, dict[str, Any]]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for check in checks:
-                outcome, row = self._check_one(check)
-                outcomes.append(outcome)
-                if row is not None:
-                    fresh.append((check.device_id, row))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self.write_turn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for check in checks:
+                    outcome, row = self._check_one(check)
+                    outcomes.append(outcome)
+                    if row is not None:
+                        fresh.append((check.device_id, row))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         return outcomes, fresh
 
     def _check_one(self, check: PendingCheck) -> tuple[CheckOutcome, dict[str, Any] | None]:

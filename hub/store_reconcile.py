@@ -69,7 +69,7 @@ class ReconcileStore(StoreBase):
         (outcomes written, conflicts now open for these tickets)."""
         tickets = sorted(set(ticket_ids))
         conn = self.db.conn
-        with self.relaxed_sync():  # derived facts: recomputed by the report if ever lost
+        with self.write_turn, self.relaxed_sync():  # derived facts: recomputed if ever lost
             conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._reconcile_rows(event_id, tickets, extra_scan_ids)

@@ -214,3 +214,13 @@ def test_wal_checkpoints_leave_the_commits_for_a_thread_of_their_own(tmp_path: P
     finally:
         checkpointer.close()
         store.close()
+
+
+def test_a_write_inside_a_write_is_a_savepoint_of_the_same_transaction(store: HubStore) -> None:
+    with store._writing():
+        store.create_tenant("outer", NOW)
+        with pytest.raises(sqlite3.IntegrityError), store._writing():
+            store.db.execute("INSERT INTO tenants (id, name, created_ms) VALUES ('x', NULL, 0)")
+        store.create_tenant("after", NOW)
+    names = {r["name"] for r in store.db.query("SELECT name FROM tenants")}
+    assert {"outer", "after"} <= names
