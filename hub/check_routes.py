@@ -37,15 +37,15 @@ routes = web.RouteTableDef()
 
 class CheckBatcher:
     """Group commit: checks that arrive together are judged and stored in one transaction,
-    so one fsync makes a whole batch durable instead of one per check. A check waits at most
-    BATCH_WAIT_S for company; an answer is only sent after its batch committed.
+    so one fsync makes a whole batch durable instead of one per check. A check arriving when
+    the writer is idle goes at the next turn of the loop (with whatever came in that turn);
+    waiting for company measured slower (A/B: a 1 ms wait gave 7 % fewer checks a second, 3 ms
+    fewer still). An answer is only sent after its batch committed.
 
     The transaction runs on one writer thread with its own connection, so the event loop
     keeps reading and verifying requests while a batch waits for its fsync (sqlite releases
     the GIL); checks arriving meanwhile form the next batch. One writer thread keeps batches
     in order; BEGIN IMMEDIATE keeps exactly-one-admit across hub processes too."""
-
-    BATCH_WAIT_S = 0.001
 
     def __init__(self, store: HubStore) -> None:
         self.store = store
@@ -60,7 +60,7 @@ class CheckBatcher:
         self._pending.append((check, future))
         if not self._busy:
             self._busy = True
-            loop.call_later(self.BATCH_WAIT_S, self._flush)
+            loop.call_soon(self._flush)
         return await future
 
     def _write(
