@@ -122,10 +122,15 @@ def decode_stored(encoded: bytes, trusted: Mapping[int, bytes]) -> Manifest:
     return decode_manifest(body)
 
 
-def install_manifest(store: GateStore, envelope: bytes, now_ms: int) -> Manifest:
+def install_manifest(
+    store: GateStore, envelope: bytes, now_ms: int, *, event_id: str | None = None
+) -> Manifest:
     """Verify a hub envelope (full manifest or delta) against the trusted hub keys, check the
     revision chain against what is installed, and store it in one transaction. Raises
-    ManifestRejected (nothing changed) when anything is off."""
+    ManifestRejected (nothing changed) when anything is off. With `event_id` (the event the
+    gate asked for) a manifest of any other event is refused; a full manifest of another
+    event than the installed one replaces it whatever its revision (revisions count per
+    event): the gate moved on to the next event."""
     trusted = trusted_hub_keys(store)
     current = None
     encoded = store.manifest_encoded()
@@ -134,8 +139,13 @@ def install_manifest(store: GateStore, envelope: bytes, now_ms: int) -> Manifest
     body = open_envelope(envelope, trusted)
     kind = "delta" if body[:1] == b"D" else "full"
     new = verify_and_apply(envelope, kind, trusted, current, now_ms)
+    if event_id is not None and new.header.event.id != event_id:
+        raise ManifestRejected(
+            "wrong_event", f"asked for event {event_id}, the hub sent {new.header.event.id}"
+        )
     if kind == "full":
-        store.replace_manifest(new, envelope, now_ms)
+        moved_on = current is not None and current.header.event.id != new.header.event.id
+        store.replace_manifest(new, envelope, now_ms, other_event=moved_on)
     else:  # only the changed rows are written; the stored body becomes the merged manifest
         store.apply_delta(decode_delta(body), encode_manifest(new), now_ms)
     return new

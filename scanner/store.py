@@ -223,11 +223,14 @@ class GateStore:
 
     # -- manifest -----------------------------------------------------------------------
 
-    def replace_manifest(self, manifest: Manifest, encoded: bytes, now_ms: int) -> None:
+    def replace_manifest(
+        self, manifest: Manifest, encoded: bytes, now_ms: int, *, other_event: bool = False
+    ) -> None:
         """Install a verified manifest (store the signed envelope as `encoded`, so the gate
-        can verify it again at start). Older than the installed revision: refused."""
+        can verify it again at start). Older than the installed revision of the same event:
+        refused (revisions count per event, so `other_event` lifts it)."""
         current = self.manifest_revision()
-        if current is not None and manifest.revision < current:
+        if current is not None and manifest.revision < current and not other_event:
             raise StoreError(f"manifest revision {manifest.revision} is older than {current}")
         with self._write() as conn:
             conn.execute("DELETE FROM tickets")

@@ -302,7 +302,10 @@ class SyncWorker:
             if not batch:
                 break
             body: dict[str, Any] = {"scans": [r.to_json() for r in batch]}
-            event_id, revision = self.event_id(), self.store.manifest_revision()
+            # Scans go up before the next manifest is pulled, so they belong to the event of
+            # the installed one, even when the hub already names the next event.
+            event_id = self.installed_event() or self.event_id()
+            revision = self.store.manifest_revision()
             if event_id is not None:
                 body["event_id"] = event_id
             if revision is not None:
@@ -372,7 +375,7 @@ class SyncWorker:
         if envelope is None:
             return None
         try:
-            manifest = install_manifest(self.store, envelope, self.clock())
+            manifest = install_manifest(self.store, envelope, self.clock(), event_id=event_id)
         except (ManifestRejected, StoreError) as exc:
             self._force_full = True  # a delta that does not fit: ask for the whole thing
             code = getattr(exc, "code", "store_refused")
@@ -441,9 +444,17 @@ class SyncWorker:
         configured = chosen_event(self.store)
         if configured:
             return configured
+        return self.installed_event()
+
+    def installed_event(self) -> str | None:
+        """The event of the installed manifest: the one this gate's pending scans were
+        decided against (the event to hold may have moved on since)."""
         revision = self.store.manifest_revision()
         if revision is None:
             return None
+        pulled = self.store.config(MANIFEST_SYNC_KEY) or {}
+        if pulled.get("revision") == revision and pulled.get("event_id"):
+            return str(pulled["event_id"])  # installed by this worker: no need to decode it
         if self._header_event is None or self._header_event[0] != revision:
             encoded = self.store.manifest_encoded()
             if encoded is None:

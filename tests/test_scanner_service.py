@@ -88,6 +88,11 @@ def test_header_is_cached_per_revision(
         install_manifest(service.store, fx.envelope, NOW)  # replaying revision 1
     assert err.value.code == "revision_chain"
     assert service.store.manifest_revision() == 2
+    header3 = dataclasses.replace(fx.manifest.header, revision=3)
+    envelope3 = sign_envelope(encode_manifest(Manifest(header3, without_ben)), HUB_KEY_ID, HUB_SEED)
+    with pytest.raises(ManifestRejected) as err:  # not the event this gate asked for
+        install_manifest(service.store, envelope3, NOW, event_id="another-event")
+    assert err.value.code == "wrong_event" and service.store.manifest_revision() == 2
 
 
 def test_manual_admit_follows_the_same_rules(

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from hub.app import create_app
 from manifests.admission_types import Decision, Direction
-from manifests.policy import event_to_hold
+from manifests.policy import HOUR_MS, event_to_hold
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
@@ -40,7 +40,7 @@ from scanner.sync import (
 )
 from tests.faultproxy import FaultProxy
 from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
-from tests.test_hub_manifests import add_show
+from tests.test_hub_manifests import add_show, credential_text
 
 POLICY = LinkPolicy(fail_after=3, recover_after=2, slow_after_s=2.0, poll_s=0.05)
 
@@ -580,4 +580,49 @@ async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_i
     finally:
         worker.stop()
         proxy.close()
+        store.close()
+
+
+async def test_scans_go_up_under_the_event_they_were_decided_for_when_the_hub_moves_on(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    hub = live.hub
+    first = add_show(hub, hub.a, n_tickets=3)
+    store = await enrolled_gate(live, tmp_path, gate_id=first.north)
+    worker = worker_for(live, store)
+    try:
+        assert await asyncio.to_thread(worker.sync_once)
+        assert worker.installed_event() == first.event_id
+        payload = await credential_text(hub, first.tickets[0])
+        outcome = GateService(store).scan(payload)
+        assert outcome is not None and outcome.decision.verdict == Verdict.ADMIT
+        # A second event at the venue whose check-in closes first: the hub now names it.
+        now, second = hub.clock(), "second-show"
+        hub.store.import_catalogue(
+            tenant_id=hub.a.id,
+            events=[
+                {
+                    "id": second,
+                    "venue_id": hub.a.venue_id,
+                    "code": 4_000_001,
+                    "name": "Matinee",
+                    "timezone": "UTC",
+                    "start_ms": now - 2 * HOUR_MS,
+                    "end_ms": now + HOUR_MS,
+                }
+            ],
+            ticket_types=[],
+            tickets=[],
+            actor="test",
+            now_ms=now,
+        )
+        assert await asyncio.to_thread(worker.sync_once)
+        assert store.config(HUB_EVENT_KEY) == second
+        assert worker.installed_event() == second  # its manifest came down after the upload
+        stored = live.hub.store.scans_of_device(store.device_id)
+        assert [(s["event_id"], s["ticket_id"]) for s in stored] == [
+            (first.event_id, first.tickets[0])
+        ]
+    finally:
+        worker.stop()
         store.close()
