@@ -55,6 +55,7 @@ class FaultProxy:
 
     def close(self) -> None:
         self._call(self._shutdown())
+        self._call(self._finish_tasks())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -96,6 +97,14 @@ class FaultProxy:
             w.transport.abort()
             self.counts["cut"] += 1
         self._writers.clear()
+
+    async def _finish_tasks(self) -> None:
+        """Let the connections' tasks end (cancelled) before the loop stops, so none is left
+        pending when the proxy is gone."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _client(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         if self._mode == "refuse":
