@@ -47,6 +47,7 @@ LIVE_PATH = "/api/device/live"
 # jitter) while it cannot be reached at all.
 LIVE_POLICY = LinkPolicy(fail_after=1, recover_after=1, poll_s=1.0)
 HEARTBEAT_S = 20.0
+EVENT_RECHECK_S = 2.0  # how often an open socket checks the gate still holds the same event
 
 Merged = Callable[[list[ScanFact]], None]
 
@@ -95,6 +96,8 @@ class LiveChannel:
         self._event_id = event_id
         self.connected = threading.Event()  # set while the socket is open (tests wait on it)
         self.received = 0  # entries from other gates merged as new, since start
+        self.connected_path: str | None = None  # the socket's path while it is open
+        self.event_recheck_s = EVENT_RECHECK_S
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -163,12 +166,27 @@ class LiveChannel:
             self.hub_url + path, headers=headers, heartbeat=HEARTBEAT_S, autoping=True
         ) as ws:
             self.monitor.good(0.0)
+            self.connected_path = path
             self.connected.set()
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    self._receive(msg.data)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    break
+            watch = asyncio.create_task(self._close_when_the_event_moves(ws, path))
+            try:
+                async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        self._receive(msg.data)
+                    elif msg.type is aiohttp.WSMsgType.ERROR:
+                        break
+            finally:
+                watch.cancel()
+                self.connected_path = None
+
+    async def _close_when_the_event_moves(
+        self, ws: aiohttp.ClientWebSocketResponse, path: str
+    ) -> None:
+        """The hub named the next event (or the operator set one): close, so the channel
+        reconnects for the event the gate holds now."""
+        while self.path() == path:
+            await asyncio.sleep(self.event_recheck_s)
+        await ws.close()
 
     # -- messages ------------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ log = logging.getLogger("scanner.sync")
 CLOCK_OFFSET_KEY = "clock_offset_ms"  # hub time ≈ device time + offset
 EVENT_KEY = "event_id"  # which event's manifest this gate pulls, as its operator set it
 HUB_EVENT_KEY = "hub_event_id"  # the event the hub says the venue's gates hold now
-PEER_CURSOR_KEY = "peer_cursor"  # the hub's cursor over other gates' scans already merged
+# The hub's cursor over other gates' scans already merged, one per event (`peer_cursor:<id>`).
+PEER_CURSOR_KEY = "peer_cursor"
 MANIFEST_SYNC_KEY = "manifest_sync"  # {"event_id", "revision", "etag"} of the last install
 MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
 # Below this the hub's own view of our clock (from the signed timestamp) is left alone; above
@@ -313,18 +314,19 @@ class SyncWorker:
             if self._offset is not None:  # the hub orders scans from all gates by it
                 body["clock_offset_ms"] = self._offset
             if event_id is not None:  # ask for other gates' movements in the answer
-                body["peer_cursor"] = int(self.store.config(PEER_CURSOR_KEY, 0))
+                body["peer_cursor"] = int(self.store.config(_cursor_key(event_id), 0))
             answer = _json(self._send("POST", "/api/device/scans", body))
             acked = acknowledged(answer.get("acked"), batch)
             self.store.mark_uploaded_as_sent(acked)
-            self._merge_peers(answer)
+            if event_id is not None:
+                self._merge_peers(answer, event_id)
             acked_total += len(acked)
             self._publish()
             if len(acked) < len(batch):
                 break  # the hub kept less than we sent: the rest goes next cycle
         return acked_total
 
-    def _merge_peers(self, answer: Mapping[str, Any]) -> int:
+    def _merge_peers(self, answer: Mapping[str, Any], event_id: str) -> int:
         """Movements at other gates that came back with the acknowledgement, into the local
         history (so a ticket just used at the north gate is refused here while offline).
         The hub gives times on its clock; the gate's history runs on the gate's."""
@@ -348,7 +350,8 @@ class SyncWorker:
             except (KeyError, TypeError, ValueError):
                 raise SyncError("bad_hub_response", "a peer scan is incomplete") from None
         merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
-        self.store.set_config(PEER_CURSOR_KEY, cursor)  # after the merge: a crash re-merges
+        # after the merge: a crash re-merges
+        self.store.set_config(_cursor_key(event_id), cursor)
         return merged
 
     def pull_manifest(self) -> int | None:
@@ -534,6 +537,10 @@ class SyncWorker:
         self._offset = offset_ms
         if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
             self.store.set_config(CLOCK_OFFSET_KEY, offset_ms)
+
+
+def _cursor_key(event_id: str) -> str:
+    return f"{PEER_CURSOR_KEY}:{event_id}"
 
 
 def chosen_event(store: GateStore) -> str | None:

@@ -13,7 +13,7 @@ from manifests.admission_types import Direction
 from protocol.reasons import Reason, Verdict
 from scanner.live import LiveChannel, entry_fact
 from scanner.service import GateService
-from scanner.sync import SyncWorker
+from scanner.sync import HUB_EVENT_KEY, SyncWorker
 from tests.test_hub_manifests import add_show
 from tests.test_scanner_app import wedge
 from tests.test_scanner_sync import LiveHub, enrolled_gate, live, worker_for
@@ -221,3 +221,28 @@ def test_sync_options_need_an_enrolled_gate_and_change_nothing(tmp_path: Path) -
     with GateStore(db) as store:
         assert store.config("event_id") is None
         assert store.pending_uploads() == []
+
+
+async def test_the_channel_follows_the_gate_to_the_next_event(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    hub = live.hub
+    show = add_show(hub, hub.a)
+    gate = await enrolled_gate(live, tmp_path, "g.db", gate_id=show.north)
+    gate.set_config(HUB_EVENT_KEY, show.event_id)  # as a heartbeat would name it
+    channel = LiveChannel(gate, hub.url)
+    channel.event_recheck_s = 0.05
+    try:
+        channel.start()
+        assert await asyncio.to_thread(channel.connected.wait, 10)
+        assert channel.connected_path is not None and show.event_id in channel.connected_path
+        gate.set_config(HUB_EVENT_KEY, "the-next-event")
+        assert await wait_for(
+            lambda: (
+                channel.connected_path is not None
+                and channel.connected_path.endswith("the-next-event")
+            )
+        )
+    finally:
+        await asyncio.to_thread(channel.stop)
+        gate.close()

@@ -383,7 +383,7 @@ async def test_other_gates_movements_come_back_with_the_ack_on_the_gate_clock(
             True,
         )
         assert abs(fact.at_ms - admitted_at) < 500  # hub time back onto the south gate's clock
-        cursor = south.config("peer_cursor")
+        cursor = south.config(f"peer_cursor:{show.event_id}")  # one cursor per event
         assert isinstance(cursor, int) and cursor > 0
     finally:
         for w in workers:
