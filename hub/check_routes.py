@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +24,7 @@ from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
 from hub.storage import HubStore
 from hub.store_manifests import CheckOutcome, PendingCheck
+from hub.thread_owned import ThreadOwned
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
 from manifests.model import Scope, TicketRow
@@ -51,8 +51,12 @@ class CheckBatcher:
         self.store = store
         self._pending: list[tuple[PendingCheck, asyncio.Future[CheckOutcome]]] = []
         self._busy = False
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-check-writer")
-        self._writer: HubStore | None = None  # opened on (and only used by) the thread
+        self._writer = ThreadOwned("hub-check-writer", self._open_writer, HubStore.close)
+
+    def _open_writer(self) -> HubStore:
+        writer = HubStore(self.store.path, migrate=False)
+        writer.leave_checkpoints_to_background()
+        return writer
 
     async def submit(self, check: PendingCheck) -> CheckOutcome:
         loop = asyncio.get_running_loop()
@@ -63,18 +67,10 @@ class CheckBatcher:
             loop.call_soon(self._flush)
         return await future
 
-    def _write(
-        self, checks: list[PendingCheck]
-    ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
-        if self._writer is None:
-            self._writer = HubStore(self.store.path, migrate=False)
-            self._writer.leave_checkpoints_to_background()
-        return self._writer.check_and_record_quietly(checks)
-
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._thread, self._write, [check for check, _ in batch])
+        checks = [check for check, _ in batch]
+        done = self._writer.run(lambda writer: writer.check_and_record_quietly(checks))
         done.add_done_callback(lambda result: self._finish(batch, result))
 
     def _finish(
@@ -100,15 +96,7 @@ class CheckBatcher:
             self._busy = False
 
     def close(self) -> None:
-        """Close the writer's connection on its own thread, then stop the thread."""
-
-        def shut() -> None:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-
-        self._thread.submit(shut).result()
-        self._thread.shutdown(wait=True)
+        self._writer.close()
 
 
 CHECKS = web.AppKey("checks", CheckBatcher)

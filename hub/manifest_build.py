@@ -16,12 +16,12 @@ import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from hub.storage import HubStore
 from hub.store_manifests import ManifestSource
+from hub.thread_owned import ThreadOwned
 from manifests.codec import encode_delta, encode_manifest
 from manifests.keyset import KeySet, sign_key_set
 from manifests.model import EventFacts, Manifest, ManifestDelta, ManifestHeader, Scope, TicketRow
@@ -327,8 +327,12 @@ class ManifestWorker:
     def __init__(self, path: str, keys: HubKeys | Callable[[], HubKeys]) -> None:
         self.path = path
         self._keys = keys
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hub-manifest-build")
-        self._builder: ManifestBuilder | None = None  # made on (and only used by) the thread
+        self._thread: ThreadOwned[ManifestBuilder] = ThreadOwned(
+            "hub-manifest-build",
+            lambda: ManifestBuilder(HubStore(self.path, migrate=False), self._keys),
+            lambda builder: builder.store.close(),
+        )
+        self._builder: ManifestBuilder | None = None  # the thread's, once made: memos read here
         self._building: dict[tuple[Any, ...], asyncio.Future[Served | None]] = {}
         self.builds = 0  # builds run on the thread (memo hits on the loop not counted)
 
@@ -346,25 +350,22 @@ class ManifestWorker:
         key = (event_id, revision, scope, base)
         pending = self._building.get(key)
         if pending is None:
-            loop = asyncio.get_running_loop()
             pending = asyncio.ensure_future(
-                loop.run_in_executor(self._thread, self._build, event_id, scope, since, now_ms)
+                self._thread.run(
+                    lambda builder: self._build(builder, event_id, scope, since, now_ms)
+                )
             )
             self._building[key] = pending
             pending.add_done_callback(lambda _: self._building.pop(key, None))
         # shielded: one caller going away must not cancel the build the others wait for
         return await asyncio.shield(pending)
 
-    def _build(self, event_id: str, scope: Scope, since: int | None, now_ms: int) -> Served | None:
-        if self._builder is None:
-            self._builder = ManifestBuilder(HubStore(self.path, migrate=False), self._keys)
+    def _build(
+        self, builder: ManifestBuilder, event_id: str, scope: Scope, since: int | None, now_ms: int
+    ) -> Served | None:
+        self._builder = builder
         self.builds += 1
-        return self._builder.serve(event_id, scope, since, now_ms)
-
-    def _close_store(self) -> None:
-        if self._builder is not None:
-            self._builder.store.close()
+        return builder.serve(event_id, scope, since, now_ms)
 
     def close(self) -> None:
-        self._thread.submit(self._close_store).result()
-        self._thread.shutdown(wait=True)
+        self._thread.close()
