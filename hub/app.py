@@ -24,7 +24,7 @@ from hub import (
 )
 from hub.checkpoint import Checkpointer
 from hub.errors import error_middleware, error_response
-from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_PUBLIC_KEY, HUB_URL, STORE
+from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, STORE
 from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker
 from hub.reconcile_ingest import Reconciler
 from hub.storage import HubStore, StoreUnavailable
@@ -106,7 +106,6 @@ def create_app(
     app[STORE] = store
     app[CLOCK] = clock
     app[HUB_KEYS] = hub_keys
-    app[HUB_PUBLIC_KEY] = hub_keys().public
     app[HUB_URL] = hub_url
     app[ENROLLMENT_TTL_MS] = enrollment_ttl_s * 1000
     app.add_routes(routes)

@@ -11,7 +11,6 @@ from hub.storage import HubStore
 
 STORE = web.AppKey("store", HubStore)
 CLOCK = web.AppKey("clock", Callable[[], int])  # epoch milliseconds
-HUB_PUBLIC_KEY = web.AppKey("hub_public_key", bytes)  # the signing key's, at start-up
 # The hub's keys now (read again from the keyring after a `gate-hub key` command).
 HUB_KEYS = web.AppKey("hub_keys", Callable[[], HubKeys])
 HUB_URL = web.AppKey("hub_url", str)
