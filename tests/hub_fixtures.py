@@ -51,6 +51,15 @@ class Hub:
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
+    async def lock(self, ticket_ids: list[str], reason: str) -> None:
+        """Lock tickets of tenant a through the admin API, as its venue manager."""
+        resp = await self.client.post(
+            "/api/admin/tickets/lock",
+            json={"ticket_ids": ticket_ids, "reason": reason},
+            headers=self.auth(self.a.manager_token),
+        )
+        assert resp.status_code == 200, resp.text
+
 
 def make_tenant(store: HubStore, name: str, now: int) -> Tenant:
     tenant = store.create_tenant(name, now)

@@ -106,11 +106,7 @@ async def test_zone_superseded_locked_and_garbage_are_refused_with_reasons(hub: 
     await hub.client.post(f"/api/admin/tickets/{other_ga}/reissue", headers=manager)
     superseded = (await check(north, show, old)).json()
     assert (superseded["verdict"], superseded["reason"]) == ("deny", "superseded")
-    await hub.client.post(
-        "/api/admin/tickets/lock",
-        json={"ticket_ids": [other_ga], "reason": "legal_hold"},
-        headers=manager,
-    )
+    await hub.lock([other_ga], "legal_hold")
     locked = (await check(north, show, await credential_text(hub, other_ga))).json()
     assert (locked["verdict"], locked["reason"]) == ("deny", "locked")
     garbage = await check(north, show, "HELLO WORLD")

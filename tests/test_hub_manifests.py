@@ -145,12 +145,7 @@ async def test_idle_poll_is_a_304_and_a_change_moves_the_revision_and_the_etag(h
     idle = await get_manifest(device, show.event_id, etag=tag)
     assert idle.status_code == 304 and idle.content == b""
     assert (await get_manifest(device, show.event_id, since=revision)).status_code == 304
-    lock = await hub.client.post(
-        "/api/admin/tickets/lock",
-        json={"ticket_ids": [show.tickets[0]], "reason": "fraud_investigation"},
-        headers=hub.auth(hub.a.manager_token),
-    )
-    assert lock.status_code == 200
+    await hub.lock([show.tickets[0]], "fraud_investigation")
     changed = await get_manifest(device, show.event_id, etag=tag)
     assert changed.status_code == 200
     assert int(changed.headers["X-Manifest-Revision"]) > revision
@@ -168,11 +163,7 @@ async def test_delta_since_a_served_revision_rebuilds_the_new_manifest(hub: Hub)
     assert (
         await hub.client.post(f"/api/admin/tickets/{reissued}/reissue", headers=manager)
     ).status_code == 200
-    await hub.client.post(
-        "/api/admin/tickets/lock",
-        json={"ticket_ids": [locked], "reason": "chargeback_pending"},
-        headers=manager,
-    )
+    await hub.lock([locked], "chargeback_pending")
     delta = await get_manifest(device, show.event_id, since=old.revision)
     assert delta.status_code == 200
     assert delta.headers["X-Manifest-Kind"] == "delta"

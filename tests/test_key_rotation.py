@@ -177,11 +177,8 @@ async def test_rotate_activate_retire_moves_the_gate_from_key_1_to_key_2(
         refused = gate.service.preview(old_code)
         assert (refused.verdict, refused.reason) == (Verdict.DENY, Reason.UNKNOWN_KEY)
         assert gate.service.preview(new_code).verdict == Verdict.ADMIT
-        await hub.client.post(  # a newer revision, so only the signature can refuse it
-            "/api/admin/tickets/lock",
-            json={"ticket_ids": [show.tickets[2]], "reason": "fraud_investigation"},
-            headers=hub.auth(hub.a.manager_token),
-        )
+        # a newer revision, so only the signature can refuse it
+        await hub.lock([show.tickets[2]], "fraud_investigation")
         with pytest.raises(ManifestRejected) as exc:
             install_manifest(gate.store, key_1_manifest(rig, show), hub.clock())
         assert exc.value.code == "unknown_key"
@@ -236,11 +233,7 @@ async def test_a_forged_or_replayed_key_set_is_refused_and_changes_nothing(
         # Through the sync cycle: a refused key set is reported, and scans and manifests
         # still flow (here the gate has taken a newer set than the hub now announces).
         gate.store.set_config(HUB_KEYS_VERSION_KEY, 99)
-        await hub.client.post(
-            "/api/admin/tickets/lock",
-            json={"ticket_ids": [show.tickets[0]], "reason": "fraud_investigation"},
-            headers=hub.auth(hub.a.manager_token),
-        )
+        await hub.lock([show.tickets[0]], "fraud_investigation")
         revision = gate.store.manifest_revision()
         assert not await asyncio.to_thread(gate.worker.sync_once)
         snapshot = gate.worker.snapshot()

@@ -265,12 +265,7 @@ async def test_manifest_full_then_304_then_delta_with_progress(
         assert kinds == ["full", "304"] and progress == []
 
         locked = show.tickets[0]
-        resp = await hub.client.post(
-            "/api/admin/tickets/lock",
-            json={"ticket_ids": [locked], "reason": "fraud_investigation"},
-            headers=hub.auth(hub.a.manager_token),
-        )
-        assert resp.status_code == 200, resp.text
+        await hub.lock([locked], "fraud_investigation")
         revision = await asyncio.to_thread(worker.pull_manifest)
         assert kinds == ["full", "304", "delta"]
         assert revision is not None and revision > first
@@ -558,12 +553,7 @@ async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_i
         assert first is not None and store.ticket_count() == len(show.tickets)
 
         locked = show.tickets[0]
-        resp = await hub.client.post(
-            "/api/admin/tickets/lock",
-            json={"ticket_ids": [locked], "reason": "legal_hold"},
-            headers=hub.auth(hub.a.manager_token),
-        )
-        assert resp.status_code == 200, resp.text
+        await hub.lock([locked], "legal_hold")
         proxy.set_mode("truncate")
         with pytest.raises(SyncError):
             await asyncio.to_thread(worker.pull_manifest)
