@@ -127,7 +127,7 @@ def create_app(
     app.cleanup_ctx.append(_background(checkpointer.run))
 
     async def close_workers(app: web.Application) -> None:
-        checks.close()
+        await checks.close()
         builds.close()
         checkpointer.close()
 

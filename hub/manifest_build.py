@@ -195,9 +195,9 @@ class ManifestBuilder:
         self, event_id: str, scope: Scope, now_ms: int
     ) -> tuple[ManifestSource, ManifestHeader] | None:
         """The event's header (no rows) at its current revision, for online checks: one
-        indexed read when nothing changed since the last call."""
+        memo when nothing changed since the last call."""
         self.refresh_keys()
-        revision = self.store.event_revision(event_id)
+        revision = self.store.current_revision(event_id)
         key = (event_id, revision, scope)
         hit = self._headers.get(key)
         if hit is not None:

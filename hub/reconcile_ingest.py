@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.check_routes import ticket_row
+from hub.engine_facts import ticket_row
 from hub.manifest_build import ManifestBuilder
 from hub.reconcile import HubScan, reconcile
 from hub.storage import HubStore

@@ -143,7 +143,6 @@ CREATE TABLE IF NOT EXISTS scans (
     device_deactivated INTEGER NOT NULL DEFAULT 0,  -- kept for audit, never counted
     UNIQUE (device_id, device_seq)
 );
-CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id);
 
 CREATE TABLE IF NOT EXISTS conflicts (
     id INTEGER PRIMARY KEY,
@@ -275,7 +274,11 @@ ADDED_COLUMNS = (
     ("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),
     ("devices", "hub_keys_version", "INTEGER"),
 )
-# Indexes over added columns: created after the columns exist.
+# Indexes over added columns, created after the columns exist; and indexes older databases
+# had that are no longer wanted.
 LATE_DDL = """
 CREATE INDEX IF NOT EXISTS scans_event ON scans(event_id, id);
+-- scans_device_ticket (ticket_id, scanned_ms) serves every lookup by ticket; this one only
+-- cost a page write per stored scan.
+DROP INDEX IF EXISTS scans_ticket;
 """

@@ -8,6 +8,8 @@ import logging
 
 from aiohttp import web
 
+from hub.check_routes import CHECKS
+
 try:  # uvloop: the same asyncio API with a libuv loop; a third less loop time per request
     import uvloop
 except ImportError:  # pragma: no cover - a platform without uvloop (e.g. Windows)
@@ -27,7 +29,15 @@ def serve(
     access_log: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM: stop accepting, let requests in flight finish (up to
-    `shutdown_timeout`), then run the app's cleanup."""
+    `shutdown_timeout`), then run the app's cleanup. The check writer process starts with
+    the hub, so the first check does not wait for it."""
+    checks = app.get(CHECKS)
+    if checks is not None:
+
+        async def start_check_writer(app: web.Application) -> None:
+            await checks.start()
+
+        app.on_startup.append(start_check_writer)
     web.run_app(
         app,
         host=host,

@@ -60,6 +60,8 @@ class StoreBase:
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
         self._row_cache: dict[tuple[str, str], tuple[float, Row]] = {}
+        # event id -> (this connection's total_changes, monotonic time, manifest revision)
+        self._revisions: dict[str, tuple[int, float, int]] = {}
         self.write_turn = _write_turn_for(self.path)
         self.db = sqlite_utils.Database(self.path)
         self.db.execute("PRAGMA foreign_keys = ON")

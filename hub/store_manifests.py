@@ -8,11 +8,13 @@ moves the manifest on without having to remember to.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.store_base import Row, StoreBase
+from hub.online_check import CheckContext, OnlineCheck
+from hub.store_base import ROW_CACHE_S, Row, StoreBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +43,9 @@ class CheckOutcome:
     scan_id: int
     repeated: bool
 
-
-Judge = Callable[[Row | None, list[Row]], tuple[dict[str, Any], Mapping[str, Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCheck:
-    """One online check waiting for the write transaction. `identify(issued)` names the
-    ticket (verifying the credential, on the writer thread beside the event loop; `issued`
-    looks up the codes the hub issued, see ParseContext.issued); `judge(ticket, scans)`
-    returns the decision JSON and the scan row to store."""
-
-    device_id: str
-    seq: int
-    identify: Callable[[Callable[[str, int], str | None]], str | None]
-    judge: Judge
-    now_ms: int
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """A flat tuple (it comes back from the check writer process for every check)."""
+        return CheckOutcome, (self.decision, self.scan_id, self.repeated)
 
 
 class ManifestStore(StoreBase):
@@ -64,6 +53,19 @@ class ManifestStore(StoreBase):
         """The manifest revision: 1 plus the number of changes the triggers counted."""
         row = self._one("SELECT revision FROM event_revisions WHERE event_id = ?", [event_id])
         return int(row["revision"]) + 1 if row else 1
+
+    def current_revision(self, event_id: str) -> int:
+        """event_revision for the online check's hot path, remembered until this connection
+        next writes anything; a change made by another process (a CLI import) is seen within
+        ROW_CACHE_S, as for the event row itself."""
+        changes = self.db.conn.total_changes
+        now = time.monotonic()
+        hit = self._revisions.get(event_id)
+        if hit is not None and hit[0] == changes and now - hit[1] < ROW_CACHE_S:
+            return hit[2]
+        revision = self.event_revision(event_id)
+        self._revisions[event_id] = (changes, now, revision)
+        return revision
 
     def bump_all_revisions(self) -> int:
         """A new manifest revision for every event, no ticket changed: after a hub key change,
@@ -192,24 +194,26 @@ class ManifestStore(StoreBase):
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
-    def check_and_record(self, checks: Sequence[PendingCheck]) -> list[CheckOutcome]:
+    def check_and_record(
+        self, checks: Sequence[OnlineCheck], contexts: Mapping[CheckContext]
+    ) -> list[CheckOutcome]:
         """Run checks in order inside ONE write transaction (BEGIN IMMEDIATE): each reads the
         ticket and its scans (including those stored by earlier checks of the batch), is
         judged, and its scan inserted; one COMMIT (one fsync) makes them all durable.
 
         A retry with the same (device, seq) returns what was stored the first time. If any
-        judge raises, nothing of the batch is stored.
+        judgement raises, nothing of the batch is stored.
         """
-        outcomes, fresh = self.check_and_record_quietly(checks)
+        outcomes, fresh = self.check_and_record_quietly(checks, contexts)
         for device_id, row in fresh:
             self.scans_committed(device_id, [row])
         return outcomes
 
     def check_and_record_quietly(
-        self, checks: Sequence[PendingCheck]
+        self, checks: Sequence[OnlineCheck], contexts: Mapping[CheckContext]
     ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
         """check_and_record without telling the scan listeners: returns the stored rows, so
-        a writer thread's store can hand them to the listeners on the event loop."""
+        the check writer process can hand them to the hub's listeners."""
         conn = self.db.conn
         outcomes: list[CheckOutcome] = []
         fresh: list[tuple[str, dict[str, Any]]] = []
@@ -217,7 +221,7 @@ class ManifestStore(StoreBase):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for check in checks:
-                    outcome, row = self._check_one(check)
+                    outcome, row = self._check_one(check, contexts[check.context_id])
                     outcomes.append(outcome)
                     if row is not None:
                         fresh.append((check.device_id, row))
@@ -228,7 +232,9 @@ class ManifestStore(StoreBase):
                 raise
         return outcomes, fresh
 
-    def _check_one(self, check: PendingCheck) -> tuple[CheckOutcome, dict[str, Any] | None]:
+    def _check_one(
+        self, check: OnlineCheck, context: CheckContext
+    ) -> tuple[CheckOutcome, dict[str, Any] | None]:
         conn = self.db.conn
         stored = conn.execute(
             "SELECT id, detail_json FROM scans WHERE device_id = ? AND device_seq = ?",
@@ -239,17 +245,16 @@ class ManifestStore(StoreBase):
             return CheckOutcome(decision, stored[0], True), None
         ticket = None
         scans: list[Row] = []
-        ticket_id = check.identify(self.issued_credential)
-        if ticket_id is not None:
-            ticket = self._one("SELECT * FROM tickets WHERE id = ?", [ticket_id])
-            scans = self.scans_of_ticket(ticket_id)
-        decision, row = check.judge(ticket, scans)
+        credential = check.identify(context, self.issued_credential)
+        if credential.ticket_id is not None:
+            ticket = self._one("SELECT * FROM tickets WHERE id = ?", [credential.ticket_id])
+            scans = self.scans_of_ticket(credential.ticket_id)
+        decision, row = check.judge(context, credential, ticket, scans)
         columns = list(row)
         cursor = conn.execute(
             f"INSERT INTO scans (device_id, device_seq, arrived_ms, {', '.join(columns)})"
             f" VALUES (?, ?, ?, {', '.join('?' * len(columns))})",
             [check.device_id, check.seq, check.now_ms, *row.values()],
         )
-        gate = json.loads(row.get("detail_json", "{}")).get("gate", "")
-        notice = {**row, "seq": check.seq, "gate": gate}
+        notice = {**row, "seq": check.seq, "gate": check.gate.gate_name}
         return CheckOutcome(decision, int(cursor.lastrowid or 0), False), notice

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hub.check_routes import CHECKS
 from tests.hub_fixtures import Device, Hub, enroll, start_hub, stop_hub
 from tests.test_hub_manifests import Show, add_show, credential_text
 
@@ -140,3 +143,34 @@ async def test_bad_requests_are_refused_and_store_nothing(hub: Hub) -> None:
     unsigned = await hub.client.post("/api/device/check", json={})
     assert unsigned.status_code == 401
     assert hub.store.db["scans"].count == 0
+
+
+async def test_a_check_writer_killed_mid_batch_fails_the_check_and_the_retry_stores_it_once(
+    tmp_path: Path,
+) -> None:
+    """The writer process is stopped with a check in it, then SIGKILLed: the gate gets a
+    503 with a code and nothing is stored; its retry (same seq) goes to a new writer and is
+    stored exactly once."""
+    hub, runner = await start_hub(tmp_path, expiry_interval_s=None)
+    try:
+        show = add_show(hub, hub.a)
+        gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+        assert (await check(gate, show, await credential_text(hub, show.tickets[1]))).is_success
+        writer = runner.app[CHECKS].writer
+        first_pid = writer.pid
+        assert first_pid is not None
+        code = await credential_text(hub, show.tickets[0])
+        os.kill(first_pid, signal.SIGSTOP)
+        in_flight = asyncio.create_task(check(gate, show, code, seq=900))
+        await asyncio.sleep(0.3)
+        assert not in_flight.done()  # waiting on the stopped writer
+        os.kill(first_pid, signal.SIGKILL)
+        failed = await in_flight
+        assert failed.status_code == 503 and failed.json()["error"]["code"] == "check_failed"
+        assert stored(hub, show.tickets[0]) == []
+        retry = await check(gate, show, code, seq=900)
+        assert retry.status_code == 200 and retry.json()["verdict"] == "admit"
+        assert writer.pid not in (None, first_pid)
+        assert len(stored(hub, show.tickets[0])) == 1
+    finally:
+        await stop_hub(hub, runner)

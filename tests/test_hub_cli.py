@@ -142,3 +142,39 @@ def test_serve_answers_logs_json_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
     assert "hub starting" in messages and "hub stopped" in messages
     assert not any(entry["logger"] == "aiohttp.access" for entry in lines)  # off by default
     assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in lines)
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def test_ctrl_c_on_the_terminal_stops_the_hub_and_its_check_writer(tmp_path: Path) -> None:
+    """Ctrl+C reaches every process of the terminal's group: the check writer ignores it and
+    leaves only when the hub, done with its shutdown, closes the writer's pipe."""
+    port = _free_port()
+    db = tmp_path / "hub.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "serve", "--db", str(db), "--port", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not _children(proc.pid):  # the writer starts with the hub
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no check writer started"
+            time.sleep(0.1)
+        (writer,) = _children(proc.pid)
+        assert "hub.check_writer" in Path(f"/proc/{writer}/cmdline").read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err.decode()
+    assert not Path(f"/proc/{writer}").exists() or "Z" in Path(f"/proc/{writer}/stat").read_text()
+    assert b"Traceback" not in err

@@ -1,0 +1,36 @@
+"""Stored hub rows as the admission engine's facts: the online check and reconciliation
+judge with the same engine, so they read tickets and scans into it the same way."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from manifests.admission_types import Direction, ScanFact
+from manifests.model import TicketRow
+
+
+def ticket_row(row: Mapping[str, Any], type_names: Mapping[str, str]) -> TicketRow:
+    return TicketRow(
+        ticket_id=row["id"],
+        status=row["status"],
+        generation=row["generation"],
+        ticket_type=type_names.get(row["ticket_type_id"] or ""),
+        zone=row["zone"],
+        seat=row["seat"],
+        valid_days=tuple(json.loads(row["valid_days_json"])),
+        lock_reason=row["lock_reason"],
+        comp_reason=row["comp_reason"],
+    )
+
+
+def scan_fact(row: Mapping[str, Any]) -> ScanFact:
+    return ScanFact(
+        ticket_id=row["ticket_id"],
+        at_ms=row["scanned_ms"],
+        direction=Direction(row["direction"]),
+        counted=bool(row["counted"]),
+        gate_name=row["gate_name"] or "",
+        device_id=row["device_id"],
+    )
