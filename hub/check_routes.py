@@ -43,13 +43,12 @@ Pending = tuple[OnlineCheck, CheckContext, asyncio.Future[CheckOutcome]]
 
 class CheckBatcher:
     """Group commit: checks that arrive together are judged and stored in one transaction,
-    so one fsync makes a whole batch durable instead of one per check. A check arriving when
-    the writer is idle goes at the next turn of the loop (with whatever came in that turn);
-    waiting for company measured slower (A/B: a 1 ms wait gave 7 % fewer checks a second, 3 ms
-    fewer still). An answer is only sent after its batch committed.
-
-    One batch is in the writer process at a time, so batches stay in order; checks arriving
-    meanwhile form the next one while the event loop goes on reading requests."""
+    so one fsync makes a whole batch durable instead of one per check. The checks of one turn
+    of the event loop go to the writer as one batch at once, without waiting for the answer
+    to the batch before; the writer takes every batch that arrived while it was committing
+    into its next transaction. Waiting for company measured slower (A/B: a 1 ms wait gave 7 %
+    fewer checks a second, 3 ms fewer still). An answer is only sent after its batch
+    committed, and batches are judged in the order they were sent."""
 
     def __init__(self, store: HubStore) -> None:
         self.store = store
@@ -57,8 +56,8 @@ class CheckBatcher:
         self._pending: list[Pending] = []
         self._contexts: dict[ContextKey, CheckContext] = {}
         self._ids = itertools.count(1)
-        self._busy = False
-        self._flushing: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._writing: set[asyncio.Task[None]] = set()
 
     def context(self, source: ManifestSource, header: ManifestHeader) -> CheckContext:
         """The event's facts for checks at this revision and scope, made once."""
@@ -76,14 +75,17 @@ class CheckBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CheckOutcome] = loop.create_future()
         self._pending.append((check, context, future))
-        if not self._busy:
-            self._busy = True
+        if not self._scheduled:
+            self._scheduled = True
             loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        self._flushing = asyncio.get_running_loop().create_task(self._write(batch))
+        self._scheduled = False
+        task = asyncio.get_running_loop().create_task(self._write(batch))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
 
     async def _write(self, batch: list[Pending]) -> None:
         """Not cancelled with the requests that wait on it: the writer's pipe must not be
@@ -96,25 +98,20 @@ class CheckBatcher:
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(check_failed())
-        else:
-            for device_id, row in stored:
-                self.store.scans_committed(device_id, [row])
-            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
-        if self._pending:
-            self._flush()
-        else:
-            self._busy = False
-            self._flushing = None
+            return
+        for device_id, row in stored:
+            self.store.scans_committed(device_id, [row])
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
 
     async def start(self) -> None:
         """Start the writer process now rather than on the first check."""
         await self.writer.start()
 
     async def close(self) -> None:
-        if self._flushing is not None:
-            await self._flushing
+        while self._writing:
+            await asyncio.gather(*self._writing)
         await self.writer.close()
 
 

@@ -195,25 +195,16 @@ class ManifestStore(StoreBase):
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
     def check_and_record(
-        self, checks: Sequence[OnlineCheck], contexts: Mapping[CheckContext]
-    ) -> list[CheckOutcome]:
+        self, checks: Sequence[OnlineCheck], contexts: Mapping[int, CheckContext]
+    ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
         """Run checks in order inside ONE write transaction (BEGIN IMMEDIATE): each reads the
         ticket and its scans (including those stored by earlier checks of the batch), is
         judged, and its scan inserted; one COMMIT (one fsync) makes them all durable.
 
         A retry with the same (device, seq) returns what was stored the first time. If any
-        judgement raises, nothing of the batch is stored.
-        """
-        outcomes, fresh = self.check_and_record_quietly(checks, contexts)
-        for device_id, row in fresh:
-            self.scans_committed(device_id, [row])
-        return outcomes
-
-    def check_and_record_quietly(
-        self, checks: Sequence[OnlineCheck], contexts: Mapping[CheckContext]
-    ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]:
-        """check_and_record without telling the scan listeners: returns the stored rows, so
-        the check writer process can hand them to the hub's listeners."""
+        judgement raises, nothing of the batch is stored. The scan listeners are not told
+        here (this runs in the check writer process): the stored rows are returned, as
+        (device id, row), for the hub to tell them."""
         conn = self.db.conn
         outcomes: list[CheckOutcome] = []
         fresh: list[tuple[str, dict[str, Any]]] = []
