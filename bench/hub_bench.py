@@ -60,12 +60,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process and its running children (the hub's check
-    writer) have used so far (Linux /proc)."""
+def cpu_s(pid: int, *, children: bool = True) -> float:
+    """CPU seconds (user + system) a process, and with `children` its running children (the
+    hub's check writer), have used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for task in Path(f"/proc/{pid}/task").iterdir() if children else ():
         for child in (task / "children").read_text().split():
             total += cpu_s(int(child))
     return total
@@ -389,11 +389,11 @@ async def bench_checks(
         finally:
             writer.close()
 
-    cpu0, own0, t0 = cpu_s(server_pid), cpu_s(os.getpid()), time.perf_counter()
+    cpu0, own0, t0 = cpu_s(server_pid), cpu_s(os.getpid(), children=False), time.perf_counter()
     await asyncio.gather(*(gate(g) for g in range(len(gates))))
     wall = time.perf_counter() - t0
     server_cpu = cpu_s(server_pid) - cpu0
-    client_cpu = cpu_s(os.getpid()) - own0
+    client_cpu = cpu_s(os.getpid(), children=False) - own0
     total = GATES * CHECKS_PER_GATE
     return {
         "check_gates": GATES,

@@ -92,12 +92,14 @@ def serve(db_path: str, requests: int, answers: BinaryIO) -> None:
     try:
         while (frames := reader.frames()) is not None:
             batches: list[list[OnlineCheck]] = []
+            used: dict[int, CheckContext] = {}  # a later batch's reset must not drop these
             for reset, fresh_contexts, checks in frames:
                 if reset:
                     contexts.clear()
                 contexts.update(fresh_contexts)
+                used.update((c.context_id, contexts[c.context_id]) for c in checks)
                 batches.append(checks)
-            _answer(store, batches, contexts, answers)
+            _answer(store, batches, used, answers)
             answers.flush()
     finally:
         store.close()

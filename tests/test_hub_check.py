@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub import check_writer
 from hub.check_routes import CHECKS
 from tests.hub_fixtures import Device, Hub, enroll, start_hub, stop_hub
 from tests.test_hub_manifests import Show, add_show, credential_text
@@ -172,5 +173,43 @@ async def test_a_check_writer_killed_mid_batch_fails_the_check_and_the_retry_sto
         assert retry.status_code == 200 and retry.json()["verdict"] == "admit"
         assert writer.pid not in (None, first_pid)
         assert len(stored(hub, show.tickets[0])) == 1
+    finally:
+        await stop_hub(hub, runner)
+
+
+async def test_batches_queued_at_the_writer_share_one_transaction_and_keep_their_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four batches sent while the writer is stopped reach it together and go into one
+    transaction; each gets its own answer. The hub may hold one gate's event facts at a
+    time here (MAX_CONTEXTS = 1), so every batch tells the writer to drop the facts the
+    batch before it needed: none of the four may lose its own."""
+    monkeypatch.setattr(check_writer, "MAX_CONTEXTS", 1)
+    hub, runner = await start_hub(tmp_path, expiry_interval_s=None)
+    try:
+        show = add_show(hub, hub.a)
+        north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+        south = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+        ga, other_ga, vip = show.tickets[0], show.tickets[1], show.tickets[2]
+        codes = {t: await credential_text(hub, t) for t in (ga, other_ga, vip)}
+        writer = runner.app[CHECKS].writer
+        await writer.start()
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGSTOP)
+        try:
+            calls = []
+            for gate, ticket in ((north, ga), (south, vip), (north, other_ga), (south, ga)):
+                calls.append(asyncio.create_task(check(gate, show, codes[ticket])))
+                await asyncio.sleep(0.05)  # its own turn of the loop: a batch of its own
+        finally:
+            os.kill(writer.pid, signal.SIGCONT)
+        answers = [(await call).json() for call in calls]
+        assert [(a["verdict"], a["reason"], a["ticket_id"]) for a in answers] == [
+            ("admit", "admitted", ga),
+            ("admit", "admitted", vip),
+            ("admit", "admitted", other_ga),
+            ("deny", "zone_denied", ga),
+        ]
+        assert len({a["scan_id"] for a in answers}) == 4
     finally:
         await stop_hub(hub, runner)
