@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS tickets (
     updated_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tickets_event ON tickets(event_id);
+-- The event's REVOKED tickets, read for every manifest header: without it, a scan of all the
+-- event's tickets (20 ms at 100k) on the event loop each time a revision moves.
+CREATE INDEX IF NOT EXISTS tickets_event_status ON tickets(event_id, status);
 
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY,
