@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -35,7 +35,11 @@ class ThreadOwned(Generic[T]):
 
     def call(self, use: Callable[[T], R]) -> R:
         """`use(resource)` on the thread, waiting for it here (for callers off the loop)."""
-        return self._thread.submit(self._with, use).result()
+        return self.submit(use).result()
+
+    def submit(self, use: Callable[[T], R]) -> Future[R]:
+        """`use(resource)` on the thread, not waiting (with or without an event loop)."""
+        return self._thread.submit(self._with, use)
 
     def close(self) -> None:
         def shut() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,16 +110,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_answers_logs_json_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    db = tmp_path / "hub.sqlite"
-    proc = subprocess.Popen(
+def _serve(db: Path, port: int, **popen: Any) -> subprocess.Popen[bytes]:
+    """`gate-hub serve` as a process of its own; its log (stderr) is piped."""
+    return subprocess.Popen(
         [sys.executable, "-m", "hub", "serve", "--db", str(db), "--port", str(port)],
         cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "GATE_HUB_LOG_LEVEL": "info"},
+        **popen,
     )
+
+
+def test_serve_answers_logs_json_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "GATE_HUB_LOG_LEVEL": "info"}
+    proc = _serve(tmp_path / "hub.sqlite", port, stdout=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -153,17 +158,11 @@ def _children(pid: int) -> list[int]:
 
 
 def test_ctrl_c_on_the_terminal_stops_the_hub_and_its_check_writer(tmp_path: Path) -> None:
-    """Ctrl+C reaches every process of the terminal's group: the check writer ignores it and
-    leaves only when the hub, done with its shutdown, closes the writer's pipe."""
+    """Ctrl+C reaches every process of the terminal's group; the check writer is kept out
+    of it and leaves only when the hub, done with its shutdown, closes the writer's pipe."""
     port = _free_port()
-    db = tmp_path / "hub.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub", "serve", "--db", str(db), "--port", str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, as a terminal gives it
-    )
+    # start_new_session: a process group of its own, as a terminal gives the hub
+    proc = _serve(tmp_path / "hub.sqlite", port, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 15
         while not _children(proc.pid):  # the writer starts with the hub
