@@ -157,6 +157,15 @@ def _children(pid: int) -> list[int]:
     ]
 
 
+def _running(pid: int) -> bool:
+    """Not gone and not a zombie (an orphan's zombie stays where PID 1 reaps nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_ctrl_c_on_the_terminal_stops_the_hub_and_its_check_writer(tmp_path: Path) -> None:
     """Ctrl+C reaches every process of the terminal's group; the check writer is kept out
     of it and leaves only when the hub, done with its shutdown, closes the writer's pipe."""
@@ -175,5 +184,25 @@ def test_ctrl_c_on_the_terminal_stops_the_hub_and_its_check_writer(tmp_path: Pat
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err.decode()
-    assert not Path(f"/proc/{writer}").exists() or "Z" in Path(f"/proc/{writer}/stat").read_text()
+    assert not _running(writer)
     assert b"Traceback" not in err
+
+
+def test_a_killed_hub_leaves_no_check_writer_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the hub no shutdown at all: the writer sees its pipe end and leaves."""
+    port = _free_port()
+    proc = _serve(tmp_path / "hub.sqlite", port, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not _children(proc.pid):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no check writer started"
+            time.sleep(0.1)
+        (writer,) = _children(proc.pid)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=15)
+    deadline = time.monotonic() + 5
+    while _running(writer):
+        assert time.monotonic() < deadline, "the check writer outlived its hub"
+        time.sleep(0.05)
