@@ -6,6 +6,7 @@ Split from hub/storage.py only to keep files short; HubStore is the one interfac
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -27,17 +28,42 @@ Row = dict[str, Any]
 ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
 ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
 
-# One lock per database file for this process's writers (the event loop's connection, the
-# check writer's): they take turns in the order they asked. SQLite's own busy wait polls
-# with growing sleeps and is not fair, so a writer could wait on a busy one for 100 ms steps
-# or starve; other processes still wait on SQLite (busy_timeout).
-_WRITE_TURNS: dict[str, threading.Lock] = {}
+
+class WriteTurn:
+    """Writers of one database file take turns here before BEGIN IMMEDIATE: threads of this
+    process in the order they asked (a lock), and processes (the HTTP process and its check
+    writer, CLI commands) through an exclusive flock on `<db>-writes.lock`, which the kernel
+    hands on the moment it is released. SQLite's own busy wait polls with growing sleeps and
+    is not fair, so a writer could wait on a busy one in 100 ms steps or starve."""
+
+    def __init__(self, db_path: str) -> None:
+        self._threads = threading.Lock()
+        self._file = open(db_path + "-writes.lock", "a+b")  # noqa: SIM115 - lives with the process
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._threads.release()
+
+
+# One per database file in this process, shared by all its connections to that file.
+_WRITE_TURNS: dict[str, WriteTurn] = {}
 _WRITE_TURNS_GUARD = threading.Lock()
 
 
-def _write_turn_for(path: str) -> threading.Lock:
+def _write_turn_for(path: str) -> WriteTurn:
+    real = os.path.realpath(path)
     with _WRITE_TURNS_GUARD:
-        return _WRITE_TURNS.setdefault(os.path.realpath(path), threading.Lock())
+        if real not in _WRITE_TURNS:
+            _WRITE_TURNS[real] = WriteTurn(real)
+        return _WRITE_TURNS[real]
 
 
 class StoreUnavailable(Exception):
@@ -56,7 +82,7 @@ def new_id() -> str:
 class StoreBase:
     def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
         """Open the database; `migrate` creates or upgrades the schema (a second connection
-        to an already opened hub database, e.g. a writer thread's, skips it)."""
+        to an already opened hub database, e.g. the check writer's, skips it)."""
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
         self._row_cache: dict[tuple[str, str], tuple[float, Row]] = {}
