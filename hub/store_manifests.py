@@ -205,22 +205,14 @@ class ManifestStore(StoreBase):
         judgement raises, nothing of the batch is stored. The scan listeners are not told
         here (this runs in the check writer process): the stored rows are returned, as
         (device id, row), for the hub to tell them."""
-        conn = self.db.conn
         outcomes: list[CheckOutcome] = []
         fresh: list[tuple[str, dict[str, Any]]] = []
-        with self.write_turn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for check in checks:
-                    outcome, row = self._check_one(check, contexts[check.context_id])
-                    outcomes.append(outcome)
-                    if row is not None:
-                        fresh.append((check.device_id, row))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._writing():
+            for check in checks:
+                outcome, row = self._check_one(check, contexts[check.context_id])
+                outcomes.append(outcome)
+                if row is not None:
+                    fresh.append((check.device_id, row))
         return outcomes, fresh
 
     def _check_one(
