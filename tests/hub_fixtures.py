@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from hub.app import create_app
 from hub.storage import HubStore
+from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.native import public_key
 from protocol.signing import b64encode, sign_request
 
@@ -158,3 +160,60 @@ async def enroll(hub: Hub, token: str, venue_id: str, **fields: Any) -> Device:
     assert resp.status_code == 201, resp.text
     device.device_id = resp.json()["device_id"]
     return device
+
+
+@dataclass
+class Show:
+    event_id: str
+    code: int
+    north: str  # gate id: entry into GA
+    south: str  # gate id: entry into VIP
+    tickets: list[str]  # ticket ids; even ones carry a holder name
+    holders: dict[str, str]
+
+
+def add_show(hub: Hub, tenant: Tenant, n_tickets: int = 6, policy: str = "standard") -> Show:
+    """An event on now, two gates and `n_tickets` ACTIVE tickets (GA, or VIP for every 3rd)."""
+    store, now = hub.store, hub.clock()
+    north = store.create_gate(tenant.id, tenant.venue_id, "North", "entry", ["GA"], "t", now)
+    south = store.create_gate(tenant.id, tenant.venue_id, "South", "entry", ["VIP"], "t", now)
+    event_id, code = str(uuid.uuid4()), secrets.randbits(31)
+    ids = [str(uuid.uuid4()) for _ in range(n_tickets)]
+    holders = {tid: f"Guest {i}" for i, tid in enumerate(ids) if i % 2 == 0}
+    store.import_catalogue(
+        tenant_id=tenant.id,
+        events=[
+            {
+                "id": event_id,
+                "venue_id": tenant.venue_id,
+                "code": code,
+                "name": "Show",
+                "timezone": "UTC",
+                "start_ms": now - HOUR_MS,
+                "end_ms": now + 3 * HOUR_MS,
+                "policy_json": json.dumps(TEMPLATES[policy].to_json()),
+            }
+        ],
+        ticket_types=[],
+        tickets=[
+            {
+                "id": tid,
+                "event_id": event_id,
+                "status": "ACTIVE",
+                "zone": "VIP" if i % 3 == 2 else "GA",
+                "holder_name": holders.get(tid),
+            }
+            for i, tid in enumerate(ids)
+        ],
+        actor="test",
+        now_ms=now,
+    )
+    return Show(event_id, code, north["id"], south["id"], ids, holders)
+
+
+async def credential_text(hub: Hub, ticket_id: str) -> str:
+    resp = await hub.client.get(
+        f"/api/admin/tickets/{ticket_id}/credential", headers=hub.auth(hub.a.box_office_token)
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.text

@@ -16,8 +16,16 @@ import pytest
 
 from hub import check_writer
 from hub.check_routes import CHECKS
-from tests.hub_fixtures import Device, Hub, enroll, start_hub, stop_hub
-from tests.test_hub_manifests import Show, add_show, credential_text
+from tests.hub_fixtures import (
+    Device,
+    Hub,
+    Show,
+    add_show,
+    credential_text,
+    enroll,
+    start_hub,
+    stop_hub,
+)
 
 _seq = itertools.count(1)
 

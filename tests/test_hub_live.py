@@ -11,8 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.hub_fixtures import Device, Hub, enroll, start_hub, stop_hub
-from tests.test_hub_manifests import add_show, credential_text
+from tests.hub_fixtures import Device, Hub, add_show, credential_text, enroll, start_hub, stop_hub
 
 
 @pytest.fixture

@@ -3,11 +3,8 @@ holder names opened by the hub-issued credential, key rotation, box-office crede
 
 from __future__ import annotations
 
-import json
 import secrets
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,63 +17,22 @@ from manifests.admission_types import Direction, GateContext
 from manifests.codec import decode_delta, decode_manifest
 from manifests.delta import verify_and_apply
 from manifests.model import Manifest, Scope
-from manifests.policy import HOUR_MS, TEMPLATES
 from manifests.sealing import unseal_holder
 from manifests.signing import ManifestRejected, open_envelope
 from protocol.credential import Credential
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict
 from protocol.signing import b64decode
-from tests.hub_fixtures import HUB_SEED, Device, Hub, Tenant, enroll, start_hub, stop_hub
-
-
-@dataclass
-class Show:
-    event_id: str
-    code: int
-    north: str  # gate id: entry into GA
-    south: str  # gate id: entry into VIP
-    tickets: list[str]  # ticket ids; even ones carry a holder name
-    holders: dict[str, str]
-
-
-def add_show(hub: Hub, tenant: Tenant, n_tickets: int = 6, policy: str = "standard") -> Show:
-    """An event on now, two gates and `n_tickets` ACTIVE tickets (GA, or VIP for every 3rd)."""
-    store, now = hub.store, hub.clock()
-    north = store.create_gate(tenant.id, tenant.venue_id, "North", "entry", ["GA"], "t", now)
-    south = store.create_gate(tenant.id, tenant.venue_id, "South", "entry", ["VIP"], "t", now)
-    event_id, code = str(uuid.uuid4()), secrets.randbits(31)
-    ids = [str(uuid.uuid4()) for _ in range(n_tickets)]
-    holders = {tid: f"Guest {i}" for i, tid in enumerate(ids) if i % 2 == 0}
-    store.import_catalogue(
-        tenant_id=tenant.id,
-        events=[
-            {
-                "id": event_id,
-                "venue_id": tenant.venue_id,
-                "code": code,
-                "name": "Show",
-                "timezone": "UTC",
-                "start_ms": now - HOUR_MS,
-                "end_ms": now + 3 * HOUR_MS,
-                "policy_json": json.dumps(TEMPLATES[policy].to_json()),
-            }
-        ],
-        ticket_types=[],
-        tickets=[
-            {
-                "id": tid,
-                "event_id": event_id,
-                "status": "ACTIVE",
-                "zone": "VIP" if i % 3 == 2 else "GA",
-                "holder_name": holders.get(tid),
-            }
-            for i, tid in enumerate(ids)
-        ],
-        actor="test",
-        now_ms=now,
-    )
-    return Show(event_id, code, north["id"], south["id"], ids, holders)
+from tests.hub_fixtures import (
+    HUB_SEED,
+    Device,
+    Hub,
+    add_show,
+    credential_text,
+    enroll,
+    start_hub,
+    stop_hub,
+)
 
 
 async def trusted_keys(hub: Hub) -> dict[int, bytes]:
@@ -94,14 +50,6 @@ async def get_manifest(
     if etag is not None:
         headers["If-None-Match"] = etag
     return await device.hub.client.get(path, headers=headers)
-
-
-async def credential_text(hub: Hub, ticket_id: str) -> str:
-    resp = await hub.client.get(
-        f"/api/admin/tickets/{ticket_id}/credential", headers=hub.auth(hub.a.box_office_token)
-    )
-    assert resp.status_code == 200, resp.text
-    return resp.text
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from hub.app import create_app
 from hub.storage import HubStore
-from tests.hub_fixtures import HUB_SEED, Hub, enroll, start_hub, stop_hub
+from tests.hub_fixtures import HUB_SEED, Hub, add_show, enroll, start_hub, stop_hub
 from tests.test_hub_live import upload
-from tests.test_hub_manifests import add_show, get_manifest
+from tests.test_hub_manifests import get_manifest
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from hub.reconcile_ingest import Reconciler
 from hub.reconcile_routes import RECONCILER
 from hub.storage import HubStore
 from manifests.policy import MINUTE_MS
-from tests.hub_fixtures import Hub, enroll, start_hub, stop_hub
-from tests.test_hub_manifests import add_show, credential_text
+from tests.hub_fixtures import Hub, add_show, credential_text, enroll, start_hub, stop_hub
 from tests.test_hub_openapi import samples
 
 

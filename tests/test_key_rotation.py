@@ -39,9 +39,8 @@ from scanner.service import (
 )
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
-from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
+from tests.hub_fixtures import HUB_SEED, Hub, Show, add_show, start_hub, stop_hub
 from tests.hub_fixtures import enroll as enroll_device
-from tests.test_hub_manifests import Show, add_show
 
 KEY_1 = public_key(HUB_SEED)
 

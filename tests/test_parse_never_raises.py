@@ -7,9 +7,9 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protocol.legacy import legacy_keys_from_vectors
 
 from protocol.credential import Credential, ParseContext, Refusal
+from protocol.legacy import legacy_keys_from_vectors
 from protocol.parse import MAX_INPUT_CHARS, parse_credential
 from protocol.reasons import Reason
 

@@ -14,7 +14,7 @@ from protocol.reasons import Reason, Verdict
 from scanner.live import LiveChannel, entry_fact
 from scanner.service import GateService
 from scanner.sync import HUB_EVENT_KEY, SyncWorker
-from tests.test_hub_manifests import add_show
+from tests.hub_fixtures import add_show
 from tests.test_scanner_app import wedge
 from tests.test_scanner_sync import LiveHub, enrolled_gate, live, worker_for
 

@@ -39,8 +39,7 @@ from scanner.sync import (
     acknowledged,
 )
 from tests.faultproxy import FaultProxy
-from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
-from tests.test_hub_manifests import add_show, credential_text
+from tests.hub_fixtures import HUB_SEED, Hub, add_show, credential_text, start_hub, stop_hub
 
 POLICY = LinkPolicy(fail_after=3, recover_after=2, slow_after_s=2.0, poll_s=0.05)
 
