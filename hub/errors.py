@@ -55,7 +55,10 @@ async def error_middleware(
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         message = exc.reason if exc.status != 413 else "Request body is too large."
-        return error_response(exc.status, code, message)
+        response = error_response(exc.status, code, message)
+        if "Allow" in exc.headers:  # a 405 names the methods the path takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except ConnectionResetError:  # the device's link dropped mid-request: nothing to answer
         log.info("client gone", extra={"path": request.path, "method": request.method})
         raise
@@ -70,11 +73,34 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return parse_json_object(raw)
 
 
+def malformed(message: str) -> ApiError:
+    return ApiError(400, "malformed_json", message)
+
+
+def _no_constant(name: str) -> Any:
+    raise malformed(f"Body is not valid JSON: {name} is not a JSON number.")
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Anything Python's reader refuses late (nesting past the recursion limit, integers
+    past its 4,300-digit limit, NaN, a lone UTF-16 surrogate that no database or hash can
+    encode) is malformed here, before a handler sees it."""
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"Body is not valid JSON: {exc}.") from None
+        text = raw.decode("utf-8")
+        body = json.loads(text, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise malformed("Body is not valid UTF-8.") from None
+    except RecursionError:
+        raise malformed("Body is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise malformed(f"Body is not valid JSON: {exc}.") from None
+    except ValueError:  # int(): more digits than Python converts
+        raise malformed("Body holds a number too long to read.") from None
+    if "\\u" in text:  # only an escape can make a lone surrogate
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise malformed("Body holds a lone UTF-16 surrogate (\\ud800-\\udfff).") from None
     if not isinstance(body, dict):
         raise ApiError(400, "expected_object", "Body must be a JSON object.")
     return body
