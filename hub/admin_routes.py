@@ -15,6 +15,7 @@ from aiohttp import web
 from hub.auth import Principal, require_admin, scoped_venue
 from hub.errors import ApiError, Fields, not_found, read_json_object
 from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, STORE
+from hub.live import LIVE
 from manifests.admission_types import Direction
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint
 
@@ -184,6 +185,7 @@ async def deactivate_device(request: web.Request) -> web.Response:
     p = require_admin(request, "device.manage")
     device = _scoped_device(request, p)
     updated = request.app[STORE].deactivate_device(device, p.actor, request.app[CLOCK]())
+    request.app[LIVE].drop_device(device["id"])  # it must stop hearing entries now
     return web.json_response(device_json(updated))
 
 

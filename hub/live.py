@@ -6,6 +6,12 @@ friend tries the same code there.
 The socket is opened with a signed upgrade request (the same signing as every device call).
 Messages are JSON: `{"type": "entry_state", ticket_id, event_id, at_ms, direction,
 gate_name, device_id, seq, verdict, counted}`. A device may filter by `?event_id=`.
+
+A deactivated device must stop hearing entries at once: the admin route calls
+`LiveHub.drop_device`, which closes its sockets with code 4403 "device_deactivated" (gates
+read that as final, not as a reason to reconnect); a deactivation written by another process
+is caught by a periodic re-check of each connected device's active flag. Reconnects are
+refused by `authenticate_device` (403).
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ log = logging.getLogger("hub.live")
 SEND_TIMEOUT_S = 5.0
 MAX_QUEUED = 10_000  # a device this far behind is dropped; it reconnects and re-syncs
 HEARTBEAT_S = 30.0
+DEACTIVATED_CLOSE_CODE = 4403  # private range (4000-4999); "403" as in the HTTP refusal
+DEACTIVATED_REASON = b"device_deactivated"
+# How often connected devices' active flags are re-read. get_device caches a row for
+# ROW_CACHE_S, so another process's deactivation closes the socket within about 3 s.
+ACTIVE_RECHECK_S = 1.0
 
 
 @dataclass(eq=False)
@@ -37,6 +48,7 @@ class Connection:
     event_id: str | None
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
+    writer: asyncio.Task[None] | None = None
 
 
 class LiveHub:
@@ -59,6 +71,49 @@ class LiveHub:
                 return None
             venue = self._venues[device_id] = device["venue_id"]
         return venue
+
+    def drop_device(self, device_id: str) -> int:
+        """Close every socket of a deactivated device now. Each leaves the fan-out and its
+        writer is cancelled before the close frame goes, so not one more queued entry
+        reaches it; the close handshake runs in the background (the admin call never waits
+        on a slow device). Returns how many sockets were closed."""
+        doomed = [c for c in self.connections if c.device_id == device_id]
+        for conn in doomed:
+            self.connections.discard(conn)
+            if conn.writer is not None:
+                conn.writer.cancel()
+            closing = asyncio.get_running_loop().create_task(
+                conn.ws.close(code=DEACTIVATED_CLOSE_CODE, message=DEACTIVATED_REASON)
+            )
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        if doomed:
+            log.info("live sockets of a deactivated device closed", extra={"device": device_id})
+        return len(doomed)
+
+    def is_active(self, device_id: str) -> bool:
+        device = self.store.get_device(device_id)
+        return device is not None and bool(device["active"])
+
+    def drop_inactive(self) -> int:
+        """Close the sockets of devices no longer active: catches deactivations this process
+        did not make itself (a CLI, another hub process), once the row cache lets them
+        through."""
+        return sum(
+            self.drop_device(device_id)
+            for device_id in {c.device_id for c in self.connections}
+            if not self.is_active(device_id)
+        )
+
+    async def watch_active(self) -> None:
+        """Run drop_inactive every ACTIVE_RECHECK_S while the hub is up; a store error is
+        logged and retried next time (a busy database must not leave a device listening)."""
+        while True:
+            await asyncio.sleep(ACTIVE_RECHECK_S)
+            try:
+                self.drop_inactive()
+            except Exception:
+                log.exception("live: re-checking devices' active flags failed")
 
     def on_scans(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
         """Store listener (runs right after the commit): queue the messages; each
@@ -128,9 +183,12 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[LIVE]
     conn = Connection(device["id"], device["venue_id"], event_id, ws)
     hub.connections.add(conn)
-    writer = asyncio.create_task(_writer(conn))
+    writer = conn.writer = asyncio.create_task(_writer(conn))
     try:
-        await ws.send_json({"type": "hello", "device_id": device["id"], "event_id": event_id})
+        if hub.is_active(device["id"]):
+            await ws.send_json({"type": "hello", "device_id": device["id"], "event_id": event_id})
+        else:  # deactivated while the upgrade was under way: it missed drop_device
+            hub.drop_device(device["id"])
         async for msg in ws:  # devices only listen; anything they send is ignored
             if msg.type is WSMsgType.ERROR:
                 break
@@ -150,7 +208,11 @@ def install(app: web.Application) -> LiveHub:
     @contextlib.asynccontextmanager
     async def listen(app: web.Application) -> AsyncIterator[None]:
         app[STORE].scan_listeners.append(hub.on_scans)
+        watch = asyncio.create_task(hub.watch_active())
         yield
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
         app[STORE].scan_listeners.remove(hub.on_scans)
 
     async def close_all(app: web.Application) -> None:

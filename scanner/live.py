@@ -12,6 +12,10 @@ after each commit, the upload is stored at the hub, and the hub pushes it to eve
 
 The socket lives in its own thread with its own event loop (aiohttp), so the Textual loop,
 the CLI and the sync worker's thread are never held up by it.
+
+When a venue manager deactivates this device the hub closes the socket with code 4403
+("device_deactivated") and refuses the upgrade with 403 from then on; the channel then stops
+reconnecting (every try would be refused) until the gate is enrolled again.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ LIVE_PATH = "/api/device/live"
 LIVE_POLICY = LinkPolicy(fail_after=1, recover_after=1, poll_s=1.0)
 HEARTBEAT_S = 20.0
 EVENT_RECHECK_S = 2.0  # how often an open socket checks the gate still holds the same event
+DEACTIVATED_CLOSE_CODE = 4403  # the hub's close code for a deactivated device (hub/live.py)
 
 Merged = Callable[[list[ScanFact]], None]
 
@@ -95,6 +100,7 @@ class LiveChannel:
         self.monitor = ConnectionMonitor(policy or LIVE_POLICY, rng)
         self._event_id = event_id
         self.connected = threading.Event()  # set while the socket is open (tests wait on it)
+        self.deactivated = threading.Event()  # the hub deactivated this device: no reconnects
         self.received = 0  # entries from other gates merged as new, since start
         self.connected_path: str | None = None  # the socket's path while it is open
         self.event_recheck_s = EVENT_RECHECK_S
@@ -145,8 +151,13 @@ class LiveChannel:
         """Connect, listen until the socket ends, wait, connect again: until stopped."""
         async with aiohttp.ClientSession() as session:
             while not self._stopping.is_set():
+                device_id = self.store.device_id
                 try:
                     await self._listen(session)
+                except DeviceDeactivated as exc:
+                    self.monitor.bad()
+                    self.deactivated.set()
+                    log.warning("live channel stopped: %s", exc)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     self.monitor.bad()
                     log.info("live channel down: %s", exc)
@@ -157,14 +168,30 @@ class LiveChannel:
                     self.connected.clear()
                 if self._stopping.is_set():
                     break
+                if self.deactivated.is_set():
+                    await self._until_reenrolled(device_id)
+                    continue
                 await asyncio.sleep(self.monitor.next_delay_s())
+
+    async def _until_reenrolled(self, device_id: str) -> None:
+        """Wait while the gate holds the deactivated identity (the hub refuses it for good);
+        a new enrolment (a new device id) lets the channel connect again."""
+        while not self._stopping.is_set() and self.store.device_id == device_id:
+            await asyncio.sleep(self.event_recheck_s)
+        self.deactivated.clear()
 
     async def _listen(self, session: aiohttp.ClientSession) -> None:
         path = self.path()
         headers = self._signed(path)
-        async with session.ws_connect(
-            self.hub_url + path, headers=headers, heartbeat=HEARTBEAT_S, autoping=True
-        ) as ws:
+        try:
+            ws = await session.ws_connect(
+                self.hub_url + path, headers=headers, heartbeat=HEARTBEAT_S, autoping=True
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 403:  # the live route's only 403 is device_deactivated
+                raise DeviceDeactivated("the hub refuses this device (403)") from exc
+            raise
+        async with ws:
             self.monitor.good(0.0)
             self.connected_path = path
             self.connected.set()
@@ -178,6 +205,8 @@ class LiveChannel:
             finally:
                 watch.cancel()
                 self.connected_path = None
+        if ws.close_code == DEACTIVATED_CLOSE_CODE:
+            raise DeviceDeactivated("the hub closed the socket: device_deactivated")
 
     async def _close_when_the_event_moves(
         self, ws: aiohttp.ClientWebSocketResponse, path: str
@@ -232,6 +261,10 @@ class LiveChannel:
         return sign_request(
             device_id=device_id, seed=seed, method="GET", path=path, body=b"", now_ms=now
         )
+
+
+class DeviceDeactivated(Exception):
+    """The hub deactivated this device: reconnecting cannot help until it is enrolled again."""
 
 
 class LiveRefused(Exception):
