@@ -13,7 +13,17 @@ import segno
 from aiohttp import web
 
 from hub.auth import Principal, require_admin, scoped_venue
-from hub.errors import ApiError, Fields, not_found, read_json_object
+from hub.errors import (
+    ApiError,
+    Body,
+    Fields,
+    accepts,
+    integer,
+    not_found,
+    read_json_object,
+    text,
+    texts,
+)
 from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, STORE
 from hub.live import LIVE
 from manifests.admission_types import Direction
@@ -22,6 +32,25 @@ from protocol.signing import b64encode, enrollment_uri, key_fingerprint
 routes = web.RouteTableDef()
 T = TypeVar("T")
 MAX_ENROLLMENT_TTL_S = 24 * 3600
+VENUE = Body(name=text(), timezone=text(64))
+ZONE = Body(name=text(100))
+GATE = Body(
+    name=text(100),
+    direction=text(required=False, choices=tuple(str(d) for d in Direction)),
+    zones=texts(),
+)
+DEVICE_CHANGE = Body(  # null clears a gate or zone
+    at_least_one=True,
+    name=text(100, required=False, nullable=False),
+    gate_id=text(64, required=False),
+    zone=text(100, required=False),
+)
+ENROLLMENT = Body(
+    name=text(100),
+    gate_id=text(64, required=False),
+    zone=text(100, required=False),
+    ttl_s=integer(30, MAX_ENROLLMENT_TTL_S, required=False),
+)
 
 
 def _unique(action: Callable[[], T], what: str) -> T:
@@ -79,8 +108,8 @@ def _scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]
 
 def _known_zone(request: web.Request, venue_id: str, zone: str) -> None:
     names = {z["name"] for z in request.app[STORE].list_zones(venue_id)}
-    if zone not in names:
-        raise ApiError(400, "unknown_zone", f"Zone {zone} is not defined at this venue.")
+    if zone not in names:  # a name the venue lacks, like an unknown id: not found
+        raise ApiError(404, "unknown_zone", f"Zone {zone} is not defined at this venue.")
 
 
 @routes.get("/api/admin/whoami")
@@ -97,12 +126,13 @@ async def list_venues(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/venues")
+@accepts(VENUE)
 async def create_venue(request: web.Request) -> web.Response:
     p = require_admin(request, "venue.create")
     if p.venue_id is not None:
         raise ApiError(403, "forbidden_scope", "A venue-scoped token cannot create venues.")
-    f = Fields(await read_json_object(request), {"name", "timezone"})
-    name, timezone = f.text("name"), f.text("timezone", max_len=64)
+    f = Fields(await read_json_object(request), VENUE)
+    name, timezone = f.text("name"), f.text("timezone")
     store, now = request.app[STORE], request.app[CLOCK]()
     row = _unique(lambda: store.create_venue(p.tenant_id, name, timezone, p.actor, now), "venue")
     return web.json_response(venue_json(row), status=201)
@@ -123,10 +153,11 @@ async def list_zones(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/venues/{venue_id}/zones")
+@accepts(ZONE)
 async def create_zone(request: web.Request) -> web.Response:
     p = require_admin(request, "venue.configure")
     venue = scoped_venue(request, p, request.match_info["venue_id"])
-    name = Fields(await read_json_object(request), {"name"}).text("name", max_len=100)
+    name = Fields(await read_json_object(request), ZONE).text("name")
     store, now = request.app[STORE], request.app[CLOCK]()
     row = _unique(lambda: store.create_zone(p.tenant_id, venue["id"], name, p.actor, now), "zone")
     return web.json_response({"id": row["id"], "name": row["name"]}, status=201)
@@ -141,14 +172,13 @@ async def list_gates(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/venues/{venue_id}/gates")
+@accepts(GATE)
 async def create_gate(request: web.Request) -> web.Response:
     p = require_admin(request, "venue.configure")
     venue = scoped_venue(request, p, request.match_info["venue_id"])
-    f = Fields(await read_json_object(request), {"name", "direction", "zones"})
-    name = f.text("name", max_len=100)
-    direction = f.text("direction", required=False) or Direction.ENTRY
-    if direction not in tuple(Direction):
-        raise ApiError(400, "invalid_field", "Field direction must be 'entry' or 'exit'.")
+    f = Fields(await read_json_object(request), GATE)
+    name = f.text("name")
+    direction = f.text("direction") or Direction.ENTRY
     zones = f.text_list("zones")
     for zone in zones:
         _known_zone(request, venue["id"], zone)
@@ -190,22 +220,23 @@ async def deactivate_device(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/admin/devices/{device_id}")
+@accepts(DEVICE_CHANGE)
 async def update_device(request: web.Request) -> web.Response:
     """Rename a device or move it to another gate or zone of its venue; null clears."""
     p = require_admin(request, "device.manage")
     device = _scoped_device(request, p)
     body = await read_json_object(request)
-    f = Fields(body, {"name", "gate_id", "zone"})
+    f = Fields(body, DEVICE_CHANGE)
     changes: dict[str, Any] = {}
     if "name" in body:
-        changes["name"] = f.text("name", max_len=100)
+        changes["name"] = f.text("name")
     if "gate_id" in body:
-        gate_id = f.text("gate_id", required=False, max_len=64)
+        gate_id = f.text("gate_id")
         if gate_id is not None and request.app[STORE].get_gate(gate_id, device["venue_id"]) is None:
             raise not_found("gate")
         changes["gate_id"] = gate_id
     if "zone" in body:
-        zone = f.text("zone", required=False, max_len=100)
+        zone = f.text("zone")
         if zone is not None:
             _known_zone(request, device["venue_id"], zone)
         changes["zone"] = zone
@@ -216,15 +247,14 @@ async def update_device(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/venues/{venue_id}/enrollments")
+@accepts(ENROLLMENT)
 async def create_enrollment(request: web.Request) -> web.Response:
     """A one-time, short-lived code (and its QR) a device spends to enrol with its own key."""
     p = require_admin(request, "device.manage")
     venue = scoped_venue(request, p, request.match_info["venue_id"])
-    f = Fields(await read_json_object(request), {"name", "gate_id", "zone", "ttl_s"})
-    name = f.text("name", max_len=100)
-    gate_id = f.text("gate_id", required=False, max_len=64)
-    zone = f.text("zone", required=False, max_len=100)
-    ttl_s = f.integer("ttl_s", required=False, low=30, high=MAX_ENROLLMENT_TTL_S)
+    f = Fields(await read_json_object(request), ENROLLMENT)
+    name, gate_id, zone = f.text("name"), f.text("gate_id"), f.text("zone")
+    ttl_s = f.integer("ttl_s")
     store = request.app[STORE]
     if gate_id is not None and store.get_gate(gate_id, venue["id"]) is None:
         raise not_found("gate")

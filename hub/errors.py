@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -106,58 +108,236 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-class Fields:
-    """Typed access to a JSON object's fields; rejects unknown fields and wrong types."""
+MAX_INT = 2**53  # past this a JSON reader may round
 
-    def __init__(self, body: dict[str, Any], allowed: set[str]) -> None:
-        unknown = sorted(set(body) - allowed)
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a request body: what Fields accepts and what /openapi.json shows, from one
+    declaration. An optional field sent as null counts as absent unless `nullable` is off."""
+
+    kind: str  # text, integer, texts, int_map, or raw (checked by the route's own parser)
+    required: bool = True
+    nullable: bool = True
+    max_len: int = 200
+    low: int = 0
+    high: int = MAX_INT
+    min_items: int = 0
+    max_items: int = 50
+    choices: tuple[str, ...] = ()
+    code: str = "invalid_field"  # the code for a value outside `choices` or `pattern`
+    pattern: str = r"\S"  # searched, as JSON Schema does: anchor it to match whole
+    raw_schema: dict[str, Any] | None = None
+
+    def json_schema(self) -> dict[str, Any]:
+        if self.kind == "raw":
+            assert self.raw_schema is not None
+            return self.raw_schema
+        schema: dict[str, Any]
+        if self.kind == "text" and self.choices:
+            schema = {"type": "string", "enum": list(self.choices)}
+        elif self.kind == "text":
+            schema = {"type": "string", "maxLength": self.max_len, "pattern": self.pattern}
+        elif self.kind == "integer":
+            schema = {"type": "integer", "minimum": self.low, "maximum": self.high}
+        elif self.kind == "texts":
+            item = {"type": "string", "maxLength": 100, "pattern": r"\S"}
+            schema = {"type": "array", "items": item, "maxItems": self.max_items}
+            if self.min_items:
+                schema["minItems"] = self.min_items
+        else:
+            value = {"type": "integer", "minimum": 0, "maximum": self.high}
+            schema = {"type": "object", "additionalProperties": value}
+            schema["maxProperties"] = self.max_items
+        if self.nullable and not self.required and self.kind != "texts":
+            schema["type"] = [schema["type"], "null"]
+            if "enum" in schema:
+                schema["enum"] = [*schema["enum"], None]
+        return schema
+
+
+def text(
+    max_len: int = 200,
+    *,
+    required: bool = True,
+    nullable: bool = True,
+    choices: tuple[str, ...] = (),
+    code: str = "invalid_field",
+    pattern: str = r"\S",
+) -> Field:
+    """Text with a non-space character (stored stripped), or one of `choices` exactly."""
+    return Field("text", required, nullable, max_len, choices=choices, code=code, pattern=pattern)
+
+
+def integer(low: int = 0, high: int = MAX_INT, *, required: bool = True) -> Field:
+    return Field("integer", required, low=low, high=high)
+
+
+def texts(max_items: int = 50, *, min_items: int = 0) -> Field:
+    """A list of short texts; absent is empty."""
+    return Field("texts", min_items > 0, False, min_items=min_items, max_items=max_items)
+
+
+def int_map(high: int = MAX_INT, max_items: int = 100) -> Field:
+    """Ids to non-negative integers."""
+    return Field("int_map", False, high=high, max_items=max_items)
+
+
+def raw(schema: dict[str, Any], *, required: bool = True) -> Field:
+    """A field its route checks itself (Fields only documents it)."""
+    return Field("raw", required, raw_schema=schema)
+
+
+class Body:
+    """A route's JSON request body, declared once: Fields checks a request against it and
+    /openapi.json documents it (hub/openapi.py reads it off the handler, see `accepts`)."""
+
+    def __init__(
+        self, *, at_least_one: bool = False, one_of: tuple[str, ...] = (), **fields: Field
+    ) -> None:
+        self.fields = fields
+        self.names = frozenset(fields)
+        self.at_least_one = at_least_one
+        self.one_of = one_of  # exactly one of these must be given (not null)
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": {name: f.json_schema() for name, f in self.fields.items()},
+            "additionalProperties": False,
+        }
+        required = [name for name, f in self.fields.items() if f.required]
+        if required:
+            out["required"] = required
+        if self.at_least_one:
+            out["minProperties"] = 1
+        if self.one_of:
+            out["oneOf"] = [
+                {"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in self.one_of
+            ]
+        return out
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def accepts(body: Body) -> Callable[[H], H]:
+    """Marks a handler with the body it reads, so the document shows exactly that."""
+
+    def mark(handler: H) -> H:
+        handler.request_body = body  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def request_body(handler: Callable[..., Any]) -> Body | None:
+    return getattr(handler, "request_body", None)
+
+
+_TEXT, _INTEGER, _TEXTS, _INT_MAP = text(), integer(), texts(), int_map()
+
+
+class Fields:
+    """Typed access to a JSON object's fields; rejects unknown fields and wrong types. Given
+    a Body, its declarations set every limit (a differing limit passed here is a bug)."""
+
+    def __init__(self, body: dict[str, Any], allowed: Body | set[str]) -> None:
+        self.spec = allowed if isinstance(allowed, Body) else None
+        names = allowed.names if isinstance(allowed, Body) else allowed
+        unknown = sorted(set(body) - names)
         if unknown:
             raise ApiError(400, "unknown_field", f"Unknown field: {unknown[0]}.")
         self.body = body
+        if self.spec is not None and self.spec.at_least_one and not body:
+            listed = ", ".join(self.spec.names)
+            raise ApiError(400, "missing_field", f"Send at least one of {listed}.")
+        if self.spec is not None and self.spec.one_of:
+            given = [n for n in self.spec.one_of if body.get(n) is not None]
+            if len(given) != 1:
+                listed = " or ".join(self.spec.one_of)
+                code = "missing_field" if not given else "invalid_field"
+                raise ApiError(400, code, f"Send exactly one of {listed}.")
 
-    def text(self, name: str, *, required: bool = True, max_len: int = 200) -> str | None:
+    def _limits(self, name: str, default: Field, **given: Any) -> Field:
+        """The field's declaration (or `default` with the arguments, without a Body)."""
+        declared = self.spec.fields.get(name) if self.spec is not None else None
+        if declared is None:
+            if self.spec is not None:
+                raise TypeError(f"field {name} is not declared in the route's Body")
+            return replace(default, **{k: v for k, v in given.items() if v is not None})
+        for key, value in given.items():
+            if value is not None and getattr(declared, key) != value:
+                raise TypeError(f"field {name}: {key}={value!r} differs from the Body")
+        return declared
+
+    def _absent(self, name: str, f: Field) -> None:
+        if f.required:
+            raise ApiError(400, "missing_field", f"Field {name} is required.")
+        if not f.nullable and name in self.body:
+            raise ApiError(400, "invalid_field", f"Field {name} must not be null.")
+
+    def text(
+        self, name: str, *, required: bool | None = None, max_len: int | None = None
+    ) -> str | None:
+        f = self._limits(name, _TEXT, required=required, max_len=max_len)
         value = self.body.get(name)
         if value is None:
-            if required:
-                raise ApiError(400, "missing_field", f"Field {name} is required.")
+            self._absent(name, f)
             return None
         if not isinstance(value, str):
             raise ApiError(400, "invalid_field", f"Field {name} must be a string.")
-        value = value.strip()
-        if not value or len(value) > max_len:
-            raise ApiError(400, "invalid_field", f"Field {name} must be 1 to {max_len} characters.")
-        return value
+        if f.choices:
+            if value not in f.choices:
+                raise ApiError(400, f.code, f"{name} must be one of {', '.join(f.choices)}.")
+            return value
+        stripped = value.strip()
+        if not stripped or len(value) > f.max_len:
+            raise ApiError(
+                400, "invalid_field", f"Field {name} must be 1 to {f.max_len} characters."
+            )
+        if f.pattern != r"\S" and not re.search(f.pattern, value):
+            raise ApiError(400, f.code, f"Field {name} is not in its format.")
+        return stripped
 
     def integer(
-        self, name: str, *, required: bool = True, low: int = 0, high: int = 2**53
+        self,
+        name: str,
+        *,
+        required: bool | None = None,
+        low: int | None = None,
+        high: int | None = None,
     ) -> int | None:
+        f = self._limits(name, _INTEGER, required=required, low=low, high=high)
         value = self.body.get(name)
         if value is None:
-            if required:
-                raise ApiError(400, "missing_field", f"Field {name} is required.")
+            self._absent(name, f)
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if isinstance(value, bool) or not isinstance(value, int) or not f.low <= value <= f.high:
             raise ApiError(
-                400, "invalid_field", f"Field {name} must be an integer from {low} to {high}."
+                400, "invalid_field", f"Field {name} must be an integer from {f.low} to {f.high}."
             )
         return value
 
-    def text_list(self, name: str, *, max_items: int = 50) -> list[str]:
+    def text_list(self, name: str, *, max_items: int | None = None) -> list[str]:
+        f = self._limits(name, _TEXTS, max_items=max_items)
         value = self.body.get(name, [])
-        if not isinstance(value, list) or len(value) > max_items:
+        if not isinstance(value, list) or len(value) > f.max_items:
             raise ApiError(400, "invalid_field", f"Field {name} must be a list of strings.")
-        if not all(isinstance(v, str) and 0 < len(v.strip()) <= 100 for v in value):
+        if not all(isinstance(v, str) and len(v) <= 100 and v.strip() for v in value):
             raise ApiError(400, "invalid_field", f"Field {name} must be a list of strings.")
+        if len(value) < f.min_items:
+            raise ApiError(400, "missing_field", f"Field {name} must name at least one.")
         return [v.strip() for v in value]
 
     def int_map(self, name: str) -> dict[str, int] | None:
+        f = self._limits(name, _INT_MAP)
         value = self.body.get(name)
         if value is None:
             return None
         ok = isinstance(value, dict) and all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-            for k, v in value.items()
+            isinstance(k, str) and type(v) is int and 0 <= v <= f.high for k, v in value.items()
         )
-        if not ok or len(value) > 100:
+        if not ok or len(value) > f.max_items:
             raise ApiError(400, "invalid_field", f"Field {name} must map ids to integers.")
         return dict(value)

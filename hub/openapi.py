@@ -1,5 +1,7 @@
-"""The hub's OpenAPI 3.1 document. `OPERATIONS` lists every route by hand (a test compares it
-with the app's router both ways, so it cannot drift); the document is built from it."""
+"""The hub's OpenAPI 3.1 document. `OPERATIONS` lists every route by hand with what it answers
+(a test compares it with the app's router both ways, and the contract fuzzer checks every
+answer against it); each request body comes from the Body its handler declares
+(hub/errors.accepts), the same object that checks the request, so the two cannot drift."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import re
 from typing import Any
 
 from aiohttp import web
+
+from hub.errors import request_body
 
 ADMIN, DEVICE, NONE = "admin", "device", "none"
 
@@ -73,6 +77,219 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/device/live"): ("WebSocket: live entry state from other gates.", DEVICE),
 }
 
+
+S: dict[str, Any] = {"type": "string"}
+INT: dict[str, Any] = {"type": "integer"}
+B: dict[str, Any] = {"type": "boolean"}
+OBJ: dict[str, Any] = {"type": "object"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def array(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+def obj(**props: dict[str, Any]) -> dict[str, Any]:
+    """An object with every listed property required (more may come)."""
+    return {"type": "object", "required": list(props), "properties": props}
+
+
+NS, NINT = nullable(S), nullable(INT)
+VENUE = obj(id=S, name=S, timezone=S, created_ms=INT)
+ZONE = obj(id=S, name=S)
+GATE = obj(id=S, venue_id=S, name=S, direction={"enum": ["entry", "exit"]}, zones=array(S))
+DEVICE_ROW = obj(
+    id=S,
+    venue_id=S,
+    hardware_id=S,
+    name=S,
+    gate_id=NS,
+    zone=NS,
+    active=B,
+    public_key=S,
+    key_fingerprint=S,
+    enrolled_ms=INT,
+    deactivated_ms=NINT,
+    last_seen_ms=NINT,
+    app_version=NS,
+    manifest_revisions=OBJ,
+    pending_uploads=NINT,
+    clock_offset_ms=NINT,
+    hub_keys_version=NINT,
+)
+OWN_DEVICE = obj(
+    device_id=S,
+    venue_id=S,
+    hardware_id=S,
+    name=S,
+    gate_id=NS,
+    zone=NS,
+    active=B,
+    hub_public_key=S,
+    hub_key_fingerprint=S,
+    manifest_key_id=INT,
+)
+TICKET = obj(
+    id=S,
+    event_id=S,
+    venue_id=S,
+    status=S,
+    generation=INT,
+    ticket_type=NS,
+    zone=NS,
+    seat=NS,
+    holder_name=NS,
+    valid_days=nullable(array(S)),
+    lock_reason=NS,
+    locked_by=NS,
+    locked_ms=NINT,
+    comp_reason=NS,
+    comp_issuer=NS,
+)
+EVENT = obj(
+    id=S,
+    venue_id=S,
+    code=INT,
+    name=S,
+    timezone=S,
+    start_ms=INT,
+    end_ms=INT,
+    doors_ms=NINT,
+    days=array(S),
+    policy=OBJ,
+    comp_limit=NINT,
+    ticket_types=array(obj(code=S, name=S, zone=NS)),
+)
+DISPLAY = obj(holder=NS, tier=NS, zone=NS, seat=NS, entries_today=NINT, comp=nullable(B), note=NS)
+CHECKED = obj(
+    verdict=S,
+    reason=S,
+    message=S,
+    ticket_id=NS,
+    display=DISPLAY,
+    scan_id=NINT,
+    seq=INT,
+    repeated=B,
+    revision=INT,
+    hub_time_ms=INT,
+)
+UPLOADED = {
+    **obj(acked=array(INT)),
+    "properties": {
+        "acked": array(INT),
+        "refused": array(OBJ),
+        "revision": INT,
+        "peer_scans": array(OBJ),
+        "peer_cursor": NINT,
+        "peer_more": B,
+    },
+}
+HUB = obj(public_key=S, fingerprint=S, key_id=INT, trusted_keys=OBJ, keys_version=INT)
+STATUS_OK = obj(status={"const": "ok"})
+
+
+def json_body(schema: dict[str, Any], status: int = 200) -> dict[str, Any]:
+    return {str(status): {"description": "Success", "content": {_JSON: {"schema": schema}}}}
+
+
+def media(*types: str, status: int = 200) -> dict[str, Any]:
+    content = {t: {"schema": {"type": "string"}} for t in types}
+    return {str(status): {"description": "Success", "content": content}}
+
+
+_JSON = "application/json"
+MANIFEST_TYPE = "application/vnd.venue-gate.manifest"
+KEY_SET_TYPE = "application/vnd.venue-gate.hub-keys"
+NOT_MODIFIED = {"304": {"description": "Not modified: the device holds this revision."}}
+SWITCHING = {"101": {"description": "Switching to the WebSocket protocol."}}
+
+# (method, path) -> what a success answers: status -> response object
+RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/health"): json_body(STATUS_OK),
+    ("GET", "/health/db"): json_body(STATUS_OK),
+    ("GET", "/api/hub"): json_body(HUB),
+    ("GET", "/openapi.json"): json_body(obj(openapi=S, paths=OBJ)),
+    ("GET", "/metrics"): media("text/plain"),
+    ("GET", "/api/admin/whoami"): json_body(obj(tenant_id=S, venue_id=NS, role=S)),
+    ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE))),
+    ("POST", "/api/admin/venues"): json_body(VENUE, 201),
+    ("GET", "/api/admin/venues/{venue_id}"): json_body(VENUE),
+    ("GET", "/api/admin/venues/{venue_id}/zones"): json_body(obj(zones=array(ZONE))),
+    ("POST", "/api/admin/venues/{venue_id}/zones"): json_body(ZONE, 201),
+    ("GET", "/api/admin/venues/{venue_id}/gates"): json_body(obj(gates=array(GATE))),
+    ("POST", "/api/admin/venues/{venue_id}/gates"): json_body(GATE, 201),
+    ("GET", "/api/admin/devices"): json_body(obj(devices=array(DEVICE_ROW))),
+    ("GET", "/api/admin/devices/{device_id}"): json_body(DEVICE_ROW),
+    ("POST", "/api/admin/devices/{device_id}/deactivate"): json_body(DEVICE_ROW),
+    ("PATCH", "/api/admin/devices/{device_id}"): json_body(DEVICE_ROW),
+    ("POST", "/api/admin/venues/{venue_id}/enrollments"): json_body(
+        obj(
+            id=S,
+            code=S,
+            expires_ms=INT,
+            payload=S,
+            hub_key_fingerprint=S,
+            qr_png_base64=S,
+        ),
+        201,
+    ),
+    ("GET", "/api/admin/audit"): json_body(
+        obj(
+            entries=array(
+                obj(id=S, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ)
+            )
+        )
+    ),
+    ("GET", "/api/admin/events/{event_id}"): json_body(EVENT),
+    ("GET", "/api/admin/events/{event_id}/reconciliation"): json_body(
+        obj(event_id=S, counts={**OBJ, "additionalProperties": INT}, double_entries=array(OBJ))
+    ),
+    ("GET", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
+    ("POST", "/api/admin/events/{event_id}/comps"): json_body(TICKET, 201),
+    ("POST", "/api/admin/tickets/lock"): json_body(obj(locked=array(S), reason=S)),
+    ("POST", "/api/admin/tickets/unlock"): json_body(obj(unlocked=array(S))),
+    ("POST", "/api/admin/tickets/status"): json_body(obj(tickets=array(S), status=S)),
+    ("POST", "/api/admin/tickets/{ticket_id}/reissue"): json_body(TICKET),
+    ("POST", "/api/admin/tickets/{ticket_id}/transfer"): json_body(TICKET),
+    ("GET", "/api/admin/tickets/{ticket_id}/credential"): media(
+        "text/plain", "image/png", "image/svg+xml"
+    ),
+    ("POST", "/api/device/enroll"): json_body(OWN_DEVICE, 201),
+    ("GET", "/api/device/me"): json_body(OWN_DEVICE),
+    ("POST", "/api/device/heartbeat"): json_body(
+        obj(ok=B, hub_time_ms=INT, hub_keys_version=INT, event_id=NS)
+    ),
+    ("POST", "/api/device/scans"): json_body(UPLOADED),
+    ("GET", "/api/device/events/{event_id}/manifest"): {
+        **media(MANIFEST_TYPE),
+        **NOT_MODIFIED,
+    },
+    ("GET", "/api/device/hub-keys"): media(KEY_SET_TYPE),
+    ("POST", "/api/device/check"): json_body(CHECKED),
+    ("GET", "/api/device/live"): SWITCHING,
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("GET", "/api/admin/devices"): [
+        _query("venue_id", {**S, "maxLength": 64}, "Only this venue's devices."),
+        _query("active", {"enum": ["true", "false"]}, "Only active or deactivated devices."),
+    ],
+    ("GET", "/api/device/events/{event_id}/manifest"): [
+        _query("since", {**S, "pattern": "^[0-9]{1,15}$"}, "Delta from this revision."),
+    ],
+    ("GET", "/api/admin/tickets/{ticket_id}/credential"): [
+        _query("format", {"enum": ["text", "png", "svg"]}, "text (default), png or svg."),
+    ],
+}
+
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -94,30 +311,45 @@ _SECURITY = {
 }
 
 
-def _operation(method: str, path: str, summary: str, auth: str) -> dict[str, Any]:
-    params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _operation(method: str, path: str, summary: str, auth: str, body: Any | None) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {**S, "minLength": 1}}
         for name in re.findall(r"{(\w+)}", path)
     ]
+    params += QUERY.get((method, path), [])
     error = {
         "description": "Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
         "summary": summary,
         "security": _SECURITY[auth],
-        "responses": {"200": {"description": "Success"}, "default": error},
+        "responses": {**RESPONSES[(method, path)], "default": error},
     }
     if params:
         op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {_JSON: {"schema": body.schema()}}}
     return op
 
 
-def document() -> dict[str, Any]:
+def request_bodies(app: web.Application) -> dict[tuple[str, str], Any]:
+    """(method, path) -> the Body its handler declares, for every route that reads one."""
+    out = {}
+    for route in app.router.routes():
+        body = request_body(route.handler)
+        if body is not None and route.resource is not None:
+            out[(route.method, route.resource.canonical)] = body
+    return out
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    bodies = request_bodies(app)
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), (summary, auth) in OPERATIONS.items():
-        paths.setdefault(path, {})[method.lower()] = _operation(method, path, summary, auth)
+        body = bodies.get((method, path))
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, summary, auth, body)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Venue gate hub", "version": "1"},
@@ -143,4 +375,4 @@ routes = web.RouteTableDef()
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    return web.json_response(document(request.app))

@@ -8,13 +8,32 @@ from typing import Any
 from aiohttp import web
 
 from hub.auth import Principal, require_admin
-from hub.errors import ApiError, Fields, not_found, read_json_object
+from hub.errors import ApiError, Body, Fields, accepts, not_found, read_json_object, text, texts
 from hub.keys import CLOCK, STORE
 from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
 
 routes = web.RouteTableDef()
 MAX_BULK = 1000
+TICKET_IDS = texts(MAX_BULK, min_items=1)
+COMP = Body(
+    reason=text(50, choices=tuple(COMP_REASONS), code="invalid_comp_reason"),
+    holder_name=text(200),
+    ticket_type=text(100, required=False),
+    zone=text(100, required=False),
+    seat=text(50, required=False),
+)
+LOCK = Body(
+    ticket_ids=TICKET_IDS,
+    reason=text(50, choices=tuple(LOCK_REASONS), code="invalid_lock_reason"),
+)
+UNLOCK = Body(ticket_ids=TICKET_IDS)
+WITHDRAW = Body(
+    ticket_ids=TICKET_IDS,
+    status=text(20, choices=tuple(str(s) for s in WITHDRAWN_STATUSES), code="invalid_status"),
+    note=text(500, required=False),
+)
+TRANSFER = Body(holder_name=text(200))
 
 
 def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
@@ -42,10 +61,7 @@ def _event(request: web.Request, p: Principal) -> dict[str, Any]:
 
 
 def _ticket_ids(f: Fields) -> list[str]:
-    ids = f.text_list("ticket_ids", max_items=MAX_BULK)
-    if not ids:
-        raise ApiError(400, "missing_field", "Field ticket_ids must name at least one ticket.")
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(f.text_list("ticket_ids")))
 
 
 def _scoped_tickets(request: web.Request, p: Principal, ids: list[str]) -> list[dict[str, Any]]:
@@ -73,24 +89,20 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/events/{event_id}/comps")
+@accepts(COMP)
 async def issue_comp(request: web.Request) -> web.Response:
     p = require_admin(request, "ticket.manage")
     event = _event(request, p)
-    allowed = {"reason", "holder_name", "ticket_type", "zone", "seat"}
-    f = Fields(await read_json_object(request), allowed)
-    reason = f.text("reason", max_len=50)
-    if reason not in COMP_REASONS:
-        raise ApiError(
-            400, "invalid_comp_reason", f"reason must be one of {', '.join(COMP_REASONS)}."
-        )
-    holder = f.text("holder_name", max_len=200)
-    type_name = f.text("ticket_type", required=False, max_len=100)
+    f = Fields(await read_json_object(request), COMP)
+    reason = f.text("reason")
+    holder = f.text("holder_name")
+    type_name = f.text("ticket_type")
     store = request.app[STORE]
     types = {t["name"]: t for t in store.ticket_types_of(event["id"])}
     if type_name is not None and type_name not in types:
-        raise ApiError(400, "unknown_ticket_type", f"No ticket type {type_name} at this event.")
+        raise ApiError(404, "unknown_ticket_type", f"No ticket type {type_name} at this event.")
     ticket_type = types.get(type_name) if type_name else None
-    zone = f.text("zone", required=False, max_len=100) or (ticket_type or {}).get("zone")
+    zone = f.text("zone") or (ticket_type or {}).get("zone")
     result = store.issue_comp(
         event=event,
         tenant_id=p.tenant_id,
@@ -98,7 +110,7 @@ async def issue_comp(request: web.Request) -> web.Response:
         holder_name=holder or "",
         ticket_type_id=ticket_type["id"] if ticket_type else None,
         zone=zone,
-        seat=f.text("seat", required=False, max_len=50),
+        seat=f.text("seat"),
         actor=p.actor,
         now_ms=request.app[CLOCK](),
     )
@@ -109,41 +121,37 @@ async def issue_comp(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/tickets/lock")
+@accepts(LOCK)
 async def lock(request: web.Request) -> web.Response:
     p = require_admin(request, "ticket.manage")
-    f = Fields(await read_json_object(request), {"ticket_ids", "reason"})
+    f = Fields(await read_json_object(request), LOCK)
     ids = _ticket_ids(f)
-    reason = f.text("reason", max_len=50)
-    if reason not in LOCK_REASONS:
-        raise ApiError(
-            400, "invalid_lock_reason", f"reason must be one of {', '.join(LOCK_REASONS)}."
-        )
+    reason = f.text("reason")
     tickets = _scoped_tickets(request, p, ids)
     request.app[STORE].set_locks(tickets, p.tenant_id, reason, p.actor, request.app[CLOCK]())
     return web.json_response({"locked": ids, "reason": reason})
 
 
 @routes.post("/api/admin/tickets/unlock")
+@accepts(UNLOCK)
 async def unlock(request: web.Request) -> web.Response:
     p = require_admin(request, "ticket.manage")
-    ids = _ticket_ids(Fields(await read_json_object(request), {"ticket_ids"}))
+    ids = _ticket_ids(Fields(await read_json_object(request), UNLOCK))
     tickets = _scoped_tickets(request, p, ids)
     request.app[STORE].set_locks(tickets, p.tenant_id, None, p.actor, request.app[CLOCK]())
     return web.json_response({"unlocked": ids})
 
 
 @routes.post("/api/admin/tickets/status")
+@accepts(WITHDRAW)
 async def withdraw(request: web.Request) -> web.Response:
     """Cancel, refund or revoke tickets outright (bulk, all or nothing); gates refuse them
     from their next manifest pull, the hub's online check at once."""
     p = require_admin(request, "ticket.manage")
-    f = Fields(await read_json_object(request), {"ticket_ids", "status", "note"})
+    f = Fields(await read_json_object(request), WITHDRAW)
     ids = _ticket_ids(f)
-    status = f.text("status", max_len=20)
-    allowed = [str(s) for s in WITHDRAWN_STATUSES]
-    if status not in allowed:
-        raise ApiError(400, "invalid_status", f"status must be one of {', '.join(allowed)}.")
-    note = f.text("note", required=False, max_len=500) or ""
+    status = f.text("status") or ""
+    note = f.text("note") or ""
     tickets = _scoped_tickets(request, p, ids)
     refused = request.app[STORE].withdraw_tickets(
         tickets, p.tenant_id, TicketStatus(status), note, p.actor, request.app[CLOCK]()
@@ -167,14 +175,12 @@ async def reissue(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/tickets/{ticket_id}/transfer")
+@accepts(TRANSFER)
 async def transfer(request: web.Request) -> web.Response:
     """A transfer to a new holder: new generation and credential, the old code refused as
     superseded from the gates' next manifest (and by the hub's online check at once)."""
     p = require_admin(request, "ticket.manage")
-    f = Fields(await read_json_object(request), {"holder_name"})
-    holder = f.text("holder_name", max_len=200) or ""
-    if not holder.strip():
-        raise ApiError(400, "missing_field", "Field holder_name must name the new holder.")
+    holder = Fields(await read_json_object(request), TRANSFER).text("holder_name") or ""
     ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
     result = request.app[STORE].reissue_ticket(
         ticket, p.tenant_id, p.actor, request.app[CLOCK](), new_holder=holder.strip()

@@ -110,7 +110,7 @@ async def test_admin_builds_a_venue_and_duplicates_conflict(hub: Hub) -> None:
         json={"name": "South", "direction": "entry", "zones": ["BACKSTAGE"]},
         headers=auth,
     )
-    assert bad.status_code == 400 and error_code(bad) == "unknown_zone"
+    assert bad.status_code == 404 and error_code(bad) == "unknown_zone"
     bad = await hub.client.post(
         f"/api/admin/venues/{venue_id}/gates",
         json={"name": "South", "direction": "sideways"},

@@ -340,7 +340,7 @@ async def test_manager_renames_and_moves_a_device_within_its_venue(hub: Hub) -> 
     url = f"/api/admin/devices/{device.device_id}"
     for body, status, code in (
         ({"gate_id": b_gate.json()["id"]}, 404, "not_found"),
-        ({"zone": "BACKSTAGE"}, 400, "unknown_zone"),
+        ({"zone": "BACKSTAGE"}, 404, "unknown_zone"),
         ({"name": ""}, 400, "invalid_field"),
         ({}, 400, "missing_field"),
         ({"active": True}, 400, "unknown_field"),

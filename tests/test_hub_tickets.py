@@ -67,7 +67,7 @@ async def test_comps_need_a_known_reason_and_respect_the_event_limit(hub: Hub) -
     bad = await hub.client.post(
         url, json={"reason": "press_pass", "holder_name": "Al", "ticket_type": "Pit"}, headers=box
     )
-    assert bad.status_code == 400 and error_code(bad) == "unknown_ticket_type"
+    assert bad.status_code == 404 and error_code(bad) == "unknown_ticket_type"
     first = await hub.client.post(
         url,
         json={"reason": COMP_REASONS[0], "holder_name": "Al Press", "ticket_type": "VIP"},
