@@ -16,6 +16,7 @@ from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
 from manifests.policy import event_to_hold
+from protocol.enroll_seal import open_enrollment_code
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
 
 routes = web.RouteTableDef()
@@ -59,15 +60,39 @@ def _public_key(text: str) -> bytes:
     return key
 
 
+def _sealed_code(sealed: str, keys: HubKeys, key: bytes, hardware_id: str) -> str:
+    """The code inside `sealed_code`, only for the device key and hardware id it was sealed
+    with: a relay that swaps in its own device key is refused and the code stays unspent."""
+    opened = open_enrollment_code(sealed, keys.seed)
+    if opened is None:
+        raise ApiError(
+            400, "invalid_sealed_code", "sealed_code is not an enrollment sealed to this hub."
+        )
+    if opened.public_key != key or opened.hardware_id != hardware_id:
+        raise ApiError(
+            403, "sealed_code_mismatch", "This sealed code was made for another device key."
+        )
+    return opened.code
+
+
 @routes.post("/api/device/enroll")
 async def enroll(request: web.Request) -> web.Response:
+    """Spend a one-time code. A gate that checked this hub's key (GET /api/hub) against the
+    QR's fingerprint sends `sealed_code` (protocol/enroll_seal.py), never the code in clear:
+    an impostor showing our public key learns nothing usable. `code` stays for API clients."""
     f = Fields(
-        await read_json_object(request), {"code", "hardware_id", "public_key", "app_version"}
+        await read_json_object(request),
+        {"code", "sealed_code", "hardware_id", "public_key", "app_version"},
     )
-    code = f.text("code", max_len=100)
-    hardware_id = f.text("hardware_id", max_len=128)
+    sealed = f.text("sealed_code", required=False, max_len=2000)
+    if sealed is not None and f.body.get("code") is not None:
+        raise ApiError(400, "invalid_field", "Send either code or sealed_code, not both.")
+    code = f.text("code", max_len=100) if sealed is None else ""
+    hardware_id = f.text("hardware_id", max_len=128) or ""
     key = _public_key(f.text("public_key", max_len=100) or "")
     app_version = f.text("app_version", required=False, max_len=50)
+    if sealed is not None:
+        code = _sealed_code(sealed, request.app[HUB_KEYS](), key, hardware_id)
     result = request.app[STORE].enroll_device(
         code=code,
         hardware_id=hardware_id,

@@ -1,10 +1,12 @@
-"""Enrolling this gate with a hub: spend a one-time code, keep our own key, learn the hub's.
+"""Enrolling this gate with a hub: verify the hub, spend a one-time code, keep our own key.
 
-The device makes its Ed25519 key here and sends only the public half; the private seed never
-leaves the gate's store. The hub answers with the device's identity, its place (venue, gate,
-zone) and the hub's public key, which the gate then trusts for manifests. With the
-fingerprint from the enrollment QR, a device refuses a hub that is not the one the code was
-made for.
+The gate first asks the hub for its public key (nothing secret sent) and, with the
+fingerprint from the enrollment QR, refuses a hub whose key does not match before the code
+leaves the gate. The code then goes sealed to that key and bound to this device's key, so an
+impostor relaying the real hub's public key learns nothing it can spend. The device makes its
+Ed25519 key here and sends only the public half; the private seed never leaves the gate's
+store. The hub answers with the device's identity, its place (venue, gate, zone) and its
+public key, which must be the one it showed and which the gate then trusts for manifests.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from nacl.exceptions import CryptoError
 
 from manifests.admission_types import Direction, GateContext
+from protocol.enroll_seal import seal_enrollment_code
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
 from scanner.hub_link import HUB_URL_KEY
@@ -60,43 +64,52 @@ def enroll(
     hardware_id: str | None = None,
     timeout_s: float = 10.0,
 ) -> Enrollment:
+    """Verify the hub first, then spend the code.
+
+    The hub's public key is fetched (GET /api/hub, no secret sent) and must match the QR's
+    fingerprint before anything else happens: a mismatch is `wrong_hub` and the code was
+    never sent. Even a matching key may be relayed by an impostor, so the code goes only
+    sealed to that key together with this device's key and hardware id
+    (protocol/enroll_seal.py): the real hub alone opens it, and only for this device. The
+    hub's answer must name the key it showed. Without a fingerprint (`enroll URL CODE`) the
+    key the hub shows is trusted as is, and the code is still never sent in clear.
+    """
     store = service.store
-    seed = os.urandom(32)
-    body = {
-        "code": code,
-        "hardware_id": hardware_id or _hardware_id(service),
-        "public_key": b64encode(public_key(seed)),
-        "app_version": APP_VERSION,
-    }
-    url = hub_url.rstrip("/") + "/api/device/enroll"
+    base = hub_url.rstrip("/")
+    with httpx.Client(timeout=timeout_s) as client:
+        hub_key, key_id = _hub_identity(client, base)
+        fingerprint = key_fingerprint(hub_key)
+        if expected_fingerprint is not None and not _same_fingerprint(
+            fingerprint, expected_fingerprint
+        ):
+            raise EnrollmentFailed("wrong_hub", "the hub's key does not match the enrollment QR")
+        seed = os.urandom(32)
+        device_key = b64encode(public_key(seed))
+        hardware = hardware_id or _hardware_id(service)
+        try:
+            sealed = seal_enrollment_code(
+                code, public_key=device_key, hardware_id=hardware, hub_public_key=hub_key
+            )
+        except (CryptoError, ValueError, TypeError):  # not a usable Ed25519 point
+            raise EnrollmentFailed("bad_hub_response", "the hub's key is not Ed25519") from None
+        body = {
+            "sealed_code": sealed,
+            "hardware_id": hardware,
+            "public_key": device_key,
+            "app_version": APP_VERSION,
+        }
+        data = _call(client, "POST", base, "/api/device/enroll", 201, json=body)
     try:
-        resp = httpx.post(url, json=body, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise EnrollmentFailed(
-            "hub_unreachable", f"cannot reach the hub at {hub_url}: {exc}"
-        ) from None
-    data = _json(resp)
-    if resp.status_code != 201:
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
-        raise EnrollmentFailed(
-            str(error.get("code", f"http_{resp.status_code}")),
-            str(error.get("message", f"the hub answered HTTP {resp.status_code}")),
-        )
-    try:
-        hub_key = b64decode(data["hub_public_key"])
+        answer_key = b64decode(data["hub_public_key"])
         device_id, venue_id = str(data["device_id"]), str(data["venue_id"])
         name = str(data.get("name") or "Gate")
         gate_id = str(data.get("gate_id") or device_id)
         zone = data.get("zone")
+        manifest_key_id = int(data.get("manifest_key_id", key_id))
     except (KeyError, ValueError, TypeError):
         raise EnrollmentFailed("bad_hub_response", "the hub's answer is incomplete") from None
-    if len(hub_key) != 32:
-        raise EnrollmentFailed("bad_hub_response", "the hub's public key is not Ed25519")
-    fingerprint = key_fingerprint(hub_key)
-    if expected_fingerprint is not None and not hmac.compare_digest(
-        fingerprint, expected_fingerprint
-    ):
-        raise EnrollmentFailed("wrong_hub", "the hub's key does not match the enrollment QR")
+    if not hmac.compare_digest(answer_key, hub_key):
+        raise EnrollmentFailed("wrong_hub", "the hub answered with another key than it showed")
     gate = GateContext(
         venue_id=venue_id,
         gate_id=gate_id,
@@ -105,11 +118,50 @@ def enroll(
         zones=(str(zone),) if zone else (),
     )
     store.set_key(DEVICE_SEED_KEY, seed)
-    trust_hub_key(store, int(data.get("manifest_key_id", DEFAULT_MANIFEST_KEY_ID)), hub_key)
+    trust_hub_key(store, manifest_key_id, hub_key)
     store.set_config("device_id", device_id)
-    store.set_config(HUB_URL_KEY, hub_url.rstrip("/"))
+    store.set_config(HUB_URL_KEY, base)
     service.set_gate(gate)
     return Enrollment(device_id, venue_id, gate, fingerprint)
+
+
+def _hub_identity(client: httpx.Client, base: str) -> tuple[bytes, int]:
+    """The hub's current public key and key id, as it shows them to anyone (no secret)."""
+    data = _call(client, "GET", base, "/api/hub", 200)
+    try:
+        key = b64decode(data["public_key"])
+        key_id = int(data.get("key_id", DEFAULT_MANIFEST_KEY_ID))
+    except (KeyError, ValueError, TypeError):
+        raise EnrollmentFailed("bad_hub_response", "the hub did not show its public key") from None
+    if len(key) != 32:
+        raise EnrollmentFailed("bad_hub_response", "the hub's public key is not Ed25519")
+    return key, key_id
+
+
+def _same_fingerprint(actual: str, expected: str) -> bool:
+    """Constant-time, on bytes: a QR's text may hold anything, compare_digest takes ASCII str
+    only."""
+    return hmac.compare_digest(actual.encode(), expected.strip().lower().encode())
+
+
+def _call(
+    client: httpx.Client, method: str, base: str, path: str, expect: int, **kw: Any
+) -> dict[str, Any]:
+    """One request to the hub; its JSON object, or EnrollmentFailed with the hub's code."""
+    try:
+        resp = client.request(method, base + path, **kw)
+    except httpx.HTTPError as exc:
+        raise EnrollmentFailed(
+            "hub_unreachable", f"cannot reach the hub at {base}: {exc}"
+        ) from None
+    data = _json(resp)
+    if resp.status_code != expect:
+        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        raise EnrollmentFailed(
+            str(error.get("code", f"http_{resp.status_code}")),
+            str(error.get("message", f"the hub answered HTTP {resp.status_code}")),
+        )
+    return data
 
 
 def enrolled_hub(store: GateStore) -> str | None:

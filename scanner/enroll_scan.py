@@ -2,8 +2,9 @@
 
 The frames go through the pipeline ticket scans take (hardware/camera.py: source, staged
 decoder, de-duplication), so a QR the gate can scan at the door is one it can enrol from.
-Only the reading lives here; spending the code and pinning the hub key's fingerprint from the
-QR is `scanner.enroll.enroll`, exactly as for typed QR text. Reading stores nothing.
+Only the reading lives here; checking the hub's key against the QR's fingerprint before the
+code is sent (sealed), then pinning that key, is `scanner.enroll.enroll`, exactly as for typed
+QR text. Reading stores nothing.
 """
 
 from __future__ import annotations
