@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml | system-deps
 	$(PY) -m pip install --quiet -e '.[test,serial]'
 	touch $(STAMP)
 
-# pyzbar needs the zbar shared library from Debian; install it when it is missing.
+# pyzbar (test extra only: tests and benches compare with it; the gate itself reads codes with
+# zxing-cpp, whose wheel bundles its library) needs Debian's zbar; install it when missing.
 system-deps:
 	@python3 -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('zbar') else 1)" \
 	 || { echo "installing libzbar0"; \

@@ -1,24 +1,30 @@
 """Camera input: frame sources, the QR decoding pipeline, and the worker thread that joins them.
 
-Decoding a full 1080p frame with zbar takes ~100 ms; a gate camera delivers 15-30 frames a
-second and the UI must never wait on it. So decoding runs in its own thread and does the cheap
-thing first: zbar on a downscaled greyscale frame (a phone held up to the gate is large enough),
-then zbar on the full-resolution region where the last code was seen, and only then the full
-frame, with OpenCV's `QRCodeDetector` as the fallback for what zbar misses (it locates on the
-small frame and decodes only the full-resolution crop). Those last, expensive passes run on
-every `deep_every`-th frame that missed, so an empty scene costs little CPU.
+A gate camera delivers 15-30 frames a second and the UI must never wait on it. So decoding
+runs in its own thread: zxing-cpp reads every QR code in the full greyscale frame (3 ms at
+720p), with OpenCV's `QRCodeDetector` as the fallback for what it misses (it locates on a
+downscaled frame and decodes only the full-resolution crop). That slow pass runs on every
+`deep_every`-th frame that missed, so an empty scene costs little CPU. zxing-cpp replaced
+pyzbar after an A/B (`bench/decoder_bench.py`): it read more codes in a tenth of the time,
+and it reads structured-append codes, on which pyzbar raises.
+
+Any code can be in view, so no pass may take the frame down with it: a pass that raises
+counts as a miss (and is counted in `QrDecoder.pass_errors`) and the passes after it still run.
 
 No camera is a normal state for a gate (a keyboard-wedge scanner may be all it has): opening a
-missing device gives `SourceState.NO_CAMERA`, never an exception.
+missing device gives `SourceState.NO_CAMERA`, never an exception, with the reason in words
+(`source.reason`: device missing, permission denied, cannot open) for staff to act on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,8 +33,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from pyzbar.pyzbar import ZBarSymbol
-from pyzbar.pyzbar import decode as zbar_decode
+import zxingcpp
 
 from hardware.dedupe import Deduper
 
@@ -45,9 +50,32 @@ class SourceState(StrEnum):
     CLOSED = "closed"
 
 
+class CameraFault(StrEnum):
+    """Why a source gives no frames, in words staff can act on: "No camera" alone does not
+    tell a loose cable from a gate user outside the `video` group."""
+
+    MISSING = "device missing"  # no such device, file or folder
+    PERMISSION = "permission denied"  # it is there, but this user may not open it
+    CANNOT_OPEN = "cannot open"  # there and allowed, but OpenCV cannot open it (busy, not a
+    # camera, stream unreachable, unknown file format)
+    NO_IMAGES = "no images"  # a folder without one image in it
+    LOST = "stopped delivering"  # a live camera that was open stopped giving frames
+
+
+def _path_fault(path: Path, device: bool) -> CameraFault | None:
+    """Ask the file system first: it knows missing and forbidden apart, OpenCV does not."""
+    if not path.exists():
+        return CameraFault.MISSING
+    mode = os.R_OK | (os.W_OK if device else 0)  # V4L2 opens a camera read-write
+    if not os.access(path, mode):
+        return CameraFault.PERMISSION
+    return None
+
+
 class FrameSource(Protocol):
     state: SourceState
     description: str
+    reason: CameraFault | None  # why state is NO_CAMERA; None while open
 
     def read(self) -> np.ndarray | None:
         """The next BGR frame, or None (then `state` says why)."""
@@ -63,14 +91,21 @@ class VideoSource:
         self.live = live
         self._capture: cv2.VideoCapture | None = None
         self.state = SourceState.NO_CAMERA
-        if isinstance(target, str) and not _URL.match(target) and not Path(target).exists():
-            return  # do not let OpenCV probe (and log about) a path that is not there
+        self.reason: CameraFault | None = None
+        if isinstance(target, str) and not _URL.match(target):
+            # do not let OpenCV probe (and log about) a path that is not there or not ours
+            self.reason = _path_fault(Path(target), device=target.startswith("/dev/"))
+            if self.reason is not None:
+                log.warning("camera %s: %s", target, self.reason)
+                return
         capture = cv2.VideoCapture(target, api)
         if capture.isOpened():
             self._capture = capture
             self.state = SourceState.OPEN
         else:
             capture.release()
+            self.reason = CameraFault.CANNOT_OPEN
+            log.warning("camera %s: %s", target, self.reason)
 
     def read(self) -> np.ndarray | None:
         if self._capture is None:
@@ -79,6 +114,8 @@ class VideoSource:
         if not ok or frame is None:
             # A live camera that stops delivering has gone away; a file has simply ended.
             self.state = SourceState.NO_CAMERA if self.live else SourceState.ENDED
+            if self.live:
+                self.reason = CameraFault.LOST
             self.close(keep_state=True)
             return None
         return frame
@@ -97,11 +134,18 @@ class FolderSource:
     def __init__(self, folder: Path, loop: bool = False) -> None:
         self.description = str(folder)
         self.loop = loop
-        self._files = (
-            sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if folder.is_dir()
-            else []
-        )
+        self.reason: CameraFault | None = None
+        self._files: list[Path] = []
+        try:
+            self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except FileNotFoundError:
+            self.reason = CameraFault.MISSING
+        except PermissionError:
+            self.reason = CameraFault.PERMISSION
+        except OSError:  # not a folder, or it cannot be listed
+            self.reason = CameraFault.CANNOT_OPEN
+        if self.reason is None and not self._files:
+            self.reason = CameraFault.NO_IMAGES
         self._next = 0
         self.state = SourceState.OPEN if self._files else SourceState.NO_CAMERA
 
@@ -131,8 +175,9 @@ def open_source(spec: int | str | Path) -> FrameSource:
         spec = str(spec)
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         index = int(spec)
-        if not Path(f"/dev/video{index}").exists():
-            return VideoSource(f"/dev/video{index}")  # NO_CAMERA without probing
+        device = f"/dev/video{index}"
+        if _path_fault(Path(device), device=True) is not None:
+            return VideoSource(device)  # NO_CAMERA with its reason, without probing
         return VideoSource(index, cv2.CAP_V4L2)
     if _URL.match(spec):
         return VideoSource(spec, cv2.CAP_FFMPEG)
@@ -147,14 +192,34 @@ def open_source(spec: int | str | Path) -> FrameSource:
 @dataclass(frozen=True, slots=True)
 class DecodeResult:
     payloads: tuple[str, ...]
-    stage: str | None  # "small", "roi", "full", "opencv"; None when nothing was found
+    stage: str | None  # "full" (the reader), "opencv"; None when nothing was found
     rect: tuple[int, int, int, int] | None = None  # x, y, w, h in full-frame pixels
 
 
 _NOTHING = DecodeResult((), None)
 
+Found = list[tuple[str, tuple[int, int, int, int]]]  # (text, (x, y, w, h)) per code
+Reader = Callable[[np.ndarray], Found]
 
-def zbar_qr(gray: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
+
+def zxing_qr(gray: np.ndarray) -> Found:
+    """Every QR code zxing-cpp reads in a greyscale image (numpy views are read in place)."""
+    found = []
+    for code in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode):
+        p = code.position
+        xs = (p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x)
+        ys = (p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y)
+        x, y = min(xs), min(ys)
+        found.append((code.text, (x, y, max(xs) - x, max(ys) - y)))
+    return found
+
+
+def zbar_qr(gray: np.ndarray) -> Found:
+    """The decoder the gate used before zxing-cpp, kept as the benches' baseline. pyzbar is
+    imported here, not at the top, so the gate itself no longer needs it or libzbar0."""
+    from pyzbar.pyzbar import ZBarSymbol
+    from pyzbar.pyzbar import decode as zbar_decode
+
     found = []
     for symbol in zbar_decode(gray, symbols=[ZBarSymbol.QRCODE]):
         try:
@@ -167,67 +232,87 @@ def zbar_qr(gray: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
 
 
 class QrDecoder:
-    """The staged pipeline; keeps the last code's region between frames. Not thread-safe:
-    one decoder per reader thread."""
+    """The reader on the whole frame, then OpenCV on misses. Not thread-safe: one decoder per
+    reader thread. `reader` is the library pass (zxing-cpp; the bench swaps in pyzbar);
+    `pass_errors` counts, per pass, the exceptions it swallowed.
+
+    Every frame gets the full-resolution pass: with pyzbar the gate read a downscaled frame
+    first and stopped at its first hit, so a poster or a second phone read there hid a ticket
+    only the full frame showed. zxing-cpp reads a full 720p frame faster than that staged
+    pyzbar pipeline did (see README, "Camera decoder")."""
 
     def __init__(
         self,
         small_width: int = 640,
-        roi_margin: float = 0.6,
-        roi_ttl_frames: int = 30,
         deep_every: int = 4,
         use_opencv: bool = True,
+        reader: Reader = zxing_qr,
     ) -> None:
-        self.small_width = small_width
-        self.roi_margin = roi_margin
-        self.roi_ttl_frames = roi_ttl_frames
+        self.reader = reader
+        self.pass_errors: Counter[str] = Counter()
+        self.small_width = small_width  # OpenCV locates on a frame this wide
         self.deep_every = max(1, deep_every)
         self.use_opencv = use_opencv
         self._opencv = cv2.QRCodeDetector() if use_opencv else None
-        self._last_rect: tuple[int, int, int, int] | None = None
-        self._frames_since_hit = 0
         self._misses = 0
+        self._failed: str | None = None  # the last pass that raised on the current frame
+        self._logged: set[str] = set()
 
     def decode(self, frame: np.ndarray) -> DecodeResult:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        self._failed = None
         result = self._decode_gray(gray)
-        if result.payloads:
-            self._last_rect, self._frames_since_hit, self._misses = result.rect, 0, 0
-        else:
-            self._frames_since_hit += 1
-            self._misses += 1
-            if self._frames_since_hit > self.roi_ttl_frames:
-                self._last_rect = None
+        self._misses = 0 if result.payloads else self._misses + 1
         return result
 
     def _decode_gray(self, gray: np.ndarray) -> DecodeResult:
-        height, width = gray.shape
-        deep_turn = self._misses % self.deep_every == 0
-        if width <= self.small_width:  # already small: the full frame is the cheap pass
-            hit = self._from(zbar_qr(gray), "full", 1.0)
-            if hit:
-                return hit
-            return self._opencv_pass(gray) if deep_turn else _NOTHING
+        hit = self._read(gray, "full", 1.0)
+        if hit:
+            return hit
+        # OpenCV is slow: it waits for every deep_every-th miss, unless the reader failed
+        # (then this frame told us nothing yet).
+        if self._misses % self.deep_every and self._failed is None:
+            return _NOTHING
+        width = gray.shape[1]
+        if width <= self.small_width:
+            return self._guarded_opencv(gray)
         scale = self.small_width / width
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        hit = self._from(zbar_qr(small), "small", 1 / scale)
-        if hit:
-            return hit
-        if self._last_rect is not None:
-            x0, y0, x1, y1 = self._roi_bounds(self._last_rect, width, height)
-            hit = self._from(zbar_qr(gray[y0:y1, x0:x1]), "roi", 1.0, (x0, y0))
-            if hit:
-                return hit
-        if not deep_turn:
-            return _NOTHING  # the expensive passes wait for every deep_every-th miss
-        hit = self._from(zbar_qr(gray), "full", 1.0)
-        if hit:
-            return hit
-        return self._opencv_pass(gray, small)
+        return self._guarded_opencv(gray, small)
+
+    def _read(
+        self, image: np.ndarray, stage: str, factor: float, offset: tuple[int, int] = (0, 0)
+    ) -> DecodeResult | None:
+        """One reader pass. Whatever the library raises (pyzbar on structured-append codes,
+        the next library's next bug) is a miss for this pass, never for the frame."""
+        try:
+            found = self.reader(image)
+        except Exception as exc:
+            self._note_error(stage, exc)
+            return None
+        return self._from(found, stage, factor, offset)
+
+    def _guarded_opencv(self, gray: np.ndarray, small: np.ndarray | None = None) -> DecodeResult:
+        try:
+            return self._opencv_pass(gray, small)
+        except Exception as exc:  # UnicodeDecodeError on Shift-JIS, cv2.error, ...
+            self._note_error("opencv", exc)
+            return _NOTHING
+
+    def _note_error(self, stage: str, exc: Exception) -> None:
+        """Count every swallowed error; log the first of each kind only, since a code held
+        in view fails the same way 30 times a second."""
+        self._failed = stage
+        key = f"{stage}: {type(exc).__name__}"
+        self.pass_errors[stage] += 1
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("decoder pass %s failed (%s: %s)", stage, type(exc).__name__, exc)
 
     def _opencv_pass(self, gray: np.ndarray, small: np.ndarray | None = None) -> DecodeResult:
-        """OpenCV's detector finds codes zbar misses (glare, tilt), but is slow on a whole
-        frame; so it locates on the small frame and decodes only the full-resolution crop."""
+        """OpenCV's detector finds codes the reader misses (glare, tilt), but is slow on a
+        whole frame; so it locates on the small frame and decodes only the full-resolution
+        crop. Raises what OpenCV raises: `_guarded_opencv` catches it."""
         if self._opencv is None:
             return _NOTHING
         height, width = gray.shape
@@ -246,20 +331,13 @@ class QrDecoder:
                 text, points, _ = self._opencv.detectAndDecode(gray)
                 offset = np.zeros(2, dtype=np.float32)
         except cv2.error:
-            return _NOTHING
+            return _NOTHING  # OpenCV's own "no code here" on odd crops: not worth a count
         if not text or points is None:
             return _NOTHING
         pts = points.reshape(-1, 2) + offset
         x, y = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
         return DecodeResult((text,), "opencv", (int(x), int(y), int(x1 - x), int(y1 - y)))
-
-    def _roi_bounds(
-        self, rect: tuple[int, int, int, int], width: int, height: int
-    ) -> tuple[int, int, int, int]:
-        x, y, w, h = rect
-        mx, my = int(w * self.roi_margin), int(h * self.roi_margin)
-        return max(0, x - mx), max(0, y - my), min(width, x + w + mx), min(height, y + h + my)
 
     @staticmethod
     def _from(

@@ -49,11 +49,28 @@ def ticket_payload(seed: int, n_bytes: int = 100) -> str:
 
 def qr_image(payload: str, module_px: int = 4, border: int = 4) -> np.ndarray:
     """The code as a uint8 greyscale image (0 black, 255 white) with its quiet zone."""
-    qr = segno.make_qr(payload, error="m")
+    return symbol_image(segno.make_qr(payload, error="m"), module_px, border)
+
+
+def symbol_image(qr: segno.QRCode, module_px: int = 4, border: int = 4) -> np.ndarray:
+    """Any segno symbol as a greyscale image, so odd codes render like tickets do."""
     modules = np.array([[bool(v) for v in row] for row in qr.matrix], dtype=np.uint8)
     modules = np.pad(modules, border, constant_values=0)
     img = np.where(modules == 1, 0, 255).astype(np.uint8)
     return np.kron(img, np.ones((module_px, module_px), dtype=np.uint8))
+
+
+def structured_append_symbols(count: int = 2) -> list[segno.QRCode]:
+    """A message split over `count` QR symbols (structured append), as some apps show a long
+    text; zbar's Python wrapper raises on these (their orientation reads as 4294967295)."""
+    text = "Structured append: the rest of this message is in the other symbols. " * 4
+    return list(segno.make_sequence(text, symbol_count=count))
+
+
+def kanji_symbol(text: str = "入場券テスト") -> segno.QRCode:
+    """A Shift-JIS code in QR's Kanji mode (Japanese posters, transit passes): OpenCV's
+    binding raises UnicodeDecodeError on its raw Shift-JIS bytes."""
+    return segno.make_qr(text, mode="kanji")
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -73,30 +90,69 @@ def render_frame(
     rng = np.random.default_rng(seed)
     frame = _background(rng, width, height).astype(np.float32)
     if payload is not None:
-        code = qr_image(payload)
         side = perturbation.code_fraction * height
         cx = rng.uniform(side * 0.7, width - side * 0.7)
         cy = rng.uniform(side * 0.7, height - side * 0.7)
-        half = side / 2
-        corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
-        square = np.array([[cx + sx * half, cy + sy * half] for sx, sy in corners], np.float32)
-        jitter = rng.uniform(-1, 1, size=(4, 2)).astype(np.float32) * perturbation.tilt * side
-        dest = square + jitter
-        h, w = code.shape
-        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-        matrix = cv2.getPerspectiveTransform(src, dest)
-        warped = cv2.warpPerspective(code, matrix, (width, height), flags=cv2.INTER_LINEAR)
-        mask = cv2.warpPerspective(np.full_like(code, 255), matrix, (width, height))
-        screen = warped.astype(np.float32) * 0.85 + 20  # a phone screen is never pure white
-        alpha = mask.astype(np.float32) / 255.0
-        frame = frame * (1 - alpha) + screen * alpha
-        if perturbation.glare > 0:
-            gx = cx + rng.uniform(-0.3, 0.3) * side
-            gy = cy + rng.uniform(-0.3, 0.3) * side
-            yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-            radius = side * 0.25
-            spot = np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * radius**2))
-            frame = frame + spot * perturbation.glare * 255
+        frame = _place(frame, qr_image(payload), (cx, cy), side, rng, perturbation)
+    return _finish(frame, rng, perturbation)
+
+
+def render_scene(
+    codes: Sequence[np.ndarray],
+    size: tuple[int, int],
+    seed: int,
+    perturbation: Perturbation = TYPICAL,
+) -> np.ndarray:
+    """Several codes side by side in one BGR frame (`symbol_image`s): a guest's ticket beside
+    whatever else is in view, so tests can check one odd code never hides the ticket."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    frame = _background(rng, width, height).astype(np.float32)
+    slot = width / max(1, len(codes))
+    side = min(perturbation.code_fraction * height, slot * 0.7)
+    for i, code in enumerate(codes):
+        cx = rng.uniform(i * slot + side * 0.7, (i + 1) * slot - side * 0.7)
+        cy = rng.uniform(side * 0.7, height - side * 0.7)
+        frame = _place(frame, code, (cx, cy), side, rng, perturbation)
+    return _finish(frame, rng, perturbation)
+
+
+def _place(
+    frame: np.ndarray,
+    code: np.ndarray,
+    centre: tuple[float, float],
+    side: float,
+    rng: np.random.Generator,
+    perturbation: Perturbation,
+) -> np.ndarray:
+    """Warp one code into the frame as a tilted phone screen, with its glare spot."""
+    height, width = frame.shape
+    cx, cy = centre
+    half = side / 2
+    corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+    square = np.array([[cx + sx * half, cy + sy * half] for sx, sy in corners], np.float32)
+    jitter = rng.uniform(-1, 1, size=(4, 2)).astype(np.float32) * perturbation.tilt * side
+    dest = square + jitter
+    h, w = code.shape
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(src, dest)
+    warped = cv2.warpPerspective(code, matrix, (width, height), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpPerspective(np.full_like(code, 255), matrix, (width, height))
+    screen = warped.astype(np.float32) * 0.85 + 20  # a phone screen is never pure white
+    alpha = mask.astype(np.float32) / 255.0
+    frame = frame * (1 - alpha) + screen * alpha
+    if perturbation.glare > 0:
+        gx = cx + rng.uniform(-0.3, 0.3) * side
+        gy = cy + rng.uniform(-0.3, 0.3) * side
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        radius = side * 0.25
+        spot = np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * radius**2))
+        frame = frame + spot * perturbation.glare * 255
+    return frame
+
+
+def _finish(frame: np.ndarray, rng: np.random.Generator, perturbation: Perturbation) -> np.ndarray:
+    """Blur and sensor noise over the whole frame, then the BGR frame a camera delivers."""
     if perturbation.blur_sigma > 0:
         frame = cv2.GaussianBlur(frame, (0, 0), perturbation.blur_sigma)
     if perturbation.noise_sigma > 0:

@@ -99,9 +99,21 @@ class CameraFeed:
         return self.reader is not None and self.reader.running
 
     @property
+    def reason(self) -> str | None:
+        """Why a configured camera gives no frames (device missing, permission denied, ...)."""
+        if self.reader is None:
+            return None
+        reason = getattr(self.reader.source, "reason", None)
+        return str(reason) if reason else None
+
+    @property
     def note(self) -> str:
-        """Short words for the status bar."""
-        return CAMERA_NOTES[self.state]
+        """Short words for the status bar, with the reason when a configured camera failed:
+        staff can fix a loose cable or a missing permission, not a bare "No camera"."""
+        note = CAMERA_NOTES[self.state]
+        if self.state is SourceState.NO_CAMERA and self.reason:
+            return f"{note}: {self.reason}"
+        return note
 
     def start(self) -> bool:
         """Start decoding; False when there is no camera (not an error)."""
