@@ -17,7 +17,14 @@ from hub.auth import ADMIN, ROLES
 from hub.config import ConfigError, load_config
 from hub.demo import make_demo
 from hub.importer import CatalogueError, import_files
-from hub.keyring import Keyring, KeyringWatch, load_keyring, load_or_create_keyring, save_keyring
+from hub.keyring import (
+    Keyring,
+    KeyringWatch,
+    new_identity,
+    open_keyring,
+    recorded_by,
+    write_keyring,
+)
 from hub.logs import configure_logging
 from hub.server import serve
 from hub.storage import HubStore
@@ -83,19 +90,24 @@ def _parser() -> argparse.ArgumentParser:
     expire.add_argument("--db", required=True)
 
     key = sub.add_parser(
-        "key", help="the hub's signing keys: list, rotate, activate, retire"
+        "key", help="the hub's signing keys: list, rotate, activate, retire, new-identity"
     ).add_subparsers(dest="action", required=True)
     for action, text in (
         ("list", "list the keys with their states (never the private seeds)"),
         ("rotate", "make a new key `next`: gates learn it while the current key still signs"),
         ("activate", "make the next key current; the current one is retired (still trusted)"),
         ("retire", "remove a retired key: gates stop trusting it after their next sync"),
+        ("new-identity", "replace a lost or altered key file with a new key (re-enrol gates)"),
     ):
         command = key.add_parser(action, help=text)
         command.add_argument("--db", required=True)
         command.add_argument("--key-file", dest="key_file", help="default: <db>.hubkey")
         if action == "retire":
             command.add_argument("--key-id", dest="key_id", type=int, required=True)
+        if action == "new-identity":
+            command.add_argument(
+                "--confirm", action="store_true", help="yes: every gate is enrolled again"
+            )
     return parser
 
 
@@ -109,12 +121,17 @@ def _serve(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in names}
     try:
         config = load_config(args.config, os.environ, flags)
-        load_or_create_keyring(config.resolved_key_file)
-        keys = KeyringWatch(config.resolved_key_file)
     except ConfigError as exc:
         return _fail(str(exc))
-    configure_logging(config.log_level)
     store = HubStore(config.db)
+    try:  # the key file must be the one this database recorded (hub/keyring.py)
+        path = config.resolved_key_file
+        ring = open_keyring(store, path, wall_clock_ms(), create=True)
+        keys = KeyringWatch(path, ring=ring, verify=recorded_by(config.db, path))
+    except ConfigError as exc:
+        store.close()
+        return _fail(str(exc))
+    configure_logging(config.log_level)
     app = create_app(
         store,
         None,
@@ -140,32 +157,60 @@ def _key(args: argparse.Namespace) -> int:
     flags = {"db": args.db, "key_file": args.key_file}
     try:
         path = load_config(None, os.environ, flags).resolved_key_file
-        ring = load_keyring(path)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    store = HubStore(args.db)
+    try:
+        now = wall_clock_ms()
+        if args.action == "new-identity":
+            return _new_identity(store, path, args.confirm, now)
+        ring = open_keyring(store, path, now)  # the recorded keys, or a sentence
         if args.action == "list":
-            store = HubStore(args.db)
-            try:
-                behind = store.devices_behind_keys(ring.version)
-            finally:
-                store.close()
             # Active gates that have not taken the current key set yet: wait for them (or
             # re-enrol them) before `activate`, or they cannot verify the new key.
+            behind = store.devices_behind_keys(ring.version)
             print(json.dumps({**_describe(ring), "devices_behind": behind}, indent=2))
             return 0
         if args.action == "rotate":
-            changed = ring.rotate(wall_clock_ms())
+            changed = ring.rotate(now)
         elif args.action == "activate":
             changed = ring.activate()
         else:
             changed = ring.retire(args.key_id)
+        write_keyring(store, path, changed, now)
+        store.bump_all_revisions()
     except ConfigError as exc:
         return _fail(str(exc))
-    save_keyring(path, changed)
-    store = HubStore(args.db)
-    try:
-        store.bump_all_revisions()
     finally:
         store.close()
     print(json.dumps(_describe(changed), indent=2))
+    return 0
+
+
+def _new_identity(store: HubStore, path: str, confirmed: bool, now_ms: int) -> int:
+    """The one deliberate way to a new hub key when the old file is lost or altered: asked
+    for by name, with --confirm, audited, and saying what it costs."""
+    devices = store.db["devices"].count_where("active = 1")
+    cost = (
+        f"every enrolled gate must be enrolled again ({devices} active now), as gates trust "
+        "only the key they pinned; codes issued under the old key stop verifying at gates"
+    )
+    if not confirmed:
+        return _fail(
+            f"`key new-identity` replaces the hub's signing key with a new one: {cost}. If "
+            f"{path} can be restored from a backup, do that instead; otherwise run it again "
+            "with --confirm"
+        )
+    ring, kept = new_identity(store, path, now_ms)
+    store.bump_all_revisions()
+    key = ring.current
+    print(json.dumps(_describe(ring), indent=2))
+    where = f"; the file it replaced is kept as {kept}" if kept is not None else ""
+    print(
+        f"gate-hub: new hub identity: key {key.key_id}, fingerprint "
+        f"{key.describe()['fingerprint']}{where}. {cost[0].upper()}{cost[1:]}.",
+        file=sys.stderr,
+    )
     return 0
 
 

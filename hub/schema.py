@@ -200,6 +200,20 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 
+-- The hub's identity: the fingerprints (never seeds) of the keys in its key file `<db>.hubkey`,
+-- one row. The hub refuses a key file that does not match, so a lost or altered file never
+-- silently becomes a new identity that every enrolled gate would refuse. A `gate-hub key`
+-- command records the set it is about to write as pending first, so a crash between writing
+-- the file and recording it trips nothing (hub/keyring.py).
+CREATE TABLE IF NOT EXISTS hub_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    keys_json TEXT NOT NULL,  -- {"key id": fingerprint}
+    pending_json TEXT,  -- the set a key command is writing, until it is recorded
+    version INTEGER NOT NULL,  -- the keyring's version, which a new identity continues
+    last_key_id INTEGER NOT NULL,  -- so a new identity never reuses a key id
+    recorded_ms INTEGER NOT NULL
+);
+
 
 -- Manifests: a revision per event, bumped by triggers whenever a ticket or the event changes,
 -- so no code path that edits tickets can forget to; per ticket, the manifest revision of its

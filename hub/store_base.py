@@ -207,3 +207,41 @@ class StoreBase:
             " at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [tenant_id, venue_id, actor, action, target, json.dumps(detail), now_ms],
         )
+
+    # the hub's identity (hub/keyring.py) ----------------------------------------------------
+    def hub_identity(self) -> Row | None:
+        """The hub key fingerprints this database recorded; None before the first start (or
+        from a release that recorded none)."""
+        return self._one("SELECT * FROM hub_identity WHERE id = 1")
+
+    def hub_identity_in_use(self) -> bool:
+        """Whether a hub key already vouches for something outside: an enrolled device pins
+        it, an issued credential carries its signature."""
+        return any(
+            self._one(f"SELECT 1 FROM {table} LIMIT 1") is not None
+            for table in ("devices", "ticket_credentials")
+        )
+
+    def record_hub_identity(
+        self, row: Mapping[str, Any], audit: tuple[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        """Replace the one identity row; `audit` (action, detail) goes into every tenant's
+        audit log, as the hub's identity is every tenant's."""
+        with self._writing():
+            self.db.execute(
+                "INSERT OR REPLACE INTO hub_identity (id, keys_json, pending_json, version,"
+                " last_key_id, recorded_ms) VALUES (1, ?, ?, ?, ?, ?)",
+                [
+                    row["keys_json"],
+                    row["pending_json"],
+                    row["version"],
+                    row["last_key_id"],
+                    row["recorded_ms"],
+                ],
+            )
+            if audit is not None:
+                tenants = [r[0] for r in self.db.execute("SELECT id FROM tenants ORDER BY id")]
+                for tenant_id in tenants:
+                    self._audit(
+                        tenant_id, None, "cli", audit[0], "hub", audit[1], row["recorded_ms"]
+                    )
