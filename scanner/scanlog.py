@@ -9,11 +9,11 @@ confirmed (or refused) an attention verdict, and the hub acknowledged the upload
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from manifests.admission_types import Direction, ScanFact
-from protocol.reasons import Verdict
+from manifests.admission_types import Decision, Direction, DisplayFacts, ScanFact
+from protocol.reasons import Verdict, default_message
 
 SCAN_LOG_SQL = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -111,6 +111,21 @@ class ScanRecord:
             confirmed=None if confirmed is None else bool(confirmed),
             uploaded=bool(row["uploaded"]),
         )
+
+
+def nameless(decision: Decision) -> Decision:
+    """The decision as the scan log may keep it: without the holder's name. The engine greets
+    an admitted guest by name ("Welcome in. Ada Lovelace."), opened from the sealed manifest
+    with the code being scanned; that is for the screen only, or the log would hold in clear
+    what the manifest seals (README: what a stolen gate's disk gives an attacker). Should the
+    name turn up anywhere else in the words, the reason's plain words are kept instead."""
+    holder = decision.display.holder
+    if not holder:
+        return decision
+    message = decision.message.removesuffix(f" {holder}.")
+    if holder in message:
+        message = default_message(decision.reason)
+    return replace(decision, message=message, display=DisplayFacts())
 
 
 # Own scans that are movements or may become one: the engine's history.

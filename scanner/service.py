@@ -29,7 +29,7 @@ from protocol.credential import Credential, CredentialFormat
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
 from protocol.sealed_payload import PayloadSealer
-from scanner.scanlog import ScanRecord
+from scanner.scanlog import ScanRecord, nameless
 from scanner.store import GateStore
 
 Clock = Callable[[], int]
@@ -272,7 +272,7 @@ class GateService:
         gate = self._gate
         seq = self.store.record_scan(
             self._at_rest(payload, manual),
-            decision,
+            nameless(decision),  # the name stays on screen, never on disk
             at_ms=now,
             direction=gate.direction if gate else Direction.ENTRY,
             gate=gate.gate_name if gate else "",
