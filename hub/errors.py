@@ -83,13 +83,19 @@ def _no_constant(name: str) -> Any:
     raise malformed(f"Body is not valid JSON: {name} is not a JSON number.")
 
 
+def _number(text: str) -> int | float:
+    """5591.0 is an integer to JSON Schema, so it is one here too."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Anything Python's reader refuses late (nesting past the recursion limit, integers
     past its 4,300-digit limit, NaN, a lone UTF-16 surrogate that no database or hash can
     encode) is malformed here, before a handler sees it."""
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text, parse_constant=_no_constant)
+        body = json.loads(text, parse_constant=_no_constant, parse_float=_number)
     except UnicodeDecodeError:
         raise malformed("Body is not valid UTF-8.") from None
     except RecursionError:
@@ -109,6 +115,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 
 MAX_INT = 2**53  # past this a JSON reader may round
+# A character str.strip() keeps: spelt out, since JSON Schema's \s (ECMA-262) and Python's
+# differ (\x1c-\x1f, \x85, \ufeff).
+NOT_BLANK = r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +135,7 @@ class Field:
     max_items: int = 50
     choices: tuple[str, ...] = ()
     code: str = "invalid_field"  # the code for a value outside `choices` or `pattern`
-    pattern: str = r"\S"  # searched, as JSON Schema does: anchor it to match whole
+    pattern: str = NOT_BLANK  # searched, as JSON Schema does: anchor it to match whole
     raw_schema: dict[str, Any] | None = None
 
     def json_schema(self) -> dict[str, Any]:
@@ -141,7 +150,7 @@ class Field:
         elif self.kind == "integer":
             schema = {"type": "integer", "minimum": self.low, "maximum": self.high}
         elif self.kind == "texts":
-            item = {"type": "string", "maxLength": 100, "pattern": r"\S"}
+            item = {"type": "string", "maxLength": 100, "pattern": NOT_BLANK}
             schema = {"type": "array", "items": item, "maxItems": self.max_items}
             if self.min_items:
                 schema["minItems"] = self.min_items
@@ -163,7 +172,7 @@ def text(
     nullable: bool = True,
     choices: tuple[str, ...] = (),
     code: str = "invalid_field",
-    pattern: str = r"\S",
+    pattern: str = NOT_BLANK,
 ) -> Field:
     """Text with a non-space character (stored stripped), or one of `choices` exactly."""
     return Field("text", required, nullable, max_len, choices=choices, code=code, pattern=pattern)
@@ -296,7 +305,7 @@ class Fields:
             raise ApiError(
                 400, "invalid_field", f"Field {name} must be 1 to {f.max_len} characters."
             )
-        if f.pattern != r"\S" and not re.search(f.pattern, value):
+        if f.pattern != NOT_BLANK and not re.search(f.pattern, value):
             raise ApiError(400, f.code, f"Field {name} is not in its format.")
         return stripped
 

@@ -239,7 +239,7 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/admin/audit"): json_body(
         obj(
             entries=array(
-                obj(id=S, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ)
+                obj(id=INT, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ)
             )
         )
     ),

@@ -298,8 +298,8 @@ async def test_a_sealed_code_replayed_with_another_device_key_is_refused(hub: Hu
     elsewhere = seal_enrollment_code(
         code, public_key=device, hardware_id="gate-1", hub_public_key=public_key(FAKE_SEED)
     )
-    assert await post({**body, "sealed_code": elsewhere}) == (400, "invalid_sealed_code")
-    assert await post({**body, "sealed_code": "sealed1:AAAA"}) == (400, "invalid_sealed_code")
+    assert await post({**body, "sealed_code": elsewhere}) == (403, "invalid_sealed_code")
+    assert await post({**body, "sealed_code": "sealed1:AAAA"}) == (403, "invalid_sealed_code")
     assert await post({**body, "code": code}) == (400, "invalid_field")  # one or the other
     # None of that spent the code: the device it was sealed for enrols with it.
     resp = await hub.client.post("/api/device/enroll", json=body)
