@@ -18,7 +18,7 @@ from aiohttp import web
 
 from hub.auth import authenticate_device
 from hub.check_writer import MAX_CONTEXTS, CheckWriter, CheckWriterFailed
-from hub.errors import ApiError, Fields, parse_json_object
+from hub.errors import ApiError, Body, Fields, accepts, integer, parse_json_object, text
 from hub.keys import CLOCK, STORE
 from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
@@ -27,9 +27,17 @@ from hub.storage import HubStore
 from hub.store_manifests import CheckOutcome, ManifestSource
 from manifests.admission_types import Direction, GateContext
 from manifests.model import ManifestHeader, Scope
+from protocol.limits import MAX_SEQ
+from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 
 routes = web.RouteTableDef()
 log = logging.getLogger("hub.check")
+CHECK = Body(
+    event_id=text(64),
+    payload=text(4096),
+    seq=integer(1, MAX_SEQ),
+    direction=text(required=False, choices=tuple(str(d) for d in Direction)),
+)
 
 
 def check_failed() -> ApiError:
@@ -136,17 +144,16 @@ def _gate(request: web.Request, device: dict[str, Any], direction: str | None) -
 
 
 @routes.post("/api/device/check")
+@accepts(CHECK)
 async def check(request: web.Request) -> web.Response:
     """Body: `{"event_id", "payload", "seq", "direction"?}`; `seq` is the device's scan-log
     sequence number, so a retried check returns the stored decision and stores nothing."""
     device, raw = await authenticate_device(request)
-    f = Fields(parse_json_object(raw), {"event_id", "payload", "seq", "direction"})
-    event_id = f.text("event_id", max_len=64) or ""
-    payload = f.text("payload", max_len=4096) or ""
-    seq = f.integer("seq", low=1) or 0
-    direction = f.text("direction", required=False, max_len=10)
-    if direction is not None and direction not in {d.value for d in Direction}:
-        raise ApiError(400, "invalid_field", "Field direction must be entry or exit.")
+    f = Fields(parse_json_object(raw), CHECK)
+    event_id = f.text("event_id") or ""
+    payload = f.text("payload") or ""
+    seq = f.integer("seq") or 0
+    direction = f.text("direction")
     event = device_event(request, device, event_id)
     gate = _gate(request, device, direction)
     now_ms = request.app[CLOCK]()
@@ -158,6 +165,10 @@ async def check(request: web.Request) -> web.Response:
     context = checks.context(source, header)
     pending = OnlineCheck(device["id"], seq, payload, now_ms, gate, device["zone"], context.id)
     outcome = await checks.submit(pending, context)
+    if outcome.error == SEQ_CONFLICT:
+        raise ApiError(409, SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE)
+    if outcome.error is not None:
+        raise check_failed()
     if not outcome.repeated:
         request.app[METRICS].checks[outcome.decision.get("verdict", "?")] += 1
     return web.json_response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -9,20 +10,48 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from hub.auth import authenticate_device, device_deactivated
-from hub.errors import ApiError, Fields, parse_json_object, read_json_object
+from hub.errors import (
+    ApiError,
+    Body,
+    Fields,
+    accepts,
+    int_map,
+    integer,
+    not_found,
+    parse_json_object,
+    read_json_object,
+    text,
+)
 from hub.keys import CLOCK, HUB_KEYS, STORE
 from hub.manifest_build import HubKeys
 from hub.reconcile_routes import RECONCILER
-from hub.scan_upload import parse_upload
-from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
+from hub.scan_upload import UPLOAD, parse_upload
+from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED, HubStore
 from manifests.policy import event_to_hold
 from protocol.enroll_seal import open_enrollment_code
+from protocol.limits import MAX_COUNT, MAX_SEQ
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
 
 routes = web.RouteTableDef()
+log = logging.getLogger("hub.device")
 KEY_SET_TYPE = "application/vnd.venue-gate.hub-keys"
 # What the upload acknowledgement tells a device about each scan at another gate.
 PEER_SCAN_FIELDS = ("ticket_id", "at_ms", "direction", "gate_name", "device_id", "seq", "verdict")
+
+ENROLL = Body(  # the code in clear, or sealed to the hub's key
+    one_of=("code", "sealed_code"),
+    code=text(100, required=False),
+    sealed_code=text(2000, required=False),
+    hardware_id=text(128),
+    public_key=text(100, pattern=r"^[A-Za-z0-9_-]{43}$", code="invalid_public_key"),
+    app_version=text(50, required=False),
+)
+HEARTBEAT = Body(
+    app_version=text(50, required=False),
+    pending_uploads=integer(0, MAX_COUNT, required=False),
+    manifest_revisions=int_map(MAX_SEQ),
+    hub_keys_version=integer(0, MAX_SEQ, required=False),
+)
 
 _ENROLLMENT_MESSAGES = {
     ENROLLMENT_INVALID: "This enrollment code is not valid.",
@@ -66,7 +95,7 @@ def _sealed_code(sealed: str, keys: HubKeys, key: bytes, hardware_id: str) -> st
     opened = open_enrollment_code(sealed, keys.seed)
     if opened is None:
         raise ApiError(
-            400, "invalid_sealed_code", "sealed_code is not an enrollment sealed to this hub."
+            403, "invalid_sealed_code", "sealed_code is not an enrollment sealed to this hub."
         )
     if opened.public_key != key or opened.hardware_id != hardware_id:
         raise ApiError(
@@ -76,14 +105,12 @@ def _sealed_code(sealed: str, keys: HubKeys, key: bytes, hardware_id: str) -> st
 
 
 @routes.post("/api/device/enroll")
+@accepts(ENROLL)
 async def enroll(request: web.Request) -> web.Response:
     """Spend a one-time code. A gate that checked this hub's key (GET /api/hub) against the
     QR's fingerprint sends `sealed_code` (protocol/enroll_seal.py), never the code in clear:
     an impostor showing our public key learns nothing usable. `code` stays for API clients."""
-    f = Fields(
-        await read_json_object(request),
-        {"code", "sealed_code", "hardware_id", "public_key", "app_version"},
-    )
+    f = Fields(await read_json_object(request), ENROLL)
     sealed = f.text("sealed_code", required=False, max_len=2000)
     if sealed is not None and f.body.get("code") is not None:
         raise ApiError(400, "invalid_field", "Send either code or sealed_code, not both.")
@@ -113,18 +140,18 @@ async def me(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/device/heartbeat")
+@accepts(HEARTBEAT)
 async def heartbeat(request: web.Request) -> web.Response:
     """The device's health report; the clock offset (hub ≈ device + offset, the sign the
     scans' offsets use) comes from its signed timestamp."""
     device, raw = await authenticate_device(request)
-    f = Fields(
-        parse_json_object(raw),
-        {"app_version", "pending_uploads", "manifest_revisions", "hub_keys_version"},
-    )
+    f = Fields(parse_json_object(raw), HEARTBEAT)
     app_version = f.text("app_version", required=False, max_len=50)
-    pending = f.integer("pending_uploads", required=False, high=10_000_000)
+    pending = f.integer("pending_uploads", required=False, high=MAX_COUNT)
     revisions = f.int_map("manifest_revisions")
-    keys_held = f.integer("hub_keys_version", required=False, low=0)
+    if revisions is not None and any(v > MAX_SEQ for v in revisions.values()):
+        raise ApiError(400, "invalid_field", f"manifest_revisions must be at most {MAX_SEQ}.")
+    keys_held = f.integer("hub_keys_version", required=False, low=0, high=MAX_SEQ)
     now_ms = request.app[CLOCK]()
     request.app[STORE].record_heartbeat(
         device["id"],
@@ -158,7 +185,14 @@ async def hub_keys(request: web.Request) -> web.Response:
     )
 
 
+def _gate_name(store: HubStore, device: dict[str, Any]) -> str | None:
+    """The hub's name for the device's gate: what every other gate is told."""
+    gate = store.get_gate(device["gate_id"], device["venue_id"]) if device["gate_id"] else None
+    return None if gate is None else str(gate["name"])
+
+
 @routes.post("/api/device/scans")
+@accepts(UPLOAD)
 async def upload_scans(request: web.Request) -> web.Response:
     """Store a batch of scans; acknowledge only after commit. A deactivated device's scans
     are kept for audit (marked) and the device is still refused.
@@ -171,23 +205,35 @@ async def upload_scans(request: web.Request) -> web.Response:
     next time)."""
     device, raw = await authenticate_device(request, allow_inactive=True)
     deactivated = not device["active"]
+    store, now_ms = request.app[STORE], request.app[CLOCK]()
     try:
-        upload = parse_upload(parse_json_object(raw), device)
+        upload = parse_upload(parse_json_object(raw), device, _gate_name(store, device))
+        event = store.event_by_id(upload.event_id) if upload.event_id else None
+        if upload.event_id is not None and (
+            event is None or event["venue_id"] != device["venue_id"]
+        ):
+            raise not_found("event")  # another venue's event: nothing is stored
     except ApiError:
         if deactivated:
             raise device_deactivated() from None
         raise
-    store, now_ms = request.app[STORE], request.app[CLOCK]()
-    acked = store.record_scans(device["id"], upload.rows, now_ms, deactivated=deactivated)
+    stored = store.record_scans(device["id"], upload.rows, now_ms, deactivated=deactivated)
     if deactivated:
         raise device_deactivated()
     store.record_heartbeat(device["id"], now_ms, clock_offset_ms=upload.clock_offset_ms)
-    answer: dict[str, Any] = {"acked": acked}
-    event = store.event_by_id(upload.event_id) if upload.event_id else None
-    if event is None or event["venue_id"] != device["venue_id"]:
-        return web.json_response(answer)  # an event this device cannot see: store only
-    touched = {r["ticket_id"] for r in upload.rows if r["ticket_id"] is not None}
-    ticketless = [r["seq"] for r in upload.rows if r["ticket_id"] is None]
+    answer: dict[str, Any] = {"acked": stored.acked}
+    if stored.refused:
+        log.error(
+            "scans refused: same seq, other content",
+            extra={"device": device["id"], "seqs": [r["seq"] for r in stored.refused][:20]},
+        )
+        answer["refused"] = stored.refused
+    if event is None:
+        return web.json_response(answer)  # no event named: stored for audit, counted nowhere
+    acked = set(stored.acked)
+    rows = [r for r in upload.rows if r["seq"] in acked]
+    touched = {r["ticket_id"] for r in rows if r["ticket_id"] is not None}
+    ticketless = [r["seq"] for r in rows if r["ticket_id"] is None]
     loose = store.scan_ids(device["id"], ticketless) if ticketless else []
     request.app[RECONCILER].schedule(event["id"], touched, loose)
     answer["revision"] = store.event_revision(event["id"])

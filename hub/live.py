@@ -146,13 +146,15 @@ class LiveHub:
 
 
 def entry_state(device_id: str, scan: Mapping[str, Any]) -> dict[str, Any]:
+    """On the hub's clock and under the hub's gate name, as the upload answer's peer scans
+    (hub/store_reconcile.py peer_scans): a gate gets the same fact whichever comes first."""
     return {
         "type": "entry_state",
         "ticket_id": scan["ticket_id"],
         "event_id": scan.get("event_id"),
-        "at_ms": scan["scanned_ms"],
+        "at_ms": scan["scanned_ms"] + (scan.get("clock_offset_ms") or 0),
         "direction": scan["direction"],
-        "gate_name": scan.get("gate") or "",
+        "gate_name": scan.get("gate_name") or scan.get("gate") or "",
         "device_id": device_id,
         "seq": scan["seq"],
         "verdict": scan["verdict"],

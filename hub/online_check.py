@@ -63,6 +63,12 @@ class OnlineCheck:
             self.context_id,
         )
 
+    @property
+    def raw_hash(self) -> str:
+        """What the scan row keeps of the payload: a stored check is the same read as a
+        retry with the same seq only if this matches."""
+        return hashlib.sha256(self.payload.encode()).hexdigest()
+
     def identify(self, context: CheckContext, issued: Issued) -> ParseResult:
         """Parse and verify the credential (a code the hub issued itself is matched against
         its record instead of a signature check; its key id is still checked)."""
@@ -97,7 +103,7 @@ class OnlineCheck:
         stored = {
             "event_id": context.event_id,
             "ticket_id": credential.ticket_id,
-            "raw_hash": hashlib.sha256(self.payload.encode()).hexdigest(),
+            "raw_hash": self.raw_hash,
             "verdict": str(decision.verdict),
             "reason": str(decision.reason),
             "direction": str(self.gate.direction),

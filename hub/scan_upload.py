@@ -12,27 +12,53 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from hub.errors import ApiError, Fields
+from hub.errors import ApiError, Body, Fields, integer, raw, text
 from manifests.admission_types import Direction
+from protocol.limits import EARLIEST_MS, LATEST_MS, MAX_CLOCK_OFFSET_MS, MAX_SEQ, is_time_ms
 from protocol.reasons import Reason, Verdict
 
 MAX_BATCH = 500
-MAX_OFFSET_MS = 7 * 24 * 3600 * 1000  # a week: beyond that the device's clock is broken
-_SCAN_FIELDS = {
-    "seq",
-    "at_ms",
-    "payload",
-    "ticket_id",
-    "verdict",
-    "reason",
-    "message",
-    "direction",
-    "gate",
-    "manual",
-    "confirmed",
-    "uploaded",
-    "clock_offset_ms",
+MAX_MESSAGE = 1000  # characters of the verdict's message a gate showed
+MAX_GATE_NAME = 200
+_OFFSET = {"type": "integer", "minimum": -MAX_CLOCK_OFFSET_MS, "maximum": MAX_CLOCK_OFFSET_MS}
+# One scan as /openapi.json shows it; parse_upload's loop checks the same, field by field.
+SCAN: dict[str, Any] = {
+    "type": "object",
+    "required": ["seq", "at_ms", "payload", "verdict", "reason", "direction"],
+    "additionalProperties": False,
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1, "maximum": MAX_SEQ},
+        "at_ms": {"type": "integer", "minimum": EARLIEST_MS, "maximum": LATEST_MS - 1},
+        "payload": {"type": "string", "maxLength": 4096},
+        "ticket_id": {"type": ["string", "null"], "maxLength": 64},
+        "verdict": {"enum": [str(v) for v in Verdict]},
+        "reason": {"enum": [str(r) for r in Reason]},
+        "message": {"type": "string", "maxLength": MAX_MESSAGE},
+        "direction": {"enum": [str(d) for d in Direction]},
+        "gate": {"type": "string", "maxLength": MAX_GATE_NAME},
+        "manual": {"type": "boolean"},
+        "confirmed": {"type": ["boolean", "null"]},
+        "uploaded": {"description": "The gate's own flag; ignored."},
+        "clock_offset_ms": {**_OFFSET, "type": ["integer", "null"]},
+    },
 }
+_SCAN_FIELDS = frozenset(SCAN["properties"])
+UPLOAD = Body(
+    event_id=text(64, required=False),
+    manifest_revision=integer(0, MAX_SEQ, required=False),
+    clock_offset_ms=integer(-MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS, required=False),
+    peer_cursor=integer(0, MAX_SEQ, required=False),
+    scans=raw(
+        {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH,
+            "items": SCAN,
+            "description": "Each scan's seq is its own within the batch (JSON Schema cannot "
+            "say so): a repeat is refused with 400 invalid_scan.",
+        }
+    ),
+)
 # Enum lookups by value, once: the hot loop checks membership instead of raising.
 _VERDICTS = {str(v): v for v in Verdict}
 _REASONS = {str(r): r for r in Reason}
@@ -57,9 +83,7 @@ def _bad(index: int, message: str) -> ApiError:
 
 
 def _offset(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return False
-    return -MAX_OFFSET_MS <= value <= MAX_OFFSET_MS
+    return type(value) is int and -MAX_CLOCK_OFFSET_MS <= value <= MAX_CLOCK_OFFSET_MS
 
 
 def _enum(index: int, table: dict[str, Any], value: Any, what: str) -> Any:
@@ -69,15 +93,19 @@ def _enum(index: int, table: dict[str, Any], value: Any, what: str) -> Any:
     return found
 
 
-def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> Upload:
-    """The checked batch (rows for HubStore.record_scans), or a 400 naming the first bad scan."""
-    f = Fields(body, {"event_id", "manifest_revision", "scans", "clock_offset_ms", "peer_cursor"})
+def parse_upload(
+    body: dict[str, Any], device: dict[str, Any], gate_name: str | None = None
+) -> Upload:
+    """The checked batch (rows for HubStore.record_scans), or a 400 naming the first bad scan.
+    `gate_name` is the hub's name for the device's gate: other gates are told that one, never
+    the name the device reports (kept for audit as `gate`)."""
+    f = Fields(body, UPLOAD)
     event_id = f.text("event_id", required=False, max_len=64)
-    revision = f.integer("manifest_revision", required=False)
+    revision = f.integer("manifest_revision", required=False, high=MAX_SEQ)
     batch_offset = f.integer(
-        "clock_offset_ms", required=False, low=-MAX_OFFSET_MS, high=MAX_OFFSET_MS
+        "clock_offset_ms", required=False, low=-MAX_CLOCK_OFFSET_MS, high=MAX_CLOCK_OFFSET_MS
     )
-    peer_cursor = f.integer("peer_cursor", required=False)
+    peer_cursor = f.integer("peer_cursor", required=False, high=MAX_SEQ)
     scans = body.get("scans")
     if not isinstance(scans, list) or not 0 < len(scans) <= MAX_BATCH:
         raise ApiError(400, "invalid_field", f"Field scans must list 1 to {MAX_BATCH} scans.")
@@ -90,9 +118,10 @@ def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> Upload:
         if not scan.keys() <= _SCAN_FIELDS:
             raise _bad(index, f"unknown field {sorted(set(scan) - _SCAN_FIELDS)[0]}")
         seq, at_ms = scan.get("seq"), scan.get("at_ms")
-        for name, value in (("seq", seq), ("at_ms", at_ms)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _bad(index, f"{name} must be a positive integer")
+        if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+            raise _bad(index, f"seq must be an integer from 1 to {MAX_SEQ}")
+        if not is_time_ms(at_ms):
+            raise _bad(index, f"at_ms must be a time in ms from {EARLIEST_MS} to {LATEST_MS}")
         verdict = _enum(index, _VERDICTS, scan.get("verdict"), "Verdict")
         reason = _enum(index, _REASONS, scan.get("reason"), "Reason")
         direction = _enum(index, _DIRECTIONS, scan.get("direction"), "Direction")
@@ -107,9 +136,11 @@ def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> Upload:
         message, gate = scan.get("message", ""), scan.get("gate", "")
         if not isinstance(message, str) or not isinstance(gate, str):
             raise _bad(index, "message and gate must be text")
+        if len(message) > MAX_MESSAGE or len(gate) > MAX_GATE_NAME:
+            raise _bad(index, f"message (≤{MAX_MESSAGE}) or gate (≤{MAX_GATE_NAME}) too long")
         offset = scan.get("clock_offset_ms", batch_offset)
         if offset is not None and not _offset(offset):
-            raise _bad(index, f"clock_offset_ms must be an integer within ±{MAX_OFFSET_MS}")
+            raise _bad(index, f"clock_offset_ms must be an integer within ±{MAX_CLOCK_OFFSET_MS}")
         if batch_offset is None and offset is not None:
             latest_offset = offset
         counted = verdict in _COUNTED or (verdict is Verdict.ATTENTION and confirmed is True)
@@ -130,6 +161,7 @@ def parse_upload(body: dict[str, Any], device: dict[str, Any]) -> Upload:
                 "counted": int(counted),
                 "message": message,
                 "gate": gate,
+                "gate_name": gate_name or gate,
                 "manual": bool(scan.get("manual", False)),
                 "confirmed": confirmed,
                 "payload": payload,

@@ -5,7 +5,7 @@ Kept as plain DDL so a PostgreSQL store can be written from the same model.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -106,9 +106,10 @@ CREATE TABLE IF NOT EXISTS devices (
     manifest_revisions_json TEXT NOT NULL DEFAULT '{}',  -- event id -> revision held
     pending_uploads INTEGER NOT NULL DEFAULT 0,
     clock_offset_ms INTEGER,
-    hub_keys_version INTEGER,  -- the hub key set the device last took (key rotation)
-    UNIQUE (venue_id, hardware_id)
+    hub_keys_version INTEGER  -- the hub key set the device last took (key rotation)
 );
+-- hardware_id is a label, never a key: every enrolment is a device of its own, so a wiped or
+-- cloned gate, or two gate databases on one machine, never take over another's identity.
 
 CREATE TABLE IF NOT EXISTS enrollment_codes (
     id TEXT PRIMARY KEY,
@@ -291,9 +292,14 @@ ADDED_COLUMNS = (
     ("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),
     ("devices", "hub_keys_version", "INTEGER"),
 )
+# Constraints a table lost after it first shipped: (table, the constraint's text in older
+# databases' CREATE statement). SQLite cannot drop a constraint, so such a table is rebuilt
+# from DDL, its rows copied.
+DROPPED_CONSTRAINTS = (("devices", "UNIQUE (venue_id, hardware_id)"),)
 # Indexes over added columns, created after the columns exist; and indexes older databases
 # had that are no longer wanted.
 LATE_DDL = """
+CREATE INDEX IF NOT EXISTS devices_hardware ON devices(venue_id, hardware_id);
 CREATE INDEX IF NOT EXISTS scans_event ON scans(event_id, id);
 -- scans_device_ticket (ticket_id, scanned_ms) serves every lookup by ticket; this one only
 -- cost a page write per stored scan.

@@ -7,9 +7,11 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hub.store_base import Row, StoreBase, new_id, secret_hash
+from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 
 ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
@@ -29,7 +31,7 @@ _SCAN_COLUMNS = (
     "manifest_revision",
     "counted",
 )
-_NOT_DETAIL = {*_SCAN_COLUMNS, "seq"}
+_NOT_DETAIL = {*_SCAN_COLUMNS, "seq", "gate_name"}
 _DEFAULTS = {"clock_offset_ms": 0, "counted": 0}
 _INSERT_SCAN = (
     "INSERT INTO scans (device_id, device_seq, "
@@ -41,6 +43,23 @@ _INSERT_SCAN = (
     " WHERE scans.verdict = 'attention' AND excluded.verdict = 'attention'"
     " AND json_extract(scans.detail_json, '$.confirmed') IS NULL"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScans:
+    """An upload's outcome: seqs stored (or already held identically), and those refused."""
+
+    acked: list[int]
+    refused: list[dict[str, Any]]
+
+
+def _same_scan(held: tuple[Any, ...], scan: Mapping[str, Any]) -> bool:
+    """The same read: same payload (sealed as the gate stored it) and time; a scan an online
+    check stored first (its payload hashed in the clear, at hub time) by its ticket."""
+    raw_hash, scanned_ms, ticket_id, online = held
+    if online:
+        return bool(ticket_id == scan.get("ticket_id"))
+    return bool(raw_hash == scan.get("raw_hash") and scanned_ms == scan.get("scanned_ms"))
 
 
 class DeviceStore(StoreBase):
@@ -90,8 +109,9 @@ class DeviceStore(StoreBase):
     ) -> Row | str:
         """Spend an enrollment code on a device: the device row, or an error code.
 
-        Re-enrolling a hardware id already known at the venue updates that device (new key,
-        active again), as the backend's register did.
+        Every enrolment makes a new device, whatever hardware id it names (a label, never a
+        key): a device id with its scans, its sequence numbers and its deactivation belongs
+        to one gate database alone.
         """
         with self._writing():
             grant = self._one(
@@ -103,36 +123,23 @@ class DeviceStore(StoreBase):
                 return ENROLLMENT_USED
             if now_ms >= grant["expires_ms"]:
                 return ENROLLMENT_EXPIRED
-            existing = self._one(
-                "SELECT id FROM devices WHERE venue_id = ? AND hardware_id = ?",
-                [grant["venue_id"], hardware_id],
+            device_id = new_id()
+            self.db["devices"].insert(
+                {
+                    "id": device_id,
+                    "tenant_id": grant["tenant_id"],
+                    "venue_id": grant["venue_id"],
+                    "hardware_id": hardware_id,
+                    "name": grant["name"],
+                    "gate_id": grant["gate_id"],
+                    "zone": grant["zone"],
+                    "public_key": public_key,
+                    "active": 1,
+                    "enrolled_ms": now_ms,
+                    "last_seen_ms": now_ms,
+                    "app_version": app_version,
+                }
             )
-            fields = {
-                "name": grant["name"],
-                "gate_id": grant["gate_id"],
-                "zone": grant["zone"],
-                "public_key": public_key,
-                "active": 1,
-                "enrolled_ms": now_ms,
-                "deactivated_ms": None,
-                "last_seen_ms": now_ms,
-                "app_version": app_version,
-            }
-            if existing:
-                device_id = existing["id"]
-                self.db["devices"].update(device_id, fields)
-                self._forget("devices", device_id)
-            else:
-                device_id = new_id()
-                self.db["devices"].insert(
-                    {
-                        "id": device_id,
-                        "tenant_id": grant["tenant_id"],
-                        "venue_id": grant["venue_id"],
-                        "hardware_id": hardware_id,
-                        **fields,
-                    }
-                )
             claimed = self.db.execute(
                 "UPDATE enrollment_codes SET used_ms = ?, device_id = ? "
                 "WHERE id = ? AND used_ms IS NULL",
@@ -140,7 +147,7 @@ class DeviceStore(StoreBase):
             ).rowcount
             if claimed != 1:
                 raise sqlite3.IntegrityError("enrollment code claimed twice")
-            detail = {"hardware_id": hardware_id, "re_enrolled": bool(existing)}
+            detail = {"hardware_id": hardware_id}
             self._audit(
                 grant["tenant_id"],
                 grant["venue_id"],
@@ -272,30 +279,55 @@ class DeviceStore(StoreBase):
     # scans --------------------------------------------------------------------------------
     def record_scans(
         self, device_id: str, scans: Iterable[Mapping[str, Any]], now_ms: int, *, deactivated: bool
-    ) -> list[int]:
-        """Store scans idempotently by (device, device_seq); returns the seqs now stored.
+    ) -> StoredScans:
+        """Store scans idempotently by (device, device_seq), in one transaction.
 
-        A re-sent scan changes nothing, except that a pending attention scan may take its
-        later confirmation. A deactivated device's scans are kept for audit, marked. One
-        statement for the whole batch (executemany), one commit.
-        """
+        A seq already stored with the same content (a re-sent batch) is acknowledged again
+        and changes nothing, except that a pending attention scan may take its later
+        confirmation. A seq stored with OTHER content (a wiped or cloned gate counting from 1
+        again) is refused by code, never acknowledged: that scan stays on its gate. A
+        deactivated device's scans are kept for audit, marked."""
         scans = list(scans)
-        values = [
-            (
-                device_id,
-                scan["seq"],
-                *[scan.get(c, _DEFAULTS.get(c)) for c in _SCAN_COLUMNS],
-                json.dumps({k: v for k, v in scan.items() if k not in _NOT_DETAIL}),
-                now_ms,
-                int(deactivated),
-            )
-            for scan in scans
-        ]
+        by_seq = {int(scan["seq"]): scan for scan in scans}
         with self._writing():
+            held = self._stored_identities(device_id, list(by_seq))
+            fresh, refused = [], []
+            for seq, scan in by_seq.items():
+                if seq in held and not _same_scan(held[seq], scan):
+                    refused.append(
+                        {"seq": seq, "code": SEQ_CONFLICT, "message": SEQ_CONFLICT_MESSAGE}
+                    )
+                else:
+                    fresh.append(scan)
+            values = [
+                (
+                    device_id,
+                    scan["seq"],
+                    *[scan.get(c, _DEFAULTS.get(c)) for c in _SCAN_COLUMNS],
+                    json.dumps({k: v for k, v in scan.items() if k not in _NOT_DETAIL}),
+                    now_ms,
+                    int(deactivated),
+                )
+                for scan in fresh
+            ]
             self.db.conn.executemany(_INSERT_SCAN, values)
         if not deactivated:
-            self.scans_committed(device_id, scans)
-        return [int(scan["seq"]) for scan in scans]
+            self.scans_committed(device_id, fresh)
+        return StoredScans([int(s["seq"]) for s in fresh], refused)
+
+    def _stored_identities(self, device_id: str, seqs: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        """(raw hash, scanned time, ticket, whether an online check stored it) by seq."""
+        found: dict[int, tuple[Any, ...]] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = list(seqs[start : start + 500])
+            sql = (
+                "SELECT device_seq, raw_hash, scanned_ms, ticket_id,"
+                " json_extract(detail_json, '$.online') FROM scans WHERE device_id = ?"
+                f" AND device_seq IN ({','.join('?' * len(chunk))})"
+            )
+            for seq, *identity in self.db.conn.execute(sql, [device_id, *chunk]):
+                found[seq] = tuple(identity)
+        return found
 
     def scan_ids(self, device_id: str, seqs: Sequence[int]) -> list[int]:
         """Row ids of a device's scans by seq."""

@@ -8,6 +8,7 @@ moves the manifest on without having to remember to.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from typing import Any
 
 from hub.online_check import CheckContext, OnlineCheck
 from hub.store_base import ROW_CACHE_S, Row, StoreBase
+from protocol.wire import SEQ_CONFLICT
+
+log = logging.getLogger("hub.check")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,9 @@ class ManifestSource:
     removed: tuple[str, ...] = ()
 
 
+CHECK_FAILED = "check_failed"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckOutcome:
     """What an online check stored: the decision JSON, the scan's row id, and whether this
@@ -42,10 +49,11 @@ class CheckOutcome:
     decision: dict[str, Any]
     scan_id: int
     repeated: bool
+    error: str | None = None  # CHECK_FAILED or SEQ_CONFLICT: nothing was stored
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """A flat tuple (it comes back from the check writer process for every check)."""
-        return CheckOutcome, (self.decision, self.scan_id, self.repeated)
+        return CheckOutcome, (self.decision, self.scan_id, self.repeated, self.error)
 
 
 class ManifestStore(StoreBase):
@@ -182,14 +190,17 @@ class ManifestStore(StoreBase):
             )
 
     # scans -------------------------------------------------------------------------------
-    def scans_of_ticket(self, ticket_id: str) -> list[Row]:
-        """The movements' facts of every stored scan of a ticket (deactivated devices' scans
-        are kept for audit, never counted)."""
+    def scans_of_ticket(self, ticket_id: str, event_id: str) -> list[Row]:
+        """The movements' facts of every stored scan of a ticket at its event, each at its
+        corrected (hub) time. Deactivated devices' scans are kept for audit, never counted;
+        scans stored under no event or another event never count against the ticket."""
         cursor = self.db.conn.execute(
-            "SELECT s.ticket_id, s.scanned_ms, s.direction, s.counted, s.device_id,"
-            " g.name AS gate_name FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
-            " WHERE s.ticket_id = ? AND s.device_deactivated = 0 ORDER BY s.scanned_ms, s.id",
-            [ticket_id],
+            "SELECT s.ticket_id, s.scanned_ms + s.clock_offset_ms AS scanned_ms, s.direction,"
+            " s.counted, s.device_id, g.name AS gate_name"
+            " FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
+            " WHERE s.ticket_id = ? AND s.event_id = ? AND s.device_deactivated = 0"
+            " ORDER BY s.scanned_ms + s.clock_offset_ms, s.id",
+            [ticket_id, event_id],
         )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor]
@@ -209,7 +220,12 @@ class ManifestStore(StoreBase):
         fresh: list[tuple[str, dict[str, Any]]] = []
         with self._writing():
             for check in checks:
-                outcome, row = self._check_one(check, contexts[check.context_id])
+                try:
+                    with self.db.atomic():  # a savepoint: one check's failure is its own
+                        outcome, row = self._check_one(check, contexts[check.context_id])
+                except Exception:
+                    log.exception("check failed", extra={"device": check.device_id})
+                    outcome, row = CheckOutcome({}, 0, False, CHECK_FAILED), None
                 outcomes.append(outcome)
                 if row is not None:
                     fresh.append((check.device_id, row))
@@ -220,10 +236,12 @@ class ManifestStore(StoreBase):
     ) -> tuple[CheckOutcome, dict[str, Any] | None]:
         conn = self.db.conn
         stored = conn.execute(
-            "SELECT id, detail_json FROM scans WHERE device_id = ? AND device_seq = ?",
+            "SELECT id, detail_json, raw_hash FROM scans WHERE device_id = ? AND device_seq = ?",
             [check.device_id, check.seq],
         ).fetchone()
         if stored is not None:
+            if stored[2] != check.raw_hash:  # another read under a seq already used
+                return CheckOutcome({}, stored[0], True, SEQ_CONFLICT), None
             decision = json.loads(stored[1]).get("decision", {})
             return CheckOutcome(decision, stored[0], True), None
         ticket = None
@@ -231,7 +249,7 @@ class ManifestStore(StoreBase):
         credential = check.identify(context, self.issued_credential)
         if credential.ticket_id is not None:
             ticket = self._one("SELECT * FROM tickets WHERE id = ?", [credential.ticket_id])
-            scans = self.scans_of_ticket(credential.ticket_id)
+            scans = self.scans_of_ticket(credential.ticket_id, context.event_id)
         decision, row = check.judge(context, credential, ticket, scans)
         columns = list(row)
         cursor = conn.execute(
@@ -239,5 +257,5 @@ class ManifestStore(StoreBase):
             f" VALUES (?, ?, ?, {', '.join('?' * len(columns))})",
             [check.device_id, check.seq, check.now_ms, *row.values()],
         )
-        notice = {**row, "seq": check.seq, "gate": check.gate.gate_name}
+        notice = {**row, "seq": check.seq, "gate_name": check.gate.gate_name}
         return CheckOutcome(decision, int(cursor.lastrowid or 0), False), notice

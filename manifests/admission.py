@@ -29,6 +29,7 @@ from manifests.model import (
 from manifests.policy import EXPIRY_AFTER_END_MS, MINUTE_MS
 from manifests.sealing import unseal_holder
 from protocol.credential import Credential, ParseContext, ParseResult, Refusal
+from protocol.limits import calendar_ms
 from protocol.reasons import Reason, Verdict, default_message
 
 _STATUS_REASONS = {
@@ -303,7 +304,8 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _local(ms: int, tz: ZoneInfo) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
+    """Never raises: a stored absurd time reads as a far date, never a crash."""
+    return datetime.fromtimestamp(calendar_ms(ms) / 1000, UTC).astimezone(tz)
 
 
 @lru_cache(maxsize=1 << 16)  # hub reconciliation re-reads each history time once per later scan

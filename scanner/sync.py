@@ -31,6 +31,7 @@ import httpx
 from manifests.admission_types import Direction, ScanFact
 from manifests.signing import ManifestRejected
 from protocol.signing import sign_request
+from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.enroll import APP_VERSION, DEVICE_SEED_KEY
 from scanner.scanlog import ScanRecord
@@ -73,6 +74,12 @@ class SyncError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ScansRefused(SyncError):
+    """The hub answered but refused scans it holds other content for under the same seq
+    (protocol/wire.py SEQ_CONFLICT): the link is fine, the gate's identity is not. The scans
+    stay pending on the gate; the fault shows until it is re-enrolled."""
 
 
 class ManifestRefused(SyncError):
@@ -225,10 +232,10 @@ class SyncWorker:
             self.pull_manifest()
             if keys_refused is not None:
                 raise keys_refused
-        except ManifestRefused as exc:
-            self.monitor.good(latency_s)  # the hub answered: only its manifest was refused
+        except (ManifestRefused, ScansRefused) as exc:
+            self.monitor.good(latency_s)  # the hub answered: only what it sent or took failed
             self._error = exc.code
-            log.warning("manifest refused: %s", exc)
+            log.warning("sync refused: %s", exc)
             return False
         except SyncError as exc:
             self.monitor.bad()
@@ -322,6 +329,14 @@ class SyncWorker:
                 self._merge_peers(answer, event_id)
             acked_total += len(acked)
             self._publish()
+            refused = refused_seqs(answer.get("refused"))
+            if refused:
+                log.error(
+                    "hub refused scans: %s (seqs %s); they stay on this gate",
+                    SEQ_CONFLICT_MESSAGE,
+                    refused[:20],
+                )
+                raise ScansRefused(SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE)
             if len(acked) < len(batch):
                 break  # the hub kept less than we sent: the rest goes next cycle
         return acked_total
@@ -602,6 +617,17 @@ def acknowledged(ack: object, batch: list[ScanRecord]) -> list[ScanRecord]:
         seqs = {s for s in ack if isinstance(s, int) and not isinstance(s, bool)}
         return [r for r in batch if r.seq in seqs]
     return []
+
+
+def refused_seqs(refused: object) -> list[int]:
+    """The seqs the hub refused as a conflict (anything else in the list is ignored)."""
+    if not isinstance(refused, list):
+        return []
+    return [
+        r["seq"]
+        for r in refused
+        if isinstance(r, dict) and r.get("code") == SEQ_CONFLICT and type(r.get("seq")) is int
+    ]
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from protocol.signing import (
     key_fingerprint,
     parse_enrollment_uri,
 )
-from tests.hub_fixtures import HUB_SEED, Device, Hub, enroll, start_hub, stop_hub
+from tests.hub_fixtures import HUB_SEED, Device, Hub, add_show, enroll, start_hub, stop_hub
 
 
 @pytest.fixture
@@ -224,17 +224,19 @@ async def test_deactivated_device_refused_at_once(hub: Hub) -> None:
     assert [d["id"] for d in inactive.json()["devices"]] == [device.device_id]
 
 
-async def test_re_enrolment_of_same_hardware_replaces_the_key(hub: Hub) -> None:
+async def test_re_enrolment_of_same_hardware_is_a_new_device(hub: Hub) -> None:
+    """The hardware id is a label: a wiped gate re-enrolled on the same box gets an identity
+    of its own, and the old one keeps its key (it is deactivated by a manager, not taken)."""
     old = Device(hub, secrets.token_bytes(32))
     first = await spend(hub, (await make_code(hub))["code"], old, hardware_id="hw-7")
     old.device_id = first.json()["device_id"]
     new = Device(hub, secrets.token_bytes(32))
     second = await spend(hub, (await make_code(hub))["code"], new, hardware_id="hw-7")
     new.device_id = second.json()["device_id"]
-    assert new.device_id == old.device_id
+    assert new.device_id != old.device_id
     assert (await new.send("GET", "/api/device/me")).status_code == 200
     resp = await old.send("GET", "/api/device/me")
-    assert resp.status_code == 401 and error_code(resp) == "bad_signature"
+    assert resp.status_code == 200 and resp.json()["hardware_id"] == "hw-7"
     assert resp.request.headers[HEADER_NONCE]
 
 
@@ -259,12 +261,12 @@ def scan(seq: int, verdict: str = "admit", reason: str = "admitted", **extra: ob
 async def test_scan_upload_is_acknowledged_after_commit_and_idempotent(hub: Hub) -> None:
     device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, zone="GA")
     batch = {
-        "event_id": "ev-1",
+        "event_id": add_show(hub, hub.a).event_id,
         "manifest_revision": 3,
         "scans": [scan(1), scan(2, "attention", "attention_required"), scan(3, "deny", "revoked")],
     }
     resp = await device.send("POST", "/api/device/scans", batch)
-    assert resp.status_code == 200 and resp.json() == {"acked": [1, 2, 3]}
+    assert resp.status_code == 200 and resp.json()["acked"] == [1, 2, 3]
     rows = hub.store.scans_of_device(device.device_id)
     assert [(r["device_seq"], r["counted"], r["device_deactivated"]) for r in rows] == [
         (1, 1, 0),
@@ -277,7 +279,8 @@ async def test_scan_upload_is_acknowledged_after_commit_and_idempotent(hub: Hub)
     batch["scans"][1] = scan(2, "attention", "attention_required", confirmed=True)
     batch["scans"][0] = scan(1, "deny", "revoked")  # a rewritten past scan is ignored
     again = await device.send("POST", "/api/device/scans", batch)
-    assert again.status_code == 200 and again.json() == {"acked": [1, 2, 3]}
+    assert again.status_code == 200 and again.json()["acked"] == [1, 2, 3]
+    assert "refused" not in again.json()
     rows = hub.store.scans_of_device(device.device_id)
     assert [(r["verdict"], r["counted"]) for r in rows] == [
         ("admit", 1),

@@ -72,7 +72,8 @@ async def test_metrics_count_scans_manifest_bytes_and_latency(hub: Hub) -> None:
     device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     before = samples((await hub.client.get("/metrics")).text)
     assert before["hub_scans_stored_total"] == 0
-    resp = await device.send("POST", "/api/device/scans", upload(show.event_id, "t", 1, 1000))
+    body = upload(show.event_id, "t", 1, 1_790_000_000_000)
+    resp = await device.send("POST", "/api/device/scans", body)
     assert resp.status_code == 200
     manifest = await get_manifest(device, show.event_id)
     scrape = await hub.client.get("/metrics")

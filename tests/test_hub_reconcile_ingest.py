@@ -193,7 +193,7 @@ async def test_ack_carries_revision_and_peer_scans_after_the_cursor(hub: Hub) ->
     assert body["peer_more"] is False
     mine = {**mine, "peer_cursor": body["peer_cursor"], "scans": [scan(2, show.tickets[1], now)]}
     assert (await north.send("POST", "/api/device/scans", mine)).json()["peer_scans"] == []
-    # Without a cursor the device asked for none; another venue's event gives no revision.
+    # Without a cursor the device asked for none; another venue's event is refused whole.
     plain = await north.send(
         "POST", "/api/device/scans", {"event_id": show.event_id, "scans": [scan(3, None, now)]}
     )
@@ -202,7 +202,8 @@ async def test_ack_carries_revision_and_peer_scans_after_the_cursor(hub: Hub) ->
     other = await north.send(
         "POST", "/api/device/scans", {"event_id": foreign.event_id, "scans": [scan(4, None, now)]}
     )
-    assert other.json() == {"acked": [4]}
+    assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
+    assert 4 not in [r["device_seq"] for r in hub.store.scans_of_device(north.device_id)]
 
 
 def test_peer_scans_are_capped_and_the_cursor_moves_past_what_was_sent(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -108,7 +109,9 @@ def test_enrollment_code_is_single_use_and_short_lived(store: HubStore) -> None:
     assert code not in str(list(store.db.query("SELECT * FROM enrollment_codes")))
 
 
-def test_re_enrolling_a_hardware_id_updates_the_device(store: HubStore) -> None:
+def test_re_enrolling_a_hardware_id_makes_a_new_device_and_leaves_the_old_one(
+    store: HubStore,
+) -> None:
     tenant, venue = _venue(store)
     first = store.enroll_device(
         code=_code(store, tenant, venue),
@@ -125,10 +128,65 @@ def test_re_enrolling_a_hardware_id_updates_the_device(store: HubStore) -> None:
         app_version="1.1",
         now_ms=NOW + 10,
     )
-    assert second["id"] == first["id"]
+    assert second["id"] != first["id"]
     assert second["public_key"] == b"\x02" * 32 and second["active"] == 1
-    assert second["app_version"] == "1.1"
-    assert len(store.list_devices(tenant)) == 1
+    old = store.get_device(first["id"])
+    assert old is not None and old["active"] == 0 and old["public_key"] == KEY
+    assert len(store.list_devices(tenant)) == 2
+
+
+def _row(seq: int) -> dict[str, object]:
+    return {
+        "seq": seq,
+        "ticket_id": f"t-{seq}",
+        "verdict": "admit",
+        "reason": "admitted",
+        "direction": "entry",
+        "scanned_ms": NOW,
+        "counted": 1,
+    }
+
+
+def test_a_database_with_one_device_per_hardware_id_is_upgraded(tmp_path: Path) -> None:
+    """Databases made before every enrolment was a device of its own held UNIQUE (venue,
+    hardware id): opening one drops the constraint and keeps every device and scan."""
+    path = tmp_path / "old.sqlite"
+    old = HubStore(path)
+    tenant, venue = _venue(old)
+    device = old.enroll_device(
+        code=_code(old, tenant, venue),
+        hardware_id="hw1",
+        public_key=KEY,
+        app_version=None,
+        now_ms=NOW,
+    )
+    old.record_scans(device["id"], [_row(1)], NOW + 1, deactivated=False)
+    table = re.sub(r"--[^\n]*", "", old.db["devices"].schema).rstrip().removesuffix(")").rstrip()
+    old.db.execute("PRAGMA foreign_keys = OFF")
+    with old._writing():  # the table as the previous release made it
+        made = table.replace("CREATE TABLE devices", "CREATE TABLE devices_before", 1)
+        old.db.execute(made + ",\n    UNIQUE (venue_id, hardware_id)\n)")
+        old.db.execute("INSERT INTO devices_before SELECT * FROM devices")
+        old.db.execute("DROP TABLE devices")
+        old.db.execute("ALTER TABLE devices_before RENAME TO devices")
+        old.db.execute("UPDATE schema_info SET version = 2")
+    assert "UNIQUE (venue_id, hardware_id)" in old.db["devices"].schema
+    old.close()
+
+    store = HubStore(path)
+    assert "UNIQUE" not in store.db["devices"].schema
+    assert store.get_device(device["id"])["hardware_id"] == "hw1"
+    assert [r["device_seq"] for r in store.scans_of_device(device["id"])] == [1]
+    again = store.enroll_device(
+        code=_code(store, tenant, venue),
+        hardware_id="hw1",
+        public_key=KEY,
+        app_version=None,
+        now_ms=NOW + 2,
+    )
+    assert again["id"] != device["id"]
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    store.close()
 
 
 def test_nonces_are_remembered_per_device_then_pruned(store: HubStore) -> None:
@@ -186,7 +244,7 @@ def test_scans_are_idempotent_and_deactivated_ones_marked(store: HubStore) -> No
         "counted": 1,
         "operator": "kim",
     }
-    assert store.record_scans(device["id"], [scan], NOW + 1, deactivated=False) == [1]
+    assert store.record_scans(device["id"], [scan], NOW + 1, deactivated=False).acked == [1]
     store.record_scans(device["id"], [scan, {**scan, "seq": 2}], NOW + 2, deactivated=True)
     rows = store.scans_of_device(device["id"])
     assert [(r["device_seq"], r["device_deactivated"]) for r in rows] == [(1, 0), (2, 1)]

@@ -151,8 +151,13 @@ async def test_an_attention_scan_confirmed_in_flight_stays_pending(
 ) -> None:
     store = await enrolled_gate(live, tmp_path)
     decision = Decision(Verdict.ATTENTION, Reason.ATTENTION_REQUIRED, "Check ID", "ticket-att")
-    seq = store.record_scan("sha256:" + "a" * 64, decision, at_ms=1, direction=Direction.ENTRY,
-                            gate="North 1")  # fmt: skip
+    seq = store.record_scan(
+        "sha256:" + "a" * 64,
+        decision,
+        at_ms=1_700_000_000_000,
+        direction=Direction.ENTRY,
+        gate="North 1",
+    )
     sent = store.pending_uploads()
     store.confirm_attention(seq, True)  # staff decided while the batch was on the wire
     assert store.mark_uploaded_as_sent(sent) == 0

@@ -1,0 +1,13 @@
+"""Error codes of the device API that both sides branch on: the hub answers them, the gate
+acts on them. Defined once here so the two can never drift apart."""
+
+from __future__ import annotations
+
+# A scan under a (device, seq) the hub already holds with other content: the gate's database
+# was wiped, replaced or copied. The hub refuses it (never acknowledges and drops it); the
+# gate keeps the scan and shows a fault until it is re-enrolled.
+SEQ_CONFLICT = "seq_conflict"
+SEQ_CONFLICT_MESSAGE = (
+    "The hub already holds another scan under this device and sequence number: this gate's "
+    "database was wiped, replaced or copied. Re-enrol the gate; its scans stay on it."
+)
