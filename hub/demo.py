@@ -17,6 +17,9 @@ _FIRST = ("Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Greta", "Hiro", "Ines",
 _LAST = ("Okafor", "Schmidt", "Nakamura", "Rossi", "Silva", "Dubois", "Kowalski", "Haddad")
 
 
+DEMO_ENTRY_GATES = ("North 1", "North 2")
+
+
 def make_demo(store: HubStore, tickets: int, now_ms: int, seed: int = 7) -> dict[str, Any]:
     """A fresh demo venue (each run adds one) with an event starting in two hours."""
     rng = random.Random(seed)
@@ -25,7 +28,8 @@ def make_demo(store: HubStore, tickets: int, now_ms: int, seed: int = 7) -> dict
     venue = store.create_venue(tenant["id"], f"Demo Arena {n}", "UTC", "demo", now_ms)
     for zone in (GA, VIP):
         store.create_zone(tenant["id"], venue["id"], zone, "demo", now_ms)
-    store.create_gate(tenant["id"], venue["id"], "North", "entry", [GA, VIP], "demo", now_ms)
+    for gate in DEMO_ENTRY_GATES:  # two doors: a refusal names the door of the first entry
+        store.create_gate(tenant["id"], venue["id"], gate, "entry", [GA, VIP], "demo", now_ms)
     store.create_gate(tenant["id"], venue["id"], "Exit", "exit", [], "demo", now_ms)
     start = now_ms + 2 * HOUR_MS
     codes = store.event_codes()

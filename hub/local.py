@@ -56,14 +56,16 @@ def hub_cli(*args: str, timeout_s: float = 600, error: type[Exception] = Runtime
 def demo_enrollment_code(
     url: str, demo: dict[str, Any], name: str, error: type[Exception] = RuntimeError
 ) -> str:
-    """A one-time enrollment code for the North gate of `gate-hub demo-data`'s venue."""
+    """A one-time enrollment code for `gate-hub demo-data`'s venue: at the entry gate called
+    `name` if there is one, else at its first entry gate."""
     import httpx  # only callers that talk to a hub pay for the import
 
     auth = {"Authorization": f"Bearer {demo['admin_token']}"}
     venue = demo["venue_id"]
     gates = httpx.get(f"{url}/api/admin/venues/{venue}/gates", headers=auth, timeout=30).json()
     gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
-    north = next(g for g in gates if g["name"] == "North")
+    entries = [g for g in gates if g["direction"] == "entry"]
+    north = next((g for g in entries if g["name"] == name), entries[0])
     made = httpx.post(
         f"{url}/api/admin/venues/{venue}/enrollments",
         json={"name": name, "gate_id": north["id"]},

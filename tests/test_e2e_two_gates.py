@@ -190,7 +190,7 @@ def test_two_gates_one_hub_online_refusal_and_offline_double_entry(
 ) -> None:
     served, demo = hub
     event_id = demo["event_id"]
-    devices = [enroll_gate(served, demo, tmp_path / f"g{i}.db", f"Gate {i}") for i in (1, 2)]
+    devices = [enroll_gate(served, demo, tmp_path / f"g{i}.db", f"North {i}") for i in (1, 2)]
     gates = [Gate(tmp_path / f"g{i}.db", event_id) for i in (1, 2)]
     try:
         for g in gates:  # each gate's first sync cycle installs the event's manifest
@@ -206,7 +206,7 @@ def test_two_gates_one_hub_online_refusal_and_offline_double_entry(
         assert (verdict, reason) == ("deny", "already_admitted")
         with gates[1].store() as store:
             refused = next(r for r in store.scans() if r.seq == int(seq))
-        assert "Gate 1" in refused.message
+        assert "Already admitted at North 1," in refused.message  # the hub's gate name
 
         # Offline: both gates admit T2 (neither can know about the other).
         until(lambda: hub_verdicts(served, devices[0], t1) == ["admit"], 10, "gate 1's upload")

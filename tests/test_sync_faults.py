@@ -60,7 +60,7 @@ class Rig:
         listed = httpx.get(f"{self.hub.url}/api/admin/venues/{venue}/gates", headers=self.auth)
         gates = listed.json()
         gates = gates.get("gates", gates) if isinstance(gates, dict) else gates
-        north = next(g for g in gates if g["name"] == "North")
+        north = next(g for g in gates if g["name"] == "North 1")
         made = httpx.post(
             f"{self.hub.url}/api/admin/venues/{venue}/enrollments",
             json={"name": f"Gate {i}", "gate_id": north["id"]},
