@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,9 @@ from tests.hub_fixtures import (
     add_show,
     credential_text,
     enroll,
-    start_hub,
-    stop_hub,
 )
 
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
 
 
 def scan(seq: int, at_ms: int, ticket_id: str | None, **fields: Any) -> dict[str, Any]:

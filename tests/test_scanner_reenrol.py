@@ -10,7 +10,6 @@ import json
 import logging
 import shutil
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,7 @@ from manifests.admission_types import Decision, Direction
 from protocol.reasons import Reason, Verdict
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
-from tests.hub_fixtures import Hub, start_hub, stop_hub
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
+from tests.hub_fixtures import Hub
 
 
 async def cli_enroll(hub: Hub, db: Path) -> str:
