@@ -35,6 +35,10 @@ class Deduper:
     def reset(self) -> None:
         self._last_seen.clear()
 
+    def forget(self, payload: str) -> None:
+        """This read did not count (its scan could not be stored): the next read of it is new."""
+        self._last_seen.pop(payload, None)
+
     def _forget_older_than(self, cutoff_ms: int) -> None:
         self._last_seen = {p: t for p, t in self._last_seen.items() if t >= cutoff_ms}
         while len(self._last_seen) > self._max_tracked:  # all recent: drop the oldest

@@ -2,8 +2,11 @@
 
 `run` starts the Textual app; the other commands serve setup, support and scripts and go
 through the same `GateService` as the app, so a verdict printed here is stored exactly like
-one shown on screen (`check --dry-run` stores nothing). Errors print one line (or a JSON
-object with a machine-readable `error` code under --json) and exit 2, changing nothing.
+one shown on screen (`check --dry-run` stores nothing). `check` exits with its verdict (0 admit
+or exit, 1 deny, 2 attention). Errors print one line on stderr, or `{"error": {"code",
+"message"}}` on stdout under --json and from `stream`, and exit 3 (refused: bad input, nothing
+changed), 4-7 (the disk: full, read-only, a damaged database, a failed write or fsync; see
+scanner/faults.py) or 8 (a bug); never a traceback, and never a verdict that is not stored.
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from manifests.admission_types import Direction, GateContext
 from manifests.signing import ManifestRejected, open_envelope
+from protocol.reasons import Verdict
 from protocol.signing import parse_enrollment_uri
+from scanner.faults import (
+    EXIT_ATTENTION,
+    EXIT_DENY,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_REFUSED,
+    storage_fault,
+)
 from scanner.hub_link import hub_link
 from scanner.service import (
     Clock,
@@ -37,14 +49,23 @@ DEFAULT_DB = "gate.db"
 
 
 class CliError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, exit_code: int = EXIT_REFUSED) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are a refusal like any other (exit 3, JSON under --json): argparse's own
+    exit 2 would read as an attention verdict to a script calling `check`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError("bad_arguments", f"{self.prog}: {message}")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gate-scanner", description="Offline venue gate scanner.")
+    p = _Parser(prog="gate-scanner", description="Offline venue gate scanner.")
     p.add_argument(
         "--db",
         default=os.environ.get("GATE_DB", DEFAULT_DB),
@@ -137,24 +158,35 @@ def _sync_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    want_json = bool(getattr(args, "json", False))
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `stream` answers machines on stdout, so its faults are JSON too
+    want_json = "--json" in words or "stream" in words
+    db = DEFAULT_DB
     try:
+        args = _parser().parse_args(words)
+        want_json = bool(getattr(args, "json", False)) or args.command == "stream"
+        db = args.db
         return _dispatch(args)
     except CliError as err:
-        _fail(err.code, err.message, want_json)
+        return _fail(err.code, err.message, want_json, err.exit_code)
     except ManifestRejected as err:
-        _fail(f"manifest_{err.code}", err.message, want_json)
+        return _fail(f"manifest_{err.code}", err.message, want_json, EXIT_REFUSED)
     except StoreError as err:
-        _fail("store_refused", str(err), want_json)
-    return 2
+        return _fail("store_refused", str(err), want_json, EXIT_REFUSED)
+    except Exception as exc:  # a fault is an answer, not a traceback
+        fault = storage_fault(exc, db)
+        if fault is not None:
+            return _fail(fault.code, fault.message, want_json, fault.exit_code)
+        message = f"internal error, nothing more was done: {type(exc).__name__}: {exc}"
+        return _fail("internal_error", message, want_json, EXIT_INTERNAL)
 
 
-def _fail(code: str, message: str, want_json: bool) -> None:
+def _fail(code: str, message: str, want_json: bool, exit_code: int) -> int:
     if want_json:
-        print(json.dumps({"error": code, "message": message}))
+        print(json.dumps({"error": {"code": code, "message": message}}), flush=True)
     else:
         print(f"gate-scanner: {message}", file=sys.stderr)
+    return exit_code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -250,7 +282,15 @@ def _check(store: GateStore, args: argparse.Namespace) -> int:
     else:
         seq = "-" if result["seq"] is None else result["seq"]
         print(f"#{seq} {str(result['verdict']).upper()} ({result['reason']}): {result['message']}")
-    return 0
+    return _VERDICT_EXIT[Verdict(result["verdict"])]
+
+
+_VERDICT_EXIT = {
+    Verdict.ADMIT: EXIT_OK,
+    Verdict.EXIT: EXIT_OK,  # an exit gate recorded the guest leaving
+    Verdict.DENY: EXIT_DENY,
+    Verdict.ATTENTION: EXIT_ATTENTION,
+}
 
 
 def _stream(store: GateStore, args: argparse.Namespace) -> int:
@@ -317,7 +357,15 @@ def _status(store: GateStore, args: argparse.Namespace) -> int:
 def _export(store: GateStore, args: argparse.Namespace) -> int:
     if not args.file.parent.exists():
         raise CliError("bad_path", f"no such directory: {args.file.parent}")
-    store.export_json(args.file)
+    try:
+        store.export_json(args.file)
+    except OSError as exc:  # the export's own disk, which may not be the database's
+        # export_json writes FILE.tmp, then renames: leave no half export taking the space
+        args.file.with_name(args.file.name + ".tmp").unlink(missing_ok=True)
+        fault = storage_fault(exc, args.file)
+        if fault is None:
+            raise
+        raise CliError(fault.code, fault.message, fault.exit_code) from None
     print(f"wrote {args.file}")
     return 0
 

@@ -232,8 +232,12 @@ class GateService:
         now = self.clock()
         if not manual and not self.deduper.accept(payload, now):
             return None
-        decision, nonce = self._decide(payload, now)
-        return self._commit(payload, decision, now, manual, nonce)
+        try:
+            decision, nonce = self._decide(payload, now)
+            return self._commit(payload, decision, now, manual, nonce)
+        except BaseException:  # not stored (disk full...): the guest's next read must count
+            self.deduper.forget(payload)
+            raise
 
     def preview(self, payload: str) -> Decision:
         """What `scan` would decide now, storing nothing (dry runs, support)."""

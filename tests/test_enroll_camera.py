@@ -146,9 +146,9 @@ async def test_a_qr_for_another_hub_key_is_refused(
     clip = video(tmp_path / "forged.avi", [(None, 2), (forged, 6)])
     db = tmp_path / "gate.db"
     rc, out, _ = await gate_cli(capsys, db, "enroll", "--camera", str(clip), "--json")
-    assert rc == 2
-    refused = json.loads(out)
-    assert refused["error"] == "wrong_hub" and "does not match" in refused["message"]
+    assert rc == 3
+    refused = json.loads(out)["error"]
+    assert refused["code"] == "wrong_hub" and "does not match" in refused["message"]
     assert_nothing_stored(db)
 
 
@@ -163,26 +163,26 @@ async def test_no_enrollment_qr_in_view_times_out_and_stores_nothing(
     rc, out, err = await gate_cli(
         capsys, db, "enroll", "--camera", str(clip), "--timeout", "1", "--json"
     )
-    assert rc == 2 and time.monotonic() - started < 3.5
-    timed_out = json.loads(out)
-    assert timed_out["error"] == "no_enrollment_code" and "within 1 s" in timed_out["message"]
+    assert rc == 3 and time.monotonic() - started < 3.5
+    timed_out = json.loads(out)["error"]
+    assert timed_out["code"] == "no_enrollment_code" and "within 1 s" in timed_out["message"]
     assert err.count("not an enrollment code") == 1  # one hint, not one per code or frame
     assert_nothing_stored(db)
 
     # A recording that ends without one says so at once; no camera is its own error.
     short = video(tmp_path / "short.avi", [(ticket_payload(4), 3)], size=(640, 480))
     rc, out, _ = await gate_cli(capsys, db, "enroll", "--camera", str(short), "--json")
-    assert rc == 2 and json.loads(out)["error"] == "no_enrollment_code"
-    assert "ended without" in json.loads(out)["message"]
+    assert rc == 3 and json.loads(out)["error"]["code"] == "no_enrollment_code"
+    assert "ended without" in json.loads(out)["error"]["message"]
     missing = str(tmp_path / "nothing.avi")
     rc, out, _ = await gate_cli(capsys, db, "enroll", "--camera", missing, "--json")
-    assert rc == 2 and json.loads(out)["error"] == "no_camera"
+    assert rc == 3 and json.loads(out)["error"]["code"] == "no_camera"
     rc, out, _ = await gate_cli(
         capsys, db, "enroll", "http://127.0.0.1:9", "--camera", str(short), "--json"
     )
-    assert rc == 2 and json.loads(out)["error"] == "bad_arguments"
+    assert rc == 3 and json.loads(out)["error"]["code"] == "bad_arguments"
     rc, out, _ = await gate_cli(capsys, db, "enroll", "--json")
-    assert rc == 2 and json.loads(out)["error"] == "missing_url"
+    assert rc == 3 and json.loads(out)["error"]["code"] == "missing_url"
     assert_nothing_stored(db)
 
 

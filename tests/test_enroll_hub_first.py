@@ -200,9 +200,9 @@ async def test_a_fake_hub_with_another_key_receives_nothing_and_the_code_stays_u
     rc, out, err = await run_cli(
         db, "enroll", enrollment_uri(fake.url, code, fingerprint), "--json"
     )
-    assert rc == 2, err + out
-    refused = json.loads(out)
-    assert refused["error"] == "wrong_hub" and "does not match" in refused["message"]
+    assert rc == 3, err + out
+    refused = json.loads(out)["error"]
+    assert refused["code"] == "wrong_hub" and "does not match" in refused["message"]
     assert fake.enrol_posts() == [] and not fake.saw(code) and fake.attacks == []
     assert_nothing_stored(db)
     await enrols_at_the_real_hub(hub, tmp_path / "real.db", code, fingerprint)
@@ -217,7 +217,7 @@ async def test_a_fake_hub_relaying_the_real_key_gets_only_a_sealed_code_it_canno
     rc, out, err = await run_cli(
         db, "enroll", enrollment_uri(fake.url, code, fingerprint), "--json"
     )
-    assert rc == 2, err + out
+    assert rc == 3, err + out
     # The fake saw the enrolment, but never the code: only a blob sealed to the real hub's
     # key and bound to the gate's own device key, which the real hub refuses for another key.
     (sent,) = fake.enrol_posts()
@@ -267,8 +267,8 @@ async def test_without_a_fingerprint_the_answer_must_carry_the_key_the_hub_showe
     code, _ = await new_code(hub)
     db = tmp_path / "gate.db"
     rc, out, err = await run_cli(db, "enroll", fake.url, code, "--json")
-    assert rc == 2, err + out
-    assert json.loads(out)["error"] == "wrong_hub"
+    assert rc == 3, err + out
+    assert json.loads(out)["error"]["code"] == "wrong_hub"
     assert_nothing_stored(db)
 
 
@@ -327,8 +327,8 @@ async def test_enrolling_from_the_camera_checks_the_hub_before_sending_the_code(
     )
     db = tmp_path / "gate.db"
     rc, out, err = await gate_cli(capsys, db, "enroll", "--camera", str(clip), "--json")
-    assert rc == 2, err + out
-    assert json.loads(out)["error"] == "wrong_hub"
+    assert rc == 3, err + out
+    assert json.loads(out)["error"]["code"] == "wrong_hub"
     assert fake.enrol_posts() == [] and not fake.saw(code) and fake.attacks == []
     assert_nothing_stored(db)
     await enrols_at_the_real_hub(hub, tmp_path / "real.db", code, fingerprint)

@@ -61,9 +61,19 @@ def ok_json(db: Path, *args: str) -> Any:
 
 
 def failed_json(db: Path, *args: str) -> dict[str, Any]:
+    """A refusal: exit 3 and `{"error": {"code", "message"}}`; returns the inner object."""
     proc = gate_cli(db, *args)
-    assert proc.returncode == 2, proc.stderr + proc.stdout
-    return json.loads(proc.stdout)
+    assert proc.returncode == 3, proc.stderr + proc.stdout
+    return json.loads(proc.stdout)["error"]
+
+
+def verdict_json(db: Path, *args: str) -> Any:
+    """`check --json`: exits with its verdict, 0 admit or exit, 1 deny, 2 attention."""
+    proc = gate_cli(db, *args)
+    result = json.loads(proc.stdout)
+    exit_code = {"admit": 0, "exit": 0, "deny": 1, "attention": 2}[result["verdict"]]
+    assert proc.returncode == exit_code, proc.stderr + proc.stdout
+    return result
 
 
 @pytest.fixture
@@ -113,13 +123,13 @@ def test_check_dry_run_stores_nothing_then_records(ready_db: Path, fx: GateFixtu
 
     first = ok_json(ready_db, "check", fx.codes[ADA], "--json")
     assert (first["seq"], first["verdict"], first["reason"]) == (1, "admit", "admitted")
-    again = ok_json(ready_db, "check", fx.codes[ADA], "--json")
+    again = verdict_json(ready_db, "check", fx.codes[ADA], "--json")
     assert (again["seq"], again["verdict"], again["reason"]) == (2, "deny", "already_admitted")
     assert "Already admitted at North 1" in again["message"]
-    refunded = ok_json(ready_db, "check", fx.codes[CAL], "--json")
+    refunded = verdict_json(ready_db, "check", fx.codes[CAL], "--json")
     assert (refunded["seq"], refunded["verdict"], refunded["reason"]) == (3, "deny", "refunded")
     attention = gate_cli(ready_db, "check", fx.codes[BEN])
-    assert attention.returncode == 0
+    assert attention.returncode == 2
     assert attention.stdout.startswith("#4 ATTENTION (attention_required): Check student ID")
 
     counters = ok_json(ready_db, "status", "--json")["counters"]
@@ -160,7 +170,7 @@ def test_manifest_from_an_untrusted_key_changes_nothing(tmp_path: Path, fx: Gate
     forged = tmp_path / "forged.gmf"
     forged.write_bytes(sign_envelope(encode_manifest(fx.manifest), HUB_KEY_ID, sample_hub_seed(9)))
     err = failed_json(db, "load-manifest", str(forged), "--hub-key", HUB_KEY, "--json")
-    assert err["error"] == "manifest_bad_signature"
+    assert err["code"] == "manifest_bad_signature"
     status = ok_json(db, "status", "--json")
     assert status["manifest"] is None
     export = tmp_path / "e.json"
@@ -178,38 +188,38 @@ def test_older_or_tampered_manifest_keeps_the_installed_one(
 
     (tmp_path / "r1.gmf").write_bytes(fx.envelope)
     err = failed_json(ready_db, "load-manifest", str(tmp_path / "r1.gmf"), "--json")
-    assert err["error"] == "manifest_revision_chain"
+    assert err["code"] == "manifest_revision_chain"
     tampered = bytearray(envelope2)
     tampered[20] ^= 1
     (tmp_path / "bad.gmf").write_bytes(bytes(tampered))
     err = failed_json(ready_db, "load-manifest", str(tmp_path / "bad.gmf"), "--json")
-    assert err["error"] == "manifest_bad_signature"
+    assert err["code"] == "manifest_bad_signature"
     assert ok_json(ready_db, "status", "--json")["manifest"]["revision"] == 2
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "gate.db"
     err = failed_json(db, "load-manifest", str(tmp_path / "missing.gmf"), "--json")
-    assert err["error"] == "unreadable_file"
+    assert err["code"] == "unreadable_file"
     (tmp_path / "m.gmf").write_bytes(b"x")
     err = failed_json(db, "load-manifest", str(tmp_path / "m.gmf"), "--hub-key", "1:zz", "--json")
-    assert err["error"] == "bad_hub_key"
+    assert err["code"] == "bad_hub_key"
     pin = gate_cli(db, "set-pin", stdin="12\n")
-    assert pin.returncode == 2 and "at least 4 digits" in pin.stderr
+    assert pin.returncode == 3 and "at least 4 digits" in pin.stderr
     assert gate_cli(db, "set-pin", stdin="4711\n").returncode == 0
     assert ok_json(db, "status", "--json")["pin_set"] is True
     bad_dir = failed_json(tmp_path / "nowhere" / "gate.db", "status", "--json")
-    assert bad_dir["error"] == "bad_db_path"
+    assert bad_dir["code"] == "bad_db_path"
 
 
 def test_kiosk_needs_a_pin_first(tmp_path: Path) -> None:
     proc = gate_cli(tmp_path / "gate.db", "run", "--kiosk")
-    assert proc.returncode == 2 and "needs a venue PIN" in proc.stderr
+    assert proc.returncode == 3 and "needs a venue PIN" in proc.stderr
 
 
 def test_scan_before_setup_is_denied_and_still_recorded(tmp_path: Path, fx: GateFixture) -> None:
     db = tmp_path / "gate.db"
-    result = ok_json(db, "check", fx.codes[ADA], "--json")
+    result = verdict_json(db, "check", fx.codes[ADA], "--json")
     assert (result["seq"], result["verdict"]) == (1, "deny")
     assert result["reason"] == "device_not_authorized"
 
@@ -276,7 +286,7 @@ async def test_enroll_against_the_real_hub(tmp_path: Path) -> None:
 
         # A spent code is refused with the hub's own error code; the gate keeps its identity.
         rc, out, _ = await run_cli(tmp_path / "other.db", "enroll", hub.url, code, "--json")
-        assert rc == 2 and json.loads(out)["error"] == "used_enrollment_code"
+        assert rc == 3 and json.loads(out)["error"]["code"] == "used_enrollment_code"
         other = await hub.client.post(
             f"/api/admin/venues/{hub.a.venue_id}/enrollments",
             json={"name": "South scanner"},
@@ -284,10 +294,10 @@ async def test_enroll_against_the_real_hub(tmp_path: Path) -> None:
         )
         wrong_hub_qr = enrollment_uri(hub.url, other.json()["code"], "0000:" * 7 + "0000")
         rc, out, _ = await run_cli(tmp_path / "third.db", "enroll", wrong_hub_qr, "--json")
-        assert rc == 2 and json.loads(out)["error"] == "wrong_hub"
+        assert rc == 3 and json.loads(out)["error"]["code"] == "wrong_hub"
         with GateStore(tmp_path / "third.db") as store:
             assert store.key(DEVICE_SEED_KEY) is None and store.gate() is None
     finally:
         await stop_hub(hub, runner)
     rc, out, _ = await run_cli(tmp_path / "x.db", "enroll", hub.url, "ABCD-EFGH", "--json")
-    assert rc == 2 and json.loads(out)["error"] == "hub_unreachable"
+    assert rc == 3 and json.loads(out)["error"]["code"] == "hub_unreachable"

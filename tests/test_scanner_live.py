@@ -216,8 +216,8 @@ def test_sync_options_need_an_enrolled_gate_and_change_nothing(tmp_path: Path) -
     from scanner.store import GateStore
 
     db = str(tmp_path / "g.db")
-    assert main(["--db", db, "stream", "--sync"]) == 2
-    assert main(["--db", db, "stream", "--sync", "--event", " "]) == 2
+    assert main(["--db", db, "stream", "--sync"]) == 3  # refused: exit 3 (README)
+    assert main(["--db", db, "stream", "--sync", "--event", " "]) == 3
     with GateStore(db) as store:
         assert store.config("event_id") is None
         assert store.pending_uploads() == []
