@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from scanner.sync import SyncSnapshot, SyncWorker
 
 DEFAULT_CLEAR_AFTER_S = 4.0
+DEFAULT_FAULT_RETRY_S = 2.0  # how often a STORAGE FAULT screen tries the disk again
 
 
 class GateApp(App[None]):
@@ -34,6 +35,7 @@ class GateApp(App[None]):
         Binding("ctrl+c", "request_quit", "Exit", show=False, priority=True),
     ]
     CSS = ".title { text-style: bold; padding: 0 1; background: $boost; }"
+    fault_retry_s = DEFAULT_FAULT_RETRY_S
 
     def __init__(
         self,

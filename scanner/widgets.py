@@ -25,7 +25,7 @@ VERDICT_WORDS: dict[Verdict, str] = {
     Verdict.ATTENTION: "CHECK",
     Verdict.EXIT: "EXIT",
 }
-VERDICT_CLASSES = ("-admit", "-deny", "-attention", "-exit", "-idle")
+VERDICT_CLASSES = ("-admit", "-deny", "-attention", "-exit", "-idle", "-fault")
 
 
 def facts_line(display: DisplayFacts) -> str:
@@ -70,6 +70,7 @@ class VerdictPanel(Vertical):
     VerdictPanel.-deny { background: #c0262d; color: #ffffff; }
     VerdictPanel.-attention { background: #f0a500; color: #000000; }
     VerdictPanel.-exit { background: #1f5fbf; color: #ffffff; }
+    VerdictPanel.-fault { background: #6a1b9a; color: #ffffff; }
     """
 
     def compose(self) -> ComposeResult:
@@ -91,6 +92,11 @@ class VerdictPanel(Vertical):
 
     def show_idle(self, message: str = "Scan a ticket") -> None:
         self._set("-idle", "READY", message)
+
+    def show_fault(self, message: str, hint: str) -> None:
+        """Not a verdict: the gate cannot store scans, so nobody may be waved through. Purple,
+        unlike any verdict colour, so it is never read as a deny of one guest."""
+        self._set("-fault", "STORAGE FAULT", f"STORAGE FAULT — do not admit. {message}", "", hint)
 
     def show(
         self,

@@ -13,6 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from protocol.reasons import Verdict
+from scanner.faults import EXIT_INTERNAL, StorageFault, storage_fault
 from scanner.screens.enroll import take_enrollment_qr
 from scanner.service import ScanOutcome
 from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from scanner.app import GateApp
 
 ATTENTION_HINT = "Y = admit after check    N = turn away"
+FAULT_HINT = "Retrying by itself; this screen goes once the gate can store scans again."
 KIOSK_HIDDEN = frozenset({"lookup", "history", "settings"})
 
 
@@ -34,6 +36,8 @@ class GateScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._clear_timer: Timer | None = None
+        self._retry_timer: Timer | None = None
+        self.fault: StorageFault | None = None
 
     @property
     def gate_app(self) -> GateApp:
@@ -62,7 +66,12 @@ class GateScreen(Screen[None]):
         return self.query_one(VerdictPanel)
 
     def refresh_status(self) -> None:
-        self.query_one(StatusBar).show_status(self.gate_app.status())
+        try:
+            status = self.gate_app.status()
+        except Exception as exc:  # a damaged database: a fault state, not a crash
+            self.show_fault(exc)
+            return
+        self.query_one(StatusBar).show_status(status)
 
     # -- scans -------------------------------------------------------------------------
 
@@ -73,7 +82,12 @@ class GateScreen(Screen[None]):
         """The one path for a read, from the wedge or the camera (scanner/camera_feed.py)."""
         if take_enrollment_qr(self.gate_app, payload):  # a hub's enrollment QR is no ticket
             return
-        outcome = self.gate_app.service.scan(payload)  # committed on return
+        try:
+            outcome = self.gate_app.service.scan(payload)  # committed on return
+        except Exception as exc:  # not stored, so no verdict: the fault instead
+            self.show_fault(exc)
+            return
+        self._recovered()
         if outcome is None:
             self.query_one(ScanCatcher).note("Same code read again: ignored")
             return
@@ -92,7 +106,11 @@ class GateScreen(Screen[None]):
 
     def _attention_done(self, outcome: ScanOutcome) -> Callable[[bool | None], None]:
         def done(admitted: bool | None) -> None:
-            self.gate_app.service.confirm(outcome.seq, bool(admitted))
+            try:
+                self.gate_app.service.confirm(outcome.seq, bool(admitted))
+            except Exception as exc:
+                self.show_fault(exc)
+                return
             d = outcome.decision
             if admitted:
                 self.panel.show(Verdict.ADMIT, f"Admitted after check: {d.message}", d.display)
@@ -121,7 +139,47 @@ class GateScreen(Screen[None]):
 
     def _manual_admit(self, ticket_id: str | None) -> None:
         if ticket_id:
-            self.show_outcome(self.gate_app.service.manual_admit(ticket_id))
+            try:
+                outcome = self.gate_app.service.manual_admit(ticket_id)
+            except Exception as exc:
+                self.show_fault(exc)
+                return
+            self._recovered()
+            self.show_outcome(outcome)
+
+    # -- storage faults ----------------------------------------------------------------
+
+    def show_fault(self, exc: Exception) -> None:
+        """The gate cannot store what it decides: say so over the whole screen, keep running
+        and try the disk again every `fault_retry_s` until it takes a write."""
+        store = self.gate_app.service.store
+        self.fault = storage_fault(exc, store.path) or StorageFault(
+            "internal_error", f"{type(exc).__name__}: {exc}", EXIT_INTERNAL
+        )
+        self._stop_clear()
+        self.panel.show_fault(self.fault.message, FAULT_HINT)
+        if self._retry_timer is None:
+            self._retry_timer = self.set_interval(self.gate_app.fault_retry_s, self._retry)
+
+    def _retry(self) -> None:
+        """A small durable write: if the disk takes it, it takes scans again."""
+        service = self.gate_app.service
+        try:
+            service.store.set_config("storage_checked_ms", service.clock())
+        except Exception as exc:
+            self.show_fault(exc)  # perhaps another fault now (the words follow it)
+            return
+        if self._recovered():
+            self.panel.show_idle("Storage recovered: scan a ticket")
+            self.refresh_status()
+
+    def _recovered(self) -> bool:
+        """Leave the fault state (a write went through); True if there was one."""
+        if self._retry_timer is not None:
+            self._retry_timer.stop()
+            self._retry_timer = None
+        was, self.fault = self.fault, None
+        return was is not None
 
     def action_history(self) -> None:
         from scanner.screens.history import HistoryScreen
