@@ -480,6 +480,17 @@ def decode_manifest(b: bytes) -> Manifest:
     return _rejecting("manifest", decode)
 
 
+def decode_manifest_header(b: bytes) -> ManifestHeader:
+    """Only the header of a full manifest body: what a device needs to judge the next one
+    without building its 100k rows again."""
+
+    def decode() -> ManifestHeader:
+        meta, _ = _unframe(KIND_FULL, b)
+        return _header_from_json(meta["header"])
+
+    return _rejecting("manifest", decode)
+
+
 def encode_delta(d: ManifestDelta) -> bytes:
     meta, sections = _encode_rows(d.upserts, d.header)
     meta["header"] = _header_to_json(d.header)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +23,7 @@ from hardware.dedupe import DEFAULT_WINDOW_MS, Deduper
 from hardware.feedback import Feedback
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext
-from manifests.codec import decode_delta, decode_manifest, encode_manifest
+from manifests.codec import decode_delta, decode_manifest, decode_manifest_header, encode_manifest
 from manifests.delta import verify_and_apply
 from manifests.keyset import open_key_set
 from manifests.model import Manifest, ManifestHeader, TicketRow
@@ -30,7 +33,7 @@ from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
 from protocol.sealed_payload import PayloadSealer
 from scanner.scanlog import ScanRecord, nameless
-from scanner.store import GateStore
+from scanner.store import ChunkCallback, GateStore, Stamp
 
 Clock = Callable[[], int]
 HUB_KEY_PREFIX = "hub_key:"
@@ -62,13 +65,8 @@ class ScanOutcome:
 
 def trusted_hub_keys(store: GateStore) -> dict[int, bytes]:
     """Hub public keys this device trusts for manifests, by key id."""
-    rows = store.db.execute("SELECT name FROM keys WHERE name LIKE ?", [HUB_KEY_PREFIX + "%"])
-    keys: dict[int, bytes] = {}
-    for (name,) in rows.fetchall():
-        value = store.key(name)
-        if value is not None:
-            keys[int(name[len(HUB_KEY_PREFIX) :])] = value
-    return keys
+    named = store.keys_named(HUB_KEY_PREFIX)
+    return {int(name[len(HUB_KEY_PREFIX) :]): value for name, value in named.items()}
 
 
 def trust_hub_key(store: GateStore, key_id: int, public: bytes) -> None:
@@ -122,22 +120,97 @@ def decode_stored(encoded: bytes, trusted: Mapping[int, bytes]) -> Manifest:
     return decode_manifest(body)
 
 
+def stored_header(store: GateStore) -> ManifestHeader | None:
+    """The installed manifest's header: the one this process installed (verified then), else
+    verified and decoded from the stored envelope, header only (no 100k rows built)."""
+    found = _stored_header(store)
+    return None if found is None else found[1]
+
+
+def _stored_header(store: GateStore) -> tuple[Stamp, ManifestHeader] | None:
+    with store.reading():  # the stamp and the envelope of one install
+        stamp = store.manifest_stamp()
+        if stamp is None:
+            return None
+        memo = store.installed_header
+        if memo is not None and memo[0] == stamp:
+            return memo
+        encoded = store.manifest_encoded()
+    if encoded is None:
+        return None
+    body = (
+        open_envelope(encoded, trusted_hub_keys(store))
+        if encoded[: len(MAGIC)] == MAGIC
+        else encoded
+    )
+    store.installed_header = (stamp, decode_manifest_header(body))
+    return store.installed_header
+
+
+_turns_lock = threading.Lock()
+_turns_held = 0
+_turns_before = 0.0
+SHORT_TURN_S = 0.00005
+
+
+@contextmanager
+def short_turns() -> Iterator[None]:
+    """While a manifest decodes and installs (CPU-bound Python on the sync thread), hand the
+    interpreter lock over every 0.05 ms instead of every 5: each SQLite call of a scan on the
+    UI thread gives the lock up and waits a whole interval to get it back, and a scan makes
+    about ten. Costs nothing when no other thread wants the lock."""
+    global _turns_held, _turns_before
+    with _turns_lock:
+        if _turns_held == 0:
+            _turns_before = sys.getswitchinterval()
+            sys.setswitchinterval(SHORT_TURN_S)
+        _turns_held += 1
+    try:
+        yield
+    finally:
+        with _turns_lock:
+            _turns_held -= 1
+            if _turns_held == 0:
+                sys.setswitchinterval(_turns_before)
+
+
 def install_manifest(
-    store: GateStore, envelope: bytes, now_ms: int, *, event_id: str | None = None
+    store: GateStore,
+    envelope: bytes,
+    now_ms: int,
+    *,
+    event_id: str | None = None,
+    on_chunk: ChunkCallback | None = None,
 ) -> Manifest:
     """Verify a hub envelope (full manifest or delta) against the trusted hub keys, check the
-    revision chain against what is installed, and store it in one transaction. Raises
-    ManifestRejected (nothing changed) when anything is off. With `event_id` (the event the
-    gate asked for) a manifest of any other event is refused; a full manifest of another
-    event than the installed one replaces it whatever its revision (revisions count per
-    event): the gate moved on to the next event."""
+    revision chain against what is installed, and store it (see GateStore.replace_manifest:
+    scans go on meanwhile; `on_chunk` reports progress). Raises ManifestRejected (nothing
+    changed) when anything is off. With `event_id` (the event the gate asked for) a manifest
+    of any other event is refused; a full manifest of another event than the installed one
+    replaces it whatever its revision (revisions count per event): the gate moved on to the
+    next event."""
+    with short_turns():
+        return _install(store, envelope, now_ms, event_id, on_chunk)
+
+
+def _install(
+    store: GateStore,
+    envelope: bytes,
+    now_ms: int,
+    event_id: str | None,
+    on_chunk: ChunkCallback | None,
+) -> Manifest:
     trusted = trusted_hub_keys(store)
-    current = None
-    encoded = store.manifest_encoded()
-    if encoded is not None:
-        current = decode_stored(encoded, trusted)
     body = open_envelope(envelope, trusted)
     kind = "delta" if body[:1] == b"D" else "full"
+    current = None
+    if kind == "full":  # judged by the installed header alone: its rows are not needed
+        header = stored_header(store)
+        current = None if header is None else Manifest(header, {})
+    else:
+        encoded = store.manifest_encoded()
+        if encoded is not None:
+            current = decode_stored(encoded, trusted)
     new = verify_and_apply(envelope, kind, trusted, current, now_ms)
     if event_id is not None and new.header.event.id != event_id:
         raise ManifestRejected(
@@ -145,7 +218,7 @@ def install_manifest(
         )
     if kind == "full":
         moved_on = current is not None and current.header.event.id != new.header.event.id
-        store.replace_manifest(new, envelope, now_ms, other_event=moved_on)
+        store.replace_manifest(new, envelope, now_ms, other_event=moved_on, on_chunk=on_chunk)
     else:  # only the changed rows are written; the stored body becomes the merged manifest
         store.apply_delta(decode_delta(body), encode_manifest(new), now_ms)
     return new
@@ -192,7 +265,7 @@ class GateService:
         self.clock = clock
         self.feedback = feedback
         self.deduper = Deduper(dedupe_window_ms)
-        self._manifest_revision: int | None = None
+        self._manifest_stamp: Stamp | None = None
         self._header: ManifestHeader | None = None
         self._sealer: PayloadSealer | None = None
         self._gate: GateContext | None = store.gate()
@@ -212,16 +285,16 @@ class GateService:
         self._gate = gate
 
     def header(self) -> ManifestHeader | None:
-        """The installed manifest's header, decoded once per revision."""
-        revision = self.store.manifest_revision()
-        if revision is None:
+        """The installed manifest's header, decoded once per install: one small read per
+        scan; after an install in this process, the header its installer verified."""
+        stamp = self.store.manifest_stamp()
+        if stamp is None:
             return None
-        if revision != self._manifest_revision:
-            encoded = self.store.manifest_encoded()
-            if encoded is None:  # removed between the two reads
+        if stamp != self._manifest_stamp:
+            found = _stored_header(self.store)
+            if found is None:  # removed between the two reads
                 return None
-            self._header = decode_stored(encoded, trusted_hub_keys(self.store)).header
-            self._manifest_revision = revision
+            self._manifest_stamp, self._header = found
         return self._header
 
     # -- scanning --------------------------------------------------------------------
@@ -334,19 +407,11 @@ class GateService:
         text = query.strip()
         if len(text) < 4:
             return []
-        like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self.store.db.execute(
-            "SELECT ticket_id FROM tickets WHERE ticket_id LIKE ? ESCAPE '\\' "
-            "OR order_ref = ? COLLATE NOCASE ORDER BY order_ref, ticket_id LIMIT ?",
-            [like, text, limit],
-        ).fetchall()
-        found = [self.store.ticket(tid) for (tid,) in rows]
-        return [r for r in found if r is not None]
+        return self.store.find_tickets(text, text, limit)
 
     def recent_scans(self, n: int = 50) -> list[ScanRecord]:
         """The last `n` scans, newest first."""
-        last = self.store.db.execute("SELECT max(seq) FROM scans").fetchone()[0] or 0
-        return list(reversed(self.store.scans(after_seq=max(0, last - n))))
+        return self.store.recent_scans(n)
 
     def status(self) -> dict[str, Any]:
         now = self.clock()

@@ -1,8 +1,16 @@
 """The gate's local SQLite store: device config, the verified manifest, the scan log, nonces.
 
 Durability first: WAL with `synchronous=FULL`, so `record_scan` returns only after the scan is
-on disk, and the UI shows a verdict only after that. A manifest revision is replaced in ONE
-transaction: a power cut or a bad row leaves the previous revision whole, never a mix.
+on disk, and the UI shows a verdict only after that.
+
+A scan never waits for a manifest install (issue #11). Writes go through one connection and take
+turns in short transactions; every thread reads on a connection of its own, which WAL lets read
+the last committed state while another connection writes. A full manifest is written into a
+staging table in chunks, each its own short transaction, and then swapped in by ONE short
+transaction (rename the old table aside, the staging one into place, store the envelope): a
+reader sees the old manifest or the new one, never a mix, and a power cut mid-install leaves the
+old one whole. The old table is then emptied a chunk at a time (DROP TABLE on 100k rows would
+hold the write turn for ~50 ms). All SQL of the gate lives here, behind methods.
 """
 
 from __future__ import annotations
@@ -10,19 +18,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
 import os
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
-from manifests.model import Manifest, ManifestDelta, TicketRow
+from manifests.model import Manifest, ManifestDelta, ManifestHeader, TicketRow
 from scanner.scanlog import (
     HISTORY_SQL,
     PEER_HISTORY_SQL,
@@ -32,16 +40,8 @@ from scanner.scanlog import (
     peer_fact,
 )
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS manifest (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    revision INTEGER NOT NULL,
-    encoded BLOB NOT NULL,
-    installed_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tickets (
+TICKETS_SQL = """
+CREATE TABLE IF NOT EXISTS {name} (
     ticket_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     generation INTEGER NOT NULL,
@@ -56,15 +56,53 @@ CREATE TABLE IF NOT EXISTS tickets (
     order_ref TEXT,
     holder_sealed BLOB
 ) WITHOUT ROWID;
+"""
+SCHEMA_SQL = (
+    """
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS manifest (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL,
+    encoded BLOB NOT NULL,
+    installed_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS manifest_install (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT);
+"""
+    + TICKETS_SQL.format(name="tickets")
+    + """
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL);
 """
+)
 
 _TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow))
-_INSERT_TICKET = (
-    f"INSERT OR REPLACE INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _TICKET_COLUMNS)})"
-)
+# Rows are written with valid_days last: the other columns come straight off the row.
+_PLAIN_COLUMNS = tuple(c for c in _TICKET_COLUMNS if c != "valid_days")
+_WRITE_COLUMNS = (*_PLAIN_COLUMNS, "valid_days")
+_plain_values = operator.attrgetter(*_PLAIN_COLUMNS)
 _GATE_KEY = "gate"
+STAGING_PREFIX = "tickets_staging_"  # a manifest being installed
+RETIRED_PREFIX = "tickets_retired_"  # the manifest it replaced, emptied a chunk at a time
+# Rows per staging transaction: a scan that arrives mid-install waits for at most one chunk.
+INSTALL_CHUNK_ROWS = 200
+CHECKPOINT_EVERY_CHUNKS = 4  # ~0.2 MB of WAL: each checkpoint fsyncs twice, off the write turn
+Stamp = tuple[int, str | None]  # (revision, install token): see manifest_stamp
+ChunkCallback = Callable[[int, int], None]  # (rows written so far, rows in the manifest)
+
+
+# Own and peer history in one query: one snapshot, one SQLite call on the scan path.
+_HISTORY_BOTH_SQL = (
+    f"SELECT 0, * FROM ({HISTORY_SQL}) UNION ALL SELECT 1, * FROM ({PEER_HISTORY_SQL})"
+)
+
+
+def _insert_sql(table: str) -> str:
+    return (
+        f"INSERT OR REPLACE INTO {table} ({', '.join(_WRITE_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in _WRITE_COLUMNS)})"
+    )
+
+
 _PEER_COLUMNS = ("device_id", "ticket_id", "at_ms", "direction", "counted", "gate_name")
 
 
@@ -82,13 +120,19 @@ class Counters:
     pending_upload: int
 
 
-def _ticket_values(row: TicketRow) -> tuple[Any, ...]:
-    """Column values in table order (plain attribute reads: `astuple` deep-copies, which made
-    a 100k-ticket install take seconds)."""
-    return tuple(
-        json.dumps(list(row.valid_days)) if c == "valid_days" else getattr(row, c)
-        for c in _TICKET_COLUMNS
-    )
+class _RowValues:
+    """Column values in `_WRITE_COLUMNS` order. One attrgetter call per row, and each distinct
+    day set is turned into JSON once: a manifest holds a handful of day sets across 100k rows,
+    and per-row json.dumps was a third of a 100k install."""
+
+    def __init__(self) -> None:
+        self._days: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, row: TicketRow) -> tuple[Any, ...]:
+        days = self._days.get(row.valid_days)
+        if days is None:
+            days = self._days[row.valid_days] = json.dumps(list(row.valid_days))
+        return (*_plain_values(row), days)
 
 
 def _ticket_from(values: tuple[Any, ...]) -> TicketRow:
@@ -111,25 +155,46 @@ class NonceMemory:
 
 
 class GateStore:
-    """One gate's database file. Safe to share between the UI and worker threads (one
-    connection behind a lock: SQLite serialises writers anyway)."""
+    """One gate's database file, shared by the UI, sync and live threads. Writers take turns
+    on one connection in short transactions (SQLite has one writer anyway); each thread reads
+    on its own connection, so no read waits for a write and none sees an uncommitted one."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
-        self.db = Database(conn)
-        self._lock = threading.RLock()
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self.db.conn.executescript(SCHEMA_SQL + SCAN_LOG_SQL)  # idempotent: IF NOT EXISTS
+        self._write_lock = threading.RLock()
+        self._install_lock = threading.Lock()  # one manifest install at a time per store
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.execute("PRAGMA synchronous=FULL")
+        self._writer.execute("PRAGMA foreign_keys=ON")
+        with self._write_lock:
+            self._writer.executescript(SCHEMA_SQL + SCAN_LOG_SQL)  # idempotent: IF NOT EXISTS
         self.nonces = NonceMemory(self)
         self._device_id: str | None = None
+        # The header of the manifest this process installed last, keyed by its stamp, so the
+        # first scan after an install does not verify and decode the stored envelope again.
+        self.installed_header: tuple[Stamp, ManifestHeader] | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit: transactions are explicit (BEGIN IMMEDIATE in _write, BEGIN in reading).
+        # check_same_thread=False only so close() can close every thread's reader.
+        return sqlite3.connect(
+            str(self.path), check_same_thread=False, timeout=10, isolation_level=None
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        with self._write_lock, self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+            self._writer.close()
 
     def __enter__(self) -> GateStore:
         return self
@@ -139,27 +204,68 @@ class GateStore:
 
     # -- small helpers ------------------------------------------------------------------
 
-    def _one(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
-        with self._lock:
-            return self.db.execute(sql, list(params)).fetchone()
-
-    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self.db.execute(sql, list(params)).fetchall()
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection, opened on first use. Read-only, so nothing on the
+        read path can ever write around the write turn."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                conn = self._connect()
+                conn.execute("PRAGMA query_only=ON")
+                self._readers.append(conn)
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[None]:
+        """Reads inside see one committed snapshot (e.g. a scan's header, ticket and history
+        from the same manifest revision). Nests; do not write and read back inside one."""
+        conn = self._reader()
+        if self._local.depth == 0:
+            conn.execute("BEGIN")
+        self._local.depth += 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+            if self._local.depth == 0:
+                conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+        cur = self._reader().execute(sql, tuple(params))
+        try:
+            return cur.fetchone()
+        finally:
+            cur.close()  # an unfinished statement would pin this thread to an old snapshot
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._reader().execute(sql, tuple(params)).fetchall()
+
+    @contextmanager
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One durable transaction: all or nothing, fsynced at commit. IMMEDIATE takes the
-        write lock up front, so reading max(seq) and inserting cannot race another writer."""
-        with self._lock:
-            conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE")
+        write lock up front, so reading max(seq) and inserting cannot race another writer.
+        `durable=False` skips the fsync, for rows nobody needs until a later durable commit
+        (a staging chunk: the swap's fsync of the WAL carries every frame before it)."""
+        with self._write_lock:
+            conn = self._writer
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL: still never corrupt
             try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # a failed COMMIT (disk full) may have ended it
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
 
     # -- device config ------------------------------------------------------------------
 
@@ -188,6 +294,12 @@ class GateStore:
     def key(self, name: str) -> bytes | None:
         row = self._one("SELECT value FROM keys WHERE name = ?", (name,))
         return None if row is None else bytes(row[0])
+
+    def keys_named(self, prefix: str) -> dict[str, bytes]:
+        """Key material whose name starts with `prefix` (e.g. every trusted hub key), by name."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._all("SELECT name, value FROM keys WHERE name LIKE ? ESCAPE '\\'", (like,))
+        return {name: bytes(value) for name, value in rows}
 
     @property
     def device_id(self) -> str:
@@ -224,46 +336,180 @@ class GateStore:
     # -- manifest -----------------------------------------------------------------------
 
     def replace_manifest(
-        self, manifest: Manifest, encoded: bytes, now_ms: int, *, other_event: bool = False
+        self,
+        manifest: Manifest,
+        encoded: bytes,
+        now_ms: int,
+        *,
+        other_event: bool = False,
+        on_chunk: ChunkCallback | None = None,
     ) -> None:
         """Install a verified manifest (store the signed envelope as `encoded`, so the gate
         can verify it again at start). Older than the installed revision of the same event:
-        refused (revisions count per event, so `other_event` lifts it)."""
-        current = self.manifest_revision()
-        if current is not None and manifest.revision < current and not other_event:
-            raise StoreError(f"manifest revision {manifest.revision} is older than {current}")
-        with self._write() as conn:
-            conn.execute("DELETE FROM tickets")
-            for ticket_id, row in manifest.tickets.items():
-                if ticket_id != row.ticket_id:
-                    raise StoreError(f"manifest row keyed {ticket_id!r} holds {row.ticket_id!r}")
-            conn.executemany(_INSERT_TICKET, map(_ticket_values, manifest.tickets.values()))
-            self._set_manifest(conn, manifest.revision, encoded, now_ms)
+        refused (revisions count per event, so `other_event` lifts it). The rows go into a
+        staging table in chunks of INSTALL_CHUNK_ROWS, each its own short transaction (scans
+        commit in between), then one short transaction swaps it in. `on_chunk(done, total)`
+        runs on this thread after each chunk, outside any transaction."""
+        for ticket_id, row in manifest.tickets.items():
+            if ticket_id != row.ticket_id:
+                raise StoreError(f"manifest row keyed {ticket_id!r} holds {row.ticket_id!r}")
+        self._check_not_older(manifest.revision, other_event)
+        with self._install_lock, self._checkpoints_aside():
+            self._drop_leftovers()  # of an install that a crash cut off
+            tag = secrets.token_hex(4)
+            staging, retired = STAGING_PREFIX + tag, RETIRED_PREFIX + tag
+            with self._write() as conn:
+                conn.execute(TICKETS_SQL.format(name=staging))
+            memo = self.installed_header
+            try:
+                self._fill(staging, manifest, on_chunk)
+                with self._write() as conn:
+                    self._check_not_older(manifest.revision, other_event, conn)
+                    conn.execute(f"ALTER TABLE tickets RENAME TO {retired}")
+                    conn.execute(f"ALTER TABLE {staging} RENAME TO tickets")
+                    stamp = self._set_manifest(conn, manifest.revision, encoded, now_ms)
+                    # before the commit: no scan after the swap finds the header missing
+                    self.installed_header = (stamp, manifest.header)
+            except BaseException:
+                self.installed_header = memo
+                with suppress(sqlite3.Error):  # a broken disk: the next install clears it
+                    self._drop_in_chunks(staging)
+                raise
+            self._drop_in_chunks(retired)
+
+    def _fill(self, staging: str, manifest: Manifest, on_chunk: ChunkCallback | None) -> None:
+        """Rows in ticket id order: appending to the b-tree is 2.5x faster than inserting at
+        random places, and leaves it compact. (The sort holds the interpreter lock for ~20 ms
+        at 100k tickets: sorting the plain ids is the cheapest way.)"""
+        tickets = manifest.tickets
+        ids = sorted(tickets)
+        insert, values, total = _insert_sql(staging), _RowValues(), len(ids)
+        for n, start in enumerate(range(0, total, INSTALL_CHUNK_ROWS) or [0], 1):
+            chunk = [values(tickets[i]) for i in ids[start : start + INSTALL_CHUNK_ROWS]]
+            with self._write(durable=False) as conn:
+                conn.executemany(insert, chunk)
+            if n % CHECKPOINT_EVERY_CHUNKS == 0:
+                self._checkpoint()
+            if on_chunk is not None:
+                on_chunk(min(total, start + INSTALL_CHUNK_ROWS), total)
+
+    @contextmanager
+    def _checkpoints_aside(self) -> Iterator[None]:
+        """While a manifest installs, no commit on the write turn copies the WAL back into the
+        database (SQLite's automatic checkpoint would make the scan whose commit crosses 1000
+        pages do it: tens of ms). The installer checkpoints instead, outside the write turn."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            yield
+        finally:
+            self._checkpoint()
+            with self._write_lock:
+                if not self._closed:
+                    self._writer.execute("PRAGMA wal_autocheckpoint=1000")
+
+    def _checkpoint(self) -> None:
+        """Copy committed WAL pages back into the database file without taking the write turn
+        (PASSIVE: it never waits for, nor blocks, a writer or a reader)."""
+        if self._closed:
+            return
+        conn: sqlite3.Connection | None = getattr(self, "_checkpointer", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    return
+                conn = self._checkpointer = self._connect()
+                self._readers.append(conn)  # closed with the readers
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _drop_leftovers(self) -> None:
+        names = self._all(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' "
+            "AND (name LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')",
+            tuple(p.replace("_", "\\_") + "%" for p in (STAGING_PREFIX, RETIRED_PREFIX)),
+        )
+        for (name,) in names:
+            self._drop_in_chunks(name)
+
+    def _drop_in_chunks(self, table: str) -> None:
+        """Empty a ticket table a chunk per transaction, then drop it. DROP TABLE on 100k rows
+        holds the write turn for ~50 ms (it frees every page in one transaction)."""
+        delete = (
+            f'DELETE FROM "{table}" WHERE ticket_id IN '
+            f'(SELECT ticket_id FROM "{table}" LIMIT {4 * INSTALL_CHUNK_ROWS})'
+        )  # deleting a row costs a quarter of writing one
+        while True:
+            with self._write(durable=False) as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+                ).fetchone()
+                if exists is None or conn.execute(delete).rowcount == 0:
+                    conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+                    return
+            self._checkpoint()
+
+    def _check_not_older(
+        self, revision: int, other_event: bool, conn: sqlite3.Connection | None = None
+    ) -> None:
+        if conn is None:
+            current = self.manifest_revision()
+        else:
+            row = conn.execute("SELECT revision FROM manifest WHERE id = 1").fetchone()
+            current = None if row is None else int(row[0])
+        if current is not None and revision < current and not other_event:
+            raise StoreError(f"manifest revision {revision} is older than {current}")
 
     def apply_delta(self, delta: ManifestDelta, encoded: bytes, now_ms: int) -> None:
-        """Apply a verified delta's rows in one transaction; `encoded` is the resulting full
-        manifest (or its envelope). Only onto the revision the delta was built from."""
-        current = self.manifest_revision()
-        if current != delta.base_revision:
-            raise StoreError(f"delta is from revision {delta.base_revision}, have {current}")
-        with self._write() as conn:
-            conn.executemany(
-                "DELETE FROM tickets WHERE ticket_id = ?", [(t,) for t in delta.removed]
-            )
-            conn.executemany(_INSERT_TICKET, [_ticket_values(r) for r in delta.upserts])
-            self._set_manifest(conn, delta.header.revision, encoded, now_ms)
+        """Apply a verified delta's rows in one short transaction; `encoded` is the resulting
+        full manifest (or its envelope). Only onto the revision the delta was built from."""
+        values = _RowValues()
+        upserts = [values(r) for r in delta.upserts]
+        with self._install_lock:
+            memo = self.installed_header
+            try:
+                with self._write() as conn:
+                    row = conn.execute("SELECT revision FROM manifest WHERE id = 1").fetchone()
+                    current = None if row is None else int(row[0])
+                    if current != delta.base_revision:
+                        raise StoreError(
+                            f"delta is from revision {delta.base_revision}, have {current}"
+                        )
+                    conn.executemany(
+                        "DELETE FROM tickets WHERE ticket_id = ?", [(t,) for t in delta.removed]
+                    )
+                    conn.executemany(_insert_sql("tickets"), upserts)
+                    stamp = self._set_manifest(conn, delta.header.revision, encoded, now_ms)
+                    self.installed_header = (stamp, delta.header)
+            except BaseException:
+                self.installed_header = memo
+                raise
 
     @staticmethod
-    def _set_manifest(conn: sqlite3.Connection, revision: int, encoded: bytes, now_ms: int) -> None:
+    def _set_manifest(
+        conn: sqlite3.Connection, revision: int, encoded: bytes, now_ms: int
+    ) -> Stamp:
         conn.execute(
             "INSERT OR REPLACE INTO manifest (id, revision, encoded, installed_at_ms) "
             "VALUES (1, ?, ?, ?)",
             (revision, encoded, now_ms),
         )
+        token = secrets.token_hex(8)
+        conn.execute("INSERT OR REPLACE INTO manifest_install (id, token) VALUES (1, ?)", (token,))
+        return (revision, token)
 
     def manifest_revision(self) -> int | None:
         row = self._one("SELECT revision FROM manifest WHERE id = 1")
         return None if row is None else int(row[0])
+
+    def manifest_stamp(self) -> Stamp | None:
+        """(revision, install token) of the installed manifest: tells two installs apart, read
+        on every scan. Not installed_at_ms: that column sits behind the multi-MB envelope,
+        and reading it walks the blob's overflow pages (2 ms per scan at 100k tickets)."""
+        row = self._one(
+            "SELECT m.revision, t.token FROM manifest m "
+            "LEFT JOIN manifest_install t ON t.id = 1 WHERE m.id = 1"
+        )
+        return None if row is None else (int(row[0]), row[1])
 
     def manifest_encoded(self) -> bytes | None:
         row = self._one("SELECT encoded FROM manifest WHERE id = 1")
@@ -273,6 +519,18 @@ class GateStore:
         cols = ", ".join(_TICKET_COLUMNS)
         row = self._one(f"SELECT {cols} FROM tickets WHERE ticket_id = ?", (ticket_id,))
         return None if row is None else _ticket_from(row)
+
+    def find_tickets(self, prefix: str, order_ref: str, limit: int) -> list[TicketRow]:
+        """Rows whose ticket id starts with `prefix` or whose order reference is `order_ref`
+        (any case), by order then id: the F2 lookup."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        cols = ", ".join(_TICKET_COLUMNS)
+        rows = self._all(
+            f"SELECT {cols} FROM tickets WHERE ticket_id LIKE ? ESCAPE '\\' "
+            "OR order_ref = ? COLLATE NOCASE ORDER BY order_ref, ticket_id LIMIT ?",
+            (like, order_ref, limit),
+        )
+        return [_ticket_from(r) for r in rows]
 
     def ticket_count(self) -> int:
         row = self._one("SELECT count(*) FROM tickets")
@@ -295,13 +553,13 @@ class GateStore:
         showing the verdict. A legacy-C nonce is remembered in the same transaction, so a
         crash can never keep the nonce but lose the scan (or the reverse)."""
         with self._write() as conn:
-            last = conn.execute("SELECT max(seq) FROM scans").fetchone()[0]
-            seq = (last or 0) + 1
-            conn.execute(
+            # one statement numbers and inserts: each SQLite call gives the interpreter lock
+            # up, and getting it back can wait on a busy sync thread
+            (seq,) = conn.execute(
                 "INSERT INTO scans (seq, at_ms, payload, ticket_id, verdict, reason, message,"
-                " direction, gate, manual) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " direction, gate, manual) SELECT coalesce(max(seq), 0) + 1,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ? FROM scans RETURNING seq",
                 (
-                    seq,
                     at_ms,
                     payload,
                     decision.ticket_id,
@@ -312,7 +570,7 @@ class GateStore:
                     gate,
                     int(manual),
                 ),
-            )
+            ).fetchall()[0]
             if nonce is not None:
                 conn.execute(
                     "INSERT OR IGNORE INTO nonces (nonce, seen_at_ms) VALUES (?, ?)",
@@ -364,11 +622,14 @@ class GateStore:
             )
             return cur.rowcount
 
+    def recent_scans(self, n: int) -> list[ScanRecord]:
+        """The last `n` scans, newest first."""
+        return self._records("ORDER BY seq DESC LIMIT ?", (n,))
+
     def _records(self, where: str, params: tuple[Any, ...]) -> list[ScanRecord]:
-        with self._lock:
-            cur = self.db.execute(f"SELECT * FROM scans {where}", list(params))
-            names = [d[0] for d in cur.description]
-            return [ScanRecord.from_row(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        cur = self._reader().execute(f"SELECT * FROM scans {where}", params)
+        names = [d[0] for d in cur.description]
+        return [ScanRecord.from_row(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
 
     def merge_peer_scans(self, facts: Iterable[ScanFact]) -> int:
         """Movements at other gates (from the hub); idempotent. Returns how many were new."""
@@ -396,9 +657,9 @@ class GateStore:
         """Earlier scans of the ticket at this gate and (merged) at others, oldest first:
         admits, exits and attention scans (counted only once staff confirmed)."""
         device_id = self.device_id
-        own = [own_fact(r, device_id) for r in self._all(HISTORY_SQL, (ticket_id,))]
-        peers = [peer_fact(r) for r in self._all(PEER_HISTORY_SQL, (ticket_id,))]
-        return sorted(own + peers, key=lambda f: f.at_ms)
+        rows = self._all(_HISTORY_BOTH_SQL, (ticket_id, ticket_id))
+        facts = [peer_fact(r[1:]) if r[0] else own_fact(r[1:], device_id) for r in rows]
+        return sorted(facts, key=lambda f: f.at_ms)
 
     # -- nonces -------------------------------------------------------------------------
 
@@ -432,9 +693,20 @@ class GateStore:
 
     def export_json(self, path: Path) -> None:
         """Everything the gate knows, for support or a hand-carried upload. Key material is
-        listed by name only. Written to a temporary file, fsynced, then renamed."""
+        listed by name only. Written to a temporary file, fsynced, then renamed. Read from one
+        snapshot, so the counters match the scans listed."""
+        with self.reading():
+            data = self._export()
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _export(self) -> dict[str, Any]:
         encoded = self.manifest_encoded()
-        data = {
+        return {
             "config": {k: json.loads(v) for k, v in self._all("SELECT key, value FROM config")},
             "keys": [r[0] for r in self._all("SELECT name FROM keys ORDER BY name")],
             "manifest": None
@@ -458,9 +730,3 @@ class GateStore:
                 for n, t in self._all("SELECT nonce, seen_at_ms FROM nonces ORDER BY seen_at_ms")
             ],
         }
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)

@@ -44,8 +44,8 @@ def store(tmp_path: Path) -> Iterator[GateStore]:
 def test_durable_settings(tmp_path: Path) -> None:
     path = tmp_path / "gate.db"
     with GateStore(path) as store:
-        assert store.db.journal_mode == "wal"
-        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 def test_scans_survive_reopen_with_gapless_seq(tmp_path: Path) -> None:
@@ -92,6 +92,7 @@ def test_two_writers_on_one_file_share_one_gapless_sequence(tmp_path: Path) -> N
 
 def test_scan_log_is_append_only(store: GateStore) -> None:
     scan(store, ADMIT, 1)
+    raw = sqlite3.connect(store.path)  # the schema refuses it, whoever writes
     for sql in (
         "DELETE FROM scans",
         "UPDATE scans SET verdict = 'deny'",
@@ -99,7 +100,8 @@ def test_scan_log_is_append_only(store: GateStore) -> None:
         "UPDATE scans SET seq = 9",
     ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            store.db.execute(sql)
+            raw.execute(sql)
+    raw.close()
     assert [(r.seq, r.verdict) for r in store.scans()] == [(1, Verdict.ADMIT)]
 
 
@@ -112,8 +114,10 @@ def test_uploading_marks_never_deletes(store: GateStore) -> None:
     assert [r.seq for r in store.pending_uploads()] == [4, 5]
     assert len(store.scans()) == 5
     assert store.counters().pending_upload == 2
+    raw = sqlite3.connect(store.path)
     with pytest.raises(sqlite3.IntegrityError):
-        store.db.execute("UPDATE scans SET uploaded = 0 WHERE seq = 1")
+        raw.execute("UPDATE scans SET uploaded = 0 WHERE seq = 1")
+    raw.close()
 
 
 def test_attention_confirmation_counts_and_requeues(store: GateStore) -> None:
