@@ -198,7 +198,9 @@ class ManifestStore(StoreBase):
             "SELECT s.ticket_id, s.scanned_ms + s.clock_offset_ms AS scanned_ms, s.direction,"
             " s.counted, s.device_id, g.name AS gate_name"
             " FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
-            " WHERE s.ticket_id = ? AND s.event_id = ? AND s.device_deactivated = 0"
+            # `+s.event_id`: by the ticket's index, never the event's (which the planner may
+            # pick, reading every scan of the event: 120 ms a check at 80k scans)
+            " WHERE s.ticket_id = ? AND +s.event_id = ? AND s.device_deactivated = 0"
             " ORDER BY s.scanned_ms + s.clock_offset_ms, s.id",
             [ticket_id, event_id],
         )
