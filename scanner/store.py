@@ -23,6 +23,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -40,6 +41,14 @@ from scanner.scanlog import (
     peer_fact,
 )
 
+MANIFEST_SQL = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL,
+    encoded BLOB NOT NULL,
+    installed_at_ms INTEGER NOT NULL
+);
+"""
 TICKETS_SQL = """
 CREATE TABLE IF NOT EXISTS {name} (
     ticket_id TEXT PRIMARY KEY,
@@ -61,12 +70,9 @@ SCHEMA_SQL = (
     """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS manifest (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    revision INTEGER NOT NULL,
-    encoded BLOB NOT NULL,
-    installed_at_ms INTEGER NOT NULL
-);
+"""
+    + MANIFEST_SQL.format(name="manifest")
+    + """
 CREATE TABLE IF NOT EXISTS manifest_install (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT);
 """
     + TICKETS_SQL.format(name="tickets")
@@ -83,6 +89,16 @@ _plain_values = operator.attrgetter(*_PLAIN_COLUMNS)
 _GATE_KEY = "gate"
 STAGING_PREFIX = "tickets_staging_"  # a manifest being installed
 RETIRED_PREFIX = "tickets_retired_"  # the manifest it replaced, emptied a chunk at a time
+# The envelope (MBs) is staged the same way, so the swap's fsync carries only a few pages.
+ENVELOPE_STAGING_PREFIX = "manifest_staging_"
+ENVELOPE_RETIRED_PREFIX = "manifest_retired_"
+_LEFTOVER_PREFIXES = (
+    STAGING_PREFIX,
+    RETIRED_PREFIX,
+    ENVELOPE_STAGING_PREFIX,
+    ENVELOPE_RETIRED_PREFIX,
+)
+JANITOR_PAUSE_S = 0.002  # between two chunks of emptying a replaced table: scans go first
 # Rows per staging transaction: a scan that arrives mid-install waits for at most one chunk.
 INSTALL_CHUNK_ROWS = 200
 CHECKPOINT_EVERY_CHUNKS = 4  # ~0.2 MB of WAL: each checkpoint fsyncs twice, off the write turn
@@ -167,6 +183,8 @@ class GateStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._bulk: sqlite3.Connection | None = None
+        self._janitor: threading.Thread | None = None
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute("PRAGMA synchronous=FULL")
@@ -187,10 +205,11 @@ class GateStore:
         )
 
     def close(self) -> None:
-        with self._write_lock, self._readers_lock:
-            if self._closed:
-                return
-            self._closed = True
+        janitor = self._janitor
+        self._closed = True  # the janitor stops after its current chunk
+        if janitor is not None and janitor is not threading.current_thread():
+            janitor.join()
+        with self._write_lock, self._readers_lock:  # closing twice is harmless
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
@@ -251,21 +270,28 @@ class GateStore:
         `durable=False` skips the fsync, for rows nobody needs until a later durable commit
         (a staging chunk: the swap's fsync of the WAL carries every frame before it)."""
         with self._write_lock:
-            conn = self._writer
-            if not durable:
-                conn.execute("PRAGMA synchronous=NORMAL")  # WAL: still never corrupt
+            conn = self._writer if durable else self._bulk_writer()
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:  # a failed COMMIT (disk full) may have ended it
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if not durable:
-                    conn.execute("PRAGMA synchronous=FULL")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT (disk full) may have ended it already
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _bulk_writer(self) -> sqlite3.Connection:
+        """The connection for staging chunks, on the same write turn: synchronous=NORMAL (no
+        fsync per commit; WAL stays consistent) and never an automatic checkpoint."""
+        if self._bulk is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                self._bulk = self._connect()
+                self._bulk.execute("PRAGMA synchronous=NORMAL")
+                self._bulk.execute("PRAGMA wal_autocheckpoint=0")
+                self._readers.append(self._bulk)  # closed with the others
+        return self._bulk
 
     # -- device config ------------------------------------------------------------------
 
@@ -363,19 +389,65 @@ class GateStore:
             memo = self.installed_header
             try:
                 self._fill(staging, manifest, on_chunk)
+                self._stage_envelope(tag, manifest.revision, encoded, now_ms)
                 with self._write() as conn:
                     self._check_not_older(manifest.revision, other_event, conn)
                     conn.execute(f"ALTER TABLE tickets RENAME TO {retired}")
                     conn.execute(f"ALTER TABLE {staging} RENAME TO tickets")
-                    stamp = self._set_manifest(conn, manifest.revision, encoded, now_ms)
+                    stamp = self._swap_envelope(conn, tag, manifest.revision)
                     # before the commit: no scan after the swap finds the header missing
                     self.installed_header = (stamp, manifest.header)
             except BaseException:
                 self.installed_header = memo
                 with suppress(sqlite3.Error):  # a broken disk: the next install clears it
                     self._drop_in_chunks(staging)
+                    self._drop_in_chunks(ENVELOPE_STAGING_PREFIX + tag)
                 raise
-            self._drop_in_chunks(retired)
+            self._retire(retired, ENVELOPE_RETIRED_PREFIX + tag)
+
+    def cleaning(self) -> bool:
+        """Whether the table a manifest install replaced is still being emptied behind it."""
+        janitor = self._janitor
+        return janitor is not None and janitor.is_alive()
+
+    def wait_cleaned(self) -> None:
+        """Until the replaced table is gone (benches: each install starts on a settled gate)."""
+        janitor = self._janitor
+        if janitor is not None:
+            janitor.join()
+
+    def _stage_envelope(self, tag: str, revision: int, encoded: bytes, now_ms: int) -> None:
+        """Write the envelope into a table of its own and get it onto the disk (a checkpoint
+        fsyncs the WAL), both off the write turn: the swap then only renames."""
+        name = ENVELOPE_STAGING_PREFIX + tag
+        with self._write(durable=False) as conn:
+            conn.execute(MANIFEST_SQL.format(name=name))
+            conn.execute(
+                f"INSERT INTO {name} (id, revision, encoded, installed_at_ms) VALUES (1, ?, ?, ?)",
+                (revision, encoded, now_ms),
+            )
+        self._checkpoint()
+
+    @staticmethod
+    def _swap_envelope(conn: sqlite3.Connection, tag: str, revision: int) -> Stamp:
+        conn.execute(f"ALTER TABLE manifest RENAME TO {ENVELOPE_RETIRED_PREFIX + tag}")
+        conn.execute(f"ALTER TABLE {ENVELOPE_STAGING_PREFIX + tag} RENAME TO manifest")
+        token = secrets.token_hex(8)
+        conn.execute("INSERT OR REPLACE INTO manifest_install (id, token) VALUES (1, ?)", (token,))
+        return (revision, token)
+
+    def _retire(self, *tables: str) -> None:
+        """Empty the replaced ticket table behind the install, on a thread of its own: the new
+        manifest is in force from the swap on, so the install returns then. The next install
+        (or delta) waits for it; close() stops it, and the next install clears what is left."""
+
+        def run() -> None:
+            with self._install_lock, self._checkpoints_aside(), suppress(sqlite3.Error):
+                for table in tables:
+                    self._drop_in_chunks(table, pause_s=JANITOR_PAUSE_S)
+
+        self._janitor = threading.Thread(target=run, name="gate-store-retire", daemon=True)
+        self._janitor.start()
 
     def _fill(self, staging: str, manifest: Manifest, on_chunk: ChunkCallback | None) -> None:
         """Rows in ticket id order: appending to the b-tree is 2.5x faster than inserting at
@@ -424,29 +496,36 @@ class GateStore:
 
     def _drop_leftovers(self) -> None:
         names = self._all(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' "
-            "AND (name LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')",
-            tuple(p.replace("_", "\\_") + "%" for p in (STAGING_PREFIX, RETIRED_PREFIX)),
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND ("
+            + " OR ".join("name LIKE ? ESCAPE '\\'" for _ in _LEFTOVER_PREFIXES)
+            + ")",
+            tuple(p.replace("_", "\\_") + "%" for p in _LEFTOVER_PREFIXES),
         )
         for (name,) in names:
             self._drop_in_chunks(name)
 
-    def _drop_in_chunks(self, table: str) -> None:
+    def _drop_in_chunks(self, table: str, pause_s: float = 0.0) -> None:
         """Empty a ticket table a chunk per transaction, then drop it. DROP TABLE on 100k rows
-        holds the write turn for ~50 ms (it frees every page in one transaction)."""
+        holds the write turn for ~50 ms (it frees every page in one transaction). An envelope
+        table holds one row: it is dropped at once."""
         delete = (
             f'DELETE FROM "{table}" WHERE ticket_id IN '
-            f'(SELECT ticket_id FROM "{table}" LIMIT {4 * INSTALL_CHUNK_ROWS})'
-        )  # deleting a row costs a quarter of writing one
-        while True:
+            f'(SELECT ticket_id FROM "{table}" LIMIT {INSTALL_CHUNK_ROWS})'
+        )
+        chunked = table.startswith((STAGING_PREFIX, RETIRED_PREFIX))
+        n = 0
+        while not self._closed:
             with self._write(durable=False) as conn:
                 exists = conn.execute(
                     "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
                 ).fetchone()
-                if exists is None or conn.execute(delete).rowcount == 0:
+                if exists is None or not chunked or conn.execute(delete).rowcount == 0:
                     conn.execute(f'DROP TABLE IF EXISTS "{table}"')
                     return
-            self._checkpoint()
+            n += 1
+            if n % CHECKPOINT_EVERY_CHUNKS == 0:
+                self._checkpoint()
+            time.sleep(pause_s)
 
     def _check_not_older(
         self, revision: int, other_event: bool, conn: sqlite3.Connection | None = None
@@ -464,9 +543,12 @@ class GateStore:
         full manifest (or its envelope). Only onto the revision the delta was built from."""
         values = _RowValues()
         upserts = [values(r) for r in delta.upserts]
-        with self._install_lock:
+        with self._install_lock, self._checkpoints_aside():
+            self._drop_leftovers()
+            tag = secrets.token_hex(4)
             memo = self.installed_header
             try:
+                self._stage_envelope(tag, delta.header.revision, encoded, now_ms)
                 with self._write() as conn:
                     row = conn.execute("SELECT revision FROM manifest WHERE id = 1").fetchone()
                     current = None if row is None else int(row[0])
@@ -478,24 +560,14 @@ class GateStore:
                         "DELETE FROM tickets WHERE ticket_id = ?", [(t,) for t in delta.removed]
                     )
                     conn.executemany(_insert_sql("tickets"), upserts)
-                    stamp = self._set_manifest(conn, delta.header.revision, encoded, now_ms)
+                    stamp = self._swap_envelope(conn, tag, delta.header.revision)
                     self.installed_header = (stamp, delta.header)
             except BaseException:
                 self.installed_header = memo
+                with suppress(sqlite3.Error):
+                    self._drop_in_chunks(ENVELOPE_STAGING_PREFIX + tag)
                 raise
-
-    @staticmethod
-    def _set_manifest(
-        conn: sqlite3.Connection, revision: int, encoded: bytes, now_ms: int
-    ) -> Stamp:
-        conn.execute(
-            "INSERT OR REPLACE INTO manifest (id, revision, encoded, installed_at_ms) "
-            "VALUES (1, ?, ?, ?)",
-            (revision, encoded, now_ms),
-        )
-        token = secrets.token_hex(8)
-        conn.execute("INSERT OR REPLACE INTO manifest_install (id, token) VALUES (1, ?)", (token,))
-        return (revision, token)
+            self._retire(ENVELOPE_RETIRED_PREFIX + tag)
 
     def manifest_revision(self) -> int | None:
         row = self._one("SELECT revision FROM manifest WHERE id = 1")

@@ -7,6 +7,7 @@ the test does there happens while the install is still under way."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,3 +160,24 @@ def test_an_install_cut_off_between_chunks_leaves_the_old_manifest(
         install_manifest(store, signed_full(fx, 3, NEW_FILLERS), NOW)
         assert store.ticket_count() == 4 + NEW_FILLERS and store.manifest_revision() == 3
         assert store.ticket(filler_id(NEW_FILLERS - 1)) == factories.row(filler_id(NEW_FILLERS - 1))
+
+
+def test_the_replaced_manifest_leaves_nothing_behind(
+    gate: tuple[GateService, GateFixture], tmp_path: Path
+) -> None:
+    """The old ticket table and envelope are emptied behind the install, on a thread of the
+    store's own; once it is done, the file holds one ticket table and one envelope."""
+    service, fx = gate
+    install_manifest(service.store, signed_full(fx, 3, NEW_FILLERS), NOW)
+    service.store.wait_cleaned()
+    raw = sqlite3.connect(tmp_path / "gate.db")
+    tables = {
+        name for (name,) in raw.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+    }
+    raw.close()
+    assert {t for t in tables if t.startswith(("tickets", "manifest"))} == {
+        "tickets",
+        "manifest",
+        "manifest_install",
+    }
+    assert service.store.ticket_count() == 4 + NEW_FILLERS
