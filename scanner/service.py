@@ -306,8 +306,9 @@ class GateService:
         if not manual and not self.deduper.accept(payload, now):
             return None
         try:
-            decision, nonce = self._decide(payload, now)
-            return self._commit(payload, decision, now, manual, nonce)
+            with self.store.scanning():  # a manifest install pauses between chunks meanwhile
+                decision, nonce = self._decide(payload, now)
+                return self._commit(payload, decision, now, manual, nonce)
         except BaseException:  # not stored (disk full...): the guest's next read must count
             self.deduper.forget(payload)
             raise

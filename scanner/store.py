@@ -98,6 +98,7 @@ _LEFTOVER_PREFIXES = (
     ENVELOPE_STAGING_PREFIX,
     ENVELOPE_RETIRED_PREFIX,
 )
+SCAN_PRIORITY_MAX_WAIT_S = 0.1  # a background writer waits at most this for a scan to end
 JANITOR_PAUSE_S = 0.002  # between two chunks of emptying a replaced table: scans go first
 # Rows per staging transaction: a scan that arrives mid-install waits for at most one chunk.
 INSTALL_CHUNK_ROWS = 200
@@ -184,6 +185,10 @@ class GateStore:
         self._readers_lock = threading.Lock()
         self._closed = False
         self._bulk: sqlite3.Connection | None = None
+        self._scans = 0  # scans in progress (see scanning)
+        self._scans_lock = threading.Lock()
+        self._no_scan = threading.Event()
+        self._no_scan.set()
         self._janitor: threading.Thread | None = None
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
@@ -405,6 +410,27 @@ class GateStore:
                 raise
             self._retire(retired, ENVELOPE_RETIRED_PREFIX + tag)
 
+    @contextmanager
+    def scanning(self) -> Iterator[None]:
+        """A scan is being decided and committed: a manifest install (and the cleanup behind
+        it) waits before its next chunk, so the scan runs without a busy thread beside it
+        (each SQLite call of a scan gives the interpreter lock up and must get it back)."""
+        with self._scans_lock:
+            self._scans += 1
+            self._no_scan.clear()
+        try:
+            yield
+        finally:
+            with self._scans_lock:
+                self._scans -= 1
+                if self._scans == 0:
+                    self._no_scan.set()
+
+    def _let_scans_pass(self) -> None:
+        """Background writers call this between chunks. Bounded, so a stuck scan cannot stall
+        an install for ever."""
+        self._no_scan.wait(SCAN_PRIORITY_MAX_WAIT_S)
+
     def cleaning(self) -> bool:
         """Whether the table a manifest install replaced is still being emptied behind it."""
         janitor = self._janitor
@@ -458,6 +484,7 @@ class GateStore:
         insert, values, total = _insert_sql(staging), _RowValues(), len(ids)
         for n, start in enumerate(range(0, total, INSTALL_CHUNK_ROWS) or [0], 1):
             chunk = [values(tickets[i]) for i in ids[start : start + INSTALL_CHUNK_ROWS]]
+            self._let_scans_pass()
             with self._write(durable=False) as conn:
                 conn.executemany(insert, chunk)
             if n % CHECKPOINT_EVERY_CHUNKS == 0:
@@ -515,6 +542,7 @@ class GateStore:
         chunked = table.startswith((STAGING_PREFIX, RETIRED_PREFIX))
         n = 0
         while not self._closed:
+            self._let_scans_pass()
             with self._write(durable=False) as conn:
                 exists = conn.execute(
                     "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
