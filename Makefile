@@ -15,11 +15,16 @@ $(STAMP): pyproject.toml | system-deps
 
 # pyzbar (test extra only: tests and benches compare with it; the gate itself reads codes with
 # zxing-cpp, whose wheel bundles its library) needs Debian's zbar; install it when missing.
+# tests/test_deploy.py checks the kiosk's unit with systemd-analyze (Debian's systemd): same.
 system-deps:
 	@python3 -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('zbar') else 1)" \
 	 || { echo "installing libzbar0"; \
 	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	      $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libzbar0 >/dev/null; }
+	@command -v systemd-analyze >/dev/null \
+	 || { echo "installing systemd (systemd-analyze)"; \
+	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	      $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq systemd >/dev/null; }
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
