@@ -101,8 +101,8 @@ _LEFTOVER_PREFIXES = (
 SCAN_PRIORITY_MAX_WAIT_S = 0.1  # a background writer waits at most this for a scan to end
 JANITOR_PAUSE_S = 0.002  # between two chunks of emptying a replaced table: scans go first
 # Rows per staging transaction: a scan that arrives mid-install waits for at most one chunk.
-INSTALL_CHUNK_ROWS = 200
-CHECKPOINT_EVERY_CHUNKS = 4  # ~0.2 MB of WAL: each checkpoint fsyncs twice, off the write turn
+INSTALL_CHUNK_ROWS = 100
+CHECKPOINT_EVERY_CHUNKS = 4  # ~0.1 MB of WAL: each checkpoint fsyncs twice, off the write turn
 Stamp = tuple[int, str | None]  # (revision, install token): see manifest_stamp
 ChunkCallback = Callable[[int, int], None]  # (rows written so far, rows in the manifest)
 
