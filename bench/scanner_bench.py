@@ -33,7 +33,7 @@ from hardware.camera import QrDecoder, zbar_qr
 from hardware.frames import HARSH, RESOLUTIONS, TYPICAL, render_frame, ticket_payload
 from manifests.admission_types import Direction, GateContext
 from manifests.codec import encode_manifest
-from manifests.model import Manifest
+from manifests.model import Manifest, ManifestHeader, TicketRow
 from manifests.sample import DEFAULT_NOW_MS, sample_hub_seed, sample_manifest
 from manifests.signing import sign_envelope
 from protocol.native import issue_credential, public_key
@@ -47,6 +47,19 @@ TARGET_SCAN_DURING_INSTALL_P99_MS = 10.0
 TARGET_INSTALL_100K_S = 1.5
 INSTALL_TICKETS = 100_000
 SCANS_PER_S = 10
+
+
+def code_for(issuer: bytes, header: ManifestHeader, row: TicketRow) -> str:
+    """The ticket's native code, valid from the day before its event to its end."""
+    return issue_credential(
+        signing_key=issuer,
+        key_id=1,
+        event_code=header.event.code,
+        ticket_id=row.ticket_id,
+        generation=row.generation,
+        valid_from_ms=header.event.start_ms - 86_400_000,
+        valid_until_ms=header.event.end_ms,
+    )
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -100,17 +113,7 @@ def durable_verdict_ms(
     payloads = []
     for i in range(n):
         row = manifest.tickets[ticket_ids[i % len(ticket_ids)]]
-        payloads.append(
-            issue_credential(
-                signing_key=seed,
-                key_id=1,
-                event_code=header.event.code,
-                ticket_id=row.ticket_id,
-                generation=row.generation,
-                valid_from_ms=header.event.start_ms - 86_400_000,
-                valid_until_ms=header.event.end_ms,
-            )
-        )
+        payloads.append(code_for(seed, header, row))
     times, fsync = [], []
     raw = RawFsync(folder)
     for payload in payloads:
@@ -162,18 +165,7 @@ def install_bench(
     install_manifest(store, envelopes[0], now[0])
     service = GateService(store, clock=lambda: now[0])
     rows = list(base.tickets.values())
-    payloads = [
-        issue_credential(
-            signing_key=issuer,
-            key_id=1,
-            event_code=header.event.code,
-            ticket_id=row.ticket_id,
-            generation=row.generation,
-            valid_from_ms=header.event.start_ms - 86_400_000,
-            valid_until_ms=header.event.end_ms,
-        )
-        for row in rows[:: len(rows) // 400][:400]
-    ]
+    payloads = [code_for(issuer, header, row) for row in rows[:: len(rows) // 400][:400]]
     alone, during, scans, idle = [], [], [], []
 
     def scan_at_pace(into: list[float], due: float) -> float:
