@@ -41,7 +41,7 @@ bench: $(STAMP)
 	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
 
 demo: $(STAMP)
-	$(PY) -m scanner.demo
+	$(PY) -m demo
 
 clean:
 	rm -rf $(VENV)

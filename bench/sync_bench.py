@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from hub.local import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until  # noqa: E402
+from demo.local_hub import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until  # noqa: E402
 from manifests.admission_types import Decision, Direction  # noqa: E402
 from protocol.reasons import Reason, Verdict  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402

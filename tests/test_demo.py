@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scanner.demo import DEMO_GATE, OTHER_GATE, Processes, build, demo_app
+from demo.scene import DEMO_GATE, OTHER_GATE, Processes, build, demo_app
 from scanner.store import GateStore
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = [sys.executable, "-m", "scanner.demo", "--no-ui"]
+DEMO = [sys.executable, "-m", "demo", "--no-ui"]
 
 
 def _env() -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from hub.local import demo_enrollment_code, event_ticket_ids, free_port, until
+from demo.local_hub import demo_enrollment_code, event_ticket_ids, free_port, until
 from hub.storage import HubStore
 from scanner.store import GateStore
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hub.local import demo_enrollment_code, free_port, until
+from demo.local_hub import demo_enrollment_code, free_port, until
 from hub.storage import HubStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,9 +29,9 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
+from demo.local_hub import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until
 from hardware.camera import CameraReader, QrDecoder, open_source
 from hardware.frames import TYPICAL, render_frame, write_video
-from hub.local import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
 from scanner.enroll import enroll
@@ -413,7 +413,7 @@ def intro(demo: Demo, ui: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scanner.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument(
         "--no-ui", action="store_true", help="print the verdict stream instead of the app"
     )

@@ -1,0 +1,5 @@
+import sys
+
+from demo.scene import main
+
+sys.exit(main())
