@@ -24,7 +24,7 @@ from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
 from hub.online_check import CheckContext, ContextKey, OnlineCheck
 from hub.storage import HubStore
-from hub.store_manifests import CheckOutcome, ManifestSource
+from hub.store_manifests import CHECK_FAILED, CheckOutcome, ManifestSource
 from manifests.admission_types import Direction, GateContext
 from manifests.model import ManifestHeader, Scope
 from protocol.limits import MAX_SEQ
@@ -42,7 +42,7 @@ CHECK = Body(
 
 def check_failed() -> ApiError:
     return ApiError(
-        503, "check_failed", "The hub could not store this check; nothing was stored, try again."
+        503, CHECK_FAILED, "The hub could not store this check; nothing was stored, try again."
     )
 
 

@@ -100,12 +100,10 @@ def parse_upload(
     `gate_name` is the hub's name for the device's gate: other gates are told that one, never
     the name the device reports (kept for audit as `gate`)."""
     f = Fields(body, UPLOAD)
-    event_id = f.text("event_id", required=False, max_len=64)
-    revision = f.integer("manifest_revision", required=False, high=MAX_SEQ)
-    batch_offset = f.integer(
-        "clock_offset_ms", required=False, low=-MAX_CLOCK_OFFSET_MS, high=MAX_CLOCK_OFFSET_MS
-    )
-    peer_cursor = f.integer("peer_cursor", required=False, high=MAX_SEQ)
+    event_id = f.text("event_id")
+    revision = f.integer("manifest_revision")
+    batch_offset = f.integer("clock_offset_ms")
+    peer_cursor = f.integer("peer_cursor")
     scans = body.get("scans")
     if not isinstance(scans, list) or not 0 < len(scans) <= MAX_BATCH:
         raise ApiError(400, "invalid_field", f"Field scans must list 1 to {MAX_BATCH} scans.")

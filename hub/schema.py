@@ -273,6 +273,12 @@ CREATE TABLE IF NOT EXISTS ticket_credentials (
 CREATE INDEX IF NOT EXISTS scans_device_ticket ON scans(ticket_id, scanned_ms);
 """
 
+# How readers see a stored scan (`scans s LEFT JOIN gates g ON g.id = s.gate_id`), one way
+# for every reader: its time on the hub's clock (corrected once by the offset its gate
+# measured), and the hub's name for its gate, else the name the device reported.
+SCAN_HUB_MS = "s.scanned_ms + s.clock_offset_ms"
+SCAN_GATE_NAME = "COALESCE(g.name, json_extract(s.detail_json, '$.gate'), '')"
+
 # Request nonces live in their own database file beside the hub's (`<path>-nonces`): every
 # signed request writes one, and that write must never wait behind a scan commit's fsync.
 # Not fsynced (a power cut may forget the last few; their timestamps expire in minutes).

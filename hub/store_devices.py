@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -317,29 +317,25 @@ class DeviceStore(StoreBase):
 
     def _stored_identities(self, device_id: str, seqs: Sequence[int]) -> dict[int, tuple[Any, ...]]:
         """(raw hash, scanned time, ticket, whether an online check stored it) by seq."""
-        found: dict[int, tuple[Any, ...]] = {}
-        for start in range(0, len(seqs), 500):
-            chunk = list(seqs[start : start + 500])
-            sql = (
-                "SELECT device_seq, raw_hash, scanned_ms, ticket_id,"
-                " json_extract(detail_json, '$.online') FROM scans WHERE device_id = ?"
-                f" AND device_seq IN ({','.join('?' * len(chunk))})"
-            )
-            for seq, *identity in self.db.conn.execute(sql, [device_id, *chunk]):
-                found[seq] = tuple(identity)
-        return found
+        columns = (
+            "device_seq, raw_hash, scanned_ms, ticket_id, json_extract(detail_json, '$.online')"
+        )
+        return {seq: tuple(rest) for seq, *rest in self._by_seq(columns, device_id, seqs)}
 
     def scan_ids(self, device_id: str, seqs: Sequence[int]) -> list[int]:
         """Row ids of a device's scans by seq."""
-        found: list[int] = []
+        return [row[0] for row in self._by_seq("id", device_id, seqs)]
+
+    def _by_seq(self, columns: str, device_id: str, seqs: Sequence[int]) -> Iterator[Any]:
+        """`columns` of a device's scans with these seqs, 500 seqs a statement (under the
+        bound-parameter limit of older SQLite builds, 999)."""
         for start in range(0, len(seqs), 500):
             chunk = list(seqs[start : start + 500])
             sql = (
-                "SELECT id FROM scans WHERE device_id = ?"
+                f"SELECT {columns} FROM scans WHERE device_id = ?"
                 f" AND device_seq IN ({','.join('?' * len(chunk))})"
             )
-            found += [r[0] for r in self.db.conn.execute(sql, [device_id, *chunk])]
-        return found
+            yield from self.db.conn.execute(sql, [device_id, *chunk])
 
     def scans_of_device(self, device_id: str) -> list[Row]:
         return list(

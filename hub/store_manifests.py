@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.online_check import CheckContext, OnlineCheck
+from hub.schema import SCAN_HUB_MS
 from hub.store_base import ROW_CACHE_S, Row, StoreBase
 from protocol.wire import SEQ_CONFLICT
 
@@ -195,13 +196,13 @@ class ManifestStore(StoreBase):
         corrected (hub) time. Deactivated devices' scans are kept for audit, never counted;
         scans stored under no event or another event never count against the ticket."""
         cursor = self.db.conn.execute(
-            "SELECT s.ticket_id, s.scanned_ms + s.clock_offset_ms AS scanned_ms, s.direction,"
+            f"SELECT s.ticket_id, {SCAN_HUB_MS} AS scanned_ms, s.direction,"
             " s.counted, s.device_id, g.name AS gate_name"
             " FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
             # `+s.event_id`: by the ticket's index, never the event's (which the planner may
             # pick, reading every scan of the event: 120 ms a check at 80k scans)
             " WHERE s.ticket_id = ? AND +s.event_id = ? AND s.device_deactivated = 0"
-            " ORDER BY s.scanned_ms + s.clock_offset_ms, s.id",
+            f" ORDER BY {SCAN_HUB_MS}, s.id",
             [ticket_id, event_id],
         )
         names = [d[0] for d in cursor.description]

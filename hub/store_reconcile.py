@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.schema import SCAN_GATE_NAME, SCAN_HUB_MS
 from hub.store_base import Row, StoreBase
 
 DOUBLE_ENTRY = "double_entry"
@@ -19,7 +20,7 @@ _RECONCILE_SELECT = (
     " s.scanned_ms, s.clock_offset_ms,"
     " json_extract(s.detail_json, '$.confirmed') AS confirmed,"
     " json_extract(s.detail_json, '$.manual') AS manual,"
-    " COALESCE(g.name, json_extract(s.detail_json, '$.gate'), '') AS gate_name,"
+    f" {SCAN_GATE_NAME} AS gate_name,"
     " g.zones_json AS gate_zones_json"
     " FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
     " WHERE +s.event_id = ? AND s.device_deactivated = 0"  # `+`: use the ticket / id index
@@ -217,9 +218,9 @@ class ReconcileStore(StoreBase):
         conn = self.db.conn
         with self.db.atomic():  # one snapshot: the rows and the cursor agree
             rows = self._rows(
-                "SELECT s.id, s.ticket_id, s.scanned_ms + s.clock_offset_ms AS at_ms,"
+                f"SELECT s.id, s.ticket_id, {SCAN_HUB_MS} AS at_ms,"
                 " s.direction, s.device_id, s.device_seq AS seq, s.verdict,"
-                " COALESCE(g.name, json_extract(s.detail_json, '$.gate'), '') AS gate_name"
+                f" {SCAN_GATE_NAME} AS gate_name"
                 " FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
                 " WHERE s.event_id = ? AND s.id > ? AND s.device_id != ?"
                 " AND s.device_deactivated = 0 AND s.counted = 1 AND s.ticket_id IS NOT NULL"
