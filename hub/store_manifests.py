@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.online_check import CheckContext, OnlineCheck
-from hub.schema import SCAN_HUB_MS
+from hub.schema import SCAN_GATE_NAME, SCAN_HUB_MS
 from hub.store_base import ROW_CACHE_S, Row, StoreBase
 from protocol.wire import SEQ_CONFLICT
 
@@ -197,7 +197,7 @@ class ManifestStore(StoreBase):
         scans stored under no event or another event never count against the ticket."""
         cursor = self.db.conn.execute(
             f"SELECT s.ticket_id, {SCAN_HUB_MS} AS scanned_ms, s.direction,"
-            " s.counted, s.device_id, g.name AS gate_name"
+            f" s.counted, s.device_id, {SCAN_GATE_NAME} AS gate_name"
             " FROM scans s LEFT JOIN gates g ON g.id = s.gate_id"
             # `+s.event_id`: by the ticket's index, never the event's (which the planner may
             # pick, reading every scan of the event: 120 ms a check at 80k scans)

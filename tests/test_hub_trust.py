@@ -349,3 +349,25 @@ async def test_a_check_that_cannot_be_judged_fails_alone_not_its_batch(hub: Hub)
     assert [
         r["ticket_id"] for r in hub.store.db["scans"].rows_where("ticket_id = ?", [broken])
     ] == []
+
+
+async def test_a_gate_the_hub_does_not_know_is_named_alike_by_the_check_and_the_feed(
+    hub: Hub,
+) -> None:
+    """A device with no hub gate: every reader names the gate it reported, the online check
+    as the peer feed does."""
+    show = add_show(hub, hub.a)
+    loose = await enroll(hub, hub.a.manager_token, hub.a.venue_id)  # no gate assigned
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    tid = show.tickets[0]
+    resp = await upload(loose, show.event_id, [scan(1, hub.clock() - 5_000, tid, gate="Side door")])
+    assert resp.status_code == 200, resp.text
+    peers = await upload(
+        north, show.event_id, [scan(1, hub.clock(), show.tickets[4])], peer_cursor=0
+    )
+    assert [p["gate_name"] for p in peers.json()["peer_scans"] if p["ticket_id"] == tid] == [
+        "Side door"
+    ]
+    answer = (await check(north, show, await credential_text(hub, tid), 2)).json()
+    assert answer["reason"] == "already_admitted"
+    assert "Already admitted at Side door," in answer["message"], answer
