@@ -14,6 +14,7 @@ from aiohttp import web
 from hub.errors import ApiError, not_found
 from hub.keys import CLOCK, STORE
 from protocol.signing import device_id_of, verify_request
+from protocol.wire import DEVICE_DEACTIVATED
 
 ADMIN, VENUE_MANAGER, BOX_OFFICE, VENUE_STAFF = (
     "admin",
@@ -103,7 +104,7 @@ async def authenticate_device(
 
 
 def device_deactivated() -> ApiError:
-    return ApiError(403, "device_deactivated", "This device has been deactivated.")
+    return ApiError(403, DEVICE_DEACTIVATED, "This device has been deactivated.")
 
 
 _SIGNING_MESSAGES = {

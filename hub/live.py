@@ -29,13 +29,12 @@ from aiohttp import WSMsgType, web
 from hub.auth import authenticate_device
 from hub.keys import STORE
 from hub.storage import HubStore
+from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
 
 log = logging.getLogger("hub.live")
 SEND_TIMEOUT_S = 5.0
 MAX_QUEUED = 10_000  # a device this far behind is dropped; it reconnects and re-syncs
 HEARTBEAT_S = 30.0
-DEACTIVATED_CLOSE_CODE = 4403  # private range (4000-4999); "403" as in the HTTP refusal
-DEACTIVATED_REASON = b"device_deactivated"
 # How often connected devices' active flags are re-read. get_device caches a row for
 # ROW_CACHE_S, so another process's deactivation closes the socket within about 3 s.
 ACTIVE_RECHECK_S = 1.0
@@ -83,7 +82,7 @@ class LiveHub:
             if conn.writer is not None:
                 conn.writer.cancel()
             closing = asyncio.get_running_loop().create_task(
-                conn.ws.close(code=DEACTIVATED_CLOSE_CODE, message=DEACTIVATED_REASON)
+                conn.ws.close(code=DEACTIVATED_CLOSE_CODE, message=DEVICE_DEACTIVATED.encode())
             )
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)

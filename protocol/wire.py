@@ -11,3 +11,9 @@ SEQ_CONFLICT_MESSAGE = (
     "The hub already holds another scan under this device and sequence number: this gate's "
     "database was wiped, replaced or copied. Re-enrol the gate; its scans stay on it."
 )
+
+# A deactivated device: the hub's HTTP refusal code, and the live socket's close code and
+# reason (private range 4000-4999; "403" as in the HTTP refusal). A gate that sees either
+# stops reconnecting until it is enrolled again.
+DEVICE_DEACTIVATED = "device_deactivated"
+DEACTIVATED_CLOSE_CODE = 4403

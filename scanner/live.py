@@ -34,6 +34,7 @@ import aiohttp
 
 from manifests.admission_types import Direction, ScanFact
 from protocol.signing import sign_request
+from protocol.wire import DEACTIVATED_CLOSE_CODE
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import DEVICE_SEED_KEY
 from scanner.service import Clock, wall_clock_ms
@@ -52,7 +53,6 @@ LIVE_PATH = "/api/device/live"
 LIVE_POLICY = LinkPolicy(fail_after=1, recover_after=1, poll_s=1.0)
 HEARTBEAT_S = 20.0
 EVENT_RECHECK_S = 2.0  # how often an open socket checks the gate still holds the same event
-DEACTIVATED_CLOSE_CODE = 4403  # the hub's close code for a deactivated device (hub/live.py)
 
 Merged = Callable[[list[ScanFact]], None]
 

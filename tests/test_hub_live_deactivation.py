@@ -16,10 +16,9 @@ import pytest
 from hub import live as hub_live
 from hub.storage import HubStore
 from hub.store_base import ROW_CACHE_S
+from protocol.wire import DEACTIVATED_CLOSE_CODE
 from tests.hub_fixtures import Device, Hub, add_show, enroll, start_hub, stop_hub
 from tests.test_hub_live import connect, nothing_arrives, upload
-
-DEACTIVATED_CLOSE_CODE = 4403  # the close code gates read as "deactivated" (scanner/live.py)
 
 
 @pytest.fixture
