@@ -33,14 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hardware.camera import QrDecoder, zbar_qr, zxing_qr
 from hardware.frames import (
     HARSH,
+    ODD_CODES,
     RESOLUTIONS,
     TYPICAL,
-    kanji_symbol,
-    qr_image,
     render_frame,
-    render_scene,
-    structured_append_symbols,
-    symbol_image,
+    ticket_beside_odd,
     ticket_payload,
 )
 
@@ -106,18 +103,12 @@ def frame_cases(n: int) -> dict[str, Case]:
         cases[f"{name} empty"] = [
             (None, grey(render_frame(None, size, 1000 + s))) for s in range(n)
         ]
-    odd = {
-        "structured-append": lambda i: symbol_image(structured_append_symbols()[i % 2]),
-        "kanji": lambda i: symbol_image(kanji_symbol()),
-    }
-    for label, make in odd.items():
+    for odd in ODD_CODES:
         case: Case = []
         for i in range(n):
-            ticket = ticket_payload(500 + i)
-            codes = [make(i), qr_image(ticket)]
-            frame = render_scene(codes if i % 2 else codes[::-1], (1280, 720), 700 + i, TYPICAL)
+            ticket, frame = ticket_beside_odd(odd, i, 500 + i, 700 + i)
             case.append((ticket, grey(frame)))
-        cases[f"1280x720 ticket+{label}"] = case
+        cases[f"1280x720 ticket+{odd.replace('_', '-')}"] = case
     return cases
 
 

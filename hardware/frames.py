@@ -8,7 +8,7 @@ so a test or bench run sees the same frames every time.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +115,29 @@ def render_scene(
         cy = rng.uniform(side * 0.7, height - side * 0.7)
         frame = _place(frame, code, (cx, cy), side, rng, perturbation)
     return _finish(frame, rng, perturbation)
+
+
+# Codes a gate cannot use that still end up in view, by name: frame i of a series shows
+# this image.
+ODD_CODES: dict[str, Callable[[int], np.ndarray]] = {
+    "structured_append": lambda i: symbol_image(structured_append_symbols()[i % 2]),
+    "kanji": lambda i: symbol_image(kanji_symbol()),
+}
+
+
+def ticket_beside_odd(
+    odd: str,
+    i: int,
+    guest: int,
+    seed: int,
+    perturbation: Perturbation = TYPICAL,
+    size: tuple[int, int] = (1280, 720),
+) -> tuple[str, np.ndarray]:
+    """Frame i of a series: guest `guest`'s ticket with the odd code left of it (odd i) or
+    right of it (even i), and the ticket's text."""
+    ticket = ticket_payload(guest)
+    pair = [ODD_CODES[odd](i), qr_image(ticket)]
+    return ticket, render_scene(pair if i % 2 else pair[::-1], size, seed, perturbation)
 
 
 def _place(

@@ -16,40 +16,32 @@ import pytest
 from hardware.camera import CameraReader, QrDecoder, SourceState, open_source
 from hardware.frames import (
     CLEAN,
+    ODD_CODES,
     TYPICAL,
     Perturbation,
     kanji_symbol,
-    qr_image,
     render_frame,
     render_scene,
-    structured_append_symbols,
     symbol_image,
+    ticket_beside_odd,
     ticket_payload,
     write_video,
 )
 
 SIZE = (1280, 720)
 MILD = Perturbation(tilt=0.05, blur_sigma=0.6, noise_sigma=3.0, glare=0.0)
-ODD = {
-    "structured_append": lambda i: symbol_image(structured_append_symbols()[i % 2]),
-    "kanji": lambda i: symbol_image(kanji_symbol()),
-}
 
 
 def scenes(
     odd: str, n: int, perturbation: Perturbation, first_guest: int = 0
 ) -> list[tuple[str, np.ndarray]]:
     """n frames, each with another guest's ticket and the odd code left or right of it."""
-    out = []
-    for i in range(n):
-        ticket = ticket_payload(200 + first_guest + i)
-        pair = [ODD[odd](i), qr_image(ticket)]
-        codes = pair if i % 2 else pair[::-1]
-        out.append((ticket, render_scene(codes, SIZE, 300 + i, perturbation)))
-    return out
+    return [
+        ticket_beside_odd(odd, i, 200 + first_guest + i, 300 + i, perturbation) for i in range(n)
+    ]
 
 
-@pytest.mark.parametrize("odd", sorted(ODD))
+@pytest.mark.parametrize("odd", sorted(ODD_CODES))
 @pytest.mark.parametrize(
     ("label", "perturbation", "n"), [("mild", MILD, 8), ("typical", TYPICAL, 12)]
 )
@@ -69,7 +61,7 @@ def test_camera_thread_reads_every_ticket_beside_odd_codes(tmp_path: Path) -> No
     """The app's path: a video through CameraReader; each guest holds up a ticket for three
     frames while a structured-append or Kanji code is in view too."""
     guests, frames = [], []
-    for k, odd in enumerate(sorted(ODD)):
+    for k, odd in enumerate(sorted(ODD_CODES)):
         for ticket, frame in scenes(odd, 4, MILD, first_guest=100 * k):
             guests.append(ticket)
             frames += [frame] * 3
