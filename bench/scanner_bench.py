@@ -49,6 +49,17 @@ INSTALL_TICKETS = 100_000
 SCANS_PER_S = 10
 
 
+def bench_gate(header: ManifestHeader) -> GateContext:
+    """The gate every bench scan is decided at: North 1, an entry into the event's zones."""
+    return GateContext(
+        venue_id=header.event.venue_id,
+        gate_id="north-1",
+        gate_name="North 1",
+        direction=Direction.ENTRY,
+        zones=header.scope.zones,
+    )
+
+
 def code_for(issuer: bytes, header: ManifestHeader, row: TicketRow) -> str:
     """The ticket's native code, valid from the day before its event to its end."""
     return issue_credential(
@@ -98,15 +109,7 @@ def durable_verdict_ms(
     store.replace_manifest(manifest, encode_manifest(manifest), DEFAULT_NOW_MS)
     trust_hub_key(store, 1, public_key(sample_hub_seed()))  # payloads are sealed to it
     mode = "GateService.scan: parse + decide + seal + commit"
-    store.set_gate(
-        GateContext(
-            venue_id=header.event.venue_id,
-            gate_id="north-1",
-            gate_name="North 1",
-            direction=Direction.ENTRY,
-            zones=header.scope.zones,
-        )
-    )
+    store.set_gate(bench_gate(header))
     now = [DEFAULT_NOW_MS + 6 * 3_600_000]  # inside the check-in window of day one
     service = GateService(store, clock=lambda: now[0])
     ticket_ids = list(manifest.tickets)
@@ -152,15 +155,7 @@ def install_bench(
     store = GateStore(folder / "install.db")
     trust_hub_key(store, 1, public_key(hub_seed))
     store.set_config("device_id", "bench-gate")
-    store.set_gate(
-        GateContext(
-            venue_id=header.event.venue_id,
-            gate_id="north-1",
-            gate_name="North 1",
-            direction=Direction.ENTRY,
-            zones=header.scope.zones,
-        )
-    )
+    store.set_gate(bench_gate(header))
     now = [DEFAULT_NOW_MS + 6 * 3_600_000]
     install_manifest(store, envelopes[0], now[0])
     service = GateService(store, clock=lambda: now[0])
