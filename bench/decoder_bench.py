@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -79,7 +80,7 @@ def run(case: Case, decode: Callable[[np.ndarray], Sequence[str]]) -> Tally:
     return tally
 
 
-def library(reader: Callable[[np.ndarray], list]) -> Callable[[np.ndarray], Sequence[str]]:  # type: ignore[type-arg]
+def library(reader: Callable[[np.ndarray], list[Any]]) -> Callable[[np.ndarray], Sequence[str]]:
     return lambda image: [text for text, _ in reader(image)]
 
 
@@ -216,7 +217,7 @@ def main() -> None:
     for label, key, unit, target in rows:
         a, b = out[f"pyzbar_{key}"], out[f"zxing_{key}"]
         if unit == "%":
-            print(f"{label:44} {a:10.1%} {b:10.1%}   {target}")  # type: ignore[str-format]
+            print(f"{label:44} {a:10.1%} {b:10.1%}   {target}")
         else:
             print(f"{label:44} {a!s:>10} {b!s:>10}   {target}")
     print(

@@ -161,7 +161,10 @@ def install_bench(
     service = GateService(store, clock=lambda: now[0])
     rows = list(base.tickets.values())
     payloads = [code_for(issuer, header, row) for row in rows[:: len(rows) // 400][:400]]
-    alone, during, scans, idle = [], [], [], []
+    alone: list[float] = []
+    during: list[float] = []
+    scans: list[float] = []
+    idle: list[float] = []
 
     def scan_at_pace(into: list[float], due: float) -> float:
         due += 1 / SCANS_PER_S
@@ -237,7 +240,7 @@ def pipeline(deep_every: int) -> Callable[[np.ndarray], Sequence[str]]:
 def decode_bench(n_frames: int) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, float]] = {}
     for name, size in RESOLUTIONS.items():
-        cases = {
+        cases: dict[str, list[tuple[str | None, int]]] = {
             "code": [(ticket_payload(s), s) for s in range(n_frames)],
             "empty": [(None, s) for s in range(n_frames)],
             "harsh": [(ticket_payload(s), s) for s in range(n_frames)],

@@ -202,10 +202,13 @@ Found = list[tuple[str, tuple[int, int, int, int]]]  # (text, (x, y, w, h)) per 
 Reader = Callable[[np.ndarray], Found]
 
 
+_QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+
+
 def zxing_qr(gray: np.ndarray) -> Found:
     """Every QR code zxing-cpp reads in a greyscale image (numpy views are read in place)."""
     found = []
-    for code in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode):
+    for code in zxingcpp.read_barcodes(gray, formats=_QR_ONLY):
         p = code.position
         xs = (p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x)
         ys = (p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y)

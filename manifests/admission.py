@@ -7,6 +7,7 @@ re-running merged histories during reconciliation, so both always agree.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Container, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -32,7 +33,7 @@ from protocol.credential import Credential, ParseContext, ParseResult, Refusal
 from protocol.limits import calendar_ms
 from protocol.reasons import Reason, Verdict, default_message
 
-_STATUS_REASONS = {
+_STATUS_REASONS: dict[str, Reason] = {
     TicketStatus.REVOKED: Reason.REVOKED,
     TicketStatus.CANCELLED: Reason.CANCELLED,
     TicketStatus.REFUNDED: Reason.REFUNDED,
@@ -91,10 +92,10 @@ def decide(
         reason = _check_history(header, ticket, history, now_ms)
     except _Deny as deny:
         return Decision(Verdict.DENY, deny.reason, deny.message, ticket_id, display)
-    display = DisplayFacts(**{**_asdict(display), "entries_today": display.entries_today + 1})
+    display = dataclasses.replace(display, entries_today=display.entries_today + 1)
     notes += _attention_notes(cred, ticket)
     if notes:
-        display = DisplayFacts(**{**_asdict(display), "note": "; ".join(notes)})
+        display = dataclasses.replace(display, note="; ".join(notes))
         return Decision(
             Verdict.ATTENTION, Reason.ATTENTION_REQUIRED, "; ".join(notes), ticket_id, display
         )
@@ -102,10 +103,6 @@ def decide(
     if display.holder:
         message = f"{message} {display.holder}."
     return Decision(Verdict.ADMIT, reason, message, ticket_id, display)
-
-
-def _asdict(d: DisplayFacts) -> dict[str, object]:
-    return {name: getattr(d, name) for name in DisplayFacts.__slots__}
 
 
 def _check_device(header: ManifestHeader, gate: GateContext, now_ms: int) -> None:

@@ -88,7 +88,7 @@ def _plain_to_json(obj: Any) -> dict[str, Any]:
 
 def _check(obj: Any) -> Any:
     for f in dataclasses.fields(obj):
-        if not _CHECKS[f.type](getattr(obj, f.name)):
+        if not _CHECKS[str(f.type)](getattr(obj, f.name)):
             raise _Malformed(f"{type(obj).__name__}.{f.name} has the wrong type")
     return obj
 
@@ -199,7 +199,7 @@ def _dict_column(values: list[Any]) -> tuple[list[Any], list[int]]:
     return list(index), idx
 
 
-def _expand(dictionary: list[Any], idx: array) -> list[Any]:
+def _expand(dictionary: list[Any], idx: Sequence[int]) -> list[Any]:
     return list(map(dictionary.__getitem__, idx))
 
 
@@ -207,7 +207,8 @@ def _seq_code(idx: list[int]) -> list[int]:
     """For many-valued columns (order refs, seats) whose rows come in runs: 0 = same as the
     row before, 1 = the next value not seen yet, k + 2 = dictionary entry k. Runs of small
     codes compress far better than raw ever-growing indexes."""
-    out, prev, new = [], -1, 0
+    out: list[int] = []
+    prev, new = -1, 0
     append = out.append
     for i in idx:
         if i == prev:
@@ -222,7 +223,8 @@ def _seq_code(idx: list[int]) -> list[int]:
 
 
 def _seq_decode(codes: array, size: int) -> list[int]:
-    out, prev, new = [], -1, 0
+    out: list[int] = []
+    prev, new = -1, 0
     append = out.append
     for c in codes:
         if c == 0:
@@ -304,14 +306,14 @@ def _decode_column(
     if type(size) is not int or size < 0 or width not in ("B", "H", "I"):
         raise _Malformed("column dictionary header is malformed")
     if "values" in entry:
-        dictionary = entry["values"]
+        dictionary: list[Any] = entry["values"]
         if type(dictionary) is not list:
             raise _Malformed("column values are not a list")
     else:
         none_at = entry["none_at"]
         if none_at is not None and (type(none_at) is not int or not 0 <= none_at < size):
             raise _Malformed("column dictionary places None outside itself")
-        dictionary = _front_decode(dict_raw, size - (none_at is not None))
+        dictionary = [*_front_decode(dict_raw, size - (none_at is not None))]
         if none_at is not None:
             dictionary.insert(none_at, None)
     if len(dictionary) != size or not all(map(check, dictionary)):
@@ -392,7 +394,7 @@ def _decode_rows(meta: dict, sections: list[bytes], header: ManifestHeader) -> l
     dicts = meta["dicts"]
     for i, f in enumerate(_DICT_FIELDS):
         idx_raw, dict_raw = sections[1 + 2 * i], sections[2 + 2 * i]
-        columns[f.name] = _decode_column(dicts[f.name], idx_raw, dict_raw, n, _CHECKS[f.type])
+        columns[f.name] = _decode_column(dicts[f.name], idx_raw, dict_raw, n, _CHECKS[str(f.type)])
     days = [_days_from_wire(v, header.event.days) for v in dicts["valid_days"]]
     columns["valid_days"] = _expand(days, _unraw(_typecode(len(days)), sections[-3], n))
     if meta["holder_width"] not in ("B", "H", "I"):

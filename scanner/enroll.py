@@ -22,6 +22,7 @@ import httpx
 from nacl.exceptions import CryptoError
 
 from manifests.admission_types import Direction, GateContext
+from protocol import __version__
 from protocol.enroll_seal import seal_enrollment_code
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
@@ -30,7 +31,7 @@ from scanner.service import GateService, trust_hub_key
 from scanner.store import GateStore
 
 DEVICE_SEED_KEY = "device_seed"
-APP_VERSION = "0.1.0"
+APP_VERSION = __version__  # reported to the hub in heartbeats
 # The hub signs manifests with key id 1 unless it says otherwise (hub/manifest_build.py).
 DEFAULT_MANIFEST_KEY_ID = 1
 
