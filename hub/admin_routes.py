@@ -132,7 +132,7 @@ async def create_venue(request: web.Request) -> web.Response:
     if p.venue_id is not None:
         raise ApiError(403, "forbidden_scope", "A venue-scoped token cannot create venues.")
     f = Fields(await read_json_object(request), VENUE)
-    name, timezone = f.text("name"), f.text("timezone")
+    name, timezone = f.need_text("name"), f.need_text("timezone")
     store, now = request.app[STORE], request.app[CLOCK]()
     row = _unique(lambda: store.create_venue(p.tenant_id, name, timezone, p.actor, now), "venue")
     return web.json_response(venue_json(row), status=201)
@@ -157,7 +157,7 @@ async def list_zones(request: web.Request) -> web.Response:
 async def create_zone(request: web.Request) -> web.Response:
     p = require_admin(request, "venue.configure")
     venue = scoped_venue(request, p, request.match_info["venue_id"])
-    name = Fields(await read_json_object(request), ZONE).text("name")
+    name = Fields(await read_json_object(request), ZONE).need_text("name")
     store, now = request.app[STORE], request.app[CLOCK]()
     row = _unique(lambda: store.create_zone(p.tenant_id, venue["id"], name, p.actor, now), "zone")
     return web.json_response({"id": row["id"], "name": row["name"]}, status=201)
@@ -177,7 +177,7 @@ async def create_gate(request: web.Request) -> web.Response:
     p = require_admin(request, "venue.configure")
     venue = scoped_venue(request, p, request.match_info["venue_id"])
     f = Fields(await read_json_object(request), GATE)
-    name = f.text("name")
+    name = f.need_text("name")
     direction = f.text("direction") or Direction.ENTRY
     zones = f.text_list("zones")
     for zone in zones:
@@ -253,7 +253,7 @@ async def create_enrollment(request: web.Request) -> web.Response:
     p = require_admin(request, "device.manage")
     venue = scoped_venue(request, p, request.match_info["venue_id"])
     f = Fields(await read_json_object(request), ENROLLMENT)
-    name, gate_id, zone = f.text("name"), f.text("gate_id"), f.text("zone")
+    name, gate_id, zone = f.need_text("name"), f.text("gate_id"), f.text("zone")
     ttl_s = f.integer("ttl_s")
     store = request.app[STORE]
     if gate_id is not None and store.get_gate(gate_id, venue["id"]) is None:

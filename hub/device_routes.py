@@ -112,7 +112,7 @@ async def enroll(request: web.Request) -> web.Response:
     an impostor showing our public key learns nothing usable. `code` stays for API clients."""
     f = Fields(await read_json_object(request), ENROLL)
     sealed = f.text("sealed_code")  # ENROLL takes exactly one of code and sealed_code
-    code = f.text("code") if sealed is None else ""
+    code = f.need_text("code") if sealed is None else ""
     hardware_id = f.text("hardware_id") or ""
     key = _public_key(f.text("public_key") or "")
     app_version = f.text("app_version")

@@ -309,6 +309,14 @@ class Fields:
             raise ApiError(400, f.code, f"Field {name} is not in its format.")
         return stripped
 
+    def need_text(self, name: str) -> str:
+        """A text this handler cannot do without here (declared required, or one of a
+        `one_of` pair that was the one sent)."""
+        value = self.text(name)
+        if value is None:
+            raise ApiError(400, "missing_field", f"Field {name} is required.")
+        return value
+
     def integer(
         self,
         name: str,

@@ -10,8 +10,8 @@ from hub.manifest_build import HubKeys
 from hub.storage import HubStore
 
 STORE = web.AppKey("store", HubStore)
-CLOCK = web.AppKey("clock", Callable[[], int])  # epoch milliseconds
+CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")  # epoch milliseconds
 # The hub's keys now (read again from the keyring after a `gate-hub key` command).
-HUB_KEYS = web.AppKey("hub_keys", Callable[[], HubKeys])
+HUB_KEYS: web.AppKey[Callable[[], HubKeys]] = web.AppKey("hub_keys")
 HUB_URL = web.AppKey("hub_url", str)
 ENROLLMENT_TTL_MS = web.AppKey("enrollment_ttl_ms", int)

@@ -310,7 +310,7 @@ class ManifestBuilder:
         return sign_envelope(body, self._keys.key_id, self._keys.seed)
 
     @staticmethod
-    def _remember(memo: OrderedDict, key: Any, value: Any, limit: int) -> None:  # type: ignore[type-arg]
+    def _remember(memo: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:
         memo[key] = value
         memo.move_to_end(key)
         while len(memo) > limit:

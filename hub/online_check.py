@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -80,7 +80,7 @@ class OnlineCheck:
         context: CheckContext,
         credential: ParseResult,
         ticket: Mapping[str, Any] | None,
-        scans: list[Mapping[str, Any]],
+        scans: Sequence[Mapping[str, Any]],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The decision's JSON and the scan row to store, from the ticket's stored row and
         every counted scan of it so far."""

@@ -304,7 +304,7 @@ _ERROR_SCHEMA = {
         }
     },
 }
-_SECURITY = {
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     ADMIN: [{"adminToken": []}],
     DEVICE: [{"deviceSignature": []}],
     NONE: [],

@@ -126,10 +126,13 @@ def reconcile(
     header: ManifestHeader, tickets: Mapping[str, TicketRow], scans: Iterable[HubScan]
 ) -> ReconcileReport:
     """The whole event: the same answer as `reconcile_ticket` on every ticket's scans."""
-    by_ticket: dict[str | None, list[HubScan]] = defaultdict(list)
+    by_ticket: dict[str, list[HubScan]] = defaultdict(list)
+    unread: list[HubScan] = []
     for scan in scans:
-        by_ticket[scan.ticket_id].append(scan)
-    unread = by_ticket.pop(None, [])
+        if scan.ticket_id is None:
+            unread.append(scan)
+        else:
+            by_ticket[scan.ticket_id].append(scan)
     outcomes: list[ScanOutcome] = []
     conflicts: list[Conflict] = []
     for ticket_id in sorted(by_ticket):

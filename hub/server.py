@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
 from hub.check_routes import CHECKS
 
+new_event_loop: Callable[[], asyncio.AbstractEventLoop]
 try:  # uvloop: the same asyncio API with a libuv loop; a third less loop time per request
-    import uvloop
+    from uvloop import new_event_loop
 except ImportError:  # pragma: no cover - a platform without uvloop (e.g. Windows)
-    uvloop = None
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+    new_event_loop = asyncio.new_event_loop
 
 
 def serve(

@@ -41,7 +41,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:
         row = {"id": new_id(), "name": name, "created_ms": now_ms}
-        self.db["tenants"].insert(row)
+        self.db.table("tenants").insert(row)
         return row
 
     def find_tenant(self, id_or_name: str) -> Row | None:
@@ -51,7 +51,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
     def create_venue(
         self, tenant_id: str, name: str, timezone: str, actor: str, now_ms: int
     ) -> Row:
-        row = {
+        row: Row = {
             "id": new_id(),
             "tenant_id": tenant_id,
             "name": name,
@@ -59,7 +59,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             "created_ms": now_ms,
         }
         with self._writing():
-            self.db["venues"].insert(row)
+            self.db.table("venues").insert(row)
             self._audit(tenant_id, row["id"], actor, "venue.create", row["id"], row, now_ms)
         return row
 
@@ -84,7 +84,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
     def create_zone(self, tenant_id: str, venue_id: str, name: str, actor: str, now_ms: int) -> Row:
         row = {"id": new_id(), "venue_id": venue_id, "name": name}
         with self._writing():
-            self.db["zones"].insert(row)
+            self.db.table("zones").insert(row)
             self._audit(tenant_id, venue_id, actor, "zone.create", row["id"], row, now_ms)
         return row
 
@@ -103,7 +103,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
         actor: str,
         now_ms: int,
     ) -> Row:
-        row = {
+        row: Row = {
             "id": new_id(),
             "venue_id": venue_id,
             "name": name,
@@ -111,7 +111,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             "zones_json": json.dumps(list(zones)),
         }
         with self._writing():
-            self.db["gates"].insert(row)
+            self.db.table("gates").insert(row)
             self._audit(tenant_id, venue_id, actor, "gate.create", row["id"], row, now_ms)
         return row
 
@@ -136,7 +136,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
     ) -> tuple[Row, str]:
         """Mint a bearer token; only its hash is stored, the token is returned once."""
         token = "ght_" + secrets.token_urlsafe(32)
-        row = {
+        row: Row = {
             "id": new_id(),
             "token_hash": secret_hash(token),
             "tenant_id": tenant_id,
@@ -146,7 +146,7 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             "created_ms": now_ms,
         }
         with self._writing():
-            self.db["admin_tokens"].insert(row)
+            self.db.table("admin_tokens").insert(row)
             detail = {"role": role, "venue_id": venue_id, "label": label}
             self._audit(tenant_id, venue_id, "cli", "token.create", row["id"], detail, now_ms)
         return row, token

@@ -80,7 +80,7 @@ class DeviceStore(StoreBase):
         # base32: 80 random bits a staff member can type, never starting with "-" (which a
         # command line would take for an option), alphanumeric in a QR code
         code = base64.b32encode(secrets.token_bytes(10)).decode()
-        row = {
+        row: Row = {
             "id": new_id(),
             "code_hash": secret_hash(code),
             "tenant_id": tenant_id,
@@ -93,7 +93,7 @@ class DeviceStore(StoreBase):
             "expires_ms": now_ms + ttl_ms,
         }
         with self._writing():
-            self.db["enrollment_codes"].insert(row)
+            self.db.table("enrollment_codes").insert(row)
             detail = {k: row[k] for k in ("gate_id", "zone", "name", "expires_ms")}
             self._audit(tenant_id, venue_id, actor, "enrollment.create", row["id"], detail, now_ms)
         return row, code
@@ -124,7 +124,7 @@ class DeviceStore(StoreBase):
             if now_ms >= grant["expires_ms"]:
                 return ENROLLMENT_EXPIRED
             device_id = new_id()
-            self.db["devices"].insert(
+            self.db.table("devices").insert(
                 {
                     "id": device_id,
                     "tenant_id": grant["tenant_id"],
@@ -223,7 +223,7 @@ class DeviceStore(StoreBase):
             raise ValueError(f"only {sorted(allowed)} may change")
         with self._writing():
             if changes:
-                self.db["devices"].update(device["id"], dict(changes))
+                self.db.table("devices").update(device["id"], dict(changes))
                 self._forget("devices", device["id"])
             detail = {k: [device[k], v] for k, v in changes.items()}
             self._audit(
@@ -262,7 +262,7 @@ class DeviceStore(StoreBase):
             fields["clock_offset_ms"] = clock_offset_ms
         if hub_keys_version is not None:
             fields["hub_keys_version"] = hub_keys_version
-        self.db["devices"].update(device_id, fields)
+        self.db.table("devices").update(device_id, fields)
         self._forget("devices", device_id)
 
     def devices_behind_keys(self, version: int) -> list[Row]:

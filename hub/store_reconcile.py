@@ -112,14 +112,14 @@ class ReconcileStore(StoreBase):
             chunk = tickets[start : start + 500]
             sql = _RECONCILE_SELECT + f" AND s.ticket_id IN ({','.join('?' * len(chunk))})"
             rows += self._rows(sql, [event_id, *chunk])
-        extra = [i for i in extra_scan_ids]
+        extra = list(extra_scan_ids)
         for start in range(0, len(extra), 500):
-            chunk = extra[start : start + 500]
+            ids = extra[start : start + 500]
             sql = (
                 _RECONCILE_SELECT
-                + f" AND s.ticket_id IS NULL AND s.id IN ({','.join('?' * len(chunk))})"
+                + f" AND s.ticket_id IS NULL AND s.id IN ({','.join('?' * len(ids))})"
             )
-            rows += self._rows(sql, [event_id, *chunk])
+            rows += self._rows(sql, [event_id, *ids])
         return rows
 
     def _replace_conflicts(
