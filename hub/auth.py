@@ -14,7 +14,7 @@ from aiohttp import web
 from hub.errors import ApiError, not_found
 from hub.keys import CLOCK, STORE
 from protocol.signing import device_id_of, verify_request
-from protocol.wire import DEVICE_DEACTIVATED
+from protocol.wire import DEVICE_DEACTIVATED, UNKNOWN_DEVICE
 
 ADMIN, VENUE_MANAGER, BOX_OFFICE, VENUE_STAFF = (
     "admin",
@@ -84,7 +84,7 @@ async def authenticate_device(
         raise ApiError(401, "missing_signature", "Device requests must be signed.")
     device = store.get_device(device_id)
     if device is None:
-        raise ApiError(401, "unknown_device", "This device is not enrolled at this hub.")
+        raise ApiError(401, UNKNOWN_DEVICE, "This device is not enrolled at this hub.")
     body = await request.read()
     now_ms = request.app[CLOCK]()
     error = verify_request(

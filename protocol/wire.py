@@ -17,3 +17,7 @@ SEQ_CONFLICT_MESSAGE = (
 # stops reconnecting until it is enrolled again.
 DEVICE_DEACTIVATED = "device_deactivated"
 DEACTIVATED_CLOSE_CODE = 4403
+
+# A request signed by a device id the hub has never enrolled (another hub's gate, or a hub
+# whose database was replaced): the hub's 401, the gate's cue to enrol again.
+UNKNOWN_DEVICE = "unknown_device"

@@ -58,6 +58,12 @@ class ConnectionMonitor:
         if self.online and self.failures >= self.policy.fail_after:
             self.online = False
 
+    def refused(self) -> None:
+        """The hub answered and refused this device (deactivated, unknown, wrong key): no
+        flaky link to ride out, so offline at once; retries still back off."""
+        self.bad()
+        self.online = False
+
     def backoff_ceiling_s(self) -> float:
         """The un-jittered wait after the current run of failures: doubles each time."""
         if self.failures == 0:
