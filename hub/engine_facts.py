@@ -11,7 +11,12 @@ from manifests.admission_types import Direction, ScanFact
 from manifests.model import TicketRow
 
 
-def ticket_row(row: Mapping[str, Any], type_names: Mapping[str, str]) -> TicketRow:
+def ticket_row(
+    row: Mapping[str, Any], type_names: Mapping[str, str], holder_sealed: bytes | None = None
+) -> TicketRow:
+    """A stored ticket as gates hold it: the manifest, the online check and reconciliation
+    all build their rows here, so a field the engine reads (attention, max_entries) cannot
+    reach one of them and not the others."""
     return TicketRow(
         ticket_id=row["id"],
         status=row["status"],
@@ -20,8 +25,12 @@ def ticket_row(row: Mapping[str, Any], type_names: Mapping[str, str]) -> TicketR
         zone=row["zone"],
         seat=row["seat"],
         valid_days=tuple(json.loads(row["valid_days_json"])),
+        max_entries=row["max_entries"],
+        attention=row["attention"],
         lock_reason=row["lock_reason"],
         comp_reason=row["comp_reason"],
+        order_ref=row["order_ref"],
+        holder_sealed=holder_sealed,
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hub.engine_facts import ticket_row
 from hub.storage import HubStore
 from hub.store_manifests import ManifestSource
 from hub.thread_owned import ThreadOwned
@@ -223,22 +224,15 @@ class ManifestBuilder:
         )
 
     def _ticket_rows(self, source: ManifestSource, now_ms: int) -> dict[str, TicketRow]:
+        """Every ticket of `source` as the manifest carries it: the same rows the online check
+        judges (hub/engine_facts.py), plus the holder's name sealed with the ticket's code."""
         signatures = self._signatures(source, now_ms)
+        type_names = {t["id"]: t["name"] for t in source.ticket_types}
         tickets: dict[str, TicketRow] = {}
         for t in source.tickets:
             sig = signatures.get(t["id"])
-            tickets[t["id"]] = TicketRow(
-                ticket_id=t["id"],
-                status=t["status"],
-                generation=t["generation"],
-                ticket_type=t["ticket_type_name"],
-                zone=t["zone"],
-                seat=t["seat"],
-                valid_days=tuple(json.loads(t["valid_days_json"])),
-                lock_reason=t["lock_reason"],
-                comp_reason=t["comp_reason"],
-                holder_sealed=seal_holder(t["holder_name"], sig, t["id"]) if sig else None,
-            )
+            sealed = seal_holder(t["holder_name"], sig, t["id"]) if sig else None
+            tickets[t["id"]] = ticket_row(t, type_names, sealed)
         return tickets
 
     def rows(self, event_id: str, now_ms: int) -> Manifest | None:

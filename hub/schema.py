@@ -5,9 +5,31 @@ Kept as plain DDL so a PostgreSQL store can be written from the same model.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+from protocol.limits import MAX_COUNT
 
-DDL = """
+# 4: tickets carry order_ref, attention and max_entries (TICKET_FIELD_COLUMNS).
+SCHEMA_VERSION = 4
+
+# What a ticket's gate-facing facts may hold (manifests.model.TicketRow), checked where values
+# enter the hub (import, admin API) and again by the columns themselves. A character a line of
+# text may hold (no control or line-break character), and one that is also not blank: the
+# patterns read the same in Python and in JSON Schema (ECMA-262), so /openapi.json states them.
+_IN_LINE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_VISIBLE = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+ORDER_REF_MAX_LEN = 64  # the box office's order reference: F2 on a gate finds tickets by it
+ORDER_REF_PATTERN = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"  # printable ASCII, not blank
+ATTENTION_MAX_LEN = 200  # a note staff read on the verdict screen ("Check student ID")
+ATTENTION_PATTERN = f"^{_IN_LINE}*{_VISIBLE}{_IN_LINE}*$"  # one line, not blank
+MAX_ENTRIES_LOW = 1  # entries a ticket allows; the top is protocol.limits.MAX_COUNT
+TICKET_FIELD_COLUMNS = (
+    ("order_ref", f"TEXT CHECK (length(order_ref) BETWEEN 1 AND {ORDER_REF_MAX_LEN})"),
+    ("attention", f"TEXT CHECK (length(attention) BETWEEN 1 AND {ATTENTION_MAX_LEN})"),
+    ("max_entries", f"INTEGER CHECK (max_entries BETWEEN {MAX_ENTRIES_LOW} AND {MAX_COUNT})"),
+)
+TICKET_FIELDS = tuple(column for column, _ in TICKET_FIELD_COLUMNS)
+
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS tenants (
@@ -82,7 +104,10 @@ CREATE TABLE IF NOT EXISTS tickets (
     locked_ms INTEGER,
     comp_reason TEXT,
     comp_issuer TEXT,
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL"""
+    # order_ref, attention, max_entries: NULL is none (no order, no note, the policy's limit)
+    + "".join(f",\n    {column} {definition}" for column, definition in TICKET_FIELD_COLUMNS)
+    + """
 );
 CREATE INDEX IF NOT EXISTS tickets_event ON tickets(event_id);
 -- The event's REVOKED tickets, read for every manifest header: without it, a scan of all the
@@ -272,6 +297,7 @@ CREATE TABLE IF NOT EXISTS ticket_credentials (
 );
 CREATE INDEX IF NOT EXISTS scans_device_ticket ON scans(ticket_id, scanned_ms);
 """
+)
 
 # How readers see a stored scan (`scans s LEFT JOIN gates g ON g.id = s.gate_id`), one way
 # for every reader: its time on the hub's clock (corrected once by the offset its gate
@@ -297,6 +323,7 @@ CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
 ADDED_COLUMNS = (
     ("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),
     ("devices", "hub_keys_version", "INTEGER"),
+    *(("tickets", column, definition) for column, definition in TICKET_FIELD_COLUMNS),
 )
 # Constraints a table lost after it first shipped: (table, the constraint's text in older
 # databases' CREATE statement). SQLite cannot drop a constraint, so such a table is rebuilt
