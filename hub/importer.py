@@ -20,10 +20,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.errors import matches
+from hub.schema import (
+    ATTENTION_MAX_LEN,
+    ATTENTION_PATTERN,
+    MAX_ENTRIES_LOW,
+    ORDER_REF_MAX_LEN,
+    ORDER_REF_PATTERN,
+    TICKET_FIELDS,
+)
 from hub.storage import HubStore
 from hub.store_base import new_id
 from manifests.model import TicketStatus
 from manifests.policy import TEMPLATES, ScanPolicy
+from protocol.limits import MAX_COUNT
 
 COLUMNS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required, optional)
     "event": (
@@ -33,7 +43,8 @@ COLUMNS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required, optional
     "ticket_type": ({"event_id", "code", "name"}, {"zone"}),
     "ticket": (
         {"ticket_id", "event_id"},
-        {"ticket_type", "status", "generation", "zone", "seat", "holder_name", "valid_days"},
+        {"ticket_type", "status", "generation", "zone", "seat", "holder_name", "valid_days"}
+        | set(TICKET_FIELDS),
     ),
 }
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -143,6 +154,17 @@ def _text(rec: Record, field: str, *, required: bool = True, id_like: bool = Fal
     if id_like and not _ID_RE.match(value):
         raise rec.fail(field, f"{field} must be an id (letters, digits, _ . : -)")
     return value
+
+
+def _line(rec: Record, field: str, max_len: int, pattern: str, what: str) -> str | None:
+    """An optional one-line text (stored stripped) within `max_len` and `pattern`, the same
+    bounds the admin API declares; `what` says in words which characters may be used."""
+    value = rec.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_len or not matches(pattern, value):
+        raise rec.fail(field, f"{field} must be {what} of at most {max_len} characters")
+    return value.strip()
 
 
 def _int(rec: Record, field: str, low: int, high: int) -> int | None:
@@ -336,6 +358,13 @@ def build_catalogue(store: HubStore, tenant_id: str, paths: list[Path]) -> Catal
                 "seat": _text(rec, "seat", required=False),
                 "holder_name": _text(rec, "holder_name", required=False),
                 "valid_days_json": json.dumps(valid_days),
+                "order_ref": _line(
+                    rec, "order_ref", ORDER_REF_MAX_LEN, ORDER_REF_PATTERN, "printable ASCII"
+                ),
+                "attention": _line(
+                    rec, "attention", ATTENTION_MAX_LEN, ATTENTION_PATTERN, "one line of text"
+                ),
+                "max_entries": _int(rec, "max_entries", MAX_ENTRIES_LOW, MAX_COUNT),
             }
         )
     clashes = store.existing_ticket_ids(seen)
