@@ -41,6 +41,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
         ADMIN,
     ),
     ("GET", "/api/admin/tickets/{ticket_id}"): ("One ticket.", ADMIN),
+    ("PATCH", "/api/admin/tickets/{ticket_id}"): (
+        "Set or clear (null) a ticket's order reference, attention note or entry limit.",
+        ADMIN,
+    ),
     ("POST", "/api/admin/events/{event_id}/comps"): ("Issue a complimentary ticket.", ADMIN),
     ("POST", "/api/admin/tickets/lock"): ("Lock tickets (bulk).", ADMIN),
     ("POST", "/api/admin/tickets/unlock"): ("Unlock tickets (bulk).", ADMIN),
@@ -148,6 +152,9 @@ TICKET = obj(
     locked_ms=NINT,
     comp_reason=NS,
     comp_issuer=NS,
+    order_ref=NS,
+    attention=NS,
+    max_entries=NINT,
 )
 EVENT = obj(
     id=S,
@@ -248,6 +255,7 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
         obj(event_id=S, counts={**OBJ, "additionalProperties": INT}, double_entries=array(OBJ))
     ),
     ("GET", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
+    ("PATCH", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
     ("POST", "/api/admin/events/{event_id}/comps"): json_body(TICKET, 201),
     ("POST", "/api/admin/tickets/lock"): json_body(obj(locked=array(S), reason=S)),
     ("POST", "/api/admin/tickets/unlock"): json_body(obj(unlocked=array(S))),

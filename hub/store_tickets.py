@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hub.schema import TICKET_FIELDS
 from hub.store_base import Row, StoreBase, new_id
 from manifests.model import ADMITTING_STATUSES, TicketStatus
 from manifests.policy import EXPIRY_AFTER_END_MS
@@ -118,8 +119,10 @@ class TicketStore(StoreBase):
         seat: str | None,
         actor: str,
         now_ms: int,
+        fields: Mapping[str, Any] | None = None,
     ) -> Row | str:
-        """A complimentary ticket, unless the event's comp limit is reached."""
+        """A complimentary ticket, unless the event's comp limit is reached; `fields` are its
+        TICKET_FIELDS (order_ref, attention, max_entries), already checked."""
         with self._writing():
             if event["comp_limit"] is not None:
                 issued = self.db.execute(
@@ -140,6 +143,7 @@ class TicketStore(StoreBase):
                 "comp_reason": reason,
                 "comp_issuer": actor,
                 "updated_ms": now_ms,
+                **_ticket_fields(fields or {}),
             }
             self.db["tickets"].insert(row)
             detail = {"reason": reason, "event_id": event["id"]}
@@ -147,6 +151,29 @@ class TicketStore(StoreBase):
                 tenant_id, event["venue_id"], actor, "ticket.comp", row["id"], detail, now_ms
             )
         return self.get_ticket(row["id"], tenant_id) or row
+
+    def update_ticket_fields(
+        self, ticket: Row, tenant_id: str, changes: Mapping[str, Any], actor: str, now_ms: int
+    ) -> Row:
+        """Set or clear (None) a ticket's order_ref, attention or max_entries, already checked.
+        The revision trigger puts the ticket in every device's next manifest delta. The audit
+        log keeps order_ref and max_entries, but of a note only that it changed: a note may
+        name someone, and names stay out of the audit log."""
+        fields = _ticket_fields(changes)
+        detail: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name == "attention":
+                detail[name] = "cleared" if value is None else "set"
+            else:
+                detail[name] = [ticket[name], value]
+        with self._writing():
+            self.db.table("tickets").update(ticket["id"], {**fields, "updated_ms": now_ms})
+            self._audit(
+                tenant_id, ticket["venue_id"], actor, "ticket.update", ticket["id"], detail, now_ms
+            )
+        fresh = self.get_ticket(ticket["id"], tenant_id)
+        assert fresh is not None
+        return fresh
 
     def set_locks(
         self,
@@ -267,6 +294,14 @@ class TicketStore(StoreBase):
         return sum(e["n"] for e in due)
 
 
+def _ticket_fields(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Only TICKET_FIELDS: a caller's slip cannot write another column through them."""
+    unknown = set(given) - set(TICKET_FIELDS)
+    if unknown:
+        raise ValueError(f"not a ticket field: {sorted(unknown)}")
+    return dict(given)
+
+
 def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -284,4 +319,7 @@ def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "locked_ms": row["locked_ms"],
         "comp_reason": row["comp_reason"],
         "comp_issuer": row["comp_issuer"],
+        "order_ref": row["order_ref"],
+        "attention": row["attention"],
+        "max_entries": row["max_entries"],
     }

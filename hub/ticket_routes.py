@@ -8,20 +8,49 @@ from typing import Any
 from aiohttp import web
 
 from hub.auth import Principal, require_admin
-from hub.errors import ApiError, Body, Fields, accepts, not_found, read_json_object, text, texts
+from hub.errors import (
+    ApiError,
+    Body,
+    Fields,
+    accepts,
+    integer,
+    not_found,
+    read_json_object,
+    text,
+    texts,
+)
 from hub.keys import CLOCK, STORE
+from hub.schema import (
+    ATTENTION_MAX_LEN,
+    ATTENTION_PATTERN,
+    MAX_ENTRIES_LOW,
+    ORDER_REF_MAX_LEN,
+    ORDER_REF_PATTERN,
+)
 from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
+from protocol.limits import MAX_COUNT
 
 routes = web.RouteTableDef()
 MAX_BULK = 1000
 TICKET_IDS = texts(MAX_BULK, min_items=1)
+# The per-ticket facts gates act on (hub/schema.py TICKET_FIELDS), as a comp or a ticket
+# change takes them; null is none.
+ORDER_REF = text(ORDER_REF_MAX_LEN, required=False, pattern=ORDER_REF_PATTERN)
+ATTENTION = text(ATTENTION_MAX_LEN, required=False, pattern=ATTENTION_PATTERN)
+MAX_ENTRIES = integer(MAX_ENTRIES_LOW, MAX_COUNT, required=False)
 COMP = Body(
     reason=text(50, choices=tuple(COMP_REASONS), code="invalid_comp_reason"),
     holder_name=text(200),
     ticket_type=text(100, required=False),
     zone=text(100, required=False),
     seat=text(50, required=False),
+    order_ref=ORDER_REF,
+    attention=ATTENTION,
+    max_entries=MAX_ENTRIES,
+)
+TICKET_CHANGE = Body(  # null clears a field
+    at_least_one=True, order_ref=ORDER_REF, attention=ATTENTION, max_entries=MAX_ENTRIES
 )
 LOCK = Body(
     ticket_ids=TICKET_IDS,
@@ -64,6 +93,15 @@ def _ticket_ids(f: Fields) -> list[str]:
     return list(dict.fromkeys(f.text_list("ticket_ids")))
 
 
+def _ticket_fields(f: Fields) -> dict[str, Any]:
+    """The TICKET_FIELDS the body names, checked (a 400 before anything is written)."""
+    return {
+        name: f.integer(name) if spec.kind == "integer" else f.text(name)
+        for name, spec in TICKET_CHANGE.fields.items()
+        if name in f.body
+    }
+
+
 def _scoped_tickets(request: web.Request, p: Principal, ids: list[str]) -> list[dict[str, Any]]:
     """Every named ticket, or 404 naming the first one this token cannot see."""
     found = request.app[STORE].get_tickets(ids, p.tenant_id, p.venue_id)
@@ -88,12 +126,27 @@ async def get_ticket(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(_scoped_tickets(request, p, ids)[0]))
 
 
+@routes.patch("/api/admin/tickets/{ticket_id}")
+@accepts(TICKET_CHANGE)
+async def update_ticket(request: web.Request) -> web.Response:
+    """Set or clear (null) a ticket's order reference, attention note or entry limit: gates
+    get it in their next manifest delta, the hub's online check at once."""
+    p = require_admin(request, "ticket.manage")
+    changes = _ticket_fields(Fields(await read_json_object(request), TICKET_CHANGE))
+    ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
+    updated = request.app[STORE].update_ticket_fields(
+        ticket, p.tenant_id, changes, p.actor, request.app[CLOCK]()
+    )
+    return web.json_response(ticket_json(updated))
+
+
 @routes.post("/api/admin/events/{event_id}/comps")
 @accepts(COMP)
 async def issue_comp(request: web.Request) -> web.Response:
     p = require_admin(request, "ticket.manage")
     event = _event(request, p)
     f = Fields(await read_json_object(request), COMP)
+    fields = _ticket_fields(f)
     reason = f.text("reason")
     holder = f.text("holder_name")
     type_name = f.text("ticket_type")
@@ -113,6 +166,7 @@ async def issue_comp(request: web.Request) -> web.Response:
         seat=f.text("seat"),
         actor=p.actor,
         now_ms=request.app[CLOCK](),
+        fields=fields,
     )
     if result == COMP_LIMIT_REACHED:
         raise ApiError(409, COMP_LIMIT_REACHED, "This event's comp limit has been reached.")

@@ -63,6 +63,7 @@ async def routes_with_bodies(hub: Hub) -> tuple[Routes, Routes, Device]:
         ("POST", "/api/admin/tickets/unlock"),
         ("POST", "/api/admin/tickets/status"),
         ("POST", f"/api/admin/tickets/{ticket}/transfer"),
+        ("PATCH", f"/api/admin/tickets/{ticket}"),
     ]
     signed = [
         ("POST", "/api/device/heartbeat"),
