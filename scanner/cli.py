@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ from manifests.admission_types import Direction, GateContext
 from manifests.signing import ManifestRejected, open_envelope
 from protocol.reasons import Verdict
 from protocol.signing import parse_enrollment_uri
+from scanner import gate_log
 from scanner.faults import (
     EXIT_ATTENTION,
     EXIT_DENY,
@@ -33,6 +36,7 @@ from scanner.faults import (
     storage_fault,
 )
 from scanner.hub_link import hub_link
+from scanner.link_reasons import link_reason
 from scanner.service import (
     Clock,
     GateService,
@@ -46,6 +50,9 @@ from scanner.service import (
 from scanner.store import GateStore, StoreError
 
 DEFAULT_DB = "gate.db"
+# The commands that run a gate, and so write its log (scanner/gate_log.py).
+LOGGED_COMMANDS = frozenset({"run", "stream", "check", "enroll"})
+log = logging.getLogger("scanner.cli")
 
 
 class CliError(Exception):
@@ -176,9 +183,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a fault is an answer, not a traceback
         fault = storage_fault(exc, db)
         if fault is not None:
+            _log_fault(fault.code, fault.message, want_json)
             return _fail(fault.code, fault.message, want_json, fault.exit_code)
         message = f"internal error, nothing more was done: {type(exc).__name__}: {exc}"
+        _log_fault("internal_error", message, want_json, exc)  # the traceback: in the log only
         return _fail("internal_error", message, want_json, EXIT_INTERNAL)
+    finally:
+        gate_log.shutdown()
+
+
+def _log_fault(code: str, message: str, want_json: bool, exc: Exception | None = None) -> None:
+    """Into the gate's log, when this command keeps one; not again on stderr, where the CLI
+    already printed it (unless that went to stdout as JSON)."""
+    if gate_log.configured():
+        extra = {} if want_json else {gate_log.PRINTED: True}
+        log.error("fault (%s): %s", code, message, exc_info=exc, extra=extra)
 
 
 def _fail(code: str, message: str, want_json: bool, exit_code: int) -> int:
@@ -192,6 +211,12 @@ def _fail(code: str, message: str, want_json: bool, exit_code: int) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command != "run" and not Path(args.db).parent.exists():
         raise CliError("bad_db_path", f"no such directory for the database: {args.db}")
+    if args.command in LOGGED_COMMANDS:
+        gate_log.configure(
+            args.db,
+            console=args.command != "run",  # the app draws on stderr
+            link_to_stderr=args.command == "stream" and bool(args.sync),
+        )
     if args.command == "run":
         return _run(args)
     with GateStore(args.db) as store:
@@ -222,6 +247,11 @@ def _run(args: argparse.Namespace) -> int:
         feedback = Feedback(sounds, Relay(store.config("relay_pin")))
         clock = _device_clock(args)
         sync, live = (None, None) if args.offline else _hub_link(store, args.event, clock)
+        log.info(
+            "app started%s%s",
+            " in kiosk mode" if args.kiosk else "",
+            "" if sync is not None else " without a hub link",
+        )
         app = GateApp(
             GateService(store, feedback=feedback, clock=clock),
             kiosk=args.kiosk,
@@ -303,10 +333,12 @@ def _stream(store: GateStore, args: argparse.Namespace) -> int:
     sync, live = _hub_link(store, args.event, clock) if args.sync else (None, None)
     if args.sync and sync is None:
         raise CliError("not_enrolled", "--sync needs an enrolled gate: run `enroll` first")
+    log.info("stream started%s", " with sync" if sync is not None else "")
     if sync is not None:
         service.on_commit = sync.wake
         sync.start()
         live.start()
+    stored = 0
     try:
         for line in sys.stdin:
             payload = line.rstrip("\r\n")
@@ -316,19 +348,22 @@ def _stream(store: GateStore, args: argparse.Namespace) -> int:
             if outcome is None:
                 print("- duplicate", flush=True)
             else:
+                stored += 1
                 d = outcome.decision
                 print(f"{outcome.seq} {d.verdict} {d.reason}", flush=True)
     finally:
         if sync is not None:
             live.stop()
             sync.stop()
+        log.info("stream ended: %d scans stored", stored)
     return 0
 
 
 def _status(store: GateStore, args: argparse.Namespace) -> int:
     status = GateService(store).status()
+    link = _last_link(store)
     if args.json:
-        print(json.dumps(status))
+        print(json.dumps({**status, "last_link": link}))
         return 0
     gate, manifest, c = status["gate"], status["manifest"], status["counters"]
     if gate is None:
@@ -351,7 +386,44 @@ def _status(store: GateStore, args: argparse.Namespace) -> int:
         f"inside {c['inside_now']}  attention pending {c['attention_pending']}"
     )
     print(f"connection: {status['connection']}  waiting to upload: {status['pending_upload']}")
+    print(_link_line(link))
     return 0
+
+
+def _last_link(store: GateStore) -> dict[str, Any] | None:
+    """The link as the gate's sync worker last kept it (scanner/sync.py LINK_KEY), with the
+    reason in words; None for a gate that never ran one."""
+    from scanner.sync import CLOCK_OFFSET_KEY, LINK_KEY
+
+    kept = store.config(LINK_KEY)
+    if not isinstance(kept, dict):
+        return None
+    reason = link_reason(kept.get("last_error"), store.config(CLOCK_OFFSET_KEY))
+    return {
+        **kept,
+        "reason": None if reason is None else reason.words,
+        "advice": None if reason is None else reason.advice,
+    }
+
+
+def _utc(ms: object) -> str:
+    if not isinstance(ms, int):
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def _link_line(link: dict[str, Any] | None) -> str:
+    if link is None:
+        return "last link: none (this gate has not synced with a hub)"
+    state = str(link.get("state", "offline"))
+    words = f" · {link['reason']}" if link.get("reason") else ""
+    line = (
+        f"last link: {state}{words} since {_utc(link.get('since_ms'))}, "
+        f"last good sync {_utc(link.get('last_sync_ms'))}"
+    )
+    if link.get("advice"):
+        line += f"\n  {link['advice']}"
+    return line
 
 
 def _export(store: GateStore, args: argparse.Namespace) -> int:
@@ -459,7 +531,16 @@ def _enroll(store: GateStore, args: argparse.Namespace) -> int:
             hardware_id=args.hardware_id,
         )
     except EnrollmentFailed as err:
+        extra = {} if args.json else {gate_log.PRINTED: True}
+        log.warning("enrolment refused (%s): %s", err.code, err.message, extra=extra)
         raise CliError(err.code, err.message) from None
+    log.info(
+        "enrolled as device %s (%s) with hub %s, hub key %s",
+        result.device_id,
+        result.gate.gate_name,
+        str(url).split("?", 1)[0],  # never a query that could hold the one-time code
+        result.hub_fingerprint,
+    )
     out = {
         "device_id": result.device_id,
         "venue_id": result.venue_id,

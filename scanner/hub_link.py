@@ -26,4 +26,8 @@ def hub_link(
     if not hub_url:
         return None
     hub = str(hub_url)
-    return SyncWorker(store, hub, clock=clock), LiveChannel(store, hub, clock=clock)
+    sync = SyncWorker(store, hub, clock=clock)
+    # A deactivation seen on the live socket shows in the sync snapshot at once: the status
+    # bar reads the snapshot's reason, whichever link heard the hub refuse this gate first.
+    live = LiveChannel(store, hub, clock=clock, on_deactivated=sync.hub_refused)
+    return sync, live

@@ -34,7 +34,7 @@ import aiohttp
 
 from manifests.admission_types import Direction, ScanFact
 from protocol.signing import sign_request
-from protocol.wire import DEACTIVATED_CLOSE_CODE
+from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import DEVICE_SEED_KEY
 from scanner.service import Clock, wall_clock_ms
@@ -55,6 +55,7 @@ HEARTBEAT_S = 20.0
 EVENT_RECHECK_S = 2.0  # how often an open socket checks the gate still holds the same event
 
 Merged = Callable[[list[ScanFact]], None]
+Deactivated = Callable[[str], None]  # told the hub's refusal code (protocol/wire.py)
 
 
 def entry_fact(message: Mapping[str, Any], offset_ms: int) -> ScanFact | None:
@@ -91,12 +92,17 @@ class LiveChannel:
         event_id: str | None = None,
         policy: LinkPolicy | None = None,
         on_merge: Merged | None = None,
+        on_deactivated: Deactivated | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.hub_url = hub_url.rstrip("/")
         self.clock = clock
         self.on_merge = on_merge
+        # Told once when the hub deactivates this device, from the channel's thread
+        # (scanner/hub_link.py hands it to the sync worker, so the status bar says why).
+        self.on_deactivated = on_deactivated
+        self._was_down = False  # a run of failed connects is logged once
         self.monitor = ConnectionMonitor(policy or LIVE_POLICY, rng)
         self._event_id = event_id
         self.connected = threading.Event()  # set while the socket is open (tests wait on it)
@@ -157,13 +163,16 @@ class LiveChannel:
                 except DeviceDeactivated as exc:
                     self.monitor.bad()
                     self.deactivated.set()
-                    log.warning("live channel stopped: %s", exc)
+                    log.warning(
+                        "live: stopped, %s; no reconnects until the gate is enrolled again", exc
+                    )
+                    self._tell_deactivated()
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     self.monitor.bad()
-                    log.info("live channel down: %s", exc)
+                    self._down(f"{type(exc).__name__}: {exc}")
                 except LiveRefused as exc:
                     self.monitor.bad()
-                    log.warning("live channel refused: %s", exc)
+                    self._down(str(exc), logging.WARNING)
                 finally:
                     self.connected.clear()
                 if self._stopping.is_set():
@@ -173,11 +182,26 @@ class LiveChannel:
                     continue
                 await asyncio.sleep(self.monitor.next_delay_s())
 
+    def _down(self, why: str, level: int = logging.INFO) -> None:
+        """The first failed connect of a run is logged; retries every few seconds are not."""
+        log.log(level if not self._was_down else logging.DEBUG, "live: down (%s)", why or "-")
+        self._was_down = True
+
+    def _tell_deactivated(self) -> None:
+        if self.on_deactivated is None:
+            return
+        try:
+            self.on_deactivated(DEVICE_DEACTIVATED)
+        except Exception:
+            log.exception("deactivation listener failed")
+
     async def _until_reenrolled(self, device_id: str) -> None:
         """Wait while the gate holds the deactivated identity (the hub refuses it for good);
         a new enrolment (a new device id) lets the channel connect again."""
         while not self._stopping.is_set() and self.store.device_id == device_id:
             await asyncio.sleep(self.event_recheck_s)
+        if not self._stopping.is_set():
+            log.info("live: the gate was enrolled again; connecting")
         self.deactivated.clear()
 
     async def _listen(self, session: aiohttp.ClientSession) -> None:
@@ -195,6 +219,8 @@ class LiveChannel:
             self.monitor.good(0.0)
             self.connected_path = path
             self.connected.set()
+            self._was_down = False
+            log.info("live: connected (%s)", path)
             watch = asyncio.create_task(self._close_when_the_event_moves(ws, path))
             try:
                 async for msg in ws:
@@ -207,6 +233,8 @@ class LiveChannel:
                 self.connected_path = None
         if ws.close_code == DEACTIVATED_CLOSE_CODE:
             raise DeviceDeactivated("the hub closed the socket: device_deactivated")
+        if not self._stopping.is_set():
+            log.info("live: socket closed (code %s); reconnecting", ws.close_code)
 
     async def _close_when_the_event_moves(
         self, ws: aiohttp.ClientWebSocketResponse, path: str

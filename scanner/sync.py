@@ -15,6 +15,7 @@ heartbeat, which probes the link, reports the gate's health and returns the hub'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -34,6 +35,16 @@ from protocol.signing import sign_request
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.enroll import APP_VERSION, DEVICE_SEED_KEY
+from scanner.faults import storage_fault
+from scanner.link_reasons import (
+    BAD_HUB_RESPONSE,
+    HUB_UNREACHABLE,
+    NOT_ENROLLED,
+    SYNC_CRASHED,
+    is_refusal,
+    link_sentence,
+    reason_words,
+)
 from scanner.scanlog import ScanRecord
 from scanner.service import (
     HUB_KEYS_VERSION_KEY,
@@ -48,6 +59,7 @@ from scanner.service import (
 from scanner.store import GateStore, StoreError
 
 log = logging.getLogger("scanner.sync")
+link_log = logging.getLogger("scanner.link")  # state changes, as sentences (scanner/gate_log.py)
 
 CLOCK_OFFSET_KEY = "clock_offset_ms"  # hub time ≈ device time + offset
 EVENT_KEY = "event_id"  # which event's manifest this gate pulls, as its operator set it
@@ -55,6 +67,10 @@ HUB_EVENT_KEY = "hub_event_id"  # the event the hub says the venue's gates hold 
 # The hub's cursor over other gates' scans already merged, one per event (`peer_cursor:<id>`).
 PEER_CURSOR_KEY = "peer_cursor"
 MANIFEST_SYNC_KEY = "manifest_sync"  # {"event_id", "revision", "etag"} of the last install
+# {"state", "last_error", "last_sync_ms", "since_ms"}: what a restarted gate (and `status`)
+# shows before its first exchange, instead of "never synced".
+LINK_KEY = "link"
+LINK_WRITE_EVERY_MS = 60_000  # a steady link rewrites its last good sync at most this often
 MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
 # Below this the hub's own view of our clock (from the signed timestamp) is left alone; above
 # it requests are signed with corrected time, or the hub would refuse them (±5 min window).
@@ -101,6 +117,7 @@ class SyncSnapshot:
     latency_ms: int | None
     next_attempt_s: float | None
     download: tuple[int, int | None] | None  # bytes received / total while a manifest loads
+    reason: str | None = None  # last_error in words for the status bar (scanner/link_reasons)
 
     def to_json(self) -> dict[str, Any]:
         """For `GateService.status()` and the status bar."""
@@ -113,6 +130,7 @@ class SyncSnapshot:
             "failures": self.failures,
             "latency_ms": self.latency_ms,
             "download": None if self.download is None else list(self.download),
+            "reason": self.reason,
         }
 
 
@@ -155,8 +173,17 @@ class SyncWorker:
         stored = store.config(CLOCK_OFFSET_KEY)
         self._offset: int | None = None if stored is None else int(stored)
         self._offsets = OffsetEstimator()
-        self._last_sync_ms: int | None = None
-        self._error: str | None = None
+        persisted = store.config(LINK_KEY) or {}
+        self._last_sync_ms: int | None = _int_or_none(persisted.get("last_sync_ms"))
+        self._error: str | None = persisted.get("last_error") or None
+        self._persisted: dict[str, Any] = dict(persisted)
+        self._logged: tuple[str, str | None] | None = None  # the link as last logged
+        self._failed_code: str | None = None  # of the run of failed cycles, logged once
+        self._failed_cycles = 0
+        self._peers_merged = 0  # in this cycle
+        self._clock_warned: int | None = None  # the offset last warned about
+        self._fault: str | None = None  # storage fault last logged
+        self._synced_once = False  # the first good cycle of a process is always logged
         self._busy = False
         self._download: tuple[int, int | None] | None = None
         self._next_delay: float | None = None
@@ -196,10 +223,8 @@ class SyncWorker:
         while not self._stopping.is_set():
             try:
                 self.sync_once()
-            except Exception:  # never let the thread die: the gate would silently stop syncing
-                log.exception("sync cycle crashed")
-                self.monitor.bad()
-                self._next_delay = self.monitor.next_delay_s()
+            except Exception as exc:  # never let the thread die: the gate would stop syncing
+                self._crashed(exc)
             self._wake.wait(self._next_delay or self.monitor.policy.poll_s)
             self._wake.clear()
 
@@ -216,36 +241,137 @@ class SyncWorker:
                 self._download = None
                 self._next_delay = self.monitor.next_delay_s()
                 self._publish()
+                self._note_link()
+
+    def hub_refused(self, code: str) -> None:
+        """The hub refused this device elsewhere (the live socket's 4403): show and log it
+        now, not at the next sync cycle. Called from the live channel's thread."""
+        self.monitor.refused()
+        self._error = code
+        self._publish()
+        self._note_link()
+
+    def _crashed(self, exc: Exception) -> None:
+        """A cycle ended in an exception: the gate's disk (a storage fault, logged once per
+        fault) or a bug (logged with its traceback); the link shows it, the thread goes on."""
+        fault = storage_fault(exc, self.store.path)
+        if fault is not None:
+            if fault.code != self._fault:
+                log.error("storage fault during sync (%s): %s", fault.code, fault.message)
+            self._fault = fault.code
+            self._error = fault.code
+        else:
+            log.exception("sync cycle crashed")
+            self._error = SYNC_CRASHED
+        self.monitor.bad()
+        self._next_delay = self.monitor.next_delay_s()
+        with contextlib.suppress(Exception):  # the disk may still refuse: keep the thread
+            self._publish()
+            self._note_link()
 
     def _cycle_once(self) -> bool:
         latency_s = 0.0
+        self._peers_merged = 0
+        revision: int | None = None
         try:
             latency_s = self._heartbeat()
             self._busy = self.pending_count() > 0
             self._publish()
-            self.push_scans()
+            pushed = self.push_scans()
             keys_refused: ManifestRefused | None = None
             try:
                 self.refresh_hub_keys()
             except ManifestRefused as exc:  # reported, but the manifest is still pulled
                 keys_refused = exc
-            self.pull_manifest()
+            revision = self.pull_manifest()
             if keys_refused is not None:
                 raise keys_refused
         except (ManifestRefused, ScansRefused) as exc:
             self.monitor.good(latency_s)  # the hub answered: only what it sent or took failed
-            self._error = exc.code
-            log.warning("sync refused: %s", exc)
+            self._failed(exc)
             return False
         except SyncError as exc:
-            self.monitor.bad()
-            self._error = exc.code
-            log.info("sync failed: %s", exc)
+            if is_refusal(exc.code):  # the hub answered "not you": no flaky link to ride out
+                self.monitor.refused()
+            else:
+                self.monitor.bad()
+            self._failed(exc)
             return False
         self.monitor.good(latency_s)
+        self._fault = None
         self._error = None
         self._last_sync_ms = self.clock()
+        recovered, self._failed_code = self._failed_code, None
+        merged, self._failed_cycles = self._peers_merged, 0
+        installed = self.store.manifest_revision()
+        news = pushed or merged or revision is not None or recovered or not self._synced_once
+        self._synced_once = True
+        log.log(
+            logging.INFO if news else logging.DEBUG,
+            "sync ok: pushed %d scans, manifest revision %s%s, %d peer movements merged",
+            pushed,
+            installed,
+            " (new)" if revision is not None else "",
+            merged,
+        )
         return True
+
+    def _failed(self, exc: SyncError) -> None:
+        """A failed cycle at WARNING with its code; the same failure again only at DEBUG
+        (a dead hub retried every 30 s for hours would bury everything else)."""
+        self._error = exc.code
+        self._failed_cycles += 1
+        repeat = exc.code == self._failed_code
+        self._failed_code = exc.code
+        log.log(
+            logging.DEBUG if repeat else logging.WARNING,
+            "sync failed (%s): %s [%d in a row]",
+            exc.code,
+            exc.message,
+            self._failed_cycles,
+        )
+
+    def _note_link(self) -> None:
+        """Log the link when it changes (online/offline, or why) and keep it in the config,
+        so a restarted gate and `gate-scanner status` know the last good sync and why not."""
+        state = str(LinkState.ONLINE if self.monitor.online else LinkState.OFFLINE)
+        now = self.clock()
+        # Still online while a dead link is ridden out (fail_after): the failed cycle is
+        # logged, the link is not down yet. A refusal the hub answered with is a change.
+        why = None if state == LinkState.ONLINE and self.monitor.failures else self._error
+        changed = (state, why) != self._logged
+        if changed:
+            first, self._logged = self._logged is None, (state, why)
+            quiet = first and state == LinkState.OFFLINE and why is None
+            if not quiet:  # a gate starting up has no link to report yet
+                level = logging.WARNING if why else logging.INFO
+                link_log.log(level, "link: %s", link_sentence(state, why, self._offset))
+        kept = self._persisted
+        stale_sync = self._last_sync_ms is not None and (
+            kept.get("last_sync_ms") is None
+            or self._last_sync_ms - int(kept["last_sync_ms"]) >= LINK_WRITE_EVERY_MS
+        )
+        if kept.get("state") == state and kept.get("last_error") == self._error and not stale_sync:
+            return
+        record = {
+            "state": state,
+            "last_error": self._error,
+            "last_sync_ms": self._last_sync_ms,
+            "since_ms": now if changed or "since_ms" not in kept else kept["since_ms"],
+        }
+        try:
+            self.store.set_config(LINK_KEY, record)
+        except Exception as exc:  # a full or read-only disk must not end the sync thread
+            fault = storage_fault(exc, self.store.path)
+            if fault is None:
+                raise
+            if fault.code != self._fault:
+                log.error(
+                    "storage fault keeping the link state (%s): %s", fault.code, fault.message
+                )
+            self._fault = fault.code
+            return
+        self._persisted = record
 
     def _heartbeat(self) -> float:
         """Probe the link and measure the clock; returns the round-trip time in seconds."""
@@ -286,7 +412,7 @@ class SyncWorker:
         try:
             resp = self.http.get(self.hub_url + path, headers=self._signed("GET", path, b""))
         except httpx.HTTPError as exc:
-            raise SyncError("hub_unreachable", f"GET {path}: {exc}") from None
+            raise SyncError(HUB_UNREACHABLE, f"GET {path}: {exc}") from None
         if resp.status_code != 200:
             self._learn_clock(resp)
             raise _hub_error(resp)
@@ -363,10 +489,11 @@ class SyncWorker:
                     )
                 )
             except (KeyError, TypeError, ValueError):
-                raise SyncError("bad_hub_response", "a peer scan is incomplete") from None
+                raise SyncError(BAD_HUB_RESPONSE, "a peer scan is incomplete") from None
         merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
         # after the merge: a crash re-merges
         self.store.set_config(_cursor_key(event_id), cursor)
+        self._peers_merged += merged
         return merged
 
     def pull_manifest(self) -> int | None:
@@ -425,9 +552,9 @@ class SyncWorker:
                     received += chunk
                     self._progress(len(received), total)
         except httpx.HTTPError as exc:
-            raise SyncError("hub_unreachable", f"manifest download failed: {exc}") from None
+            raise SyncError(HUB_UNREACHABLE, f"manifest download failed: {exc}") from None
         if total is not None and len(received) != total:
-            raise SyncError("bad_hub_response", "the manifest download was cut short")
+            raise SyncError(BAD_HUB_RESPONSE, "the manifest download was cut short")
         return bytes(received), resp.headers.get("ETag")
 
     # -- state for the screen ----------------------------------------------------------
@@ -449,6 +576,7 @@ class SyncWorker:
             latency_ms=None if latency is None else round(latency * 1000),
             next_attempt_s=self._next_delay,
             download=self._download,
+            reason=reason_words(self._error, self._offset),
         )
 
     def pending_count(self) -> int:
@@ -510,7 +638,7 @@ class SyncWorker:
     ) -> dict[str, str]:
         seed, device_id = self.store.key(DEVICE_SEED_KEY), self.store.device_id
         if seed is None or not device_id:
-            raise SyncError("not_enrolled", "this gate is not enrolled with a hub")
+            raise SyncError(NOT_ENROLLED, "this gate is not enrolled with a hub")
         now = self.clock()
         if self._offset is not None and abs(self._offset) > SIGN_WITH_OFFSET_ABOVE_MS:
             now += self._offset
@@ -527,7 +655,7 @@ class SyncWorker:
         try:
             resp = self.http.request(method, self.hub_url + path, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise SyncError("hub_unreachable", f"{method} {path}: {exc}") from None
+            raise SyncError(HUB_UNREACHABLE, f"{method} {path}: {exc}") from None
         self._learn_clock(resp)
         if resp.status_code >= 400:
             raise _hub_error(resp)
@@ -550,8 +678,42 @@ class SyncWorker:
     def _set_offset(self, offset_ms: int) -> None:
         previous = self._offset
         self._offset = offset_ms
+        self._log_clock(offset_ms)
         if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
             self.store.set_config(CLOCK_OFFSET_KEY, offset_ms)
+
+    def _log_clock(self, offset_ms: int) -> None:
+        """Warn once when the gate's clock is off the hub's by more than the signing
+        threshold (and again if it moves by as much), note when it is back within it."""
+        limit = SIGN_WITH_OFFSET_ABOVE_MS
+        warned = self._clock_warned
+        if abs(offset_ms) > limit:
+            if warned is None or abs(offset_ms - warned) >= limit:
+                self._clock_warned = offset_ms
+                log.warning(
+                    "clock: this gate's clock is %s %s the hub's (offset %d ms); requests are "
+                    "signed with corrected time, set the clock (NTP) to fix it",
+                    _duration(abs(offset_ms)),
+                    "behind" if offset_ms > 0 else "ahead of",
+                    offset_ms,
+                )
+        elif warned is not None:
+            self._clock_warned = None
+            log.info(
+                "clock: back within %d s of the hub's (offset %d ms)", limit // 1000, offset_ms
+            )
+
+
+def _duration(ms: int) -> str:
+    if ms >= 2 * 3_600_000:
+        return f"{ms / 3_600_000:.1f} h"
+    if ms >= 60_000:
+        return f"{round(ms / 60_000)} min"
+    return f"{ms / 1000:.1f} s"
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _cursor_key(event_id: str) -> str:
