@@ -40,13 +40,11 @@ _OWNED = "_gate_log"  # marks the handlers this module added, so it can replace 
 class UtcFormatter(logging.Formatter):
     """2026-11-28T14:03:05.123Z WARNING scanner.link link: offline — ..."""
 
-    converter = time.gmtime
-
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{stamp}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
@@ -65,7 +63,7 @@ class GateFileHandler(_Quiet, logging.handlers.RotatingFileHandler):
     pass
 
 
-class StderrHandler(_Quiet, logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(_Quiet, logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream)."""
 
     def __init__(self, formatter: logging.Formatter) -> None:
@@ -73,7 +71,7 @@ class StderrHandler(_Quiet, logging.StreamHandler):  # type: ignore[type-arg]
         self.setFormatter(formatter)
         self.addFilter(lambda record: not getattr(record, PRINTED, False))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -173,9 +171,10 @@ def configure(db: Path | str, *, console: bool = True, link_to_stderr: bool = Fa
     root = logging.getLogger(LOGGER)
     root.setLevel(logging.INFO)
     handlers: list[logging.Handler] = []
-    path: Path | None = log_path(db)
+    target = log_path(db)
+    path: Path | None = target
     try:
-        file_handler = GateFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+        file_handler = GateFileHandler(target, maxBytes=MAX_BYTES, backupCount=BACKUPS)
         file_handler.setFormatter(UtcFormatter())
         handlers.append(file_handler)
     except OSError:
