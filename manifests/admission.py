@@ -62,9 +62,12 @@ def parse_context(
 class _Deny(Exception):
     """Internal short-cut: the first failing rule ends the decision."""
 
-    def __init__(self, reason: Reason, message: str | None = None) -> None:
+    def __init__(
+        self, reason: Reason, message: str | None = None, detail: str | None = None
+    ) -> None:
         self.reason = reason
         self.message = message or default_message(reason)
+        self.detail = detail  # a refusal's technical words: for logs, never the message
 
 
 def decide(
@@ -81,7 +84,7 @@ def decide(
     try:
         _check_device(header, gate, now_ms)
         if isinstance(parsed, Refusal):
-            raise _Deny(parsed.reason, parsed.message)
+            raise _Deny(parsed.reason, parsed.message, parsed.detail)
         cred = parsed
         ticket = _check_ticket(cred, header, ticket, gate)
         display = _display(cred, header, ticket, history, now_ms, holder)
@@ -91,7 +94,9 @@ def decide(
         notes = _zone_notes(cred, header, ticket, gate)
         reason = _check_history(header, ticket, history, now_ms)
     except _Deny as deny:
-        return Decision(Verdict.DENY, deny.reason, deny.message, ticket_id, display)
+        return Decision(
+            Verdict.DENY, deny.reason, deny.message, ticket_id, display, detail=deny.detail
+        )
     display = dataclasses.replace(display, entries_today=display.entries_today + 1)
     notes += _attention_notes(cred, ticket)
     if notes:

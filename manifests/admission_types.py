@@ -57,6 +57,9 @@ class Decision:
     message: str
     ticket_id: str | None = None
     display: DisplayFacts = DisplayFacts()
+    # a refused code's technical words ("base45 triple out of range"): for support and logs;
+    # staff read `message`, the reason's sentence
+    detail: str | None = None
 
     @property
     def moves_person(self) -> bool:
@@ -79,4 +82,5 @@ class Decision:
                 "comp": d.comp,
                 "note": d.note,
             },
+            **({"detail": self.detail} if self.detail else {}),
         }

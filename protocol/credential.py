@@ -48,12 +48,15 @@ class Credential:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A code that cannot be admitted on its own terms; `message` says why in plain words."""
+    """A code that cannot be admitted on its own terms; `message` says why in plain words a
+    gate worker can act on; `detail` keeps a decoder's technical words for logs and support,
+    never for the screen."""
 
     reason: Reason
     message: str
     format: CredentialFormat = CredentialFormat.UNKNOWN
     ticket_id: str | None = None
+    detail: str | None = None
 
     @classmethod
     def of(
@@ -62,8 +65,9 @@ class Refusal:
         fmt: CredentialFormat = CredentialFormat.UNKNOWN,
         message: str | None = None,
         ticket_id: str | None = None,
+        detail: str | None = None,
     ) -> Refusal:
-        return cls(reason, message or default_message(reason), fmt, ticket_id)
+        return cls(reason, message or default_message(reason), fmt, ticket_id, detail)
 
 
 ParseResult = Credential | Refusal

@@ -116,7 +116,7 @@ def parse_native(text: str, ctx: ParseContext) -> ParseResult:
     try:
         raw = base45.decode(restored)
     except base45.Base45Error as exc:
-        return Refusal.of(Reason.MALFORMED, FMT, f"Not a readable ticket code ({exc}).")
+        return Refusal.of(Reason.MALFORMED, FMT, detail=str(exc))  # codec words: not for staff
     if len(raw) not in (STATIC_BYTES, STATIC_BYTES + TOTP_BYTES):
         return Refusal.of(Reason.MALFORMED, FMT)
     body, signature, live = (
@@ -128,7 +128,7 @@ def parse_native(text: str, ctx: ParseContext) -> ParseResult:
     ticket_id = str(uuid.UUID(bytes=tid))
     if head >> 4 != VERSION:
         return Refusal.of(
-            Reason.MALFORMED, FMT, f"Ticket code version {head >> 4} is not supported here."
+            Reason.MALFORMED, FMT, detail=f"ticket code version {head >> 4} is not supported"
         )
     key = ctx.issuer_keys.get(key_id)
     if key is None:

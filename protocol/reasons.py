@@ -59,7 +59,10 @@ DEFAULT_MESSAGES: dict[Reason, str] = {
     Reason.REENTRY: "Re-entry allowed.",
     Reason.EXITED: "Exit recorded.",
     Reason.ATTENTION_REQUIRED: "Check before admitting.",
-    Reason.MALFORMED: "Not a ticket code this gate can read.",
+    Reason.MALFORMED: (
+        "This code cannot be read as a ticket. Ask the guest to show it again or use the box "
+        "office."
+    ),
     Reason.BAD_SIGNATURE: "Code is not genuine (signature does not match).",
     Reason.UNKNOWN_KEY: "Code signed by a key this gate does not trust.",
     Reason.EXPIRED_CODE: "Code has expired: ask the guest to refresh the ticket on their phone.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import sys
 import threading
@@ -42,6 +43,8 @@ PIN_CONFIG_KEY = "venue_pin"
 MANUAL_PREFIX = "manual:"
 DEFAULT_STALE_AFTER_MS = 60 * 60_000  # offline gates warn once the manifest is an hour old
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+log = logging.getLogger(__name__)
 
 
 def wall_clock_ms() -> int:
@@ -343,6 +346,8 @@ class GateService:
             history = self.store.history_for(ticket_id)
             decision = decide(cred, header, ticket, history, gate, now)
         return self._commit(MANUAL_PREFIX + ticket_id, decision, now, True, None)
+        if decision.detail:  # the codec's words go to the log; staff read the reason's sentence
+            log.info("scan refused (%s): %s", decision.reason, decision.detail)
 
     def _commit(
         self, payload: str, decision: Decision, now: int, manual: bool, nonce: str | None

@@ -112,7 +112,7 @@ async def test_wedge_scan_shows_verdict_and_counts(
         assert panel(app).word == "DENY" and "refunded" in panel(app).message
 
         await typed(pilot, "XQ:ab/c*1+2.3$4%5 -")  # key names (asterisk, slash...) included
-        assert panel(app).word == "DENY" and "can read" in panel(app).message
+        assert panel(app).word == "DENY" and "cannot be read as a ticket" in panel(app).message
         assert "In 1  Denied 3  Inside 1" in status_text(app)
     assert [r.verdict.value for r in service.store.scans()] == ["admit", "deny", "deny", "deny"]
     stored = service.store.scan(4).payload
