@@ -14,7 +14,13 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from hardware.wedge import DEFAULT_IDLE_GAP_MS
-from scanner.camera_feed import CAMERA_CONFIG_KEY, CameraFeed, camera_spec
+from scanner.camera_feed import (
+    CAMERA_CONFIG_KEY,
+    NO_CAMERA_NOTE,
+    CameraFeed,
+    camera_label,
+    camera_spec,
+)
 from scanner.screens.settings import PinScreen
 from scanner.screens.verdict import GateScreen
 from scanner.service import GateService
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CLEAR_AFTER_S = 4.0
 DEFAULT_FAULT_RETRY_S = 2.0  # how often a STORAGE FAULT screen tries the disk again
+CAMERA_WATCH_S = 1.0  # a camera that drops out shows in the status bar within this time
 
 
 class GateApp(App[None]):
@@ -69,6 +76,7 @@ class GateApp(App[None]):
         self.live: LiveChannel | None = None
         self.link: dict[str, Any] | None = None  # the last sync snapshot, on the UI thread
         self._download_pct: int | None = None
+        self._camera_shown = ""
         if sync is not None:
             self._wire_links(sync, live)
 
@@ -93,6 +101,7 @@ class GateApp(App[None]):
         # only once the verdict screen is up: a first read must not be painted over
         self.call_after_refresh(self.start_camera)
         self.start_sync()
+        self.set_interval(CAMERA_WATCH_S, self._watch_camera)
 
     async def on_unmount(self) -> None:
         # join off the loop: the camera thread may be waiting on this loop for a commit, and
@@ -183,7 +192,19 @@ class GateApp(App[None]):
             feed.stop()
 
     def camera_note(self) -> str:
-        return "No camera" if self.camera is None else self.camera.note
+        """Says "No camera" only when none is configured; a configured one is named, and how."""
+        if self.camera is not None:
+            return self.camera.note
+        if self.camera_spec is None:
+            return NO_CAMERA_NOTE
+        return f"Camera {camera_label(self.camera_spec)}: starting"
+
+    def _watch_camera(self) -> None:
+        """The camera thread ends quietly when a live camera stops delivering: say so now."""
+        note = self.camera_note()
+        if note != self._camera_shown:
+            self._camera_shown = note
+            self._refresh_status()
 
     def _camera_scan(self, payload: str) -> None:
         """UI thread: a camera read takes the wedge's path, but only on the verdict screen

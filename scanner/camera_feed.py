@@ -13,21 +13,31 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
-from hardware.camera import CameraReader, FrameSource, QrDecoder, SourceState, open_source
+from hardware.camera import (
+    CameraFault,
+    CameraReader,
+    FrameSource,
+    QrDecoder,
+    SourceState,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 
 CAMERA_CONFIG_KEY = "camera"
 FOLDER_FPS = 10.0  # an image folder has no frame rate of its own: replay it like a camera
+NO_CAMERA_NOTE = "No camera"  # only when none is configured: a wedge-only gate
 CAMERA_NOTES: dict[SourceState, str] = {
     SourceState.OPEN: "Camera on",
-    SourceState.NO_CAMERA: "No camera",
+    SourceState.NO_CAMERA: NO_CAMERA_NOTE,
     SourceState.ENDED: "Camera: video ended",
     SourceState.CLOSED: "Camera off",
 }
+LABEL_CHARS = 16  # a camera's name in the status bar: which one, not its whole path
 
 
 def camera_spec(text: str | int | Path | None) -> str | None:
@@ -36,6 +46,20 @@ def camera_spec(text: str | int | Path | None) -> str | None:
         return None
     spec = str(text).strip()
     return None if spec.lower() in {"", "none", "off"} else spec
+
+
+def camera_label(spec: str) -> str:
+    """Which camera, in a few characters: a device path, the host of a stream (never a
+    password from its URL), or a file's name."""
+    if spec.isdigit():
+        return f"/dev/video{int(spec)}"
+    if "://" in spec:
+        parts = urlsplit(spec)
+        host = parts.hostname or "?"
+        label = f"{parts.scheme}://{host}"
+    else:
+        label = spec if spec.startswith("/dev/") else (Path(spec).name or spec)
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
 def replay_fps(spec: str | None) -> float | None:
@@ -78,15 +102,20 @@ class CameraFeed:
         self._deliver = deliver
         self._stopping = threading.Event()
         self.delivered = 0
-        if source is None and spec is not None:
-            source = open_source(spec)
-            if max_fps is None:
-                max_fps = replay_fps(spec)
+        self._failure: str | None = None  # the camera could not even be set up
         self.reader: CameraReader | None = None
-        if source is not None:
-            self.reader = CameraReader(
-                source, QrDecoder(), on_payload=self._on_payload, max_fps=max_fps
-            )
+        try:
+            if source is None and spec is not None:
+                source = open_source(spec)
+                if max_fps is None:
+                    max_fps = replay_fps(spec)
+            if source is not None:
+                self.reader = CameraReader(
+                    source, QrDecoder(), on_payload=self._on_payload, max_fps=max_fps
+                )
+        except Exception as exc:  # a broken driver or decoder must not stop the gate
+            log.warning("camera %s cannot be set up: %s", spec, exc)
+            self._failure = CameraFault.CANNOT_OPEN.value
 
     @property
     def state(self) -> SourceState:
@@ -102,18 +131,18 @@ class CameraFeed:
     def reason(self) -> str | None:
         """Why a configured camera gives no frames (device missing, permission denied, ...)."""
         if self.reader is None:
-            return None
+            return self._failure
         reason = getattr(self.reader.source, "reason", None)
         return str(reason) if reason else None
 
     @property
     def note(self) -> str:
-        """Short words for the status bar, with the reason when a configured camera failed:
-        staff can fix a loose cable or a missing permission, not a bare "No camera"."""
-        note = CAMERA_NOTES[self.state]
-        if self.state is SourceState.NO_CAMERA and self.reason:
-            return f"{note}: {self.reason}"
-        return note
+        """Short words for the status bar. A configured camera that gives no frames is named
+        with the reason ("Camera /dev/video0: permission denied"): staff can fix a loose cable
+        or a missing permission, not a bare "No camera", which means none is configured."""
+        if self.state is SourceState.NO_CAMERA and self.spec is not None:
+            return f"Camera {camera_label(self.spec)}: {self.reason or 'not available'}"
+        return CAMERA_NOTES[self.state]
 
     def start(self) -> bool:
         """Start decoding; False when there is no camera (not an error)."""

@@ -67,5 +67,5 @@ def test_live_camera_that_stops_is_lost(tmp_path: Path) -> None:
 def test_feed_note_carries_the_reason() -> None:
     feed = CameraFeed("/dev/video97", lambda p: None, lambda h, p: h(p))
     assert feed.reason == "device missing"
-    assert feed.note == "No camera: device missing"
+    assert feed.note == "Camera /dev/video97: device missing"  # which, and why
     assert CameraFeed(None, lambda p: None, lambda h, p: h(p)).note == "No camera"  # none set
