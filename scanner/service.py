@@ -329,6 +329,8 @@ class GateService:
         ticket = self.store.ticket(ticket_id) if ticket_id else None
         history = self.store.history_for(ticket_id) if ticket_id else []
         decision = decide(parsed, header, ticket, history, gate, now)
+        if decision.detail:  # the codec's words go to the log; staff read the reason's sentence
+            log.info("scan refused (%s): %s", decision.reason, decision.detail)
         # a genuine legacy-C code is spent once seen (stored with the scan, atomically)
         nonce = parsed.nonce if isinstance(parsed, Credential) else None
         return decision, nonce
@@ -346,8 +348,6 @@ class GateService:
             history = self.store.history_for(ticket_id)
             decision = decide(cred, header, ticket, history, gate, now)
         return self._commit(MANUAL_PREFIX + ticket_id, decision, now, True, None)
-        if decision.detail:  # the codec's words go to the log; staff read the reason's sentence
-            log.info("scan refused (%s): %s", decision.reason, decision.detail)
 
     def _commit(
         self, payload: str, decision: Decision, now: int, manual: bool, nonce: str | None
