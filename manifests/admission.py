@@ -218,7 +218,8 @@ def _check_history(
         raise _Deny(
             Reason.REENTRY_LIMIT,
             f"No re-entries left: {used} of {policy.max_reentries} used "
-            f"(last in at {scoped[-1].gate_name or 'a gate'}, {_clock(scoped[-1].at_ms, tz)}).",
+            f"(last in at {scoped[-1].gate_name or 'a gate'}, "
+            f"{venue_clock(scoped[-1].at_ms, tz)}).",
         )
     if ticket.max_entries is not None and len(scoped) >= ticket.max_entries:
         raise _Deny(
@@ -226,7 +227,9 @@ def _check_history(
         )
     cooldown_end = last.at_ms + policy.cooldown_minutes * MINUTE_MS
     if now_ms < cooldown_end:
-        raise _Deny(Reason.REENTRY_COOLDOWN, f"Re-entry allowed from {_clock(cooldown_end, tz)}.")
+        raise _Deny(
+            Reason.REENTRY_COOLDOWN, f"Re-entry allowed from {venue_clock(cooldown_end, tz)}."
+        )
     return Reason.REENTRY
 
 
@@ -293,7 +296,7 @@ def _exit_message(history: Sequence[ScanFact]) -> str:
 def _already(fact: ScanFact, now_ms: int, tz: ZoneInfo) -> str:
     ago = max(0, now_ms - fact.at_ms) // MINUTE_MS
     where = fact.gate_name or "another gate"
-    return f"Already admitted at {where}, {_clock(fact.at_ms, tz)} ({ago} min ago)."
+    return f"Already admitted at {where}, {venue_clock(fact.at_ms, tz)} ({ago} min ago)."
 
 
 def _words(code: str | None) -> str:
@@ -315,7 +318,13 @@ def _local_date(ms: int, tz: ZoneInfo) -> date:
     return _local(ms, tz).date()
 
 
-def _clock(ms: int, tz: ZoneInfo) -> str:
+def venue_clock(ms: int, timezone: str | ZoneInfo | None) -> str:
+    """HH:MM:SS on the venue's clock (the event's timezone in the manifest): the one clock a
+    gate shows, in verdicts, history and status bar alike, whatever the machine's zone. No
+    venue known yet (no manifest): UTC, and it says so."""
+    if timezone is None:
+        return _local(ms, ZoneInfo("UTC")).strftime("%H:%M:%S UTC")
+    tz = timezone if isinstance(timezone, ZoneInfo) else _zone(timezone)
     return _local(ms, tz).strftime("%H:%M:%S")
 
 

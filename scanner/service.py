@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hardware.dedupe import DEFAULT_WINDOW_MS, Deduper
@@ -64,6 +64,23 @@ class ScanOutcome:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seq": self.seq, "at_ms": self.at_ms, "manual": self.manual}
         return {**out, **self.decision.to_json()}
+
+
+def after_check(decision: Decision, admitted: bool) -> Decision:
+    """What an attention verdict became once staff decided, as the screen shows it. The engine
+    counted the entry in advance ("Entries today 1" if admitted); a guest turned away is a
+    denial (the Denied counter takes it) and has made no entry, so the count goes back."""
+    if admitted:
+        return replace(
+            decision, verdict=Verdict.ADMIT, message=f"Admitted after check: {decision.message}"
+        )
+    before = max(0, decision.display.entries_today - 1)
+    return replace(
+        decision,
+        verdict=Verdict.DENY,
+        message=f"Turned away after check: {decision.message}",
+        display=replace(decision.display, entries_today=before),
+    )
 
 
 def trusted_hub_keys(store: GateStore) -> dict[int, bytes]:
@@ -415,6 +432,12 @@ class GateService:
             return []
         return self.store.find_tickets(text, text, limit)
 
+    def venue_timezone(self) -> str | None:
+        """The venue's timezone (the installed event's): every time on a gate's screen is read
+        on this clock, as the engine writes times into verdicts. None: no manifest yet."""
+        header = self.header()
+        return None if header is None else header.event.timezone
+
     def recent_scans(self, n: int = 50) -> list[ScanRecord]:
         """The last `n` scans, newest first."""
         return self.store.recent_scans(n)
@@ -439,6 +462,7 @@ class GateService:
                 "stale": age > stale_after,
                 "expired": header.expires_at_ms <= now,
                 "tickets": self.store.ticket_count(),
+                "timezone": header.event.timezone,
             }
         return {
             "gate": None
@@ -462,6 +486,8 @@ class GateService:
             "connection": str(link["state"]) if link else "offline",
             "sync": link,
             "pin_set": has_pin(self.store),
+            "timezone": None if header is None else header.event.timezone,
+            "now_ms": now,  # the gate's clock, for the age of what the status reports
         }
 
 

@@ -771,11 +771,12 @@ class GateStore:
     # -- counters and export ------------------------------------------------------------
 
     def counters(self) -> Counters:
+        """Denied counts every guest not let in: refusals and those turned away after a check."""
         row = self._one(
             """SELECT
                 coalesce(sum(direction = 'entry' AND (verdict = 'admit'
                     OR (verdict = 'attention' AND confirmed = 1))), 0),
-                coalesce(sum(verdict = 'deny'), 0),
+                coalesce(sum(verdict = 'deny' OR (verdict = 'attention' AND confirmed = 0)), 0),
                 coalesce(sum(verdict = 'exit'), 0),
                 coalesce(sum(verdict = 'attention' AND confirmed IS NULL), 0),
                 coalesce(sum(uploaded = 0), 0)

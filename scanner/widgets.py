@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from hardware.wedge import DEFAULT_IDLE_GAP_MS, WedgeAssembler
+from manifests.admission import venue_clock
 from manifests.admission_types import DisplayFacts
 from protocol.reasons import Verdict
 
@@ -25,11 +26,15 @@ VERDICT_WORDS: dict[Verdict, str] = {
     Verdict.ATTENTION: "CHECK",
     Verdict.EXIT: "EXIT",
 }
-VERDICT_CLASSES = ("-admit", "-deny", "-attention", "-exit", "-idle", "-fault")
+VERDICT_CLASSES = ("-admit", "-deny", "-attention", "-exit", "-idle", "-fault", "-unready")
+SEP = " · "
+STALE_SYNC_MS = 12 * 60 * 60_000  # a last sync older than this shows its age, not a time
+STATUS_WIDTH = 78  # an 80-column console less the bar's padding, until the bar has a size
 
 
-def facts_line(display: DisplayFacts) -> str:
-    """Holder, tier, zone, seat and entries today, in one line a worker reads at a glance."""
+def facts_line(display: DisplayFacts, *, pending: bool = False) -> str:
+    """Holder, tier, zone, seat and entries today, in one line a worker reads at a glance.
+    `pending`: an attention verdict not yet decided, whose entry has not happened."""
     parts = []
     if display.holder:
         parts.append(display.holder)
@@ -41,9 +46,44 @@ def facts_line(display: DisplayFacts) -> str:
         parts.append(f"Zone {display.zone}")
     if display.seat:
         parts.append(f"Seat {display.seat}")
-    if display.entries_today:
+    if pending and display.entries_today:
+        parts.append(f"Entry {display.entries_today} today if admitted")
+    elif display.entries_today:
         parts.append(f"Entries today {display.entries_today}")
     return "  ·  ".join(parts)
+
+
+def resting_state(status: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What the screen shows between verdicts: (css class, word, message, hint). READY only
+    when the gate can check a ticket; a gate without a ticket list (or with an expired one)
+    must never look ready, so it gets its own colour and says what to do."""
+    manifest = status.get("manifest")
+    if status.get("gate") is None:
+        return (
+            "-unready",
+            "NOT SET UP",
+            "This gate is not set up: it cannot check tickets.",
+            "Ask a supervisor to enrol it with the hub or run gate-scanner setup.",
+        )
+    if manifest is None:
+        if str(status.get("connection")) == "syncing":
+            hint = "Downloading the ticket list from the hub: wait for it."
+        else:
+            hint = "Sync with the hub (check the network), or load one: gate-scanner load-manifest."
+        return (
+            "-unready",
+            "NO TICKET LIST",
+            "No ticket list on this gate: scans are refused.",
+            hint,
+        )
+    if manifest.get("expired"):
+        return (
+            "-unready",
+            "LIST EXPIRED",
+            f"The ticket list (Rev {manifest['revision']}) has expired: scans are refused.",
+            "Sync with the hub, or load a new manifest.",
+        )
+    return ("-idle", "READY", "Scan a ticket", "")
 
 
 def _plain(id_: str) -> Static:
@@ -56,7 +96,8 @@ def rendered_text(widget: Static) -> str:
 
 
 class VerdictPanel(Vertical):
-    """The full-width colour block: verdict word, reason in words, display facts."""
+    """The full-width colour block: verdict word, reason in words, display facts. Between
+    verdicts it rests on READY, or on a non-verdict state when the gate cannot check."""
 
     DEFAULT_CSS = """
     VerdictPanel { height: 1fr; align: center middle; padding: 1 2; }
@@ -71,16 +112,18 @@ class VerdictPanel(Vertical):
     VerdictPanel.-attention { background: #f0a500; color: #000000; }
     VerdictPanel.-exit { background: #1f5fbf; color: #ffffff; }
     VerdictPanel.-fault { background: #6a1b9a; color: #ffffff; }
+    VerdictPanel.-unready { background: #5d4037; color: #ffffff; }
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resting = True  # showing READY (or why not ready), not a verdict or a fault
 
     def compose(self) -> ComposeResult:
         yield _plain("verdict-word")
         yield _plain("verdict-message")
         yield _plain("verdict-facts")
         yield _plain("verdict-hint")
-
-    def on_mount(self) -> None:
-        self.show_idle()
 
     def _set(self, css: str, word: str, message: str, facts: str = "", hint: str = "") -> None:
         for name in VERDICT_CLASSES:
@@ -90,12 +133,17 @@ class VerdictPanel(Vertical):
         self.query_one("#verdict-facts", Static).update(facts)
         self.query_one("#verdict-hint", Static).update(hint)
 
-    def show_idle(self, message: str = "Scan a ticket") -> None:
-        self._set("-idle", "READY", message)
+    def show_idle(self, status: dict[str, Any], message: str | None = None) -> None:
+        """READY, or the state that keeps the gate from being ready (see `resting_state`);
+        `message` replaces "Scan a ticket" on a ready gate."""
+        css, word, default, hint = resting_state(status)
+        self.resting = True
+        self._set(css, word, message if message and css == "-idle" else default, "", hint)
 
     def show_fault(self, message: str, hint: str) -> None:
         """Not a verdict: the gate cannot store scans, so nobody may be waved through. Purple,
         unlike any verdict colour, so it is never read as a deny of one guest."""
+        self.resting = False
         self._set("-fault", "STORAGE FAULT", f"STORAGE FAULT — do not admit. {message}", "", hint)
 
     def show(
@@ -107,8 +155,10 @@ class VerdictPanel(Vertical):
         word: str | None = None,
         hint: str = "",
     ) -> None:
+        self.resting = False
         css = f"-{verdict.value}"
-        self._set(css, word or VERDICT_WORDS[verdict], message, facts_line(display), hint)
+        facts = facts_line(display, pending=verdict is Verdict.ATTENTION)
+        self._set(css, word or VERDICT_WORDS[verdict], message, facts, hint)
 
     @property
     def word(self) -> str:
@@ -122,17 +172,26 @@ class VerdictPanel(Vertical):
     def facts(self) -> str:
         return rendered_text(self.query_one("#verdict-facts", Static))
 
+    @property
+    def hint(self) -> str:
+        return rendered_text(self.query_one("#verdict-hint", Static))
 
-def _age(ms: int) -> str:
+
+def _age(ms: int, *, short: bool = False) -> str:
     minutes = max(0, ms) // 60_000
     if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h"
+        return f"{minutes}m" if short else f"{minutes} min"
+    if minutes < 72 * 60:
+        return f"{minutes // 60}h" if short else f"{minutes // 60} h"
+    return f"{minutes // 1440}d" if short else f"{minutes // 1440} d"
 
 
-def link_text(status: dict[str, Any]) -> str:
+def link_text(status: dict[str, Any], level: int = 0) -> str:
     """ONLINE / OFFLINE / SYNCING, a small bar while a manifest downloads, and how long ago
-    the last good sync was (that is how stale the gate's knowledge of other gates is)."""
+    the last good sync was on the venue's clock (that is how stale the gate's knowledge of
+    other gates is). Offline with a reason from the sync worker: the reason instead, so a
+    revoked gate does not read like a dead network. `level` 1 and 2 are shorter forms for a
+    narrow status bar (seconds dropped; the word alone)."""
     word = str(status["connection"]).upper()
     link = status.get("sync")
     if not link:
@@ -145,18 +204,69 @@ def link_text(status: dict[str, Any]) -> str:
             word += f" [{'#' * filled}{'.' * (8 - filled)}] {received * 100 // total}%"
         else:
             word += f" {received // 1024} kB"
-    last = link.get("last_sync_ms")
-    if download and word.startswith("SYNCING"):
         return word  # the bar is what matters now; keep the line inside 80 columns
+    if level >= 2:
+        return word
+    reason = link.get("reason")
+    last = link.get("last_sync_ms")
+    if word == "OFFLINE" and reason:
+        return f"{word}{SEP}{str(reason)[:24]}"
     if last is not None:
-        word += " · synced " + time.strftime("%H:%M:%S", time.localtime(last / 1000))
-    elif word == "OFFLINE":
-        word += " · never synced"
+        now = status.get("now_ms")
+        if now is not None and now - last >= STALE_SYNC_MS:  # kept across a restart: a bare
+            return f"{word}{SEP}synced {_age(now - last)} ago"  # time would read as today
+        when = venue_clock(int(last), status.get("timezone"))
+        if level == 1:  # HH:MM, and the UTC mark if any
+            when = when[:5] + when[8:]
+        return f"{word}{SEP}synced {when}"
+    if word == "OFFLINE":
+        return f"{word}{SEP}never synced"
     return word
 
 
+def fit(parts: list[list[str]], steps: list[int], width: int, tail: str = "") -> str:
+    """One status line inside `width` columns. Each part lists its forms, longest first ("" as
+    the last form: it may go). `steps` shrinks parts one form at a time, least important
+    first. A part is never cut (a number is never halved): if the shortest forms still do not
+    fit, whole parts go from the end. `tail` (the event name) gets what room is left, cut
+    with an ellipsis, or goes."""
+    return _fit(parts, steps, width, tail)[0]
+
+
+def _fit(parts: list[list[str]], steps: list[int], width: int, tail: str = "") -> tuple[str, bool]:
+    """`fit`, and whether every part kept a form (False: some went for want of room)."""
+    forms = [[*p, ""] for p in parts]  # the extra "": a part that had to go
+    level = [0] * len(parts)
+
+    def line() -> str:
+        return SEP.join(p[i] for p, i in zip(forms, level, strict=True) if p[i])
+
+    for step in steps:
+        if len(line()) <= width:
+            break
+        level[step] = min(level[step] + 1, len(parts[step]) - 1)
+    text, whole = line(), True
+    while len(text) > width and any(p[i] for p, i in zip(forms, level, strict=True)):
+        last = max(n for n, (p, i) in enumerate(zip(forms, level, strict=True)) if p[i])
+        level[last], whole = len(forms[last]) - 1, False
+        text = line()
+    room = width - len(text) - (len(SEP) if text else 0)
+    if tail and room >= min(len(tail), 6):
+        shown = tail if len(tail) <= room else tail[: room - 1].rstrip() + "…"
+        text = f"{text}{SEP}{shown}" if text else shown
+    return text, whole
+
+
+def _short_camera(note: str) -> str:
+    """ "Camera /dev/video0: permission denied" -> "Camera: permission denied"."""
+    head, sep, why = note.partition(": ")
+    return f"Camera: {why}" if sep and head.startswith("Camera ") else note
+
+
 class StatusBar(Static):
-    """Always visible: where this gate is, what it counted, and how fresh its data is."""
+    """Always visible: where this gate is, what it counted, and how fresh its data is. Both
+    lines fit the console (80 columns) with every vital fact: wording shortens and the least
+    important parts go first; the event name is cut last."""
 
     DEFAULT_CSS = """
     StatusBar { dock: top; height: 2; background: $boost; color: $text; padding: 0 1; }
@@ -165,37 +275,68 @@ class StatusBar(Static):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("", markup=False, **kwargs)
+        self._status: dict[str, Any] | None = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fitted to the width it has: first shown before layout, and consoles get resized."""
+        if self._status is not None:
+            self.show_status(self._status)
 
     def show_status(self, status: dict[str, Any]) -> None:
-        gate, manifest, c = status["gate"], status["manifest"], status["counters"]
-        if gate is None:
-            place = "Gate not set up"
-        else:
-            zones = ",".join(gate["zones"]) or "all zones"
-            place = f"{gate['name']} · {gate['direction'].upper()} · {zones}"
-        if manifest is None:
-            event, rev = "no ticket list", "Manifest: NONE"
-        else:
-            event = manifest["event"]
-            rev = f"Rev {manifest['revision']} ({_age(manifest['age_ms'])} old)"
-            if manifest["expired"]:
-                rev += " EXPIRED"
-            elif manifest["stale"]:
-                rev += " STALE"
-        camera = f"{status['camera']} · " if status.get("camera") else ""  # before the event:
-        line1 = f"{place} · {camera}{event}"  # a long event name is what gets cut off
-        line2 = (
-            f"In {c['admitted']}  Denied {c['denied']}  Inside {c['inside_now']} · "
-            f"{link_text(status)} · Upload {status['pending_upload']} · {rev}"
-        )
+        self._status = status
+        width = self.size.width or STATUS_WIDTH
+        first, second = status_lines(status, width)
+        manifest = status["manifest"]
         warn = manifest is None or manifest["stale"] or manifest["expired"]
         self.set_class(bool(warn), "-stale")
-        width = max(20, self.size.width - 2) if self.size.width else 78
-        self.update(f"{line1[:width]}\n{line2[:width]}")
+        self.update(f"{first}\n{second}")
 
     @property
     def text(self) -> str:
         return rendered_text(self)
+
+
+def status_lines(status: dict[str, Any], width: int) -> tuple[str, str]:
+    """The status bar's two lines at `width` columns: place, camera, event; then counters,
+    link, uploads pending, manifest revision and age. Should the second line not hold all of
+    these even in its shortest words, the revision moves up and the event name makes room."""
+    gate, manifest, c = status["gate"], status["manifest"], status["counters"]
+    if gate is None:
+        place = [["Gate not set up"]]
+    else:
+        zones = ",".join(gate["zones"]) or "all zones"
+        count = f"{len(gate['zones'])} zones" if len(gate["zones"]) > 1 else zones
+        place = [[gate["name"]], [gate["direction"].upper()], [zones, count]]
+    camera = status.get("camera")
+    camera_forms = [camera, _short_camera(camera)] if camera else [""]
+    event = "no ticket list" if manifest is None else str(manifest["event"])
+
+    admitted, denied = c["admitted"], c["denied"]
+    counters = [
+        f"In {admitted}  Denied {denied}  Inside {c['inside_now']}",
+        f"In {admitted}  Denied {denied}",
+        f"In {admitted} Denied {denied}",
+    ]
+    link = [link_text(status, level) for level in range(3)]
+    upload = [f"Upload {status['pending_upload']}", f"Up {status['pending_upload']}"]
+    if manifest is None:
+        rev = ["Manifest: NONE", "No list"]
+    else:
+        flag = " EXPIRED" if manifest["expired"] else " STALE" if manifest["stale"] else ""
+        r, age = manifest["revision"], manifest["age_ms"]
+        rev = [
+            f"Rev {r} ({_age(age)} old){flag}",
+            f"Rev {r} ({_age(age)}){flag}",
+            f"Rev {r} {_age(age, short=True)}{flag}",
+        ]
+    # least important first: Inside, the word "old", "Upload", seconds, spaces
+    second, whole = _fit([counters, link, upload, rev], [0, 3, 2, 1, 0, 3], width)
+    line1, steps = [*place, camera_forms], [len(place), len(place) - 1]
+    if not whole:  # then the offline reason or sync time, and the revision goes up a line
+        second = fit([counters, link, upload], [0, 2, 1, 0, 1], width)
+        n = len(place)
+        line1, steps = [*place, rev, camera_forms], [n + 1, n, n, n - 1]
+    return fit(line1, steps, width, event), second
 
 
 class ScanCatcher(Static, can_focus=True):

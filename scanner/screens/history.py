@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
@@ -11,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from manifests.admission import venue_clock
 from protocol.reasons import Verdict
 from scanner.scanlog import ScanRecord
 
@@ -26,8 +26,9 @@ def verdict_label(record: ScanRecord) -> str:
     return record.verdict.value.upper()
 
 
-def history_line(record: ScanRecord) -> str:
-    when = datetime.fromtimestamp(record.at_ms / 1000).strftime("%H:%M:%S")
+def history_line(record: ScanRecord, timezone: str | None) -> str:
+    """One scan; its time on the venue's clock, the one its verdict's words were written on."""
+    when = venue_clock(record.at_ms, timezone)
     ticket = (record.ticket_id or "-")[:8]
     manual = "M" if record.manual else " "
     label = verdict_label(record)
@@ -48,7 +49,8 @@ class HistoryScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        records = cast("GateApp", self.app).service.recent_scans(SHOWN)
-        text = "\n".join(history_line(r) for r in records) or "No scans yet."
+        service = cast("GateApp", self.app).service
+        records, timezone = service.recent_scans(SHOWN), service.venue_timezone()
+        text = "\n".join(history_line(r, timezone) for r in records) or "No scans yet."
         self.query_one("#history-list", Static).update(text)
         self.query_one("#history-scroll").focus()

@@ -15,7 +15,7 @@ from textual.widgets import Footer
 from protocol.reasons import Verdict
 from scanner.faults import EXIT_INTERNAL, StorageFault, storage_fault
 from scanner.screens.enroll import take_enrollment_qr
-from scanner.service import ScanOutcome
+from scanner.service import ScanOutcome, after_check
 from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel
 
 if TYPE_CHECKING:
@@ -65,13 +65,26 @@ class GateScreen(Screen[None]):
     def panel(self) -> VerdictPanel:
         return self.query_one(VerdictPanel)
 
-    def refresh_status(self) -> None:
+    def refresh_status(self, ready_message: str | None = None) -> None:
+        """Status bar, and the resting panel with it: a gate that loses (or gets) its ticket
+        list between verdicts shows so at once, not at the next scan."""
         try:
             status = self.gate_app.status()
         except Exception as exc:  # a damaged database: a fault state, not a crash
             self.show_fault(exc)
             return
-        self.query_one(StatusBar).show_status(status)
+        bars, panels = self.query(StatusBar), self.query(VerdictPanel)
+        if not bars or not panels:  # composing or closing: nothing to paint on
+            return
+        bars.first().show_status(status)
+        panel = panels.first()
+        if panel.resting and self.fault is None:
+            panel.show_idle(status, ready_message)
+
+    def show_ready(self, message: str | None = None) -> None:
+        """Back to rest after a verdict: READY, or why the gate is not ready."""
+        self.panel.resting = True
+        self.refresh_status(message)
 
     # -- scans -------------------------------------------------------------------------
 
@@ -111,11 +124,8 @@ class GateScreen(Screen[None]):
             except Exception as exc:
                 self.show_fault(exc)
                 return
-            d = outcome.decision
-            if admitted:
-                self.panel.show(Verdict.ADMIT, f"Admitted after check: {d.message}", d.display)
-            else:
-                self.panel.show(Verdict.DENY, f"Turned away after check: {d.message}", d.display)
+            d = after_check(outcome.decision, bool(admitted))  # turned away: no entry today
+            self.panel.show(d.verdict, d.message, d.display)
             self._clear_later()
             self.refresh_status()
 
@@ -128,7 +138,7 @@ class GateScreen(Screen[None]):
 
     def _clear_later(self) -> None:
         self._stop_clear()
-        self._clear_timer = self.set_timer(self.gate_app.clear_after_s, self.panel.show_idle)
+        self._clear_timer = self.set_timer(self.gate_app.clear_after_s, self.show_ready)
 
     # -- other screens -----------------------------------------------------------------
 
@@ -170,8 +180,7 @@ class GateScreen(Screen[None]):
             self.show_fault(exc)  # perhaps another fault now (the words follow it)
             return
         if self._recovered():
-            self.panel.show_idle("Storage recovered: scan a ticket")
-            self.refresh_status()
+            self.show_ready("Storage recovered: scan a ticket")
 
     def _recovered(self) -> bool:
         """Leave the fault state (a write went through); True if there was one."""
