@@ -1,5 +1,5 @@
 """Venue settings behind the venue PIN: gate name, direction, zones, verdict time, camera,
-sound, relay pin, new PIN.
+sound, relay pin, new PIN (typed twice: a slip would lock staff out of their own gate).
 
 The PIN is checked against its scrypt hash in the store (scanner/service.py); after a few
 wrong tries the PIN prompt locks for a while, so it cannot be guessed at the gate.
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from manifests.admission_types import Direction, GateContext
 from scanner.camera_feed import CAMERA_CONFIG_KEY, camera_spec
@@ -97,16 +97,35 @@ def open_settings(app: GateApp) -> None:
     with_pin(app, "open settings", lambda: app.push_screen(SettingsScreen()))
 
 
+# The same rule as set_pin (scanner/service.py), which the CLI's set-pin applies too.
+PIN_MIN_DIGITS = 4
+PIN_RULE = (
+    f"New PIN: at least {PIN_MIN_DIGITS} digits, digits only, typed twice. "
+    "Leave both blank to keep the current PIN."
+)
+PIN_MISMATCH = "The two new PINs are not the same: type the new PIN twice. Nothing was saved."
+
+
 class SettingsScreen(Screen[None]):
-    """Every field at once; Enter in any field saves, Tab moves, Escape leaves unsaved."""
+    """Every field at once, one row each, in a scroll that follows focus (Textual scrolls a
+    focused widget into view). Enter in any field or Save saves, Tab moves, Escape or Cancel
+    leaves unsaved. The error line and the buttons sit below the scroll, above the footer: an
+    error is seen at 80x24 wherever focus is, and focus goes to the field at fault."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
     DEFAULT_CSS = """
-    SettingsScreen Horizontal { height: 3; }
-    SettingsScreen Label { width: 22; padding: 1 1; }
+    SettingsScreen #settings-form { height: 1fr; }
+    SettingsScreen .settings-row { height: 1; }
+    SettingsScreen Label { width: 24; padding: 0 1; }
     SettingsScreen Input { width: 1fr; }
-    SettingsScreen #settings-error { color: $error; height: auto; padding: 0 1; }
+    SettingsScreen .settings-note { color: $text-muted; height: auto; padding: 0 1; }
+    SettingsScreen #settings-bottom { height: auto; }
+    SettingsScreen #settings-error { color: $error; text-style: bold; height: auto;
+        padding: 0 1; }
+    SettingsScreen #settings-error.-empty { display: none; }
     SettingsScreen #settings-warning { color: $warning; height: auto; padding: 0 1; }
+    SettingsScreen #settings-buttons { height: 1; align-horizontal: center; }
+    SettingsScreen Button { margin: 0 2; }
     """
 
     FIELDS = (
@@ -119,7 +138,9 @@ class SettingsScreen(Screen[None]):
         ("set-sound", "Sound on/off"),
         ("set-relay", "Relay GPIO pin"),
         ("set-pin", "New PIN (optional)"),
+        ("set-pin-again", "New PIN again"),
     )
+    SECRET = frozenset({"set-pin", "set-pin-again"})
 
     @property
     def gate_app(self) -> GateApp:
@@ -137,24 +158,34 @@ class SettingsScreen(Screen[None]):
             "set-camera": app.camera_spec or "",
             "set-sound": "on" if app.service.store.config(SOUND_CONFIG_KEY, True) else "off",
             "set-relay": str(app.service.store.config(RELAY_CONFIG_KEY) or ""),
-            "set-pin": "",
         }
-        with VerticalScroll():
-            yield Static("Tab: next field · Enter: save · Esc: leave unsaved", classes="title")
+        yield Static("Settings · Tab: next · Enter: save · Esc: leave unsaved", classes="title")
+        with VerticalScroll(id="settings-form"):
             if not has_pin(app.service.store):
                 yield Static(
                     "No venue PIN set: anyone can change these settings. Set one below.",
                     id="settings-warning",
                 )
             for field_id, label in self.FIELDS:
-                with Horizontal():
+                with Horizontal(classes="settings-row"):
                     yield Label(label)
-                    yield Input(values[field_id], id=field_id, password=field_id == "set-pin")
+                    yield Input(
+                        values.get(field_id, ""),
+                        id=field_id,
+                        password=field_id in self.SECRET,
+                        compact=True,
+                    )
+            yield Static(PIN_RULE, id="settings-pin-rule", classes="settings-note", markup=False)
             yield Static(
                 "Camera: blank = none (hand scanner only). Sound and relay apply at next start.",
+                classes="settings-note",
                 markup=False,
             )
-            yield Static("", id="settings-error", markup=False)
+        with Vertical(id="settings-bottom"):
+            yield Static("", id="settings-error", classes="-empty", markup=False)
+            with Horizontal(id="settings-buttons"):
+                yield Button("Save", id="settings-save", variant="primary", compact=True)
+                yield Button("Cancel", id="settings-cancel", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -164,33 +195,65 @@ class SettingsScreen(Screen[None]):
         return self.query_one(f"#{field_id}", Input).value.strip()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        error = self._validate()
-        if error:
-            self.query_one("#settings-error", Static).update(error)
+        event.stop()
+        self.save()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "settings-save":
+            self.save()
+        else:
+            self.app.pop_screen()
+
+    def save(self) -> None:
+        """Validate every field first: one refusal and nothing at all is written."""
+        problem = self._validate()
+        error = self.query_one("#settings-error", Static)
+        if problem is not None:
+            field_id, message = problem
+            error.update(message)
+            error.remove_class("-empty")
+            self.query_one(f"#{field_id}", Input).focus()  # the field at fault, in view
             return
         self._save()
         self.notify("Settings saved.")
         self.app.pop_screen()
 
-    def _validate(self) -> str | None:
-        if not self._value("set-gate") or not self._value("set-venue"):
-            return "Gate name and venue id must not be empty."
+    def _validate(self) -> tuple[str, str] | None:
+        """(field to fix, what is wrong in words), or None when all is well."""
+        if not self._value("set-gate"):
+            return "set-gate", "Gate name and venue id must not be empty."
+        if not self._value("set-venue"):
+            return "set-venue", "Gate name and venue id must not be empty."
         if self._value("set-direction").lower() not in {d.value for d in Direction}:
-            return "Direction must be entry or exit."
+            return "set-direction", "Direction must be entry or exit."
         try:
             seconds = float(self._value("set-clear"))
         except ValueError:
-            return "Verdict time must be a number of seconds."
+            return "set-clear", "Verdict time must be a number of seconds."
         if not 0.5 <= seconds <= 120:
-            return "Verdict time must be between 0.5 and 120 seconds."
+            return "set-clear", "Verdict time must be between 0.5 and 120 seconds."
         if self._value("set-sound").lower() not in ON_WORDS | OFF_WORDS:
-            return "Sound must be on or off."
+            return "set-sound", "Sound must be on or off."
         relay = self._value("set-relay")
         if relay and not (relay.isdigit() or relay.upper().startswith(("GPIO", "BOARD"))):
-            return "Relay pin must be a GPIO number (e.g. 17), GPIO17 or BOARD11, or blank."
-        pin = self._value("set-pin")
-        if pin and (len(pin) < 4 or not pin.isdigit()):
-            return "The venue PIN must be at least 4 digits."
+            return (
+                "set-relay",
+                "Relay pin must be a GPIO number (e.g. 17), GPIO17 or BOARD11, or blank.",
+            )
+        return self._pin_problem()
+
+    def _pin_problem(self) -> tuple[str, str] | None:
+        pin, again = self._value("set-pin"), self._value("set-pin-again")
+        if not pin and not again:
+            return None
+        if not (pin.isdigit() and len(pin) >= PIN_MIN_DIGITS):
+            return (
+                "set-pin",
+                f"The venue PIN must be at least {PIN_MIN_DIGITS} digits, digits only.",
+            )
+        if pin != again:
+            return "set-pin-again", PIN_MISMATCH
         return None
 
     def _save(self) -> None:
