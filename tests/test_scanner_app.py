@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import DataTable, Input, Static
 
 from manifests.admission_types import Direction
 from protocol.sealed_payload import open_for_hub
 from scanner.app import GateApp
 from scanner.screens.history import HistoryScreen
-from scanner.screens.lookup import LookupScreen
+from scanner.screens.lookup import ConfirmAdmitScreen, LookupScreen
 from scanner.screens.settings import PinScreen, SettingsScreen
 from scanner.screens.verdict import AttentionScreen, GateScreen
 from scanner.service import GateService, set_pin
@@ -179,11 +179,16 @@ async def test_manual_lookup_by_order_ref_admits_as_manual_scan(
         note = rendered_text(app.screen.query_one("#lookup-note", Static))
         assert "names cannot be searched offline" in note
         await pilot.press(*ADA_ORDER, "enter")
-        results = app.screen.query_one(OptionList)
-        assert results.option_count == 2  # ADA and DOT share the order
-        assert {results.get_option_at_index(i).id for i in range(2)} == {ADA, DOT}
-        chosen = results.get_option_at_index(1).id
+        results = app.screen.query_one(DataTable)
+        assert results.row_count == 2  # ADA and DOT share the order
+        assert {results.coordinate_to_cell_key((i, 0)).row_key.value for i in range(2)} == {
+            ADA,
+            DOT,
+        }
+        chosen = results.coordinate_to_cell_key((1, 0)).row_key.value
         await pilot.press("down", "enter")
+        assert isinstance(app.screen, ConfirmAdmitScreen)  # a confirm step, then Y admits
+        await pilot.press("y")
         await pilot.pause()
         assert isinstance(app.screen, GateScreen)
         assert panel(app).word == "ADMIT"
@@ -200,7 +205,7 @@ async def test_lookup_of_unknown_text_finds_nothing_and_admits_nothing(
     app = make_app(service)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2", *"TT-9999", "enter")
-        assert app.screen.query_one(OptionList).option_count == 0
+        assert app.screen.query_one(DataTable).row_count == 0
         assert "No ticket found" in rendered_text(app.screen.query_one("#lookup-detail", Static))
         await pilot.press("escape")
         assert isinstance(app.screen, GateScreen)
