@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint format bench system-deps venv clean
+.PHONY: test demo lint format bench mutation system-deps venv clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,23 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m demo
+
+# Mutation testing (by hand, not part of `make test`: ~20 min on 2 CPUs): mutmut over protocol/
+# and manifests/admission.py against the fast pure-core tests ([tool.mutmut] in pyproject.toml),
+# then the score per file. A fresh run each time; MUTANTS narrows it to mutant-name globs,
+# e.g. make mutation MUTANTS='manifests.admission.* protocol.parse.* protocol.native.*'
+MUTATION_STAMP := $(VENV)/.installed-mutation
+MUTATION_JOBS ?= 2
+MUTANTS ?=
+
+$(MUTATION_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,serial,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	$(PY) bench/mutation_score.py
 
 clean:
 	rm -rf $(VENV)
