@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS manifest_install (id INTEGER PRIMARY KEY CHECK (id = 
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL);
 """
 )
+# The F2 lookup by order reference (any case). Built with every staging table, so it comes
+# along at the swap: an index named after the staging table may then serve `tickets`
+# (SQLite cannot rename an index). Filled a chunk at a time with the rows, never in one go.
+ORDER_INDEX_SQL = "CREATE INDEX {name}_order_ref ON {table} (order_ref COLLATE NOCASE)"
+ID_PREFIX_END = "\U0010ffff"  # sorts after any text that starts with the prefix
 
 _TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow))
 # Rows are written with valid_days last: the other columns come straight off the row.
@@ -158,6 +163,18 @@ def _ticket_from(values: tuple[Any, ...]) -> TicketRow:
     return TicketRow(**data)
 
 
+def _lookup_query(cols: str, prefix: str, order_ref: str) -> tuple[str, tuple[str, ...]]:
+    """The F2 lookup's SQL (ends with a LIMIT placeholder) and its parameters but the limit."""
+    cases = dict.fromkeys((prefix, prefix.lower(), prefix.upper()))
+    ranges = " OR ".join("(ticket_id >= ? AND ticket_id < ?)" for _ in cases)
+    bounds = tuple(b for p in cases for b in (p, p + ID_PREFIX_END))
+    sql = (
+        f"SELECT {cols} FROM tickets WHERE {ranges} OR order_ref = ? COLLATE NOCASE "
+        "ORDER BY order_ref, ticket_id LIMIT ?"
+    )
+    return sql, (*bounds, order_ref)
+
+
 class NonceMemory:
     """Read-only `Container[str]` view of the nonces this device has accepted, for
     `ParseContext.seen_nonces`; each lookup is one primary-key probe, nothing is loaded."""
@@ -196,6 +213,7 @@ class GateStore:
         self._writer.execute("PRAGMA foreign_keys=ON")
         with self._write_lock:
             self._writer.executescript(SCHEMA_SQL + SCAN_LOG_SQL)  # idempotent: IF NOT EXISTS
+            self._ensure_order_index()
         self.nonces = NonceMemory(self)
         self._device_id: str | None = None
         # The header of the manifest this process installed last, keyed by its stamp, so the
@@ -391,6 +409,7 @@ class GateStore:
             staging, retired = STAGING_PREFIX + tag, RETIRED_PREFIX + tag
             with self._write() as conn:
                 conn.execute(TICKETS_SQL.format(name=staging))
+                conn.execute(ORDER_INDEX_SQL.format(name=staging, table=staging))
             memo = self.installed_header
             try:
                 self._fill(staging, manifest, on_chunk)
@@ -621,16 +640,29 @@ class GateStore:
         return None if row is None else _ticket_from(row)
 
     def find_tickets(self, prefix: str, order_ref: str, limit: int) -> list[TicketRow]:
-        """Rows whose ticket id starts with `prefix` or whose order reference is `order_ref`
-        (any case), by order then id: the F2 lookup."""
-        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        cols = ", ".join(_TICKET_COLUMNS)
-        rows = self._all(
-            f"SELECT {cols} FROM tickets WHERE ticket_id LIKE ? ESCAPE '\\' "
-            "OR order_ref = ? COLLATE NOCASE ORDER BY order_ref, ticket_id LIMIT ?",
-            (like, order_ref, limit),
-        )
-        return [_ticket_from(r) for r in rows]
+        """Rows whose ticket id starts with `prefix` (as typed, lower or upper case) or whose
+        order reference is `order_ref` (any case), by order then id: the F2 lookup. Each term
+        is a search on an index (the primary key, the order index), so a lookup on a
+        100k-ticket gate reads the rows it finds, not the table."""
+        sql, params = _lookup_query(", ".join(_TICKET_COLUMNS), prefix, order_ref)
+        return [_ticket_from(r) for r in self._all(sql, (*params, limit))]
+
+    def lookup_plan(self, prefix: str, order_ref: str) -> list[str]:
+        """SQLite's plan for `find_tickets` (EXPLAIN QUERY PLAN details), to show its indexes."""
+        sql, params = _lookup_query("*", prefix, order_ref)
+        return [str(r[-1]) for r in self._all("EXPLAIN QUERY PLAN " + sql, (*params, 1))]
+
+    def _ensure_order_index(self) -> None:
+        """A gate database from before the order index gets one (once; the next full install
+        brings its own). Under the write turn, at open. Named afresh: a replaced table not yet
+        emptied may still hold an index under any name `tickets` ever had."""
+        found = self._writer.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'tickets' "
+            "AND name LIKE '%\\_order\\_ref' ESCAPE '\\'"
+        ).fetchone()
+        if found is None:
+            name = f"tickets_{secrets.token_hex(4)}"
+            self._writer.execute(ORDER_INDEX_SQL.format(name=name, table="tickets"))
 
     def ticket_count(self) -> int:
         row = self._one("SELECT count(*) FROM tickets")

@@ -1,10 +1,12 @@
 """F2 lookup through the real app at 80x24: a table with headers, a confirm step that shows
-the ticket's facts before a manual admit, the engine's refusal kept."""
+the ticket's facts before a manual admit, the engine's refusal kept, and the order index."""
 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from scanner.app import GateApp
 from scanner.screens.lookup import CONFIRM_QUESTION, ConfirmAdmitScreen, LookupScreen
 from scanner.screens.verdict import GateScreen
 from scanner.service import GateService, install_manifest
+from scanner.store import GateStore
 from scanner.widgets import StatusBar, VerdictPanel, rendered_text
 from tests.scanner_fixtures import (
     ADA,
@@ -179,3 +182,60 @@ async def test_manifest_text_is_shown_as_text_not_markup(
         assert "[b]VIP[/b] [li" in shown, shown  # cut to its column, brackets and all
         await pilot.press("enter")
         assert "Tier     [b]VIP[/b] [link=x]y" in facts(app)
+
+
+# -- the order index ----------------------------------------------------------------------
+
+
+def order_indexes(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'tickets' "
+            "AND sql LIKE '%order_ref%'"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def assert_indexed(store: GateStore) -> None:
+    plan = " | ".join(store.lookup_plan(ADA_ORDER, ADA_ORDER))
+    assert "SCAN tickets" not in plan, plan
+    assert "USING INDEX" in plan and "_order_ref (order_ref=?)" in plan, plan
+    assert "USING PRIMARY KEY (ticket_id>? AND ticket_id<?)" in plan, plan
+
+
+def test_order_lookup_uses_an_index_on_new_and_old_gate_databases(
+    gate: tuple[GateService, GateFixture], tmp_path: Path
+) -> None:
+    service, fx = gate
+    store = service.store
+    assert_indexed(store)
+    assert len(order_indexes(store.path)) == 1
+    assert [r.ticket_id for r in store.find_tickets("tt-4100", "tt-4100", 10)] == [ADA, DOT]
+    assert [r.ticket_id for r in store.find_tickets(ADA[:6].upper(), "x", 10)] == [ADA]
+    store.close()
+
+    conn = sqlite3.connect(store.path)  # a gate database from before the index
+    for name in order_indexes(store.path):
+        conn.execute(f'DROP INDEX "{name}"')
+    # a replaced table a closed gate had not emptied yet, with an index under a plain name
+    conn.execute("CREATE TABLE tickets_retired_0 (ticket_id TEXT PRIMARY KEY, order_ref TEXT)")
+    conn.execute("CREATE INDEX tickets_order_ref ON tickets_retired_0 (order_ref)")
+    conn.commit()
+    conn.close()
+    assert order_indexes(store.path) == []
+    for _ in range(2):  # created once on open, not again
+        reopened = GateStore(store.path)
+        assert_indexed(reopened)
+        reopened.close()
+        assert len(order_indexes(store.path)) == 1
+
+    reopened = GateStore(store.path)
+    header = dataclasses.replace(fx.manifest.header, revision=3)
+    envelope = sign_envelope(encode_manifest(Manifest(header, fx.manifest.tickets)), 1, HUB_SEED)
+    install_manifest(reopened, envelope, NOW)  # a full install swaps in a new table
+    reopened.wait_cleaned()
+    assert_indexed(reopened)
+    assert len(order_indexes(store.path)) == 1
+    assert len(reopened.find_tickets(ADA_ORDER, ADA_ORDER, 10)) == 2
+    reopened.close()
+    service.store = GateStore(store.path)  # the fixture closes what it holds
