@@ -29,9 +29,11 @@ system-deps:
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# ruff and mypy are pinned in pyproject's test extra; mypy's file list is in pyproject too.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -103,9 +103,9 @@ def _csv_records(name: str, text: str) -> Iterator[Record]:
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
-            column = min(len(cells), len(header)) + 1
+            at = min(len(cells), len(header)) + 1
             message = f"expected {len(header)} cells, found {len(cells)}"
-            raise CatalogueError(name, reader.line_num, column, message)
+            raise CatalogueError(name, reader.line_num, at, message)
         values = {h: c.strip() for h, c in zip(header, cells, strict=True)}
         yield Record(kind, values, name, reader.line_num, column_of)
 

@@ -48,12 +48,12 @@ class TicketStore(StoreBase):
         """Insert already-validated rows in one transaction: all of them or none."""
         with self._writing():
             for event in events:
-                self.db["events"].insert({**event, "created_ms": now_ms})
+                self.db.table("events").insert({**event, "created_ms": now_ms})
             if ticket_types:
-                self.db["ticket_types"].insert_all(ticket_types)
+                self.db.table("ticket_types").insert_all(dict(t) for t in ticket_types)
             if tickets:
                 rows = ({**t, "updated_ms": now_ms} for t in tickets)
-                self.db["tickets"].insert_all(rows, batch_size=500)
+                self.db.table("tickets").insert_all(rows, batch_size=500)
             detail = {"events": len(events), "types": len(ticket_types), "tickets": len(tickets)}
             self._audit(tenant_id, None, actor, "catalogue.import", "-", detail, now_ms)
 
@@ -145,7 +145,7 @@ class TicketStore(StoreBase):
                 "updated_ms": now_ms,
                 **_ticket_fields(fields or {}),
             }
-            self.db["tickets"].insert(row)
+            self.db.table("tickets").insert(row)
             detail = {"reason": reason, "event_id": event["id"]}
             self._audit(
                 tenant_id, event["venue_id"], actor, "ticket.comp", row["id"], detail, now_ms
@@ -187,7 +187,7 @@ class TicketStore(StoreBase):
         action = "ticket.lock" if reason is not None else "ticket.unlock"
         with self._writing():
             for ticket in tickets:
-                self.db["tickets"].update(
+                self.db.table("tickets").update(
                     ticket["id"],
                     {
                         "lock_reason": reason,
@@ -218,7 +218,7 @@ class TicketStore(StoreBase):
                 return str(ticket["id"])
         with self._writing():
             for ticket in tickets:
-                self.db["tickets"].update(
+                self.db.table("tickets").update(
                     ticket["id"], {"status": str(status), "updated_ms": now_ms}
                 )
                 detail = {"status": str(status), "previous": ticket["status"], "note": note}
@@ -257,7 +257,7 @@ class TicketStore(StoreBase):
             changes |= {"status": str(TicketStatus.TRANSFERRED), "holder_name": new_holder}
             detail["from_status"] = ticket["status"]  # holder names stay out of the audit log
         with self._writing():
-            self.db["tickets"].update(ticket["id"], changes)
+            self.db.table("tickets").update(ticket["id"], changes)
             self._audit(tenant_id, ticket["venue_id"], actor, action, ticket["id"], detail, now_ms)
         fresh = self.get_ticket(ticket["id"], tenant_id)
         assert fresh is not None

@@ -147,7 +147,7 @@ async def issue_comp(request: web.Request) -> web.Response:
     event = _event(request, p)
     f = Fields(await read_json_object(request), COMP)
     fields = _ticket_fields(f)
-    reason = f.text("reason")
+    reason = f.need_text("reason")
     holder = f.text("holder_name")
     type_name = f.text("ticket_type")
     store = request.app[STORE]
@@ -180,7 +180,7 @@ async def lock(request: web.Request) -> web.Response:
     p = require_admin(request, "ticket.manage")
     f = Fields(await read_json_object(request), LOCK)
     ids = _ticket_ids(f)
-    reason = f.text("reason")
+    reason = f.need_text("reason")
     tickets = _scoped_tickets(request, p, ids)
     request.app[STORE].set_locks(tickets, p.tenant_id, reason, p.actor, request.app[CLOCK]())
     return web.json_response({"locked": ids, "reason": reason})

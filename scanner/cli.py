@@ -337,7 +337,8 @@ def _stream(store: GateStore, args: argparse.Namespace) -> int:
     if sync is not None:
         service.on_commit = sync.wake
         sync.start()
-        live.start()
+        if live is not None:
+            live.start()
     stored = 0
     try:
         for line in sys.stdin:
@@ -352,8 +353,9 @@ def _stream(store: GateStore, args: argparse.Namespace) -> int:
                 d = outcome.decision
                 print(f"{outcome.seq} {d.verdict} {d.reason}", flush=True)
     finally:
-        if sync is not None:
+        if live is not None:
             live.stop()
+        if sync is not None:
             sync.stop()
         log.info("stream ended: %d scans stored", stored)
     return 0

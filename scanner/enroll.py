@@ -157,7 +157,8 @@ def _call(
         ) from None
     data = _json(resp)
     if resp.status_code != expect:
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        given = data.get("error")
+        error = given if isinstance(given, dict) else {}
         raise EnrollmentFailed(
             str(error.get("code", f"http_{resp.status_code}")),
             str(error.get("message", f"the hub answered HTTP {resp.status_code}")),

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from hardware.dedupe import DEFAULT_WINDOW_MS, Deduper
 from hardware.feedback import Feedback
@@ -222,7 +222,7 @@ def _install(
 ) -> Manifest:
     trusted = trusted_hub_keys(store)
     body = open_envelope(envelope, trusted)
-    kind = "delta" if body[:1] == b"D" else "full"
+    kind: Literal["full", "delta"] = "delta" if body[:1] == b"D" else "full"
     current = None
     if kind == "full":  # judged by the installed header alone: its rows are not needed
         header = stored_header(store)

@@ -107,7 +107,8 @@ async def test_no_camera_is_a_note_not_an_error(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.camera is not None)
         assert isinstance(app.screen, GateScreen)
-        assert "GA · Camera /dev/video97: device missing · Riverside" in status_text(app).splitlines()[0]
+        first_line = status_text(app).splitlines()[0]
+        assert "GA · Camera /dev/video97: device missing · Riverside" in first_line
         assert app.camera is not None and not app.camera.running
         assert app.screen.query_one(VerdictPanel).word == "READY"
     assert not reader_threads()
