@@ -20,10 +20,13 @@ from pathlib import Path
 import pytest
 
 from scanner import gate_log
+from scanner.app import GateApp
 from scanner.enroll import DEVICE_SEED_KEY
 from scanner.hub_link import hub_link
+from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
+from scanner.widgets import StatusBar
 from tests.hub_fixtures import add_show, credential_text
 from tests.test_scanner_live import wait_for
 from tests.test_scanner_live_deactivated import deactivate
@@ -201,6 +204,38 @@ async def test_a_restarted_gate_still_knows_its_last_sync_and_why_it_is_down(
             assert snap.to_json()["reason"] == "gate deactivated"  # before any exchange
         finally:
             restarted.stop()
+
+
+async def test_the_app_status_bar_says_a_gate_was_deactivated(
+    live: LiveHub, tmp_path: Path
+) -> None:
+    """Through the real app at 80x24: once the hub switches the gate off, the status bar
+    says why in words, not 'never synced' (it had synced)."""
+    gate = await enrolled_gate(live, tmp_path)
+    link = hub_link(gate)
+    assert link is not None
+    sync, channel = link
+    app = GateApp(GateService(gate), sync=sync, live=channel, camera="none")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+
+            def line2() -> str:
+                return app.screen.query_one(StatusBar).text.splitlines()[1]
+
+            async def shows(text: str) -> None:
+                for _ in range(200):
+                    if text in line2():
+                        return
+                    await pilot.pause(0.05)
+                raise AssertionError(f"{text!r} not in {line2()!r}")
+
+            await shows("ONLINE")
+            await deactivate(live, gate)
+            sync.wake()
+            await shows("OFFLINE · gate deactivated")
+            assert "never synced" not in line2()
+    finally:
+        gate.close()
 
 
 async def test_a_deactivation_on_the_live_socket_shows_in_the_sync_snapshot(
