@@ -257,7 +257,8 @@ async def test_a_deactivation_on_the_live_socket_shows_in_the_sync_snapshot(
         # No sync cycle runs here: the live channel's 4403 alone must say it.
         assert await wait_for(lambda: sync.snapshot().reason == "gate deactivated", 5.0)
         assert str(sync.snapshot().state) == "offline"
-        assert "gate deactivated" in seen  # the app hears it through on_change
+        # the app hears it through on_change (called just after the state is set)
+        assert await wait_for(lambda: "gate deactivated" in seen, 5.0)
         text = log_text(db)
         assert "INFO scanner.live live: connected" in text
         assert "WARNING scanner.live live: stopped, the hub closed the socket" in text
