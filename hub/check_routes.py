@@ -23,7 +23,7 @@ from hub.keys import CLOCK, STORE
 from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
 from hub.online_check import CheckContext, ContextKey, OnlineCheck
-from hub.storage import HubStore
+from hub.store_api import HubStorage
 from hub.store_manifests import CHECK_FAILED, CheckOutcome, ManifestSource
 from manifests.admission_types import Direction, GateContext
 from manifests.model import ManifestHeader, Scope
@@ -58,7 +58,7 @@ class CheckBatcher:
     fewer checks a second, 3 ms fewer still). An answer is only sent after its batch
     committed, and batches are judged in the order they were sent."""
 
-    def __init__(self, store: HubStore) -> None:
+    def __init__(self, store: HubStorage) -> None:
         self.store = store
         self.writer = CheckWriter(store.path)
         self._pending: list[Pending] = []

@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.storage import HubStore
+from hub.store_api import HubStorage
 from hub.store_base import new_id
 from manifests.model import TicketStatus
 from manifests.policy import GA, HOUR_MS, TEMPLATES, VIP
@@ -20,7 +20,7 @@ _LAST = ("Okafor", "Schmidt", "Nakamura", "Rossi", "Silva", "Dubois", "Kowalski"
 DEMO_ENTRY_GATES = ("North 1", "North 2")
 
 
-def make_demo(store: HubStore, tickets: int, now_ms: int, seed: int = 7) -> dict[str, Any]:
+def make_demo(store: HubStorage, tickets: int, now_ms: int, seed: int = 7) -> dict[str, Any]:
     """A fresh demo venue (each run adds one) with an event starting in two hours."""
     rng = random.Random(seed)
     tenant = store.find_tenant(DEMO_TENANT) or store.create_tenant(DEMO_TENANT, now_ms)

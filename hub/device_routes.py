@@ -26,7 +26,8 @@ from hub.keys import CLOCK, HUB_KEYS, STORE
 from hub.manifest_build import HubKeys
 from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import UPLOAD, parse_upload
-from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED, HubStore
+from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
+from hub.store_api import HubStorage
 from manifests.policy import event_to_hold
 from protocol.enroll_seal import open_enrollment_code
 from protocol.limits import MAX_COUNT, MAX_SEQ
@@ -181,7 +182,7 @@ async def hub_keys(request: web.Request) -> web.Response:
     )
 
 
-def _gate_name(store: HubStore, device: dict[str, Any]) -> str | None:
+def _gate_name(store: HubStorage, device: dict[str, Any]) -> str | None:
     """The hub's name for the device's gate: what every other gate is told."""
     gate = store.get_gate(device["gate_id"], device["venue_id"]) if device["gate_id"] else None
     return None if gate is None else str(gate["name"])

@@ -29,7 +29,7 @@ from hub.schema import (
     ORDER_REF_PATTERN,
     TICKET_FIELDS,
 )
-from hub.storage import HubStore
+from hub.store_api import HubStorage
 from hub.store_base import new_id
 from manifests.model import TicketStatus
 from manifests.policy import TEMPLATES, ScanPolicy
@@ -238,7 +238,7 @@ def _policy(rec: Record) -> dict[str, Any]:
     return ScanPolicy.from_json(value).to_json()
 
 
-def _events(store: HubStore, tenant_id: str, records: list[Record]) -> list[dict[str, Any]]:
+def _events(store: HubStorage, tenant_id: str, records: list[Record]) -> list[dict[str, Any]]:
     used_codes = store.event_codes()
     venues = {v["id"] for v in store.list_venues(tenant_id)}
     rows: list[dict[str, Any]] = []
@@ -290,7 +290,7 @@ class _EventFacts:
     types: dict[str, dict[str, Any]]  # name -> ticket type row
 
 
-def build_catalogue(store: HubStore, tenant_id: str, paths: list[Path]) -> Catalogue:
+def build_catalogue(store: HubStorage, tenant_id: str, paths: list[Path]) -> Catalogue:
     """Read and check every file; raises CatalogueError at the first problem."""
     by_kind: dict[str, list[Record]] = {kind: [] for kind in COLUMNS}
     for path in paths:
@@ -375,7 +375,7 @@ def build_catalogue(store: HubStore, tenant_id: str, paths: list[Path]) -> Catal
 
 
 def import_files(
-    store: HubStore, tenant_id: str, paths: list[Path], actor: str, now_ms: int
+    store: HubStorage, tenant_id: str, paths: list[Path], actor: str, now_ms: int
 ) -> Catalogue:
     catalogue = build_catalogue(store, tenant_id, paths)
     store.import_catalogue(

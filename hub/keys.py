@@ -7,9 +7,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hub.manifest_build import HubKeys
-from hub.storage import HubStore
+from hub.store_api import HubStorage
 
-STORE = web.AppKey("store", HubStore)
+STORE: web.AppKey[HubStorage] = web.AppKey("store")  # handlers see the seam, not SQLite
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")  # epoch milliseconds
 # The hub's keys now (read again from the keyring after a `gate-hub key` command).
 HUB_KEYS: web.AppKey[Callable[[], HubKeys]] = web.AppKey("hub_keys")

@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 
 from hub.auth import authenticate_device
 from hub.keys import STORE
-from hub.storage import HubStore
+from hub.store_api import HubStorage
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
 
 log = logging.getLogger("hub.live")
@@ -53,7 +53,7 @@ class Connection:
 class LiveHub:
     """Who is connected, and the fan-out of stored scans to them."""
 
-    def __init__(self, store: HubStore) -> None:
+    def __init__(self, store: HubStorage) -> None:
         self.store = store
         self.connections: set[Connection] = set()
         self._venues: dict[str, str] = {}  # device id -> venue id (a device never moves venue)

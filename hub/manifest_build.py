@@ -21,6 +21,7 @@ from typing import Any
 
 from hub.engine_facts import ticket_row
 from hub.storage import HubStore
+from hub.store_api import HubStorage
 from hub.store_manifests import ManifestSource
 from hub.thread_owned import ThreadOwned
 from manifests.codec import encode_delta, encode_manifest
@@ -117,7 +118,7 @@ def _is_uuid(text: str) -> bool:
 class ManifestBuilder:
     """Builds and memoises manifests for one hub (one store, one set of keys)."""
 
-    def __init__(self, store: HubStore, keys: HubKeys | Callable[[], HubKeys]) -> None:
+    def __init__(self, store: HubStorage, keys: HubKeys | Callable[[], HubKeys]) -> None:
         self.store = store
         self._source = keys if callable(keys) else None
         self._keys = keys() if callable(keys) else keys

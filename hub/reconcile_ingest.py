@@ -22,7 +22,7 @@ from typing import Any
 from hub.engine_facts import ticket_row
 from hub.manifest_build import ManifestBuilder
 from hub.reconcile import HubScan, reconcile
-from hub.storage import HubStore
+from hub.store_api import HubStorage
 from hub.store_reconcile import StoredConflict, StoredOutcome
 from manifests.admission_types import Direction
 from manifests.model import Scope, TicketRow
@@ -71,7 +71,7 @@ class Reconciler:
     """Re-reconciles tickets of one hub's store, with headers from its manifest builder."""
 
     def __init__(
-        self, store: HubStore, manifests: ManifestBuilder, clock: Callable[[], int]
+        self, store: HubStorage, manifests: ManifestBuilder, clock: Callable[[], int]
     ) -> None:
         self.store = store
         self.manifests = manifests

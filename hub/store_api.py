@@ -1,0 +1,249 @@
+"""What the hub's storage must offer: the seam a PostgreSQL store plugs into next.
+
+Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/storage.py`'s
+`HubStore` is today's one implementation (checked below by mypy). Reads an admin makes are
+scoped by tenant (and venue) inside the store; every admin change is audited in the same
+transaction; scans are acknowledged only once committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from manifests.model import TicketStatus
+
+if TYPE_CHECKING:
+    from hub.nonces import RequestNonces
+    from hub.online_check import CheckContext, OnlineCheck
+    from hub.store_base import Row, ScanListener
+    from hub.store_devices import StoredScans
+    from hub.store_manifests import CheckOutcome, ManifestSource
+    from hub.store_reconcile import Reconcile
+
+
+class TenantStorage(Protocol):
+    """Tenants, venues, zones, gates, admin tokens and the audit log."""
+
+    def create_tenant(self, name: str, now_ms: int) -> Row: ...
+    def find_tenant(self, id_or_name: str) -> Row | None: ...
+    def create_venue(
+        self, tenant_id: str, name: str, timezone: str, actor: str, now_ms: int
+    ) -> Row: ...
+    def get_venue(
+        self, venue_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None: ...
+    def list_venues(self, tenant_id: str, scope_venue: str | None = None) -> list[Row]: ...
+    def create_zone(
+        self, tenant_id: str, venue_id: str, name: str, actor: str, now_ms: int
+    ) -> Row: ...
+    def list_zones(self, venue_id: str) -> list[Row]: ...
+    def create_gate(
+        self,
+        tenant_id: str,
+        venue_id: str,
+        name: str,
+        direction: str,
+        zones: Iterable[str],
+        actor: str,
+        now_ms: int,
+    ) -> Row: ...
+    def get_gate(self, gate_id: str, venue_id: str) -> Row | None: ...
+    def list_gates(self, venue_id: str) -> list[Row]: ...
+    def create_token(
+        self, tenant_id: str, venue_id: str | None, role: str, label: str, now_ms: int
+    ) -> tuple[Row, str]: ...
+    def token_for(self, token: str) -> Row | None: ...
+    def audit_entries(self, tenant_id: str, scope_venue: str | None = None) -> list[Row]: ...
+
+
+class DeviceStorage(Protocol):
+    """Enrolment, devices, heartbeats and the scans devices upload."""
+
+    def create_enrollment(
+        self,
+        *,
+        tenant_id: str,
+        venue_id: str,
+        gate_id: str | None,
+        zone: str | None,
+        name: str,
+        actor: str,
+        now_ms: int,
+        ttl_ms: int,
+    ) -> tuple[Row, str]: ...
+    def enroll_device(
+        self,
+        *,
+        code: str,
+        hardware_id: str,
+        public_key: bytes,
+        app_version: str | None,
+        now_ms: int,
+    ) -> Row | str: ...
+    def get_device(self, device_id: str) -> Row | None: ...
+    def get_device_scoped(
+        self, device_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None: ...
+    def list_devices(
+        self, tenant_id: str, scope_venue: str | None = None, active: bool | None = None
+    ) -> list[Row]: ...
+    def deactivate_device(self, device: Row, actor: str, now_ms: int) -> Row: ...
+    def update_device(
+        self, device: Row, changes: Mapping[str, Any], actor: str, now_ms: int
+    ) -> Row: ...
+    def record_heartbeat(
+        self,
+        device_id: str,
+        now_ms: int,
+        *,
+        app_version: str | None = None,
+        pending_uploads: int | None = None,
+        manifest_revisions: Mapping[str, int] | None = None,
+        clock_offset_ms: int | None = None,
+        hub_keys_version: int | None = None,
+    ) -> None: ...
+    def devices_behind_keys(self, version: int) -> list[Row]: ...
+    def record_scans(
+        self, device_id: str, scans: Iterable[Mapping[str, Any]], now_ms: int, *, deactivated: bool
+    ) -> StoredScans: ...
+    def scan_ids(self, device_id: str, seqs: Sequence[int]) -> list[int]: ...
+    def scans_of_device(self, device_id: str) -> list[Row]: ...
+
+
+class TicketStorage(Protocol):
+    """Events, ticket types and tickets, and the admin changes to them."""
+
+    def event_exists(self, event_id: str) -> bool: ...
+    def event_codes(self) -> set[int]: ...
+    def import_catalogue(
+        self,
+        *,
+        tenant_id: str,
+        events: Sequence[Mapping[str, Any]],
+        ticket_types: Sequence[Mapping[str, Any]],
+        tickets: Sequence[Mapping[str, Any]],
+        actor: str,
+        now_ms: int,
+    ) -> None: ...
+    def get_event(
+        self, event_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None: ...
+    def ticket_types_of(self, event_id: str) -> list[Row]: ...
+    def existing_ticket_ids(self, ids: Iterable[str]) -> set[str]: ...
+    def get_tickets(
+        self, ticket_ids: Sequence[str], tenant_id: str, scope_venue: str | None = None
+    ) -> dict[str, Row]: ...
+    def get_ticket(
+        self, ticket_id: str, tenant_id: str, scope_venue: str | None = None
+    ) -> Row | None: ...
+    def issue_comp(
+        self,
+        *,
+        event: Row,
+        tenant_id: str,
+        reason: str,
+        holder_name: str,
+        ticket_type_id: str | None,
+        zone: str | None,
+        seat: str | None,
+        actor: str,
+        now_ms: int,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Row | str: ...
+    def update_ticket_fields(
+        self, ticket: Row, tenant_id: str, changes: Mapping[str, Any], actor: str, now_ms: int
+    ) -> Row: ...
+    def set_locks(
+        self, tickets: Sequence[Row], tenant_id: str, reason: str | None, actor: str, now_ms: int
+    ) -> None: ...
+    def withdraw_tickets(
+        self,
+        tickets: Sequence[Row],
+        tenant_id: str,
+        status: TicketStatus,
+        note: str,
+        actor: str,
+        now_ms: int,
+    ) -> str | None: ...
+    def reissue_ticket(
+        self, ticket: Row, tenant_id: str, actor: str, now_ms: int, *, new_holder: str | None = None
+    ) -> Row | str: ...
+    def expire_tickets(self, now_ms: int) -> int: ...
+
+
+class ManifestStorage(Protocol):
+    """Revisions, manifest sources, credentials and the online check's transaction."""
+
+    def event_revision(self, event_id: str) -> int: ...
+    def current_revision(self, event_id: str) -> int: ...
+    def bump_all_revisions(self) -> int: ...
+    def event_by_id(self, event_id: str) -> Row | None: ...
+    def event_times(self, venue_id: str) -> list[tuple[str, int, int]]: ...
+    def manifest_source(
+        self, event_id: str, *, with_tickets: bool = True, since: int | None = None
+    ) -> ManifestSource | None: ...
+    def credentials_of(self, ticket_ids: Sequence[str]) -> dict[tuple[str, int], str]: ...
+    def issued_credential(self, ticket_id: str, generation: int) -> str | None: ...
+    def save_credentials(self, rows: Iterable[tuple[str, int, str]], now_ms: int) -> None: ...
+    def scans_of_ticket(self, ticket_id: str, event_id: str) -> list[Row]: ...
+    def check_and_record(
+        self, checks: Sequence[OnlineCheck], contexts: Mapping[int, CheckContext]
+    ) -> tuple[list[CheckOutcome], list[tuple[str, dict[str, Any]]]]: ...
+
+
+class ReconcileStorage(Protocol):
+    """Cross-gate reconciliation and the peer feed."""
+
+    def reconcile_event_tickets(
+        self,
+        event_id: str,
+        ticket_ids: Iterable[str],
+        extra_scan_ids: Sequence[int],
+        judge: Reconcile,
+        now_ms: int,
+    ) -> tuple[int, int]: ...
+    def tickets_of_event(self, event_id: str, ticket_ids: Sequence[str]) -> dict[str, Row]: ...
+    def unreconciled_tickets(self, event_id: str) -> tuple[list[str], list[int]]: ...
+    def outcome_counts(self, event_id: str) -> dict[str, int]: ...
+    def scan_outcomes_of(self, scan_ids: Sequence[int]) -> dict[int, Row]: ...
+    def double_entries(self, event_id: str) -> list[Row]: ...
+    def count_conflicts(self) -> int: ...
+    def peer_scans(
+        self, event_id: str, device_id: str, after: int, limit: int = 1000
+    ) -> tuple[list[Row], int, bool]: ...
+
+
+class StorageCore(Protocol):
+    """The connection's life, its health and the hub's own identity."""
+
+    def leave_checkpoints_to_background(self) -> None: ...
+    def relaxed_sync(self) -> AbstractContextManager[None]: ...
+    def close(self) -> None: ...
+    def ping(self) -> None: ...
+    def scans_committed(self, device_id: str, scans: list[Mapping[str, Any]]) -> None: ...
+    def hub_identity(self) -> Row | None: ...
+    def hub_identity_in_use(self) -> bool: ...
+    def record_hub_identity(
+        self, row: Mapping[str, Any], audit: tuple[str, Mapping[str, Any]] | None = None
+    ) -> None: ...
+
+
+class HubStorage(
+    TenantStorage,
+    DeviceStorage,
+    TicketStorage,
+    ManifestStorage,
+    ReconcileStorage,
+    StorageCore,
+    Protocol,
+):
+    """All of it. `path` is where workers beside the event loop (manifest builds, the check
+    writer process, WAL checkpoints) open their own connections; a server database would
+    give its address there. `scan_listeners` hear every committed scan batch (live push,
+    metrics); `nonces` remember request nonces (replay protection)."""
+
+    path: str
+    nonces: RequestNonces
+    scan_listeners: list[ScanListener]
