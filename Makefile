@@ -45,7 +45,7 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m demo
 
-# Mutation testing (by hand, not part of `make test`: ~20 min on 2 CPUs): mutmut over protocol/
+# Mutation testing (by hand, not in `make test`: ~10 min on 2 CPUs): mutmut over protocol/
 # and manifests/admission.py against the fast pure-core tests ([tool.mutmut] in pyproject.toml),
 # then the score per file. A fresh run each time; MUTANTS narrows it to mutant-name globs,
 # e.g. make mutation MUTANTS='manifests.admission.* protocol.parse.* protocol.native.*'
