@@ -32,8 +32,9 @@ from manifests.admission_types import Decision, Direction  # noqa: E402
 from protocol.reasons import Reason, Verdict  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402
 from scanner.service import GateService  # noqa: E402
+from scanner.settings import MANIFEST_SYNC  # noqa: E402
 from scanner.store import GateStore  # noqa: E402
-from scanner.sync import MANIFEST_SYNC_KEY, SyncWorker  # noqa: E402
+from scanner.sync import SyncWorker  # noqa: E402
 
 TICKETS = 100_000
 OFFLINE_SCANS = 10_000
@@ -131,7 +132,7 @@ def bench_full(
     times, installs, sizes = [], [], []
     for r in range(ROUNDS):
         admin.lock([admin.ids[0]], locked=r % 2 == 0)
-        store.set_config(MANIFEST_SYNC_KEY, {})
+        store.set_setting(MANIFEST_SYNC, {})
         elapsed, install, size, revision = pull(worker, seen)
         if revision is None or store.ticket_count() != TICKETS:
             raise RuntimeError(f"full pull installed {store.ticket_count()} tickets")

@@ -37,8 +37,9 @@ from protocol.reasons import Verdict
 from scanner.enroll import enroll
 from scanner.live import LiveChannel
 from scanner.service import GateService, ScanOutcome, wall_clock_ms
+from scanner.settings import EVENT, SOUND
 from scanner.store import GateStore
-from scanner.sync import EVENT_KEY, SyncWorker
+from scanner.sync import SyncWorker
 
 if TYPE_CHECKING:
     from scanner.app import GateApp
@@ -186,8 +187,8 @@ def enrolled_gate(db: Path, hub_url: str, admin: Admin, name: str, event_id: str
     """A gate database enrolled as `gate-scanner enroll` does it, syncing the demo event."""
     with GateStore(db) as store:
         enroll(GateService(store), hub_url, admin.enrollment_code(name), hardware_id=f"demo-{name}")
-        store.set_config(EVENT_KEY, event_id)
-        store.set_config("sound", False)
+        store.set_setting(EVENT, event_id)
+        store.set_setting(SOUND, False)
 
 
 def start_other_gate(db: Path, running: Processes) -> subprocess.Popen[str]:

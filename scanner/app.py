@@ -14,22 +14,17 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from hardware.wedge import DEFAULT_IDLE_GAP_MS
-from scanner.camera_feed import (
-    CAMERA_CONFIG_KEY,
-    NO_CAMERA_NOTE,
-    CameraFeed,
-    camera_label,
-    camera_spec,
-)
+from scanner.camera_feed import NO_CAMERA_NOTE, CameraFeed, camera_label, camera_spec
 from scanner.screens.settings import PinScreen
 from scanner.screens.verdict import GateScreen
 from scanner.service import GateService
+from scanner.settings import CAMERA, VERDICT_CLEAR_S
 
 if TYPE_CHECKING:
     from scanner.live import LiveChannel
     from scanner.sync import SyncSnapshot, SyncWorker
 
-DEFAULT_CLEAR_AFTER_S = 4.0
+DEFAULT_CLEAR_AFTER_S = VERDICT_CLEAR_S.default
 DEFAULT_FAULT_RETRY_S = 2.0  # how often a STORAGE FAULT screen tries the disk again
 CAMERA_WATCH_S = 1.0  # a camera that drops out shows in the status bar within this time
 
@@ -63,7 +58,7 @@ class GateApp(App[None]):
         super().__init__()
         self.service = service
         self.kiosk = kiosk
-        stored = service.store.config("verdict_clear_s", DEFAULT_CLEAR_AFTER_S)
+        stored = service.store.setting(VERDICT_CLEAR_S)
         self.clear_after_s = float(clear_after_s if clear_after_s is not None else stored)
         self.wedge_idle_gap_ms = wedge_idle_gap_ms
         self.pin_failures = 0
@@ -94,7 +89,7 @@ class GateApp(App[None]):
         self._refresh_status()
 
     def stored_camera(self) -> str | None:
-        return camera_spec(self.service.store.config(CAMERA_CONFIG_KEY))
+        return camera_spec(self.service.store.setting(CAMERA))
 
     async def on_mount(self) -> None:
         await self.push_screen(GateScreen())

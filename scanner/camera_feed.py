@@ -28,7 +28,6 @@ from hardware.camera import (
 
 log = logging.getLogger(__name__)
 
-CAMERA_CONFIG_KEY = "camera"
 FOLDER_FPS = 10.0  # an image folder has no frame rate of its own: replay it like a camera
 NO_CAMERA_NOTE = "No camera"  # only when none is configured: a wedge-only gate
 CAMERA_NOTES: dict[SourceState, str] = {

@@ -47,6 +47,7 @@ from scanner.service import (
     trusted_hub_keys,
     wall_clock_ms,
 )
+from scanner.settings import CLOCK_OFFSET, DEVICE_ID, EVENT, LINK, RELAY_PIN, SOUND
 from scanner.store import GateStore, StoreError
 
 DEFAULT_DB = "gate.db"
@@ -240,11 +241,11 @@ def _run(args: argparse.Namespace) -> int:
     with GateStore(args.db) as store:
         if args.kiosk and not has_pin(store):
             raise CliError("no_pin", "kiosk mode needs a venue PIN first: run `set-pin`")
-        if store.config("sound", True):
+        if store.setting(SOUND):
             sounds = Sounds()
         else:  # sound off in settings: neither tones nor the bell
             sounds = Sounds(detect_player=False, bell=lambda times: None)
-        feedback = Feedback(sounds, Relay(store.config("relay_pin")))
+        feedback = Feedback(sounds, Relay(store.setting(RELAY_PIN)))
         clock = _device_clock(args)
         sync, live = (None, None) if args.offline else _hub_link(store, args.event, clock)
         log.info(
@@ -260,7 +261,7 @@ def _run(args: argparse.Namespace) -> int:
             sync=sync,
             live=live,
         )
-        if store.config("sound", True):
+        if store.setting(SOUND):
             sounds.bell = lambda times: app.bell()  # the terminal's bell, not raw stdout
         try:
             app.run()
@@ -284,12 +285,10 @@ def _hub_link(
 ) -> tuple[Any, Any]:
     """The sync worker and live channel of an enrolled gate (not started); (None, None) for a
     gate that has no hub. `event_id` is remembered for the next start."""
-    from scanner.sync import EVENT_KEY
-
     if event_id is not None:
         if not event_id.strip():
             raise CliError("bad_event", "--event must not be empty")
-        store.set_config(EVENT_KEY, event_id.strip())
+        store.set_setting(EVENT, event_id.strip())
     link = hub_link(store, clock)
     if link is None:
         if event_id is not None:
@@ -393,14 +392,12 @@ def _status(store: GateStore, args: argparse.Namespace) -> int:
 
 
 def _last_link(store: GateStore) -> dict[str, Any] | None:
-    """The link as the gate's sync worker last kept it (scanner/sync.py LINK_KEY), with the
+    """The link as the gate's sync worker last kept it (scanner/settings.py LINK), with the
     reason in words; None for a gate that never ran one."""
-    from scanner.sync import CLOCK_OFFSET_KEY, LINK_KEY
-
-    kept = store.config(LINK_KEY)
-    if not isinstance(kept, dict):
+    kept = store.setting(LINK)
+    if kept is None:
         return None
-    reason = link_reason(kept.get("last_error"), store.config(CLOCK_OFFSET_KEY))
+    reason = link_reason(kept.get("last_error"), store.setting(CLOCK_OFFSET))
     return {
         **kept,
         "reason": None if reason is None else reason.words,
@@ -488,7 +485,7 @@ def _setup(store: GateStore, args: argparse.Namespace) -> int:
     zones = tuple(z.strip() for z in args.zones.split(",") if z.strip())
     gate_id = args.gate_id or name.lower().replace(" ", "-")
     if not store.device_id:
-        store.set_config("device_id", str(uuid.uuid4()))
+        store.set_setting(DEVICE_ID, str(uuid.uuid4()))
     GateService(store).set_gate(
         GateContext(args.venue.strip(), gate_id, name, Direction(args.direction), zones)
     )

@@ -26,11 +26,10 @@ from protocol import __version__
 from protocol.enroll_seal import seal_enrollment_code
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
-from scanner.hub_link import HUB_URL_KEY
 from scanner.service import GateService, trust_hub_key
+from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HARDWARE_ID, HUB_URL
 from scanner.store import GateStore
 
-DEVICE_SEED_KEY = "device_seed"
 APP_VERSION = __version__  # reported to the hub in heartbeats
 # The hub signs manifests with key id 1 unless it says otherwise (hub/manifest_build.py).
 DEFAULT_MANIFEST_KEY_ID = 1
@@ -120,8 +119,8 @@ def enroll(
     )
     store.set_key(DEVICE_SEED_KEY, seed)
     trust_hub_key(store, manifest_key_id, hub_key)
-    store.set_config("device_id", device_id)
-    store.set_config(HUB_URL_KEY, base)
+    store.set_setting(DEVICE_ID, device_id)
+    store.set_setting(HUB_URL, base)
     service.set_gate(gate)
     return Enrollment(device_id, venue_id, gate, fingerprint)
 
@@ -169,8 +168,7 @@ def _call(
 def enrolled_hub(store: GateStore) -> str | None:
     """The hub this gate is enrolled with; None for a gate set up by hand (it runs offline
     and may still be enrolled)."""
-    hub = store.config(HUB_URL_KEY)
-    return str(hub) if hub else None
+    return store.setting(HUB_URL) or None
 
 
 def _hardware_id(service: GateService) -> str:
@@ -182,11 +180,11 @@ def _hardware_id(service: GateService) -> str:
         machine = ""
     if machine:
         return f"{platform.node()}-{machine[:16]}"
-    made = service.store.config("hardware_id")
+    made = service.store.setting(HARDWARE_ID)
     if made is None:
         made = f"{platform.node()}-{uuid.uuid4().hex[:16]}"
-        service.store.set_config("hardware_id", made)
-    return str(made)
+        service.store.set_setting(HARDWARE_ID, made)
+    return made
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

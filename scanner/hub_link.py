@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scanner.service import Clock, wall_clock_ms
+from scanner.settings import HUB_URL
 from scanner.store import GateStore
 
 if TYPE_CHECKING:
     from scanner.live import LiveChannel
     from scanner.sync import SyncWorker
-
-HUB_URL_KEY = "hub_url"
 
 
 def hub_link(
@@ -22,10 +21,9 @@ def hub_link(
     from scanner.live import LiveChannel  # aiohttp and httpx only for a gate with a hub
     from scanner.sync import SyncWorker
 
-    hub_url = store.config(HUB_URL_KEY)
-    if not hub_url:
+    hub = store.setting(HUB_URL)
+    if not hub:
         return None
-    hub = str(hub_url)
     sync = SyncWorker(store, hub, clock=clock)
     # A deactivation seen on the live socket shows in the sync snapshot at once: the status
     # bar reads the snapshot's reason, whichever link heard the hub refuse this gate first.

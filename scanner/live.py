@@ -36,15 +36,10 @@ from manifests.admission_types import Direction, ScanFact
 from protocol.signing import sign_request
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
 from scanner.connection import ConnectionMonitor, LinkPolicy
-from scanner.enroll import DEVICE_SEED_KEY
 from scanner.service import Clock, wall_clock_ms
+from scanner.settings import CLOCK_OFFSET, DEVICE_SEED_KEY
 from scanner.store import GateStore
-from scanner.sync import (
-    CLOCK_OFFSET_KEY,
-    SIGN_WITH_OFFSET_ABOVE_MS,
-    chosen_event,
-    unknown_peer_facts,
-)
+from scanner.sync import SIGN_WITH_OFFSET_ABOVE_MS, chosen_event, unknown_peer_facts
 
 log = logging.getLogger("scanner.live")
 LIVE_PATH = "/api/device/live"
@@ -254,7 +249,7 @@ class LiveChannel:
             return
         if not isinstance(message, dict):
             return
-        fact = entry_fact(message, int(self.store.config(CLOCK_OFFSET_KEY, 0) or 0))
+        fact = entry_fact(message, self.store.setting(CLOCK_OFFSET) or 0)
         if fact is None or fact.device_id == self.store.device_id:
             return
         if self.store.merge_peer_scans(unknown_peer_facts(self.store, [fact])) == 0:
@@ -283,7 +278,7 @@ class LiveChannel:
         if seed is None or not device_id:
             raise LiveRefused("this gate is not enrolled with a hub")
         now = self.clock()
-        offset = int(self.store.config(CLOCK_OFFSET_KEY, 0) or 0)
+        offset = self.store.setting(CLOCK_OFFSET) or 0
         if abs(offset) > SIGN_WITH_OFFSET_ABOVE_MS:  # as the sync worker signs
             now += offset
         return sign_request(

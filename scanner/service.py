@@ -34,14 +34,11 @@ from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
 from protocol.sealed_payload import PayloadSealer
 from scanner.scanlog import ScanRecord, nameless
+from scanner.settings import HUB_KEY_PREFIX, HUB_KEYS_VERSION, STALE_AFTER_MS, VENUE_PIN
 from scanner.store import ChunkCallback, GateStore, Stamp
 
 Clock = Callable[[], int]
-HUB_KEY_PREFIX = "hub_key:"
-HUB_KEYS_VERSION_KEY = "hub_keys_version"  # version of the last hub key set taken in full
-PIN_CONFIG_KEY = "venue_pin"
 MANUAL_PREFIX = "manual:"
-DEFAULT_STALE_AFTER_MS = 60 * 60_000  # offline gates warn once the manifest is an hour old
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 log = logging.getLogger(__name__)
@@ -113,8 +110,8 @@ def apply_hub_key_set(store: GateStore, envelope: bytes) -> HubKeyUpdate:
     ('unknown_key'), or a replayed old one ('stale_keys')."""
     trusted = trusted_hub_keys(store)
     key_set = open_key_set(envelope, trusted)
-    taken = store.config(HUB_KEYS_VERSION_KEY)
-    if isinstance(taken, int) and key_set.version < taken:
+    taken = store.setting(HUB_KEYS_VERSION)
+    if taken is not None and key_set.version < taken:
         raise ManifestRejected(
             "stale_keys", f"hub key set version {key_set.version} is older than {taken}"
         )
@@ -129,7 +126,7 @@ def apply_hub_key_set(store: GateStore, envelope: bytes) -> HubKeyUpdate:
         store.delete_key(f"{HUB_KEY_PREFIX}{key_id}")
     kept = tuple(k for k in gone if k == in_use)
     if not kept:
-        store.set_config(HUB_KEYS_VERSION_KEY, key_set.version)
+        store.set_setting(HUB_KEYS_VERSION, key_set.version)
     return HubKeyUpdate(key_set.version, added, dropped, kept)
 
 
@@ -253,15 +250,15 @@ def set_pin(store: GateStore, pin: str) -> None:
         raise ValueError("the venue PIN must be at least 4 digits")
     salt = os.urandom(16)
     digest = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)
-    store.set_config(PIN_CONFIG_KEY, {"salt": salt.hex(), "hash": digest.hex(), **_SCRYPT})
+    store.set_setting(VENUE_PIN, {"salt": salt.hex(), "hash": digest.hex(), **_SCRYPT})
 
 
 def has_pin(store: GateStore) -> bool:
-    return store.config(PIN_CONFIG_KEY) is not None
+    return store.setting(VENUE_PIN) is not None
 
 
 def check_pin(store: GateStore, pin: str) -> bool:
-    data = store.config(PIN_CONFIG_KEY)
+    data = store.setting(VENUE_PIN)
     if data is None:
         return False
     digest = hashlib.scrypt(
@@ -451,7 +448,7 @@ class GateService:
         manifest: dict[str, Any] | None = None
         if header is not None:
             age = now - header.issued_at_ms
-            stale_after = int(self.store.config("stale_after_ms", DEFAULT_STALE_AFTER_MS))
+            stale_after = self.store.setting(STALE_AFTER_MS)
             manifest = {
                 "revision": header.revision,
                 "event": header.event.name,

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
 from manifests.model import Manifest, ManifestDelta, ManifestHeader, TicketRow
@@ -40,6 +40,7 @@ from scanner.scanlog import (
     own_fact,
     peer_fact,
 )
+from scanner.settings import DEVICE_ID, GATE, Setting
 
 MANIFEST_SQL = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -87,7 +88,6 @@ _TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow))
 _PLAIN_COLUMNS = tuple(c for c in _TICKET_COLUMNS if c != "valid_days")
 _WRITE_COLUMNS = (*_PLAIN_COLUMNS, "valid_days")
 _plain_values = operator.attrgetter(*_PLAIN_COLUMNS)
-_GATE_KEY = "gate"
 STAGING_PREFIX = "tickets_staging_"  # a manifest being installed
 RETIRED_PREFIX = "tickets_retired_"  # the manifest it replaced, emptied a chunk at a time
 # The envelope (MBs) is staged the same way, so the swap's fsync carries only a few pages.
@@ -104,6 +104,7 @@ JANITOR_PAUSE_S = 0.002  # between two chunks of emptying a replaced table: scan
 # Rows per staging transaction: a scan that arrives mid-install waits for at most one chunk.
 INSTALL_CHUNK_ROWS = 100
 CHECKPOINT_EVERY_CHUNKS = 4  # ~0.1 MB of WAL: each checkpoint fsyncs twice, off the write turn
+T = TypeVar("T")
 Stamp = tuple[int, str | None]  # (revision, install token): see manifest_stamp
 ChunkCallback = Callable[[int, int], None]  # (rows written so far, rows in the manifest)
 
@@ -321,8 +322,16 @@ class GateStore:
         self._device_id = None
 
     def config(self, key: str, default: Any = None) -> Any:
+        """The raw JSON value: the gate's code reads settings with `setting` instead."""
         row = self._one("SELECT value FROM config WHERE key = ?", (key,))
         return default if row is None else json.loads(row[0])
+
+    def setting(self, setting: Setting[T]) -> T:
+        """A setting of scanner/settings.py, as its type (its default when unset)."""
+        return setting.accept(self.config(setting.key))
+
+    def set_setting(self, setting: Setting[T], value: T) -> None:
+        self.set_config(setting.key, value)
 
     def set_key(self, name: str, value: bytes) -> None:
         """Key material (the device's signing seed, trusted manifest keys). Kept out of
@@ -348,12 +357,12 @@ class GateStore:
     @property
     def device_id(self) -> str:
         if self._device_id is None:  # read on every history lookup: keep it in memory
-            self._device_id = str(self.config("device_id", ""))
+            self._device_id = self.setting(DEVICE_ID)
         return self._device_id
 
     def set_gate(self, gate: GateContext) -> None:
-        self.set_config(
-            _GATE_KEY,
+        self.set_setting(
+            GATE,
             {
                 "venue_id": gate.venue_id,
                 "gate_id": gate.gate_id,
@@ -365,7 +374,7 @@ class GateStore:
         )
 
     def gate(self) -> GateContext | None:
-        data = self.config(_GATE_KEY)
+        data = self.setting(GATE)
         if data is None:
             return None
         return GateContext(

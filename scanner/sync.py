@@ -34,7 +34,7 @@ from manifests.signing import ManifestRejected
 from protocol.signing import sign_request
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
-from scanner.enroll import APP_VERSION, DEVICE_SEED_KEY
+from scanner.enroll import APP_VERSION
 from scanner.faults import storage_fault
 from scanner.link_reasons import (
     BAD_HUB_RESPONSE,
@@ -47,7 +47,6 @@ from scanner.link_reasons import (
 )
 from scanner.scanlog import ScanRecord
 from scanner.service import (
-    HUB_KEYS_VERSION_KEY,
     Clock,
     HubKeyUpdate,
     apply_hub_key_set,
@@ -56,20 +55,21 @@ from scanner.service import (
     trusted_hub_keys,
     wall_clock_ms,
 )
+from scanner.settings import (
+    CLOCK_OFFSET,
+    DEVICE_SEED_KEY,
+    EVENT,
+    HUB_EVENT,
+    HUB_KEYS_VERSION,
+    LINK,
+    MANIFEST_SYNC,
+    peer_cursor,
+)
 from scanner.store import GateStore, StoreError
 
 log = logging.getLogger("scanner.sync")
 link_log = logging.getLogger("scanner.link")  # state changes, as sentences (scanner/gate_log.py)
 
-CLOCK_OFFSET_KEY = "clock_offset_ms"  # hub time ≈ device time + offset
-EVENT_KEY = "event_id"  # which event's manifest this gate pulls, as its operator set it
-HUB_EVENT_KEY = "hub_event_id"  # the event the hub says the venue's gates hold now
-# The hub's cursor over other gates' scans already merged, one per event (`peer_cursor:<id>`).
-PEER_CURSOR_KEY = "peer_cursor"
-MANIFEST_SYNC_KEY = "manifest_sync"  # {"event_id", "revision", "etag"} of the last install
-# {"state", "last_error", "last_sync_ms", "since_ms"}: what a restarted gate (and `status`)
-# shows before its first exchange, instead of "never synced".
-LINK_KEY = "link"
 LINK_WRITE_EVERY_MS = 60_000  # a steady link rewrites its last good sync at most this often
 MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
 # Below this the hub's own view of our clock (from the signed timestamp) is left alone; above
@@ -170,10 +170,9 @@ class SyncWorker:
         self.batch_size = batch_size
         self._event_id = event_id
         self._monotonic = monotonic
-        stored = store.config(CLOCK_OFFSET_KEY)
-        self._offset: int | None = None if stored is None else int(stored)
+        self._offset: int | None = store.setting(CLOCK_OFFSET)
         self._offsets = OffsetEstimator()
-        persisted = store.config(LINK_KEY) or {}
+        persisted = store.setting(LINK) or {}
         self._last_sync_ms: int | None = _int_or_none(persisted.get("last_sync_ms"))
         self._error: str | None = persisted.get("last_error") or None
         self._persisted: dict[str, Any] = dict(persisted)
@@ -360,7 +359,7 @@ class SyncWorker:
             "since_ms": now if changed or "since_ms" not in kept else kept["since_ms"],
         }
         try:
-            self.store.set_config(LINK_KEY, record)
+            self.store.set_setting(LINK, record)
         except Exception as exc:  # a full or read-only disk must not end the sync thread
             fault = storage_fault(exc, self.store.path)
             if fault is None:
@@ -382,8 +381,8 @@ class SyncWorker:
         event_id, revision = self.event_id(), self.store.manifest_revision()
         if event_id is not None and revision is not None:
             body["manifest_revisions"] = {event_id: revision}
-        keys_held = self.store.config(HUB_KEYS_VERSION_KEY)
-        if isinstance(keys_held, int):  # so the hub can tell who is ready for a key switch
+        keys_held = self.store.setting(HUB_KEYS_VERSION)
+        if keys_held is not None:  # so the hub can tell who is ready for a key switch
             body["hub_keys_version"] = keys_held
         sent_ms, started = self.clock(), self._monotonic()
         resp = self._send("POST", "/api/device/heartbeat", body)
@@ -391,8 +390,8 @@ class SyncWorker:
         answer = _json(resp)
         self._hub_keys_version = answer.get("hub_keys_version")
         named = answer.get("event_id")
-        if isinstance(named, str) and named and named != self.store.config(HUB_EVENT_KEY):
-            self.store.set_config(HUB_EVENT_KEY, named)
+        if isinstance(named, str) and named and named != self.store.setting(HUB_EVENT):
+            self.store.set_setting(HUB_EVENT, named)
         hub_ms = answer.get("hub_time_ms")
         if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
             # The hub read its clock somewhere in the round trip: take the midpoint.
@@ -406,7 +405,7 @@ class SyncWorker:
         also moves every manifest revision on a key change, so the pull that follows brings
         the header listing the keys credentials may be signed with."""
         announced = self._hub_keys_version
-        if not isinstance(announced, int) or announced == self.store.config(HUB_KEYS_VERSION_KEY):
+        if not isinstance(announced, int) or announced == self.store.setting(HUB_KEYS_VERSION):
             return None
         path = "/api/device/hub-keys"
         try:
@@ -447,7 +446,7 @@ class SyncWorker:
             if self._offset is not None:  # the hub orders scans from all gates by it
                 body["clock_offset_ms"] = self._offset
             if event_id is not None:  # ask for other gates' movements in the answer
-                body["peer_cursor"] = int(self.store.config(_cursor_key(event_id), 0))
+                body["peer_cursor"] = self.store.setting(peer_cursor(event_id))
             answer = _json(self._send("POST", "/api/device/scans", body))
             acked = acknowledged(answer.get("acked"), batch)
             self.store.mark_uploaded_as_sent(acked)
@@ -492,7 +491,7 @@ class SyncWorker:
                 raise SyncError(BAD_HUB_RESPONSE, "a peer scan is incomplete") from None
         merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
         # after the merge: a crash re-merges
-        self.store.set_config(_cursor_key(event_id), cursor)
+        self.store.set_setting(peer_cursor(event_id), cursor)
         self._peers_merged += merged
         return merged
 
@@ -504,7 +503,7 @@ class SyncWorker:
         if event_id is None:
             return None
         installed = self.store.manifest_revision()
-        last = self.store.config(MANIFEST_SYNC_KEY) or {}
+        last = self.store.setting(MANIFEST_SYNC) or {}
         same = (
             installed is not None
             and last.get("event_id") == event_id
@@ -526,8 +525,8 @@ class SyncWorker:
             code = getattr(exc, "code", "store_refused")
             raise ManifestRefused(f"manifest_{code}", str(exc)) from None
         self._force_full = False
-        self.store.set_config(
-            MANIFEST_SYNC_KEY, {"event_id": event_id, "revision": manifest.revision, "etag": etag}
+        self.store.set_setting(
+            MANIFEST_SYNC, {"event_id": event_id, "revision": manifest.revision, "etag": etag}
         )
         return manifest.revision
 
@@ -598,7 +597,7 @@ class SyncWorker:
         revision = self.store.manifest_revision()
         if revision is None:
             return None
-        pulled = self.store.config(MANIFEST_SYNC_KEY) or {}
+        pulled = self.store.setting(MANIFEST_SYNC) or {}
         if pulled.get("revision") == revision and pulled.get("event_id"):
             return str(pulled["event_id"])  # installed by this worker: no need to decode it
         if self._header_event is None or self._header_event[0] != revision:
@@ -680,7 +679,7 @@ class SyncWorker:
         self._offset = offset_ms
         self._log_clock(offset_ms)
         if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
-            self.store.set_config(CLOCK_OFFSET_KEY, offset_ms)
+            self.store.set_setting(CLOCK_OFFSET, offset_ms)
 
     def _log_clock(self, offset_ms: int) -> None:
         """Warn once when the gate's clock is off the hub's by more than the signing
@@ -716,17 +715,9 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _cursor_key(event_id: str) -> str:
-    return f"{PEER_CURSOR_KEY}:{event_id}"
-
-
 def chosen_event(store: GateStore) -> str | None:
     """The event set by the gate's operator, else the one the hub names for the venue now."""
-    for key in (EVENT_KEY, HUB_EVENT_KEY):
-        value = store.config(key)
-        if value:
-            return str(value)
-    return None
+    return store.setting(EVENT) or store.setting(HUB_EVENT) or None
 
 
 class OffsetEstimator:

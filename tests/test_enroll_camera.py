@@ -25,11 +25,12 @@ from protocol.native import public_key
 from protocol.signing import enrollment_uri, key_fingerprint, parse_enrollment_uri, sign_request
 from scanner.app import GateApp
 from scanner.cli import main
-from scanner.enroll import DEVICE_SEED_KEY, enrolled_hub
+from scanner.enroll import enrolled_hub
 from scanner.screens.enroll import EnrollScreen
 from scanner.screens.settings import PinScreen
 from scanner.screens.verdict import GateScreen
 from scanner.service import GateService, set_pin, trusted_hub_keys
+from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.widgets import rendered_text
 from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub

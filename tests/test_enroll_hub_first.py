@@ -23,9 +23,10 @@ from aiohttp import web
 
 from protocol.native import public_key
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint, parse_enrollment_uri
-from scanner.enroll import DEVICE_SEED_KEY, enrolled_hub
+from scanner.enroll import enrolled_hub
 from scanner.screens.enroll import EnrollScreen
 from scanner.service import GateService
+from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
 from tests.scanner_fixtures import Clock, open_gate

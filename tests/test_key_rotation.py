@@ -30,13 +30,8 @@ from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from protocol.signing import b64encode, key_fingerprint
 from scanner.enroll import enroll
-from scanner.service import (
-    HUB_KEYS_VERSION_KEY,
-    GateService,
-    apply_hub_key_set,
-    install_manifest,
-    trusted_hub_keys,
-)
+from scanner.service import GateService, apply_hub_key_set, install_manifest, trusted_hub_keys
+from scanner.settings import HUB_KEYS_VERSION
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
 from tests.hub_fixtures import HUB_SEED, Hub, Show, add_show, start_hub, stop_hub
@@ -141,7 +136,7 @@ async def test_rotate_activate_retire_moves_the_gate_from_key_1_to_key_2(
     try:
         await gate.sync()
         assert trusted_hub_keys(gate.store) == {1: KEY_1}
-        assert gate.store.config(HUB_KEYS_VERSION_KEY) == 1
+        assert gate.store.setting(HUB_KEYS_VERSION) == 1
         old_code = await credential(hub, show.tickets[0])
         assert gate.service.preview(old_code).verdict == Verdict.ADMIT
 
@@ -195,7 +190,7 @@ async def test_a_forged_or_replayed_key_set_is_refused_and_changes_nothing(
     gate = await enrolled_gate(rig, show, tmp_path)
     try:
         await gate.sync()
-        before = (trusted_hub_keys(gate.store), gate.store.config(HUB_KEYS_VERSION_KEY))
+        before = (trusted_hub_keys(gate.store), gate.store.setting(HUB_KEYS_VERSION))
         evil_seed = secrets.token_bytes(32)
         evil = public_key(evil_seed)
         now = hub.clock()
@@ -211,7 +206,7 @@ async def test_a_forged_or_replayed_key_set_is_refused_and_changes_nothing(
                 apply_hub_key_set(gate.store, doc)
             codes.append(exc.value.code)
         assert codes == ["unknown_key", "bad_signature"]
-        assert (trusted_hub_keys(gate.store), gate.store.config(HUB_KEYS_VERSION_KEY)) == before
+        assert (trusted_hub_keys(gate.store), gate.store.setting(HUB_KEYS_VERSION)) == before
 
         # A genuine but old document (replayed after a newer one) brings nothing back.
         assert rig.key("rotate") == 0
@@ -231,7 +226,7 @@ async def test_a_forged_or_replayed_key_set_is_refused_and_changes_nothing(
 
         # Through the sync cycle: a refused key set is reported, and scans and manifests
         # still flow (here the gate has taken a newer set than the hub now announces).
-        gate.store.set_config(HUB_KEYS_VERSION_KEY, 99)
+        gate.store.set_setting(HUB_KEYS_VERSION, 99)
         await hub.lock([show.tickets[0]], "fraud_investigation")
         revision = gate.store.manifest_revision()
         assert not await asyncio.to_thread(gate.worker.sync_once)
@@ -268,11 +263,11 @@ async def test_a_dropped_key_that_signed_the_installed_manifest_stays_until_a_ne
         assert (update.added, update.dropped, update.kept) == ((), (), (1,))
         assert trusted_hub_keys(gate.store) == {1: KEY_1, 2: key_2}
         assert gate.service.header() is not None  # the installed manifest still verifies
-        assert gate.store.config(HUB_KEYS_VERSION_KEY) == 2  # not taken in full yet
+        assert gate.store.setting(HUB_KEYS_VERSION) == 2  # not taken in full yet
         await gate.sync()  # the newer manifest (a delta signed by key 2) goes in
         await gate.sync()  # and now key 1 goes
         assert trusted_hub_keys(gate.store) == {2: key_2}
-        assert gate.store.config(HUB_KEYS_VERSION_KEY) == 4
+        assert gate.store.setting(HUB_KEYS_VERSION) == 4
         assert gate.service.header() is not None
     finally:
         gate.close()

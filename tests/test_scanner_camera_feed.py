@@ -17,11 +17,12 @@ from textual.widgets import Input, Static
 from hardware.frames import CLEAN, render_frame, write_video
 from protocol.reasons import Reason
 from scanner.app import GateApp
-from scanner.camera_feed import CAMERA_CONFIG_KEY, CameraFeed, camera_spec, replay_fps
+from scanner.camera_feed import CameraFeed, camera_spec, replay_fps
 from scanner.cli import _parser
 from scanner.screens.settings import SettingsScreen
 from scanner.screens.verdict import AttentionScreen, GateScreen
 from scanner.service import GateService
+from scanner.settings import CAMERA
 from scanner.store import GateStore
 from scanner.widgets import StatusBar, VerdictPanel, rendered_text
 from tests.scanner_fixtures import ADA, BEN, CAL, Clock, open_gate
@@ -122,7 +123,7 @@ async def test_stored_camera_setting_and_none_override(
     folder.mkdir()
     for i, frame in enumerate(frames([codes[ADA]])):
         cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
-    service.store.set_config(CAMERA_CONFIG_KEY, str(folder))
+    service.store.set_setting(CAMERA, str(folder))
     app = GateApp(service, camera="none")  # an explicit "none" beats the stored setting
     assert app.camera_spec is None
     app = GateApp(service, clear_after_s=60.0)
@@ -169,7 +170,7 @@ async def test_settings_set_camera_sound_and_relay(
         await pilot.press("enter")
         error = rendered_text(screen.query_one("#settings-error", Static))
         assert "Sound must be on or off" in error
-        assert service.store.config(CAMERA_CONFIG_KEY) is None  # nothing saved
+        assert service.store.setting(CAMERA) is None  # nothing saved
         screen.query_one("#set-sound", Input).value = "off"
         await pilot.press("enter")
         assert "Relay pin" in rendered_text(screen.query_one("#settings-error", Static))
@@ -180,7 +181,7 @@ async def test_settings_set_camera_sound_and_relay(
         await until(pilot, lambda: len(service.recent_scans()) == 1)
         assert app.screen.query_one(VerdictPanel).word == "ADMIT"
     store = GateStore(service.store.path)
-    assert store.config(CAMERA_CONFIG_KEY) == str(video)
+    assert store.setting(CAMERA) == str(video)
     assert store.config("sound") is False and store.config("relay_pin") == 17
     store.close()
 

@@ -21,9 +21,9 @@ import pytest
 
 from scanner import gate_log
 from scanner.app import GateApp
-from scanner.enroll import DEVICE_SEED_KEY
 from scanner.hub_link import hub_link
 from scanner.service import GateService
+from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
 from scanner.widgets import StatusBar

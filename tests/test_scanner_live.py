@@ -13,7 +13,8 @@ from manifests.admission_types import Direction
 from protocol.reasons import Reason, Verdict
 from scanner.live import LiveChannel, entry_fact
 from scanner.service import GateService
-from scanner.sync import HUB_EVENT_KEY, SyncWorker
+from scanner.settings import EVENT, HUB_EVENT
+from scanner.sync import SyncWorker
 from tests.hub_fixtures import add_show
 from tests.test_scanner_app import wedge
 from tests.test_scanner_sync import LiveHub, enrolled_gate, live, worker_for
@@ -219,7 +220,7 @@ def test_sync_options_need_an_enrolled_gate_and_change_nothing(tmp_path: Path) -
     assert main(["--db", db, "stream", "--sync"]) == 3  # refused: exit 3 (README)
     assert main(["--db", db, "stream", "--sync", "--event", " "]) == 3
     with GateStore(db) as store:
-        assert store.config("event_id") is None
+        assert store.setting(EVENT) is None
         assert store.pending_uploads() == []
 
 
@@ -229,14 +230,14 @@ async def test_the_channel_follows_the_gate_to_the_next_event(
     hub = live.hub
     show = add_show(hub, hub.a)
     gate = await enrolled_gate(live, tmp_path, "g.db", gate_id=show.north)
-    gate.set_config(HUB_EVENT_KEY, show.event_id)  # as a heartbeat would name it
+    gate.set_setting(HUB_EVENT, show.event_id)  # as a heartbeat would name it
     channel = LiveChannel(gate, hub.url)
     channel.event_recheck_s = 0.05
     try:
         channel.start()
         assert await asyncio.to_thread(channel.connected.wait, 10)
         assert channel.connected_path is not None and show.event_id in channel.connected_path
-        gate.set_config(HUB_EVENT_KEY, "the-next-event")
+        gate.set_setting(HUB_EVENT, "the-next-event")
         assert await wait_for(
             lambda: (
                 channel.connected_path is not None

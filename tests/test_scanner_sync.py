@@ -24,14 +24,19 @@ from manifests.policy import HOUR_MS, event_to_hold
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
-from scanner.enroll import DEVICE_SEED_KEY, enroll
-from scanner.service import HUB_KEY_PREFIX, GateService
+from scanner.enroll import enroll
+from scanner.service import GateService
+from scanner.settings import (
+    CLOCK_OFFSET,
+    DEVICE_SEED_KEY,
+    EVENT,
+    HUB_EVENT,
+    HUB_KEY_PREFIX,
+    MANIFEST_SYNC,
+    peer_cursor,
+)
 from scanner.store import GateStore
 from scanner.sync import (
-    CLOCK_OFFSET_KEY,
-    EVENT_KEY,
-    HUB_EVENT_KEY,
-    MANIFEST_SYNC_KEY,
     OffsetEstimator,
     SyncError,
     SyncSnapshot,
@@ -262,7 +267,7 @@ async def test_manifest_full_then_304_then_delta_with_progress(
         assert kinds == ["full"]
         total = progress[-1][1]
         assert total is not None and total > 0 and progress[-1] == (total, total)
-        assert store.config(MANIFEST_SYNC_KEY)["revision"] == first
+        assert store.setting(MANIFEST_SYNC)["revision"] == first
 
         progress.clear()
         assert await asyncio.to_thread(worker.pull_manifest) is None
@@ -297,7 +302,7 @@ async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
     worker = worker_for(live, store)
     try:
         assert await asyncio.to_thread(worker.sync_once)
-        offset = store.config(CLOCK_OFFSET_KEY)
+        offset = store.setting(CLOCK_OFFSET)
         assert abs(offset - 1_234) < 500 and worker.snapshot().clock_offset_ms == offset
         # Uploads carry the offset; the hub keeps it beside each scan for reconciliation.
         record(store, 1)
@@ -311,7 +316,7 @@ async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
     # A gate clock 10 minutes slow: the hub refuses its signature, the worker learns the
     # hub's time from the refusal and signs with corrected time from then on.
     hub.clock.offset_ms = 0
-    store.set_config(CLOCK_OFFSET_KEY, None)
+    store.set_setting(CLOCK_OFFSET, None)
 
     def slow_clock() -> int:
         return time.time_ns() // 1_000_000 - 600_000
@@ -324,7 +329,7 @@ async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
         assert worker.snapshot().last_error == "stale_timestamp"
         assert abs(worker._offset - 600_000) < 2_000  # from the Date header: whole seconds
         assert await asyncio.to_thread(worker.sync_once)
-        assert abs(store.config(CLOCK_OFFSET_KEY) - 600_000) < 500  # then to the millisecond
+        assert abs(store.setting(CLOCK_OFFSET) - 600_000) < 500  # then to the millisecond
         assert store.pending_uploads() == [] and len(hub_seqs(live, store)) == 3
     finally:
         worker.stop()
@@ -382,7 +387,7 @@ async def test_other_gates_movements_come_back_with_the_ack_on_the_gate_clock(
             True,
         )
         assert abs(fact.at_ms - admitted_at) < 500  # hub time back onto the south gate's clock
-        cursor = south.config(f"peer_cursor:{show.event_id}")  # one cursor per event
+        cursor = south.setting(peer_cursor(show.event_id))  # one cursor per event
         assert isinstance(cursor, int) and cursor > 0
     finally:
         for w in workers:
@@ -494,10 +499,10 @@ async def test_a_gate_with_no_event_set_holds_the_one_the_hub_names(
     try:
         assert worker.event_id() is None
         assert await asyncio.to_thread(worker.sync_once)
-        assert store.config(HUB_EVENT_KEY) == show.event_id
+        assert store.setting(HUB_EVENT) == show.event_id
         assert worker.event_id() == show.event_id and store.manifest_revision() is not None
         # An operator's choice wins over the hub's.
-        store.set_config(EVENT_KEY, "operator-choice")
+        store.set_setting(EVENT, "operator-choice")
         assert worker.event_id() == "operator-choice"
     finally:
         worker.stop()
@@ -611,7 +616,7 @@ async def test_scans_go_up_under_the_event_they_were_decided_for_when_the_hub_mo
             now_ms=now,
         )
         assert await asyncio.to_thread(worker.sync_once)
-        assert store.config(HUB_EVENT_KEY) == second
+        assert store.setting(HUB_EVENT) == second
         assert worker.installed_event() == second  # its manifest came down after the upload
         stored = live.hub.store.scans_of_device(store.device_id)
         assert [(s["event_id"], s["ticket_id"]) for s in stored] == [

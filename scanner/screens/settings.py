@@ -18,16 +18,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from manifests.admission_types import Direction, GateContext
-from scanner.camera_feed import CAMERA_CONFIG_KEY, camera_spec
+from scanner.camera_feed import camera_spec
 from scanner.service import check_pin, has_pin, set_pin
+from scanner.settings import CAMERA, RELAY_PIN, SOUND, VERDICT_CLEAR_S
 
 if TYPE_CHECKING:
     from scanner.app import GateApp
 
 MAX_TRIES = 5
 LOCKOUT_S = 60.0
-SOUND_CONFIG_KEY = "sound"
-RELAY_CONFIG_KEY = "relay_pin"
 ON_WORDS = frozenset({"on", "yes", "1", "true"})
 OFF_WORDS = frozenset({"off", "no", "0", "false"})
 
@@ -156,8 +155,8 @@ class SettingsScreen(Screen[None]):
             "set-venue": gate.venue_id if gate else "",
             "set-clear": f"{app.clear_after_s:g}",
             "set-camera": app.camera_spec or "",
-            "set-sound": "on" if app.service.store.config(SOUND_CONFIG_KEY, True) else "off",
-            "set-relay": str(app.service.store.config(RELAY_CONFIG_KEY) or ""),
+            "set-sound": "on" if app.service.store.setting(SOUND) else "off",
+            "set-relay": str(app.service.store.setting(RELAY_PIN) or ""),
         }
         yield Static("Settings · Tab: next · Enter: save · Esc: leave unsaved", classes="title")
         with VerticalScroll(id="settings-form"):
@@ -273,13 +272,13 @@ class SettingsScreen(Screen[None]):
             )
         )
         app.clear_after_s = float(self._value("set-clear"))
-        app.service.store.set_config("verdict_clear_s", app.clear_after_s)
         store = app.service.store
-        store.set_config(SOUND_CONFIG_KEY, self._value("set-sound").lower() in ON_WORDS)
+        store.set_setting(VERDICT_CLEAR_S, app.clear_after_s)
+        store.set_setting(SOUND, self._value("set-sound").lower() in ON_WORDS)
         relay = self._value("set-relay")
-        store.set_config(RELAY_CONFIG_KEY, (int(relay) if relay.isdigit() else relay) or None)
+        store.set_setting(RELAY_PIN, (int(relay) if relay.isdigit() else relay) or None)
         camera = camera_spec(self._value("set-camera"))
-        store.set_config(CAMERA_CONFIG_KEY, camera)
+        store.set_setting(CAMERA, camera)
         if camera != app.camera_spec:
             app.run_worker(app.restart_camera(camera), exclusive=True, group="camera")
         if self._value("set-pin"):

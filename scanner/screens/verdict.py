@@ -16,6 +16,7 @@ from protocol.reasons import Verdict
 from scanner.faults import EXIT_INTERNAL, StorageFault, storage_fault
 from scanner.screens.enroll import take_enrollment_qr
 from scanner.service import ScanOutcome, after_check
+from scanner.settings import STORAGE_CHECKED_MS
 from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class GateScreen(Screen[None]):
         """A small durable write: if the disk takes it, it takes scans again."""
         service = self.gate_app.service
         try:
-            service.store.set_config("storage_checked_ms", service.clock())
+            service.store.set_setting(STORAGE_CHECKED_MS, service.clock())
         except Exception as exc:
             self.show_fault(exc)  # perhaps another fault now (the words follow it)
             return
