@@ -26,6 +26,7 @@ from hub.keyring import (
     write_keyring,
 )
 from hub.logs import configure_logging
+from hub.migrations import SchemaTooNew
 from hub.server import serve
 from hub.storage import HubStore
 
@@ -263,11 +264,14 @@ def _admin(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "key":
-        return _key(args)
-    return _admin(args)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "key":
+            return _key(args)
+        return _admin(args)
+    except SchemaTooNew as exc:  # never downgrade: the sentence says what to do instead
+        return _fail(str(exc))
 
 
 if __name__ == "__main__":

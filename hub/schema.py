@@ -1,14 +1,13 @@
 """The hub's SQLite schema. Times are epoch milliseconds (UTC); ids are UUID strings.
 
-Kept as plain DDL so a PostgreSQL store can be written from the same model.
+Kept as plain DDL so a PostgreSQL store can be written from the same model. A database gets it
+through the numbered steps of hub/migrations.py: BASE_DDL is step 1, frozen as shipped; a
+change to the schema is a new step there, never an edit here.
 """
 
 from __future__ import annotations
 
 from protocol.limits import MAX_COUNT
-
-# 4: tickets carry order_ref, attention and max_entries (TICKET_FIELD_COLUMNS).
-SCHEMA_VERSION = 4
 
 # What a ticket's gate-facing facts may hold (manifests.model.TicketRow), checked where values
 # enter the hub (import, admin API) and again by the columns themselves. A character a line of
@@ -28,10 +27,10 @@ TICKET_FIELD_COLUMNS = (
 )
 TICKET_FIELDS = tuple(column for column, _ in TICKET_FIELD_COLUMNS)
 
-DDL = (
+# Step 1 (frozen): the tables as the release before versioned steps made them. The ticket
+# field bounds above are part of it: changing one takes a step that rebuilds `tickets`.
+BASE_DDL = (
     """
-CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
-
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -316,25 +315,4 @@ CREATE TABLE IF NOT EXISTS request_nonces (
     PRIMARY KEY (device_id, nonce)
 );
 CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
-"""
-
-# Columns added after a table first shipped: (table, column, definition), applied to older
-# databases at open (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
-ADDED_COLUMNS = (
-    ("scans", "clock_offset_ms", "INTEGER NOT NULL DEFAULT 0"),
-    ("devices", "hub_keys_version", "INTEGER"),
-    *(("tickets", column, definition) for column, definition in TICKET_FIELD_COLUMNS),
-)
-# Constraints a table lost after it first shipped: (table, the constraint's text in older
-# databases' CREATE statement). SQLite cannot drop a constraint, so such a table is rebuilt
-# from DDL, its rows copied.
-DROPPED_CONSTRAINTS = (("devices", "UNIQUE (venue_id, hardware_id)"),)
-# Indexes over added columns, created after the columns exist; and indexes older databases
-# had that are no longer wanted.
-LATE_DDL = """
-CREATE INDEX IF NOT EXISTS devices_hardware ON devices(venue_id, hardware_id);
-CREATE INDEX IF NOT EXISTS scans_event ON scans(event_id, id);
--- scans_device_ticket (ticket_id, scanned_ms) serves every lookup by ticket; this one only
--- cost a page write per stored scan.
-DROP INDEX IF EXISTS scans_ticket;
 """

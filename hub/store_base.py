@@ -10,7 +10,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -21,8 +20,8 @@ from typing import Any
 
 import sqlite_utils
 
+from hub.migrations import migrate
 from hub.nonces import RequestNonces
-from hub.schema import ADDED_COLUMNS, DDL, DROPPED_CONSTRAINTS, LATE_DDL, SCHEMA_VERSION
 
 Row = dict[str, Any]
 # Told (device id, stored scan rows) after scans are committed: live push and metrics.
@@ -100,45 +99,11 @@ class StoreBase:
         self.nonces = RequestNonces(self.path)
 
     def _migrate(self) -> None:
-        rebuild = [
-            table
-            for table, constraint in DROPPED_CONSTRAINTS
-            if self.db[table].exists() and constraint in self.db[table].schema
-        ]
-        if rebuild:  # SQLite's table rebuild: foreign keys off, outside any transaction
-            self.db.execute("PRAGMA foreign_keys = OFF")
-        try:
-            self._migrate_schema(rebuild)
-        finally:
-            self.db.execute("PRAGMA foreign_keys = ON")
-
-    def _migrate_schema(self, rebuild: list[str]) -> None:
-        with self._writing():
-            self.db.executescript(DDL)
-            for table, column, definition in ADDED_COLUMNS:
-                if column not in self.db[table].columns_dict:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            for table in rebuild:
-                self._rebuild(table)
-            if rebuild and self.db.execute("PRAGMA foreign_key_check").fetchall():
-                raise sqlite3.IntegrityError("a rebuilt table broke a foreign key")
-            self.db.executescript(LATE_DDL)
-            versions = [r["version"] for r in self.db.query("SELECT version FROM schema_info")]
-            if not versions:
-                self.db.execute("INSERT INTO schema_info (version) VALUES (?)", [SCHEMA_VERSION])
-            elif versions[0] != SCHEMA_VERSION:
-                self.db.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
-
-    def _rebuild(self, table: str) -> None:
-        """Recreate `table` as DDL has it now and copy its rows, with foreign keys off (a
-        DROP with them on would count its rows' references as broken for good)."""
-        create = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", DDL, flags=re.DOTALL)
-        assert create is not None, table
-        columns = ", ".join(self.db[table].columns_dict)
-        self.db.execute(create.group(0).replace(f"IF NOT EXISTS {table} ", f"{table}_rebuilt "))
-        self.db.execute(f"INSERT INTO {table}_rebuilt ({columns}) SELECT {columns} FROM {table}")
-        self.db.execute(f"DROP TABLE {table}")
-        self.db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+        """Apply the schema steps this database lacks (hub/migrations.py), in the write turn;
+        an up-to-date database is only read. A database of a newer release raises
+        SchemaTooNew and is left as it was."""
+        with self.write_turn:
+            migrate(self.db, self.path)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -188,7 +153,7 @@ class StoreBase:
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a real read."""
         try:
-            self.db.execute("SELECT count(*) FROM schema_info").fetchone()
+            self.db.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
 

@@ -216,6 +216,7 @@ def test_an_older_database_records_its_key_on_first_start_then_holds_to_it(hub: 
     finds (the one the gates pinned), and from then on holds the hub to it."""
     with closing(sqlite3.connect(hub / DB)) as conn:
         conn.execute("DROP TABLE IF EXISTS hub_identity")
+        conn.execute("DROP TABLE _sqlite_migrations")  # that release recorded no steps
         conn.commit()
     with serving(hub) as (url, _):
         assert httpx.get(url + "/api/hub").status_code == 200

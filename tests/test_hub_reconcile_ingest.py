@@ -291,6 +291,7 @@ def test_an_older_database_gains_the_offset_column(tmp_path: Path) -> None:
     store = HubStore(path)
     store.db.execute("DROP INDEX scans_event")
     store.db.execute("ALTER TABLE scans DROP COLUMN clock_offset_ms")
+    store.db.execute("DROP TABLE _sqlite_migrations")  # that release recorded no steps
     store.close()
     reopened = HubStore(path)
     assert "clock_offset_ms" in reopened.db["scans"].columns_dict
