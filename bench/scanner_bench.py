@@ -37,7 +37,9 @@ from manifests.model import Manifest, ManifestHeader, TicketRow
 from manifests.sample import DEFAULT_NOW_MS, sample_hub_seed, sample_manifest
 from manifests.signing import sign_envelope
 from protocol.native import issue_credential, public_key
-from scanner.service import GateService, install_manifest, trust_hub_key
+from scanner.hub_keys import trust_hub_key
+from scanner.install import install_manifest
+from scanner.service import GateService
 from scanner.store import GateStore
 
 TARGET_DURABLE_OVER_FSYNC_MS = 0.5

@@ -34,9 +34,10 @@ from hardware.camera import CameraReader, QrDecoder, open_source
 from hardware.frames import TYPICAL, render_frame, write_video
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
+from scanner.clock import wall_clock_ms
 from scanner.enroll import enroll
 from scanner.live import LiveChannel
-from scanner.service import GateService, ScanOutcome, wall_clock_ms
+from scanner.service import GateService, ScanOutcome
 from scanner.settings import EVENT, SOUND
 from scanner.store import GateStore
 from scanner.sync import SyncWorker

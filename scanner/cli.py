@@ -27,6 +27,7 @@ from manifests.signing import ManifestRejected, open_envelope
 from protocol.reasons import Verdict
 from protocol.signing import parse_enrollment_uri
 from scanner import gate_log
+from scanner.clock import Clock, wall_clock_ms
 from scanner.faults import (
     EXIT_ATTENTION,
     EXIT_DENY,
@@ -35,18 +36,12 @@ from scanner.faults import (
     EXIT_REFUSED,
     storage_fault,
 )
+from scanner.hub_keys import trust_hub_key, trusted_hub_keys
 from scanner.hub_link import hub_link
+from scanner.install import install_manifest
 from scanner.link_reasons import link_reason
-from scanner.service import (
-    Clock,
-    GateService,
-    has_pin,
-    install_manifest,
-    set_pin,
-    trust_hub_key,
-    trusted_hub_keys,
-    wall_clock_ms,
-)
+from scanner.pin import has_pin, set_pin
+from scanner.service import GateService
 from scanner.settings import CLOCK_OFFSET, DEVICE_ID, EVENT, LINK, RELAY_PIN, SOUND
 from scanner.store import GateStore, StoreError
 

@@ -26,7 +26,8 @@ from protocol import __version__
 from protocol.enroll_seal import seal_enrollment_code
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
-from scanner.service import GateService, trust_hub_key
+from scanner.hub_keys import trust_hub_key
+from scanner.service import GateService
 from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HARDWARE_ID, HUB_URL
 from scanner.store import GateStore
 

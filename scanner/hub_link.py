@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scanner.service import Clock, wall_clock_ms
+from scanner.clock import Clock, wall_clock_ms
 from scanner.settings import HUB_URL
 from scanner.store import GateStore
 

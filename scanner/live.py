@@ -35,8 +35,8 @@ import aiohttp
 from manifests.admission_types import Direction, ScanFact
 from protocol.signing import sign_request
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
+from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy
-from scanner.service import Clock, wall_clock_ms
 from scanner.settings import CLOCK_OFFSET, DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.sync import SIGN_WITH_OFFSET_ABOVE_MS, chosen_event, unknown_peer_facts

@@ -1,5 +1,8 @@
 """The gate's decision loop: one payload in, one durably stored verdict out.
 
+Installing manifests is scanner/install.py, the hub keys scanner/hub_keys.py, the venue PIN
+scanner/pin.py; this module only reads what they keep.
+
 Every front end (Textual app, `gate-scanner check`, `gate-scanner stream`) goes through
 `GateService.scan`, so there is exactly one order of steps: parse, look up, decide, COMMIT,
 then (and only then) feedback and display. The manifest header is decoded once per installed
@@ -9,43 +12,31 @@ revision and cached; a scan costs a few primary-key lookups and one fsynced inse
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
-import os
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from hardware.dedupe import DEFAULT_WINDOW_MS, Deduper
 from hardware.feedback import Feedback
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext
-from manifests.codec import decode_delta, decode_manifest, decode_manifest_header, encode_manifest
-from manifests.delta import verify_and_apply
-from manifests.keyset import open_key_set
-from manifests.model import Manifest, ManifestHeader, TicketRow
-from manifests.signing import MAGIC, ManifestRejected, envelope_key_id, open_envelope
+from manifests.model import ManifestHeader, TicketRow
 from protocol.credential import Credential, CredentialFormat
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
 from protocol.sealed_payload import PayloadSealer
+from scanner.clock import Clock, wall_clock_ms
+from scanner.hub_keys import trusted_hub_keys
+from scanner.install import stamped_header
+from scanner.pin import has_pin
 from scanner.scanlog import ScanRecord, nameless
-from scanner.settings import HUB_KEY_PREFIX, HUB_KEYS_VERSION, STALE_AFTER_MS, VENUE_PIN
-from scanner.store import ChunkCallback, GateStore, Stamp
+from scanner.settings import STALE_AFTER_MS
+from scanner.store import GateStore, Stamp
 
-Clock = Callable[[], int]
 MANUAL_PREFIX = "manual:"
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,193 +69,6 @@ def after_check(decision: Decision, admitted: bool) -> Decision:
         message=f"Turned away after check: {decision.message}",
         display=replace(decision.display, entries_today=before),
     )
-
-
-def trusted_hub_keys(store: GateStore) -> dict[int, bytes]:
-    """Hub public keys this device trusts for manifests, by key id."""
-    named = store.keys_named(HUB_KEY_PREFIX)
-    return {int(name[len(HUB_KEY_PREFIX) :]): value for name, value in named.items()}
-
-
-def trust_hub_key(store: GateStore, key_id: int, public: bytes) -> None:
-    if len(public) != 32:
-        raise ValueError("a hub key is a 32-byte Ed25519 public key")
-    store.set_key(f"{HUB_KEY_PREFIX}{key_id}", public)
-
-
-@dataclass(frozen=True, slots=True)
-class HubKeyUpdate:
-    """What a hub key-set document changed: `kept` are keys the hub dropped that still sign
-    the installed manifest; they go once a newer manifest is in (the version is then stored)."""
-
-    version: int
-    added: tuple[int, ...]
-    dropped: tuple[int, ...]
-    kept: tuple[int, ...]
-
-
-def apply_hub_key_set(store: GateStore, envelope: bytes) -> HubKeyUpdate:
-    """Take the hub's key set if a key this gate already trusts signed it and it is not older
-    than the last one taken: trust the keys it adds, forget the ones it no longer lists (never
-    its signer). Raises ManifestRejected (nothing changed) otherwise, e.g. a forged document
-    ('unknown_key'), or a replayed old one ('stale_keys')."""
-    trusted = trusted_hub_keys(store)
-    key_set = open_key_set(envelope, trusted)
-    taken = store.setting(HUB_KEYS_VERSION)
-    if taken is not None and key_set.version < taken:
-        raise ManifestRejected(
-            "stale_keys", f"hub key set version {key_set.version} is older than {taken}"
-        )
-    added = tuple(k for k, v in sorted(key_set.keys.items()) if trusted.get(k) != v)
-    for key_id in added:
-        trust_hub_key(store, key_id, key_set.keys[key_id])
-    gone = sorted(set(trusted) - set(key_set.keys) - {key_set.signing_key_id})
-    encoded = store.manifest_encoded()
-    in_use = envelope_key_id(encoded) if encoded and encoded[: len(MAGIC)] == MAGIC else None
-    dropped = tuple(k for k in gone if k != in_use)
-    for key_id in dropped:
-        store.delete_key(f"{HUB_KEY_PREFIX}{key_id}")
-    kept = tuple(k for k in gone if k == in_use)
-    if not kept:
-        store.set_setting(HUB_KEYS_VERSION, key_set.version)
-    return HubKeyUpdate(key_set.version, added, dropped, kept)
-
-
-def decode_stored(encoded: bytes, trusted: Mapping[int, bytes]) -> Manifest:
-    """The installed manifest: a hub envelope is verified again; a body built on this device
-    by applying a verified delta is decoded as is."""
-    body = open_envelope(encoded, trusted) if encoded[: len(MAGIC)] == MAGIC else encoded
-    return decode_manifest(body)
-
-
-def stored_header(store: GateStore) -> ManifestHeader | None:
-    """The installed manifest's header: the one this process installed (verified then), else
-    verified and decoded from the stored envelope, header only (no 100k rows built)."""
-    found = _stored_header(store)
-    return None if found is None else found[1]
-
-
-def _stored_header(store: GateStore) -> tuple[Stamp, ManifestHeader] | None:
-    with store.reading():  # the stamp and the envelope of one install
-        stamp = store.manifest_stamp()
-        if stamp is None:
-            return None
-        memo = store.installed_header
-        if memo is not None and memo[0] == stamp:
-            return memo
-        encoded = store.manifest_encoded()
-    if encoded is None:
-        return None
-    body = (
-        open_envelope(encoded, trusted_hub_keys(store))
-        if encoded[: len(MAGIC)] == MAGIC
-        else encoded
-    )
-    store.installed_header = (stamp, decode_manifest_header(body))
-    return store.installed_header
-
-
-_turns_lock = threading.Lock()
-_turns_held = 0
-_turns_before = 0.0
-SHORT_TURN_S = 0.00005
-
-
-@contextmanager
-def short_turns() -> Iterator[None]:
-    """While a manifest decodes and installs (CPU-bound Python on the sync thread), hand the
-    interpreter lock over every 0.05 ms instead of every 5: each SQLite call of a scan on the
-    UI thread gives the lock up and waits a whole interval to get it back, and a scan makes
-    about ten. Costs nothing when no other thread wants the lock."""
-    global _turns_held, _turns_before
-    with _turns_lock:
-        if _turns_held == 0:
-            _turns_before = sys.getswitchinterval()
-            sys.setswitchinterval(SHORT_TURN_S)
-        _turns_held += 1
-    try:
-        yield
-    finally:
-        with _turns_lock:
-            _turns_held -= 1
-            if _turns_held == 0:
-                sys.setswitchinterval(_turns_before)
-
-
-def install_manifest(
-    store: GateStore,
-    envelope: bytes,
-    now_ms: int,
-    *,
-    event_id: str | None = None,
-    on_chunk: ChunkCallback | None = None,
-) -> Manifest:
-    """Verify a hub envelope (full manifest or delta) against the trusted hub keys, check the
-    revision chain against what is installed, and store it (see GateStore.replace_manifest:
-    scans go on meanwhile; `on_chunk` reports progress). Raises ManifestRejected (nothing
-    changed) when anything is off. With `event_id` (the event the gate asked for) a manifest
-    of any other event is refused; a full manifest of another event than the installed one
-    replaces it whatever its revision (revisions count per event): the gate moved on to the
-    next event."""
-    with short_turns():
-        return _install(store, envelope, now_ms, event_id, on_chunk)
-
-
-def _install(
-    store: GateStore,
-    envelope: bytes,
-    now_ms: int,
-    event_id: str | None,
-    on_chunk: ChunkCallback | None,
-) -> Manifest:
-    trusted = trusted_hub_keys(store)
-    body = open_envelope(envelope, trusted)
-    kind: Literal["full", "delta"] = "delta" if body[:1] == b"D" else "full"
-    current = None
-    if kind == "full":  # judged by the installed header alone: its rows are not needed
-        header = stored_header(store)
-        current = None if header is None else Manifest(header, {})
-    else:
-        encoded = store.manifest_encoded()
-        if encoded is not None:
-            current = decode_stored(encoded, trusted)
-    new = verify_and_apply(envelope, kind, trusted, current, now_ms)
-    if event_id is not None and new.header.event.id != event_id:
-        raise ManifestRejected(
-            "wrong_event", f"asked for event {event_id}, the hub sent {new.header.event.id}"
-        )
-    if kind == "full":
-        moved_on = current is not None and current.header.event.id != new.header.event.id
-        store.replace_manifest(new, envelope, now_ms, other_event=moved_on, on_chunk=on_chunk)
-    else:  # only the changed rows are written; the stored body becomes the merged manifest
-        store.apply_delta(decode_delta(body), encode_manifest(new), now_ms)
-    return new
-
-
-# -- venue PIN ---------------------------------------------------------------------------
-
-
-def set_pin(store: GateStore, pin: str) -> None:
-    """Stored as a salted scrypt hash: a stolen gate's disk does not give the PIN away."""
-    if len(pin) < 4 or not pin.isdigit():
-        raise ValueError("the venue PIN must be at least 4 digits")
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)
-    store.set_setting(VENUE_PIN, {"salt": salt.hex(), "hash": digest.hex(), **_SCRYPT})
-
-
-def has_pin(store: GateStore) -> bool:
-    return store.setting(VENUE_PIN) is not None
-
-
-def check_pin(store: GateStore, pin: str) -> bool:
-    data = store.setting(VENUE_PIN)
-    if data is None:
-        return False
-    digest = hashlib.scrypt(
-        pin.encode(), salt=bytes.fromhex(data["salt"]), n=data["n"], r=data["r"], p=data["p"]
-    )
-    return hmac.compare_digest(digest, bytes.fromhex(data["hash"]))
 
 
 # -- the decision loop -------------------------------------------------------------------
@@ -308,7 +112,7 @@ class GateService:
         if stamp is None:
             return None
         if stamp != self._manifest_stamp:
-            found = _stored_header(self.store)
+            found = stamped_header(self.store)
             if found is None:  # removed between the two reads
                 return None
             self._manifest_stamp, self._header = found

@@ -33,9 +33,12 @@ from manifests.admission_types import Direction, ScanFact
 from manifests.signing import ManifestRejected
 from protocol.signing import sign_request
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
+from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.enroll import APP_VERSION
 from scanner.faults import storage_fault
+from scanner.hub_keys import HubKeyUpdate, apply_hub_key_set, trusted_hub_keys
+from scanner.install import decode_stored, install_manifest
 from scanner.link_reasons import (
     BAD_HUB_RESPONSE,
     HUB_UNREACHABLE,
@@ -46,15 +49,6 @@ from scanner.link_reasons import (
     reason_words,
 )
 from scanner.scanlog import ScanRecord
-from scanner.service import (
-    Clock,
-    HubKeyUpdate,
-    apply_hub_key_set,
-    decode_stored,
-    install_manifest,
-    trusted_hub_keys,
-    wall_clock_ms,
-)
 from scanner.settings import (
     CLOCK_OFFSET,
     DEVICE_SEED_KEY,

@@ -17,7 +17,8 @@ from manifests.signing import sign_envelope
 from protocol.credential import Credential
 from protocol.native import public_key
 from protocol.parse import parse_credential
-from scanner.service import install_manifest, trust_hub_key
+from scanner.hub_keys import trust_hub_key
+from scanner.install import install_manifest
 from scanner.store import GateStore
 from tests import factories
 

@@ -26,10 +26,12 @@ from protocol.signing import enrollment_uri, key_fingerprint, parse_enrollment_u
 from scanner.app import GateApp
 from scanner.cli import main
 from scanner.enroll import enrolled_hub
+from scanner.hub_keys import trusted_hub_keys
+from scanner.pin import set_pin
 from scanner.screens.enroll import EnrollScreen
 from scanner.screens.settings import PinScreen
 from scanner.screens.verdict import GateScreen
-from scanner.service import GateService, set_pin, trusted_hub_keys
+from scanner.service import GateService
 from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.widgets import rendered_text

@@ -30,7 +30,9 @@ from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from protocol.signing import b64encode, key_fingerprint
 from scanner.enroll import enroll
-from scanner.service import GateService, apply_hub_key_set, install_manifest, trusted_hub_keys
+from scanner.hub_keys import apply_hub_key_set, trusted_hub_keys
+from scanner.install import install_manifest
+from scanner.service import GateService
 from scanner.settings import HUB_KEYS_VERSION
 from scanner.store import GateStore
 from scanner.sync import SyncWorker

@@ -14,11 +14,12 @@ from textual.widgets import DataTable, Input, Static
 from manifests.admission_types import Direction
 from protocol.sealed_payload import open_for_hub
 from scanner.app import GateApp
+from scanner.pin import set_pin
 from scanner.screens.history import HistoryScreen
 from scanner.screens.lookup import ConfirmAdmitScreen, LookupScreen
 from scanner.screens.settings import PinScreen, SettingsScreen
 from scanner.screens.verdict import AttentionScreen, GateScreen
-from scanner.service import GateService, set_pin
+from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.widgets import ScanCatcher, StatusBar, VerdictPanel, rendered_text
 from tests.scanner_fixtures import (

@@ -17,9 +17,10 @@ from manifests.codec import encode_manifest
 from manifests.model import Manifest
 from manifests.signing import sign_envelope
 from scanner.app import GateApp
+from scanner.install import install_manifest
 from scanner.screens.lookup import CONFIRM_QUESTION, ConfirmAdmitScreen, LookupScreen
 from scanner.screens.verdict import GateScreen
-from scanner.service import GateService, install_manifest
+from scanner.service import GateService
 from scanner.widgets import StatusBar, VerdictPanel, rendered_text
 from tests.scanner_fixtures import (
     ADA,

@@ -13,9 +13,10 @@ from textual.widgets import Button, Footer, Input, Static
 
 from manifests.admission_types import Direction
 from scanner.app import GateApp
+from scanner.pin import check_pin, set_pin
 from scanner.screens.settings import PIN_MISMATCH, SettingsScreen
 from scanner.screens.verdict import GateScreen
-from scanner.service import GateService, check_pin, set_pin
+from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.widgets import rendered_text
 from tests.scanner_fixtures import Clock, open_gate

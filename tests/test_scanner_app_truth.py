@@ -22,9 +22,11 @@ from manifests.policy import HOUR_MS
 from protocol.reasons import Reason, Verdict, default_message
 from scanner import camera_feed
 from scanner.app import GateApp
+from scanner.hub_keys import trust_hub_key
+from scanner.install import install_manifest
 from scanner.screens.history import HistoryScreen
 from scanner.screens.verdict import AttentionScreen, GateScreen
-from scanner.service import GateService, install_manifest, trust_hub_key
+from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.widgets import (
     ScanCatcher,

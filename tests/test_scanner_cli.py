@@ -21,7 +21,7 @@ from manifests.sample import sample_hub_seed
 from manifests.signing import sign_envelope
 from protocol.native import public_key
 from protocol.signing import enrollment_uri, sign_request
-from scanner.service import trusted_hub_keys
+from scanner.hub_keys import trusted_hub_keys
 from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from tests.hub_fixtures import HUB_SEED, start_hub, stop_hub

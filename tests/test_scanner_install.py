@@ -18,7 +18,8 @@ from manifests.codec import encode_manifest
 from manifests.model import Manifest
 from manifests.signing import sign_envelope
 from protocol.reasons import Verdict
-from scanner.service import GateService, ScanOutcome, install_manifest
+from scanner.install import install_manifest
+from scanner.service import GateService, ScanOutcome
 from scanner.store import INSTALL_CHUNK_ROWS, GateStore
 from tests import factories
 from tests.scanner_fixtures import ADA, HUB_KEY_ID, HUB_SEED, Clock, GateFixture, build, install

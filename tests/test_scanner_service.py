@@ -14,7 +14,9 @@ from manifests.delta import diff
 from manifests.model import Manifest
 from manifests.signing import ManifestRejected, sign_envelope
 from protocol.reasons import Reason, Verdict
-from scanner.service import GateService, check_pin, install_manifest, set_pin
+from scanner.install import install_manifest
+from scanner.pin import check_pin, set_pin
+from scanner.service import GateService
 from scanner.store import GateStore, StoreError
 from tests.scanner_fixtures import (
     ADA,

@@ -1,7 +1,7 @@
 """Venue settings behind the venue PIN: gate name, direction, zones, verdict time, camera,
 sound, relay pin, new PIN (typed twice: a slip would lock staff out of their own gate).
 
-The PIN is checked against its scrypt hash in the store (scanner/service.py); after a few
+The PIN is checked against its scrypt hash in the store (scanner/pin.py); after a few
 wrong tries the PIN prompt locks for a while, so it cannot be guessed at the gate.
 """
 
@@ -19,7 +19,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from manifests.admission_types import Direction, GateContext
 from scanner.camera_feed import camera_spec
-from scanner.service import check_pin, has_pin, set_pin
+from scanner.pin import check_pin, has_pin, set_pin
 from scanner.settings import CAMERA, RELAY_PIN, SOUND, VERDICT_CLEAR_S
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def open_settings(app: GateApp) -> None:
     with_pin(app, "open settings", lambda: app.push_screen(SettingsScreen()))
 
 
-# The same rule as set_pin (scanner/service.py), which the CLI's set-pin applies too.
+# The same rule as set_pin (scanner/pin.py), which the CLI's set-pin applies too.
 PIN_MIN_DIGITS = 4
 PIN_RULE = (
     f"New PIN: at least {PIN_MIN_DIGITS} digits, digits only, typed twice. "
