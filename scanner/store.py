@@ -32,16 +32,18 @@ from typing import Any, TypeVar
 
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
 from manifests.model import Manifest, ManifestDelta, ManifestHeader, TicketRow
+from scanner.migrations import SchemaTooNew, migrate
 from scanner.scanlog import (
     HISTORY_SQL,
     PEER_HISTORY_SQL,
-    SCAN_LOG_SQL,
     ScanRecord,
     own_fact,
     peer_fact,
 )
 from scanner.settings import DEVICE_ID, GATE, Setting
 
+# The tables a manifest install stages and swaps in; they must match what the schema steps
+# (scanner/migrations.py) give `manifest` and `tickets`.
 MANIFEST_SQL = """
 CREATE TABLE IF NOT EXISTS {name} (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -67,20 +69,6 @@ CREATE TABLE IF NOT EXISTS {name} (
     holder_sealed BLOB
 ) WITHOUT ROWID;
 """
-SCHEMA_SQL = (
-    """
-CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-"""
-    + MANIFEST_SQL.format(name="manifest")
-    + """
-CREATE TABLE IF NOT EXISTS manifest_install (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT);
-"""
-    + TICKETS_SQL.format(name="tickets")
-    + """
-CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL);
-"""
-)
 ID_PREFIX_END = "\U0010ffff"  # sorts after any text that starts with the prefix
 
 _TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow))
@@ -208,8 +196,12 @@ class GateStore:
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute("PRAGMA synchronous=FULL")
         self._writer.execute("PRAGMA foreign_keys=ON")
-        with self._write_lock:
-            self._writer.executescript(SCHEMA_SQL + SCAN_LOG_SQL)  # idempotent: IF NOT EXISTS
+        with self._write_lock:  # the schema steps it lacks (scanner/migrations.py)
+            try:
+                migrate(self._writer, self.path)
+            except SchemaTooNew as exc:
+                self._writer.close()
+                raise StoreError(str(exc)) from exc
         self.nonces = NonceMemory(self)
         self._device_id: str | None = None
         # The header of the manifest this process installed last, keyed by its stamp, so the

@@ -22,6 +22,7 @@ uploaded, two peer movements. The header of the dump names the commit and this r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -123,10 +124,12 @@ def _gate(db_dir: Path) -> Path:
         attention = outcomes[-1]
         assert attention is not None and attention.decision.verdict == "attention"
         service.confirm(attention.seq, True)
-        store.set_gate(dataclasses_replace_direction(store.gate(), Direction.EXIT))
+        entry = store.gate()
+        store.set_gate(dataclasses.replace(entry, direction=Direction.EXIT))
         clock.advance(60_000)
-        service.scan(fx.codes[ADA])
-        store.set_gate(dataclasses_replace_direction(store.gate(), Direction.ENTRY))
+        left = GateService(store, clock=clock, dedupe_window_ms=0).scan(fx.codes[ADA])
+        assert left is not None and left.decision.verdict == "exit", left
+        store.set_gate(entry)
         store.mark_uploaded([1, 2])
         store.merge_peer_scans(
             [ScanFact("peer-ticket-1", GATE_NOW_MS - 5_000, Direction.ENTRY, True, "South", "d2"),
@@ -135,12 +138,6 @@ def _gate(db_dir: Path) -> Path:
     finally:
         store.close()
     return path
-
-
-def dataclasses_replace_direction(gate: object, direction: object) -> object:
-    import dataclasses
-
-    return dataclasses.replace(gate, direction=direction)  # type: ignore[type-var]
 
 
 def main(argv: list[str]) -> int:
