@@ -126,16 +126,22 @@ def check_not_newer(names: list[str], path: str) -> None:
         )
 
 
+def pending(db: sqlite_utils.Database, path: str) -> list[str]:
+    """The steps the database lacks, in order (two reads); SchemaTooNew if it has one this
+    release does not know."""
+    check_not_newer(applied(db), path)
+    return [m.name for m in STEPS.pending(db)]
+
+
 def migrate(db: sqlite_utils.Database, path: str) -> list[str]:
     """Apply the steps the database lacks; returns their names (none: nothing was written).
     The caller holds the database's write turn, so two processes never run one step twice."""
-    check_not_newer(applied(db), path)
-    pending = [m.name for m in STEPS.pending(db)]
-    if not pending:
+    missing = pending(db, path)
+    if not missing:
         return []
     db.execute("PRAGMA foreign_keys = OFF")  # a rebuild's DROP must not count its rows' refs
     try:
         STEPS.apply(db)
     finally:
         db.execute("PRAGMA foreign_keys = ON")
-    return pending
+    return missing

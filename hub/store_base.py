@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from hub.migrations import migrate
+from hub.migrations import migrate, pending
 from hub.nonces import RequestNonces
 
 Row = dict[str, Any]
@@ -101,9 +101,11 @@ class StoreBase:
     def _migrate(self) -> None:
         """Apply the schema steps this database lacks (hub/migrations.py), in the write turn;
         an up-to-date database is only read. A database of a newer release raises
-        SchemaTooNew and is left as it was."""
-        with self.write_turn:
-            migrate(self.db, self.path)
+        SchemaTooNew and is left as it was. The turn is taken only when a step is missing:
+        opening an up-to-date database never waits behind another process's write."""
+        if pending(self.db, self.path):
+            with self.write_turn:
+                migrate(self.db, self.path)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

@@ -9,9 +9,11 @@ read at open.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -135,8 +137,33 @@ def test_an_up_to_date_database_is_only_read_at_open(fresh: Path) -> None:
     with closing(sqlite3.connect(fresh)) as conn:
         version = conn.execute("PRAGMA schema_version").fetchone()[0]
         steps = conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
-    HubStore(fresh).close()
+    # nor waits for another process's write turn (hub/store_base.WriteTurn) to open it
+    with open(str(fresh) + "-writes.lock", "a+b") as turn:
+        fcntl.flock(turn.fileno(), fcntl.LOCK_EX)
+        opened = threading.Thread(target=lambda: HubStore(fresh).close())
+        opened.start()
+        opened.join(timeout=5)
+        waited = [opened] if opened.is_alive() else []
+        fcntl.flock(turn.fileno(), fcntl.LOCK_UN)
+        opened.join(timeout=30)
     with closing(sqlite3.connect(fresh)) as conn:
         assert conn.execute("PRAGMA schema_version").fetchone()[0] == version
         assert conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == steps
     assert steps == len(STEP_NAMES)
+    assert waited == [], "opening an up-to-date hub waited for the write turn"
+
+
+def test_a_database_from_before_the_lighter_scan_indexes_loses_the_old_one(
+    tmp_path: Path, fresh: Path
+) -> None:
+    """Hubs before 98418aa indexed scans by ticket alone (scans_ticket) and had no scans_event;
+    no fixture of that age exists, so the database is made to look like one."""
+    path = tmp_path / "hub.sqlite"
+    HubStore(path).close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE INDEX scans_ticket ON scans(ticket_id)")
+        conn.execute("DROP INDEX scans_event")
+        conn.execute("DROP TABLE _sqlite_migrations")  # that release recorded no steps
+        conn.commit()
+    HubStore(path).close()
+    assert shape(path) == shape(fresh)
