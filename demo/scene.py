@@ -36,6 +36,7 @@ from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
 from scanner.clock import wall_clock_ms
 from scanner.enroll import enroll
+from scanner.hub_client import HubClient
 from scanner.live import LiveChannel
 from scanner.service import GateService, ScanOutcome
 from scanner.settings import EVENT, SOUND
@@ -256,8 +257,9 @@ def build(folder: Path, running: Processes) -> Demo:
     )
     # The demo gate loads the manifest and listens live; then the other gate admits guest C.
     with GateStore(db) as store:
-        worker = SyncWorker(store, hub_url, event_id=event_id)
-        live = LiveChannel(store, hub_url, event_id=event_id)
+        hub = HubClient(store, hub_url)  # one client, one clock offset, as hub_link builds
+        worker = SyncWorker(store, hub_url, event_id=event_id, hub=hub)
+        live = LiveChannel(store, hub_url, event_id=event_id, hub=hub)
         try:
             if not worker.sync_once() or store.manifest_revision() is None:
                 raise DemoError(f"the demo gate could not sync: {worker.snapshot().last_error}")
@@ -370,12 +372,13 @@ def demo_app(demo: Demo, store: GateStore) -> GateApp:
     """The gate app on the demo video, syncing with the demo hub (live link included)."""
     from scanner.app import GateApp  # Textual only when there is a screen to use
 
+    hub = HubClient(store, demo.hub_url)
     return GateApp(
         GateService(store),
         camera=str(demo.video),
         clear_after_s=30.0,
-        sync=SyncWorker(store, demo.hub_url, event_id=demo.event_id),
-        live=LiveChannel(store, demo.hub_url, event_id=demo.event_id),
+        sync=SyncWorker(store, demo.hub_url, event_id=demo.event_id, hub=hub),
+        live=LiveChannel(store, demo.hub_url, event_id=demo.event_id, hub=hub),
     )
 
 

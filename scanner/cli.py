@@ -37,7 +37,6 @@ from scanner.faults import (
     storage_fault,
 )
 from scanner.hub_keys import trust_hub_key, trusted_hub_keys
-from scanner.hub_link import hub_link
 from scanner.install import install_manifest
 from scanner.link_reasons import link_reason
 from scanner.pin import has_pin, set_pin
@@ -284,6 +283,8 @@ def _hub_link(
         if not event_id.strip():
             raise CliError("bad_event", "--event must not be empty")
         store.set_setting(EVENT, event_id.strip())
+    from scanner.hub_link import hub_link  # httpx only for a gate that syncs: `check` stays fast
+
     link = hub_link(store, clock)
     if link is None:
         if event_id is not None:

@@ -18,20 +18,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from nacl.exceptions import CryptoError
 
 from manifests.admission_types import Direction, GateContext
-from protocol import __version__
 from protocol.enroll_seal import seal_enrollment_code
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
+from scanner.hub_client import APP_VERSION, HubClient, HubError, json_object
 from scanner.hub_keys import trust_hub_key
+from scanner.link_reasons import HUB_UNREACHABLE
 from scanner.service import GateService
 from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HARDWARE_ID, HUB_URL
 from scanner.store import GateStore
 
-APP_VERSION = __version__  # reported to the hub in heartbeats
 # The hub signs manifests with key id 1 unless it says otherwise (hub/manifest_build.py).
 DEFAULT_MANIFEST_KEY_ID = 1
 
@@ -45,6 +44,12 @@ class EnrollmentFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+    @classmethod
+    def from_hub(cls, error: HubError, base: str) -> EnrollmentFailed:
+        if error.code == HUB_UNREACHABLE:
+            return cls(HUB_UNREACHABLE, f"cannot reach the hub at {base}: {error.detail}")
+        return cls(error.code, error.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +82,9 @@ def enroll(
     """
     store = service.store
     base = hub_url.rstrip("/")
-    with httpx.Client(timeout=timeout_s) as client:
-        hub_key, key_id = _hub_identity(client, base)
+    hub = HubClient(store, base, service.clock, timeout_s=timeout_s)
+    try:
+        hub_key, key_id = _hub_identity(hub)
         fingerprint = key_fingerprint(hub_key)
         if expected_fingerprint is not None and not _same_fingerprint(
             fingerprint, expected_fingerprint
@@ -99,7 +105,9 @@ def enroll(
             "public_key": device_key,
             "app_version": APP_VERSION,
         }
-        data = _call(client, "POST", base, "/api/device/enroll", 201, json=body)
+        data = _call(hub, "POST", "/api/device/enroll", 201, body)
+    finally:
+        hub.close()
     try:
         answer_key = b64decode(data["hub_public_key"])
         device_id, venue_id = str(data["device_id"]), str(data["venue_id"])
@@ -126,9 +134,9 @@ def enroll(
     return Enrollment(device_id, venue_id, gate, fingerprint)
 
 
-def _hub_identity(client: httpx.Client, base: str) -> tuple[bytes, int]:
+def _hub_identity(hub: HubClient) -> tuple[bytes, int]:
     """The hub's current public key and key id, as it shows them to anyone (no secret)."""
-    data = _call(client, "GET", base, "/api/hub", 200)
+    data = _call(hub, "GET", "/api/hub", 200)
     try:
         key = b64decode(data["public_key"])
         key_id = int(data.get("key_id", DEFAULT_MANIFEST_KEY_ID))
@@ -146,24 +154,15 @@ def _same_fingerprint(actual: str, expected: str) -> bool:
 
 
 def _call(
-    client: httpx.Client, method: str, base: str, path: str, expect: int, **kw: Any
+    hub: HubClient, method: str, path: str, expect: int, payload: Any = None
 ) -> dict[str, Any]:
-    """One request to the hub; its JSON object, or EnrollmentFailed with the hub's code."""
+    """One unsigned request (the gate has no key the hub knows yet); its JSON object, or
+    EnrollmentFailed with the hub's code."""
     try:
-        resp = client.request(method, base + path, **kw)
-    except httpx.HTTPError as exc:
-        raise EnrollmentFailed(
-            "hub_unreachable", f"cannot reach the hub at {base}: {exc}"
-        ) from None
-    data = _json(resp)
-    if resp.status_code != expect:
-        given = data.get("error")
-        error = given if isinstance(given, dict) else {}
-        raise EnrollmentFailed(
-            str(error.get("code", f"http_{resp.status_code}")),
-            str(error.get("message", f"the hub answered HTTP {resp.status_code}")),
-        )
-    return data
+        resp = hub.call(method, path, payload, signed=False, expect=expect, ensure_ascii=False)
+    except HubError as exc:
+        raise EnrollmentFailed.from_hub(exc, hub.hub_url) from None
+    return json_object(resp.content)
 
 
 def enrolled_hub(store: GateStore) -> str | None:
@@ -186,11 +185,3 @@ def _hardware_id(service: GateService) -> str:
         made = f"{platform.node()}-{uuid.uuid4().hex[:16]}"
         service.store.set_setting(HARDWARE_ID, made)
     return made
-
-
-def _json(resp: httpx.Response) -> dict[str, Any]:
-    try:
-        data = resp.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

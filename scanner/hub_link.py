@@ -1,31 +1,27 @@
 """The two background links of an enrolled gate, built one way for the CLI and for the app
-(which attaches them the moment staff enrol it from the gate itself)."""
+(which attaches them the moment staff enrol it from the gate itself): one HubClient shared by
+the sync worker and the live channel, so both sign with the same clock offset."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from scanner.clock import Clock, wall_clock_ms
+from scanner.hub_client import HubClient
+from scanner.live import LiveChannel
 from scanner.settings import HUB_URL
 from scanner.store import GateStore
-
-if TYPE_CHECKING:
-    from scanner.live import LiveChannel
-    from scanner.sync import SyncWorker
+from scanner.sync import SyncWorker
 
 
 def hub_link(
     store: GateStore, clock: Clock = wall_clock_ms
 ) -> tuple[SyncWorker, LiveChannel] | None:
     """The sync worker and live channel (not started); None for a gate with no hub."""
-    from scanner.live import LiveChannel  # aiohttp and httpx only for a gate with a hub
-    from scanner.sync import SyncWorker
-
-    hub = store.setting(HUB_URL)
-    if not hub:
+    url = store.setting(HUB_URL)
+    if not url:
         return None
-    sync = SyncWorker(store, hub, clock=clock)
+    hub = HubClient(store, url, clock)
+    sync = SyncWorker(store, url, clock=clock, hub=hub)
     # A deactivation seen on the live socket shows in the sync snapshot at once: the status
     # bar reads the snapshot's reason, whichever link heard the hub refuse this gate first.
-    live = LiveChannel(store, hub, clock=clock, on_deactivated=sync.hub_refused)
+    live = LiveChannel(store, url, clock=clock, hub=hub, on_deactivated=sync.hub_refused)
     return sync, live

@@ -10,8 +10,9 @@ to what sync brings, never that a scan waits.
 Our own scans reach the other gates the same way in reverse: the app wakes the sync worker
 after each commit, the upload is stored at the hub, and the hub pushes it to everyone else.
 
-The socket lives in its own thread with its own event loop (aiohttp), so the Textual loop,
-the CLI and the sync worker's thread are never held up by it.
+The socket lives in its own thread with its own event loop (httpx's async client with the
+WebSocket of httpx-ws, signed through the gate's HubClient: scanner/hub_client.py), so the
+Textual loop, the CLI and the sync worker's thread are never held up by it.
 
 When a venue manager deactivates this device the hub closes the socket with code 4403
 ("device_deactivated") and refuses the upgrade with 403 from then on; the channel then stops
@@ -30,23 +31,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
+import httpx
+from httpx_ws import AsyncWebSocketSession, HTTPXWSException, WebSocketDisconnect
+from wsproto.events import TextMessage
 
 from manifests.admission_types import Direction, ScanFact
-from protocol.signing import sign_request
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
 from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy
-from scanner.settings import CLOCK_OFFSET, DEVICE_SEED_KEY
+from scanner.hub_client import HubClient, HubError
+from scanner.link_reasons import NOT_ENROLLED
 from scanner.store import GateStore
-from scanner.sync import SIGN_WITH_OFFSET_ABOVE_MS, chosen_event, unknown_peer_facts
+from scanner.sync import chosen_event, unknown_peer_facts
 
 log = logging.getLogger("scanner.live")
 LIVE_PATH = "/api/device/live"
 # Reconnect soon after the hub closed a healthy socket; back off (1 s doubling to 30 s, with
 # jitter) while it cannot be reached at all.
 LIVE_POLICY = LinkPolicy(fail_after=1, recover_after=1, poll_s=1.0)
-HEARTBEAT_S = 20.0
 EVENT_RECHECK_S = 2.0  # how often an open socket checks the gate still holds the same event
 
 Merged = Callable[[list[ScanFact]], None]
@@ -84,6 +86,7 @@ class LiveChannel:
         hub_url: str,
         clock: Clock = wall_clock_ms,
         *,
+        hub: HubClient | None = None,
         event_id: str | None = None,
         policy: LinkPolicy | None = None,
         on_merge: Merged | None = None,
@@ -93,6 +96,8 @@ class LiveChannel:
         self.store = store
         self.hub_url = hub_url.rstrip("/")
         self.clock = clock
+        # Shared with the sync worker by hub_link: one clock offset, one way to sign.
+        self.hub = hub or HubClient(store, hub_url, clock)
         self.on_merge = on_merge
         # Told once when the hub deactivates this device, from the channel's thread
         # (scanner/hub_link.py hands it to the sync worker, so the status bar says why).
@@ -150,11 +155,11 @@ class LiveChannel:
 
     async def _hold(self) -> None:
         """Connect, listen until the socket ends, wait, connect again: until stopped."""
-        async with aiohttp.ClientSession() as session:
+        async with httpx.AsyncClient(timeout=self.hub.timeout_s) as client:
             while not self._stopping.is_set():
                 device_id = self.store.device_id
                 try:
-                    await self._listen(session)
+                    await self._listen(client)
                 except DeviceDeactivated as exc:
                     self.monitor.bad()
                     self.deactivated.set()
@@ -162,12 +167,18 @@ class LiveChannel:
                         "live: stopped, %s; no reconnects until the gate is enrolled again", exc
                     )
                     self._tell_deactivated()
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                except HubError as exc:
+                    self.monitor.bad()
+                    if exc.code == NOT_ENROLLED:  # as configured, this gate cannot connect
+                        self._down(exc.message, logging.WARNING)
+                    else:
+                        self._down(f"{type(exc).__name__}: {exc}")
+                except (httpx.HTTPError, HTTPXWSException, OSError, TimeoutError) as exc:
                     self.monitor.bad()
                     self._down(f"{type(exc).__name__}: {exc}")
-                except LiveRefused as exc:
+                except ExceptionGroup as exc:  # the socket's own tasks (ping, reader) failed
                     self.monitor.bad()
-                    self._down(str(exc), logging.WARNING)
+                    self._down(f"{type(exc).__name__}: {exc.exceptions!r}", logging.WARNING)
                 finally:
                     self.connected.clear()
                 if self._stopping.is_set():
@@ -199,46 +210,47 @@ class LiveChannel:
             log.info("live: the gate was enrolled again; connecting")
         self.deactivated.clear()
 
-    async def _listen(self, session: aiohttp.ClientSession) -> None:
+    async def _listen(self, client: httpx.AsyncClient) -> None:
         path = self.path()
-        headers = self._signed(path)
         try:
-            ws = await session.ws_connect(
-                self.hub_url + path, headers=headers, heartbeat=HEARTBEAT_S, autoping=True
-            )
-        except aiohttp.WSServerHandshakeError as exc:
-            if exc.status == 403:  # the live route's only 403 is device_deactivated
-                raise DeviceDeactivated("the hub refuses this device (403)") from exc
+            async with self.hub.websocket(client, path) as ws:
+                close_code = await self._hold_open(ws, path)
+        except HubError as exc:
+            # the live route refuses with 403 only a deactivated device
+            if exc.code == DEVICE_DEACTIVATED or exc.status == 403:
+                raise DeviceDeactivated(f"the hub refuses this device ({exc.status})") from exc
             raise
-        async with ws:
-            self.monitor.good(0.0)
-            self.connected_path = path
-            self.connected.set()
-            self._was_down = False
-            log.info("live: connected (%s)", path)
-            watch = asyncio.create_task(self._close_when_the_event_moves(ws, path))
-            try:
-                async for msg in ws:
-                    if msg.type is aiohttp.WSMsgType.TEXT:
-                        self._receive(msg.data)
-                    elif msg.type is aiohttp.WSMsgType.ERROR:
-                        break
-            finally:
-                watch.cancel()
-                self.connected_path = None
-        if ws.close_code == DEACTIVATED_CLOSE_CODE:
+        if close_code == DEACTIVATED_CLOSE_CODE:
             raise DeviceDeactivated("the hub closed the socket: device_deactivated")
         if not self._stopping.is_set():
-            log.info("live: socket closed (code %s); reconnecting", ws.close_code)
+            log.info("live: socket closed (code %s); reconnecting", close_code)
 
-    async def _close_when_the_event_moves(
-        self, ws: aiohttp.ClientWebSocketResponse, path: str
-    ) -> None:
-        """The hub named the next event (or the operator set one): close, so the channel
-        reconnects for the event the gate holds now."""
-        while self.path() == path:
-            await asyncio.sleep(self.event_recheck_s)
-        await ws.close()
+    async def _hold_open(self, ws: AsyncWebSocketSession, path: str) -> int | None:
+        """Merge what the hub pushes until it closes the socket (its close code) or the
+        connection drops (None). The hub naming the next event (or the operator setting one)
+        ends it too, so the channel reconnects for the event the gate holds now. Nothing
+        leaves this method as an exception but cancellation: the session's task group would
+        wrap it in an ExceptionGroup."""
+        self.monitor.good(0.0)
+        self.connected_path = path
+        self.connected.set()
+        self._was_down = False
+        log.info("live: connected (%s)", path)
+        try:
+            while self.path() == path:
+                try:
+                    event = await ws.receive(timeout=self.event_recheck_s)
+                except TimeoutError:
+                    continue
+                if isinstance(event, TextMessage):
+                    self._receive(event.data)
+            return 1000  # we closed it, as the event moved on
+        except WebSocketDisconnect as closed:
+            return closed.code
+        except HTTPXWSException:
+            return None
+        finally:
+            self.connected_path = None
 
     # -- messages ------------------------------------------------------------------------
 
@@ -249,7 +261,7 @@ class LiveChannel:
             return
         if not isinstance(message, dict):
             return
-        fact = entry_fact(message, self.store.setting(CLOCK_OFFSET) or 0)
+        fact = entry_fact(message, self.hub.offset or 0)
         if fact is None or fact.device_id == self.store.device_id:
             return
         if self.store.merge_peer_scans(unknown_peer_facts(self.store, [fact])) == 0:
@@ -273,22 +285,6 @@ class LiveChannel:
         event_id = self.event_id()
         return LIVE_PATH if event_id is None else f"{LIVE_PATH}?event_id={quote(event_id)}"
 
-    def _signed(self, path: str) -> dict[str, str]:
-        seed, device_id = self.store.key(DEVICE_SEED_KEY), self.store.device_id
-        if seed is None or not device_id:
-            raise LiveRefused("this gate is not enrolled with a hub")
-        now = self.clock()
-        offset = self.store.setting(CLOCK_OFFSET) or 0
-        if abs(offset) > SIGN_WITH_OFFSET_ABOVE_MS:  # as the sync worker signs
-            now += offset
-        return sign_request(
-            device_id=device_id, seed=seed, method="GET", path=path, body=b"", now_ms=now
-        )
-
 
 class DeviceDeactivated(Exception):
     """The hub deactivated this device: reconnecting cannot help until it is enrolled again."""
-
-
-class LiveRefused(Exception):
-    """The channel cannot be opened as configured (not enrolled); retried with backoff."""

@@ -9,21 +9,19 @@ sent again (the hub stores scans idempotently by device and seq).
 A manifest is downloaded whole into memory, then verified and installed in one transaction by
 `install_manifest`: a cut-off download or a bad signature leaves the installed one untouched.
 
-Every request is signed with the device key made at enrollment. Each cycle starts with a
-heartbeat, which probes the link, reports the gate's health and returns the hub's clock.
+Every request goes through the gate's HubClient (scanner/hub_client.py: signed with the device
+key made at enrollment, the hub's errors typed, the clock offset kept). Each cycle starts with
+a heartbeat, which probes the link, reports the gate's health and returns the hub's clock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,18 +29,15 @@ import httpx
 
 from manifests.admission_types import Direction, ScanFact
 from manifests.signing import ManifestRejected
-from protocol.signing import sign_request
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
-from scanner.enroll import APP_VERSION
 from scanner.faults import storage_fault
+from scanner.hub_client import APP_VERSION, HubClient, HubError, json_object
 from scanner.hub_keys import HubKeyUpdate, apply_hub_key_set, trusted_hub_keys
 from scanner.install import decode_stored, install_manifest
 from scanner.link_reasons import (
     BAD_HUB_RESPONSE,
-    HUB_UNREACHABLE,
-    NOT_ENROLLED,
     SYNC_CRASHED,
     is_refusal,
     link_sentence,
@@ -50,8 +45,6 @@ from scanner.link_reasons import (
 )
 from scanner.scanlog import ScanRecord
 from scanner.settings import (
-    CLOCK_OFFSET,
-    DEVICE_SEED_KEY,
     EVENT,
     HUB_EVENT,
     HUB_KEYS_VERSION,
@@ -66,33 +59,19 @@ link_log = logging.getLogger("scanner.link")  # state changes, as sentences (sca
 
 LINK_WRITE_EVERY_MS = 60_000  # a steady link rewrites its last good sync at most this often
 MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
-# Below this the hub's own view of our clock (from the signed timestamp) is left alone; above
-# it requests are signed with corrected time, or the hub would refuse them (±5 min window).
-SIGN_WITH_OFFSET_ABOVE_MS = 60_000
 SAME_MOVEMENT_MS = 2_000  # a peer movement seen again within this is the one already merged
-OFFSET_WRITE_STEP_MS = 20  # a fresh offset is stored when it moved at least this much
 
 Listener = Callable[["SyncSnapshot"], None]
 Progress = Callable[[int, int | None], None]
 
 
-class SyncError(Exception):
-    """One exchange failed; `code` is the hub's error code or a local one
-    (hub_unreachable, not_enrolled, bad_hub_response, manifest_<rejection code>)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class ScansRefused(SyncError):
+class ScansRefused(HubError):
     """The hub answered but refused scans it holds other content for under the same seq
     (protocol/wire.py SEQ_CONFLICT): the link is fine, the gate's identity is not. The scans
     stay pending on the gate; the fault shows until it is re-enrolled."""
 
 
-class ManifestRefused(SyncError):
+class ManifestRefused(HubError):
     """The hub answered but its manifest did not verify or chain: the link is fine, the
     installed manifest stays, and the next pull asks for a full one."""
 
@@ -142,6 +121,7 @@ class SyncWorker:
         clock: Clock = wall_clock_ms,
         http: httpx.Client | None = None,
         *,
+        hub: HubClient | None = None,
         event_id: str | None = None,
         policy: LinkPolicy | None = None,
         monitor: ConnectionMonitor | None = None,
@@ -156,16 +136,14 @@ class SyncWorker:
         self.store = store
         self.hub_url = hub_url.rstrip("/")
         self.clock = clock
-        self._own_http = http is None
-        self.http = http if http is not None else httpx.Client(timeout=timeout_s)
+        # One client per gate: hub_link shares it with the live channel (one clock offset).
+        self.hub = hub or HubClient(store, hub_url, clock, http, timeout_s=timeout_s)
         self.monitor = monitor or ConnectionMonitor(policy)
         self.on_change = on_change
         self.on_progress = on_progress
         self.batch_size = batch_size
         self._event_id = event_id
         self._monotonic = monotonic
-        self._offset: int | None = store.setting(CLOCK_OFFSET)
-        self._offsets = OffsetEstimator()
         persisted = store.setting(LINK) or {}
         self._last_sync_ms: int | None = _int_or_none(persisted.get("last_sync_ms"))
         self._error: str | None = persisted.get("last_error") or None
@@ -174,7 +152,6 @@ class SyncWorker:
         self._failed_code: str | None = None  # of the run of failed cycles, logged once
         self._failed_cycles = 0
         self._peers_merged = 0  # in this cycle
-        self._clock_warned: int | None = None  # the offset last warned about
         self._fault: str | None = None  # storage fault last logged
         self._synced_once = False  # the first good cycle of a process is always logged
         self._busy = False
@@ -204,8 +181,7 @@ class SyncWorker:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
-        if self._own_http:
-            self.http.close()
+        self.hub.close()
 
     def wake(self) -> None:
         """A scan was just recorded: sync now, unless we are backing off a failing hub."""
@@ -283,7 +259,7 @@ class SyncWorker:
             self.monitor.good(latency_s)  # the hub answered: only what it sent or took failed
             self._failed(exc)
             return False
-        except SyncError as exc:
+        except HubError as exc:
             if is_refusal(exc.code):  # the hub answered "not you": no flaky link to ride out
                 self.monitor.refused()
             else:
@@ -309,7 +285,7 @@ class SyncWorker:
         )
         return True
 
-    def _failed(self, exc: SyncError) -> None:
+    def _failed(self, exc: HubError) -> None:
         """A failed cycle at WARNING with its code; the same failure again only at DEBUG
         (a dead hub retried every 30 s for hours would bury everything else)."""
         self._error = exc.code
@@ -338,7 +314,7 @@ class SyncWorker:
             quiet = first and state == LinkState.OFFLINE and why is None
             if not quiet:  # a gate starting up has no link to report yet
                 level = logging.WARNING if why else logging.INFO
-                link_log.log(level, "link: %s", link_sentence(state, why, self._offset))
+                link_log.log(level, "link: %s", link_sentence(state, why, self.hub.offset))
         kept = self._persisted
         stale_sync = self._last_sync_ms is not None and (
             kept.get("last_sync_ms") is None
@@ -379,18 +355,16 @@ class SyncWorker:
         if keys_held is not None:  # so the hub can tell who is ready for a key switch
             body["hub_keys_version"] = keys_held
         sent_ms, started = self.clock(), self._monotonic()
-        resp = self._send("POST", "/api/device/heartbeat", body)
+        resp = self.hub.call("POST", "/api/device/heartbeat", body)
         latency_s = self._monotonic() - started
-        answer = _json(resp)
+        answer = json_object(resp.content)
         self._hub_keys_version = answer.get("hub_keys_version")
         named = answer.get("event_id")
         if isinstance(named, str) and named and named != self.store.setting(HUB_EVENT):
             self.store.set_setting(HUB_EVENT, named)
         hub_ms = answer.get("hub_time_ms")
         if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
-            # The hub read its clock somewhere in the round trip: take the midpoint.
-            measured = hub_ms - (sent_ms + self.clock()) // 2
-            self._set_offset(self._offsets.add(measured, latency_s * 1000))
+            self.hub.measured(hub_ms, sent_ms, latency_s * 1000)
         return latency_s
 
     def refresh_hub_keys(self) -> HubKeyUpdate | None:
@@ -401,15 +375,7 @@ class SyncWorker:
         announced = self._hub_keys_version
         if not isinstance(announced, int) or announced == self.store.setting(HUB_KEYS_VERSION):
             return None
-        path = "/api/device/hub-keys"
-        try:
-            resp = self.http.get(self.hub_url + path, headers=self._signed("GET", path, b""))
-        except httpx.HTTPError as exc:
-            raise SyncError(HUB_UNREACHABLE, f"GET {path}: {exc}") from None
-        if resp.status_code != 200:
-            self._learn_clock(resp)
-            raise _hub_error(resp)
-        envelope = resp.content
+        envelope = self.hub.call("GET", "/api/device/hub-keys", expect=200).content
         try:
             update = apply_hub_key_set(self.store, envelope)
         except ManifestRejected as exc:
@@ -437,11 +403,12 @@ class SyncWorker:
                 body["event_id"] = event_id
             if revision is not None:
                 body["manifest_revision"] = revision
-            if self._offset is not None:  # the hub orders scans from all gates by it
-                body["clock_offset_ms"] = self._offset
+            offset = self.hub.offset
+            if offset is not None:  # the hub orders scans from all gates by it
+                body["clock_offset_ms"] = offset
             if event_id is not None:  # ask for other gates' movements in the answer
                 body["peer_cursor"] = self.store.setting(peer_cursor(event_id))
-            answer = _json(self._send("POST", "/api/device/scans", body))
+            answer = json_object(self.hub.call("POST", "/api/device/scans", body).content)
             acked = acknowledged(answer.get("acked"), batch)
             self.store.mark_uploaded_as_sent(acked)
             if event_id is not None:
@@ -467,7 +434,7 @@ class SyncWorker:
         peers, cursor = answer.get("peer_scans"), answer.get("peer_cursor")
         if not isinstance(peers, list) or not isinstance(cursor, int):
             return 0
-        offset = self._offset or 0
+        offset = self.hub.offset or 0
         facts = []
         for p in peers:
             try:
@@ -482,7 +449,7 @@ class SyncWorker:
                     )
                 )
             except (KeyError, TypeError, ValueError):
-                raise SyncError(BAD_HUB_RESPONSE, "a peer scan is incomplete") from None
+                raise HubError(BAD_HUB_RESPONSE, "a peer scan is incomplete") from None
         merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
         # after the merge: a crash re-merges
         self.store.set_setting(peer_cursor(event_id), cursor)
@@ -528,27 +495,7 @@ class SyncWorker:
         self, path: str, headers: dict[str, str]
     ) -> tuple[bytes | None, str | None]:
         """The whole body in memory (never a half-applied manifest), with progress."""
-        request = self._signed("GET", path, b"", headers)
-        try:
-            with self.http.stream("GET", self.hub_url + path, headers=request) as resp:
-                if resp.status_code == 304:
-                    return None, None
-                if resp.status_code != 200:
-                    resp.read()
-                    self._learn_clock(resp)
-                    raise _hub_error(resp)
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                received = bytearray()
-                self._progress(0, total)
-                for chunk in resp.iter_bytes():
-                    received += chunk
-                    self._progress(len(received), total)
-        except httpx.HTTPError as exc:
-            raise SyncError(HUB_UNREACHABLE, f"manifest download failed: {exc}") from None
-        if total is not None and len(received) != total:
-            raise SyncError(BAD_HUB_RESPONSE, "the manifest download was cut short")
-        return bytes(received), resp.headers.get("ETag")
+        return self.hub.download(path, headers, self._progress, what="manifest download")
 
     # -- state for the screen ----------------------------------------------------------
 
@@ -562,14 +509,14 @@ class SyncWorker:
             state=state,
             last_sync_ms=self._last_sync_ms,
             pending_uploads=self.pending_count(),
-            clock_offset_ms=self._offset,
+            clock_offset_ms=self.hub.offset,
             manifest_revision=self.store.manifest_revision(),
             last_error=self._error,
             failures=self.monitor.failures,
             latency_ms=None if latency is None else round(latency * 1000),
             next_attempt_s=self._next_delay,
             download=self._download,
-            reason=reason_words(self._error, self._offset),
+            reason=reason_words(self._error, self.hub.offset),
         )
 
     def pending_count(self) -> int:
@@ -624,86 +571,6 @@ class SyncWorker:
             except Exception:
                 log.exception("progress listener failed")
 
-    # -- signed HTTP -------------------------------------------------------------------
-
-    def _signed(
-        self, method: str, path: str, body: bytes, extra: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
-        seed, device_id = self.store.key(DEVICE_SEED_KEY), self.store.device_id
-        if seed is None or not device_id:
-            raise SyncError(NOT_ENROLLED, "this gate is not enrolled with a hub")
-        now = self.clock()
-        if self._offset is not None and abs(self._offset) > SIGN_WITH_OFFSET_ABOVE_MS:
-            now += self._offset
-        headers = sign_request(
-            device_id=device_id, seed=seed, method=method, path=path, body=body, now_ms=now
-        )
-        if body:
-            headers["Content-Type"] = "application/json"
-        return {**headers, **(extra or {})}
-
-    def _send(self, method: str, path: str, payload: Any) -> httpx.Response:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = self._signed(method, path, body)
-        try:
-            resp = self.http.request(method, self.hub_url + path, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SyncError(HUB_UNREACHABLE, f"{method} {path}: {exc}") from None
-        self._learn_clock(resp)
-        if resp.status_code >= 400:
-            raise _hub_error(resp)
-        return resp
-
-    def _learn_clock(self, resp: httpx.Response) -> None:
-        """A refused timestamp means our clock is far off: take the hub's from the `Date`
-        header (whole seconds) so the next request is signed with corrected time."""
-        if resp.status_code != 401 or _json_error_code(resp) != "stale_timestamp":
-            return
-        date = resp.headers.get("Date")
-        if not date:
-            return
-        try:
-            hub_ms = int(parsedate_to_datetime(date).timestamp() * 1000) + 500
-        except (TypeError, ValueError):
-            return
-        self._set_offset(hub_ms - self.clock())
-
-    def _set_offset(self, offset_ms: int) -> None:
-        previous = self._offset
-        self._offset = offset_ms
-        self._log_clock(offset_ms)
-        if previous is None or abs(offset_ms - previous) >= OFFSET_WRITE_STEP_MS:
-            self.store.set_setting(CLOCK_OFFSET, offset_ms)
-
-    def _log_clock(self, offset_ms: int) -> None:
-        """Warn once when the gate's clock is off the hub's by more than the signing
-        threshold (and again if it moves by as much), note when it is back within it."""
-        limit = SIGN_WITH_OFFSET_ABOVE_MS
-        warned = self._clock_warned
-        if abs(offset_ms) > limit:
-            if warned is None or abs(offset_ms - warned) >= limit:
-                self._clock_warned = offset_ms
-                log.warning(
-                    "clock: this gate's clock is %s %s the hub's (offset %d ms); requests are "
-                    "signed with corrected time, set the clock (NTP) to fix it",
-                    _duration(abs(offset_ms)),
-                    "behind" if offset_ms > 0 else "ahead of",
-                    offset_ms,
-                )
-        elif warned is not None:
-            self._clock_warned = None
-            log.info(
-                "clock: back within %d s of the hub's (offset %d ms)", limit // 1000, offset_ms
-            )
-
-
-def _duration(ms: int) -> str:
-    if ms >= 2 * 3_600_000:
-        return f"{ms / 3_600_000:.1f} h"
-    if ms >= 60_000:
-        return f"{round(ms / 60_000)} min"
-    return f"{ms / 1000:.1f} s"
-
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -712,28 +579,6 @@ def _int_or_none(value: object) -> int | None:
 def chosen_event(store: GateStore) -> str | None:
     """The event set by the gate's operator, else the one the hub names for the venue now."""
     return store.setting(EVENT) or store.setting(HUB_EVENT) or None
-
-
-class OffsetEstimator:
-    """NTP's filter: of the recent exchanges, trust the one with the shortest round trip.
-    A midpoint is wrong by at most half its round trip, and a reply held up one way (a
-    congested link) would otherwise drag the offset by half the delay. A sample that cannot
-    agree with the best one within both their error bounds means the device clock was set:
-    start over from it."""
-
-    KEEP = 8
-    SLACK_MS = 5.0  # the hub's handling time inside a round trip
-
-    def __init__(self) -> None:
-        self._samples: deque[tuple[float, int]] = deque(maxlen=self.KEEP)  # (rtt_ms, offset)
-
-    def add(self, offset_ms: int, rtt_ms: float) -> int:
-        if self._samples:
-            best_rtt, best = min(self._samples)
-            if abs(offset_ms - best) > (rtt_ms + best_rtt) / 2 + self.SLACK_MS:
-                self._samples.clear()
-        self._samples.append((rtt_ms, offset_ms))
-        return min(self._samples)[1]
 
 
 def unknown_peer_facts(store: GateStore, facts: list[ScanFact]) -> list[ScanFact]:
@@ -775,23 +620,3 @@ def refused_seqs(refused: object) -> list[int]:
         for r in refused
         if isinstance(r, dict) and r.get("code") == SEQ_CONFLICT and type(r.get("seq")) is int
     ]
-
-
-def _json(resp: httpx.Response) -> dict[str, Any]:
-    try:
-        data = resp.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _json_error_code(resp: httpx.Response) -> str | None:
-    error = _json(resp).get("error")
-    return str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
-
-
-def _hub_error(resp: httpx.Response) -> SyncError:
-    code = _json_error_code(resp) or f"http_{resp.status_code}"
-    error = _json(resp).get("error")
-    message = error.get("message") if isinstance(error, dict) else None
-    return SyncError(code, str(message or f"the hub answered HTTP {resp.status_code}"))

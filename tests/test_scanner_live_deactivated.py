@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
+import httpx
 
 from scanner.live import LiveChannel
 from scanner.store import GateStore
@@ -22,9 +22,9 @@ def counting_attempts(channel: LiveChannel) -> list[int]:
     attempts: list[int] = []
     listen = channel._listen
 
-    async def counted(session: aiohttp.ClientSession) -> None:
+    async def counted(client: httpx.AsyncClient) -> None:
         attempts.append(1)
-        await listen(session)
+        await listen(client)
 
     channel._listen = counted  # type: ignore[method-assign]
     return attempts

@@ -25,6 +25,7 @@ from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.enroll import enroll
+from scanner.hub_client import HubError, OffsetEstimator
 from scanner.service import GateService
 from scanner.settings import (
     CLOCK_OFFSET,
@@ -37,8 +38,6 @@ from scanner.settings import (
 )
 from scanner.store import GateStore
 from scanner.sync import (
-    OffsetEstimator,
-    SyncError,
     SyncSnapshot,
     SyncWorker,
     acknowledged,
@@ -231,7 +230,7 @@ async def test_resending_a_batch_changes_nothing_at_the_hub(live: LiveHub, tmp_p
         first = [dict(r) for r in live.hub.store.scans_of_device(store.device_id)]
         # As if the hub's answer had been lost: the same batch again.
         body = {"scans": [r.to_json() for r in batch]}
-        resp = await asyncio.to_thread(worker._send, "POST", "/api/device/scans", body)
+        resp = await asyncio.to_thread(worker.hub.call, "POST", "/api/device/scans", body)
         assert resp.json()["acked"] == [r.seq for r in batch]
         assert [dict(r) for r in live.hub.store.scans_of_device(store.device_id)] == first
     finally:
@@ -324,10 +323,10 @@ async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
     record(store, 2)
     worker = SyncWorker(store, hub.url, slow_clock, monitor=ConnectionMonitor(POLICY))
     try:
-        assert worker._offset is None
+        assert worker.hub.offset is None
         assert not await asyncio.to_thread(worker.sync_once)
         assert worker.snapshot().last_error == "stale_timestamp"
-        assert abs(worker._offset - 600_000) < 2_000  # from the Date header: whole seconds
+        assert abs(worker.hub.offset - 600_000) < 2_000  # from the Date header: whole seconds
         assert await asyncio.to_thread(worker.sync_once)
         assert abs(store.setting(CLOCK_OFFSET) - 600_000) < 500  # then to the millisecond
         assert store.pending_uploads() == [] and len(hub_seqs(live, store)) == 3
@@ -550,7 +549,7 @@ async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_i
     )
     try:
         proxy.set_mode("truncate")
-        with pytest.raises(SyncError):
+        with pytest.raises(HubError):
             await asyncio.to_thread(worker.pull_manifest)
         assert proxy.counts["truncated"] >= 1
         received, total = progress[-1]
@@ -564,7 +563,7 @@ async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_i
         locked = show.tickets[0]
         await hub.lock([locked], "legal_hold")
         proxy.set_mode("truncate")
-        with pytest.raises(SyncError):
+        with pytest.raises(HubError):
             await asyncio.to_thread(worker.pull_manifest)
         assert store.manifest_revision() == first
         row = store.ticket(locked)
