@@ -1,7 +1,7 @@
 """Camera decoder A/B: zxing-cpp against pyzbar (the decoder the gate used before), issue #11.
 
 Both libraries read the same greyscale image, QR codes only:
-- the project's perturbed frames (hardware/frames.py, as bench/scanner_bench.py renders them):
+- the project's perturbed frames (demo/frames.py, as bench/scanner_bench.py renders them):
   typical and harsh at 640x480, 1280x720 and 1920x1080, empty frames for the cost of nothing
   in view, and "odd" scenes: a ticket beside a structured-append or a Kanji (Shift-JIS) code;
 - real QR images from other projects' test folders (tests/vectors/qr_images, see its NOTICE),
@@ -31,8 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hardware.camera import QrDecoder, zbar_qr, zxing_qr
-from hardware.frames import (
+from demo.frames import (
     HARSH,
     ODD_CODES,
     RESOLUTIONS,
@@ -41,6 +40,7 @@ from hardware.frames import (
     ticket_beside_odd,
     ticket_payload,
 )
+from hardware.camera import QrDecoder, zbar_qr, zxing_qr
 
 VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "qr_images"
 Case = list[tuple[str | None, np.ndarray]]  # (expected text or None for no code, grey image)

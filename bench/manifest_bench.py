@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nacl.signing import SigningKey
 
+from demo.sample import sample_changes, sample_hub_seed, sample_manifest
 from manifests import codec
 from manifests.codec import decode_manifest, encode_delta, encode_manifest
 from manifests.delta import apply_delta, diff, verify_and_apply
-from manifests.sample import sample_changes, sample_hub_seed, sample_manifest
 from manifests.signing import open_envelope, sign_envelope
 
 NAMED_SHARE = 0.2  # realistic: a fifth of tickets carry a personalised (sealed) holder name

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.sample import sample_manifest
 from hub.reconcile import HubScan, Outcome, reconcile, reconcile_ticket
 from manifests.admission_types import Direction
 from manifests.model import ADMITTING_STATUSES, DENYING_LOCK_REASONS, Manifest, TicketRow
 from manifests.policy import HOUR_MS, MINUTE_MS
-from manifests.sample import sample_manifest
 from protocol.reasons import Reason, Verdict
 
 N_SCANS, N_TICKETS, N_DEVICES, RUNS = 1_000_000, 100_000, 200, 3

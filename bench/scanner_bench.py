@@ -29,12 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo.frames import HARSH, RESOLUTIONS, TYPICAL, render_frame, ticket_payload
+from demo.sample import DEFAULT_NOW_MS, sample_hub_seed, sample_manifest
 from hardware.camera import QrDecoder, zbar_qr
-from hardware.frames import HARSH, RESOLUTIONS, TYPICAL, render_frame, ticket_payload
 from manifests.admission_types import Direction, GateContext
 from manifests.codec import encode_manifest
 from manifests.model import Manifest, ManifestHeader, TicketRow
-from manifests.sample import DEFAULT_NOW_MS, sample_hub_seed, sample_manifest
 from manifests.signing import sign_envelope
 from protocol.native import issue_credential, public_key
 from scanner.hub_keys import trust_hub_key

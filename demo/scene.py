@@ -29,9 +29,9 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
+from demo.frames import TYPICAL, render_frame, write_video
 from demo.local_hub import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until
 from hardware.camera import CameraReader, QrDecoder, open_source
-from hardware.frames import TYPICAL, render_frame, write_video
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
 from scanner.clock import wall_clock_ms

@@ -7,11 +7,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.sample import sample_hub_seed
 from manifests.admission import parse_context
 from manifests.codec import encode_manifest
 from manifests.model import Manifest, TicketRow, TicketStatus
 from manifests.policy import HOUR_MS
-from manifests.sample import sample_hub_seed
 from manifests.sealing import seal_holder
 from manifests.signing import sign_envelope
 from protocol.credential import Credential

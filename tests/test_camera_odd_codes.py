@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardware.camera import CameraReader, QrDecoder, SourceState, open_source
-from hardware.frames import (
+from demo.frames import (
     CLEAN,
     ODD_CODES,
     TYPICAL,
@@ -27,6 +26,7 @@ from hardware.frames import (
     ticket_payload,
     write_video,
 )
+from hardware.camera import CameraReader, QrDecoder, SourceState, open_source
 
 SIZE = (1280, 720)
 MILD = Perturbation(tilt=0.05, blur_sigma=0.6, noise_sigma=3.0, glare=0.0)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from demo.frames import CLEAN, render_frame, ticket_payload, write_video
 from hardware import camera
 from hardware.camera import CameraFault, FolderSource, SourceState, VideoSource, open_source
-from hardware.frames import CLEAN, render_frame, ticket_payload, write_video
 from scanner.camera_feed import CameraFeed
 
 

@@ -19,8 +19,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from demo.frames import TYPICAL, render_frame, ticket_payload, write_video
 from hardware.camera import QrDecoder
-from hardware.frames import TYPICAL, render_frame, ticket_payload, write_video
 from protocol.native import public_key
 from protocol.signing import enrollment_uri, key_fingerprint, parse_enrollment_uri, sign_request
 from scanner.app import GateApp

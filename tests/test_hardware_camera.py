@@ -9,16 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hardware.camera import (
-    CameraReader,
-    FolderSource,
-    QrDecoder,
-    SourceState,
-    open_source,
-    zbar_qr,
-)
-from hardware.dedupe import Deduper
-from hardware.frames import (
+from demo.frames import (
     CLEAN,
     HARSH,
     TYPICAL,
@@ -29,6 +20,15 @@ from hardware.frames import (
     ticket_payload,
     write_video,
 )
+from hardware.camera import (
+    CameraReader,
+    FolderSource,
+    QrDecoder,
+    SourceState,
+    open_source,
+    zbar_qr,
+)
+from hardware.dedupe import Deduper
 
 
 def test_payload_is_base45_and_renders_as_qr() -> None:

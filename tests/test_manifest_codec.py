@@ -12,16 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from manifests.codec import decode_delta, decode_manifest, encode_delta, encode_manifest
-from manifests.model import Manifest, ManifestDelta, TicketRow
-from manifests.policy import ZoneRules
-from manifests.sample import (
+from demo.sample import (
     DAYS,
     sample_header,
     sample_hub_seed,
     sample_manifest,
     sample_signature,
 )
+from manifests.codec import decode_delta, decode_manifest, encode_delta, encode_manifest
+from manifests.model import Manifest, ManifestDelta, TicketRow
+from manifests.policy import ZoneRules
 from manifests.sealing import seal_holder, unseal_holder
 from manifests.signing import ManifestRejected, open_envelope, sign_envelope
 from protocol.credential import LegacyKeys

@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 from nacl.signing import SigningKey
 
+from demo.sample import sample_changes, sample_hub_seed, sample_manifest
 from manifests.codec import encode_delta, encode_manifest
 from manifests.delta import accept_manifest, apply_delta, diff, verify_and_apply
 from manifests.model import Manifest, TicketStatus
-from manifests.sample import sample_changes, sample_hub_seed, sample_manifest
 from manifests.signing import ManifestRejected, sign_envelope
 
 SEED = sample_hub_seed(key_id=3)

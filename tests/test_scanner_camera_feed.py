@@ -14,7 +14,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from hardware.frames import CLEAN, render_frame, write_video
+from demo.frames import CLEAN, render_frame, write_video
 from protocol.reasons import Reason
 from scanner.app import GateApp
 from scanner.camera_feed import CameraFeed, camera_spec, replay_fps

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from demo.sample import sample_hub_seed
 from manifests.codec import encode_manifest
 from manifests.model import Manifest
-from manifests.sample import sample_hub_seed
 from manifests.signing import sign_envelope
 from protocol.native import public_key
 from protocol.signing import enrollment_uri, sign_request

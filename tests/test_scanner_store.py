@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from demo.sample import sample_manifest
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
 from manifests.codec import encode_manifest
 from manifests.model import Manifest, ManifestDelta, TicketRow
-from manifests.sample import sample_manifest
 from protocol.reasons import Reason, Verdict, default_message
 from scanner.store import GateStore, StoreError
 

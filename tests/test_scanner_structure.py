@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from scanner import settings
@@ -190,3 +191,15 @@ def _importers_of(packages: tuple[str, ...], forbidden: tuple[str, ...]) -> list
 
 def test_nothing_outside_the_hub_imports_the_hub() -> None:
     assert _importers_of(("scanner", "hardware", "manifests", "protocol"), ("hub",)) == []
+
+
+def test_no_runtime_module_imports_demo_or_test_support() -> None:
+    """Demo data (demo/frames.py, demo/sample.py) and test helpers are not shipped: the
+    installed packages must run without them."""
+    assert _importers_of(RUNTIME, ("demo", "tests", "bench")) == []
+
+
+def test_the_installed_packages_are_the_runtime_ones() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        found = tomllib.load(fh)["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(p.rstrip("*") for p in found) == sorted(RUNTIME)
