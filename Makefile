@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | system-deps
 
 # pyzbar (test extra only: tests and benches compare with it; the gate itself reads codes with
 # zxing-cpp, whose wheel bundles its library) needs Debian's zbar; install it when missing.
-# tests/test_deploy.py checks the kiosk's unit with systemd-analyze (Debian's systemd): same.
+# tests/hardware/test_deploy.py checks the kiosk's unit with systemd-analyze (Debian's systemd): same.
 system-deps:
 	@python3 -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('zbar') else 1)" \
 	 || { echo "installing libzbar0"; \

@@ -34,7 +34,7 @@ RECORD_SQL = (
 )
 
 # Step 1, frozen as 3090ff6 shipped it (the scan log's SQL in scanner/scanlog.py is unchanged
-# since; tests/test_migrations_gate.py compares a new database with one of that release).
+# since; tests/scanner/test_migrations_gate.py compares a new database with one of that release).
 TABLES_V1 = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.hub_fixtures import Hub, start_hub, stop_hub
+from tests.live_hub import live  # noqa: F401  (the restartable hub, a fixture)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Regenerate the upgrade fixtures: real hub and gate databases made by an OLDER release's code,
-dumped as SQL, which tests/test_migrations_hub.py and tests/test_migrations_gate.py load and
-open with today's code.
+dumped as SQL, which tests/hub/test_migrations_hub.py and tests/scanner/test_migrations_gate.py
+load and open with today's code.
 
 Run it with the old release checked out as the working directory, so that its packages (and
 its tests/ helpers) are the ones imported:

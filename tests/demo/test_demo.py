@@ -1,0 +1,153 @@
+"""`make demo` as a newcomer runs it (text mode): a real subprocess that starts a real hub and
+a second gate process, a real rendered video read through the camera path, real verdicts
+(a code admitted at the other gate is refused here, naming it); and whether it ends or is
+stopped with Ctrl-C, no process and no temp files are left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from demo.scene import DEMO_GATE, OTHER_GATE, Processes, build, demo_app
+from scanner.store import GateStore
+from tests.paths import ROOT
+
+pytestmark = pytest.mark.slow
+DEMO = [sys.executable, "-m", "demo", "--no-ui"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def processes_using(folder: str) -> list[str]:
+    """Command lines of live processes that name `folder` (the hub and gate databases)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue  # ended while we looked
+        if folder in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+def hub_folder_of(parent: int) -> str | None:
+    """The temp folder of the hub that `parent` started, once it runs."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().split(") ", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        found = re.search(r"hub serve --db (\S+)/hub\.sqlite", cmdline)
+        if ppid == parent and found:
+            return found.group(1)
+    return None
+
+
+def answers(url: str) -> bool:
+    try:
+        httpx.get(url + "/api/hub", timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def test_demo_text_mode_shows_the_cross_gate_duplicate_and_leaves_nothing_running() -> None:
+    done = subprocess.run(
+        DEMO, cwd=ROOT, capture_output=True, text=True, timeout=180, env=_env(), check=False
+    )
+    out = done.stdout
+    assert done.returncode == 0, done.stderr + out
+    verdicts = re.findall(r"^\s*[\d.]+ s\s+(ADMIT|DENY|ATTENTION)\s+(\w+)\s+(.*)$", out, re.M)
+    reasons = [reason for _, reason, _ in verdicts]
+    assert reasons.count("admitted") >= 3
+    assert {"locked", "superseded"} <= set(reasons)
+    duplicates = [message for _, reason, message in verdicts if reason == "already_admitted"]
+    # one refused because the other gate admitted it, one because this gate did
+    assert any(OTHER_GATE in m for m in duplicates), duplicates
+    assert any(DEMO_GATE in m for m in duplicates), duplicates
+    first_deny = next(i for i, (v, _, _) in enumerate(verdicts) if v == "DENY")
+    assert first_deny > 0 and verdicts[0][1] == "admitted"
+    assert "\033[" not in out  # no colour codes when stdout is not a terminal
+    url = re.search(r"hub API\s+: (http://127\.0\.0\.1:\d+)/api\s+\(OpenAPI: (\S+)\)", out)
+    db = re.search(r"gate database : (\S+)", out)
+    codes = re.search(r"sample codes  : (\S+)", out)
+    assert url and url.group(2) == url.group(1) + "/openapi.json"
+    assert db and codes and "Ctrl-C" in out
+    folder = Path(db.group(1)).parent
+    assert not folder.exists() and not Path(codes.group(1)).exists()
+    assert not answers(url.group(1))
+    assert processes_using(str(folder)) == []
+
+
+@pytest.mark.parametrize("moment", ["starting", "scanning"])
+def test_ctrl_c_stops_hub_and_second_gate_and_cleans_up(moment: str) -> None:
+    """Ctrl-C while the hub and gates start, and while the camera video is being read."""
+    proc = subprocess.Popen(
+        DEMO, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    assert proc.stdout is not None
+    try:
+        folder = None
+        deadline = time.monotonic() + 120
+        if moment == "starting":
+            while folder is None:  # the hub is up as soon as a process names the folder
+                assert time.monotonic() < deadline and proc.poll() is None
+                folder = hub_folder_of(proc.pid)
+                time.sleep(0.05)
+        else:
+            for line in proc.stdout:
+                found = re.search(r"gate database : (\S+)", line)
+                if found:
+                    folder = str(Path(found.group(1)).parent)
+                if "stop" in line and folder is not None:
+                    break
+                assert time.monotonic() < deadline
+            assert folder is not None and processes_using(folder)  # hub and second gate
+            time.sleep(1.0)  # the camera thread is decoding now
+        assert Path(folder).exists()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert not Path(folder).exists()
+        assert processes_using(folder) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+async def test_the_app_shows_the_other_gates_entry_as_already_admitted(tmp_path: Path) -> None:
+    """The screen mode: the gate app on the demo video, synced with the demo hub."""
+    running = Processes()
+    try:
+        demo = build(tmp_path, running)
+        with GateStore(demo.db) as store:
+            app = demo_app(demo, store)
+            async with app.run_test() as pilot:
+                panel = app.screen.query_one("#verdict-message")
+                deadline = time.monotonic() + 60  # the app's first minute
+                while OTHER_GATE not in str(panel.render()):
+                    assert time.monotonic() < deadline, "no cross-gate duplicate on screen"
+                    await pilot.pause(0.1)
+                refused = [s for s in store.scans() if s.reason == "already_admitted"]
+                assert refused and OTHER_GATE in refused[0].message
+            app.stop_camera()
+    finally:
+        running.stop()
+    assert processes_using(str(tmp_path)) == []

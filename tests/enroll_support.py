@@ -1,0 +1,82 @@
+"""Enrolling a gate through its camera against the real hub: shared by the enrolment tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from demo.frames import TYPICAL, render_frame, write_video
+from protocol.signing import sign_request
+from scanner.app import GateApp
+from scanner.cli import main
+from scanner.enroll import enrolled_hub
+from scanner.hub_keys import trusted_hub_keys
+from scanner.screens.enroll import EnrollScreen
+from scanner.settings import DEVICE_SEED_KEY
+from scanner.store import GateStore
+from scanner.widgets import rendered_text
+from tests.hub_fixtures import Hub
+
+FRAME = (1280, 720)
+
+
+FPS = 20.0
+
+
+def video(
+    path: Path, shown: Sequence[tuple[str | None, int]], size: tuple[int, int] = FRAME
+) -> Path:
+    """A camera recording: each (payload, frames) held up in turn; None is an empty scene.
+    A few distinct frames per item, repeated: a held-up phone barely moves."""
+    frames = []
+    for i, (payload, count) in enumerate(shown):
+        distinct = [
+            render_frame(payload, size, seed=i * 10 + k, perturbation=TYPICAL)
+            for k in range(min(count, 3))
+        ]
+        frames += [distinct[k % len(distinct)] for k in range(count)]
+    assert write_video(path, frames, fps=FPS) == len(frames)
+    return path
+
+
+async def gate_cli(
+    capsys: pytest.CaptureFixture[str], db: Path, *args: str
+) -> tuple[int, str, str]:
+    """`gate-scanner` in-process, off the event loop the hub serves on."""
+    capsys.readouterr()
+    rc = await asyncio.to_thread(main, ["--db", str(db), *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_nothing_stored(db: Path) -> None:
+    with GateStore(db) as store:
+        assert store.key(DEVICE_SEED_KEY) is None and trusted_hub_keys(store) == {}
+        assert enrolled_hub(store) is None and store.gate() is None and not store.device_id
+        assert store.scans() == []
+
+
+async def hub_knows(hub: Hub, device_id: str, seed: bytes) -> bool:
+    """The hub answers a request signed with the key the gate made and stored."""
+    headers = sign_request(
+        device_id=device_id, seed=seed, method="GET", path="/api/device/me", now_ms=hub.clock()
+    )
+    me = await hub.client.get("/api/device/me", headers=headers)
+    return me.status_code == 200 and me.json()["device_id"] == device_id
+
+
+def result_text(app: GateApp) -> str:
+    return rendered_text(app.screen.query_one("#enroll-result", Static))
+
+
+async def settled(pilot: Pilot[None], screen: EnrollScreen, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while screen.state == "enrolling":
+        assert time.monotonic() < deadline, "timed out waiting for the hub"
+        await pilot.pause(0.05)

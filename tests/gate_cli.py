@@ -1,0 +1,67 @@
+"""The real gate-scanner process, and a disk that fills up, for the CLI tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.paths import ROOT
+
+
+def gate_cli(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("GATE_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "scanner", "--db", str(db), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+@contextmanager
+def mounted(target: Path, *options: str) -> Iterator[Path]:
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", *options, str(target)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount here: {proc.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def tiny_tmpfs(root: Path) -> Any:
+    return mounted(root / "disk", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs")
+
+
+def fill(disk: Path) -> Path:
+    """Write until the file system refuses another byte."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == 28  # ENOSPC
+    finally:
+        os.close(fd)
+    fd = os.open(filler, os.O_WRONLY | os.O_APPEND)
+    try:  # the last partial block too
+        while True:
+            os.write(fd, b"\0")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

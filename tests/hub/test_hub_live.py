@@ -1,0 +1,96 @@
+"""Live entry state over real WebSockets: a stored scan (upload or online check) reaches every
+OTHER device of the venue, not the sender and not other venues."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.device_api import connect, nothing_arrives, upload
+from tests.hub_fixtures import Hub, add_show, credential_text, enroll, start_hub, stop_hub
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
+    yield started
+    await stop_hub(started, runner)
+
+
+async def test_uploads_and_checks_reach_the_other_devices_of_the_venue_only(hub: Hub) -> None:
+    show = add_show(hub, hub.a)
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    south = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+    foreign = await enroll(hub, hub.b.manager_token, hub.b.venue_id)
+    async with aiohttp.ClientSession() as session:
+        ws_north = await connect(session, north)
+        ws_south = await connect(session, south)
+        ws_foreign = await connect(session, foreign)
+        at = hub.clock()
+        sent = await north.send("POST", "/api/device/scans", upload(show.event_id, "t-1", 1, at))
+        assert sent.status_code == 200
+        got = await ws_south.receive_json(timeout=5)
+        assert got == {
+            "type": "entry_state",
+            "ticket_id": "t-1",
+            "event_id": show.event_id,
+            "at_ms": at,
+            "direction": "entry",
+            "gate_name": "North",
+            "device_id": north.device_id,
+            "seq": 1,
+            "verdict": "admit",
+            "counted": True,
+        }
+        assert await nothing_arrives(ws_north)
+        assert await nothing_arrives(ws_foreign)
+
+        code = await credential_text(hub, show.tickets[2])  # VIP, fits the south gate
+        body = {"event_id": show.event_id, "payload": code, "seq": 5}
+        checked = await south.send("POST", "/api/device/check", body)
+        assert checked.json()["verdict"] == "admit"
+        pushed = await ws_north.receive_json(timeout=5)
+        assert (pushed["ticket_id"], pushed["gate_name"], pushed["device_id"]) == (
+            show.tickets[2],
+            "South",
+            south.device_id,
+        )
+        assert pushed["counted"] is True and pushed["seq"] == 5
+        assert await nothing_arrives(ws_south)
+        assert await nothing_arrives(ws_foreign)
+        for ws in (ws_north, ws_south, ws_foreign):
+            await ws.close()
+
+
+async def test_event_filter_and_online_count(hub: Hub) -> None:
+    show = add_show(hub, hub.a)
+    sender = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    listener = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, listener, "?event_id=another-event")
+        metrics = (await hub.client.get("/metrics")).text
+        assert "hub_devices_online 1" in metrics.splitlines()
+        at = hub.clock()
+        await sender.send("POST", "/api/device/scans", upload(show.event_id, "t-9", 1, at))
+        assert await nothing_arrives(ws)
+        await ws.close()
+        await asyncio.sleep(0.05)
+        assert "hub_devices_online 0" in (await hub.client.get("/metrics")).text.splitlines()
+
+
+async def test_unsigned_or_replayed_upgrade_is_refused(hub: Hub) -> None:
+    device = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(hub.url + "/api/device/live")
+        assert refused.value.status == 401
+        headers = device.signed("GET", "/api/device/live")
+        ws = await session.ws_connect(hub.url + "/api/device/live", headers=headers)
+        await ws.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as replayed:
+            await session.ws_connect(hub.url + "/api/device/live", headers=headers)
+        assert replayed.value.status == 401

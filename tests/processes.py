@@ -1,0 +1,123 @@
+"""Real hub and gate processes on this machine, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from demo.local_hub import event_ticket_ids, until
+from scanner.store import GateStore
+from tests.paths import ROOT
+
+
+def cli(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+class HubProcess:
+    def __init__(self, db: Path, port: int) -> None:
+        self.db, self.port = db, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = open(db.with_suffix(".log"), "ab")  # noqa: SIM115 (closed by the fixture)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "serve",
+                "--db",
+                str(self.db),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--hub-url",
+                self.url,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,  # read it when a step fails
+        )
+        until(self._answers, 15, "the hub to listen")
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url + "/api/hub", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(15)
+        self.proc = None
+
+
+class Gate:
+    """A `gate-scanner stream --sync` process: one payload per line in, one verdict out."""
+
+    def __init__(self, db: Path, event_id: str, clock_skew_ms: int = 0) -> None:
+        self.db = db
+        self.clock_skew_ms = clock_skew_ms
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "--db",
+                str(db),
+                "--clock-skew-ms",
+                str(clock_skew_ms),
+                "stream",
+                "--sync",
+                "--event",
+                event_id,
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+
+    def scan(self, payload: str) -> list[str]:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(payload + "\n")
+        stdin.flush()
+        return _readline(stdout).split()
+
+    def store(self) -> GateStore:
+        return GateStore(self.db)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _readline(stream: IO[str]) -> str:
+    line = stream.readline()
+    assert line, "the gate process ended"
+    return line.strip()
+
+
+def ticket_ids(hub: HubProcess, event_id: str) -> list[str]:
+    return event_ticket_ids(hub.db, event_id)
