@@ -4,6 +4,8 @@ tickets, and a real gate database with that manifest installed the way the CLI i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from protocol.native import public_key
 from protocol.parse import parse_credential
 from scanner.hub_keys import trust_hub_key
 from scanner.install import install_manifest
+from scanner.service import GateService
 from scanner.store import GateStore
 from tests import factories
 
@@ -102,6 +105,18 @@ def open_gate(path: Path, now_ms: int) -> tuple[GateStore, GateFixture]:
     fx = build(now_ms)
     install(store, fx, now_ms)
     return store, fx
+
+
+@contextmanager
+def opened_gate(path: Path, now_ms: int) -> Iterator[tuple[GateService, GateFixture, Clock]]:
+    """A gate service on a fresh database with the fixture's manifest, its clock fixed at
+    `now_ms`; the database is closed after the block (the shared body of the gate fixtures)."""
+    store, fx = open_gate(path, now_ms)
+    clock = Clock(now_ms)
+    try:
+        yield GateService(store, clock=clock), fx, clock
+    finally:
+        store.close()
 
 
 def row_of(fx: GateFixture, ticket_id: str) -> TicketRow:

@@ -31,7 +31,7 @@ from tests.scanner_fixtures import (
     DOT,
     HUB_SEED,
     Clock,
-    open_gate,
+    opened_gate,
 )
 
 NOW = 1_790_000_000_000  # 2026-09-21 14:13 UTC
@@ -39,10 +39,8 @@ NOW = 1_790_000_000_000  # 2026-09-21 14:13 UTC
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[tuple[GateService, dict[str, str], Clock]]:
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    clock = Clock(NOW)
-    yield GateService(store, clock=clock), fx.codes, clock
-    store.close()
+    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, clock):
+        yield service, fx.codes, clock
 
 
 async def typed(pilot: Pilot[None], payload: str) -> None:

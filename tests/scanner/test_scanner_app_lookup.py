@@ -29,9 +29,8 @@ from tests.scanner_fixtures import (
     DOT,
     HUB_KEY_ID,
     HUB_SEED,
-    Clock,
     GateFixture,
-    open_gate,
+    opened_gate,
 )
 
 NOW = 1_790_000_000_000
@@ -40,9 +39,8 @@ SIZE = (80, 24)
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[tuple[GateService, GateFixture]]:
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    yield GateService(store, clock=Clock(NOW)), fx
-    store.close()
+    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, _):
+        yield service, fx
 
 
 def make_app(service: GateService) -> GateApp:

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from textual import events
 from textual.pilot import Pilot
 
 from hardware.camera import CameraFault, SourceState
@@ -29,14 +28,13 @@ from scanner.screens.verdict import AttentionScreen, GateScreen
 from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.widgets import (
-    ScanCatcher,
     StatusBar,
-    VerdictPanel,
     link_text,
     rendered_text,
     status_lines,
 )
 from tests import factories
+from tests.app_pilot import SIZE, make_app, panel, wedge
 from tests.scanner_fixtures import (
     ADA,
     BEN,
@@ -44,39 +42,18 @@ from tests.scanner_fixtures import (
     HUB_PUBLIC,
     Clock,
     build,
-    open_gate,
+    opened_gate,
 )
 
 NOW = 1_790_000_000_000  # 2026-09-21 14:13:20 UTC; 02:13:20 on the 22nd in Auckland (NZST)
-SIZE = (80, 24)
 WIDE = (120, 30)
-WEDGE_GAP_MS = 5_000
 MALFORMED_BASE45 = ":" * 149  # the length and alphabet of a native code; ':::' > 0xFFFF
 
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[tuple[GateService, dict[str, str], Clock]]:
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    clock = Clock(NOW)
-    yield GateService(store, clock=clock), fx.codes, clock
-    store.close()
-
-
-def make_app(service: GateService, clear_after_s: float = 60.0, **kw: Any) -> GateApp:
-    return GateApp(service, wedge_idle_gap_ms=WEDGE_GAP_MS, clear_after_s=clear_after_s, **kw)
-
-
-async def wedge(pilot: Pilot[None], payload: str) -> None:
-    """A scanner burst into the focused scan catcher, ended by Enter."""
-    catcher = pilot.app.screen.query_one(ScanCatcher)
-    for char in payload:
-        catcher.post_message(events.Key(char, char))
-    catcher.post_message(events.Key("enter", "\r"))
-    await pilot.pause()
-
-
-def panel(app: GateApp) -> VerdictPanel:
-    return app.screen.query_one(VerdictPanel)
+    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, clock):
+        yield service, fx.codes, clock
 
 
 def bar_lines(app: GateApp) -> list[str]:
@@ -282,10 +259,8 @@ def far_venue(
     time.tzset()
     event = dataclasses.replace(factories.EVENT, timezone="Pacific/Auckland")
     monkeypatch.setattr(factories, "EVENT", event)
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    clock = Clock(NOW)
-    yield GateService(store, clock=clock), fx.codes, clock
-    store.close()
+    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, clock):
+        yield service, fx.codes, clock
     if before is None:
         os.environ.pop("TZ", None)
     else:

@@ -25,7 +25,7 @@ from scanner.service import GateService
 from scanner.settings import CAMERA
 from scanner.store import GateStore
 from scanner.widgets import StatusBar, VerdictPanel, rendered_text
-from tests.scanner_fixtures import ADA, BEN, CAL, Clock, open_gate
+from tests.scanner_fixtures import ADA, BEN, CAL, opened_gate
 
 NOW = 1_790_000_000_000
 SIZE = (80, 24)
@@ -35,9 +35,8 @@ FPS = 20.0
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[tuple[GateService, dict[str, str]]]:
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    yield GateService(store, clock=Clock(NOW)), fx.codes
-    store.close()
+    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, _):
+        yield service, fx.codes
 
 
 def frames(payloads: Sequence[str | None], hold: int = 4) -> list:

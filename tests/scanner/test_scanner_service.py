@@ -27,7 +27,7 @@ from tests.scanner_fixtures import (
     HUB_SEED,
     Clock,
     GateFixture,
-    open_gate,
+    opened_gate,
 )
 
 NOW = 1_790_000_000_000
@@ -35,10 +35,8 @@ NOW = 1_790_000_000_000
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[tuple[GateService, GateFixture, Clock]]:
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    clock = Clock(NOW)
-    yield GateService(store, clock=clock), fx, clock
-    store.close()
+    with opened_gate(tmp_path / "gate.db", NOW) as opened:
+        yield opened
 
 
 def test_scan_is_on_disk_when_it_returns(
