@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from manifests.admission_types import Direction, GateContext, ScanFact
 from manifests.model import EventFacts, ManifestHeader, Scope, TicketRow
 from manifests.policy import HOUR_MS, TEMPLATES, ScanPolicy
-from protocol.credential import LegacyKeys
+from protocol.credential import LegacyKeys, ParseContext
 from protocol.native import issue_credential, public_key
 
 ISSUER_SEED = bytes(range(32))
@@ -102,3 +102,17 @@ def entry(ticket_id: str, at_ms: int, gate_name: str = "Gate 3", counted: bool =
 
 def exit_(ticket_id: str, at_ms: int, gate_name: str = "Gate 3") -> ScanFact:
     return ScanFact(ticket_id, at_ms, Direction.EXIT, True, gate_name, "dev-1")
+
+
+def parse_context(**changes: object) -> ParseContext:
+    """The test event's parse context (keys, event, rotation secret, at START), changed where
+    a test says so."""
+    fields: dict[str, object] = {
+        "now_ms": START,
+        "issuer_keys": {1: public_key(ISSUER_SEED)},
+        "event_id": EVENT_ID,
+        "event_codes": {EVENT_CODE: EVENT_ID},
+        "rotation_secret": ROTATION_SECRET,
+    }
+    fields.update(changes)
+    return ParseContext(**fields)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from protocol import base45
 from protocol.base45 import ALPHABET
-from protocol.credential import Credential, CredentialFormat, ParseContext, Refusal
+from protocol.credential import Credential, CredentialFormat, Refusal
 from protocol.native import ROTATING_CHARS, STATIC_CHARS, public_key, rotate
 from protocol.normalize import normalize_scan
 from protocol.parse import parse_credential
@@ -17,7 +17,6 @@ from protocol.reasons import Reason
 from protocol.rotating import ticket_rotation_secret
 from tests.factories import (
     END,
-    EVENT_CODE,
     EVENT_ID,
     ISSUER_SEED,
     OTHER_SEED,
@@ -25,20 +24,11 @@ from tests.factories import (
     START,
     credential,
 )
+from tests.factories import (
+    parse_context as ctx,
+)
 
 TID = "3f2c6a0e-1b5d-4c8e-9a7f-0d1e2f3a4b5c"
-
-
-def ctx(**changes: object) -> ParseContext:
-    fields: dict[str, object] = {
-        "now_ms": START,
-        "issuer_keys": {1: public_key(ISSUER_SEED)},
-        "event_id": EVENT_ID,
-        "event_codes": {EVENT_CODE: EVENT_ID},
-        "rotation_secret": ROTATION_SECRET,
-    }
-    fields.update(changes)
-    return ParseContext(**fields)  # type: ignore[arg-type]
 
 
 def test_round_trip_carries_every_field() -> None:

@@ -31,29 +31,19 @@ from protocol.reasons import Reason, default_message
 from protocol.rotating import ticket_rotation_secret
 from tests.factories import (
     EVENT_CODE,
-    EVENT_ID,
     ISSUER_SEED,
     OTHER_SEED,
     ROTATION_SECRET,
     START,
     credential,
 )
+from tests.factories import (
+    parse_context as ctx,
+)
 
 TID = "7a3e9c1d-2b4f-4e6a-8c0d-1f2e3a4b5c6d"
 MINUTE = 60_000
 NATIVE = CredentialFormat.NATIVE
-
-
-def ctx(**changes: object) -> ParseContext:
-    fields: dict[str, object] = {
-        "now_ms": START,
-        "issuer_keys": {1: public_key(ISSUER_SEED)},
-        "event_id": EVENT_ID,
-        "event_codes": {EVENT_CODE: EVENT_ID},
-        "rotation_secret": ROTATION_SECRET,
-    }
-    fields.update(changes)
-    return ParseContext(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
