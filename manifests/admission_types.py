@@ -38,6 +38,31 @@ class ScanFact:
     gate_name: str = ""
     device_id: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        ticket_id: str,
+        at_ms: int,
+        direction: str,
+        counted: bool | int,
+        gate_name: str | None,
+        device_id: str,
+    ) -> ScanFact:
+        """The one way a scan becomes a fact, wherever it was read (the gate's log, a peer
+        entry, a hub row, a merged scan): the direction from its stored text, SQLite's 0/1 as
+        a bool, no gate name as ""."""
+        return cls(
+            ticket_id, at_ms, Direction(direction), bool(counted), gate_name or "", device_id
+        )
+
+    @staticmethod
+    def moved(verdict: str, confirmed: bool | int | None) -> bool:
+        """Whether a scan was a movement: admitted, an exit recorded, or an attention verdict
+        staff confirmed (True, or SQLite's 1)."""
+        if verdict == Verdict.ATTENTION:
+            return confirmed == 1
+        return verdict in (Verdict.ADMIT, Verdict.EXIT)
+
 
 @dataclass(frozen=True, slots=True)
 class DisplayFacts:

@@ -1,7 +1,28 @@
-"""Error codes of the device API that both sides branch on: the hub answers them, the gate
-acts on them. Defined once here so the two can never drift apart."""
+"""The device <-> hub messages, defined once: msgspec Structs that both sides encode, decode and
+validate with, and that /openapi.json documents (hub/openapi.py reads their JSON Schema), so
+the gate's upload, the hub's check of it and the document can never drift apart.
+
+Field names and meanings are the wire format gates and hubs already speak: a Struct here may
+add an optional field, never rename or retype one. Requests (what a device sends) refuse
+unknown fields and carry every limit the hub enforces (protocol/limits.py); answers and pushed
+messages (what the hub sends) accept unknown fields, so a newer hub never breaks an older gate.
+
+Also here: the error codes both sides branch on (the hub answers them, the gate acts on them).
+"""
 
 from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Final, TypeVar, get_args, get_origin
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from manifests.admission_types import Direction, ScanFact
+from protocol.limits import EARLIEST_MS, LATEST_MS, MAX_CLOCK_OFFSET_MS, MAX_COUNT, MAX_SEQ
+from protocol.reasons import Reason, Verdict
 
 # A scan under a (device, seq) the hub already holds with other content: the gate's database
 # was wiped, replaced or copied. The hub refuses it (never acknowledges and drops it); the
@@ -21,3 +42,334 @@ DEACTIVATED_CLOSE_CODE = 4403
 # A request signed by a device id the hub has never enrolled (another hub's gate, or a hub
 # whose database was replaced): the hub's 401, the gate's cue to enrol again.
 UNKNOWN_DEVICE = "unknown_device"
+
+MAX_BATCH = 500  # scans per upload
+MAX_PAYLOAD = 4096  # characters of a scanned code
+MAX_TICKET_ID = 64
+MAX_EVENT_ID = 64
+MAX_MESSAGE = 1000  # characters of the verdict's message a gate showed
+MAX_GATE_NAME = 200
+MAX_APP_VERSION = 50
+MAX_MANIFESTS = 100  # events in a heartbeat's manifest_revisions
+# A character str.strip() keeps (the hub's hub/errors.py NOT_BLANK, which this must equal):
+# spelt out, since JSON Schema's \s (ECMA-262) and Python's differ. Text with this pattern
+# has something in it besides spaces; the hub stores it stripped.
+NOT_BLANK = r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+Seq = Annotated[int, Meta(ge=1, le=MAX_SEQ)]
+Revision = Annotated[int, Meta(ge=0, le=MAX_SEQ)]  # also cursors and key-set versions
+TimeMs = Annotated[int, Meta(ge=EARLIEST_MS, le=LATEST_MS - 1)]
+OffsetMs = Annotated[int, Meta(ge=-MAX_CLOCK_OFFSET_MS, le=MAX_CLOCK_OFFSET_MS)]
+EventId = Annotated[str, Meta(max_length=MAX_EVENT_ID, pattern=NOT_BLANK)]
+
+
+# -- the scan upload: POST /api/device/scans ------------------------------------------------
+
+
+class Scan(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One row of a gate's scan log as uploaded (scanner/scanlog.py ScanRecord.to_json).
+    Times are on the device's clock; `clock_offset_ms` (hub ≈ device + offset) overrides the
+    batch's for this scan, and null says the scan has none (stored as 0)."""
+
+    seq: Seq
+    at_ms: TimeMs
+    payload: Annotated[str, Meta(max_length=MAX_PAYLOAD)]
+    ticket_id: Annotated[str, Meta(max_length=MAX_TICKET_ID)] | None = None
+    verdict: Verdict
+    reason: Reason
+    message: Annotated[str, Meta(max_length=MAX_MESSAGE)] = ""
+    direction: Direction
+    gate: Annotated[str, Meta(max_length=MAX_GATE_NAME)] = ""  # the gate's own name, for audit
+    manual: bool = False  # staff looked the ticket up: no code was read
+    confirmed: bool | None = None  # attention only: None pending, True let in, False turned away
+    uploaded: Annotated[bool, Meta(description="The gate's own flag; ignored.")] = False
+    clock_offset_ms: OffsetMs | UnsetType | None = UNSET
+
+
+class ScanBatch(Struct, forbid_unknown_fields=True):
+    """An upload. `peer_cursor` asks for other gates' movements stored after it (absent:
+    none); `clock_offset_ms` is the device's measured offset for the batch."""
+
+    scans: Annotated[
+        list[Scan],
+        Meta(
+            min_length=1,
+            max_length=MAX_BATCH,
+            description="Each scan's seq is its own within the batch (JSON Schema cannot "
+            "say so): a repeat is refused with 400 invalid_scan.",
+        ),
+    ]
+    event_id: EventId | None = None
+    manifest_revision: Revision | None = None
+    clock_offset_ms: OffsetMs | None = None
+    peer_cursor: Revision | None = None
+
+
+class RefusedScan(Struct):
+    """A scan the hub would not store (SEQ_CONFLICT): it stays pending on the gate."""
+
+    seq: int
+    code: str
+    message: str
+
+
+class PeerEntry(Struct):
+    """A movement at another gate of the event, in the upload's answer. `at_ms` is on the
+    hub's clock and deliberately unbounded: a stored absurd time must not make a gate refuse
+    the whole answer."""
+
+    ticket_id: str
+    at_ms: int
+    direction: Direction
+    gate_name: str
+    device_id: str
+    seq: int
+    verdict: Verdict
+
+    def fact(self, offset_ms: int) -> ScanFact:
+        """As a history fact on the gate's clock (hub ≈ device + offset). The hub sends
+        movements only, so it counts."""
+        at_ms = self.at_ms - offset_ms
+        return ScanFact.of(
+            self.ticket_id, at_ms, self.direction, True, self.gate_name, self.device_id
+        )
+
+
+class ScanBatchAnswer(Struct, kw_only=True):
+    """What the hub stored and learnt. `acked`: the seqs it holds now; `refused`: those it
+    will not hold (only when there are any). With an event named: the manifest `revision`
+    (pull a delta when it moved); with a `peer_cursor` sent also `peer_scans`, the cursor to
+    send next time and `peer_more` when more wait."""
+
+    acked: list[int]
+    refused: list[RefusedScan] | UnsetType = UNSET
+    revision: int | UnsetType = UNSET
+    peer_scans: list[PeerEntry] | UnsetType = UNSET
+    peer_cursor: int | UnsetType = UNSET
+    peer_more: bool | UnsetType = UNSET
+
+
+# -- the heartbeat: POST /api/device/heartbeat ------------------------------------------------
+
+
+class Heartbeat(Struct, forbid_unknown_fields=True):
+    """A device's health report; every field may be left out or null."""
+
+    app_version: Annotated[str, Meta(max_length=MAX_APP_VERSION, pattern=NOT_BLANK)] | None = None
+    pending_uploads: Annotated[int, Meta(ge=0, le=MAX_COUNT)] | None = None
+    manifest_revisions: Annotated[dict[str, Revision], Meta(max_length=MAX_MANIFESTS)] | None = None
+    hub_keys_version: Revision | None = None
+
+
+class HeartbeatAnswer(Struct):
+    """The hub's clock (the gate measures its offset from it), its key-set version (a new
+    one: fetch /api/device/hub-keys) and the event the venue's gates should hold now."""
+
+    ok: bool
+    hub_time_ms: int
+    hub_keys_version: int
+    event_id: str | None
+
+
+# -- the online check: POST /api/device/check ------------------------------------------------
+
+
+class Check(Struct, forbid_unknown_fields=True):
+    """`seq` is the device's scan-log sequence number, so a retried check returns the stored
+    decision and stores nothing. `direction` overrides the gate's."""
+
+    event_id: EventId
+    payload: Annotated[str, Meta(max_length=MAX_PAYLOAD, pattern=NOT_BLANK)]
+    seq: Seq
+    direction: Direction | None = None
+
+
+class Display(Struct):
+    """What the verdict screen may show (manifests/admission_types.py DisplayFacts)."""
+
+    holder: str | None = None
+    tier: str | None = None
+    zone: str | None = None
+    seat: str | None = None
+    entries_today: int | None = 0
+    comp: bool | None = False
+    note: str | None = None
+
+
+class CheckAnswer(Struct, kw_only=True):
+    """The engine's decision (manifests/admission_types.py Decision.to_json) and where it was
+    stored; `repeated`: the seq was checked before and this is that decision."""
+
+    verdict: Verdict
+    reason: Reason
+    message: str
+    ticket_id: str | None
+    display: Display
+    detail: str | UnsetType = UNSET
+    scan_id: int | None
+    seq: int
+    repeated: bool
+    revision: int
+    hub_time_ms: int
+
+
+# -- the live channel: GET /api/device/live (WebSocket) ----------------------------------------
+
+
+class Hello(Struct, tag_field="type", tag="hello"):
+    """The hub's first message on an open socket."""
+
+    device_id: str
+    event_id: str | None = None
+
+
+class EntryState(Struct, kw_only=True, tag_field="type", tag="entry_state"):
+    """A scan another gate of the venue just stored, on the hub's clock and under the hub's
+    name for that gate: the same movement the upload answer's peer entries carry."""
+
+    ticket_id: str
+    event_id: str | None = None
+    at_ms: int
+    direction: Direction
+    gate_name: str = ""
+    device_id: str
+    seq: int
+    verdict: Verdict
+    counted: bool = True
+
+    def fact(self, offset_ms: int) -> ScanFact:
+        """As a history fact on the gate's clock (hub ≈ device + offset)."""
+        at_ms = self.at_ms - offset_ms
+        return ScanFact.of(
+            self.ticket_id, at_ms, self.direction, self.counted, self.gate_name, self.device_id
+        )
+
+
+LiveMessage = Hello | EntryState
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+class ErrorDetail(Struct):
+    code: Annotated[str, Meta(description="Machine-readable error code.")]
+    message: Annotated[str, Meta(description="A sentence for people.")]
+
+
+class ErrorBody(Struct):
+    """Every refusal: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+Path = tuple[str | int, ...]
+MALFORMED: Final = "malformed_json"
+UNKNOWN_FIELD: Final = "unknown_field"
+MISSING_FIELD: Final = "missing_field"
+INVALID_FIELD: Final = "invalid_field"
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]|\[\.\.\.\]")
+_MISSING = re.compile(r"^Object missing required field `(\w+)`$")
+
+
+class WireError(ValueError):
+    """A message that is not what its Struct says: `code` is one of MALFORMED, UNKNOWN_FIELD,
+    MISSING_FIELD, INVALID_FIELD; `path` where it is (("scans", 3, "seq")); `detail` what is
+    wrong, in words."""
+
+    def __init__(self, code: str, path: Path, detail: str) -> None:
+        super().__init__(f"{where(path) or 'body'}: {detail}")
+        self.code, self.path, self.detail = code, path, detail
+
+
+def where(path: Path) -> str:
+    """("scans", 3, "seq") -> "scans[3].seq"."""
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else f".{step}" if out else step
+    return out
+
+
+def _integral(text: str) -> int | float:
+    """5591.0 is an integer to JSON Schema, so it is one here too."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse(raw: bytes) -> Any:
+    """Plain JSON as the hub reads it (hub/errors.py parse_json_object): no NaN or Infinity."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_integral)
+    except (ValueError, RecursionError) as exc:
+        raise WireError(MALFORMED, (), f"not valid JSON: {exc}") from None
+
+
+def decode(raw: bytes, into: type[T], parse: Callable[[bytes], Any] = _parse) -> T:
+    """`raw` as `into`, or a WireError. A valid message takes msgspec's one fast pass; only one
+    it refused is read again as plain JSON (`parse`, which may raise its own error for what is
+    not JSON at all) to say what is wrong the way the hub always has: an unknown field before
+    any bad value, and an integral number such as 3.0 taken as the integer it is."""
+    try:
+        return msgspec.json.decode(raw, type=into)
+    except msgspec.MsgspecError:
+        pass
+    return convert(parse(raw), into)
+
+
+def convert(value: Any, into: type[T]) -> T:
+    """A parsed JSON value as `into`, or a WireError naming the first problem."""
+    unknown = _unknown(value, into, ())
+    if unknown is not None:
+        raise WireError(UNKNOWN_FIELD, unknown, f"unknown field {unknown[-1]}")
+    try:
+        return msgspec.convert(value, into)
+    except msgspec.ValidationError as exc:
+        raise refusal(exc) from None
+
+
+def refusal(exc: msgspec.ValidationError) -> WireError:
+    """msgspec's "Expected `int` >= 1 - at `$.scans[3].seq`" as a WireError."""
+    match = _AT.match(str(exc))
+    assert match is not None  # the pattern matches any text
+    path: Path = tuple(
+        int(m.group(2)) if m.group(2) else m.group(1) or "..."
+        for m in _STEP.finditer(match["path"] or "")
+    )
+    what = match["what"]
+    missing = _MISSING.match(what)
+    if missing:
+        return WireError(MISSING_FIELD, (*path, missing[1]), "required")
+    return WireError(INVALID_FIELD, path, what[:1].lower() + what[1:])
+
+
+def _unknown(value: Any, into: Any, path: Path) -> Path | None:
+    """The first field `into` (a Struct refusing unknown fields, or a list of them) does not
+    know, depth first in document order; None when there is none."""
+    if get_origin(into) is Annotated:
+        into = get_args(into)[0]
+    if get_origin(into) is list and isinstance(value, list):
+        (item,) = get_args(into)
+        for index, element in enumerate(value):
+            found = _unknown(element, item, (*path, index))
+            if found is not None:
+                return found
+        return None
+    if not (isinstance(into, type) and issubclass(into, Struct) and isinstance(value, dict)):
+        return None
+    fields = {f.name: f.type for f in msgspec.structs.fields(into)}
+    if into.__struct_config__.forbid_unknown_fields:
+        for name in value:
+            if name not in fields:
+                return (*path, name)
+    for name, element in value.items():
+        found = _unknown(element, fields.get(name), (*path, name))
+        if found is not None:
+            return found
+    return None
