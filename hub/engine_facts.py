@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from manifests.admission_types import Direction, ScanFact
+from manifests.admission_types import ScanFact
 from manifests.model import TicketRow
 
 
@@ -35,11 +35,12 @@ def ticket_row(
 
 
 def scan_fact(row: Mapping[str, Any]) -> ScanFact:
-    return ScanFact(
-        ticket_id=row["ticket_id"],
-        at_ms=row["scanned_ms"],
-        direction=Direction(row["direction"]),
-        counted=bool(row["counted"]),
-        gate_name=row["gate_name"] or "",
-        device_id=row["device_id"],
+    """A stored scan row (device time, as the online check judges it) as a history fact."""
+    return ScanFact.of(
+        row["ticket_id"],
+        row["scanned_ms"],
+        row["direction"],
+        row["counted"],
+        row["gate_name"],
+        row["device_id"],
     )

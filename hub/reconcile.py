@@ -61,9 +61,7 @@ class HubScan:
     def moved(self) -> bool:
         """Whether the guest physically passed: the gate admitted, recorded an exit, or staff
         confirmed an attention verdict."""
-        if self.verdict is Verdict.ATTENTION:
-            return self.confirmed is True
-        return self.verdict in (Verdict.ADMIT, Verdict.EXIT)
+        return ScanFact.moved(self.verdict, self.confirmed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,15 +209,9 @@ def reconcile_ticket(
 
 def _count(history: list[ScanFact], scan: HubScan, last_entry: HubScan | None) -> HubScan | None:
     """Add a movement to the merged history; give the latest counted entry."""
+    ticket_id, at_ms = scan.ticket_id or "", scan.corrected_ms
     history.append(
-        ScanFact(
-            scan.ticket_id or "",
-            scan.corrected_ms,
-            scan.direction,
-            True,
-            scan.gate_name,
-            scan.device_id,
-        )
+        ScanFact.of(ticket_id, at_ms, scan.direction, True, scan.gate_name, scan.device_id)
     )
     return scan if scan.direction is Direction.ENTRY else last_entry
 

@@ -9,11 +9,14 @@ confirmed (or refused) an attention verdict, and the hub acknowledged the upload
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+import msgspec
+
 from manifests.admission_types import Decision, Direction, DisplayFacts, ScanFact
-from protocol.reasons import Verdict, default_message
+from protocol.reasons import Reason, Verdict, default_message
+from protocol.wire import Scan
 
 SCAN_LOG_SQL = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -66,7 +69,7 @@ CREATE TABLE IF NOT EXISTS peer_scans (
 
 @dataclass(frozen=True, slots=True)
 class ScanRecord:
-    """One row of this device's scan log, as stored and as uploaded."""
+    """One row of this device's scan log, as stored; uploaded as protocol/wire.py Scan."""
 
     seq: int
     at_ms: int
@@ -84,14 +87,27 @@ class ScanRecord:
     @property
     def counted(self) -> bool:
         """Whether the person actually moved through the gate."""
-        if self.verdict in (Verdict.ADMIT, Verdict.EXIT):
-            return True
-        return self.verdict is Verdict.ATTENTION and self.confirmed is True
+        return ScanFact.moved(self.verdict, self.confirmed)
+
+    def to_wire(self) -> Scan:
+        return Scan(
+            seq=self.seq,
+            at_ms=self.at_ms,
+            payload=self.payload,
+            ticket_id=self.ticket_id,
+            verdict=self.verdict,
+            reason=Reason(self.reason),
+            message=self.message,
+            direction=self.direction,
+            gate=self.gate,
+            manual=self.manual,
+            confirmed=self.confirmed,
+            uploaded=self.uploaded,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["verdict"] = str(self.verdict)
-        out["direction"] = str(self.direction)
+        """The upload's JSON for this scan (and the export's)."""
+        out: dict[str, Any] = msgspec.to_builtins(self.to_wire())
         return out
 
     @classmethod
@@ -140,11 +156,12 @@ WHERE ticket_id = ?
 
 
 def own_fact(row: tuple[Any, ...], device_id: str) -> ScanFact:
+    """A HISTORY_SQL row as a fact: a movement once it counted."""
     ticket_id, at_ms, direction, verdict, confirmed, gate = row
-    counted = verdict in ("admit", "exit") or (verdict == "attention" and confirmed == 1)
-    return ScanFact(ticket_id, at_ms, Direction(direction), counted, gate, device_id)
+    counted = ScanFact.moved(verdict, confirmed)
+    return ScanFact.of(ticket_id, at_ms, direction, counted, gate, device_id)
 
 
 def peer_fact(row: tuple[Any, ...]) -> ScanFact:
-    ticket_id, at_ms, direction, counted, gate_name, device_id = row
-    return ScanFact(ticket_id, at_ms, Direction(direction), bool(counted), gate_name, device_id)
+    """A PEER_HISTORY_SQL row as a fact."""
+    return ScanFact.of(*row)
