@@ -14,30 +14,26 @@ import json
 import logging
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from hub.auth import authenticate_device
 from hub.check_writer import MAX_CONTEXTS, CheckWriter, CheckWriterFailed
-from hub.errors import ApiError, Body, Fields, accepts, integer, parse_json_object, text
+from hub.device_routes import read_body, wire_response
+from hub.errors import ApiError
 from hub.keys import CLOCK, STORE
 from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
 from hub.online_check import CheckContext, ContextKey, OnlineCheck
+from hub.openapi import decodes
 from hub.store_api import HubStorage
 from hub.store_manifests import CHECK_FAILED, CheckOutcome, ManifestSource
 from manifests.admission_types import Direction, GateContext
 from manifests.model import ManifestHeader, Scope
-from protocol.limits import MAX_SEQ
-from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
+from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE, Check, CheckAnswer
 
 routes = web.RouteTableDef()
 log = logging.getLogger("hub.check")
-CHECK = Body(
-    event_id=text(64),
-    payload=text(4096),
-    seq=integer(1, MAX_SEQ),
-    direction=text(required=False, choices=tuple(str(d) for d in Direction)),
-)
 
 
 def check_failed() -> ApiError:
@@ -126,7 +122,7 @@ class CheckBatcher:
 CHECKS = web.AppKey("checks", CheckBatcher)
 
 
-def _gate(request: web.Request, device: dict[str, Any], direction: str | None) -> GateContext:
+def _gate(request: web.Request, device: dict[str, Any], direction: Direction | None) -> GateContext:
     """The device's gate; its zones are the gate's (else the device's own zone)."""
     if device["gate_id"] is None:
         raise ApiError(409, "no_gate", "This device has no gate assigned; assign one first.")
@@ -144,18 +140,15 @@ def _gate(request: web.Request, device: dict[str, Any], direction: str | None) -
 
 
 @routes.post("/api/device/check")
-@accepts(CHECK)
+@decodes(Check)
 async def check(request: web.Request) -> web.Response:
-    """Body: `{"event_id", "payload", "seq", "direction"?}`; `seq` is the device's scan-log
-    sequence number, so a retried check returns the stored decision and stores nothing."""
+    """Body: protocol/wire.py Check; `seq` is the device's scan-log sequence number, so a
+    retried check returns the stored decision and stores nothing."""
     device, raw = await authenticate_device(request)
-    f = Fields(parse_json_object(raw), CHECK)
-    event_id = f.text("event_id") or ""
-    payload = f.text("payload") or ""
-    seq = f.integer("seq") or 0
-    direction = f.text("direction")
-    event = device_event(request, device, event_id)
-    gate = _gate(request, device, direction)
+    asked = read_body(raw, Check)
+    payload, seq = asked.payload.strip(), asked.seq
+    event = device_event(request, device, asked.event_id.strip())
+    gate = _gate(request, device, asked.direction)
     now_ms = request.app[CLOCK]()
     scope = Scope(device["venue_id"], gate.gate_id, gate.zones)
     current = request.app[MANIFESTS].current_header(event["id"], scope, now_ms)
@@ -171,13 +164,12 @@ async def check(request: web.Request) -> web.Response:
         raise check_failed()
     if not outcome.repeated:
         request.app[METRICS].checks[outcome.decision.get("verdict", "?")] += 1
-    return web.json_response(
-        {
-            **outcome.decision,
-            "scan_id": outcome.scan_id,
-            "seq": seq,
-            "repeated": outcome.repeated,
-            "revision": source.revision,
-            "hub_time_ms": now_ms,
-        }
-    )
+    answer = {
+        **outcome.decision,
+        "scan_id": outcome.scan_id,
+        "seq": seq,
+        "repeated": outcome.repeated,
+        "revision": source.revision,
+        "hub_time_ms": now_ms,
+    }
+    return wire_response(msgspec.convert(answer, CheckAnswer))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
@@ -15,8 +16,6 @@ from hub.errors import (
     Body,
     Fields,
     accepts,
-    int_map,
-    integer,
     not_found,
     parse_json_object,
     read_json_object,
@@ -24,20 +23,34 @@ from hub.errors import (
 )
 from hub.keys import CLOCK, HUB_KEYS, STORE
 from hub.manifest_build import HubKeys
+from hub.openapi import decodes
 from hub.reconcile_routes import RECONCILER
-from hub.scan_upload import UPLOAD, parse_upload
+from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
 from hub.store_api import HubStorage
 from manifests.policy import event_to_hold
 from protocol.enroll_seal import open_enrollment_code
-from protocol.limits import MAX_COUNT, MAX_SEQ
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
+from protocol.wire import (
+    MISSING_FIELD,
+    UNKNOWN_FIELD,
+    Heartbeat,
+    HeartbeatAnswer,
+    PeerEntry,
+    RefusedScan,
+    ScanBatch,
+    ScanBatchAnswer,
+    WireError,
+    decode,
+    where,
+)
 
 routes = web.RouteTableDef()
 log = logging.getLogger("hub.device")
 KEY_SET_TYPE = "application/vnd.venue-gate.hub-keys"
-# What the upload acknowledgement tells a device about each scan at another gate.
-PEER_SCAN_FIELDS = ("ticket_id", "at_ms", "direction", "gate_name", "device_id", "seq", "verdict")
+T = TypeVar("T")
+# A field holding a list of messages: a bad item is refused with this code, named by index.
+ITEM_CODES = {"scans": "invalid_scan"}
 
 ENROLL = Body(  # the code in clear, or sealed to the hub's key
     one_of=("code", "sealed_code"),
@@ -47,18 +60,42 @@ ENROLL = Body(  # the code in clear, or sealed to the hub's key
     public_key=text(100, pattern=r"^[A-Za-z0-9_-]{43}$", code="invalid_public_key"),
     app_version=text(50, required=False),
 )
-HEARTBEAT = Body(
-    app_version=text(50, required=False),
-    pending_uploads=integer(0, MAX_COUNT, required=False),
-    manifest_revisions=int_map(MAX_SEQ),
-    hub_keys_version=integer(0, MAX_SEQ, required=False),
-)
 
 _ENROLLMENT_MESSAGES = {
     ENROLLMENT_INVALID: "This enrollment code is not valid.",
     ENROLLMENT_EXPIRED: "This enrollment code has expired: ask for a new one.",
     ENROLLMENT_USED: "This enrollment code was already used: ask for a new one.",
 }
+
+
+def read_body(raw: bytes, into: type[T]) -> T:
+    """A signed request's body as its wire Struct (protocol/wire.py), or the 400 the hub has
+    always answered: malformed_json or expected_object for what is no JSON object,
+    unknown_field, missing_field or invalid_field naming the field, and an item of a list
+    (`scans[3]: ...`) refused under its list's ITEM_CODES code."""
+    try:
+        return decode(raw, into, parse_json_object)
+    except WireError as exc:
+        raise body_error(exc) from None
+
+
+def body_error(exc: WireError) -> ApiError:
+    path = exc.path
+    if len(path) > 1 and isinstance(path[1], int) and path[0] in ITEM_CODES:
+        inner = where(path[2:])
+        if exc.code == UNKNOWN_FIELD:
+            words = f"unknown field {inner}"
+        elif exc.code == MISSING_FIELD:
+            words = f"missing field {inner}"
+        else:
+            words = f"{inner}: {exc.detail}" if inner else exc.detail
+        return ApiError(400, ITEM_CODES[str(path[0])], f"{path[0]}[{path[1]}]: {words}")
+    name = where(path)
+    if exc.code == UNKNOWN_FIELD:
+        return ApiError(400, UNKNOWN_FIELD, f"Unknown field: {name}.")
+    if exc.code == MISSING_FIELD:
+        return ApiError(400, MISSING_FIELD, f"Field {name} is required.")
+    return ApiError(400, "invalid_field", f"Field {name or 'body'}: {exc.detail}.")
 
 
 def own_device_json(device: dict[str, Any], keys: HubKeys) -> dict[str, Any]:
@@ -139,33 +176,27 @@ async def me(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/device/heartbeat")
-@accepts(HEARTBEAT)
+@decodes(Heartbeat)
 async def heartbeat(request: web.Request) -> web.Response:
     """The device's health report; the clock offset (hub ≈ device + offset, the sign the
     scans' offsets use) comes from its signed timestamp."""
     device, raw = await authenticate_device(request)
-    f = Fields(parse_json_object(raw), HEARTBEAT)
-    app_version = f.text("app_version")
-    pending = f.integer("pending_uploads")
-    revisions = f.int_map("manifest_revisions")
-    keys_held = f.integer("hub_keys_version")
+    beat = read_body(raw, Heartbeat)
     now_ms = request.app[CLOCK]()
     request.app[STORE].record_heartbeat(
         device["id"],
         now_ms,
-        app_version=app_version,
-        pending_uploads=pending,
-        manifest_revisions=revisions,
+        app_version=None if beat.app_version is None else beat.app_version.strip(),
+        pending_uploads=beat.pending_uploads,
+        manifest_revisions=beat.manifest_revisions,
         clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
-        hub_keys_version=keys_held,
+        hub_keys_version=beat.hub_keys_version,
     )
     keys_version = request.app[HUB_KEYS]().version  # a new one: fetch /api/device/hub-keys
     # The event the venue's gates should hold now, so a gate enrolled on the spot needs no
     # setup (a gate given an event by its operator keeps that one).
     event_id = event_to_hold(request.app[STORE].event_times(device["venue_id"]), now_ms)
-    return web.json_response(
-        {"ok": True, "hub_time_ms": now_ms, "hub_keys_version": keys_version, "event_id": event_id}
-    )
+    return wire_response(HeartbeatAnswer(True, now_ms, keys_version, event_id))
 
 
 @routes.get("/api/device/hub-keys")
@@ -189,7 +220,7 @@ def _gate_name(store: HubStorage, device: dict[str, Any]) -> str | None:
 
 
 @routes.post("/api/device/scans")
-@accepts(UPLOAD)
+@decodes(ScanBatch)
 async def upload_scans(request: web.Request) -> web.Response:
     """Store a batch of scans; acknowledge only after commit. A deactivated device's scans
     are kept for audit (marked) and the device is still refused.
@@ -204,7 +235,7 @@ async def upload_scans(request: web.Request) -> web.Response:
     deactivated = not device["active"]
     store, now_ms = request.app[STORE], request.app[CLOCK]()
     try:
-        upload = parse_upload(parse_json_object(raw), device, _gate_name(store, device))
+        upload = parse_upload(read_body(raw, ScanBatch), device, _gate_name(store, device))
         event = store.event_by_id(upload.event_id) if upload.event_id else None
         if upload.event_id is not None and (
             event is None or event["venue_id"] != device["venue_id"]
@@ -218,25 +249,46 @@ async def upload_scans(request: web.Request) -> web.Response:
     if deactivated:
         raise device_deactivated()
     store.record_heartbeat(device["id"], now_ms, clock_offset_ms=upload.clock_offset_ms)
-    answer: dict[str, Any] = {"acked": stored.acked}
+    answer = ScanBatchAnswer(acked=stored.acked)
     if stored.refused:
         log.error(
             "scans refused: same seq, other content",
             extra={"device": device["id"], "seqs": [r["seq"] for r in stored.refused][:20]},
         )
-        answer["refused"] = stored.refused
+        answer.refused = [RefusedScan(r["seq"], r["code"], r["message"]) for r in stored.refused]
     if event is None:
-        return web.json_response(answer)  # no event named: stored for audit, counted nowhere
+        return wire_response(answer)  # no event named: stored for audit, counted nowhere
     acked = set(stored.acked)
     rows = [r for r in upload.rows if r["seq"] in acked]
     touched = {r["ticket_id"] for r in rows if r["ticket_id"] is not None}
     ticketless = [r["seq"] for r in rows if r["ticket_id"] is None]
     loose = store.scan_ids(device["id"], ticketless) if ticketless else []
     request.app[RECONCILER].schedule(event["id"], touched, loose)
-    answer["revision"] = store.event_revision(event["id"])
+    answer.revision = store.event_revision(event["id"])
     if upload.peer_cursor is not None:
         peers, cursor, more = store.peer_scans(event["id"], device["id"], upload.peer_cursor)
-        answer["peer_scans"] = [{k: p[k] for k in PEER_SCAN_FIELDS} for p in peers]
-        answer["peer_cursor"] = cursor
-        answer["peer_more"] = more
-    return web.json_response(answer)
+        answer.peer_scans = [peer_entry(p) for p in peers]
+        answer.peer_cursor = cursor
+        answer.peer_more = more
+    return wire_response(answer)
+
+
+def peer_entry(row: dict[str, Any]) -> PeerEntry:
+    """A stored scan at another gate (hub/store_reconcile.py peer_scans), as the upload's
+    answer tells it."""
+    return PeerEntry(
+        ticket_id=row["ticket_id"],
+        at_ms=row["at_ms"],
+        direction=row["direction"],  # the stored text: encoded as the enum's value would be
+        gate_name=row["gate_name"],
+        device_id=row["device_id"],
+        seq=row["seq"],
+        verdict=row["verdict"],
+    )
+
+
+def wire_response(message: msgspec.Struct, status: int = 200) -> web.Response:
+    """An answer encoded by its Struct (as web.json_response would, but without the dict)."""
+    return web.Response(
+        body=msgspec.json.encode(message), status=status, content_type="application/json"
+    )

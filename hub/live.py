@@ -4,8 +4,9 @@ ticket that just went in at the north gate is known at the south gate before its
 friend tries the same code there.
 
 The socket is opened with a signed upgrade request (the same signing as every device call).
-Messages are JSON: `{"type": "entry_state", ticket_id, event_id, at_ms, direction,
-gate_name, device_id, seq, verdict, counted}`. A device may filter by `?event_id=`.
+Messages are JSON, protocol/wire.py `Hello` once, then an `EntryState` (`{"type":
+"entry_state", ticket_id, event_id, at_ms, direction, gate_name, device_id, seq, verdict,
+counted}`) per scan. A device may filter by `?event_id=`.
 
 A deactivated device must stop hearing entries at once: the admin route calls
 `LiveHub.drop_device`, which closes its sockets with code 4403 "device_deactivated" (gates
@@ -18,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aiohttp import WSMsgType, web
 
 from hub.auth import authenticate_device
 from hub.keys import STORE
 from hub.store_api import HubStorage
-from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
+from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED, EntryState, Hello
 
 log = logging.getLogger("hub.live")
 SEND_TIMEOUT_S = 5.0
@@ -121,7 +122,7 @@ class LiveHub:
             return
         venue = self._venue_of(device_id)
         messages = [
-            (s.get("event_id"), json.dumps(entry_state(device_id, s)))
+            (s.get("event_id"), msgspec.json.encode(entry_state(device_id, s)).decode())
             for s in scans
             if s.get("ticket_id")
         ]
@@ -144,21 +145,21 @@ class LiveHub:
                         break
 
 
-def entry_state(device_id: str, scan: Mapping[str, Any]) -> dict[str, Any]:
-    """On the hub's clock and under the hub's gate name, as the upload answer's peer scans
-    (hub/store_reconcile.py peer_scans): a gate gets the same fact whichever comes first."""
-    return {
-        "type": "entry_state",
-        "ticket_id": scan["ticket_id"],
-        "event_id": scan.get("event_id"),
-        "at_ms": scan["scanned_ms"] + (scan.get("clock_offset_ms") or 0),
-        "direction": scan["direction"],
-        "gate_name": scan.get("gate_name") or scan.get("gate") or "",
-        "device_id": device_id,
-        "seq": scan["seq"],
-        "verdict": scan["verdict"],
-        "counted": bool(scan.get("counted")),
-    }
+def entry_state(device_id: str, scan: Mapping[str, Any]) -> EntryState:
+    """A stored scan row on the hub's clock and under the hub's gate name, as the upload
+    answer's peer scans (hub/store_reconcile.py peer_scans): a gate gets the same fact
+    whichever comes first."""
+    return EntryState(
+        ticket_id=scan["ticket_id"],
+        event_id=scan.get("event_id"),
+        at_ms=scan["scanned_ms"] + (scan.get("clock_offset_ms") or 0),
+        direction=scan["direction"],  # the stored text: encoded as the enum's value would be
+        gate_name=scan.get("gate_name") or scan.get("gate") or "",
+        device_id=device_id,
+        seq=scan["seq"],
+        verdict=scan["verdict"],
+        counted=bool(scan.get("counted")),
+    )
 
 
 LIVE = web.AppKey("live", LiveHub)
@@ -187,7 +188,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     writer = conn.writer = asyncio.create_task(_writer(conn))
     try:
         if hub.is_active(device["id"]):
-            await ws.send_json({"type": "hello", "device_id": device["id"], "event_id": event_id})
+            await ws.send_str(msgspec.json.encode(Hello(device["id"], event_id)).decode())
         else:  # deactivated while the upgrade was under way: it missed drop_device
             hub.drop_device(device["id"])
         async for msg in ws:  # devices only listen; anything they send is ignored

@@ -1,16 +1,22 @@
 """The hub's OpenAPI 3.1 document. `OPERATIONS` lists every route by hand with what it answers
 (a test compares it with the app's router both ways, and the contract fuzzer checks every
-answer against it); each request body comes from the Body its handler declares
-(hub/errors.accepts), the same object that checks the request, so the two cannot drift."""
+answer against it); each request body comes from what its handler declares: the wire Struct
+it decodes (`decodes`, protocol/wire.py) or the Body it checks (hub/errors.accepts), the same
+object that checks the request, so the two cannot drift. The device messages' answers and the
+error body are the wire Structs' schemas too."""
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 
 from hub.errors import request_body
+from protocol.wire import CheckAnswer, ErrorBody, HeartbeatAnswer, ScanBatchAnswer
 
 ADMIN, DEVICE, NONE = "admin", "device", "none"
 
@@ -80,6 +86,39 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/device/check"): ("Online admission check; the scan is stored.", DEVICE),
     ("GET", "/api/device/live"): ("WebSocket: live entry state from other gates.", DEVICE),
 }
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def decodes(struct: type[msgspec.Struct]) -> Callable[[H], H]:
+    """Marks a handler with the wire Struct it decodes its body into, so the document shows
+    exactly that."""
+
+    def mark(handler: H) -> H:
+        handler.wire_body = struct  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+@functools.cache
+def struct_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    """The Struct's JSON Schema with every reference written out in place, as the document
+    and its readers (schemathesis among them) take a body schema whole."""
+    (ref,), components = msgspec.json.schema_components([struct], ref_template="#/$defs/{name}")
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(components[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    schema: dict[str, Any] = inline(ref)
+    return schema
 
 
 S: dict[str, Any] = {"type": "string"}
@@ -170,30 +209,6 @@ EVENT = obj(
     comp_limit=NINT,
     ticket_types=array(obj(code=S, name=S, zone=NS)),
 )
-DISPLAY = obj(holder=NS, tier=NS, zone=NS, seat=NS, entries_today=NINT, comp=nullable(B), note=NS)
-CHECKED = obj(
-    verdict=S,
-    reason=S,
-    message=S,
-    ticket_id=NS,
-    display=DISPLAY,
-    scan_id=NINT,
-    seq=INT,
-    repeated=B,
-    revision=INT,
-    hub_time_ms=INT,
-)
-UPLOADED = {
-    **obj(acked=array(INT)),
-    "properties": {
-        "acked": array(INT),
-        "refused": array(OBJ),
-        "revision": INT,
-        "peer_scans": array(OBJ),
-        "peer_cursor": NINT,
-        "peer_more": B,
-    },
-}
 HUB = obj(public_key=S, fingerprint=S, key_id=INT, trusted_keys=OBJ, keys_version=INT)
 STATUS_OK = obj(status={"const": "ok"})
 
@@ -267,16 +282,14 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ),
     ("POST", "/api/device/enroll"): json_body(OWN_DEVICE, 201),
     ("GET", "/api/device/me"): json_body(OWN_DEVICE),
-    ("POST", "/api/device/heartbeat"): json_body(
-        obj(ok=B, hub_time_ms=INT, hub_keys_version=INT, event_id=NS)
-    ),
-    ("POST", "/api/device/scans"): json_body(UPLOADED),
+    ("POST", "/api/device/heartbeat"): json_body(struct_schema(HeartbeatAnswer)),
+    ("POST", "/api/device/scans"): json_body(struct_schema(ScanBatchAnswer)),
     ("GET", "/api/device/events/{event_id}/manifest"): {
         **media(MANIFEST_TYPE),
         **NOT_MODIFIED,
     },
     ("GET", "/api/device/hub-keys"): media(KEY_SET_TYPE),
-    ("POST", "/api/device/check"): json_body(CHECKED),
+    ("POST", "/api/device/check"): json_body(struct_schema(CheckAnswer)),
     ("GET", "/api/device/live"): SWITCHING,
 }
 
@@ -298,20 +311,6 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
     ],
 }
 
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "description": "Machine-readable error code."},
-                "message": {"type": "string", "description": "A sentence for people."},
-            },
-        }
-    },
-}
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     ADMIN: [{"adminToken": []}],
     DEVICE: [{"deviceSignature": []}],
@@ -319,7 +318,9 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
 }
 
 
-def _operation(method: str, path: str, summary: str, auth: str, body: Any | None) -> dict[str, Any]:
+def _operation(
+    method: str, path: str, summary: str, auth: str, body: dict[str, Any] | None
+) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {**S, "minLength": 1}}
         for name in re.findall(r"{(\w+)}", path)
@@ -338,17 +339,23 @@ def _operation(method: str, path: str, summary: str, auth: str, body: Any | None
     if params:
         op["parameters"] = params
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {_JSON: {"schema": body.schema()}}}
+        op["requestBody"] = {"required": True, "content": {_JSON: {"schema": body}}}
     return op
 
 
-def request_bodies(app: web.Application) -> dict[tuple[str, str], Any]:
-    """(method, path) -> the Body its handler declares, for every route that reads one."""
+def request_bodies(app: web.Application) -> dict[tuple[str, str], dict[str, Any]]:
+    """(method, path) -> the schema of the body its handler declares (a wire Struct or a
+    Body), for every route that reads one."""
     out = {}
     for route in app.router.routes():
+        if route.resource is None:
+            continue
+        struct = getattr(route.handler, "wire_body", None)
         body = request_body(route.handler)
-        if body is not None and route.resource is not None:
-            out[(route.method, route.resource.canonical)] = body
+        if struct is not None:
+            out[(route.method, route.resource.canonical)] = struct_schema(struct)
+        elif body is not None:
+            out[(route.method, route.resource.canonical)] = body.schema()
     return out
 
 
@@ -363,7 +370,7 @@ def document(app: web.Application) -> dict[str, Any]:
         "info": {"title": "Venue gate hub", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": {"Error": _ERROR_SCHEMA},
+            "schemas": {"Error": struct_schema(ErrorBody)},
             "securitySchemes": {
                 "adminToken": {"type": "http", "scheme": "bearer"},
                 "deviceSignature": {
