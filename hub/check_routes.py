@@ -122,7 +122,7 @@ class CheckBatcher:
 CHECKS = web.AppKey("checks", CheckBatcher)
 
 
-def _gate(request: web.Request, device: dict[str, Any], direction: Direction | None) -> GateContext:
+def _gate(request: web.Request, device: dict[str, Any], direction: str | None) -> GateContext:
     """The device's gate; its zones are the gate's (else the device's own zone)."""
     if device["gate_id"] is None:
         raise ApiError(409, "no_gate", "This device has no gate assigned; assign one first.")

@@ -56,7 +56,7 @@ def parse_upload(batch: ScanBatch, device: dict[str, Any], gate_name: str | None
                 "raw_hash": hashlib.sha256(scan.payload.encode()).hexdigest(),
                 "verdict": scan.verdict.value,
                 "reason": scan.reason.value,
-                "direction": scan.direction.value,
+                "direction": scan.direction,
                 "gate_id": gate_id,
                 "zone": zone,
                 "scanned_ms": scan.at_ms,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.reasons import Reason, Verdict
+from protocol.wire import EntryState, PeerEntry
 
 
 class Direction(StrEnum):
@@ -53,6 +54,21 @@ class ScanFact:
         a bool, no gate name as ""."""
         return cls(
             ticket_id, at_ms, Direction(direction), bool(counted), gate_name or "", device_id
+        )
+
+    @classmethod
+    def pushed(cls, entry: PeerEntry | EntryState, offset_ms: int) -> ScanFact:
+        """A movement the hub sent (an upload answer's peer entry, a live entry_state) as a
+        fact on the gate's clock (hub ≈ device + offset). Peer entries are movements only, so
+        they count."""
+        counted = entry.counted if isinstance(entry, EntryState) else True
+        return cls.of(
+            entry.ticket_id,
+            entry.at_ms - offset_ms,
+            entry.direction,
+            counted,
+            entry.gate_name,
+            entry.device_id,
         )
 
     @staticmethod

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Final, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from manifests.admission_types import Direction, ScanFact
 from protocol.limits import EARLIEST_MS, LATEST_MS, MAX_CLOCK_OFFSET_MS, MAX_COUNT, MAX_SEQ
 from protocol.reasons import Reason, Verdict
 
@@ -61,6 +60,10 @@ Revision = Annotated[int, Meta(ge=0, le=MAX_SEQ)]  # also cursors and key-set ve
 TimeMs = Annotated[int, Meta(ge=EARLIEST_MS, le=LATEST_MS - 1)]
 OffsetMs = Annotated[int, Meta(ge=-MAX_CLOCK_OFFSET_MS, le=MAX_CLOCK_OFFSET_MS)]
 EventId = Annotated[str, Meta(max_length=MAX_EVENT_ID, pattern=NOT_BLANK)]
+# manifests/admission_types.py Direction's values, spelt out: protocol/ does not import
+# manifests/ (which imports protocol/). A decoded direction is this text; Direction(text) or
+# ScanFact.of makes it the enum.
+DirectionName = Literal["entry", "exit"]
 
 
 # -- the scan upload: POST /api/device/scans ------------------------------------------------
@@ -78,7 +81,7 @@ class Scan(Struct, kw_only=True, forbid_unknown_fields=True):
     verdict: Verdict
     reason: Reason
     message: Annotated[str, Meta(max_length=MAX_MESSAGE)] = ""
-    direction: Direction
+    direction: DirectionName
     gate: Annotated[str, Meta(max_length=MAX_GATE_NAME)] = ""  # the gate's own name, for audit
     manual: bool = False  # staff looked the ticket up: no code was read
     confirmed: bool | None = None  # attention only: None pending, True let in, False turned away
@@ -120,19 +123,11 @@ class PeerEntry(Struct):
 
     ticket_id: str
     at_ms: int
-    direction: Direction
+    direction: DirectionName
     gate_name: str
     device_id: str
     seq: int
     verdict: Verdict
-
-    def fact(self, offset_ms: int) -> ScanFact:
-        """As a history fact on the gate's clock (hub ≈ device + offset). The hub sends
-        movements only, so it counts."""
-        at_ms = self.at_ms - offset_ms
-        return ScanFact.of(
-            self.ticket_id, at_ms, self.direction, True, self.gate_name, self.device_id
-        )
 
 
 class ScanBatchAnswer(Struct, kw_only=True):
@@ -181,7 +176,7 @@ class Check(Struct, forbid_unknown_fields=True):
     event_id: EventId
     payload: Annotated[str, Meta(max_length=MAX_PAYLOAD, pattern=NOT_BLANK)]
     seq: Seq
-    direction: Direction | None = None
+    direction: DirectionName | None = None
 
 
 class Display(Struct):
@@ -230,19 +225,12 @@ class EntryState(Struct, kw_only=True, tag_field="type", tag="entry_state"):
     ticket_id: str
     event_id: str | None = None
     at_ms: int
-    direction: Direction
+    direction: DirectionName
     gate_name: str = ""
     device_id: str
     seq: int
     verdict: Verdict
     counted: bool = True
-
-    def fact(self, offset_ms: int) -> ScanFact:
-        """As a history fact on the gate's clock (hub ≈ device + offset)."""
-        at_ms = self.at_ms - offset_ms
-        return ScanFact.of(
-            self.ticket_id, at_ms, self.direction, self.counted, self.gate_name, self.device_id
-        )
 
 
 LiveMessage = Hello | EntryState

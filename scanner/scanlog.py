@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from manifests.admission_types import Decision, Direction, DisplayFacts, ScanFact
 from protocol.reasons import Reason, Verdict, default_message
-from protocol.wire import Scan
+from protocol.wire import DirectionName, Scan
 
 SCAN_LOG_SQL = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -98,7 +98,7 @@ class ScanRecord:
             verdict=self.verdict,
             reason=Reason(self.reason),
             message=self.message,
-            direction=self.direction,
+            direction=cast(DirectionName, self.direction.value),
             gate=self.gate,
             manual=self.manual,
             confirmed=self.confirmed,

@@ -394,7 +394,7 @@ def test_one_constructor_makes_every_scan_fact() -> None:
     )
     assert _count(merged, scan, None) is scan and merged == [want]
     peer = wire.PeerEntry("T-1", AT + 300, Direction.ENTRY, "North 1", "dev-1", 4, Verdict.ADMIT)
-    assert peer.fact(300) == want
+    assert ScanFact.pushed(peer, 300) == want
     pushed = wire.EntryState(
         ticket_id="T-1",
         at_ms=AT + 300,
@@ -404,7 +404,7 @@ def test_one_constructor_makes_every_scan_fact() -> None:
         seq=4,
         verdict=Verdict.ADMIT,
     )
-    assert pushed.fact(300) == want
+    assert ScanFact.pushed(pushed, 300) == want
     with pytest.raises(ValueError):
         ScanFact.of("T-1", AT, "sideways", True, "", "d")
 
