@@ -32,7 +32,7 @@ from manifests.signing import ManifestRejected
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
-from scanner.faults import storage_fault
+from scanner.faults import StorageFault, storage_fault
 from scanner.hub_client import APP_VERSION, HubClient, HubError, json_object
 from scanner.hub_keys import HubKeyUpdate, apply_hub_key_set, trusted_hub_keys
 from scanner.install import decode_stored, install_manifest
@@ -225,9 +225,7 @@ class SyncWorker:
         fault) or a bug (logged with its traceback); the link shows it, the thread goes on."""
         fault = storage_fault(exc, self.store.path)
         if fault is not None:
-            if fault.code != self._fault:
-                log.error("storage fault during sync (%s): %s", fault.code, fault.message)
-            self._fault = fault.code
+            self._storage_fault(fault, "during sync")
             self._error = fault.code
         else:
             log.exception("sync cycle crashed")
@@ -334,13 +332,15 @@ class SyncWorker:
             fault = storage_fault(exc, self.store.path)
             if fault is None:
                 raise
-            if fault.code != self._fault:
-                log.error(
-                    "storage fault keeping the link state (%s): %s", fault.code, fault.message
-                )
-            self._fault = fault.code
+            self._storage_fault(fault, "keeping the link state")
             return
         self._persisted = record
+
+    def _storage_fault(self, fault: StorageFault, doing: str) -> None:
+        """Log a fault of the gate's disk once, not at every retry while it lasts."""
+        if fault.code != self._fault:
+            log.error("storage fault %s (%s): %s", doing, fault.code, fault.message)
+        self._fault = fault.code
 
     def _heartbeat(self) -> float:
         """Probe the link and measure the clock; returns the round-trip time in seconds."""

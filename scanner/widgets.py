@@ -19,6 +19,7 @@ from hardware.wedge import DEFAULT_IDLE_GAP_MS, WedgeAssembler
 from manifests.admission import venue_clock
 from manifests.admission_types import DisplayFacts
 from protocol.reasons import Verdict
+from scanner.link_reasons import MAX_WORDS
 
 VERDICT_WORDS: dict[Verdict, str] = {
     Verdict.ADMIT: "ADMIT",
@@ -210,7 +211,7 @@ def link_text(status: dict[str, Any], level: int = 0) -> str:
     reason = link.get("reason")
     last = link.get("last_sync_ms")
     if word == "OFFLINE" and reason:
-        return f"{word}{SEP}{str(reason)[:24]}"
+        return f"{word}{SEP}{str(reason)[:MAX_WORDS]}"
     if last is not None:
         now = status.get("now_ms")
         if now is not None and now - last >= STALE_SYNC_MS:  # kept across a restart: a bare
