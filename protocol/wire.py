@@ -89,9 +89,10 @@ class Scan(Struct, kw_only=True, forbid_unknown_fields=True):
     clock_offset_ms: OffsetMs | UnsetType | None = UNSET
 
 
-class ScanBatch(Struct, forbid_unknown_fields=True):
+class ScanBatch(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """An upload. `peer_cursor` asks for other gates' movements stored after it (absent:
-    none); `clock_offset_ms` is the device's measured offset for the batch."""
+    none); `clock_offset_ms` is the device's measured offset for the batch. What the gate
+    does not know it leaves out (encoded without its nulls)."""
 
     scans: Annotated[
         list[Scan],
@@ -147,8 +148,9 @@ class ScanBatchAnswer(Struct, kw_only=True):
 # -- the heartbeat: POST /api/device/heartbeat ------------------------------------------------
 
 
-class Heartbeat(Struct, forbid_unknown_fields=True):
-    """A device's health report; every field may be left out or null."""
+class Heartbeat(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A device's health report; every field may be left out or null (the gate leaves out
+    what it does not know)."""
 
     app_version: Annotated[str, Meta(max_length=MAX_APP_VERSION, pattern=NOT_BLANK)] | None = None
     pending_uploads: Annotated[int, Meta(ge=0, le=MAX_COUNT)] | None = None

@@ -25,13 +25,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import msgspec
 from httpx_ws import AsyncWebSocketSession
 
 from protocol import __version__
 from protocol.signing import STALE_TIMESTAMP, sign_request
+from protocol.wire import ErrorBody, WireError, decode
 from scanner.clock import Clock, wall_clock_ms
 from scanner.link_reasons import BAD_HUB_RESPONSE, HUB_UNREACHABLE, NOT_ENROLLED
 from scanner.settings import CLOCK_OFFSET, DEVICE_SEED_KEY
@@ -49,6 +51,7 @@ DEFAULT_TIMEOUT_S = 10.0
 WS_HEARTBEAT_S = 20.0  # ping the live socket this often; a pong later than half of it: dead
 
 Progress = Callable[[int, int | None], None]
+T = TypeVar("T")
 
 
 class HubError(Exception):
@@ -76,19 +79,34 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def read_answer(body: bytes, into: type[T], what: str) -> T:
+    """A hub's answer as its wire Struct (protocol/wire.py), or HubError bad_hub_response
+    naming what is wrong: an answer that is not what the wire says (a broken or hostile hub,
+    a proxy's page) fails the exchange; nothing in it is acted on."""
+    try:
+        return decode(body, into)
+    except WireError as exc:
+        raise HubError(BAD_HUB_RESPONSE, f"the hub's {what} is malformed: {exc}") from None
+
+
 def hub_error(status: int, body: bytes) -> HubError:
-    """The hub's `{"error": {"code", "message"}}` as a HubError; `http_<status>` and a
-    sentence when the body says nothing."""
-    given = json_object(body).get("error")
-    error = given if isinstance(given, dict) else {}
-    code = str(error.get("code") or f"http_{status}")
-    message = str(error.get("message") or f"the hub answered HTTP {status}")
-    return HubError(code, message, status)
+    """The hub's `{"error": {"code", "message"}}` (protocol/wire.py ErrorBody) as a HubError;
+    `http_<status>` and a sentence when the body is no such error or leaves them empty."""
+    try:
+        error = decode(body, ErrorBody).error
+    except WireError:
+        code, message = "", ""
+    else:
+        code, message = error.code, error.message
+    return HubError(code or f"http_{status}", message or f"the hub answered HTTP {status}", status)
 
 
 def json_body(payload: Any, *, ensure_ascii: bool = True) -> bytes:
-    """A request body, byte for byte as the gate has always sent it: compact JSON (sync's
-    bodies escape non-ASCII; enrolment's, once httpx's `json=`, do not)."""
+    """A request body (a wire Struct, or plain JSON values), byte for byte as the gate has
+    always sent it: compact JSON (sync's bodies escape non-ASCII; enrolment's, once httpx's
+    `json=`, do not)."""
+    if isinstance(payload, msgspec.Struct):
+        payload = msgspec.to_builtins(payload)
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
 
 

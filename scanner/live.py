@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import threading
@@ -35,8 +34,17 @@ import httpx
 from httpx_ws import AsyncWebSocketSession, HTTPXWSException, WebSocketDisconnect
 from wsproto.events import TextMessage
 
-from manifests.admission_types import Direction, ScanFact
-from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED
+from manifests.admission_types import ScanFact
+from protocol.wire import (
+    DEACTIVATED_CLOSE_CODE,
+    DEVICE_DEACTIVATED,
+    INVALID_FIELD,
+    EntryState,
+    LiveMessage,
+    WireError,
+    convert,
+    decode,
+)
 from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.hub_client import HubClient, HubError
@@ -55,22 +63,31 @@ Merged = Callable[[list[ScanFact]], None]
 Deactivated = Callable[[str], None]  # told the hub's refusal code (protocol/wire.py)
 
 
-def entry_fact(message: Mapping[str, Any], offset_ms: int) -> ScanFact | None:
+def live_message(message: str | bytes | Mapping[str, Any]) -> LiveMessage | None:
+    """What the hub pushed (its text, or that text parsed) as its wire Struct (protocol/wire.py
+    Hello or EntryState); None, logged, for anything else: a future message type (at DEBUG, an
+    older gate is expected to meet one) or a malformed one (at WARNING: nothing of it is
+    merged)."""
+    try:
+        if isinstance(message, Mapping):
+            return convert(dict(message), LiveMessage)  # type: ignore[arg-type]
+        raw = message.encode() if isinstance(message, str) else message
+        return decode(raw, LiveMessage)  # type: ignore[arg-type]
+    except WireError as exc:
+        if exc.path == ("type",) and exc.code == INVALID_FIELD:
+            log.debug("live: ignored a message of another type (%s)", exc)
+        else:
+            log.warning("live: ignored a malformed message from the hub (%s)", exc)
+        return None
+
+
+def entry_fact(message: str | bytes | Mapping[str, Any], offset_ms: int) -> ScanFact | None:
     """A pushed `entry_state` as a history fact on this gate's clock (the hub sends hub
     time); None for anything else (the `hello`, a future message type, a malformed entry)."""
-    if message.get("type") != "entry_state":
+    decoded = live_message(message)
+    if not isinstance(decoded, EntryState):
         return None
-    try:
-        return ScanFact(
-            ticket_id=str(message["ticket_id"]),
-            at_ms=int(message["at_ms"]) - offset_ms,
-            direction=Direction(message["direction"]),
-            counted=bool(message.get("counted", True)),
-            gate_name=str(message.get("gate_name") or ""),
-            device_id=str(message["device_id"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+    return ScanFact.pushed(decoded, offset_ms)
 
 
 class LiveChannel:
@@ -255,13 +272,7 @@ class LiveChannel:
     # -- messages ------------------------------------------------------------------------
 
     def _receive(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
-            return
-        fact = entry_fact(message, self.hub.offset or 0)
+        fact = entry_fact(text, self.hub.offset or 0)
         if fact is None or fact.device_id == self.store.device_id:
             return
         if self.store.merge_peer_scans(unknown_peer_facts(self.store, [fact])) == 0:

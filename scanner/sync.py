@@ -20,24 +20,33 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from msgspec import UnsetType
 
-from manifests.admission_types import Direction, ScanFact
+from manifests.admission_types import ScanFact
 from manifests.signing import ManifestRejected
-from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
+from protocol.wire import (
+    MAX_BATCH,
+    SEQ_CONFLICT,
+    SEQ_CONFLICT_MESSAGE,
+    Heartbeat,
+    HeartbeatAnswer,
+    RefusedScan,
+    ScanBatch,
+    ScanBatchAnswer,
+)
 from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.faults import StorageFault, storage_fault
-from scanner.hub_client import APP_VERSION, HubClient, HubError, json_object
+from scanner.hub_client import APP_VERSION, HubClient, HubError, read_answer
 from scanner.hub_keys import HubKeyUpdate, apply_hub_key_set, trusted_hub_keys
 from scanner.install import decode_stored, install_manifest
 from scanner.link_reasons import (
-    BAD_HUB_RESPONSE,
     SYNC_CRASHED,
     is_refusal,
     link_sentence,
@@ -58,7 +67,6 @@ log = logging.getLogger("scanner.sync")
 link_log = logging.getLogger("scanner.link")  # state changes, as sentences (scanner/gate_log.py)
 
 LINK_WRITE_EVERY_MS = 60_000  # a steady link rewrites its last good sync at most this often
-MAX_BATCH = 500  # the hub's limit per upload (hub/scan_upload.py)
 SAME_MOVEMENT_MS = 2_000  # a peer movement seen again within this is the one already merged
 
 Listener = Callable[["SyncSnapshot"], None]
@@ -159,7 +167,7 @@ class SyncWorker:
         self._next_delay: float | None = None
         self._force_full = False
         self._header_event: tuple[int, str] | None = None  # (revision, event id) cache
-        self._hub_keys_version: object = None  # as the last heartbeat announced it
+        self._hub_keys_version: int | None = None  # as the last heartbeat announced it
         self._cycle = threading.Lock()
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -343,28 +351,27 @@ class SyncWorker:
         self._fault = fault.code
 
     def _heartbeat(self) -> float:
-        """Probe the link and measure the clock; returns the round-trip time in seconds."""
-        body: dict[str, Any] = {
-            "app_version": APP_VERSION,
-            "pending_uploads": self.pending_count(),
-        }
+        """Probe the link and measure the clock; returns the round-trip time in seconds. An
+        answer that is no HeartbeatAnswer fails the cycle (bad_hub_response)."""
         event_id, revision = self.event_id(), self.store.manifest_revision()
-        if event_id is not None and revision is not None:
-            body["manifest_revisions"] = {event_id: revision}
-        keys_held = self.store.setting(HUB_KEYS_VERSION)
-        if keys_held is not None:  # so the hub can tell who is ready for a key switch
-            body["hub_keys_version"] = keys_held
+        body = Heartbeat(
+            app_version=APP_VERSION,
+            pending_uploads=self.pending_count(),
+            manifest_revisions=(
+                {event_id: revision} if event_id is not None and revision is not None else None
+            ),
+            # so the hub can tell who is ready for a key switch
+            hub_keys_version=self.store.setting(HUB_KEYS_VERSION),
+        )
         sent_ms, started = self.clock(), self._monotonic()
         resp = self.hub.call("POST", "/api/device/heartbeat", body)
         latency_s = self._monotonic() - started
-        answer = json_object(resp.content)
-        self._hub_keys_version = answer.get("hub_keys_version")
-        named = answer.get("event_id")
-        if isinstance(named, str) and named and named != self.store.setting(HUB_EVENT):
+        answer = read_answer(resp.content, HeartbeatAnswer, "heartbeat answer")
+        self._hub_keys_version = answer.hub_keys_version
+        named = answer.event_id
+        if named and named != self.store.setting(HUB_EVENT):
             self.store.set_setting(HUB_EVENT, named)
-        hub_ms = answer.get("hub_time_ms")
-        if isinstance(hub_ms, int) and not isinstance(hub_ms, bool):
-            self.hub.measured(hub_ms, sent_ms, latency_s * 1000)
+        self.hub.measured(answer.hub_time_ms, sent_ms, latency_s * 1000)
         return latency_s
 
     def refresh_hub_keys(self) -> HubKeyUpdate | None:
@@ -373,7 +380,7 @@ class SyncWorker:
         also moves every manifest revision on a key change, so the pull that follows brings
         the header listing the keys credentials may be signed with."""
         announced = self._hub_keys_version
-        if not isinstance(announced, int) or announced == self.store.setting(HUB_KEYS_VERSION):
+        if announced is None or announced == self.store.setting(HUB_KEYS_VERSION):
             return None
         envelope = self.hub.call("GET", "/api/device/hub-keys", expect=200).content
         try:
@@ -388,34 +395,34 @@ class SyncWorker:
         return update
 
     def push_scans(self) -> int:
-        """Send pending scans in seq order, in batches; returns how many the hub acked."""
+        """Send pending scans in seq order, in batches; returns how many the hub acked. An
+        answer that is no ScanBatchAnswer fails the cycle (bad_hub_response) and marks
+        nothing: the batch goes again next cycle (the hub stores it once)."""
         acked_total = 0
         while not self._stopping.is_set():
             batch = self.store.pending_uploads(self.batch_size)
             if not batch:
                 break
-            body: dict[str, Any] = {"scans": [r.to_json() for r in batch]}
             # Scans go up before the next manifest is pulled, so they belong to the event of
             # the installed one, even when the hub already names the next event.
             event_id = self.installed_event() or self.event_id()
-            revision = self.store.manifest_revision()
-            if event_id is not None:
-                body["event_id"] = event_id
-            if revision is not None:
-                body["manifest_revision"] = revision
-            offset = self.hub.offset
-            if offset is not None:  # the hub orders scans from all gates by it
-                body["clock_offset_ms"] = offset
-            if event_id is not None:  # ask for other gates' movements in the answer
-                body["peer_cursor"] = self.store.setting(peer_cursor(event_id))
-            answer = json_object(self.hub.call("POST", "/api/device/scans", body).content)
-            acked = acknowledged(answer.get("acked"), batch)
+            body = ScanBatch(
+                scans=[r.to_wire() for r in batch],
+                event_id=event_id,
+                manifest_revision=self.store.manifest_revision(),
+                clock_offset_ms=self.hub.offset,  # the hub orders scans from all gates by it
+                # ask for other gates' movements in the answer
+                peer_cursor=None if event_id is None else self.store.setting(peer_cursor(event_id)),
+            )
+            resp = self.hub.call("POST", "/api/device/scans", body)
+            answer = read_answer(resp.content, ScanBatchAnswer, "upload answer")
+            acked = acknowledged(answer.acked, batch)
             self.store.mark_uploaded_as_sent(acked)
             if event_id is not None:
                 self._merge_peers(answer, event_id)
             acked_total += len(acked)
             self._publish()
-            refused = refused_seqs(answer.get("refused"))
+            refused = refused_seqs(answer.refused or [])
             if refused:
                 log.error(
                     "hub refused scans: %s (seqs %s); they stay on this gate",
@@ -427,29 +434,15 @@ class SyncWorker:
                 break  # the hub kept less than we sent: the rest goes next cycle
         return acked_total
 
-    def _merge_peers(self, answer: Mapping[str, Any], event_id: str) -> int:
+    def _merge_peers(self, answer: ScanBatchAnswer, event_id: str) -> int:
         """Movements at other gates that came back with the acknowledgement, into the local
         history (so a ticket just used at the north gate is refused here while offline).
         The hub gives times on its clock; the gate's history runs on the gate's."""
-        peers, cursor = answer.get("peer_scans"), answer.get("peer_cursor")
-        if not isinstance(peers, list) or not isinstance(cursor, int):
+        peers, cursor = answer.peer_scans, answer.peer_cursor
+        if isinstance(peers, UnsetType) or isinstance(cursor, UnsetType):
             return 0
         offset = self.hub.offset or 0
-        facts = []
-        for p in peers:
-            try:
-                facts.append(
-                    ScanFact(
-                        ticket_id=str(p["ticket_id"]),
-                        at_ms=int(p["at_ms"]) - offset,
-                        direction=Direction(p["direction"]),
-                        counted=True,  # the hub sends movements only
-                        gate_name=str(p.get("gate_name") or ""),
-                        device_id=str(p["device_id"]),
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
-                raise HubError(BAD_HUB_RESPONSE, "a peer scan is incomplete") from None
+        facts = [ScanFact.pushed(p, offset) for p in peers]
         merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
         # after the merge: a crash re-merges
         self.store.set_setting(peer_cursor(event_id), cursor)
@@ -599,24 +592,13 @@ def unknown_peer_facts(store: GateStore, facts: list[ScanFact]) -> list[ScanFact
     return fresh
 
 
-def acknowledged(ack: object, batch: list[ScanRecord]) -> list[ScanRecord]:
-    """The sent scans the hub says it stored: a list of seqs, or the highest contiguous seq."""
-    if isinstance(ack, bool):
-        return []
-    if isinstance(ack, int):
-        return [r for r in batch if r.seq <= ack]
-    if isinstance(ack, list):
-        seqs = {s for s in ack if isinstance(s, int) and not isinstance(s, bool)}
-        return [r for r in batch if r.seq in seqs]
-    return []
+def acknowledged(acked: Iterable[int], batch: list[ScanRecord]) -> list[ScanRecord]:
+    """The sent scans the hub says it stored (ScanBatchAnswer.acked): only scans of this
+    batch, so a seq the gate did not send in it marks nothing."""
+    seqs = set(acked)
+    return [r for r in batch if r.seq in seqs]
 
 
-def refused_seqs(refused: object) -> list[int]:
-    """The seqs the hub refused as a conflict (anything else in the list is ignored)."""
-    if not isinstance(refused, list):
-        return []
-    return [
-        r["seq"]
-        for r in refused
-        if isinstance(r, dict) and r.get("code") == SEQ_CONFLICT and type(r.get("seq")) is int
-    ]
+def refused_seqs(refused: Iterable[RefusedScan]) -> list[int]:
+    """The seqs the hub refused as a conflict (a refusal of another code is ignored)."""
+    return [r.seq for r in refused if r.code == SEQ_CONFLICT]

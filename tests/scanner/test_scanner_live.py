@@ -119,6 +119,7 @@ def test_pushed_messages_become_history_facts_on_the_gate_clock() -> None:
         "direction": "exit",
         "gate_name": "South",
         "device_id": "d1",
+        "seq": 3,
         "counted": True,
         "verdict": "exit",
     }
