@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from aiohttp import web
 
@@ -27,22 +31,43 @@ from hub.keyring import (
 )
 from hub.logs import configure_logging
 from hub.migrations import SchemaTooNew
-from hub.server import serve
-from hub.storage import HubStore
+from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
+from hub.storage import HubStore, Row
 
 log = logging.getLogger("hub")
 
 
+DB_HELP = "hub database file (or GATE_HUB_DB); before or after the command"
+JSON_HELP = "print JSON instead of a table"
+TENANT_HELP = "tenant id or name"
+VENUE_HELP = "venue id or name (within the tenant)"
+
+
+def _db(command: argparse.ArgumentParser) -> None:
+    """--db after the command too; SUPPRESS keeps one given before it."""
+    command.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gate-hub", description="Venue gate hub.")
+    parser.add_argument("--db", help=DB_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the hub HTTP server")
     serve.add_argument("--config", help="JSON config file (or GATE_HUB_CONFIG)")
-    serve.add_argument("--db", help="SQLite database path (or GATE_HUB_DB)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--hub-url", dest="hub_url", help="URL devices use to reach the hub")
+    _db(serve)
+    serve.add_argument(
+        "--host",
+        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for gates "
+        "on the network)",
+    )
+    serve.add_argument("--port", type=int, help="TCP port from 1 to 65535 (default 8080)")
+    serve.add_argument(
+        "--hub-url",
+        dest="hub_url",
+        help="URL gates reach the hub at, put in enrolment QRs (default http://HOST:PORT; "
+        "with --host 0.0.0.0 this machine's outward address)",
+    )
     serve.add_argument("--key-file", dest="key_file", help="hub keyring file (<db>.hubkey)")
     serve.add_argument(
         "--access-log",
@@ -52,31 +77,50 @@ def _parser() -> argparse.ArgumentParser:
         help="log one line per request (off by default; /metrics counts requests)",
     )
 
-    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+    tenant = sub.add_parser("tenant", help="create and list tenants").add_subparsers(
         dest="action", required=True
     )
     tenant_create = tenant.add_parser("create", help="create a tenant, print its id")
-    tenant_create.add_argument("name")
-    tenant_create.add_argument("--db", required=True)
+    tenant_create.add_argument("name", help="the tenant's name, unique on this hub")
+    _db(tenant_create)
+    tenant_list = tenant.add_parser("list", help="list the tenants")
+    tenant_list.add_argument("--json", action="store_true", help=JSON_HELP)
+    _db(tenant_list)
 
-    venue = sub.add_parser("venue", help="manage venues").add_subparsers(
+    venue = sub.add_parser("venue", help="create and list venues").add_subparsers(
         dest="action", required=True
     )
     venue_create = venue.add_parser("create", help="create a venue, print its id")
-    venue_create.add_argument("name")
-    venue_create.add_argument("--tenant", required=True, help="tenant id or name")
-    venue_create.add_argument("--timezone", required=True)
-    venue_create.add_argument("--db", required=True)
+    venue_create.add_argument("name", help="the venue's name, unique within the tenant")
+    venue_create.add_argument("--tenant", required=True, help=TENANT_HELP)
+    venue_create.add_argument(
+        "--timezone", required=True, help="IANA time zone name, e.g. Europe/Paris or UTC"
+    )
+    _db(venue_create)
+    venue_list = venue.add_parser("list", help="list a tenant's venues")
+    venue_list.add_argument("--tenant", required=True, help=TENANT_HELP)
+    venue_list.add_argument("--json", action="store_true", help=JSON_HELP)
+    _db(venue_list)
+
+    for noun, text in (("gate", "gates"), ("zone", "zones")):
+        listing = sub.add_parser(noun, help=f"list a venue's {text}").add_subparsers(
+            dest="action", required=True
+        )
+        command = listing.add_parser("list", help=f"list a venue's {text}")
+        command.add_argument("--tenant", required=True, help=TENANT_HELP)
+        command.add_argument("--venue", required=True, help=VENUE_HELP)
+        command.add_argument("--json", action="store_true", help=JSON_HELP)
+        _db(command)
 
     token = sub.add_parser("token", help="manage admin tokens").add_subparsers(
         dest="action", required=True
     )
     token_create = token.add_parser("create", help="mint an admin token (printed once)")
-    token_create.add_argument("--tenant", required=True, help="tenant id or name")
-    token_create.add_argument("--role", required=True, choices=ROLES)
-    token_create.add_argument("--venue", help="venue id; required for every role but admin")
-    token_create.add_argument("--label", default="")
-    token_create.add_argument("--db", required=True)
+    token_create.add_argument("--tenant", required=True, help=TENANT_HELP)
+    token_create.add_argument("--role", required=True, choices=ROLES, help="what it may do")
+    token_create.add_argument("--venue", help=VENUE_HELP + "; required for every role but admin")
+    token_create.add_argument("--label", default="", help="a note: who or what holds it")
+    _db(token_create)
 
     imp = sub.add_parser("import", help="import events, ticket types, tickets (CSV/JSONL)")
     imp.add_argument("files", nargs="+", type=Path)
@@ -84,11 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--db", required=True)
 
     demo = sub.add_parser("demo-data", help="create a demo venue, event and tickets")
-    demo.add_argument("--tickets", type=int, default=1000)
-    demo.add_argument("--db", required=True)
+    demo.add_argument("--tickets", type=int, default=1000, help="how many (default 1000)")
+    _db(demo)
 
     expire = sub.add_parser("expire", help="expire tickets 24 h after their event ended")
-    expire.add_argument("--db", required=True)
+    _db(expire)
 
     key = sub.add_parser(
         "key", help="the hub's signing keys: list, rotate, activate, retire, new-identity"
@@ -101,15 +145,65 @@ def _parser() -> argparse.ArgumentParser:
         ("new-identity", "replace a lost or altered key file with a new key (re-enrol gates)"),
     ):
         command = key.add_parser(action, help=text)
-        command.add_argument("--db", required=True)
+        _db(command)
         command.add_argument("--key-file", dest="key_file", help="default: <db>.hubkey")
         if action == "retire":
-            command.add_argument("--key-id", dest="key_id", type=int, required=True)
+            command.add_argument(
+                "--key-id", dest="key_id", type=int, required=True, help="the key to remove"
+            )
         if action == "new-identity":
             command.add_argument(
                 "--confirm", action="store_true", help="yes: every gate is enrolled again"
             )
     return parser
+
+
+class Refused(Exception):
+    """A command that cannot do what was asked; the message says why and what to do."""
+
+
+# The commands that may make a new database; every other one needs an existing one.
+CREATES_DB = frozenset({("serve", None), ("tenant", "create"), ("demo-data", None)})
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_db_path(db: str, *, create: bool) -> None:
+    """Refuse, before anything is created, a database path that cannot be the hub's."""
+    path = Path(db)
+    if not path.parent.is_dir():
+        raise Refused(
+            f"there is no directory {path.parent} for the hub database {db}: create it "
+            f"(mkdir -p {path.parent}) or give another --db"
+        )
+    if path.is_dir():
+        raise Refused(f"{db} is a directory: give --db the database file, e.g. {path / 'hub.db'}")
+    if not path.exists():
+        if not create:
+            raise Refused(
+                f"there is no hub database {db}: give --db the file the hub runs on (a new "
+                f"one is made by `gate-hub tenant create NAME --db {db}` or `gate-hub serve`)"
+            )
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise Refused(f"cannot read the hub database {db}: {exc.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise Refused(f"{db} is not a hub database (not an SQLite file): check --db")
+
+
+def _open(db: str, *, create: bool = False) -> HubStore:
+    _check_db_path(db, create=create)
+    try:
+        return HubStore(db)
+    except sqlite3.DatabaseError as exc:
+        raise Refused(
+            f"{db} cannot be opened as a hub database ({exc}): check --db, or restore the "
+            "file from a backup"
+        ) from None
+    except OSError as exc:
+        raise Refused(f"cannot open the hub database {db}: {exc.strerror}") from None
 
 
 def _fail(message: str) -> int:
@@ -120,35 +214,41 @@ def _fail(message: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     names = ("db", "host", "port", "hub_url", "key_file", "access_log")
     flags = {k: getattr(args, k) for k in names}
-    try:
-        config = load_config(args.config, os.environ, flags)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    store = HubStore(config.db)
-    try:  # the key file must be the one this database recorded (hub/keyring.py)
-        path = config.resolved_key_file
-        ring = open_keyring(store, path, wall_clock_ms(), create=True)
-        keys = KeyringWatch(path, ring=ring, verify=recorded_by(config.db, path))
-    except ConfigError as exc:
-        store.close()
-        return _fail(str(exc))
-    configure_logging(config.log_level)
-    app = create_app(
-        store,
-        None,
-        hub_keys=keys,
-        hub_url=config.resolved_hub_url,
-        client_max_size=config.client_max_size,
-        enrollment_ttl_s=config.enrollment_ttl_s,
-    )
+    config = load_config(args.config, os.environ, flags)
+    with contextlib.ExitStack() as held:  # the lock and the socket, until the hub stops
+        # Each refusal before anything is made: the path, one hub per database (its lock
+        # file made only once the port is ours), the port, an address gates can reach.
+        _check_db_path(config.db, create=True)
+        refuse_if_served(config.db)
+        sock = held.enter_context(listen(config.host, config.port))
+        held.enter_context(hold_serve_lock(config.db))
+        hub_url = hub_url_for(config)
+        store = _open(config.db, create=True)
+        try:  # the key file must be the one this database recorded (hub/keyring.py)
+            path = config.resolved_key_file
+            ring = open_keyring(store, path, wall_clock_ms(), create=True)
+            keys = KeyringWatch(path, ring=ring, verify=recorded_by(config.db, path))
+        except ConfigError:
+            store.close()
+            raise
+        configure_logging(config.log_level)
+        app = create_app(
+            store,
+            None,
+            hub_keys=keys,
+            hub_url=hub_url,
+            client_max_size=config.client_max_size,
+            enrollment_ttl_s=config.enrollment_ttl_s,
+        )
 
-    async def close_store(_: web.Application) -> None:
-        store.close()
-        log.info("hub stopped")
+        async def close_store(_: web.Application) -> None:
+            store.close()
+            log.info("hub stopped")
 
-    app.on_cleanup.append(close_store)
-    log.info("hub starting", extra={"host": config.host, "port": config.port, "db": config.db})
-    serve(app, config.host, config.port, access_log=config.access_log)
+        app.on_cleanup.append(close_store)
+        where = {"host": config.host, "port": config.port, "db": config.db, "hub_url": hub_url}
+        log.info("hub starting", extra=where)
+        serve(app, config.host, config.port, access_log=config.access_log, sock=sock)
     return 0
 
 
@@ -156,11 +256,8 @@ def _key(args: argparse.Namespace) -> int:
     """Change the keyring file, then move every manifest revision so gates pull a manifest
     listing the new keys (a running hub reads the file again on its next request)."""
     flags = {"db": args.db, "key_file": args.key_file}
-    try:
-        path = load_config(None, os.environ, flags).resolved_key_file
-    except ConfigError as exc:
-        return _fail(str(exc))
-    store = HubStore(args.db)
+    path = load_config(None, os.environ, flags).resolved_key_file
+    store = _open(args.db)
     try:
         now = wall_clock_ms()
         if args.action == "new-identity":
@@ -180,8 +277,6 @@ def _key(args: argparse.Namespace) -> int:
             changed = ring.retire(args.key_id)
         write_keyring(store, path, changed, now)
         store.bump_all_revisions()
-    except ConfigError as exc:
-        return _fail(str(exc))
     finally:
         store.close()
     print(json.dumps(_describe(changed), indent=2))
@@ -219,13 +314,124 @@ def _describe(ring: Keyring) -> dict[str, object]:
     return {"version": ring.version, "keys": [k.describe() for k in ring.keys]}
 
 
+def _tenant(store: HubStore, text: str) -> Row:
+    tenant = store.find_tenant(text)
+    if tenant is None:
+        names = ", ".join(t["name"] for t in _tenants(store)) or "none yet"
+        raise Refused(
+            f"no tenant {text} on this hub (its tenants: {names}); `gate-hub tenant list` "
+            "shows them with their ids"
+        )
+    return tenant
+
+
+def _tenants(store: HubStore) -> list[Row]:
+    return list(store.db.query("SELECT id, name FROM tenants ORDER BY name"))
+
+
+def _venue(store: HubStore, tenant: Row, text: str) -> Row:
+    """A venue of the tenant by id or name: an exact name first, then one that differs only
+    in case; a name that fits several is refused with their ids."""
+    venues = store.list_venues(tenant["id"])
+    found = [v for v in venues if text in (v["id"], v["name"])]
+    if not found:
+        found = [v for v in venues if v["name"].casefold() == text.casefold()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        ids = ", ".join(f"{v['name']} ({v['id']})" for v in found)
+        raise Refused(f"venue {text} could be any of {ids}: give the venue's id")
+    names = ", ".join(v["name"] for v in venues) or "none yet"
+    raise Refused(
+        f"tenant {tenant['name']} has no venue {text} (its venues: {names}); "
+        f"`gate-hub venue list --tenant {tenant['name']}` shows them with their ids"
+    )
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+        return name
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    near = sorted(z for z in available_timezones() if z.lower().endswith("/" + name.lower()))
+    hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+    raise Refused(
+        f"--timezone {name} is not a time zone name{hint}: give an IANA name such as "
+        "Europe/Paris, America/New_York or UTC"
+    )
+
+
+def _create_venue(store: HubStore, tenant: Row, args: argparse.Namespace, now: int) -> int:
+    timezone = _timezone(args.timezone)
+    name = args.name.strip()
+    if not name:
+        raise Refused("a venue needs a name")
+    clash = next((v for v in store.list_venues(tenant["id"]) if v["name"] == name), None)
+    if clash is None:
+        try:
+            print(store.create_venue(tenant["id"], name, timezone, "cli", now)["id"])
+            return 0
+        except sqlite3.IntegrityError:  # made by someone else since the look above
+            pass
+    known = "" if clash is None else f" (id {clash['id']})"
+    raise Refused(
+        f"tenant {tenant['name']} already has a venue named {name}{known}: use it, or "
+        "choose another name"
+    )
+
+
+def _print_rows(rows: list[Row], columns: Sequence[str], as_json: bool) -> int:
+    """Rows as JSON, or a table with a header line (an empty list says so)."""
+    picked = [{c: _cell(r[c]) for c in columns} for r in rows]
+    if as_json:
+        print(json.dumps(picked, indent=2))
+        return 0
+    if not picked:
+        print("(none)")
+        return 0
+    widths = [max(len(c), *(len(str(r[c])) for r in picked)) for c in columns]
+    for line in [dict(zip(columns, columns, strict=True)), *picked]:
+        cells = (str(line[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def _cell(value: Any) -> Any:
+    """A JSON column (zones of a gate) as its list, written as A,B in a table."""
+    if isinstance(value, str) and value.startswith("["):
+        return ",".join(json.loads(value))
+    return value
+
+
+def _list(store: HubStore, args: argparse.Namespace) -> int:
+    if args.command == "tenant":
+        return _print_rows(_tenants(store), ("id", "name"), args.json)
+    tenant = _tenant(store, args.tenant)
+    if args.command == "venue":
+        venues = store.list_venues(tenant["id"])
+        return _print_rows(venues, ("id", "name", "timezone"), args.json)
+    venue = _venue(store, tenant, args.venue)
+    if args.command == "gate":
+        gates = store.list_gates(venue["id"])
+        return _print_rows(gates, ("id", "name", "direction", "zones_json"), args.json)
+    return _print_rows(store.list_zones(venue["id"]), ("id", "name"), args.json)
+
+
 def _admin(args: argparse.Namespace) -> int:
-    store = HubStore(args.db)
+    create = (args.command, getattr(args, "action", None)) in CREATES_DB
+    store = _open(args.db, create=create)
     try:
         now = wall_clock_ms()
+        if getattr(args, "action", None) == "list":
+            return _list(store, args)
         if args.command == "tenant":
-            if store.find_tenant(args.name) is not None:
-                return _fail(f"tenant {args.name} already exists")
+            found = store.find_tenant(args.name)
+            if found is not None:
+                raise Refused(
+                    f"tenant {args.name} already exists (id {found['id']}): use it, or "
+                    "choose another name"
+                )
             print(store.create_tenant(args.name, now)["id"])
             return 0
         if args.command == "demo-data":
@@ -236,9 +442,7 @@ def _admin(args: argparse.Namespace) -> int:
         if args.command == "expire":
             print(f"expired {store.expire_tickets(now)} tickets")
             return 0
-        tenant = store.find_tenant(args.tenant)
-        if tenant is None:
-            return _fail(f"no tenant {args.tenant}")
+        tenant = _tenant(store, args.tenant)
         if args.command == "import":
             try:
                 done = import_files(store, tenant["id"], args.files, "cli", now)
@@ -248,14 +452,11 @@ def _admin(args: argparse.Namespace) -> int:
             print("imported {} events, {} ticket types, {} tickets".format(*counts))
             return 0
         if args.command == "venue":
-            row = store.create_venue(tenant["id"], args.name, args.timezone, "cli", now)
-            print(row["id"])
-            return 0
+            return _create_venue(store, tenant, args, now)
         if args.venue is None and args.role != ADMIN:
             return _fail(f"role {args.role} needs --venue")
-        if args.venue is not None and store.get_venue(args.venue, tenant["id"]) is None:
-            return _fail(f"no venue {args.venue} for tenant {args.tenant}")
-        _, token = store.create_token(tenant["id"], args.venue, args.role, args.label, now)
+        venue_id = None if args.venue is None else _venue(store, tenant, args.venue)["id"]
+        _, token = store.create_token(tenant["id"], venue_id, args.role, args.label, now)
         print(token)
         return 0
     finally:
@@ -267,11 +468,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        args.db = args.db or os.environ.get("GATE_HUB_DB")
+        if not args.db:
+            return _fail("give the hub database with --db FILE (or set GATE_HUB_DB)")
         if args.command == "key":
             return _key(args)
         return _admin(args)
+    except (Refused, ConfigError) as exc:  # ServeRefused and KeyringError are ConfigErrors
+        return _fail(str(exc))
     except SchemaTooNew as exc:  # never downgrade: the sentence says what to do instead
         return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
 
 
 if __name__ == "__main__":

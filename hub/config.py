@@ -82,7 +82,10 @@ def load_config(file: str | None, env: Mapping[str, str], flags: Mapping[str, An
     }
     config = replace(config, **_coerce(from_env, "environment"))
     given = {k: v for k, v in flags.items() if v is not None}
-    return replace(config, **_coerce(given, "command line"))
+    config = replace(config, **_coerce(given, "command line"))
+    if not 1 <= config.port <= 65535:
+        raise ConfigError(f"port {config.port} is not a TCP port: give one from 1 to 65535")
+    return config
 
 
 def load_or_create_seed(path: str | Path) -> bytes:
