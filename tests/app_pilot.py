@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from textual import events
 from textual.pilot import Pilot
 
@@ -22,6 +25,16 @@ def make_app(service: GateService, clear_after_s: float = 60.0, **kw: object) ->
         clear_after_s=clear_after_s,
         **kw,  # type: ignore[arg-type]
     )
+
+
+@asynccontextmanager
+async def piloted(
+    service: GateService, size: tuple[int, int] = SIZE, **kw: object
+) -> AsyncIterator[tuple[GateApp, Pilot[None]]]:
+    """The app made by make_app, running under the pilot: every app test starts this way."""
+    app = make_app(service, **kw)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot
 
 
 async def wedge(pilot: Pilot[None], payload: str) -> None:

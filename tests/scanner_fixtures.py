@@ -25,6 +25,7 @@ from scanner.service import GateService
 from scanner.store import GateStore
 from tests import factories
 
+NOW = 1_790_000_000_000  # 2026-09-21 14:13:20 UTC: "now" for the gate fixture of the app tests
 HUB_KEY_ID = 1
 HUB_SEED = sample_hub_seed()
 HUB_PUBLIC = public_key(HUB_SEED)
@@ -105,6 +106,23 @@ def open_gate(path: Path, now_ms: int) -> tuple[GateStore, GateFixture]:
     fx = build(now_ms)
     install(store, fx, now_ms)
     return store, fx
+
+
+@dataclass
+class GateUnderTest:
+    """What a gate test holds: the service, the fixture it was installed from, its clock."""
+
+    service: GateService
+    fx: GateFixture
+    clock: Clock
+
+    @property
+    def codes(self) -> dict[str, str]:
+        return self.fx.codes
+
+    @property
+    def store(self) -> GateStore:
+        return self.service.store
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from scanner.app import GateApp
 from scanner.install import install_manifest
 from scanner.screens.lookup import CONFIRM_QUESTION, ConfirmAdmitScreen, LookupScreen
 from scanner.screens.verdict import GateScreen
-from scanner.service import GateService
 from scanner.widgets import StatusBar, VerdictPanel, rendered_text
+from tests.app_pilot import piloted
 from tests.scanner_fixtures import (
     ADA,
     ADA_ORDER,
@@ -29,22 +28,9 @@ from tests.scanner_fixtures import (
     DOT,
     HUB_KEY_ID,
     HUB_SEED,
-    GateFixture,
-    opened_gate,
+    NOW,
+    GateUnderTest,
 )
-
-NOW = 1_790_000_000_000
-SIZE = (80, 24)
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[tuple[GateService, GateFixture]]:
-    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, _):
-        yield service, fx
-
-
-def make_app(service: GateService) -> GateApp:
-    return GateApp(service, clear_after_s=60.0, wedge_idle_gap_ms=5_000)
 
 
 def table(app: GateApp) -> DataTable[object]:
@@ -62,12 +48,8 @@ async def search(pilot: Pilot[None], text: str) -> None:
     await pilot.pause()
 
 
-async def test_results_have_headers_that_fit_80_columns(
-    gate: tuple[GateService, GateFixture],
-) -> None:
-    service, _ = gate
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_results_have_headers_that_fit_80_columns(gate: GateUnderTest) -> None:
+    async with piloted(gate.service) as (app, pilot):
         await search(pilot, ADA_ORDER)
         results = table(app)
         labels = [str(c.label) for c in results.columns.values()]
@@ -81,12 +63,8 @@ async def test_results_have_headers_that_fit_80_columns(
         assert cells[:3] == [ADA[:8], ADA_ORDER, "named"] and cells[-1] == "active"
 
 
-async def test_choosing_a_result_asks_first_and_cancel_stores_nothing(
-    gate: tuple[GateService, GateFixture],
-) -> None:
-    service, _ = gate
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_choosing_a_result_asks_first_and_cancel_stores_nothing(gate: GateUnderTest) -> None:
+    async with piloted(gate.service) as (app, pilot):
         await search(pilot, ADA_ORDER)
         assert table(app).has_focus
         await pilot.press("enter")  # choose ADA's row (the first)
@@ -99,7 +77,7 @@ async def test_choosing_a_result_asks_first_and_cancel_stores_nothing(
         assert question == CONFIRM_QUESTION == "Admit this guest?"
         for part in ("#confirm-box", "#confirm-admit", "#confirm-cancel"):
             assert app.screen.region.contains_region(app.screen.query_one(part).region)
-        assert service.store.scans() == []  # nothing stored by choosing
+        assert gate.store.scans() == []  # nothing stored by choosing
 
         await pilot.press("n")
         assert isinstance(app.screen, LookupScreen)
@@ -116,16 +94,14 @@ async def test_choosing_a_result_asks_first_and_cancel_stores_nothing(
         assert isinstance(app.screen, GateScreen)
         assert app.screen.query_one(VerdictPanel).word == "READY"
         assert "In 0  Denied 0" in app.screen.query_one(StatusBar).text
-    assert service.store.scans() == []
+    assert gate.store.scans() == []
 
 
 @pytest.mark.parametrize("by", ["key", "button"])
 async def test_admit_after_confirm_is_a_stored_counted_manual_scan(
-    gate: tuple[GateService, GateFixture], by: str
+    gate: GateUnderTest, by: str
 ) -> None:
-    service, _ = gate
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service) as (app, pilot):
         await search(pilot, ADA_ORDER)
         await pilot.press("down", "enter")  # DOT, the second row
         assert isinstance(app.screen, ConfirmAdmitScreen)
@@ -138,18 +114,14 @@ async def test_admit_after_confirm_is_a_stored_counted_manual_scan(
         assert isinstance(app.screen, GateScreen)
         assert app.screen.query_one(VerdictPanel).word == "ADMIT"
         assert "In 1  Denied 0  Inside 1" in app.screen.query_one(StatusBar).text
-    record = service.store.scan(1)
+    record = gate.store.scan(1)
     assert record is not None and record.manual and record.ticket_id == DOT
     assert record.payload == f"manual:{DOT}" and record.verdict.value == "admit"
-    assert len(service.store.scans()) == 1
+    assert len(gate.store.scans()) == 1
 
 
-async def test_a_refunded_ticket_is_still_refused_after_confirm(
-    gate: tuple[GateService, GateFixture],
-) -> None:
-    service, _ = gate
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_a_refunded_ticket_is_still_refused_after_confirm(gate: GateUnderTest) -> None:
+    async with piloted(gate.service) as (app, pilot):
         await search(pilot, CAL[:8].upper())  # id prefix, typed in capitals
         assert table(app).row_count == 1
         await pilot.press("enter")
@@ -159,22 +131,18 @@ async def test_a_refunded_ticket_is_still_refused_after_confirm(
         panel = app.screen.query_one(VerdictPanel)
         assert panel.word == "DENY" and "refunded" in panel.message
         assert "In 0  Denied 1" in app.screen.query_one(StatusBar).text
-    record = service.store.scan(1)
+    record = gate.store.scan(1)
     assert record is not None and record.manual and record.verdict.value == "deny"
 
 
-async def test_manifest_text_is_shown_as_text_not_markup(
-    gate: tuple[GateService, GateFixture],
-) -> None:
-    service, fx = gate
-    odd = dataclasses.replace(fx.manifest.tickets[ADA], ticket_type="[b]VIP[/b] [link=x]y")
-    header = dataclasses.replace(fx.manifest.header, revision=2)
-    manifest = Manifest(header, {**fx.manifest.tickets, ADA: odd})
+async def test_manifest_text_is_shown_as_text_not_markup(gate: GateUnderTest) -> None:
+    odd = dataclasses.replace(gate.fx.manifest.tickets[ADA], ticket_type="[b]VIP[/b] [link=x]y")
+    header = dataclasses.replace(gate.fx.manifest.header, revision=2)
+    manifest = Manifest(header, {**gate.fx.manifest.tickets, ADA: odd})
     install_manifest(
-        service.store, sign_envelope(encode_manifest(manifest), HUB_KEY_ID, HUB_SEED), NOW
+        gate.store, sign_envelope(encode_manifest(manifest), HUB_KEY_ID, HUB_SEED), NOW
     )
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service) as (app, pilot):
         await search(pilot, ADA[:8])
         shown = table(app).render_line(1).text  # the first row as drawn, under the header
         assert "[b]VIP[/b] [li" in shown, shown  # cut to its column, brackets and all
@@ -195,12 +163,11 @@ def ticket_indexes(path: Path) -> list[str]:
 
 
 def test_lookup_finds_by_id_prefix_or_order_in_any_case_and_installs_build_no_index(
-    gate: tuple[GateService, GateFixture],
+    gate: GateUnderTest,
 ) -> None:
     """No secondary index on tickets: an order index doubled a 100k install (1.2 s to 2.4 s
     measured), while reading the table for a lookup costs 11 ms at 100k."""
-    service, fx = gate
-    store = service.store
+    store, fx = gate.store, gate.fx
     assert [r.ticket_id for r in store.find_tickets("tt-4100", "tt-4100", 10)] == [ADA, DOT]
     assert [r.ticket_id for r in store.find_tickets(ADA[:6].upper(), "x", 10)] == [ADA]
     assert ticket_indexes(store.path) == []

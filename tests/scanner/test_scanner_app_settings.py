@@ -3,9 +3,6 @@ scrolled into view, the buttons and any error on screen, the new PIN typed twice
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -16,24 +13,12 @@ from scanner.app import GateApp
 from scanner.pin import check_pin, set_pin
 from scanner.screens.settings import PIN_MISMATCH, SettingsScreen
 from scanner.screens.verdict import GateScreen
-from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.widgets import rendered_text
-from tests.scanner_fixtures import Clock, open_gate
+from tests.app_pilot import piloted
+from tests.scanner_fixtures import GateUnderTest
 
-NOW = 1_790_000_000_000
 SIZES = [(80, 24), (80, 30)]
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[GateService]:
-    store, _ = open_gate(tmp_path / "gate.db", NOW)
-    yield GateService(store, clock=Clock(NOW))
-    store.close()
-
-
-def make_app(service: GateService) -> GateApp:
-    return GateApp(service, clear_after_s=60.0, wedge_idle_gap_ms=5_000)
 
 
 def seen(app: GateApp, widget: Widget) -> bool:
@@ -74,10 +59,9 @@ def error_text(app: GateApp) -> str:
 
 @pytest.mark.parametrize("size", [*SIZES, (80, 12)])  # 12 rows: the form must scroll
 async def test_every_field_and_button_is_reached_by_tab_and_in_view(
-    service: GateService, size: tuple[int, int]
+    gate: GateUnderTest, size: tuple[int, int]
 ) -> None:
-    app = make_app(service)
-    async with app.run_test(size=size) as pilot:
+    async with piloted(gate.service, size=size) as (app, pilot):
         screen = await open_settings(pilot)
         ids = [field_id for field_id, _ in SettingsScreen.FIELDS]
         assert "set-pin-again" in ids
@@ -98,10 +82,9 @@ async def test_every_field_and_button_is_reached_by_tab_and_in_view(
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_a_refused_value_shows_its_error_on_screen(
-    service: GateService, size: tuple[int, int]
+    gate: GateUnderTest, size: tuple[int, int]
 ) -> None:
-    app = make_app(service)
-    async with app.run_test(size=size) as pilot:
+    async with piloted(gate.service, size=size) as (app, pilot):
         screen = await open_settings(pilot)
         await type_into(pilot, "set-relay", "banana")  # a field low in the form
         await type_into(pilot, "set-gate", "North 1")  # back at the top, Enter there
@@ -117,15 +100,14 @@ async def test_a_refused_value_shows_its_error_on_screen(
         await pilot.click("#settings-save")
         await pilot.pause()
         assert isinstance(app.screen, GateScreen)
-    assert service.store.config("relay_pin") == 17
+    assert gate.store.config("relay_pin") == 17
 
 
 async def test_pin_rules_are_on_screen_and_a_mismatch_changes_nothing(
-    service: GateService,
+    gate: GateUnderTest,
 ) -> None:
-    set_pin(service.store, "4711")
-    app = make_app(service)
-    async with app.run_test(size=(80, 24)) as pilot:
+    set_pin(gate.store, "4711")
+    async with piloted(gate.service) as (app, pilot):
         screen = await open_settings(pilot, pin="4711")
         rule = screen.query_one("#settings-pin-rule", Static)
         assert "at least 4 digits" in rendered_text(rule)
@@ -154,15 +136,14 @@ async def test_pin_rules_are_on_screen_and_a_mismatch_changes_nothing(
 
         await pilot.press("escape")
         assert isinstance(app.screen, GateScreen)
-    assert check_pin(service.store, "4711") and not check_pin(service.store, "2580")
-    gate = GateStore(service.store.path).gate()
-    assert gate is not None and gate.direction is Direction.ENTRY  # nothing else saved either
+    assert check_pin(gate.store, "4711") and not check_pin(gate.store, "2580")
+    saved = GateStore(gate.store.path).gate()
+    assert saved is not None and saved.direction is Direction.ENTRY  # nothing else saved either
 
 
-async def test_a_new_pin_typed_twice_is_set(service: GateService) -> None:
-    set_pin(service.store, "4711")
-    app = make_app(service)
-    async with app.run_test(size=(80, 24)) as pilot:
+async def test_a_new_pin_typed_twice_is_set(gate: GateUnderTest) -> None:
+    set_pin(gate.store, "4711")
+    async with piloted(gate.service) as (app, pilot):
         await open_settings(pilot, pin="4711")
         await type_into(pilot, "set-pin", "2580")
         await type_into(pilot, "set-pin-again", "2580")
@@ -174,4 +155,4 @@ async def test_a_new_pin_typed_twice_is_set(service: GateService) -> None:
         await pilot.press(*"2580", "enter")
         await pilot.pause()
         assert isinstance(app.screen, SettingsScreen)
-    assert check_pin(service.store, "2580") and not check_pin(service.store, "4711")
+    assert check_pin(gate.store, "2580") and not check_pin(gate.store, "4711")

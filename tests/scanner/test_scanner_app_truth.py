@@ -34,26 +34,22 @@ from scanner.widgets import (
     status_lines,
 )
 from tests import factories
-from tests.app_pilot import SIZE, make_app, panel, wedge
+from tests.app_pilot import SIZE, make_app, panel, piloted, wedge
 from tests.scanner_fixtures import (
     ADA,
     BEN,
     HUB_KEY_ID,
     HUB_PUBLIC,
+    NOW,
     Clock,
+    GateUnderTest,
     build,
     opened_gate,
 )
 
-NOW = 1_790_000_000_000  # 2026-09-21 14:13:20 UTC; 02:13:20 on the 22nd in Auckland (NZST)
+# NOW: 2026-09-21 14:13:20 UTC; 02:13:20 on the 22nd in Auckland (NZST)
 WIDE = (120, 30)
 MALFORMED_BASE45 = ":" * 149  # the length and alphabet of a native code; ':::' > 0xFFFF
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[tuple[GateService, dict[str, str], Clock]]:
-    with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, clock):
-        yield service, fx.codes, clock
 
 
 def bar_lines(app: GateApp) -> list[str]:
@@ -105,19 +101,16 @@ async def test_gate_not_set_up_is_not_ready(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_expired_ticket_list_says_so_on_the_idle_screen(
-    gate: tuple[GateService, dict[str, str], Clock],
-) -> None:
-    service, _, clock = gate
-    async with make_app(service).run_test(size=SIZE) as pilot:
-        assert panel(pilot.app).word == "READY"
-        clock.advance(49 * HOUR_MS)  # the manifest expires 48 h after "now"
-        pilot.app.screen.refresh_status()  # type: ignore[attr-defined]
-        shown = panel(pilot.app)
+async def test_expired_ticket_list_says_so_on_the_idle_screen(gate: GateUnderTest) -> None:
+    async with piloted(gate.service) as (app, _):
+        assert panel(app).word == "READY"
+        gate.clock.advance(49 * HOUR_MS)  # the manifest expires 48 h after "now"
+        app.screen.refresh_status()  # type: ignore[attr-defined]
+        shown = panel(app)
         assert shown.word == "LISTEXPIRED" and shown.has_class("-unready")
         assert "expired" in shown.message and "Rev 1" in shown.message
         assert "Sync with the hub" in shown.hint
-        assert "EXPIRED" in bar_lines(pilot.app)[1]  # whole, at 80 columns
+        assert "EXPIRED" in bar_lines(app)[1]  # whole, at 80 columns
 
 
 # -- 2. a configured camera that cannot open ------------------------------------------
@@ -125,52 +118,41 @@ async def test_expired_ticket_list_says_so_on_the_idle_screen(
 
 @pytest.mark.parametrize("size", [SIZE, WIDE])
 async def test_missing_camera_is_named_with_its_reason(
-    gate: tuple[GateService, dict[str, str], Clock], size: tuple[int, int]
+    gate: GateUnderTest, size: tuple[int, int]
 ) -> None:
-    service, _, _ = gate
-    app = make_app(service, camera="/dev/video97")
-    async with app.run_test(size=size) as pilot:
+    async with piloted(gate.service, size=size, camera="/dev/video97") as (app, pilot):
         await until(pilot, lambda: app.camera is not None)
         app.screen.refresh_status()  # type: ignore[attr-defined]
         line = bar_lines(app)[0]
         assert "Camera /dev/video97: device missing" in line and "No camera" not in line
 
 
-def test_configured_camera_is_named_before_it_starts(
-    gate: tuple[GateService, dict[str, str], Clock],
-) -> None:
-    service, _, _ = gate
-    assert make_app(service, camera="2").camera_note() == "Camera /dev/video2: starting"
+def test_configured_camera_is_named_before_it_starts(gate: GateUnderTest) -> None:
+    assert make_app(gate.service, camera="2").camera_note() == "Camera /dev/video2: starting"
     url = "rtsp://admin:secret@10.0.0.5:554/stream1"  # the password never reaches the screen
-    assert make_app(service, camera=url).camera_note() == "Camera rtsp://10.0.0.5: starting"
-    assert make_app(service, camera="none").camera_note() == "No camera"
+    assert make_app(gate.service, camera=url).camera_note() == "Camera rtsp://10.0.0.5: starting"
+    assert make_app(gate.service, camera="none").camera_note() == "No camera"
 
 
-async def test_no_camera_only_when_none_is_configured(
-    gate: tuple[GateService, dict[str, str], Clock],
-) -> None:
-    service, _, _ = gate
-    app = make_app(service, camera="none")
-    async with app.run_test(size=SIZE) as pilot:
+async def test_no_camera_only_when_none_is_configured(gate: GateUnderTest) -> None:
+    async with piloted(gate.service, camera="none") as (app, pilot):
         await until(pilot, lambda: app.camera is not None)
         app.screen.refresh_status()  # type: ignore[attr-defined]
         assert "No camera" in bar_lines(app)[0]
 
 
 async def test_camera_that_cannot_be_set_up_keeps_the_gate_running(
-    gate: tuple[GateService, dict[str, str], Clock], monkeypatch: pytest.MonkeyPatch
+    gate: GateUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(spec: str) -> Any:
         raise OSError("VIDIOC_QUERYCAP: Inappropriate ioctl for device")
 
     monkeypatch.setattr(camera_feed, "open_source", broken)
-    service, codes, _ = gate
-    app = make_app(service, camera="0")
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service, camera="0") as (app, pilot):
         await until(pilot, lambda: app.camera is not None)
         app.screen.refresh_status()  # type: ignore[attr-defined]
         assert "Camera /dev/video0: cannot open" in bar_lines(app)[0]
-        await wedge(pilot, codes[ADA])  # the hand scanner still works
+        await wedge(pilot, gate.codes[ADA])  # the hand scanner still works
         assert panel(app).word == "ADMIT"
 
 
@@ -198,12 +180,10 @@ class _UnpluggedCamera:
 
 
 async def test_camera_that_stops_shows_within_a_second(
-    gate: tuple[GateService, dict[str, str], Clock], monkeypatch: pytest.MonkeyPatch
+    gate: GateUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(camera_feed, "open_source", lambda spec: _UnpluggedCamera())
-    service, _, _ = gate
-    app = make_app(service, camera="/dev/video0")
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service, camera="/dev/video0") as (app, pilot):
         await until(pilot, lambda: "stopped delivering" in bar_lines(app)[0], timeout=3.0)
         assert "Camera /dev/video0: stopped delivering" in bar_lines(app)[0]
 
@@ -213,12 +193,10 @@ async def test_camera_that_stops_shows_within_a_second(
 
 @pytest.mark.parametrize("size", [SIZE, WIDE])
 async def test_turned_away_after_check_is_a_denial_and_no_entry(
-    gate: tuple[GateService, dict[str, str], Clock], size: tuple[int, int]
+    gate: GateUnderTest, size: tuple[int, int]
 ) -> None:
-    service, codes, _ = gate
-    app = make_app(service)
-    async with app.run_test(size=size) as pilot:
-        await wedge(pilot, codes[BEN])
+    async with piloted(gate.service, size=size) as (app, pilot):
+        await wedge(pilot, gate.codes[BEN])
         assert isinstance(app.screen, AttentionScreen)
         assert "Entries today" not in panel(app).facts  # nobody has entered yet
         assert "Entry 1 today if admitted" in panel(app).facts
@@ -229,30 +207,25 @@ async def test_turned_away_after_check_is_a_denial_and_no_entry(
         assert shown.word == "DENY" and "Turned away after check" in shown.message
         assert "Entries today" not in shown.facts and "Entry" not in shown.facts
         assert "In 0  Denied 1" in bar_lines(app)[1]
-    c = service.store.counters()
+    c = gate.store.counters()
     assert (c.admitted, c.denied, c.attention_pending, c.inside_now) == (0, 1, 0, 0)
 
 
-async def test_admitted_after_check_is_an_entry(
-    gate: tuple[GateService, dict[str, str], Clock],
-) -> None:
-    service, codes, _ = gate
-    async with make_app(service).run_test(size=SIZE) as pilot:
-        await wedge(pilot, codes[BEN])
+async def test_admitted_after_check_is_an_entry(gate: GateUnderTest) -> None:
+    async with piloted(gate.service) as (app, pilot):
+        await wedge(pilot, gate.codes[BEN])
         await pilot.press("y")
         await pilot.pause()
-        shown = panel(pilot.app)
+        shown = panel(app)
         assert shown.word == "ADMIT" and "Entries today 1" in shown.facts
-        assert "In 1  Denied 0" in bar_lines(pilot.app)[1]
+        assert "In 1  Denied 0" in bar_lines(app)[1]
 
 
 # -- 4. one clock: the venue's -----------------------------------------------------------
 
 
 @pytest.fixture
-def far_venue(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[GateService, dict[str, str], Clock]]:
+def far_venue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GateUnderTest]:
     """The machine on UTC, the venue in Auckland (12 hours ahead)."""
     before = os.environ.get("TZ")
     os.environ["TZ"] = "UTC"
@@ -260,7 +233,7 @@ def far_venue(
     event = dataclasses.replace(factories.EVENT, timezone="Pacific/Auckland")
     monkeypatch.setattr(factories, "EVENT", event)
     with opened_gate(tmp_path / "gate.db", NOW) as (service, fx, clock):
-        yield service, fx.codes, clock
+        yield GateUnderTest(service, fx, clock)
     if before is None:
         os.environ.pop("TZ", None)
     else:
@@ -270,17 +243,16 @@ def far_venue(
 
 @pytest.mark.parametrize("size", [SIZE, WIDE])
 async def test_history_and_status_bar_read_the_venue_clock(
-    far_venue: tuple[GateService, dict[str, str], Clock], size: tuple[int, int]
+    far_venue: GateUnderTest, size: tuple[int, int]
 ) -> None:
-    service, codes, clock = far_venue
+    gate = far_venue
     assert time.strftime("%H:%M:%S", time.localtime(NOW / 1000)) == "14:13:20"  # the machine
-    service.link = lambda: {"state": "online", "last_sync_ms": NOW}
-    app = make_app(service)
-    async with app.run_test(size=size) as pilot:
+    gate.service.link = lambda: {"state": "online", "last_sync_ms": NOW}
+    async with piloted(gate.service, size=size) as (app, pilot):
         assert "synced 02:13:20" in bar_lines(app)[1]
-        await wedge(pilot, codes[ADA])
-        clock.advance(10 * 60_000)
-        await wedge(pilot, codes[ADA])
+        await wedge(pilot, gate.codes[ADA])
+        gate.clock.advance(10 * 60_000)
+        await wedge(pilot, gate.codes[ADA])
         assert "Already admitted at North 1, 02:13:20 (10 min ago)" in panel(app).message
         await pilot.press("f3")
         assert isinstance(app.screen, HistoryScreen)
@@ -415,19 +387,16 @@ async def test_status_bar_fits_80_columns_in_the_app(
 # -- 6. no codec words in front of staff ---------------------------------------------------
 
 
-async def test_unreadable_code_shows_the_workers_sentence(
-    gate: tuple[GateService, dict[str, str], Clock],
-) -> None:
-    service, _, _ = gate
+async def test_unreadable_code_shows_the_workers_sentence(gate: GateUnderTest) -> None:
     sentence = default_message(Reason.MALFORMED)
     assert sentence.startswith("This code cannot be read as a ticket")
-    decision = service.preview(MALFORMED_BASE45)
+    decision = gate.service.preview(MALFORMED_BASE45)
     assert decision.detail == "base45 triple out of range"  # kept for support, off screen
-    async with make_app(service).run_test(size=SIZE) as pilot:
+    async with piloted(gate.service) as (app, pilot):
         await wedge(pilot, MALFORMED_BASE45)
-        shown = panel(pilot.app)
+        shown = panel(app)
         assert shown.word == "DENY" and shown.message == sentence
         assert "base45" not in shown.message + shown.facts + shown.hint
-    record = service.store.scan(1)
+    record = gate.store.scan(1)
     assert record is not None and record.verdict is Verdict.DENY
     assert record.reason == "malformed" and record.message == sentence
