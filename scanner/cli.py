@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -45,6 +46,10 @@ from scanner.settings import CLOCK_OFFSET, DEVICE_ID, EVENT, LINK, RELAY_PIN, SO
 from scanner.store import GateStore, StoreError
 
 DEFAULT_DB = "gate.db"
+DB_HELP = "gate database file (default: $GATE_DB or ./gate.db); before or after the command"
+JSON_HELP = "print JSON (errors too) for scripts"
+# The commands that may make a new gate database; the others need one to exist.
+CREATES_DB = frozenset({"run", "setup", "enroll", "set-pin", "load-manifest"})
 # The commands that run a gate, and so write its log (scanner/gate_log.py).
 LOGGED_COMMANDS = frozenset({"run", "stream", "check", "enroll"})
 log = logging.getLogger("scanner.cli")
@@ -71,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--db",
         default=os.environ.get("GATE_DB", DEFAULT_DB),
-        help="gate database file (default: $GATE_DB or ./gate.db)",
+        help=DB_HELP,
     )
     p.add_argument(
         "--clock-skew-ms",
@@ -94,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     _sync_options(run)
 
     check = sub.add_parser("check", help="decide one payload without the UI")
-    check.add_argument("payload")
-    check.add_argument("--json", action="store_true")
+    check.add_argument("payload", help="the scanned text (the QR's content)")
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
     check.add_argument("--dry-run", action="store_true", help="decide but store nothing")
 
     stream = sub.add_parser(
@@ -108,13 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--event", metavar="EVENT_ID", help="the event to sync (stored)")
 
     status = sub.add_parser("status", help="gate, manifest and counters")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
 
     export = sub.add_parser("export-scans", help="write everything the gate holds as JSON")
-    export.add_argument("file", type=Path)
+    export.add_argument("file", type=Path, help="the JSON file to write; - for stdout")
 
     load = sub.add_parser("load-manifest", help="verify and install a signed manifest/delta")
-    load.add_argument("file", type=Path)
+    load.add_argument("file", type=Path, help="the signed manifest or delta file")
     load.add_argument(
         "--hub-key",
         action="append",
@@ -122,12 +127,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KID:HEX",
         help="trust this hub public key (key id and 32-byte Ed25519 key in hex); repeatable",
     )
-    load.add_argument("--json", action="store_true")
+    load.add_argument("--json", action="store_true", help=JSON_HELP)
 
     setup = sub.add_parser("setup", help="set this gate's place")
     setup.add_argument("--gate", required=True, help="gate name shown to staff")
     setup.add_argument("--gate-id", help="stable id (default: from the name)")
-    setup.add_argument("--direction", choices=[d.value for d in Direction], default="entry")
+    setup.add_argument(
+        "--direction",
+        choices=[d.value for d in Direction],
+        default="entry",
+        help="entry or exit gate (default entry)",
+    )
     setup.add_argument("--zones", default="", help="comma-separated zones, e.g. GA,VIP")
     setup.add_argument("--venue", required=True, help="venue id")
 
@@ -145,12 +155,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="with --camera: give up after S seconds without an enrollment QR (default 120)",
     )
-    enroll.add_argument("--direction", choices=[d.value for d in Direction], default="entry")
+    enroll.add_argument(
+        "--direction",
+        choices=[d.value for d in Direction],
+        default="entry",
+        help="entry or exit gate (default entry)",
+    )
     enroll.add_argument("--hardware-id", help="stable hardware id (default: host, machine id)")
-    enroll.add_argument("--json", action="store_true")
+    enroll.add_argument("--json", action="store_true", help=JSON_HELP)
 
     pin = sub.add_parser("set-pin", help="set the venue PIN (read from stdin)")
     pin.add_argument("--pin", help="the PIN (default: first line of stdin)")
+    for command in sub.choices.values():  # --db after the command too; SUPPRESS keeps
+        command.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)  # one before
     return p
 
 
@@ -204,8 +221,34 @@ def _fail(code: str, message: str, want_json: bool, exit_code: int) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command != "run" and not Path(args.db).parent.exists():
+    """Run the command; a database (and log) it made for nothing is removed if it fails."""
+    db = Path(args.db)
+    if args.command != "run" and not db.parent.exists():
         raise CliError("bad_db_path", f"no such directory for the database: {args.db}")
+    if db.exists():
+        return _command(args)
+    if args.command not in CREATES_DB:
+        raise CliError(
+            "no_database",
+            f"there is no gate database {args.db}: give --db the gate's database (or set "
+            "GATE_DB), or make one with `gate-scanner enroll` or `gate-scanner setup`",
+        )
+    made = [db.with_name(db.name + tail) for tail in ("", "-wal", "-shm", "-journal")]
+    made = [p for p in [*made, *_log_files(db)] if not p.exists()]
+    try:
+        return _command(args)
+    except BaseException:
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _log_files(db: Path) -> list[Path]:
+    log_file = gate_log.log_path(db)
+    return [log_file, log_file.with_name(log_file.name + ".lock")]
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command in LOGGED_COMMANDS:
         gate_log.configure(
             args.db,
@@ -422,6 +465,12 @@ def _link_line(link: dict[str, Any] | None) -> str:
 
 
 def _export(store: GateStore, args: argparse.Namespace) -> int:
+    if str(args.file) == "-":
+        with tempfile.TemporaryDirectory() as folder:  # export_json writes, syncs, renames
+            path = Path(folder) / "scans.json"
+            store.export_json(path)
+            sys.stdout.write(path.read_text(encoding="utf-8") + "\n")
+        return 0
     if not args.file.parent.exists():
         raise CliError("bad_path", f"no such directory: {args.file.parent}")
     try:

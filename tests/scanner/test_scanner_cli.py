@@ -153,6 +153,7 @@ def test_export_scans_writes_the_log(ready_db: Path, fx: GateFixture, tmp_path: 
 
 def test_manifest_from_an_untrusted_key_changes_nothing(tmp_path: Path, fx: GateFixture) -> None:
     db = tmp_path / "gate.db"
+    GateStore(db).close()  # a failed command on a new path leaves no database to look at
     forged = tmp_path / "forged.gmf"
     forged.write_bytes(sign_envelope(encode_manifest(fx.manifest), HUB_KEY_ID, sample_hub_seed(9)))
     err = failed_json(db, "load-manifest", str(forged), "--hub-key", HUB_KEY, "--json")
@@ -205,6 +206,7 @@ def test_kiosk_needs_a_pin_first(tmp_path: Path) -> None:
 
 def test_scan_before_setup_is_denied_and_still_recorded(tmp_path: Path, fx: GateFixture) -> None:
     db = tmp_path / "gate.db"
+    GateStore(db).close()  # a gate database, not set up
     result = verdict_json(db, "check", fx.codes[ADA], "--json")
     assert (result["seq"], result["verdict"]) == (1, "deny")
     assert result["reason"] == "device_not_authorized"
