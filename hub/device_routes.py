@@ -11,16 +11,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from hub.auth import authenticate_device, device_deactivated
-from hub.errors import (
-    ApiError,
-    Body,
-    Fields,
-    accepts,
-    not_found,
-    parse_json_object,
-    read_json_object,
-    text,
-)
+from hub.errors import ApiError, not_found, parse_json_object, read_json_object
 from hub.keys import CLOCK, HUB_KEYS, STORE
 from hub.manifest_build import HubKeys
 from hub.openapi import decodes
@@ -34,14 +25,17 @@ from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerp
 from protocol.wire import (
     MISSING_FIELD,
     UNKNOWN_FIELD,
+    Enroll,
     Heartbeat,
     HeartbeatAnswer,
+    OwnDevice,
     PeerEntry,
     RefusedScan,
     ScanBatch,
     ScanBatchAnswer,
     WireError,
     decode,
+    read_enroll,
     where,
 )
 
@@ -51,15 +45,6 @@ KEY_SET_TYPE = "application/vnd.venue-gate.hub-keys"
 T = TypeVar("T")
 # A field holding a list of messages: a bad item is refused with this code, named by index.
 ITEM_CODES = {"scans": "invalid_scan"}
-
-ENROLL = Body(  # the code in clear, or sealed to the hub's key
-    one_of=("code", "sealed_code"),
-    code=text(100, required=False),
-    sealed_code=text(2000, required=False),
-    hardware_id=text(128),
-    public_key=text(100, pattern=r"^[A-Za-z0-9_-]{43}$", code="invalid_public_key"),
-    app_version=text(50, required=False),
-)
 
 _ENROLLMENT_MESSAGES = {
     ENROLLMENT_INVALID: "This enrollment code is not valid.",
@@ -143,17 +128,22 @@ def _sealed_code(sealed: str, keys: HubKeys, key: bytes, hardware_id: str) -> st
 
 
 @routes.post("/api/device/enroll")
-@accepts(ENROLL)
+@decodes(Enroll)
 async def enroll(request: web.Request) -> web.Response:
     """Spend a one-time code. A gate that checked this hub's key (GET /api/hub) against the
     QR's fingerprint sends `sealed_code` (protocol/enroll_seal.py), never the code in clear:
-    an impostor showing our public key learns nothing usable. `code` stays for API clients."""
-    f = Fields(await read_json_object(request), ENROLL)
-    sealed = f.text("sealed_code")  # ENROLL takes exactly one of code and sealed_code
-    code = f.need_text("code") if sealed is None else ""
-    hardware_id = f.text("hardware_id") or ""
-    key = _public_key(f.text("public_key") or "")
-    app_version = f.text("app_version")
+    an impostor showing our public key learns nothing usable. `code` stays for API clients.
+    The body is protocol/wire.py Enroll, refused with the codes and words it always was."""
+    try:
+        body = read_enroll(await read_json_object(request))
+    except WireError as exc:
+        raise ApiError(400, exc.code, exc.detail) from None
+    # exactly one of code and sealed_code (read_enroll); text is taken stripped
+    sealed = None if body.sealed_code is None else body.sealed_code.strip()
+    code = "" if body.code is None else body.code.strip()
+    hardware_id = body.hardware_id.strip()
+    key = _public_key(body.public_key)
+    app_version = None if body.app_version is None else body.app_version.strip()
     if sealed is not None:
         code = _sealed_code(sealed, request.app[HUB_KEYS](), key, hardware_id)
     result = request.app[STORE].enroll_device(
@@ -165,14 +155,14 @@ async def enroll(request: web.Request) -> web.Response:
     )
     if isinstance(result, str):
         raise ApiError(403, result, _ENROLLMENT_MESSAGES[result])
-    return web.json_response(own_device_json(result, request.app[HUB_KEYS]()), status=201)
+    return wire_response(OwnDevice(**own_device_json(result, request.app[HUB_KEYS]())), 201)
 
 
 @routes.get("/api/device/me")
 async def me(request: web.Request) -> web.Response:
     device, _ = await authenticate_device(request)
     request.app[STORE].record_heartbeat(device["id"], request.app[CLOCK]())
-    return web.json_response(own_device_json(device, request.app[HUB_KEYS]()))
+    return wire_response(OwnDevice(**own_device_json(device, request.app[HUB_KEYS]())))
 
 
 @routes.post("/api/device/heartbeat")

@@ -16,7 +16,15 @@ import msgspec
 from aiohttp import web
 
 from hub.errors import request_body
-from protocol.wire import CheckAnswer, ErrorBody, HeartbeatAnswer, ScanBatchAnswer
+from protocol.wire import (
+    ENROLL_ONE_OF,
+    CheckAnswer,
+    Enroll,
+    ErrorBody,
+    HeartbeatAnswer,
+    OwnDevice,
+    ScanBatchAnswer,
+)
 
 ADMIN, DEVICE, NONE = "admin", "device", "none"
 
@@ -118,7 +126,16 @@ def struct_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
         return node
 
     schema: dict[str, Any] = inline(ref)
+    one_of = ONE_OF.get(struct)
+    if one_of:  # what msgspec's schema cannot say: exactly one of these, not null
+        schema["oneOf"] = [
+            {"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in one_of
+        ]
     return schema
+
+
+# Request Structs that take exactly one of some fields (checked by the hub first).
+ONE_OF: dict[type[msgspec.Struct], tuple[str, ...]] = {Enroll: ENROLL_ONE_OF}
 
 
 S: dict[str, Any] = {"type": "string"}
@@ -162,18 +179,6 @@ DEVICE_ROW = obj(
     pending_uploads=NINT,
     clock_offset_ms=NINT,
     hub_keys_version=NINT,
-)
-OWN_DEVICE = obj(
-    device_id=S,
-    venue_id=S,
-    hardware_id=S,
-    name=S,
-    gate_id=NS,
-    zone=NS,
-    active=B,
-    hub_public_key=S,
-    hub_key_fingerprint=S,
-    manifest_key_id=INT,
 )
 TICKET = obj(
     id=S,
@@ -280,8 +285,8 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/admin/tickets/{ticket_id}/credential"): media(
         "text/plain", "image/png", "image/svg+xml"
     ),
-    ("POST", "/api/device/enroll"): json_body(OWN_DEVICE, 201),
-    ("GET", "/api/device/me"): json_body(OWN_DEVICE),
+    ("POST", "/api/device/enroll"): json_body(struct_schema(OwnDevice), 201),
+    ("GET", "/api/device/me"): json_body(struct_schema(OwnDevice)),
     ("POST", "/api/device/heartbeat"): json_body(struct_schema(HeartbeatAnswer)),
     ("POST", "/api/device/scans"): json_body(struct_schema(ScanBatchAnswer)),
     ("GET", "/api/device/events/{event_id}/manifest"): {

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args, get_origin
 
 import msgspec
+import msgspec.inspect
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from protocol.limits import EARLIEST_MS, LATEST_MS, MAX_CLOCK_OFFSET_MS, MAX_COUNT, MAX_SEQ
@@ -64,6 +65,49 @@ EventId = Annotated[str, Meta(max_length=MAX_EVENT_ID, pattern=NOT_BLANK)]
 # manifests/ (which imports protocol/). A decoded direction is this text; Direction(text) or
 # ScanFact.of makes it the enum.
 DirectionName = Literal["entry", "exit"]
+
+
+# -- enrolment: POST /api/device/enroll, then GET /api/device/me ------------------------------
+
+MAX_CODE = 100  # characters of an enrolment code in clear
+MAX_SEALED_CODE = 2000
+MAX_HARDWARE_ID = 128
+# An Ed25519 public key as URL-safe base64 without padding (protocol/signing.py b64encode).
+DEVICE_KEY = r"^[A-Za-z0-9_-]{43}$"
+# The hub's code for a public_key that is no Ed25519 key (or not in DEVICE_KEY's format).
+INVALID_PUBLIC_KEY = "invalid_public_key"
+ENROLL_ONE_OF = ("code", "sealed_code")  # an enrolment sends exactly one of these
+
+
+class Enroll(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Spend a one-time enrolment code: in clear (`code`, for API clients) or, as gates send
+    it, sealed to the hub's key together with this device's key and hardware id
+    (`sealed_code`, protocol/enroll_seal.py). Exactly one of the two: msgspec cannot say so,
+    hub/openapi.py adds it to the schema as oneOf and the hub checks it first (read_enroll).
+    Text is stored stripped."""
+
+    code: Annotated[str, Meta(max_length=MAX_CODE, pattern=NOT_BLANK)] | None = None
+    sealed_code: Annotated[str, Meta(max_length=MAX_SEALED_CODE, pattern=NOT_BLANK)] | None = None
+    hardware_id: Annotated[str, Meta(max_length=MAX_HARDWARE_ID, pattern=NOT_BLANK)]
+    public_key: Annotated[str, Meta(max_length=100, pattern=DEVICE_KEY)]
+    app_version: Annotated[str, Meta(max_length=MAX_APP_VERSION, pattern=NOT_BLANK)] | None = None
+
+
+class OwnDevice(Struct, kw_only=True):
+    """What a device may know about itself, the answer to its enrolment and to
+    GET /api/device/me: its identity and place, and the hub key that signs now (the
+    manifest key id it signs with; the rest of the trusted set comes with the first sync)."""
+
+    device_id: str
+    venue_id: str
+    hardware_id: str
+    name: str
+    gate_id: str | None
+    zone: str | None
+    active: bool
+    hub_public_key: str
+    hub_key_fingerprint: str
+    manifest_key_id: int
 
 
 # -- the scan upload: POST /api/device/scans ------------------------------------------------
@@ -363,3 +407,68 @@ def _unknown(value: Any, into: Any, path: Path) -> Path | None:
         if found is not None:
             return found
     return None
+
+
+# -- the enrolment body, checked as the hub always has ------------------------------------------
+
+
+def read_enroll(value: dict[str, Any]) -> Enroll:
+    """A parsed enrolment body as Enroll, or a WireError whose `detail` is the sentence the
+    hub answers: checked in the order the hub always did (an unknown field, the first by name;
+    then exactly one of ENROLL_ONE_OF; then field by field in Enroll's order), null counting
+    as absent. `code` is one of UNKNOWN_FIELD, MISSING_FIELD, INVALID_FIELD and
+    INVALID_PUBLIC_KEY (a public_key of the right length not in DEVICE_KEY's format)."""
+    fields = _ENROLL_FIELDS
+    unknown = sorted(set(value) - {f.name for f in fields})
+    if unknown:
+        raise WireError(UNKNOWN_FIELD, (unknown[0],), f"Unknown field: {unknown[0]}.")
+    given = [name for name in ENROLL_ONE_OF if value.get(name) is not None]
+    if len(given) != 1:
+        raise WireError(
+            INVALID_FIELD if given else MISSING_FIELD,
+            (),
+            f"Send exactly one of {' or '.join(ENROLL_ONE_OF)}.",
+        )
+    for field in fields:
+        item = value.get(field.name)
+        if item is None:
+            if field.required:
+                raise WireError(MISSING_FIELD, (field.name,), f"Field {field.name} is required.")
+            continue
+        _check_text(field.name, item, _text_type(field.type))
+    try:
+        return msgspec.convert({k: v for k, v in value.items() if v is not None}, Enroll)
+    except msgspec.ValidationError as exc:  # checked above: only a new field's limit gets here
+        raise refusal(exc) from None
+
+
+def _text_type(info: msgspec.inspect.Type) -> msgspec.inspect.StrType:
+    """The StrType of a text field (`str` or `str | None`) as msgspec.inspect shows it."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        (info,) = (t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+    assert isinstance(info, msgspec.inspect.StrType)
+    return info
+
+
+_enroll_info = msgspec.inspect.type_info(Enroll)
+assert isinstance(_enroll_info, msgspec.inspect.StructType)
+_ENROLL_FIELDS = _enroll_info.fields
+# A text field's own code for a value not in its format (others: INVALID_FIELD).
+FORMAT_CODES = {"public_key": INVALID_PUBLIC_KEY}
+
+
+def _check_text(name: str, item: object, info: msgspec.inspect.StrType) -> None:
+    """One text field as the hub's Fields.text checked it: a string, 1 to max_length
+    characters with something besides spaces, then its pattern, anchored as JSON Schema reads
+    it (`$` the very end, where Python would also take the place before a final newline)."""
+    if not isinstance(item, str):
+        raise WireError(INVALID_FIELD, (name,), f"Field {name} must be a string.")
+    limit = info.max_length
+    if not item.strip() or (limit is not None and len(item) > limit):
+        raise WireError(INVALID_FIELD, (name,), f"Field {name} must be 1 to {limit} characters.")
+    pattern = info.pattern or NOT_BLANK
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    if pattern != NOT_BLANK and re.search(pattern, item) is None:
+        code = FORMAT_CODES.get(name, INVALID_FIELD)
+        raise WireError(code, (name,), f"Field {name} is not in its format.")

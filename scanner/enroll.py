@@ -24,15 +24,13 @@ from manifests.admission_types import Direction, GateContext
 from protocol.enroll_seal import seal_enrollment_code
 from protocol.native import public_key
 from protocol.signing import b64decode, b64encode, key_fingerprint
-from scanner.hub_client import APP_VERSION, HubClient, HubError, json_object
+from protocol.wire import Enroll, OwnDevice
+from scanner.hub_client import APP_VERSION, HubClient, HubError, json_object, read_answer
 from scanner.hub_keys import trust_hub_key
 from scanner.link_reasons import HUB_UNREACHABLE
 from scanner.service import GateService
 from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HARDWARE_ID, HUB_URL
 from scanner.store import GateStore
-
-# The hub signs manifests with key id 1 unless it says otherwise (hub/manifest_build.py).
-DEFAULT_MANIFEST_KEY_ID = 1
 
 
 class EnrollmentFailed(Exception):
@@ -84,7 +82,7 @@ def enroll(
     base = hub_url.rstrip("/")
     hub = HubClient(store, base, service.clock, timeout_s=timeout_s)
     try:
-        hub_key, key_id = _hub_identity(hub)
+        hub_key = _hub_identity(hub)
         fingerprint = key_fingerprint(hub_key)
         if expected_fingerprint is not None and not _same_fingerprint(
             fingerprint, expected_fingerprint
@@ -99,24 +97,23 @@ def enroll(
             )
         except (CryptoError, ValueError, TypeError):  # not a usable Ed25519 point
             raise EnrollmentFailed("bad_hub_response", "the hub's key is not Ed25519") from None
-        body = {
-            "sealed_code": sealed,
-            "hardware_id": hardware,
-            "public_key": device_key,
-            "app_version": APP_VERSION,
-        }
-        data = _call(hub, "POST", "/api/device/enroll", 201, body)
+        body = Enroll(
+            sealed_code=sealed, hardware_id=hardware, public_key=device_key, app_version=APP_VERSION
+        )
+        answer = _call(hub, "POST", "/api/device/enroll", 201, body)
     finally:
         hub.close()
     try:
-        answer_key = b64decode(data["hub_public_key"])
-        device_id, venue_id = str(data["device_id"]), str(data["venue_id"])
-        name = str(data.get("name") or "Gate")
-        gate_id = str(data.get("gate_id") or device_id)
-        zone = data.get("zone")
-        manifest_key_id = int(data.get("manifest_key_id", key_id))
-    except (KeyError, ValueError, TypeError):
-        raise EnrollmentFailed("bad_hub_response", "the hub's answer is incomplete") from None
+        data = read_answer(answer, OwnDevice, "enrolment answer")
+        answer_key = b64decode(data.hub_public_key)
+    except HubError as exc:
+        raise EnrollmentFailed(exc.code, exc.message) from None
+    except (ValueError, TypeError):
+        raise EnrollmentFailed("bad_hub_response", "the hub's key is not base64") from None
+    device_id, venue_id, zone = data.device_id, data.venue_id, data.zone
+    name = data.name or "Gate"
+    gate_id = data.gate_id or device_id
+    manifest_key_id = data.manifest_key_id
     if not hmac.compare_digest(answer_key, hub_key):
         raise EnrollmentFailed("wrong_hub", "the hub answered with another key than it showed")
     gate = GateContext(
@@ -134,17 +131,17 @@ def enroll(
     return Enrollment(device_id, venue_id, gate, fingerprint)
 
 
-def _hub_identity(hub: HubClient) -> tuple[bytes, int]:
-    """The hub's current public key and key id, as it shows them to anyone (no secret)."""
-    data = _call(hub, "GET", "/api/hub", 200)
+def _hub_identity(hub: HubClient) -> bytes:
+    """The hub's current public key, as it shows it to anyone (no secret). The key id it signs
+    manifests with comes in the enrolment answer (OwnDevice.manifest_key_id)."""
+    data = json_object(_call(hub, "GET", "/api/hub", 200))
     try:
         key = b64decode(data["public_key"])
-        key_id = int(data.get("key_id", DEFAULT_MANIFEST_KEY_ID))
     except (KeyError, ValueError, TypeError):
         raise EnrollmentFailed("bad_hub_response", "the hub did not show its public key") from None
     if len(key) != 32:
         raise EnrollmentFailed("bad_hub_response", "the hub's public key is not Ed25519")
-    return key, key_id
+    return key
 
 
 def _same_fingerprint(actual: str, expected: str) -> bool:
@@ -153,16 +150,14 @@ def _same_fingerprint(actual: str, expected: str) -> bool:
     return hmac.compare_digest(actual.encode(), expected.strip().lower().encode())
 
 
-def _call(
-    hub: HubClient, method: str, path: str, expect: int, payload: Any = None
-) -> dict[str, Any]:
-    """One unsigned request (the gate has no key the hub knows yet); its JSON object, or
+def _call(hub: HubClient, method: str, path: str, expect: int, payload: Any = None) -> bytes:
+    """One unsigned request (the gate has no key the hub knows yet); the answer's body, or
     EnrollmentFailed with the hub's code."""
     try:
         resp = hub.call(method, path, payload, signed=False, expect=expect, ensure_ascii=False)
     except HubError as exc:
         raise EnrollmentFailed.from_hub(exc, hub.hub_url) from None
-    return json_object(resp.content)
+    return resp.content
 
 
 def enrolled_hub(store: GateStore) -> str | None:

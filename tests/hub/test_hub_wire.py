@@ -13,11 +13,12 @@ import pytest
 
 from hub.app import create_app
 from hub.device_routes import read_body
-from hub.errors import ApiError
+from hub.errors import ApiError, Body, Fields, text
 from hub.openapi import document
 from hub.storage import HubStore
 from protocol import wire
-from tests.hub_fixtures import HUB_SEED, Hub, add_show, enroll
+from protocol.signing import b64encode
+from tests.hub_fixtures import HUB_SEED, Device, Hub, add_show, enroll
 
 SCAN: dict[str, Any] = {  # as today's gate sends it (ScanRecord.to_json)
     "seq": 1,
@@ -199,3 +200,160 @@ async def test_a_bad_scan_deep_in_a_batch_is_named_and_nothing_stored(hub: Hub) 
     error = wire.decode(resp.content, wire.ErrorBody).error
     assert error.code == "invalid_scan" and error.message.startswith("scans[3]: at_ms: "), error
     assert hub.store.scans_of_device(gate.device_id) == []
+
+
+# -- enrolment: wire.Enroll in, wire.OwnDevice out --------------------------------------------
+
+# hub/device_routes.py's enrolment body before the Struct, and the order its handler read it:
+# read_enroll must refuse every body with the same code and the same words.
+OLD_ENROLL = Body(
+    one_of=("code", "sealed_code"),
+    code=text(100, required=False),
+    sealed_code=text(2000, required=False),
+    hardware_id=text(128),
+    public_key=text(100, pattern=r"^[A-Za-z0-9_-]{43}$", code="invalid_public_key"),
+    app_version=text(50, required=False),
+)
+KEY = "A" * 43
+
+
+def old_refusal(body: dict[str, Any]) -> tuple[str, str] | None:
+    try:
+        f = Fields(body, OLD_ENROLL)
+        if f.text("sealed_code") is None:
+            f.need_text("code")
+        f.text("hardware_id")
+        f.text("public_key")
+        f.text("app_version")
+    except ApiError as exc:
+        return exc.code, exc.message
+    return None
+
+
+def new_refusal(body: dict[str, Any]) -> tuple[str, str] | None:
+    try:
+        wire.read_enroll(body)
+    except wire.WireError as exc:
+        return exc.code, exc.detail
+    return None
+
+
+GOOD_ENROL = {"code": "c", "hardware_id": "hw", "public_key": KEY}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        GOOD_ENROL,
+        {"sealed_code": "s" * 2000, "hardware_id": " hw ", "public_key": KEY, "app_version": "1"},
+        {**GOOD_ENROL, "sealed_code": None, "app_version": None},
+        {"hardware_id": "hw", "public_key": "AAAA"},  # neither: before the key's format
+        {**GOOD_ENROL, "sealed_code": "s"},  # both
+        {"code": None, "sealed_code": None, "hardware_id": "hw", "public_key": KEY},
+        {**GOOD_ENROL, "zeta": 1, "alpha": 2},  # two unknown: the first by name
+        {**GOOD_ENROL, "hardware_id": 7},
+        {**GOOD_ENROL, "hardware_id": None},
+        {"code": "c", "public_key": KEY},
+        {**GOOD_ENROL, "hardware_id": ""},
+        {**GOOD_ENROL, "hardware_id": " \t"},
+        {**GOOD_ENROL, "hardware_id": "h" * 129},
+        {**GOOD_ENROL, "hardware_id": "h" * 128},
+        {**GOOD_ENROL, "code": "   "},
+        {**GOOD_ENROL, "code": "c" * 101},
+        {**GOOD_ENROL, "code": 5},
+        {**GOOD_ENROL, "code": ["c"]},
+        {**GOOD_ENROL, "sealed_code": "s", "code": None, "public_key": "not base64!"},
+        {**GOOD_ENROL, "public_key": "AAAA"},
+        {**GOOD_ENROL, "public_key": KEY + "\n"},  # Python's $ would take it; the hub never did
+        {**GOOD_ENROL, "public_key": ""},
+        {**GOOD_ENROL, "public_key": "k" * 101},
+        {**GOOD_ENROL, "public_key": True},
+        {"code": "c", "hardware_id": "hw"},
+        {**GOOD_ENROL, "app_version": "v" * 51},
+        {**GOOD_ENROL, "app_version": 2},
+        {**GOOD_ENROL, "code": "", "hardware_id": None},  # the first fault in the old order
+        {"code": "c", "hardware_id": 1, "public_key": 2, "app_version": 3},
+    ],
+)
+def test_an_enrolment_body_is_refused_with_the_codes_and_words_it_always_was(
+    body: dict[str, Any],
+) -> None:
+    assert new_refusal(body) == old_refusal(body)
+
+
+async def test_the_enrol_route_answers_the_refusal_and_the_own_device(hub: Hub) -> None:
+    from protocol.native import public_key
+
+    for body, code, words in (
+        ({"hardware_id": "hw", "public_key": "AAAA"}, "missing_field", "Send exactly one of"),
+        ({**GOOD_ENROL, "hardware_id": 7}, "invalid_field", "Field hardware_id must be a string."),
+        ({**GOOD_ENROL, "public_key": "AAAA"}, "invalid_public_key", "not in its format"),
+        ({**GOOD_ENROL, "extra": 1}, "unknown_field", "Unknown field: extra."),
+    ):
+        resp = await hub.client.post("/api/device/enroll", json=body)
+        error = wire.decode(resp.content, wire.ErrorBody).error
+        assert (resp.status_code, error.code) == (400, code) and words in error.message, error
+    resp = await hub.client.post("/api/device/enroll", content=b"[1]")
+    assert wire.decode(resp.content, wire.ErrorBody).error.code == "expected_object"
+    made = await hub.client.post(
+        f"/api/admin/venues/{hub.a.venue_id}/enrollments",
+        json={"name": "Gate 1 scanner"},
+        headers=hub.auth(hub.a.manager_token),
+    )
+    seed = bytes(range(100, 132))
+    body = {
+        "code": f" {made.json()['code']} ",
+        "hardware_id": "  hw-7 ",
+        "public_key": b64encode(public_key(seed)),
+        "app_version": " 2.0 ",
+    }
+    resp = await hub.client.post("/api/device/enroll", json=body)
+    assert resp.status_code == 201, resp.text
+    own = wire.decode(resp.content, wire.OwnDevice)
+    assert list(resp.json()) == OWN_DEVICE_KEYS  # the keys and order it always answered
+    assert own.hardware_id == "hw-7" and own.active and own.gate_id is None
+    assert own.hub_public_key == b64encode(public_key(HUB_SEED))
+    (row,) = hub.store.list_devices(hub.a.id)
+    assert row["app_version"] == "2.0"  # stored stripped, as before
+    device = Device(hub, seed)
+    device.device_id = own.device_id
+    me = await device.send("GET", "/api/device/me")
+    assert me.status_code == 200 and list(me.json()) == OWN_DEVICE_KEYS
+    assert wire.decode(me.content, wire.OwnDevice) == own
+
+
+OWN_DEVICE_KEYS = [
+    "device_id",
+    "venue_id",
+    "hardware_id",
+    "name",
+    "gate_id",
+    "zone",
+    "active",
+    "hub_public_key",
+    "hub_key_fingerprint",
+    "manifest_key_id",
+]
+
+
+def test_openapi_shows_the_enrolment_structs(tmp_path: Path) -> None:
+    store = HubStore(tmp_path / "doc.sqlite")
+    try:
+        doc = json.loads(json.dumps(document(create_app(store, HUB_SEED, expiry_interval_s=None))))
+    finally:
+        store.close()
+    op = doc["paths"]["/api/device/enroll"]["post"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    one_of = body.pop("oneOf")
+    assert body == struct_schema(wire.Enroll)
+    assert one_of == [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("code", "sealed_code")
+    ]
+    assert body["required"] == ["hardware_id", "public_key"]
+    assert body["additionalProperties"] is False
+    own = struct_schema(wire.OwnDevice)
+    assert op["responses"]["201"]["content"]["application/json"]["schema"] == own
+    me = doc["paths"]["/api/device/me"]["get"]["responses"]["200"]
+    assert me["content"]["application/json"]["schema"] == own
+    assert own["required"] == OWN_DEVICE_KEYS

@@ -428,3 +428,77 @@ def test_a_scan_moved_the_person_only_when_it_counted(
 ) -> None:
     assert ScanFact.moved(verdict, confirmed) is moved
     assert ScanFact.moved(Verdict(verdict), confirmed) is moved
+
+
+# -- requests as the gate builds them; enrolment -------------------------------------------------
+
+
+def test_the_gates_requests_leave_out_what_it_does_not_know() -> None:
+    """The gate always left out a field it had nothing for (never null): the Structs it
+    builds its requests from encode the same."""
+    bare = msgspec.to_builtins(wire.ScanBatch([SCAN], clock_offset_ms=-250))
+    assert list(bare) == ["scans", "clock_offset_ms"]
+    full = wire.ScanBatch([SCAN], "ev-1", 4, -250, 0)
+    assert list(msgspec.to_builtins(full)) == [
+        "scans",
+        "event_id",
+        "manifest_revision",
+        "clock_offset_ms",
+        "peer_cursor",
+    ]
+    assert msgspec.to_builtins(wire.Heartbeat("1.2", 0)) == {
+        "app_version": "1.2",
+        "pending_uploads": 0,
+    }
+
+
+OLD_GATE_ENROL = {  # scanner/enroll.py's body before the Structs: sealed, never the code
+    "sealed_code": "sealed-bytes",
+    "hardware_id": "box-1",
+    "public_key": "A" * 43,
+    "app_version": "1.2",
+}
+OLD_OWN_DEVICE = {  # hub/device_routes.py own_device_json
+    "device_id": "dev-1",
+    "venue_id": "venue-1",
+    "hardware_id": "box-1",
+    "name": "North 1",
+    "gate_id": None,
+    "zone": "GA",
+    "active": True,
+    "hub_public_key": "B" * 43,
+    "hub_key_fingerprint": "ab:cd",
+    "manifest_key_id": 1,
+}
+
+
+def test_the_enrolment_messages_are_todays_json() -> None:
+    body = wire.Enroll(
+        sealed_code="sealed-bytes", hardware_id="box-1", public_key="A" * 43, app_version="1.2"
+    )
+    assert json.dumps(msgspec.to_builtins(body)) == json.dumps(OLD_GATE_ENROL)
+    assert wire.decode(json.dumps(OLD_GATE_ENROL).encode(), wire.Enroll) == body
+    assert wire.read_enroll({**OLD_GATE_ENROL, "code": None}) == body
+    own = wire.decode(json.dumps(OLD_OWN_DEVICE).encode(), wire.OwnDevice)
+    assert json.dumps(msgspec.to_builtins(own)) == json.dumps(OLD_OWN_DEVICE)
+    with pytest.raises(wire.WireError) as missing:
+        wire.decode(b'{"device_id": "dev-1"}', wire.OwnDevice)
+    assert missing.value.code == wire.MISSING_FIELD
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "path"),
+    [
+        ({"hardware_id": "box", "public_key": "A" * 43}, wire.MISSING_FIELD, ()),
+        ({**OLD_GATE_ENROL, "code": "c"}, wire.INVALID_FIELD, ()),
+        ({**OLD_GATE_ENROL, "public_key": "A" * 42}, wire.INVALID_PUBLIC_KEY, ("public_key",)),
+        ({**OLD_GATE_ENROL, "hardware_id": " "}, wire.INVALID_FIELD, ("hardware_id",)),
+        ({**OLD_GATE_ENROL, "b": 1, "a": 2}, wire.UNKNOWN_FIELD, ("a",)),
+    ],
+)
+def test_each_malformed_enrolment_is_refused_with_its_code(
+    body: dict[str, Any], code: str, path: wire.Path
+) -> None:
+    with pytest.raises(wire.WireError) as refused:
+        wire.read_enroll(body)
+    assert (refused.value.code, refused.value.path) == (code, path)

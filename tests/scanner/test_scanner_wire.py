@@ -1,5 +1,5 @@
-"""The gate speaks protocol/wire.py: its heartbeat and upload are built from the wire Structs
-(the same JSON as before), and every hub answer it reads is decoded by its Struct. A hub
+"""The gate speaks protocol/wire.py: its heartbeat, upload and enrolment are built from the wire
+Structs (the same JSON as before), and every hub answer it reads is decoded by its Struct. A hub
 answer that is not what the wire says (a wrong type, an acknowledgement of a seq never sent,
 a peer movement or live entry with a direction that is none) fails the exchange or is
 ignored, logged: the gate never crashes, and a scan is marked uploaded only when the hub's
@@ -21,10 +21,15 @@ import pytest
 
 from manifests.admission_types import Decision, Direction
 from protocol import wire
+from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
+from protocol.signing import b64encode, key_fingerprint
 from scanner.connection import ConnectionMonitor, LinkPolicy
-from scanner.hub_client import hub_error
+from scanner.enroll import Enrollment, EnrollmentFailed, enroll
+from scanner.hub_client import HubClient, hub_error
+from scanner.hub_keys import trusted_hub_keys
 from scanner.live import LiveChannel, entry_fact, live_message
+from scanner.service import GateService
 from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HUB_KEYS_VERSION, peer_cursor
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
@@ -349,3 +354,98 @@ def test_live_messages_decode_as_their_structs() -> None:
     uncounted = entry_fact({**ENTRY, "counted": False}, offset_ms=1_000)
     assert uncounted is not None and not uncounted.counted and uncounted.at_ms == NOW - 1_000
     assert entry_fact(b"{not json", 0) is None
+
+
+# -- enrolment: the body is wire.Enroll, the answer is decoded as wire.OwnDevice ---------------
+
+HUB_SEED = bytes(range(32))
+
+
+class EnrolHub:
+    """GET /api/hub shows HUB_SEED's key; POST /api/device/enroll answers `answer`."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.bodies: list[bytes] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/hub":
+            return httpx.Response(200, json={"public_key": b64encode(public_key(HUB_SEED))})
+        self.bodies.append(request.read())
+        if isinstance(self.answer, bytes):
+            return httpx.Response(201, content=self.answer)
+        return httpx.Response(201, json=self.answer)
+
+
+def own_device(**changes: Any) -> dict[str, Any]:
+    key = public_key(HUB_SEED)
+    return {
+        "device_id": "dev-9",
+        "venue_id": "venue-1",
+        "hardware_id": "hw-1",
+        "name": "North 1 scanner",
+        "gate_id": "gate-north",
+        "zone": "GA",
+        "active": True,
+        "hub_public_key": b64encode(key),
+        "hub_key_fingerprint": key_fingerprint(key),
+        "manifest_key_id": 3,
+        **changes,
+    }
+
+
+def enrol_through(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub: EnrolHub
+) -> tuple[GateStore, Callable[[], Enrollment]]:
+    import scanner.enroll
+
+    class Client(HubClient):
+        def __init__(self, store: GateStore, base: str, clock: Any, *, timeout_s: float) -> None:
+            http = httpx.Client(transport=httpx.MockTransport(hub))
+            super().__init__(store, base, clock, http, timeout_s=timeout_s)
+
+    monkeypatch.setattr(scanner.enroll, "HubClient", Client)
+    store = GateStore(tmp_path / "gate.db")
+    service = GateService(store, clock=lambda: NOW)
+    return store, lambda: enroll(service, "http://hub.test", "CODE-1", hardware_id="hw-1")
+
+
+def test_enrolment_sends_the_wire_body_and_takes_the_decoded_answer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hub = EnrolHub(own_device(zone=None, gate_id=None, newer_field="ignored"))
+    store, run = enrol_through(monkeypatch, tmp_path, hub)
+    with store:
+        enrolled = run()
+        assert (enrolled.device_id, enrolled.venue_id) == ("dev-9", "venue-1")
+        assert enrolled.gate.gate_id == "dev-9" and enrolled.gate.zones == ()  # none given
+        assert trusted_hub_keys(store) == {3: public_key(HUB_SEED)}
+    (sent,) = hub.bodies
+    body = wire.decode(sent, wire.Enroll)
+    assert body.code is None and body.sealed_code and body.hardware_id == "hw-1"
+    # as the gate always sent it: no code in clear, these keys in this order
+    assert list(json.loads(sent)) == ["sealed_code", "hardware_id", "public_key", "app_version"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        own_device(manifest_key_id="3"),
+        own_device(device_id=None),
+        own_device(active="yes"),
+        {k: v for k, v in own_device().items() if k != "venue_id"},
+        own_device(hub_public_key="not base64!"),
+        [own_device()],
+        b"<html>welcome</html>",
+    ],
+)
+def test_a_malformed_enrolment_answer_enrols_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answer: Any
+) -> None:
+    store, run = enrol_through(monkeypatch, tmp_path, EnrolHub(answer))
+    with store:
+        with pytest.raises(EnrollmentFailed) as failed:
+            run()
+        assert failed.value.code == "bad_hub_response", failed.value.message
+        assert not store.device_id and store.key(DEVICE_SEED_KEY) is None
+        assert trusted_hub_keys(store) == {} and store.gate() is None
