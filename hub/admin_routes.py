@@ -6,7 +6,7 @@ import base64
 import io
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import segno
@@ -24,7 +24,7 @@ from hub.errors import (
     text,
     texts,
 )
-from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, STORE
+from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL
 from hub.live import LIVE
 from manifests.admission_types import Direction
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint
@@ -53,10 +53,10 @@ ENROLLMENT = Body(
 )
 
 
-def _unique(action: Callable[[], T], what: str) -> T:
-    """Run a store write; a uniqueness clash becomes 409 instead of a 500."""
+async def _unique(write: Awaitable[T], what: str) -> T:
+    """Wait for a store write; a uniqueness clash becomes 409 instead of a 500."""
     try:
-        return action()
+        return await write
     except sqlite3.IntegrityError:
         raise ApiError(409, "already_exists", f"A {what} with that name already exists.") from None
 
@@ -97,94 +97,108 @@ def device_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]:
-    device = request.app[STORE].get_device_scoped(
-        request.match_info["device_id"], principal.tenant_id, principal.venue_id
+async def _scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]:
+    device_id = request.match_info["device_id"]
+    device = await request.app[DB].run(
+        lambda store: store.get_device_scoped(device_id, principal.tenant_id, principal.venue_id)
     )
     if device is None:
         raise not_found("device")
     return device
 
 
-def _known_zone(request: web.Request, venue_id: str, zone: str) -> None:
-    names = {z["name"] for z in request.app[STORE].list_zones(venue_id)}
-    if zone not in names:  # a name the venue lacks, like an unknown id: not found
-        raise ApiError(404, "unknown_zone", f"Zone {zone} is not defined at this venue.")
+async def _known_zones(request: web.Request, venue_id: str, zones: list[str]) -> None:
+    names = {z["name"] for z in await request.app[DB].run(lambda s: s.list_zones(venue_id))}
+    for zone in zones:
+        if zone not in names:  # a name the venue lacks, like an unknown id: not found
+            raise ApiError(404, "unknown_zone", f"Zone {zone} is not defined at this venue.")
+
+
+async def _known_gate(request: web.Request, gate_id: str, venue_id: str) -> bool:
+    return await request.app[DB].run(lambda s: s.get_gate(gate_id, venue_id)) is not None
 
 
 @routes.get("/api/admin/whoami")
 async def whoami(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.read")
+    p = await require_admin(request, "venue.read")
     return web.json_response({"tenant_id": p.tenant_id, "venue_id": p.venue_id, "role": p.role})
 
 
 @routes.get("/api/admin/venues")
 async def list_venues(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.read")
-    venues = request.app[STORE].list_venues(p.tenant_id, p.venue_id)
+    p = await require_admin(request, "venue.read")
+    venues = await request.app[DB].run(lambda s: s.list_venues(p.tenant_id, p.venue_id))
     return web.json_response({"venues": [venue_json(v) for v in venues]})
 
 
 @routes.post("/api/admin/venues")
 @accepts(VENUE)
 async def create_venue(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.create")
+    p = await require_admin(request, "venue.create")
     if p.venue_id is not None:
         raise ApiError(403, "forbidden_scope", "A venue-scoped token cannot create venues.")
     f = Fields(await read_json_object(request), VENUE)
     name, timezone = f.need_text("name"), f.need_text("timezone")
-    store, now = request.app[STORE], request.app[CLOCK]()
-    row = _unique(lambda: store.create_venue(p.tenant_id, name, timezone, p.actor, now), "venue")
+    now = request.app[CLOCK]()
+    row = await _unique(
+        request.app[DB].run(lambda s: s.create_venue(p.tenant_id, name, timezone, p.actor, now)),
+        "venue",
+    )
     return web.json_response(venue_json(row), status=201)
 
 
 @routes.get("/api/admin/venues/{venue_id}")
 async def get_venue(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.read")
-    return web.json_response(venue_json(scoped_venue(request, p, request.match_info["venue_id"])))
+    p = await require_admin(request, "venue.read")
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
+    return web.json_response(venue_json(venue))
 
 
 @routes.get("/api/admin/venues/{venue_id}/zones")
 async def list_zones(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.read")
-    venue = scoped_venue(request, p, request.match_info["venue_id"])
-    zones = request.app[STORE].list_zones(venue["id"])
+    p = await require_admin(request, "venue.read")
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
+    zones = await request.app[DB].run(lambda s: s.list_zones(venue["id"]))
     return web.json_response({"zones": [{"id": z["id"], "name": z["name"]} for z in zones]})
 
 
 @routes.post("/api/admin/venues/{venue_id}/zones")
 @accepts(ZONE)
 async def create_zone(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.configure")
-    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    p = await require_admin(request, "venue.configure")
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
     name = Fields(await read_json_object(request), ZONE).need_text("name")
-    store, now = request.app[STORE], request.app[CLOCK]()
-    row = _unique(lambda: store.create_zone(p.tenant_id, venue["id"], name, p.actor, now), "zone")
+    now = request.app[CLOCK]()
+    row = await _unique(
+        request.app[DB].run(lambda s: s.create_zone(p.tenant_id, venue["id"], name, p.actor, now)),
+        "zone",
+    )
     return web.json_response({"id": row["id"], "name": row["name"]}, status=201)
 
 
 @routes.get("/api/admin/venues/{venue_id}/gates")
 async def list_gates(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.read")
-    venue = scoped_venue(request, p, request.match_info["venue_id"])
-    gates = request.app[STORE].list_gates(venue["id"])
+    p = await require_admin(request, "venue.read")
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
+    gates = await request.app[DB].run(lambda s: s.list_gates(venue["id"]))
     return web.json_response({"gates": [gate_json(g) for g in gates]})
 
 
 @routes.post("/api/admin/venues/{venue_id}/gates")
 @accepts(GATE)
 async def create_gate(request: web.Request) -> web.Response:
-    p = require_admin(request, "venue.configure")
-    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    p = await require_admin(request, "venue.configure")
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
     f = Fields(await read_json_object(request), GATE)
     name = f.need_text("name")
     direction = f.text("direction") or Direction.ENTRY
     zones = f.text_list("zones")
-    for zone in zones:
-        _known_zone(request, venue["id"], zone)
-    store, now = request.app[STORE], request.app[CLOCK]()
-    row = _unique(
-        lambda: store.create_gate(p.tenant_id, venue["id"], name, direction, zones, p.actor, now),
+    await _known_zones(request, venue["id"], zones)
+    now = request.app[CLOCK]()
+    row = await _unique(
+        request.app[DB].run(
+            lambda s: s.create_gate(p.tenant_id, venue["id"], name, direction, zones, p.actor, now)
+        ),
         "gate",
     )
     return web.json_response(gate_json(row), status=201)
@@ -192,29 +206,32 @@ async def create_gate(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/devices")
 async def list_devices(request: web.Request) -> web.Response:
-    p = require_admin(request, "device.read")
+    p = await require_admin(request, "device.read")
     venue_id = request.query.get("venue_id")
     if venue_id is not None:
-        scoped_venue(request, p, venue_id)
+        await scoped_venue(request, p, venue_id)
     active_text = request.query.get("active")
     if active_text not in (None, "true", "false"):
         raise ApiError(400, "invalid_query", "Query active must be 'true' or 'false'.")
     active = None if active_text is None else active_text == "true"
-    devices = request.app[STORE].list_devices(p.tenant_id, venue_id or p.venue_id, active)
+    devices = await request.app[DB].run(
+        lambda s: s.list_devices(p.tenant_id, venue_id or p.venue_id, active)
+    )
     return web.json_response({"devices": [device_json(d) for d in devices]})
 
 
 @routes.get("/api/admin/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
-    p = require_admin(request, "device.read")
-    return web.json_response(device_json(_scoped_device(request, p)))
+    p = await require_admin(request, "device.read")
+    return web.json_response(device_json(await _scoped_device(request, p)))
 
 
 @routes.post("/api/admin/devices/{device_id}/deactivate")
 async def deactivate_device(request: web.Request) -> web.Response:
-    p = require_admin(request, "device.manage")
-    device = _scoped_device(request, p)
-    updated = request.app[STORE].deactivate_device(device, p.actor, request.app[CLOCK]())
+    p = await require_admin(request, "device.manage")
+    device = await _scoped_device(request, p)
+    now = request.app[CLOCK]()
+    updated = await request.app[DB].run(lambda s: s.deactivate_device(device, p.actor, now))
     request.app[LIVE].drop_device(device["id"])  # it must stop hearing entries now
     return web.json_response(device_json(updated))
 
@@ -223,8 +240,8 @@ async def deactivate_device(request: web.Request) -> web.Response:
 @accepts(DEVICE_CHANGE)
 async def update_device(request: web.Request) -> web.Response:
     """Rename a device or move it to another gate or zone of its venue; null clears."""
-    p = require_admin(request, "device.manage")
-    device = _scoped_device(request, p)
+    p = await require_admin(request, "device.manage")
+    device = await _scoped_device(request, p)
     body = await read_json_object(request)
     f = Fields(body, DEVICE_CHANGE)
     changes: dict[str, Any] = {}
@@ -232,17 +249,18 @@ async def update_device(request: web.Request) -> web.Response:
         changes["name"] = f.text("name")
     if "gate_id" in body:
         gate_id = f.text("gate_id")
-        if gate_id is not None and request.app[STORE].get_gate(gate_id, device["venue_id"]) is None:
+        if gate_id is not None and not await _known_gate(request, gate_id, device["venue_id"]):
             raise not_found("gate")
         changes["gate_id"] = gate_id
     if "zone" in body:
         zone = f.text("zone")
         if zone is not None:
-            _known_zone(request, device["venue_id"], zone)
+            await _known_zones(request, device["venue_id"], [zone])
         changes["zone"] = zone
     if not changes:
         raise ApiError(400, "missing_field", "Send at least one of name, gate_id, zone.")
-    updated = request.app[STORE].update_device(device, changes, p.actor, request.app[CLOCK]())
+    now = request.app[CLOCK]()
+    updated = await request.app[DB].run(lambda s: s.update_device(device, changes, p.actor, now))
     return web.json_response(device_json(updated))
 
 
@@ -250,26 +268,28 @@ async def update_device(request: web.Request) -> web.Response:
 @accepts(ENROLLMENT)
 async def create_enrollment(request: web.Request) -> web.Response:
     """A one-time, short-lived code (and its QR) a device spends to enrol with its own key."""
-    p = require_admin(request, "device.manage")
-    venue = scoped_venue(request, p, request.match_info["venue_id"])
+    p = await require_admin(request, "device.manage")
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
     f = Fields(await read_json_object(request), ENROLLMENT)
     name, gate_id, zone = f.need_text("name"), f.text("gate_id"), f.text("zone")
     ttl_s = f.integer("ttl_s")
-    store = request.app[STORE]
-    if gate_id is not None and store.get_gate(gate_id, venue["id"]) is None:
+    if gate_id is not None and not await _known_gate(request, gate_id, venue["id"]):
         raise not_found("gate")
     if zone is not None:
-        _known_zone(request, venue["id"], zone)
+        await _known_zones(request, venue["id"], [zone])
     ttl_ms = ttl_s * 1000 if ttl_s is not None else request.app[ENROLLMENT_TTL_MS]
-    row, code = store.create_enrollment(
-        tenant_id=p.tenant_id,
-        venue_id=venue["id"],
-        gate_id=gate_id,
-        zone=zone,
-        name=name,
-        actor=p.actor,
-        now_ms=request.app[CLOCK](),
-        ttl_ms=ttl_ms,
+    now = request.app[CLOCK]()
+    row, code = await request.app[DB].run(
+        lambda s: s.create_enrollment(
+            tenant_id=p.tenant_id,
+            venue_id=venue["id"],
+            gate_id=gate_id,
+            zone=zone,
+            name=name,
+            actor=p.actor,
+            now_ms=now,
+            ttl_ms=ttl_ms,
+        )
     )
     fingerprint = key_fingerprint(request.app[HUB_KEYS]().public)
     payload = enrollment_uri(request.app[HUB_URL], code, fingerprint)
@@ -288,8 +308,8 @@ async def create_enrollment(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/audit")
 async def audit(request: web.Request) -> web.Response:
-    p = require_admin(request, "audit.read")
-    entries = request.app[STORE].audit_entries(p.tenant_id, p.venue_id)
+    p = await require_admin(request, "audit.read")
+    entries = await request.app[DB].run(lambda s: s.audit_entries(p.tenant_id, p.venue_id))
     keys = ("id", "venue_id", "actor", "action", "target", "at_ms")
     out = [{**{k: e[k] for k in keys}, "detail": json.loads(e["detail_json"])} for e in entries]
     return web.json_response({"entries": out})

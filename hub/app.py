@@ -24,10 +24,12 @@ from hub import (
 )
 from hub.checkpoint import Checkpointer
 from hub.errors import error_middleware, error_response
-from hub.keys import CLOCK, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, STORE
+from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, NONCES
 from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker
 from hub.reconcile_ingest import Reconciler
 from hub.storage import HubStore, StoreUnavailable
+from hub.store_api import HubStorage
+from hub.thread_owned import ThreadOwned
 from protocol.signing import b64encode, key_fingerprint
 
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: manifests go down, not up; scan batches are small
@@ -52,7 +54,7 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/health/db")
 async def health_db(request: web.Request) -> web.Response:
     try:
-        request.app[STORE].ping()
+        await request.app[DB].run(lambda store: store.ping())
     except StoreUnavailable:
         return error_response(503, "db_unavailable", "The hub database is not reachable.")
     return web.json_response({"status": "ok"})
@@ -87,9 +89,11 @@ def create_app(
     retired_hub_keys: Mapping[int, bytes] | None = None,
     hub_keys: Callable[[], HubKeys] | None = None,
 ) -> web.Application:
-    """Build the app around an open store; the signing seed stays here, only its public key
-    is ever sent out. `hub_keys` (a keyring watch) replaces the seed and key ids: the hub then
-    follows `gate-hub key` commands without a restart."""
+    """Build the app around an open store, which from here on is used on the app's database
+    thread (app[DB]) until the app is cleaned up; the caller still closes it. The signing
+    seed stays here, only its public key is ever sent out. `hub_keys` (a keyring watch)
+    replaces the seed and key ids: the hub then follows `gate-hub key` commands without a
+    restart."""
     if hub_keys is None:
         if hub_signing_seed is None or len(hub_signing_seed) != 32:
             raise ValueError("hub signing seed must be 32 bytes")
@@ -103,7 +107,9 @@ def create_app(
         middlewares=[metrics.metrics_middleware, error_middleware],
         client_max_size=client_max_size,
     )
-    app[STORE] = store
+    db: ThreadOwned[HubStorage] = ThreadOwned.adopt("hub-db", store)
+    app[DB] = db
+    app[NONCES] = store.nonces
     app[CLOCK] = clock
     app[HUB_KEYS] = hub_keys
     app[HUB_URL] = hub_url
@@ -116,20 +122,26 @@ def create_app(
     app[manifest_routes.MANIFESTS] = builder
     builds = ManifestWorker(store.path, hub_keys)
     app[manifest_routes.BUILDS] = builds
-    reconciler = Reconciler(store, builder, clock)
+    reconciler = Reconciler(store, builder, clock, db)
     app[reconcile_routes.RECONCILER] = reconciler
     app.cleanup_ctx.append(_background(reconciler.run))
     app.add_routes(reconcile_routes.routes)
-    checks = check_routes.CheckBatcher(store)
+    checks = check_routes.CheckBatcher(db, store.path)
     app[check_routes.CHECKS] = checks
     store.leave_checkpoints_to_background()
     checkpointer = Checkpointer(store.path)
     app.cleanup_ctx.append(_background(checkpointer.run))
 
+    async def load_nonces(app: web.Application) -> None:
+        await db.run(lambda store: store.nonces.load())
+
+    app.on_startup.append(load_nonces)
+
     async def close_workers(app: web.Application) -> None:
         await checks.close()
         builds.close()
         checkpointer.close()
+        db.close()
 
     app.on_cleanup.append(close_workers)
     app.add_routes(manifest_routes.routes)
@@ -159,6 +171,10 @@ def _background(
     return context
 
 
+def _expire_at(now_ms: int) -> Callable[[HubStorage], int]:
+    return lambda store: store.expire_tickets(now_ms)
+
+
 def _expiry_job(
     interval_s: float,
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
@@ -167,7 +183,7 @@ def _expiry_job(
     async def run(app: web.Application) -> None:
         while True:
             try:
-                expired = app[STORE].expire_tickets(app[CLOCK]())
+                expired = await app[DB].run(_expire_at(app[CLOCK]()))
                 if expired:
                     log.info("tickets expired", extra={"count": expired})
             except Exception:

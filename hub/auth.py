@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import ApiError, not_found
-from hub.keys import CLOCK, STORE
+from hub.keys import CLOCK, DB, NONCES
 from protocol.signing import device_id_of, verify_request
 from protocol.wire import DEVICE_DEACTIVATED, UNKNOWN_DEVICE
 
@@ -49,12 +49,12 @@ class Principal:
         return f"token:{self.token_id}"
 
 
-def require_admin(request: web.Request, permission: str) -> Principal:
+async def require_admin(request: web.Request, permission: str) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing_token", "Send an admin token as 'Authorization: Bearer'.")
-    row = request.app[STORE].token_for(token.strip())
+    row = await request.app[DB].run(lambda store: store.token_for(token.strip()))
     if row is None:
         raise ApiError(401, "invalid_token", "The admin token is not valid.")
     principal = Principal(row["id"], row["tenant_id"], row["venue_id"], row["role"])
@@ -63,8 +63,10 @@ def require_admin(request: web.Request, permission: str) -> Principal:
     return principal
 
 
-def scoped_venue(request: web.Request, principal: Principal, venue_id: str) -> dict[str, Any]:
-    venue = request.app[STORE].get_venue(venue_id, principal.tenant_id, principal.venue_id)
+async def scoped_venue(request: web.Request, principal: Principal, venue_id: str) -> dict[str, Any]:
+    venue = await request.app[DB].run(
+        lambda store: store.get_venue(venue_id, principal.tenant_id, principal.venue_id)
+    )
     if venue is None:
         raise not_found("venue")
     return venue
@@ -78,15 +80,14 @@ async def authenticate_device(
     A deactivated device is refused with 403 even with a perfect signature (unless the
     caller asks to see it, to keep its scans for audit before refusing).
     """
-    store = request.app[STORE]
     device_id = device_id_of(request.headers)
     if device_id is None:
         raise ApiError(401, "missing_signature", "Device requests must be signed.")
-    device = store.get_device(device_id)
+    device = await request.app[DB].run(lambda store: store.get_device(device_id))
     if device is None:
         raise ApiError(401, UNKNOWN_DEVICE, "This device is not enrolled at this hub.")
     body = await request.read()
-    now_ms = request.app[CLOCK]()
+    now_ms, nonces = request.app[CLOCK](), request.app[NONCES]
     error = verify_request(
         method=request.method,
         path=request.raw_path,
@@ -94,7 +95,7 @@ async def authenticate_device(
         body=body,
         device_public_key=device["public_key"],
         now_ms=now_ms,
-        seen_nonce=lambda nonce: not store.nonces.remember(device_id, nonce, now_ms),
+        seen_nonce=lambda nonce: not nonces.remember(device_id, nonce, now_ms),
     )
     if error is not None:
         raise ApiError(401, error, _SIGNING_MESSAGES.get(error, "Request signature refused."))

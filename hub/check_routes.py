@@ -9,6 +9,7 @@ hundred checks a second."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -21,13 +22,14 @@ from hub.auth import authenticate_device
 from hub.check_writer import MAX_CONTEXTS, CheckWriter, CheckWriterFailed
 from hub.device_routes import read_body, wire_response
 from hub.errors import ApiError
-from hub.keys import CLOCK, STORE
+from hub.keys import CLOCK, DB
 from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
 from hub.online_check import CheckContext, ContextKey, OnlineCheck
 from hub.openapi import decodes
 from hub.store_api import HubStorage
 from hub.store_manifests import CHECK_FAILED, CheckOutcome, ManifestSource
+from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Direction, GateContext
 from manifests.model import ManifestHeader, Scope
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE, Check, CheckAnswer
@@ -54,9 +56,9 @@ class CheckBatcher:
     fewer checks a second, 3 ms fewer still). An answer is only sent after its batch
     committed, and batches are judged in the order they were sent."""
 
-    def __init__(self, store: HubStorage) -> None:
-        self.store = store
-        self.writer = CheckWriter(store.path)
+    def __init__(self, db: ThreadOwned[HubStorage], db_path: str) -> None:
+        self.db = db  # the app's store: told of each stored check, for live push and metrics
+        self.writer = CheckWriter(db_path)
         self._pending: list[Pending] = []
         self._contexts: dict[ContextKey, CheckContext] = {}
         self._ids = itertools.count(1)
@@ -103,8 +105,10 @@ class CheckBatcher:
                 if not future.done():
                     future.set_exception(check_failed())
             return
-        for device_id, row in stored:
-            self.store.scans_committed(device_id, [row])
+        try:
+            await self.db.run(functools.partial(_tell_listeners, stored))
+        except Exception:  # the checks are stored: their answers go out all the same
+            log.exception("telling the store's listeners of stored checks failed")
         for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
@@ -122,11 +126,16 @@ class CheckBatcher:
 CHECKS = web.AppKey("checks", CheckBatcher)
 
 
-def _gate(request: web.Request, device: dict[str, Any], direction: str | None) -> GateContext:
+def _tell_listeners(stored: list[tuple[str, dict[str, Any]]], store: HubStorage) -> None:
+    for device_id, row in stored:
+        store.scans_committed(device_id, [row])
+
+
+def _gate(store: HubStorage, device: dict[str, Any], direction: str | None) -> GateContext:
     """The device's gate; its zones are the gate's (else the device's own zone)."""
     if device["gate_id"] is None:
         raise ApiError(409, "no_gate", "This device has no gate assigned; assign one first.")
-    gate = request.app[STORE].get_gate(device["gate_id"], device["venue_id"])
+    gate = store.get_gate(device["gate_id"], device["venue_id"])
     if gate is None:
         raise ApiError(409, "no_gate", "This device's gate no longer exists.")
     zones = tuple(json.loads(gate["zones_json"])) or ((device["zone"],) if device["zone"] else ())
@@ -147,13 +156,18 @@ async def check(request: web.Request) -> web.Response:
     device, raw = await authenticate_device(request)
     asked = read_body(raw, Check)
     payload, seq = asked.payload.strip(), asked.seq
-    event = device_event(request, device, asked.event_id.strip())
-    gate = _gate(request, device, asked.direction)
-    now_ms = request.app[CLOCK]()
-    scope = Scope(device["venue_id"], gate.gate_id, gate.zones)
-    current = request.app[MANIFESTS].current_header(event["id"], scope, now_ms)
-    assert current is not None
-    source, header = current
+    now_ms, builder = request.app[CLOCK](), request.app[MANIFESTS]
+
+    def judged_against(store: HubStorage) -> tuple[GateContext, ManifestSource, ManifestHeader]:
+        """The device's gate and the event's current manifest header (one database turn)."""
+        event = device_event(store, device, asked.event_id.strip())
+        gate = _gate(store, device, asked.direction)
+        scope = Scope(device["venue_id"], gate.gate_id, gate.zones)
+        current = builder.current_header(event["id"], scope, now_ms)
+        assert current is not None
+        return gate, *current
+
+    gate, source, header = await request.app[DB].run(judged_against)
     checks = request.app[CHECKS]
     context = checks.context(source, header)
     pending = OnlineCheck(device["id"], seq, payload, now_ms, gate, device["zone"], context.id)

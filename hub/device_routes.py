@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,7 +13,7 @@ from nacl.signing import VerifyKey
 
 from hub.auth import authenticate_device, device_deactivated
 from hub.errors import ApiError, not_found, parse_json_object, read_json_object
-from hub.keys import CLOCK, HUB_KEYS, STORE
+from hub.keys import CLOCK, DB, HUB_KEYS
 from hub.manifest_build import HubKeys
 from hub.openapi import decodes
 from hub.reconcile_routes import RECONCILER
@@ -146,12 +147,11 @@ async def enroll(request: web.Request) -> web.Response:
     app_version = None if body.app_version is None else body.app_version.strip()
     if sealed is not None:
         code = _sealed_code(sealed, request.app[HUB_KEYS](), key, hardware_id)
-    result = request.app[STORE].enroll_device(
-        code=code,
-        hardware_id=hardware_id,
-        public_key=key,
-        app_version=app_version,
-        now_ms=request.app[CLOCK](),
+    now = request.app[CLOCK]()
+    result = await request.app[DB].run(
+        lambda s: s.enroll_device(
+            code=code, hardware_id=hardware_id, public_key=key, app_version=app_version, now_ms=now
+        )
     )
     if isinstance(result, str):
         raise ApiError(403, result, _ENROLLMENT_MESSAGES[result])
@@ -161,7 +161,8 @@ async def enroll(request: web.Request) -> web.Response:
 @routes.get("/api/device/me")
 async def me(request: web.Request) -> web.Response:
     device, _ = await authenticate_device(request)
-    request.app[STORE].record_heartbeat(device["id"], request.app[CLOCK]())
+    now = request.app[CLOCK]()
+    await request.app[DB].run(lambda s: s.record_heartbeat(device["id"], now))
     return wire_response(OwnDevice(**own_device_json(device, request.app[HUB_KEYS]())))
 
 
@@ -173,19 +174,24 @@ async def heartbeat(request: web.Request) -> web.Response:
     device, raw = await authenticate_device(request)
     beat = read_body(raw, Heartbeat)
     now_ms = request.app[CLOCK]()
-    request.app[STORE].record_heartbeat(
-        device["id"],
-        now_ms,
-        app_version=None if beat.app_version is None else beat.app_version.strip(),
-        pending_uploads=beat.pending_uploads,
-        manifest_revisions=beat.manifest_revisions,
-        clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
-        hub_keys_version=beat.hub_keys_version,
-    )
+    offset_ms = now_ms - int(request.headers[HEADER_TIMESTAMP])
+
+    def record(store: HubStorage) -> str | None:
+        store.record_heartbeat(
+            device["id"],
+            now_ms,
+            app_version=None if beat.app_version is None else beat.app_version.strip(),
+            pending_uploads=beat.pending_uploads,
+            manifest_revisions=beat.manifest_revisions,
+            clock_offset_ms=offset_ms,
+            hub_keys_version=beat.hub_keys_version,
+        )
+        # The event the venue's gates should hold now, so a gate enrolled on the spot needs
+        # no setup (a gate given an event by its operator keeps that one).
+        return event_to_hold(store.event_times(device["venue_id"]), now_ms)
+
+    event_id = await request.app[DB].run(record)
     keys_version = request.app[HUB_KEYS]().version  # a new one: fetch /api/device/hub-keys
-    # The event the venue's gates should hold now, so a gate enrolled on the spot needs no
-    # setup (a gate given an event by its operator keeps that one).
-    event_id = event_to_hold(request.app[STORE].event_times(device["venue_id"]), now_ms)
     return wire_response(HeartbeatAnswer(True, now_ms, keys_version, event_id))
 
 
@@ -223,44 +229,62 @@ async def upload_scans(request: web.Request) -> web.Response:
     next time)."""
     device, raw = await authenticate_device(request, allow_inactive=True)
     deactivated = not device["active"]
-    store, now_ms = request.app[STORE], request.app[CLOCK]()
-    try:
-        upload = parse_upload(read_body(raw, ScanBatch), device, _gate_name(store, device))
-        event = store.event_by_id(upload.event_id) if upload.event_id else None
-        if upload.event_id is not None and (
-            event is None or event["venue_id"] != device["venue_id"]
-        ):
-            raise not_found("event")  # another venue's event: nothing is stored
-    except ApiError:
+    now_ms = request.app[CLOCK]()
+
+    def store_batch(store: HubStorage) -> tuple[ScanBatchAnswer, StoredBatch | None]:
+        """One turn of the database thread: check, store, then read what the answer tells."""
+        try:
+            upload = parse_upload(read_body(raw, ScanBatch), device, _gate_name(store, device))
+            event = store.event_by_id(upload.event_id) if upload.event_id else None
+            if upload.event_id is not None and (
+                event is None or event["venue_id"] != device["venue_id"]
+            ):
+                raise not_found("event")  # another venue's event: nothing is stored
+        except ApiError:
+            if deactivated:
+                raise device_deactivated() from None
+            raise
+        stored = store.record_scans(device["id"], upload.rows, now_ms, deactivated=deactivated)
         if deactivated:
-            raise device_deactivated() from None
-        raise
-    stored = store.record_scans(device["id"], upload.rows, now_ms, deactivated=deactivated)
-    if deactivated:
-        raise device_deactivated()
-    store.record_heartbeat(device["id"], now_ms, clock_offset_ms=upload.clock_offset_ms)
-    answer = ScanBatchAnswer(acked=stored.acked)
-    if stored.refused:
-        log.error(
-            "scans refused: same seq, other content",
-            extra={"device": device["id"], "seqs": [r["seq"] for r in stored.refused][:20]},
-        )
-        answer.refused = [RefusedScan(r["seq"], r["code"], r["message"]) for r in stored.refused]
-    if event is None:
-        return wire_response(answer)  # no event named: stored for audit, counted nowhere
-    acked = set(stored.acked)
-    rows = [r for r in upload.rows if r["seq"] in acked]
-    touched = {r["ticket_id"] for r in rows if r["ticket_id"] is not None}
-    ticketless = [r["seq"] for r in rows if r["ticket_id"] is None]
-    loose = store.scan_ids(device["id"], ticketless) if ticketless else []
-    request.app[RECONCILER].schedule(event["id"], touched, loose)
-    answer.revision = store.event_revision(event["id"])
-    if upload.peer_cursor is not None:
-        peers, cursor, more = store.peer_scans(event["id"], device["id"], upload.peer_cursor)
-        answer.peer_scans = [peer_entry(p) for p in peers]
-        answer.peer_cursor = cursor
-        answer.peer_more = more
+            raise device_deactivated()
+        store.record_heartbeat(device["id"], now_ms, clock_offset_ms=upload.clock_offset_ms)
+        answer = ScanBatchAnswer(acked=stored.acked)
+        if stored.refused:
+            log.error(
+                "scans refused: same seq, other content",
+                extra={"device": device["id"], "seqs": [r["seq"] for r in stored.refused][:20]},
+            )
+            answer.refused = [
+                RefusedScan(r["seq"], r["code"], r["message"]) for r in stored.refused
+            ]
+        if event is None:
+            return answer, None  # no event named: stored for audit, counted nowhere
+        acked = set(stored.acked)
+        rows = [r for r in upload.rows if r["seq"] in acked]
+        touched = {r["ticket_id"] for r in rows if r["ticket_id"] is not None}
+        ticketless = [r["seq"] for r in rows if r["ticket_id"] is None]
+        loose = store.scan_ids(device["id"], ticketless) if ticketless else []
+        answer.revision = store.event_revision(event["id"])
+        if upload.peer_cursor is not None:
+            peers, cursor, more = store.peer_scans(event["id"], device["id"], upload.peer_cursor)
+            answer.peer_scans = [peer_entry(p) for p in peers]
+            answer.peer_cursor = cursor
+            answer.peer_more = more
+        return answer, StoredBatch(event["id"], touched, loose)
+
+    answer, batch = await request.app[DB].run(store_batch)
+    if batch is not None:
+        request.app[RECONCILER].schedule(batch.event_id, batch.tickets, batch.loose_scans)
     return wire_response(answer)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What a stored upload leaves for reconciliation (queued on the event loop)."""
+
+    event_id: str
+    tickets: set[str]
+    loose_scans: list[int]
 
 
 def peer_entry(row: dict[str, Any]) -> PeerEntry:

@@ -1,4 +1,4 @@
-"""Typed keys for what the aiohttp application carries (store, clock, hub identity)."""
+"""Typed keys for what the aiohttp application carries (database, clock, hub identity)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hub.manifest_build import HubKeys
+from hub.nonces import RequestNonces
 from hub.store_api import HubStorage
+from hub.thread_owned import ThreadOwned
 
-STORE: web.AppKey[HubStorage] = web.AppKey("store")  # handlers see the seam, not SQLite
+# Every database use of a handler or background job: `await app[DB].run(lambda store: ...)`
+# runs it on the store's own thread, off the event loop; handlers see the seam, not SQLite.
+DB: web.AppKey[ThreadOwned[HubStorage]] = web.AppKey("db")
+# Device request nonces: checked in memory on the loop (hub/nonces.py), on every signed call.
+NONCES = web.AppKey("nonces", RequestNonces)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")  # epoch milliseconds
 # The hub's keys now (read again from the keyring after a `gate-hub key` command).
 HUB_KEYS: web.AppKey[Callable[[], HubKeys]] = web.AppKey("hub_keys")

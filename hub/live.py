@@ -28,8 +28,10 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from hub.auth import authenticate_device
-from hub.keys import STORE
+from hub.keys import DB
 from hub.store_api import HubStorage
+from hub.store_base import ScanListener
+from hub.thread_owned import ThreadOwned
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED, EntryState, Hello
 
 log = logging.getLogger("hub.live")
@@ -54,19 +56,20 @@ class Connection:
 class LiveHub:
     """Who is connected, and the fan-out of stored scans to them."""
 
-    def __init__(self, store: HubStorage) -> None:
-        self.store = store
-        self.connections: set[Connection] = set()
-        self._venues: dict[str, str] = {}  # device id -> venue id (a device never moves venue)
+    def __init__(self, db: ThreadOwned[HubStorage]) -> None:
+        self.db = db
+        self.connections: set[Connection] = set()  # touched on the event loop only
+        # device id -> venue id (a device never moves venue); on the database thread only
+        self._venues: dict[str, str] = {}
         self._closing: set[asyncio.Task[bool]] = set()
 
     def online(self) -> int:
         return len({c.device_id for c in self.connections})
 
-    def _venue_of(self, device_id: str) -> str | None:
+    def _venue_of(self, store: HubStorage, device_id: str) -> str | None:
         venue = self._venues.get(device_id)
         if venue is None:
-            device = self.store.get_device(device_id)
+            device = store.get_device(device_id)
             if device is None:
                 return None
             venue = self._venues[device_id] = device["venue_id"]
@@ -91,19 +94,18 @@ class LiveHub:
             log.info("live sockets of a deactivated device closed", extra={"device": device_id})
         return len(doomed)
 
-    def is_active(self, device_id: str) -> bool:
-        device = self.store.get_device(device_id)
+    async def is_active(self, device_id: str) -> bool:
+        device = await self.db.run(lambda store: store.get_device(device_id))
         return device is not None and bool(device["active"])
 
-    def drop_inactive(self) -> int:
+    async def drop_inactive(self) -> int:
         """Close the sockets of devices no longer active: catches deactivations this process
         did not make itself (a CLI, another hub process), once the row cache lets them
         through."""
-        return sum(
-            self.drop_device(device_id)
-            for device_id in {c.device_id for c in self.connections}
-            if not self.is_active(device_id)
-        )
+        connected = {c.device_id for c in self.connections}
+        rows = await self.db.run(lambda store: [store.get_device(d) for d in connected])
+        active = {row["id"] for row in rows if row is not None and row["active"]}
+        return sum(self.drop_device(d) for d in connected - active)
 
     async def watch_active(self) -> None:
         """Run drop_inactive every ACTIVE_RECHECK_S while the hub is up; a store error is
@@ -111,23 +113,30 @@ class LiveHub:
         while True:
             await asyncio.sleep(ACTIVE_RECHECK_S)
             try:
-                self.drop_inactive()
+                await self.drop_inactive()
             except Exception:
                 log.exception("live: re-checking devices' active flags failed")
 
-    def on_scans(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
-        """Store listener (runs right after the commit): queue the messages; each
-        connection's writer task sends them, so a slow device never holds up the others."""
-        if not self.connections:
-            return
-        venue = self._venue_of(device_id)
-        messages = [
-            (s.get("event_id"), msgspec.json.encode(entry_state(device_id, s)).decode())
-            for s in scans
-            if s.get("ticket_id")
-        ]
-        if venue is None or not messages:
-            return
+    def listener(self, store: HubStorage, loop: asyncio.AbstractEventLoop) -> ScanListener:
+        """The store listener (told on the database thread right after the commit): the
+        messages are made there, then queued on the event loop, where each connection's
+        writer task sends them, so a slow device never holds up the others."""
+
+        def on_scans(device_id: str, scans: list[Mapping[str, Any]]) -> None:
+            if not self.connections:
+                return
+            venue = self._venue_of(store, device_id)
+            messages = [
+                (s.get("event_id"), msgspec.json.encode(entry_state(device_id, s)).decode())
+                for s in scans
+                if s.get("ticket_id")
+            ]
+            if venue is not None and messages:
+                loop.call_soon_threadsafe(self.fan_out, device_id, venue, messages)
+
+        return on_scans
+
+    def fan_out(self, device_id: str, venue: str, messages: list[tuple[str | None, str]]) -> None:
         for conn in self.connections:
             if conn.device_id == device_id or conn.venue_id != venue:
                 continue
@@ -187,7 +196,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     hub.connections.add(conn)
     writer = conn.writer = asyncio.create_task(_writer(conn))
     try:
-        if hub.is_active(device["id"]):
+        if await hub.is_active(device["id"]):
             await ws.send_str(msgspec.json.encode(Hello(device["id"], event_id)).decode())
         else:  # deactivated while the upgrade was under way: it missed drop_device
             hub.drop_device(device["id"])
@@ -204,18 +213,21 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 
 def install(app: web.Application) -> LiveHub:
     """Attach the live hub: listens to the store while the app runs, closes sockets on stop."""
-    hub = LiveHub(app[STORE])
+    hub = LiveHub(app[DB])
     app[LIVE] = hub
 
     @contextlib.asynccontextmanager
     async def listen(app: web.Application) -> AsyncIterator[None]:
-        app[STORE].scan_listeners.append(hub.on_scans)
+        listeners = await app[DB].run(lambda store: store.scan_listeners)
+        loop = asyncio.get_running_loop()
+        on_scans = await app[DB].run(lambda store: hub.listener(store, loop))
+        listeners.append(on_scans)
         watch = asyncio.create_task(hub.watch_active())
         yield
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
-        app[STORE].scan_listeners.remove(hub.on_scans)
+        listeners.remove(on_scans)
 
     async def close_all(app: web.Application) -> None:
         for conn in list(hub.connections):

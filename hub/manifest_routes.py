@@ -12,23 +12,25 @@ from aiohttp import web
 
 from hub.auth import authenticate_device, require_admin
 from hub.errors import ApiError, not_found
-from hub.keys import CLOCK, STORE
+from hub.keys import CLOCK, DB
 from hub.manifest_build import ManifestBuilder, ManifestWorker, scope_tag
 from hub.metrics import METRICS
+from hub.store_api import HubStorage
 from manifests.model import Scope
 from manifests.signing import envelope_key_id
 
-MANIFESTS = web.AppKey("manifests", ManifestBuilder)  # headers and credentials, on the loop
+# Headers and credentials, used on the app's database thread (it shares the app's store).
+MANIFESTS = web.AppKey("manifests", ManifestBuilder)
 BUILDS = web.AppKey("manifest_builds", ManifestWorker)  # signed manifests, on a worker thread
 MANIFEST_TYPE = "application/vnd.venue-gate.manifest"
 routes = web.RouteTableDef()
 
 
-def device_scope(request: web.Request, device: dict[str, Any]) -> Scope:
+def device_scope(store: HubStorage, device: dict[str, Any]) -> Scope:
     """The device's venue, gate and the zones that gate leads into (else its own zone)."""
     zones: tuple[str, ...] = ()
     if device["gate_id"] is not None:
-        gate = request.app[STORE].get_gate(device["gate_id"], device["venue_id"])
+        gate = store.get_gate(device["gate_id"], device["venue_id"])
         if gate is not None:
             zones = tuple(json.loads(gate["zones_json"]))
     if not zones and device["zone"]:
@@ -36,12 +38,10 @@ def device_scope(request: web.Request, device: dict[str, Any]) -> Scope:
     return Scope(device["venue_id"], device["gate_id"], zones)
 
 
-def device_event(
-    request: web.Request, device: dict[str, Any], event_id: str | None = None
-) -> dict[str, Any]:
-    """The event (named in the path by default), if it is at the device's venue (else not
-    found: a device learns nothing about other venues)."""
-    event = request.app[STORE].event_by_id(event_id or request.match_info["event_id"])
+def device_event(store: HubStorage, device: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """The event, if it is at the device's venue (else not found: a device learns nothing
+    about other venues)."""
+    event = store.event_by_id(event_id)
     if event is None or event["venue_id"] != device["venue_id"]:
         raise not_found("event")
     return event
@@ -66,11 +66,14 @@ async def manifest(request: web.Request) -> web.StreamResponse:
     `If-None-Match` with the current ETag (or `since` = current) answers 304, at the cost of
     one indexed read. Building runs on a worker thread (hub/manifest_build.ManifestWorker)."""
     device, _ = await authenticate_device(request)
-    event = device_event(request, device)
-    since = _since(request)
-    store, now_ms = request.app[STORE], request.app[CLOCK]()
-    scope = device_scope(request, device)
-    revision = store.event_revision(event["id"])
+    since, now_ms = _since(request), request.app[CLOCK]()
+    event_id = request.match_info["event_id"]
+
+    def current(store: HubStorage) -> tuple[dict[str, Any], Scope, int]:
+        event = device_event(store, device, event_id)
+        return event, device_scope(store, device), store.event_revision(event["id"])
+
+    event, scope, revision = await request.app[DB].run(current)
     tag = etag(revision, scope)
     if request.headers.get("If-None-Match") == tag or since == revision:
         return web.Response(status=304, headers={"ETag": tag, "X-Manifest-Revision": str(revision)})
@@ -100,22 +103,28 @@ _QR_FORMATS = {"text", "png", "svg"}
 async def credential(request: web.Request) -> web.Response:
     """The ticket's native credential for its current generation (issued on first ask), as
     text or as a QR code image to print at the box office."""
-    p = require_admin(request, "ticket.manage")
+    p = await require_admin(request, "ticket.manage")
     fmt = request.query.get("format", "text")
     if fmt not in _QR_FORMATS:
         raise ApiError(400, "invalid_format", "format must be text, png or svg.")
-    store = request.app[STORE]
-    ticket = store.get_ticket(request.match_info["ticket_id"], p.tenant_id, p.venue_id)
-    if ticket is None:
-        raise not_found("ticket")
-    source = store.manifest_source(ticket["event_id"], with_tickets=False)
-    assert source is not None
-    try:
-        text = request.app[MANIFESTS].credential_for(source, ticket, request.app[CLOCK]())
-    except ValueError:
-        raise ApiError(
-            409, "no_native_credential", "This ticket's id cannot carry a native credential."
-        ) from None
+    ticket_id, now = request.match_info["ticket_id"], request.app[CLOCK]()
+    builder = request.app[MANIFESTS]
+
+    def issue(store: HubStorage) -> tuple[dict[str, Any], str]:
+        """The credential, issued and stored on first ask (the builder shares this store)."""
+        ticket = store.get_ticket(ticket_id, p.tenant_id, p.venue_id)
+        if ticket is None:
+            raise not_found("ticket")
+        source = store.manifest_source(ticket["event_id"], with_tickets=False)
+        assert source is not None
+        try:
+            return ticket, builder.credential_for(source, ticket, now)
+        except ValueError:
+            raise ApiError(
+                409, "no_native_credential", "This ticket's id cannot carry a native credential."
+            ) from None
+
+    ticket, text = await request.app[DB].run(issue)
     headers = {"X-Ticket-Generation": str(ticket["generation"])}
     if fmt == "text":
         return web.Response(text=text, content_type="text/plain", headers=headers)

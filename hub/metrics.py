@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.keys import STORE
+from hub.keys import DB
 
 # Seconds; the online-check target is 20 ms at p99, so most buckets sit below 0.1 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -24,13 +24,13 @@ class Metrics:
         self.checks = defaultdict[str, int](int)  # verdict -> count
         self.manifest_bytes = defaultdict[str, int](int)  # kind -> bytes
         self.devices_online: Callable[[], int] = lambda: 0
-        self.conflicts: Callable[[], int] = lambda: 0
         self.reconcile_backlog: Callable[[], int] = lambda: 0
         # route -> [bucket counts..., +Inf count], sum
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: defaultdict[str, float] = defaultdict(float)
 
     def on_scans(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
+        """A store listener: told on the database thread, which alone counts here."""
         self.scans_stored += len(scans)
 
     def observe(self, route: str, seconds: float) -> None:
@@ -38,7 +38,8 @@ class Metrics:
         counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self._latency_sum[route] += seconds
 
-    def render(self) -> str:
+    def render(self, conflicts: int) -> str:
+        """The exposition text; `conflicts` is read from the store by the caller."""
         lines = [
             "# HELP hub_scans_stored_total Scans committed (uploads and online checks).",
             "# TYPE hub_scans_stored_total counter",
@@ -48,7 +49,7 @@ class Metrics:
             *(f'hub_checks_total{{verdict="{v}"}} {n}' for v, n in sorted(self.checks.items())),
             "# HELP hub_conflicts Open reconciliation conflicts (offline double entries).",
             "# TYPE hub_conflicts gauge",
-            f"hub_conflicts {self.conflicts()}",
+            f"hub_conflicts {conflicts}",
             "# HELP hub_reconcile_backlog Tickets waiting to be re-reconciled after uploads.",
             "# TYPE hub_reconcile_backlog gauge",
             f"hub_reconcile_backlog {self.reconcile_backlog()}",
@@ -104,7 +105,8 @@ routes = web.RouteTableDef()
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
+    conflicts = await request.app[DB].run(lambda store: store.count_conflicts())
+    body = request.app[METRICS].render(conflicts)
     return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -114,11 +116,10 @@ def install(app: web.Application) -> Metrics:
     app[METRICS] = m
 
     async def listen(app: web.Application) -> AsyncIterator[None]:
-        store = app[STORE]
-        m.conflicts = store.count_conflicts
-        store.scan_listeners.append(m.on_scans)
+        listeners = await app[DB].run(lambda store: store.scan_listeners)
+        listeners.append(m.on_scans)
         yield
-        store.scan_listeners.remove(m.on_scans)
+        listeners.remove(m.on_scans)
 
     app.cleanup_ctx.append(listen)
     app.add_routes(routes)

@@ -46,6 +46,11 @@ class RequestNonces:
         conn.executescript(NONCE_DDL)
         return conn
 
+    def load(self) -> None:
+        """Read the remembered nonces back (waits: the hub does it at start, off the loop)."""
+        if not self._loaded:
+            self._load()
+
     def _load(self) -> None:
         rows = self._disk.call(
             lambda conn: conn.execute(

@@ -8,11 +8,13 @@ acknowledgement (which still comes only after the commit): touched tickets are q
 a background task reconciles them in chunks once uploads pause for IDLE_S (or at once when
 the backlog passes MAX_BACKLOG tickets). Anything that needs the result drains the queue
 first (the admin report does); scans whose outcome was lost with the queue (a crash) have no
-outcome row and are found by `catch_up`."""
+outcome row and are found by `catch_up`. The queue lives on the event loop; each chunk is
+taken from it there and reconciled on the app's database thread (hub/thread_owned.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -24,6 +26,7 @@ from hub.manifest_build import ManifestBuilder
 from hub.reconcile import HubScan, reconcile
 from hub.store_api import HubStorage
 from hub.store_reconcile import StoredConflict, StoredOutcome
+from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Direction
 from manifests.model import Scope, TicketRow
 from protocol.reasons import Reason, Verdict
@@ -36,6 +39,7 @@ CHUNK_TICKETS = 25  # tickets per step (a few ms): requests never wait long behi
 # import, an admin command) gets its turn: SQLite's busy wait polls, it does not queue.
 STEP_GAP_S = 0.002
 DRAIN_CHUNK_TICKETS = 500  # when someone waits for the result anyway
+Chunk = tuple[str, list[str], list[int]]  # event id, its queued tickets, ticketless scan ids
 
 
 def hub_scan(row: Mapping[str, Any]) -> HubScan:
@@ -71,9 +75,16 @@ class Reconciler:
     """Re-reconciles tickets of one hub's store, with headers from its manifest builder."""
 
     def __init__(
-        self, store: HubStorage, manifests: ManifestBuilder, clock: Callable[[], int]
+        self,
+        store: HubStorage,
+        manifests: ManifestBuilder,
+        clock: Callable[[], int],
+        db: ThreadOwned[HubStorage] | None = None,
     ) -> None:
+        """`db` is the thread that owns `store` (and the builder's store): the background
+        task and `catch_up` reconcile there; without it they run on the caller's thread."""
         self.store = store
+        self.db = db
         self.manifests = manifests
         self.clock = clock
         self._tickets: dict[str, set[str]] = {}  # event id -> tickets waiting
@@ -96,24 +107,41 @@ class Reconciler:
             len(x) for x in self._loose.values()
         )
 
-    def step(self, limit: int = CHUNK_TICKETS) -> int:
-        """Reconcile up to `limit` queued tickets of one event; returns outcomes written."""
+    def _take(self, limit: int) -> Chunk | None:
+        """Up to `limit` queued tickets of one event, and its ticketless scans, off the queue
+        (on the thread that queues, so nothing queued meanwhile is lost)."""
         if not self._tickets and not self._loose:
-            return 0
+            return None
         event_id = next(iter(self._tickets or self._loose))
         waiting = self._tickets.get(event_id, set())
         chunk = [waiting.pop() for _ in range(min(limit, len(waiting)))]
         loose = self._loose.pop(event_id, [])
         if not waiting:
             self._tickets.pop(event_id, None)
-        return self.tickets(event_id, chunk, self.clock(), loose)[0]
+        return event_id, chunk, loose
+
+    def _take_all(self) -> list[Chunk]:
+        taken = []
+        while (chunk := self._take(DRAIN_CHUNK_TICKETS)) is not None:
+            taken.append(chunk)
+        return taken
+
+    def _reconcile(self, chunks: Iterable[Chunk]) -> int:
+        now_ms = self.clock()
+        return sum(self.tickets(event_id, ids, now_ms, loose)[0] for event_id, ids, loose in chunks)
+
+    async def _off_loop(self, work: Callable[[], int]) -> int:
+        return work() if self.db is None else await self.db.run(lambda _: work())
+
+    def step(self, limit: int = CHUNK_TICKETS) -> int:
+        """Reconcile up to `limit` queued tickets of one event, here; returns outcomes
+        written."""
+        chunk = self._take(limit)
+        return 0 if chunk is None else self._reconcile([chunk])
 
     def drain(self) -> int:
-        """Reconcile everything queued, now (before answering from the outcomes)."""
-        written = 0
-        while self._tickets or self._loose:
-            written += self.step(DRAIN_CHUNK_TICKETS)
-        return written
+        """Reconcile everything queued, here and now."""
+        return self._reconcile(self._take_all())
 
     async def run(self) -> None:
         """The background task: reconcile the queue when uploads pause."""
@@ -125,8 +153,10 @@ class Reconciler:
                 if quiet < IDLE_S and self.backlog() < MAX_BACKLOG:
                     await asyncio.sleep(IDLE_S - quiet)
                     continue
+                chunk = self._take(CHUNK_TICKETS)
                 try:
-                    self.step()
+                    if chunk is not None:
+                        await self._off_loop(functools.partial(self._reconcile, [chunk]))
                 except Exception:  # the scans stay stored; catch_up finds them later
                     log.exception("reconciliation step failed")
                 await asyncio.sleep(STEP_GAP_S)
@@ -190,13 +220,17 @@ class Reconciler:
             event_id, ticket_ids, loose_scan_ids, judge, now_ms
         )
 
-    def catch_up(self, event_id: str, now_ms: int) -> int:
+    async def catch_up(self, event_id: str, now_ms: int) -> int:
         """Drain the queue, then reconcile every ticket with a scan that has no outcome yet
         (online checks, or outcomes lost in a crash): the admin report is then complete."""
-        self.drain()
-        tickets, loose = self.store.unreconciled_tickets(event_id)
-        written, _ = self.tickets(event_id, tickets, now_ms, loose)
-        return written
+        queued = self._take_all()
+
+        def work() -> int:
+            written = self._reconcile(queued)
+            tickets, loose = self.store.unreconciled_tickets(event_id)
+            return written + self.tickets(event_id, tickets, now_ms, loose)[0]
+
+        return await self._off_loop(work)
 
     def _venue(self, event_id: str) -> str | None:
         event = self.store.event_by_id(event_id)

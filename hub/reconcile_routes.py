@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hub.auth import require_admin
 from hub.errors import not_found
-from hub.keys import CLOCK, STORE
+from hub.keys import CLOCK, DB
 from hub.reconcile import Outcome
 from hub.reconcile_ingest import Reconciler
 
@@ -21,15 +21,17 @@ routes = web.RouteTableDef()
 async def reconciliation(request: web.Request) -> web.Response:
     """Counts per outcome and the double entries. Scans with no outcome yet (online checks)
     are reconciled first, so the report covers every stored scan of the event."""
-    p = require_admin(request, "ticket.read")
-    store = request.app[STORE]
-    event = store.get_event(request.match_info["event_id"], p.tenant_id, p.venue_id)
+    p = await require_admin(request, "ticket.read")
+    event_id, db = request.match_info["event_id"], request.app[DB]
+    event = await db.run(lambda s: s.get_event(event_id, p.tenant_id, p.venue_id))
     if event is None:
         raise not_found("event")
-    request.app[RECONCILER].catch_up(event["id"], request.app[CLOCK]())
-    counts = store.outcome_counts(event["id"])
+    await request.app[RECONCILER].catch_up(event["id"], request.app[CLOCK]())
+    counts, doubles = await db.run(
+        lambda s: (s.outcome_counts(event["id"]), s.double_entries(event["id"]))
+    )
     entries = []
-    for row in store.double_entries(event["id"]):
+    for row in doubles:
         detail = json.loads(row["detail_json"])
         entries.append(
             {

@@ -24,7 +24,8 @@ from hub.migrations import migrate, pending
 from hub.nonces import RequestNonces
 
 Row = dict[str, Any]
-# Told (device id, stored scan rows) after scans are committed: live push and metrics.
+# Told (device id, stored scan rows) after scans are committed, on the thread that committed
+# them (the app's database thread): live push and metrics.
 ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
 ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
 
@@ -34,22 +35,29 @@ class WriteTurn:
     process in the order they asked (a lock), and processes (the HTTP process and its check
     writer, CLI commands) through an exclusive flock on `<db>-writes.lock`, which the kernel
     hands on the moment it is released. SQLite's own busy wait polls with growing sleeps and
-    is not fair, so a writer could wait on a busy one in 100 ms steps or starve."""
+    is not fair, so a writer could wait on a busy one in 100 ms steps or starve. The turn is
+    re-entrant: a write nested in this thread's transaction keeps it, while another thread
+    sharing the connection waits for that transaction's end instead of slipping into it."""
 
     def __init__(self, db_path: str) -> None:
-        self._threads = threading.Lock()
+        self._threads = threading.RLock()
+        self._depth = 0  # nested holds by the thread that has the turn
         self._file = open(db_path + "-writes.lock", "a+b")  # noqa: SIM115 - lives with the process
 
     def __enter__(self) -> None:
         self._threads.acquire()
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
+        if self._depth == 0:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         self._threads.release()
 
 
@@ -89,7 +97,9 @@ class StoreBase:
         # event id -> (this connection's total_changes, monotonic time, manifest revision)
         self._revisions: dict[str, tuple[int, float, int]] = {}
         self.write_turn = _write_turn_for(self.path)
-        self.db = sqlite_utils.Database(self.path)
+        # Opened by whoever makes the store, used on the app's database thread
+        # (hub/thread_owned.py): one thread at a time, never two at once.
+        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA busy_timeout = 5000")
         self.db.enable_wal()
@@ -114,11 +124,11 @@ class StoreBase:
         writer, a CLI command) commits before it writes; this one waits its turn
         (busy_timeout). Nested in an open transaction it is a savepoint."""
         conn = self.db.conn
-        if conn.in_transaction:
-            with self.db.atomic():
-                yield
-            return
         with self.write_turn:
+            if conn.in_transaction:  # this thread's own transaction: the turn was its already
+                with self.db.atomic():
+                    yield
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield

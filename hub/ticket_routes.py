@@ -19,7 +19,7 @@ from hub.errors import (
     text,
     texts,
 )
-from hub.keys import CLOCK, STORE
+from hub.keys import CLOCK, DB
 from hub.schema import (
     ATTENTION_MAX_LEN,
     ATTENTION_PATTERN,
@@ -82,8 +82,9 @@ def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def _event(request: web.Request, p: Principal) -> dict[str, Any]:
-    event = request.app[STORE].get_event(request.match_info["event_id"], p.tenant_id, p.venue_id)
+async def _event(request: web.Request, p: Principal) -> dict[str, Any]:
+    event_id = request.match_info["event_id"]
+    event = await request.app[DB].run(lambda s: s.get_event(event_id, p.tenant_id, p.venue_id))
     if event is None:
         raise not_found("event")
     return event
@@ -102,9 +103,11 @@ def _ticket_fields(f: Fields) -> dict[str, Any]:
     }
 
 
-def _scoped_tickets(request: web.Request, p: Principal, ids: list[str]) -> list[dict[str, Any]]:
+async def _scoped_tickets(
+    request: web.Request, p: Principal, ids: list[str]
+) -> list[dict[str, Any]]:
     """Every named ticket, or 404 naming the first one this token cannot see."""
-    found = request.app[STORE].get_tickets(ids, p.tenant_id, p.venue_id)
+    found = await request.app[DB].run(lambda s: s.get_tickets(ids, p.tenant_id, p.venue_id))
     missing = [i for i in ids if i not in found]
     if missing:
         raise ApiError(404, "not_found", f"No such ticket: {missing[0]}.")
@@ -113,17 +116,17 @@ def _scoped_tickets(request: web.Request, p: Principal, ids: list[str]) -> list[
 
 @routes.get("/api/admin/events/{event_id}")
 async def get_event(request: web.Request) -> web.Response:
-    p = require_admin(request, "ticket.read")
-    event = _event(request, p)
-    types = request.app[STORE].ticket_types_of(event["id"])
+    p = await require_admin(request, "ticket.read")
+    event = await _event(request, p)
+    types = await request.app[DB].run(lambda s: s.ticket_types_of(event["id"]))
     return web.json_response(event_json(event, types))
 
 
 @routes.get("/api/admin/tickets/{ticket_id}")
 async def get_ticket(request: web.Request) -> web.Response:
-    p = require_admin(request, "ticket.read")
+    p = await require_admin(request, "ticket.read")
     ids = [request.match_info["ticket_id"]]
-    return web.json_response(ticket_json(_scoped_tickets(request, p, ids)[0]))
+    return web.json_response(ticket_json((await _scoped_tickets(request, p, ids))[0]))
 
 
 @routes.patch("/api/admin/tickets/{ticket_id}")
@@ -131,11 +134,12 @@ async def get_ticket(request: web.Request) -> web.Response:
 async def update_ticket(request: web.Request) -> web.Response:
     """Set or clear (null) a ticket's order reference, attention note or entry limit: gates
     get it in their next manifest delta, the hub's online check at once."""
-    p = require_admin(request, "ticket.manage")
+    p = await require_admin(request, "ticket.manage")
     changes = _ticket_fields(Fields(await read_json_object(request), TICKET_CHANGE))
-    ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
-    updated = request.app[STORE].update_ticket_fields(
-        ticket, p.tenant_id, changes, p.actor, request.app[CLOCK]()
+    ticket = (await _scoped_tickets(request, p, [request.match_info["ticket_id"]]))[0]
+    now = request.app[CLOCK]()
+    updated = await request.app[DB].run(
+        lambda s: s.update_ticket_fields(ticket, p.tenant_id, changes, p.actor, now)
     )
     return web.json_response(ticket_json(updated))
 
@@ -143,30 +147,33 @@ async def update_ticket(request: web.Request) -> web.Response:
 @routes.post("/api/admin/events/{event_id}/comps")
 @accepts(COMP)
 async def issue_comp(request: web.Request) -> web.Response:
-    p = require_admin(request, "ticket.manage")
-    event = _event(request, p)
+    p = await require_admin(request, "ticket.manage")
+    event = await _event(request, p)
     f = Fields(await read_json_object(request), COMP)
     fields = _ticket_fields(f)
     reason = f.need_text("reason")
     holder = f.text("holder_name")
     type_name = f.text("ticket_type")
-    store = request.app[STORE]
-    types = {t["name"]: t for t in store.ticket_types_of(event["id"])}
+    known = await request.app[DB].run(lambda s: s.ticket_types_of(event["id"]))
+    types = {t["name"]: t for t in known}
     if type_name is not None and type_name not in types:
         raise ApiError(404, "unknown_ticket_type", f"No ticket type {type_name} at this event.")
     ticket_type = types.get(type_name) if type_name else None
     zone = f.text("zone") or (ticket_type or {}).get("zone")
-    result = store.issue_comp(
-        event=event,
-        tenant_id=p.tenant_id,
-        reason=reason,
-        holder_name=holder or "",
-        ticket_type_id=ticket_type["id"] if ticket_type else None,
-        zone=zone,
-        seat=f.text("seat"),
-        actor=p.actor,
-        now_ms=request.app[CLOCK](),
-        fields=fields,
+    seat, now = f.text("seat"), request.app[CLOCK]()
+    result = await request.app[DB].run(
+        lambda s: s.issue_comp(
+            event=event,
+            tenant_id=p.tenant_id,
+            reason=reason,
+            holder_name=holder or "",
+            ticket_type_id=ticket_type["id"] if ticket_type else None,
+            zone=zone,
+            seat=seat,
+            actor=p.actor,
+            now_ms=now,
+            fields=fields,
+        )
     )
     if result == COMP_LIMIT_REACHED:
         raise ApiError(409, COMP_LIMIT_REACHED, "This event's comp limit has been reached.")
@@ -177,22 +184,24 @@ async def issue_comp(request: web.Request) -> web.Response:
 @routes.post("/api/admin/tickets/lock")
 @accepts(LOCK)
 async def lock(request: web.Request) -> web.Response:
-    p = require_admin(request, "ticket.manage")
+    p = await require_admin(request, "ticket.manage")
     f = Fields(await read_json_object(request), LOCK)
     ids = _ticket_ids(f)
     reason = f.need_text("reason")
-    tickets = _scoped_tickets(request, p, ids)
-    request.app[STORE].set_locks(tickets, p.tenant_id, reason, p.actor, request.app[CLOCK]())
+    tickets = await _scoped_tickets(request, p, ids)
+    now = request.app[CLOCK]()
+    await request.app[DB].run(lambda s: s.set_locks(tickets, p.tenant_id, reason, p.actor, now))
     return web.json_response({"locked": ids, "reason": reason})
 
 
 @routes.post("/api/admin/tickets/unlock")
 @accepts(UNLOCK)
 async def unlock(request: web.Request) -> web.Response:
-    p = require_admin(request, "ticket.manage")
+    p = await require_admin(request, "ticket.manage")
     ids = _ticket_ids(Fields(await read_json_object(request), UNLOCK))
-    tickets = _scoped_tickets(request, p, ids)
-    request.app[STORE].set_locks(tickets, p.tenant_id, None, p.actor, request.app[CLOCK]())
+    tickets = await _scoped_tickets(request, p, ids)
+    now = request.app[CLOCK]()
+    await request.app[DB].run(lambda s: s.set_locks(tickets, p.tenant_id, None, p.actor, now))
     return web.json_response({"unlocked": ids})
 
 
@@ -201,14 +210,15 @@ async def unlock(request: web.Request) -> web.Response:
 async def withdraw(request: web.Request) -> web.Response:
     """Cancel, refund or revoke tickets outright (bulk, all or nothing); gates refuse them
     from their next manifest pull, the hub's online check at once."""
-    p = require_admin(request, "ticket.manage")
+    p = await require_admin(request, "ticket.manage")
     f = Fields(await read_json_object(request), WITHDRAW)
     ids = _ticket_ids(f)
     status = f.text("status") or ""
     note = f.text("note") or ""
-    tickets = _scoped_tickets(request, p, ids)
-    refused = request.app[STORE].withdraw_tickets(
-        tickets, p.tenant_id, TicketStatus(status), note, p.actor, request.app[CLOCK]()
+    tickets = await _scoped_tickets(request, p, ids)
+    now = request.app[CLOCK]()
+    refused = await request.app[DB].run(
+        lambda s: s.withdraw_tickets(tickets, p.tenant_id, TicketStatus(status), note, p.actor, now)
     )
     if refused is not None:
         current = next(t["status"] for t in tickets if t["id"] == refused)
@@ -220,9 +230,12 @@ async def withdraw(request: web.Request) -> web.Response:
 
 @routes.post("/api/admin/tickets/{ticket_id}/reissue")
 async def reissue(request: web.Request) -> web.Response:
-    p = require_admin(request, "ticket.manage")
-    ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
-    result = request.app[STORE].reissue_ticket(ticket, p.tenant_id, p.actor, request.app[CLOCK]())
+    p = await require_admin(request, "ticket.manage")
+    ticket = (await _scoped_tickets(request, p, [request.match_info["ticket_id"]]))[0]
+    now = request.app[CLOCK]()
+    result = await request.app[DB].run(
+        lambda s: s.reissue_ticket(ticket, p.tenant_id, p.actor, now)
+    )
     if isinstance(result, str):
         raise ApiError(409, result, f"A {ticket['status']} ticket cannot be reissued.")
     return web.json_response(ticket_json(result))
@@ -233,11 +246,12 @@ async def reissue(request: web.Request) -> web.Response:
 async def transfer(request: web.Request) -> web.Response:
     """A transfer to a new holder: new generation and credential, the old code refused as
     superseded from the gates' next manifest (and by the hub's online check at once)."""
-    p = require_admin(request, "ticket.manage")
+    p = await require_admin(request, "ticket.manage")
     holder = Fields(await read_json_object(request), TRANSFER).text("holder_name") or ""
-    ticket = _scoped_tickets(request, p, [request.match_info["ticket_id"]])[0]
-    result = request.app[STORE].reissue_ticket(
-        ticket, p.tenant_id, p.actor, request.app[CLOCK](), new_holder=holder.strip()
+    ticket = (await _scoped_tickets(request, p, [request.match_info["ticket_id"]]))[0]
+    now = request.app[CLOCK]()
+    result = await request.app[DB].run(
+        lambda s: s.reissue_ticket(ticket, p.tenant_id, p.actor, now, new_holder=holder.strip())
     )
     if isinstance(result, str):
         raise ApiError(409, result, f"A {ticket['status']} ticket cannot be transferred.")

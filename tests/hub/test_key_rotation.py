@@ -22,6 +22,7 @@ from hub.cli import main as hub_cli
 from hub.keyring import KeyringWatch, load_keyring
 from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.manifest_routes import BUILDS
+from hub.storage import HubStore
 from manifests.delta import verify_manifest
 from manifests.keyset import KeySet, sign_key_set
 from manifests.model import Scope
@@ -280,6 +281,7 @@ def test_key_commands_list_rotate_activate_retire_never_print_seeds(
 ) -> None:
     db, key_file = tmp_path / "hub.sqlite", tmp_path / "hub.key"
     key_file.write_text(HUB_SEED.hex())  # an older hub's key file
+    HubStore(db).close()  # its database (key commands never make one)
     seeds = {HUB_SEED.hex()}
 
     def run(*args: str) -> tuple[int, Any]:
