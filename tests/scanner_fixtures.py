@@ -3,11 +3,13 @@ tickets, and a real gate database with that manifest installed the way the CLI i
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from demo.sample import sample_hub_seed
 from manifests.admission import parse_context
@@ -23,7 +25,10 @@ from scanner.hub_keys import trust_hub_key
 from scanner.install import install_manifest
 from scanner.service import GateService
 from scanner.store import GateStore
+from scanner.sync import SyncWorker
 from tests import factories
+from tests.hub_fixtures import Show, add_show
+from tests.live_hub import LiveHub, enrolled_gate, worker_for
 
 NOW = 1_790_000_000_000  # 2026-09-21 14:13:20 UTC: "now" for the gate fixture of the app tests
 HUB_KEY_ID = 1
@@ -139,3 +144,40 @@ def opened_gate(path: Path, now_ms: int) -> Iterator[tuple[GateService, GateFixt
 
 def row_of(fx: GateFixture, ticket_id: str) -> TicketRow:
     return fx.manifest.tickets[ticket_id]
+
+
+class EnrolledGates:
+    """Gate databases enrolled with the live hub, and their sync workers, for one test: after
+    it every worker is stopped (off the event loop the hub serves on) and every database is
+    closed, whatever the test stopped or closed itself (both are harmless twice)."""
+
+    def __init__(self, live: LiveHub, tmp_path: Path) -> None:
+        self.live, self.tmp_path = live, tmp_path
+        self.stores: list[GateStore] = []
+        self.workers: list[SyncWorker] = []
+
+    async def enrol(self, db: str = "gate.db", **code_fields: Any) -> GateStore:
+        """tests.live_hub.enrolled_gate: `db` in tmp_path, enrolled as `gate-scanner enroll`."""
+        store = await enrolled_gate(self.live, self.tmp_path, db, **code_fields)
+        self.stores.append(store)
+        return store
+
+    async def enrol_at_show(self, n_tickets: int = 6) -> tuple[Show, GateStore]:
+        """A show on now at the hub (add_show) and a gate enrolled at its north gate."""
+        show = add_show(self.live.hub, self.live.hub.a, n_tickets=n_tickets)
+        return show, await self.enrol(gate_id=show.north)
+
+    def worker(self, store: GateStore, **kw: Any) -> SyncWorker:
+        """tests.live_hub.worker_for: the live hub's URL and the test link policy."""
+        return self.adopt(worker_for(self.live, store, **kw))
+
+    def adopt(self, worker: SyncWorker) -> SyncWorker:
+        """A worker the test built itself (another URL, another clock): stopped after it too."""
+        self.workers.append(worker)
+        return worker
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await asyncio.to_thread(worker.stop)
+        for store in self.stores:
+            store.close()

@@ -28,8 +28,9 @@ from scanner.store import GateStore
 from scanner.sync import SyncWorker
 from scanner.widgets import StatusBar
 from tests.hub_fixtures import add_show, credential_text
-from tests.live_hub import LiveHub, deactivate, enrolled_gate, hub_seqs, wait_for, worker_for
+from tests.live_hub import LiveHub, deactivate, hub_seqs, wait_for, worker_for
 from tests.paths import ROOT
+from tests.scanner_fixtures import EnrolledGates
 
 DEACTIVATED_SENTENCE = "this gate was deactivated at the hub; ask a supervisor to enrol it again"
 
@@ -113,69 +114,71 @@ async def online(worker: SyncWorker) -> None:
     assert str(worker.snapshot().state) == "online"
 
 
-async def test_a_deactivated_gate_is_offline_with_its_reason_after_one_exchange(
-    live: LiveHub, tmp_path: Path
-) -> None:
-    gate = await enrolled_gate(live, tmp_path)
+async def logged_gate(gates: EnrolledGates, tmp_path: Path) -> tuple[GateStore, Path]:
+    """A gate enrolled as gate.db whose log is configured: gate.log beside its database."""
+    gate = await gates.enrol()
     db = tmp_path / "gate.db"
     assert gate_log.configure(db) == tmp_path / "gate.log"
-    worker = worker_for(live, gate)  # fail_after=3: a flaky link would still show online
-    try:
-        await online(worker)
-        await deactivate(live, gate)
+    return gate, db
+
+
+async def online_gate(gates: EnrolledGates) -> tuple[GateStore, SyncWorker]:
+    """A gate enrolled as gate.db, brought online by its sync worker."""
+    gate = await gates.enrol()
+    worker = gates.worker(gate)
+    await online(worker)
+    return gate, worker
+
+
+async def test_a_deactivated_gate_is_offline_with_its_reason_after_one_exchange(
+    live: LiveHub, gates: EnrolledGates, tmp_path: Path
+) -> None:
+    gate, db = await logged_gate(gates, tmp_path)
+    worker = gates.worker(gate)  # fail_after=3: a flaky link would still show online
+    await online(worker)
+    await deactivate(live, gate)
+    assert not await asyncio.to_thread(worker.sync_once)
+    snap = worker.snapshot()
+    assert str(snap.state) == "offline" and snap.last_error == "device_deactivated"
+    assert snap.to_json()["reason"] == "gate deactivated"
+    text = log_text(db)
+    assert "WARNING scanner.link link: offline — " + DEACTIVATED_SENTENCE in text
+    assert "(device_deactivated)" in text
+    assert "INFO scanner.link link: online — the hub answers" in text
+    first = text.splitlines()[0]  # ISO UTC time first: 2026-11-28T14:03:05.123Z
+    assert first[10] == "T" and first[23] == "Z", first
+
+
+async def test_a_stopped_hub_is_logged_as_unreachable_once(
+    live: LiveHub, gates: EnrolledGates, tmp_path: Path
+) -> None:
+    gate, db = await logged_gate(gates, tmp_path)
+    worker = gates.worker(gate)
+    await online(worker)
+    await live.stop()
+    for _ in range(3):  # fail_after=3: a dead network is ridden out before "offline"
         assert not await asyncio.to_thread(worker.sync_once)
-        snap = worker.snapshot()
-        assert str(snap.state) == "offline" and snap.last_error == "device_deactivated"
-        assert snap.to_json()["reason"] == "gate deactivated"
-        text = log_text(db)
-        assert "WARNING scanner.link link: offline — " + DEACTIVATED_SENTENCE in text
-        assert "(device_deactivated)" in text
-        assert "INFO scanner.link link: online — the hub answers" in text
-        first = text.splitlines()[0]  # ISO UTC time first: 2026-11-28T14:03:05.123Z
-        assert first[10] == "T" and first[23] == "Z", first
-    finally:
-        await asyncio.to_thread(worker.stop)
-        gate.close()
-
-
-async def test_a_stopped_hub_is_logged_as_unreachable_once(live: LiveHub, tmp_path: Path) -> None:
-    gate = await enrolled_gate(live, tmp_path)
-    db = tmp_path / "gate.db"
-    gate_log.configure(db)
-    worker = worker_for(live, gate)
-    try:
-        await online(worker)
-        await live.stop()
-        for _ in range(3):  # fail_after=3: a dead network is ridden out before "offline"
-            assert not await asyncio.to_thread(worker.sync_once)
-        snap = worker.snapshot()
-        assert str(snap.state) == "offline" and snap.reason == "hub unreachable"
-        text = log_text(db)
-        assert "link: offline — the hub cannot be reached; check the network" in text
-        assert "(hub_unreachable)" in text
-        # The first failure at WARNING with its code; the same failure again is not repeated.
-        assert text.count("WARNING scanner.sync sync failed (hub_unreachable)") == 1
-        await live.restart()
-        await online(worker)
-        assert "link: online" in log_text(db).split("(hub_unreachable)")[-1]
-    finally:
-        await asyncio.to_thread(worker.stop)
-        gate.close()
+    snap = worker.snapshot()
+    assert str(snap.state) == "offline" and snap.reason == "hub unreachable"
+    text = log_text(db)
+    assert "link: offline — the hub cannot be reached; check the network" in text
+    assert "(hub_unreachable)" in text
+    # The first failure at WARNING with its code; the same failure again is not repeated.
+    assert text.count("WARNING scanner.sync sync failed (hub_unreachable)") == 1
+    await live.restart()
+    await online(worker)
+    assert "link: online" in log_text(db).split("(hub_unreachable)")[-1]
 
 
 async def test_a_restarted_gate_still_knows_its_last_sync_and_why_it_is_down(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates, tmp_path: Path
 ) -> None:
-    gate = await enrolled_gate(live, tmp_path)
+    gate, worker = await online_gate(gates)
     db = tmp_path / "gate.db"
-    worker = worker_for(live, gate)
-    try:
-        await online(worker)
-        synced = worker.snapshot().last_sync_ms
-        assert synced is not None
-    finally:
-        await asyncio.to_thread(worker.stop)
-        gate.close()
+    synced = worker.snapshot().last_sync_ms
+    assert synced is not None
+    await asyncio.to_thread(worker.stop)
+    gate.close()
 
     with GateStore(db) as again:  # the gate restarts: a new process, a new worker
         restarted = worker_for(live, again)
@@ -203,43 +206,38 @@ async def test_a_restarted_gate_still_knows_its_last_sync_and_why_it_is_down(
 
 
 async def test_the_app_status_bar_says_a_gate_was_deactivated(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     """Through the real app at 80x24: once the hub switches the gate off, the status bar
     says why in words, not 'never synced' (it had synced)."""
-    gate = await enrolled_gate(live, tmp_path)
+    gate = await gates.enrol()
     link = hub_link(gate)
     assert link is not None
     sync, channel = link
     app = GateApp(GateService(gate), sync=sync, live=channel, camera="none")
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
 
-            def line2() -> str:
-                return app.screen.query_one(StatusBar).text.splitlines()[1]
+        def line2() -> str:
+            return app.screen.query_one(StatusBar).text.splitlines()[1]
 
-            async def shows(text: str) -> None:
-                for _ in range(200):
-                    if text in line2():
-                        return
-                    await pilot.pause(0.05)
-                raise AssertionError(f"{text!r} not in {line2()!r}")
+        async def shows(text: str) -> None:
+            for _ in range(200):
+                if text in line2():
+                    return
+                await pilot.pause(0.05)
+            raise AssertionError(f"{text!r} not in {line2()!r}")
 
-            await shows("ONLINE")
-            await deactivate(live, gate)
-            sync.wake()
-            await shows("OFFLINE · gate deactivated")
-            assert "never synced" not in line2()
-    finally:
-        gate.close()
+        await shows("ONLINE")
+        await deactivate(live, gate)
+        sync.wake()
+        await shows("OFFLINE · gate deactivated")
+        assert "never synced" not in line2()
 
 
 async def test_a_deactivation_on_the_live_socket_shows_in_the_sync_snapshot(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates, tmp_path: Path
 ) -> None:
-    gate = await enrolled_gate(live, tmp_path)
-    db = tmp_path / "gate.db"
-    gate_log.configure(db)
+    gate, db = await logged_gate(gates, tmp_path)
     link = hub_link(gate)
     assert link is not None
     sync, channel = link
@@ -261,16 +259,13 @@ async def test_a_deactivation_on_the_live_socket_shows_in_the_sync_snapshot(
         assert DEACTIVATED_SENTENCE in text
     finally:
         await asyncio.to_thread(channel.stop)
-        gate.close()
 
 
 async def test_stream_sync_says_why_on_stderr_and_status_remembers_it(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates, tmp_path: Path
 ) -> None:
-    gate = await enrolled_gate(live, tmp_path)
+    gate, worker = await online_gate(gates)
     db = tmp_path / "gate.db"
-    worker = worker_for(live, gate)
-    await online(worker)
     await asyncio.to_thread(worker.stop)
     await deactivate(live, gate)
     gate.close()

@@ -14,22 +14,30 @@ from protocol.reasons import Reason, Verdict
 from scanner.live import LiveChannel, entry_fact
 from scanner.service import GateService
 from scanner.settings import EVENT, HUB_EVENT
+from scanner.store import GateStore
 from scanner.sync import SyncWorker
-from tests.app_pilot import wedge
-from tests.hub_fixtures import add_show
-from tests.live_hub import LiveHub, enrolled_gate, wait_for, worker_for
+from tests.app_pilot import piloted, wedge
+from tests.hub_fixtures import Show, add_show
+from tests.live_hub import LiveHub, wait_for
+from tests.scanner_fixtures import EnrolledGates
+
+
+async def two_gates_at_north(
+    live: LiveHub, gates: EnrolledGates
+) -> tuple[Show, GateStore, GateStore]:
+    """A show on now, and gates A (North 1) and B (North 2) enrolled at its north gate."""
+    show = add_show(live.hub, live.hub.a)
+    gate_a = await gates.enrol("a.db", gate_id=show.north, name="North 1")
+    gate_b = await gates.enrol("b.db", gate_id=show.north, name="North 2")
+    return show, gate_a, gate_b
 
 
 async def test_a_scan_at_one_gate_is_refused_at_the_next_within_moments(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
-    show = add_show(hub, hub.a)
-    gate_a = await enrolled_gate(live, tmp_path, "a.db", gate_id=show.north, name="North 1")
-    gate_b = await enrolled_gate(live, tmp_path, "b.db", gate_id=show.north, name="North 2")
-    workers: list[SyncWorker] = [
-        worker_for(live, s, event_id=show.event_id) for s in (gate_a, gate_b)
-    ]
+    show, gate_a, gate_b = await two_gates_at_north(live, gates)
+    workers = [gates.worker(s, event_id=show.event_id) for s in (gate_a, gate_b)]
     channel = LiveChannel(gate_b, hub.url, event_id=show.event_id)
     merged: list[str] = []
     channel.on_merge = lambda facts: merged.extend(f.ticket_id for f in facts)
@@ -64,20 +72,14 @@ async def test_a_scan_at_one_gate_is_refused_at_the_next_within_moments(
         assert [f.device_id for f in gate_b.history_for(ticket)] == [gate_a.device_id]
     finally:
         await asyncio.to_thread(channel.stop)
-        for w in workers:
-            w.stop()
-        gate_a.close()
-        gate_b.close()
 
 
 async def test_the_channel_reconnects_after_the_hub_comes_back(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
-    show = add_show(hub, hub.a)
-    gate_a = await enrolled_gate(live, tmp_path, "a.db", gate_id=show.north, name="North 1")
-    gate_b = await enrolled_gate(live, tmp_path, "b.db", gate_id=show.north, name="North 2")
-    worker_a = worker_for(live, gate_a, event_id=show.event_id)
+    show, gate_a, gate_b = await two_gates_at_north(live, gates)
+    worker_a = gates.worker(gate_a, event_id=show.event_id)
     channel = LiveChannel(gate_b, hub.url, event_id=show.event_id)
     try:
         channel.start()
@@ -94,14 +96,9 @@ async def test_the_channel_reconnects_after_the_hub_comes_back(
         assert await wait_for(lambda: gate_b.history_for(ticket) != [])
     finally:
         await asyncio.to_thread(channel.stop)
-        worker_a.stop()
-        gate_a.close()
-        gate_b.close()
 
 
 def test_an_unenrolled_gate_never_connects_and_stops_cleanly(tmp_path: Path) -> None:
-    from scanner.store import GateStore
-
     with GateStore(tmp_path / "g.db") as store:
         channel = LiveChannel(store, "http://127.0.0.1:9")
         channel.start()
@@ -138,56 +135,41 @@ def test_pushed_messages_become_history_facts_on_the_gate_clock() -> None:
 
 
 async def test_the_gate_app_shows_the_link_wakes_uploads_and_refuses_live_entries(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
-    from scanner.app import GateApp
     from scanner.connection import ConnectionMonitor, LinkPolicy
     from scanner.widgets import StatusBar, VerdictPanel
 
     hub = live.hub
-    show = add_show(hub, hub.a)
-    gate_a = await enrolled_gate(live, tmp_path, "a.db", gate_id=show.north, name="North 1")
-    gate_b = await enrolled_gate(live, tmp_path, "b.db", gate_id=show.north, name="North 2")
+    show, gate_a, gate_b = await two_gates_at_north(live, gates)
     # Polling once a minute: within this test only a wake() after a commit can upload.
     slow_poll = ConnectionMonitor(LinkPolicy(recover_after=1, poll_s=60.0))
     sync_a = SyncWorker(gate_a, hub.url, event_id=show.event_id, monitor=slow_poll)
-    worker_b = worker_for(live, gate_b, event_id=show.event_id)
-    app = GateApp(
-        GateService(gate_a),
-        clear_after_s=60.0,
-        wedge_idle_gap_ms=5_000,  # the pilot types slower than a scanner
-        sync=sync_a,
-        live=LiveChannel(gate_a, hub.url, event_id=show.event_id),
-    )
+    worker_b = gates.worker(gate_b, event_id=show.event_id)
     mine, theirs = show.tickets[0], show.tickets[2]
-    try:
-        assert await asyncio.to_thread(worker_b.sync_once), worker_b.snapshot().last_error
-        async with app.run_test(size=(80, 24)) as pilot:
-            bar = app.screen.query_one(StatusBar)
-            assert await wait_for(lambda: "ONLINE · synced" in bar.text), bar.text
-            assert app.service.status()["sync"]["state"] == "online"
-            assert await asyncio.to_thread(app.live.connected.wait, 10)  # type: ignore[union-attr]
+    assert await asyncio.to_thread(worker_b.sync_once), worker_b.snapshot().last_error
+    async with piloted(
+        GateService(gate_a), sync=sync_a, live=LiveChannel(gate_a, hub.url, event_id=show.event_id)
+    ) as (app, pilot):
+        bar = app.screen.query_one(StatusBar)
+        assert await wait_for(lambda: "ONLINE · synced" in bar.text), bar.text
+        assert app.service.status()["sync"]["state"] == "online"
+        assert await asyncio.to_thread(app.live.connected.wait, 10)  # type: ignore[union-attr]
 
-            await wedge(pilot, hub.store.credentials_of([mine])[(mine, 0)])
-            assert app.screen.query_one(VerdictPanel).word == "ADMIT"
-            assert await wait_for(
-                lambda: (
-                    [r["ticket_id"] for r in hub.store.scans_of_device(gate_a.device_id)] == [mine]
-                )
-            )
+        await wedge(pilot, hub.store.credentials_of([mine])[(mine, 0)])
+        assert app.screen.query_one(VerdictPanel).word == "ADMIT"
+        assert await wait_for(
+            lambda: [r["ticket_id"] for r in hub.store.scans_of_device(gate_a.device_id)] == [mine]
+        )
 
-            # Gate B admits another ticket and uploads; the app's live channel brings it in.
-            payload = hub.store.credentials_of([theirs])[(theirs, 0)]
-            assert GateService(gate_b).scan(payload) is not None
-            assert await asyncio.to_thread(worker_b.sync_once)
-            assert await wait_for(lambda: gate_a.history_for(theirs) != [])
-            await wedge(pilot, payload)
-            panel = app.screen.query_one(VerdictPanel)
-            assert panel.word == "DENY" and "Already admitted at North," in panel.message
-    finally:
-        worker_b.stop()
-        gate_a.close()
-        gate_b.close()
+        # Gate B admits another ticket and uploads; the app's live channel brings it in.
+        payload = hub.store.credentials_of([theirs])[(theirs, 0)]
+        assert GateService(gate_b).scan(payload) is not None
+        assert await asyncio.to_thread(worker_b.sync_once)
+        assert await wait_for(lambda: gate_a.history_for(theirs) != [])
+        await wedge(pilot, payload)
+        panel = app.screen.query_one(VerdictPanel)
+        assert panel.word == "DENY" and "Already admitted at North," in panel.message
 
 
 def test_the_status_bar_words_for_the_link() -> None:
@@ -204,7 +186,6 @@ def test_the_status_bar_words_for_the_link() -> None:
 
 def test_sync_options_need_an_enrolled_gate_and_change_nothing(tmp_path: Path) -> None:
     from scanner.cli import main
-    from scanner.store import GateStore
 
     db = str(tmp_path / "g.db")
     assert main(["--db", db, "stream", "--sync"]) == 3  # refused: exit 3 (README)
@@ -215,11 +196,11 @@ def test_sync_options_need_an_enrolled_gate_and_change_nothing(tmp_path: Path) -
 
 
 async def test_the_channel_follows_the_gate_to_the_next_event(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
     show = add_show(hub, hub.a)
-    gate = await enrolled_gate(live, tmp_path, "g.db", gate_id=show.north)
+    gate = await gates.enrol("g.db", gate_id=show.north)
     gate.set_setting(HUB_EVENT, show.event_id)  # as a heartbeat would name it
     channel = LiveChannel(gate, hub.url)
     channel.event_recheck_s = 0.05
@@ -236,4 +217,3 @@ async def test_the_channel_follows_the_gate_to_the_next_event(
         )
     finally:
         await asyncio.to_thread(channel.stop)
-        gate.close()

@@ -5,12 +5,12 @@ the hub forever. Real hub on 127.0.0.1, a gate enrolled the real way."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 
 from scanner.live import LiveChannel
-from tests.live_hub import LiveHub, deactivate, enrolled_gate, wait_for
+from tests.live_hub import LiveHub, deactivate, wait_for
+from tests.scanner_fixtures import EnrolledGates
 
 
 def counting_attempts(channel: LiveChannel) -> list[int]:
@@ -26,8 +26,10 @@ def counting_attempts(channel: LiveChannel) -> list[int]:
     return attempts
 
 
-async def test_a_deactivated_gate_stops_its_live_channel(live: LiveHub, tmp_path: Path) -> None:
-    gate = await enrolled_gate(live, tmp_path)
+async def test_a_deactivated_gate_stops_its_live_channel(
+    live: LiveHub, gates: EnrolledGates
+) -> None:
+    gate = await gates.enrol()
     channel = LiveChannel(gate, live.hub.url)
     attempts = counting_attempts(channel)
     try:
@@ -40,13 +42,12 @@ async def test_a_deactivated_gate_stops_its_live_channel(live: LiveHub, tmp_path
         assert channel.deactivated.is_set()
     finally:
         await asyncio.to_thread(channel.stop)
-        gate.close()
 
 
 async def test_a_refused_upgrade_marks_the_channel_deactivated(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
-    gate = await enrolled_gate(live, tmp_path)
+    gate = await gates.enrol()
     await deactivate(live, gate)
     channel = LiveChannel(gate, live.hub.url)
     attempts = counting_attempts(channel)
@@ -58,4 +59,3 @@ async def test_a_refused_upgrade_marks_the_channel_deactivated(
         assert channel.deactivated.is_set()
     finally:
         await asyncio.to_thread(channel.stop)
-        gate.close()

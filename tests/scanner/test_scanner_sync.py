@@ -38,7 +38,8 @@ from scanner.sync import (
 )
 from tests.faultproxy import FaultProxy
 from tests.hub_fixtures import add_show, credential_text
-from tests.live_hub import POLICY, LiveHub, enrolled_gate, hub_seqs, worker_for
+from tests.live_hub import POLICY, LiveHub, hub_seqs
+from tests.scanner_fixtures import EnrolledGates
 
 
 def record(store: GateStore, n: int, start_ms: int = 1_700_000_000_000) -> list[int]:
@@ -59,41 +60,37 @@ def record(store: GateStore, n: int, start_ms: int = 1_700_000_000_000) -> list[
 
 
 async def test_offline_scans_go_up_in_order_and_are_marked_only_once_acked(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
-    store = await enrolled_gate(live, tmp_path)
+    store = await gates.enrol()
     seqs = record(store, 7)
-    worker = worker_for(live, store, batch_size=3)
-    try:
-        # Signed with a key the hub does not know: refused, and nothing is marked.
-        real_seed = store.key(DEVICE_SEED_KEY)
-        assert real_seed is not None
-        store.set_key(DEVICE_SEED_KEY, bytes(32))
-        assert not await asyncio.to_thread(worker.sync_once)
-        assert worker.snapshot().last_error == "bad_signature"
-        assert [r.seq for r in store.pending_uploads()] == seqs
-        assert hub_seqs(live, store) == []
+    worker = gates.worker(store, batch_size=3)
+    # Signed with a key the hub does not know: refused, and nothing is marked.
+    real_seed = store.key(DEVICE_SEED_KEY)
+    assert real_seed is not None
+    store.set_key(DEVICE_SEED_KEY, bytes(32))
+    assert not await asyncio.to_thread(worker.sync_once)
+    assert worker.snapshot().last_error == "bad_signature"
+    assert [r.seq for r in store.pending_uploads()] == seqs
+    assert hub_seqs(live, store) == []
 
-        store.set_key(DEVICE_SEED_KEY, real_seed)
-        assert await asyncio.to_thread(worker.sync_once)
-        assert store.pending_uploads() == []
-        rows = live.hub.store.scans_of_device(store.device_id)
-        assert [r["device_seq"] for r in rows] == seqs
-        # Arrival order (hub row id) follows the gate's seq order, batch after batch.
-        assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
-        assert [r["ticket_id"] for r in rows] == [f"ticket-{i:04d}" for i in range(7)]
-        snap = worker.snapshot()
-        assert snap.pending_uploads == 0 and snap.last_error is None
-        assert snap.last_sync_ms is not None
-    finally:
-        worker.stop()
-        store.close()
+    store.set_key(DEVICE_SEED_KEY, real_seed)
+    assert await asyncio.to_thread(worker.sync_once)
+    assert store.pending_uploads() == []
+    rows = live.hub.store.scans_of_device(store.device_id)
+    assert [r["device_seq"] for r in rows] == seqs
+    # Arrival order (hub row id) follows the gate's seq order, batch after batch.
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert [r["ticket_id"] for r in rows] == [f"ticket-{i:04d}" for i in range(7)]
+    snap = worker.snapshot()
+    assert snap.pending_uploads == 0 and snap.last_error is None
+    assert snap.last_sync_ms is not None
 
 
 async def test_an_attention_scan_confirmed_in_flight_stays_pending(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
-    store = await enrolled_gate(live, tmp_path)
+    store = await gates.enrol()
     decision = Decision(Verdict.ATTENTION, Reason.ATTENTION_REQUIRED, "Check ID", "ticket-att")
     seq = store.record_scan(
         "sha256:" + "a" * 64,
@@ -105,85 +102,74 @@ async def test_an_attention_scan_confirmed_in_flight_stays_pending(
     sent = store.pending_uploads()
     store.confirm_attention(seq, True)  # staff decided while the batch was on the wire
     assert store.mark_uploaded_as_sent(sent) == 0
-    worker = worker_for(live, store)
-    try:
-        assert await asyncio.to_thread(worker.sync_once)
-        assert store.pending_uploads() == []
-        (row,) = live.hub.store.scans_of_device(store.device_id)
-        assert row["counted"] == 1  # the hub got the confirmation, not the stale pending scan
-    finally:
-        worker.stop()
-        store.close()
+    worker = gates.worker(store)
+    assert await asyncio.to_thread(worker.sync_once)
+    assert store.pending_uploads() == []
+    (row,) = live.hub.store.scans_of_device(store.device_id)
+    assert row["counted"] == 1  # the hub got the confirmation, not the stale pending scan
 
 
 async def test_hub_down_goes_offline_with_backoff_and_back_uploads_exactly_once(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
-    store = await enrolled_gate(live, tmp_path)
+    store = await gates.enrol()
     seen: list[SyncSnapshot] = []
-    worker = worker_for(live, store, on_change=seen.append)
-    try:
-        assert worker.snapshot().state is LinkState.OFFLINE  # nothing known yet
-        assert await asyncio.to_thread(worker.sync_once)
-        assert worker.snapshot().state is LinkState.OFFLINE  # one good exchange is not enough
-        assert await asyncio.to_thread(worker.sync_once)
-        assert worker.snapshot().state is LinkState.ONLINE
-        before = record(store, 3)
-        assert await asyncio.to_thread(worker.sync_once)
-        assert LinkState.SYNCING in {s.state for s in seen}  # shown while scans went up
-        assert hub_seqs(live, store) == before
+    worker = gates.worker(store, on_change=seen.append)
+    assert worker.snapshot().state is LinkState.OFFLINE  # nothing known yet
+    assert await asyncio.to_thread(worker.sync_once)
+    assert worker.snapshot().state is LinkState.OFFLINE  # one good exchange is not enough
+    assert await asyncio.to_thread(worker.sync_once)
+    assert worker.snapshot().state is LinkState.ONLINE
+    before = record(store, 3)
+    assert await asyncio.to_thread(worker.sync_once)
+    assert LinkState.SYNCING in {s.state for s in seen}  # shown while scans went up
+    assert hub_seqs(live, store) == before
 
-        await live.stop()
-        offline_scans = record(store, 4, start_ms=1_700_000_100_000)
-        ceilings, states = [], []
-        for _ in range(4):
-            assert not await asyncio.to_thread(worker.sync_once)
-            ceilings.append(worker.monitor.backoff_ceiling_s())
-            delay = worker.monitor.next_delay_s()
-            assert ceilings[-1] / 2 <= delay <= ceilings[-1]  # jittered below the ceiling
-            states.append(worker.snapshot().state)
-        assert states == [LinkState.ONLINE, LinkState.ONLINE, LinkState.OFFLINE, LinkState.OFFLINE]
-        assert ceilings == [1.0, 2.0, 4.0, 8.0]
-        snap = worker.snapshot()
-        assert snap.last_error == "hub_unreachable" and snap.pending_uploads == 4
-        assert [r.seq for r in store.pending_uploads()] == offline_scans
+    await live.stop()
+    offline_scans = record(store, 4, start_ms=1_700_000_100_000)
+    ceilings, states = [], []
+    for _ in range(4):
+        assert not await asyncio.to_thread(worker.sync_once)
+        ceilings.append(worker.monitor.backoff_ceiling_s())
+        delay = worker.monitor.next_delay_s()
+        assert ceilings[-1] / 2 <= delay <= ceilings[-1]  # jittered below the ceiling
+        states.append(worker.snapshot().state)
+    assert states == [LinkState.ONLINE, LinkState.ONLINE, LinkState.OFFLINE, LinkState.OFFLINE]
+    assert ceilings == [1.0, 2.0, 4.0, 8.0]
+    snap = worker.snapshot()
+    assert snap.last_error == "hub_unreachable" and snap.pending_uploads == 4
+    assert [r.seq for r in store.pending_uploads()] == offline_scans
 
-        await live.restart()
-        assert await asyncio.to_thread(worker.sync_once)
-        assert worker.snapshot().state is LinkState.OFFLINE  # hysteresis: still offline
-        assert store.pending_uploads() == []  # but the backlog already went up
-        assert await asyncio.to_thread(worker.sync_once)
-        assert worker.snapshot().state is LinkState.ONLINE
-        assert hub_seqs(live, store) == before + offline_scans  # each scan exactly once
-    finally:
-        worker.stop()
-        store.close()
+    await live.restart()
+    assert await asyncio.to_thread(worker.sync_once)
+    assert worker.snapshot().state is LinkState.OFFLINE  # hysteresis: still offline
+    assert store.pending_uploads() == []  # but the backlog already went up
+    assert await asyncio.to_thread(worker.sync_once)
+    assert worker.snapshot().state is LinkState.ONLINE
+    assert hub_seqs(live, store) == before + offline_scans  # each scan exactly once
 
 
-async def test_resending_a_batch_changes_nothing_at_the_hub(live: LiveHub, tmp_path: Path) -> None:
-    store = await enrolled_gate(live, tmp_path)
+async def test_resending_a_batch_changes_nothing_at_the_hub(
+    live: LiveHub, gates: EnrolledGates
+) -> None:
+    store = await gates.enrol()
     record(store, 5)
     batch = store.pending_uploads()
-    worker = worker_for(live, store)
-    try:
-        assert await asyncio.to_thread(worker.sync_once)
-        first = [dict(r) for r in live.hub.store.scans_of_device(store.device_id)]
-        # As if the hub's answer had been lost: the same batch again.
-        body = {"scans": [r.to_json() for r in batch]}
-        resp = await asyncio.to_thread(worker.hub.call, "POST", "/api/device/scans", body)
-        assert resp.json()["acked"] == [r.seq for r in batch]
-        assert [dict(r) for r in live.hub.store.scans_of_device(store.device_id)] == first
-    finally:
-        worker.stop()
-        store.close()
+    worker = gates.worker(store)
+    assert await asyncio.to_thread(worker.sync_once)
+    first = [dict(r) for r in live.hub.store.scans_of_device(store.device_id)]
+    # As if the hub's answer had been lost: the same batch again.
+    body = {"scans": [r.to_json() for r in batch]}
+    resp = await asyncio.to_thread(worker.hub.call, "POST", "/api/device/scans", body)
+    assert resp.json()["acked"] == [r.seq for r in batch]
+    assert [dict(r) for r in live.hub.store.scans_of_device(store.device_id)] == first
 
 
 async def test_manifest_full_then_304_then_delta_with_progress(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
-    show = add_show(hub, hub.a, n_tickets=30)
-    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    show, store = await gates.enrol_at_show(n_tickets=30)
     kinds: list[str] = []
 
     def seen(resp: httpx.Response) -> None:
@@ -192,8 +178,7 @@ async def test_manifest_full_then_304_then_delta_with_progress(
 
     progress: list[tuple[int, int | None]] = []
     http = httpx.Client(timeout=10, event_hooks={"response": [seen]})
-    worker = worker_for(
-        live,
+    worker = gates.worker(
         store,
         http=http,
         event_id=show.event_id,
@@ -227,30 +212,26 @@ async def test_manifest_full_then_304_then_delta_with_progress(
         # A worker not told the event syncs the one its installed manifest is for.
         assert SyncWorker(store, hub.url, http=http).event_id() == show.event_id
     finally:
-        worker.stop()
         http.close()
-        store.close()
 
 
 async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
-    store = await enrolled_gate(live, tmp_path)
+    store = await gates.enrol()
     hub.clock.offset_ms = 1_234  # the hub runs 1.234 s ahead of the gate
-    worker = worker_for(live, store)
-    try:
-        assert await asyncio.to_thread(worker.sync_once)
-        offset = store.setting(CLOCK_OFFSET)
-        assert abs(offset - 1_234) < 500 and worker.snapshot().clock_offset_ms == offset
-        # Uploads carry the offset; the hub keeps it beside each scan for reconciliation.
-        record(store, 1)
-        assert await asyncio.to_thread(worker.sync_once)
-        (row,) = hub.store.scans_of_device(store.device_id)
-        assert row["clock_offset_ms"] == worker.snapshot().clock_offset_ms
-        assert abs(row["clock_offset_ms"] - 1_234) < 500
-    finally:
-        worker.stop()
+    worker = gates.worker(store)
+    assert await asyncio.to_thread(worker.sync_once)
+    offset = store.setting(CLOCK_OFFSET)
+    assert abs(offset - 1_234) < 500 and worker.snapshot().clock_offset_ms == offset
+    # Uploads carry the offset; the hub keeps it beside each scan for reconciliation.
+    record(store, 1)
+    assert await asyncio.to_thread(worker.sync_once)
+    (row,) = hub.store.scans_of_device(store.device_id)
+    assert row["clock_offset_ms"] == worker.snapshot().clock_offset_ms
+    assert abs(row["clock_offset_ms"] - 1_234) < 500
+    worker.stop()
 
     # A gate clock 10 minutes slow: the hub refuses its signature, the worker learns the
     # hub's time from the refusal and signs with corrected time from then on.
@@ -261,103 +242,83 @@ async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
         return time.time_ns() // 1_000_000 - 600_000
 
     record(store, 2)
-    worker = SyncWorker(store, hub.url, slow_clock, monitor=ConnectionMonitor(POLICY))
-    try:
-        assert worker.hub.offset is None
-        assert not await asyncio.to_thread(worker.sync_once)
-        assert worker.snapshot().last_error == "stale_timestamp"
-        assert abs(worker.hub.offset - 600_000) < 2_000  # from the Date header: whole seconds
-        assert await asyncio.to_thread(worker.sync_once)
-        assert abs(store.setting(CLOCK_OFFSET) - 600_000) < 500  # then to the millisecond
-        assert store.pending_uploads() == [] and len(hub_seqs(live, store)) == 3
-    finally:
-        worker.stop()
-        store.close()
+    worker = gates.adopt(SyncWorker(store, hub.url, slow_clock, monitor=ConnectionMonitor(POLICY)))
+    assert worker.hub.offset is None
+    assert not await asyncio.to_thread(worker.sync_once)
+    assert worker.snapshot().last_error == "stale_timestamp"
+    assert abs(worker.hub.offset - 600_000) < 2_000  # from the Date header: whole seconds
+    assert await asyncio.to_thread(worker.sync_once)
+    assert abs(store.setting(CLOCK_OFFSET) - 600_000) < 500  # then to the millisecond
+    assert store.pending_uploads() == [] and len(hub_seqs(live, store)) == 3
 
 
 async def test_background_thread_syncs_new_scans_and_reports_state(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
-    store = await enrolled_gate(live, tmp_path)
+    store = await gates.enrol()
     states: list[LinkState] = []
-    worker = worker_for(live, store, on_change=lambda s: states.append(s.state))
+    worker = gates.worker(store, on_change=lambda s: states.append(s.state))
     worker.start()
-    try:
-        seqs = record(store, 3)
-        worker.wake()
-        deadline = time.monotonic() + 10
-        while (
-            worker.snapshot().pending_uploads or worker.snapshot().state is not LinkState.ONLINE
-        ) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert worker.snapshot().state is LinkState.ONLINE
-        assert hub_seqs(live, store) == seqs
-        assert LinkState.ONLINE in states
-    finally:
-        await asyncio.to_thread(worker.stop)
-        store.close()
+    seqs = record(store, 3)
+    worker.wake()
+    deadline = time.monotonic() + 10
+    while (
+        worker.snapshot().pending_uploads or worker.snapshot().state is not LinkState.ONLINE
+    ) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert worker.snapshot().state is LinkState.ONLINE
+    assert hub_seqs(live, store) == seqs
+    assert LinkState.ONLINE in states
 
 
 async def test_other_gates_movements_come_back_with_the_ack_on_the_gate_clock(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
     hub.clock.offset_ms = 5_000  # both gates run 5 s behind the hub
     show = add_show(hub, hub.a)
-    north = await enrolled_gate(live, tmp_path, "north.db", gate_id=show.north)
-    south = await enrolled_gate(live, tmp_path, "south.db", gate_id=show.south)
-    workers = [worker_for(live, s, event_id=show.event_id) for s in (north, south)]
+    north = await gates.enrol("north.db", gate_id=show.north)
+    south = await gates.enrol("south.db", gate_id=show.south)
+    workers = [gates.worker(s, event_id=show.event_id) for s in (north, south)]
     ticket = show.tickets[0]
-    try:
-        for w in workers:  # both measure their offset first
-            assert await asyncio.to_thread(w.sync_once), w.snapshot().last_error
-        admitted_at = time.time_ns() // 1_000_000
-        decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", ticket)
-        north.record_scan("sha256:" + "b" * 64, decision, at_ms=admitted_at,
-                          direction=Direction.ENTRY, gate="North")  # fmt: skip
-        assert await asyncio.to_thread(workers[0].sync_once)
-        assert south.history_for(ticket) == []
-        record(south, 1)  # the south gate's next upload brings the north gate's entry back
-        assert await asyncio.to_thread(workers[1].sync_once)
-        (fact,) = south.history_for(ticket)
-        assert (fact.device_id, fact.direction, fact.counted) == (
-            north.device_id,
-            Direction.ENTRY,
-            True,
-        )
-        assert abs(fact.at_ms - admitted_at) < 500  # hub time back onto the south gate's clock
-        cursor = south.setting(peer_cursor(show.event_id))  # one cursor per event
-        assert isinstance(cursor, int) and cursor > 0
-    finally:
-        for w in workers:
-            w.stop()
-        north.close()
-        south.close()
+    for w in workers:  # both measure their offset first
+        assert await asyncio.to_thread(w.sync_once), w.snapshot().last_error
+    admitted_at = time.time_ns() // 1_000_000
+    decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", ticket)
+    north.record_scan("sha256:" + "b" * 64, decision, at_ms=admitted_at,
+                      direction=Direction.ENTRY, gate="North")  # fmt: skip
+    assert await asyncio.to_thread(workers[0].sync_once)
+    assert south.history_for(ticket) == []
+    record(south, 1)  # the south gate's next upload brings the north gate's entry back
+    assert await asyncio.to_thread(workers[1].sync_once)
+    (fact,) = south.history_for(ticket)
+    assert (fact.device_id, fact.direction, fact.counted) == (
+        north.device_id,
+        Direction.ENTRY,
+        True,
+    )
+    assert abs(fact.at_ms - admitted_at) < 500  # hub time back onto the south gate's clock
+    cursor = south.setting(peer_cursor(show.event_id))  # one cursor per event
+    assert isinstance(cursor, int) and cursor > 0
 
 
 async def test_a_manifest_that_does_not_verify_changes_nothing_and_keeps_the_link(
-    live: LiveHub, tmp_path: Path
+    gates: EnrolledGates,
 ) -> None:
-    hub = live.hub
-    show = add_show(hub, hub.a)
-    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    show, store = await gates.enrol_at_show()
     real_key = store.key(f"{HUB_KEY_PREFIX}1")
     assert real_key is not None
     store.set_key(f"{HUB_KEY_PREFIX}1", public_key(bytes(range(1, 33))))  # not the hub's key
-    worker = worker_for(live, store, event_id=show.event_id)
-    try:
-        for _ in range(2):
-            assert not await asyncio.to_thread(worker.sync_once)
-        snap = worker.snapshot()
-        assert snap.last_error == "manifest_bad_signature" and snap.manifest_revision is None
-        assert store.ticket_count() == 0
-        assert snap.state is LinkState.ONLINE  # the hub answered: only its manifest was refused
-        store.set_key(f"{HUB_KEY_PREFIX}1", real_key)
-        assert await asyncio.to_thread(worker.sync_once)
-        assert store.ticket_count() == len(show.tickets) and worker.snapshot().last_error is None
-    finally:
-        worker.stop()
-        store.close()
+    worker = gates.worker(store, event_id=show.event_id)
+    for _ in range(2):
+        assert not await asyncio.to_thread(worker.sync_once)
+    snap = worker.snapshot()
+    assert snap.last_error == "manifest_bad_signature" and snap.manifest_revision is None
+    assert store.ticket_count() == 0
+    assert snap.state is LinkState.ONLINE  # the hub answered: only its manifest was refused
+    store.set_key(f"{HUB_KEY_PREFIX}1", real_key)
+    assert await asyncio.to_thread(worker.sync_once)
+    assert store.ticket_count() == len(show.tickets) and worker.snapshot().last_error is None
 
 
 def test_slow_answers_count_as_failures_and_recovery_needs_a_run_of_good_ones() -> None:
@@ -427,25 +388,19 @@ def test_clock_offset_trusts_the_shortest_round_trip(
 
 
 async def test_a_gate_with_no_event_set_holds_the_one_the_hub_names(
-    live: LiveHub, tmp_path: Path
+    gates: EnrolledGates,
 ) -> None:
     """Enrolled on the spot (no --event): the first sync learns the venue's current event
     from the heartbeat and installs its manifest in the same cycle."""
-    hub = live.hub
-    show = add_show(hub, hub.a, n_tickets=5)
-    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
-    worker = worker_for(live, store)  # no event_id given, none configured
-    try:
-        assert worker.event_id() is None
-        assert await asyncio.to_thread(worker.sync_once)
-        assert store.setting(HUB_EVENT) == show.event_id
-        assert worker.event_id() == show.event_id and store.manifest_revision() is not None
-        # An operator's choice wins over the hub's.
-        store.set_setting(EVENT, "operator-choice")
-        assert worker.event_id() == "operator-choice"
-    finally:
-        worker.stop()
-        store.close()
+    show, store = await gates.enrol_at_show(n_tickets=5)
+    worker = gates.worker(store)  # no event_id given, none configured
+    assert worker.event_id() is None
+    assert await asyncio.to_thread(worker.sync_once)
+    assert store.setting(HUB_EVENT) == show.event_id
+    assert worker.event_id() == show.event_id and store.manifest_revision() is not None
+    # An operator's choice wins over the hub's.
+    store.set_setting(EVENT, "operator-choice")
+    assert worker.event_id() == "operator-choice"
 
 
 @pytest.mark.parametrize(
@@ -470,22 +425,23 @@ def test_the_event_a_venue_holds_now(now_h: int, expected: str | None) -> None:
 
 
 async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_it_whole(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     """Restart, never half-apply: a download cut mid-body (full or delta) leaves the gate on
     what it had; the next pull fetches the whole thing again."""
     hub = live.hub
-    show = add_show(hub, hub.a, n_tickets=3000)
-    store = await enrolled_gate(live, tmp_path, gate_id=show.north)
+    show, store = await gates.enrol_at_show(n_tickets=3000)
     proxy = FaultProxy(live.port)
     proxy.start()
     progress: list[tuple[int, int | None]] = []
-    worker = SyncWorker(
-        store,
-        proxy.url,
-        event_id=show.event_id,
-        monitor=ConnectionMonitor(POLICY, random.Random(7)),
-        on_progress=lambda received, total: progress.append((received, total)),
+    worker = gates.adopt(
+        SyncWorker(
+            store,
+            proxy.url,
+            event_id=show.event_id,
+            monitor=ConnectionMonitor(POLICY, random.Random(7)),
+            on_progress=lambda received, total: progress.append((received, total)),
+        )
     )
     try:
         proxy.set_mode("truncate")
@@ -516,51 +472,42 @@ async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_i
         assert row is not None and row.lock_reason == "legal_hold"
         assert store.ticket_count() == len(show.tickets)
     finally:
-        worker.stop()
         proxy.close()
-        store.close()
 
 
 async def test_scans_go_up_under_the_event_they_were_decided_for_when_the_hub_moves_on(
-    live: LiveHub, tmp_path: Path
+    live: LiveHub, gates: EnrolledGates
 ) -> None:
     hub = live.hub
-    first = add_show(hub, hub.a, n_tickets=3)
-    store = await enrolled_gate(live, tmp_path, gate_id=first.north)
-    worker = worker_for(live, store)
-    try:
-        assert await asyncio.to_thread(worker.sync_once)
-        assert worker.installed_event() == first.event_id
-        payload = await credential_text(hub, first.tickets[0])
-        outcome = GateService(store).scan(payload)
-        assert outcome is not None and outcome.decision.verdict == Verdict.ADMIT
-        # A second event at the venue whose check-in closes first: the hub now names it.
-        now, second = hub.clock(), "second-show"
-        hub.store.import_catalogue(
-            tenant_id=hub.a.id,
-            events=[
-                {
-                    "id": second,
-                    "venue_id": hub.a.venue_id,
-                    "code": 4_000_001,
-                    "name": "Matinee",
-                    "timezone": "UTC",
-                    "start_ms": now - 2 * HOUR_MS,
-                    "end_ms": now + HOUR_MS,
-                }
-            ],
-            ticket_types=[],
-            tickets=[],
-            actor="test",
-            now_ms=now,
-        )
-        assert await asyncio.to_thread(worker.sync_once)
-        assert store.setting(HUB_EVENT) == second
-        assert worker.installed_event() == second  # its manifest came down after the upload
-        stored = live.hub.store.scans_of_device(store.device_id)
-        assert [(s["event_id"], s["ticket_id"]) for s in stored] == [
-            (first.event_id, first.tickets[0])
-        ]
-    finally:
-        worker.stop()
-        store.close()
+    first, store = await gates.enrol_at_show(n_tickets=3)
+    worker = gates.worker(store)
+    assert await asyncio.to_thread(worker.sync_once)
+    assert worker.installed_event() == first.event_id
+    payload = await credential_text(hub, first.tickets[0])
+    outcome = GateService(store).scan(payload)
+    assert outcome is not None and outcome.decision.verdict == Verdict.ADMIT
+    # A second event at the venue whose check-in closes first: the hub now names it.
+    now, second = hub.clock(), "second-show"
+    hub.store.import_catalogue(
+        tenant_id=hub.a.id,
+        events=[
+            {
+                "id": second,
+                "venue_id": hub.a.venue_id,
+                "code": 4_000_001,
+                "name": "Matinee",
+                "timezone": "UTC",
+                "start_ms": now - 2 * HOUR_MS,
+                "end_ms": now + HOUR_MS,
+            }
+        ],
+        ticket_types=[],
+        tickets=[],
+        actor="test",
+        now_ms=now,
+    )
+    assert await asyncio.to_thread(worker.sync_once)
+    assert store.setting(HUB_EVENT) == second
+    assert worker.installed_event() == second  # its manifest came down after the upload
+    stored = live.hub.store.scans_of_device(store.device_id)
+    assert [(s["event_id"], s["ticket_id"]) for s in stored] == [(first.event_id, first.tickets[0])]
