@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,9 +16,16 @@ import pytest
 from tests.paths import ROOT
 
 
-def gate_cli(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli_env() -> dict[str, str]:
+    """This checkout importable; from the caller no GATE_DB (--db names the database) and no
+    systemd journal (JOURNAL_STREAM, INVOCATION_ID): the gate logs to its file and stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("GATE_DB", None)
+    for var in ("GATE_DB", "JOURNAL_STREAM", "INVOCATION_ID"):
+        env.pop(var, None)
+    return env
+
+
+def gate_cli(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scanner", "--db", str(db), *args],
         input=stdin,
@@ -25,8 +33,19 @@ def gate_cli(db: Path, *args: str, stdin: str | None = None) -> subprocess.Compl
         text=True,
         timeout=60,
         cwd=ROOT,
-        env=env,
+        env=cli_env(),
     )
+
+
+async def async_gate_cli(db: Path, *args: str) -> tuple[int, str, str]:
+    """`gate-scanner` as a subprocess that does not block the event loop a real hub serves
+    on in the same test: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scanner", "--db", str(db), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=cli_env(),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
 
 
 @contextmanager

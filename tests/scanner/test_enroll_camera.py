@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import cv2
@@ -27,11 +27,10 @@ from scanner.pin import set_pin
 from scanner.screens.enroll import EnrollScreen
 from scanner.screens.settings import PinScreen
 from scanner.screens.verdict import GateScreen
-from scanner.service import GateService
 from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.widgets import rendered_text
-from tests.app_pilot import SIZE, make_app, wedge
+from tests.app_pilot import piloted, wedge
 from tests.enroll_support import (
     assert_nothing_stored,
     gate_cli,
@@ -41,7 +40,7 @@ from tests.enroll_support import (
     video,
 )
 from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
-from tests.scanner_fixtures import ADA, Clock, open_gate
+from tests.scanner_fixtures import ADA, GateUnderTest
 
 WRONG_FP = "0000:" * 7 + "0000"
 
@@ -149,28 +148,14 @@ async def test_no_enrollment_qr_in_view_times_out_and_stores_nothing(
     assert_nothing_stored(db)
 
 
-# -- the gate app ----------------------------------------------------------------------
-
-NOW = 1_790_000_000_000
+# -- the gate app: `gate` is set up by hand with a manifest (it scans tickets) but no hub --
 
 
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[tuple[GateService, dict[str, str]]]:
-    """A gate set up by hand with a manifest (it scans tickets) but no hub."""
-    store, fx = open_gate(tmp_path / "gate.db", NOW)
-    yield GateService(store, clock=Clock(NOW)), fx.codes
-    store.close()
-
-
-async def test_app_enrols_from_a_wedge_read_after_the_pin(
-    hub: Hub, gate: tuple[GateService, dict[str, str]]
-) -> None:
-    service, codes = gate
-    store = service.store
+async def test_app_enrols_from_a_wedge_read_after_the_pin(hub: Hub, gate: GateUnderTest) -> None:
+    store = gate.store
     set_pin(store, "4711")
     uri = await enrollment_qr(hub)
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service) as (app, pilot):
         await wedge(pilot, uri)
         screen = app.screen
         assert isinstance(screen, EnrollScreen)
@@ -200,7 +185,7 @@ async def test_app_enrols_from_a_wedge_read_after_the_pin(
         assert any(f"Already enrolled with {hub.url}" in n.message for n in app._notifications)
         assert store.device_id == device_id and store.key(DEVICE_SEED_KEY) == seed
 
-        await wedge(pilot, codes[ADA])  # tickets still scan as before
+        await wedge(pilot, gate.codes[ADA])  # tickets still scan as before
         assert len(store.scans()) == 1 and store.scans()[0].ticket_id == ADA
 
         # Enrolled from the app, it links to the hub now, not at the next start: the sync
@@ -218,13 +203,11 @@ async def test_app_enrols_from_a_wedge_read_after_the_pin(
 
 
 async def test_app_shows_the_refusal_of_a_hub_with_another_key(
-    hub: Hub, gate: tuple[GateService, dict[str, str]]
+    hub: Hub, gate: GateUnderTest
 ) -> None:
-    service, _ = gate
-    store = service.store
+    store = gate.store
     hub_url, code, _ = parse_enrollment_uri(await enrollment_qr(hub)) or ("", "", "")
-    app = make_app(service)
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service) as (app, pilot):
         await wedge(pilot, enrollment_uri(hub_url, code, WRONG_FP))
         screen = app.screen
         assert isinstance(screen, EnrollScreen)
@@ -239,17 +222,15 @@ async def test_app_shows_the_refusal_of_a_hub_with_another_key(
 
 
 async def test_app_enrollment_qr_from_the_camera_opens_the_same_screen(
-    hub: Hub, gate: tuple[GateService, dict[str, str]], tmp_path: Path
+    hub: Hub, gate: GateUnderTest, tmp_path: Path
 ) -> None:
-    service, _ = gate
     uri = await enrollment_qr(hub)
     clip = video(tmp_path / "cam.avi", [(None, 2), (uri, 4), (None, 2)])
-    app = make_app(service, camera=str(clip))
-    async with app.run_test(size=SIZE) as pilot:
+    async with piloted(gate.service, camera=str(clip)) as (app, pilot):
         deadline = time.monotonic() + 15
         while not isinstance(app.screen, EnrollScreen):
             assert time.monotonic() < deadline, "the camera never read the enrollment QR"
             await pilot.pause(0.05)
         await pilot.press("n")
         assert isinstance(app.screen, GateScreen)
-    assert service.store.scans() == [] and enrolled_hub(service.store) is None
+    assert gate.store.scans() == [] and enrolled_hub(gate.store) is None

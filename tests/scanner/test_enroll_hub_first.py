@@ -9,11 +9,8 @@ Whatever the fake does, it learns no code, enrols no device, and the code stays 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +22,9 @@ from protocol.native import public_key
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint, parse_enrollment_uri
 from scanner.enroll import enrolled_hub
 from scanner.screens.enroll import EnrollScreen
-from scanner.service import GateService
 from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
-from tests.app_pilot import SIZE, make_app, wedge
+from tests.app_pilot import piloted, wedge
 from tests.enroll_support import (
     assert_nothing_stored,
     gate_cli,
@@ -37,13 +33,12 @@ from tests.enroll_support import (
     settled,
     video,
 )
+from tests.gate_cli import async_gate_cli
 from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
-from tests.paths import ROOT
-from tests.scanner_fixtures import Clock, open_gate
+from tests.scanner_fixtures import GateUnderTest
 
 FAKE_SEED = bytes(range(32, 64))  # the impostor's own hub key
 ATTACKER_SEED = bytes(range(64, 96))  # the device key the impostor wants enrolled
-NOW = 1_790_000_000_000
 
 
 class FakeHub:
@@ -159,23 +154,28 @@ async def new_code(hub: Hub, name: str = "North 1 scanner") -> tuple[str, str]:
     return code, fingerprint
 
 
-async def run_cli(db: Path, *args: str) -> tuple[int, str, str]:
-    """`gate-scanner` as a subprocess, off the event loop the hubs serve on."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("GATE_DB", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanner", "--db", str(db), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+async def fake_and_code(hub: Hub, fakes: Any, mode: str) -> tuple[FakeHub, str, str]:
+    """An impostor in `mode`, and a fresh code with the fingerprint the real hub's QR gives."""
+    fake = await fakes(mode)
+    code, fingerprint = await new_code(hub)
+    return fake, code, fingerprint
+
+
+async def enroll_from_qr(
+    db: Path, url: str, code: str, fingerprint: str, exit_code: int = 0
+) -> Any:
+    """`gate-scanner enroll <QR text> --json`, the QR pointing at `url` (a subprocess, off
+    the event loop the hubs serve on): its exit code checked, its JSON answer returned."""
+    rc, out, err = await async_gate_cli(
+        db, "enroll", enrollment_uri(url, code, fingerprint), "--json"
+    )
+    assert rc == exit_code, err + out
+    return json.loads(out)
 
 
 async def enrols_at_the_real_hub(hub: Hub, db: Path, code: str, fingerprint: str) -> None:
     """The code was never spent: the real gate enrols with it now, through the real CLI."""
-    rc, out, err = await run_cli(db, "enroll", enrollment_uri(hub.url, code, fingerprint), "--json")
-    assert rc == 0, err + out
-    enrolled = json.loads(out)
+    enrolled = await enroll_from_qr(db, hub.url, code, fingerprint)
     with GateStore(db) as store:
         seed = store.key(DEVICE_SEED_KEY)
     assert seed is not None and await hub_knows(hub, enrolled["device_id"], seed)
@@ -195,14 +195,9 @@ async def hardware_ids(hub: Hub) -> list[str]:
 async def test_a_fake_hub_with_another_key_receives_nothing_and_the_code_stays_unspent(
     hub: Hub, fakes: Any, tmp_path: Path
 ) -> None:
-    fake = await fakes("own_key")
-    code, fingerprint = await new_code(hub)
+    fake, code, fingerprint = await fake_and_code(hub, fakes, "own_key")
     db = tmp_path / "gate.db"
-    rc, out, err = await run_cli(
-        db, "enroll", enrollment_uri(fake.url, code, fingerprint), "--json"
-    )
-    assert rc == 3, err + out
-    refused = json.loads(out)["error"]
+    refused = (await enroll_from_qr(db, fake.url, code, fingerprint, exit_code=3))["error"]
     assert refused["code"] == "wrong_hub" and "does not match" in refused["message"]
     assert fake.enrol_posts() == [] and not fake.saw(code) and fake.attacks == []
     assert_nothing_stored(db)
@@ -212,13 +207,9 @@ async def test_a_fake_hub_with_another_key_receives_nothing_and_the_code_stays_u
 async def test_a_fake_hub_relaying_the_real_key_gets_only_a_sealed_code_it_cannot_use(
     hub: Hub, fakes: Any, tmp_path: Path
 ) -> None:
-    fake = await fakes("relay")
-    code, fingerprint = await new_code(hub)
+    fake, code, fingerprint = await fake_and_code(hub, fakes, "relay")
     db = tmp_path / "gate.db"
-    rc, out, err = await run_cli(
-        db, "enroll", enrollment_uri(fake.url, code, fingerprint), "--json"
-    )
-    assert rc == 3, err + out
+    await enroll_from_qr(db, fake.url, code, fingerprint, exit_code=3)
     # The fake saw the enrolment, but never the code: only a blob sealed to the real hub's
     # key and bound to the gate's own device key, which the real hub refuses for another key.
     (sent,) = fake.enrol_posts()
@@ -234,14 +225,10 @@ async def test_a_fake_hub_relaying_the_real_key_gets_only_a_sealed_code_it_canno
 async def test_enrolment_with_the_right_fingerprint_puts_no_plain_code_on_the_wire(
     hub: Hub, fakes: Any, tmp_path: Path
 ) -> None:
-    proxy = await fakes("proxy")  # forwards everything unchanged, and remembers it
-    code, fingerprint = await new_code(hub)
+    # The proxy forwards everything unchanged, and remembers it.
+    proxy, code, fingerprint = await fake_and_code(hub, fakes, "proxy")
     db = tmp_path / "gate.db"
-    rc, out, err = await run_cli(
-        db, "enroll", enrollment_uri(proxy.url, code, fingerprint), "--json"
-    )
-    assert rc == 0, err + out
-    enrolled = json.loads(out)
+    enrolled = await enroll_from_qr(db, proxy.url, code, fingerprint)
     assert enrolled["hub_key_fingerprint"] == fingerprint
     (sent,) = proxy.enrol_posts()
     assert "code" not in sent and sent["sealed_code"] and not proxy.saw(code)
@@ -256,7 +243,7 @@ async def test_enrolment_with_the_right_fingerprint_puts_no_plain_code_on_the_wi
 
     # `enroll URL CODE` (no fingerprint to check) seals the code to the key the hub showed too.
     other, _ = await new_code(hub, "South scanner")
-    rc, out, err = await run_cli(tmp_path / "south.db", "enroll", proxy.url, other, "--json")
+    rc, out, err = await async_gate_cli(tmp_path / "south.db", "enroll", proxy.url, other, "--json")
     assert rc == 0, err + out
     assert "code" not in proxy.enrol_posts()[-1] and not proxy.saw(other)
 
@@ -267,7 +254,7 @@ async def test_without_a_fingerprint_the_answer_must_carry_the_key_the_hub_showe
     fake = await fakes("swap_answer")
     code, _ = await new_code(hub)
     db = tmp_path / "gate.db"
-    rc, out, err = await run_cli(db, "enroll", fake.url, code, "--json")
+    rc, out, err = await async_gate_cli(db, "enroll", fake.url, code, "--json")
     assert rc == 3, err + out
     assert json.loads(out)["error"]["code"] == "wrong_hub"
     assert_nothing_stored(db)
@@ -321,8 +308,7 @@ async def test_a_sealed_code_replayed_with_another_device_key_is_refused(hub: Hu
 async def test_enrolling_from_the_camera_checks_the_hub_before_sending_the_code(
     hub: Hub, fakes: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake = await fakes("own_key")
-    code, fingerprint = await new_code(hub)
+    fake, code, fingerprint = await fake_and_code(hub, fakes, "own_key")
     clip = video(
         tmp_path / "enroll.avi", [(None, 2), (enrollment_uri(fake.url, code, fingerprint), 6)]
     )
@@ -335,21 +321,12 @@ async def test_enrolling_from_the_camera_checks_the_hub_before_sending_the_code(
     await enrols_at_the_real_hub(hub, tmp_path / "real.db", code, fingerprint)
 
 
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[GateService]:
-    """A gate set up by hand with a manifest but no hub."""
-    store, _ = open_gate(tmp_path / "app.db", NOW)
-    yield GateService(store, clock=Clock(NOW))
-    store.close()
-
-
 async def test_the_app_sends_a_relaying_hub_no_usable_code(
-    hub: Hub, fakes: Any, gate: GateService, tmp_path: Path
+    hub: Hub, fakes: Any, gate: GateUnderTest, tmp_path: Path
 ) -> None:
-    fake = await fakes("relay")
-    code, fingerprint = await new_code(hub)
-    app = make_app(gate)
-    async with app.run_test(size=SIZE) as pilot:
+    """`gate`: a gate set up by hand with a manifest but no hub."""
+    fake, code, fingerprint = await fake_and_code(hub, fakes, "relay")
+    async with piloted(gate.service) as (app, pilot):
         await wedge(pilot, enrollment_uri(fake.url, code, fingerprint))
         screen = app.screen
         assert isinstance(screen, EnrollScreen)

@@ -3,7 +3,6 @@ signature checks, check (dry run and recorded), stream, status, export and error
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from protocol.signing import enrollment_uri, sign_request
 from scanner.hub_keys import trusted_hub_keys
 from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
-from tests.gate_cli import ROOT, gate_cli
+from tests.gate_cli import ROOT, async_gate_cli, gate_cli
 from tests.hub_fixtures import HUB_SEED, start_hub, stop_hub
 from tests.scanner_fixtures import (
     ADA,
@@ -227,17 +226,6 @@ def test_gate_db_from_environment(tmp_path: Path) -> None:
     assert db.exists() and not (tmp_path / "gate.db").exists()
 
 
-async def run_cli(db: Path, *args: str) -> tuple[int, str, str]:
-    """The CLI as a subprocess without blocking the event loop the real hub runs on."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanner", "--db", str(db), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
 async def test_enroll_against_the_real_hub(tmp_path: Path) -> None:
     hub, runner = await start_hub(tmp_path)
     try:
@@ -249,7 +237,7 @@ async def test_enroll_against_the_real_hub(tmp_path: Path) -> None:
         assert made.status_code == 201, made.text
         code = made.json()["code"]
         db = tmp_path / "gate.db"
-        rc, out, err = await run_cli(db, "enroll", hub.url, code, "--json")
+        rc, out, err = await async_gate_cli(db, "enroll", hub.url, code, "--json")
         assert rc == 0, err + out
         enrolled = json.loads(out)
         assert enrolled["venue_id"] == hub.a.venue_id and enrolled["zones"] == ["GA"]
@@ -273,7 +261,7 @@ async def test_enroll_against_the_real_hub(tmp_path: Path) -> None:
         assert me.status_code == 200 and me.json()["device_id"] == enrolled["device_id"]
 
         # A spent code is refused with the hub's own error code; the gate keeps its identity.
-        rc, out, _ = await run_cli(tmp_path / "other.db", "enroll", hub.url, code, "--json")
+        rc, out, _ = await async_gate_cli(tmp_path / "other.db", "enroll", hub.url, code, "--json")
         assert rc == 3 and json.loads(out)["error"]["code"] == "used_enrollment_code"
         other = await hub.client.post(
             f"/api/admin/venues/{hub.a.venue_id}/enrollments",
@@ -281,11 +269,11 @@ async def test_enroll_against_the_real_hub(tmp_path: Path) -> None:
             headers=hub.auth(hub.a.manager_token),
         )
         wrong_hub_qr = enrollment_uri(hub.url, other.json()["code"], "0000:" * 7 + "0000")
-        rc, out, _ = await run_cli(tmp_path / "third.db", "enroll", wrong_hub_qr, "--json")
+        rc, out, _ = await async_gate_cli(tmp_path / "third.db", "enroll", wrong_hub_qr, "--json")
         assert rc == 3 and json.loads(out)["error"]["code"] == "wrong_hub"
         with GateStore(tmp_path / "third.db") as store:
             assert store.key(DEVICE_SEED_KEY) is None and store.gate() is None
     finally:
         await stop_hub(hub, runner)
-    rc, out, _ = await run_cli(tmp_path / "x.db", "enroll", hub.url, "ABCD-EFGH", "--json")
+    rc, out, _ = await async_gate_cli(tmp_path / "x.db", "enroll", hub.url, "ABCD-EFGH", "--json")
     assert rc == 3 and json.loads(out)["error"]["code"] == "hub_unreachable"

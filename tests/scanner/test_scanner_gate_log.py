@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
 from scanner.widgets import StatusBar
+from tests.gate_cli import async_gate_cli, cli_env
 from tests.hub_fixtures import add_show, credential_text
 from tests.live_hub import LiveHub, deactivate, hub_seqs, wait_for, worker_for
 from tests.paths import ROOT
@@ -45,23 +45,6 @@ def _detach_gate_log() -> Iterator[None]:
 def log_text(db: Path) -> str:
     """Everything the gate logged, rotated files included."""
     return "".join(p.read_text() for p in sorted(db.parent.glob(db.stem + ".log*")))
-
-
-def cli_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for var in ("GATE_DB", "JOURNAL_STREAM", "INVOCATION_ID"):
-        env.pop(var, None)
-    return env
-
-
-async def gate_cli(db: Path, *args: str) -> tuple[int, str, str]:
-    """`gate-scanner` as a subprocess, off the event loop the hub runs on."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanner", "--db", str(db), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=cli_env(),
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 class Stream:
@@ -283,13 +266,13 @@ async def test_stream_sync_says_why_on_stderr_and_status_remembers_it(
     assert not any("link" in line for line in stream.out)  # stdout stays the verdicts
     assert stream.out[0].split()[1] == "deny"
 
-    rc, out, err = await gate_cli(db, "status")
+    rc, out, err = await async_gate_cli(db, "status")
     assert rc == 0, err
     (line,) = [x for x in out.splitlines() if x.startswith("last link:")]
     assert line.startswith("last link: offline · gate deactivated since ")
     assert "last good sync 20" in line  # a date, not "never"
     assert DEACTIVATED_SENTENCE in out
-    rc, out, err = await gate_cli(db, "status", "--json")
+    rc, out, err = await async_gate_cli(db, "status", "--json")
     assert rc == 0, err
     kept = json.loads(out)["last_link"]
     assert kept["reason"] == "gate deactivated" and kept["last_error"] == "device_deactivated"
@@ -307,7 +290,7 @@ async def test_the_log_holds_no_holder_name_and_no_secret(live: LiveHub, tmp_pat
         headers=hub.auth(hub.a.manager_token),
     )
     code = made.json()["code"]
-    rc, _, err = await gate_cli(db, "enroll", hub.url, code)  # the real enrolment, logged
+    rc, _, err = await async_gate_cli(db, "enroll", hub.url, code)  # the real enrolment, logged
     assert rc == 0, err
     with GateStore(db) as gate:  # the ticket list first, so the scans below are admitted
         worker = worker_for(live, gate, event_id=show.event_id)
