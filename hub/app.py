@@ -24,7 +24,7 @@ from hub import (
 )
 from hub.checkpoint import Checkpointer
 from hub.errors import error_middleware, error_response
-from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, NONCES
+from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, MEMORY, NONCES
 from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker
 from hub.reconcile_ingest import Reconciler
 from hub.storage import HubStore, StoreUnavailable
@@ -109,6 +109,7 @@ def create_app(
     )
     db: ThreadOwned[HubStorage] = ThreadOwned.adopt("hub-db", store)
     app[DB] = db
+    app[MEMORY] = store
     app[NONCES] = store.nonces
     app[CLOCK] = clock
     app[HUB_KEYS] = hub_keys
@@ -126,7 +127,7 @@ def create_app(
     app[reconcile_routes.RECONCILER] = reconciler
     app.cleanup_ctx.append(_background(reconciler.run))
     app.add_routes(reconcile_routes.routes)
-    checks = check_routes.CheckBatcher(db, store.path)
+    checks = check_routes.CheckBatcher(store.scans_committed, store.path)
     app[check_routes.CHECKS] = checks
     store.leave_checkpoints_to_background()
     checkpointer = Checkpointer(store.path)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import ApiError, not_found
-from hub.keys import CLOCK, DB, NONCES
+from hub.keys import CLOCK, DB, MEMORY, NONCES
 from protocol.signing import device_id_of, verify_request
 from protocol.wire import DEVICE_DEACTIVATED, UNKNOWN_DEVICE
 
@@ -83,7 +83,9 @@ async def authenticate_device(
     device_id = device_id_of(request.headers)
     if device_id is None:
         raise ApiError(401, "missing_signature", "Device requests must be signed.")
-    device = await request.app[DB].run(lambda store: store.get_device(device_id))
+    device = request.app[MEMORY].remembered_device(device_id)
+    if device is None:
+        device = await request.app[DB].run(lambda store: store.get_device(device_id))
     if device is None:
         raise ApiError(401, UNKNOWN_DEVICE, "This device is not enrolled at this hub.")
     body = await request.read()

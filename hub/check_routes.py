@@ -9,7 +9,6 @@ hundred checks a second."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import json
 import logging
@@ -22,14 +21,14 @@ from hub.auth import authenticate_device
 from hub.check_writer import MAX_CONTEXTS, CheckWriter, CheckWriterFailed
 from hub.device_routes import read_body, wire_response
 from hub.errors import ApiError
-from hub.keys import CLOCK, DB
+from hub.keys import CLOCK, DB, MEMORY
 from hub.manifest_routes import MANIFESTS, device_event
 from hub.metrics import METRICS
 from hub.online_check import CheckContext, ContextKey, OnlineCheck
 from hub.openapi import decodes
 from hub.store_api import HubStorage
+from hub.store_base import ScanListener
 from hub.store_manifests import CHECK_FAILED, CheckOutcome, ManifestSource
-from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Direction, GateContext
 from manifests.model import ManifestHeader, Scope
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE, Check, CheckAnswer
@@ -56,8 +55,8 @@ class CheckBatcher:
     fewer checks a second, 3 ms fewer still). An answer is only sent after its batch
     committed, and batches are judged in the order they were sent."""
 
-    def __init__(self, db: ThreadOwned[HubStorage], db_path: str) -> None:
-        self.db = db  # the app's store: told of each stored check, for live push and metrics
+    def __init__(self, committed: ScanListener, db_path: str) -> None:
+        self.committed = committed  # the app store's listeners (live push, metrics)
         self.writer = CheckWriter(db_path)
         self._pending: list[Pending] = []
         self._contexts: dict[ContextKey, CheckContext] = {}
@@ -105,10 +104,8 @@ class CheckBatcher:
                 if not future.done():
                     future.set_exception(check_failed())
             return
-        try:
-            await self.db.run(functools.partial(_tell_listeners, stored))
-        except Exception:  # the checks are stored: their answers go out all the same
-            log.exception("telling the store's listeners of stored checks failed")
+        for device_id, row in stored:
+            self.committed(device_id, [row])
         for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
@@ -124,11 +121,26 @@ class CheckBatcher:
 
 
 CHECKS = web.AppKey("checks", CheckBatcher)
+CheckInputs = tuple[GateContext, ManifestSource, ManifestHeader]
 
 
-def _tell_listeners(stored: list[tuple[str, dict[str, Any]]], store: HubStorage) -> None:
-    for device_id, row in stored:
-        store.scans_committed(device_id, [row])
+def _remembered_inputs(
+    request: web.Request, device: dict[str, Any], asked: Check, now_ms: int
+) -> CheckInputs | None:
+    """The check's gate and header from the store's memory (hub/store_api.HubMemory), or
+    None when anything is not remembered or not plain: the database thread then reads and
+    refuses as it must. Most checks of a busy gate never wait for that thread."""
+    memory = request.app[MEMORY]
+    event = memory.remembered_event(asked.event_id.strip())
+    if event is None or event["venue_id"] != device["venue_id"] or device["gate_id"] is None:
+        return None
+    gate = memory.remembered_gate(device["gate_id"], device["venue_id"])
+    if gate is None:
+        return None
+    context = _gate_context(gate, device, asked.direction)
+    scope = Scope(device["venue_id"], context.gate_id, context.zones)
+    current = request.app[MANIFESTS].remembered_header(event["id"], scope)
+    return None if current is None else (context, *current)
 
 
 def _gate(store: HubStorage, device: dict[str, Any], direction: str | None) -> GateContext:
@@ -138,6 +150,12 @@ def _gate(store: HubStorage, device: dict[str, Any], direction: str | None) -> G
     gate = store.get_gate(device["gate_id"], device["venue_id"])
     if gate is None:
         raise ApiError(409, "no_gate", "This device's gate no longer exists.")
+    return _gate_context(gate, device, direction)
+
+
+def _gate_context(
+    gate: dict[str, Any], device: dict[str, Any], direction: str | None
+) -> GateContext:
     zones = tuple(json.loads(gate["zones_json"])) or ((device["zone"],) if device["zone"] else ())
     return GateContext(
         venue_id=device["venue_id"],
@@ -158,7 +176,7 @@ async def check(request: web.Request) -> web.Response:
     payload, seq = asked.payload.strip(), asked.seq
     now_ms, builder = request.app[CLOCK](), request.app[MANIFESTS]
 
-    def judged_against(store: HubStorage) -> tuple[GateContext, ManifestSource, ManifestHeader]:
+    def judged_against(store: HubStorage) -> CheckInputs:
         """The device's gate and the event's current manifest header (one database turn)."""
         event = device_event(store, device, asked.event_id.strip())
         gate = _gate(store, device, asked.direction)
@@ -167,7 +185,10 @@ async def check(request: web.Request) -> web.Response:
         assert current is not None
         return gate, *current
 
-    gate, source, header = await request.app[DB].run(judged_against)
+    inputs = _remembered_inputs(request, device, asked, now_ms)
+    if inputs is None:
+        inputs = await request.app[DB].run(judged_against)
+    gate, source, header = inputs
     checks = request.app[CHECKS]
     context = checks.context(source, header)
     pending = OnlineCheck(device["id"], seq, payload, now_ms, gate, device["zone"], context.id)

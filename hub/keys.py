@@ -8,12 +8,14 @@ from aiohttp import web
 
 from hub.manifest_build import HubKeys
 from hub.nonces import RequestNonces
-from hub.store_api import HubStorage
+from hub.store_api import HubMemory, HubStorage
 from hub.thread_owned import ThreadOwned
 
 # Every database use of a handler or background job: `await app[DB].run(lambda store: ...)`
 # runs it on the store's own thread, off the event loop; handlers see the seam, not SQLite.
 DB: web.AppKey[ThreadOwned[HubStorage]] = web.AppKey("db")
+# The same store's memory of hot rows, which the loop may read (hub/store_api.HubMemory).
+MEMORY: web.AppKey[HubMemory] = web.AppKey("memory")
 # Device request nonces: checked in memory on the loop (hub/nonces.py), on every signed call.
 NONCES = web.AppKey("nonces", RequestNonces)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")  # epoch milliseconds

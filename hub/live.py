@@ -28,8 +28,8 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from hub.auth import authenticate_device
-from hub.keys import DB
-from hub.store_api import HubStorage
+from hub.keys import DB, MEMORY
+from hub.store_api import HubMemory, HubStorage
 from hub.store_base import ScanListener
 from hub.thread_owned import ThreadOwned
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED, EntryState, Hello
@@ -56,24 +56,16 @@ class Connection:
 class LiveHub:
     """Who is connected, and the fan-out of stored scans to them."""
 
-    def __init__(self, db: ThreadOwned[HubStorage]) -> None:
+    def __init__(self, db: ThreadOwned[HubStorage], memory: HubMemory) -> None:
         self.db = db
+        self.memory = memory
         self.connections: set[Connection] = set()  # touched on the event loop only
-        # device id -> venue id (a device never moves venue); on the database thread only
-        self._venues: dict[str, str] = {}
+        self._venues: dict[str, str] = {}  # device id -> venue id (a device never moves venue)
         self._closing: set[asyncio.Task[bool]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()
 
     def online(self) -> int:
         return len({c.device_id for c in self.connections})
-
-    def _venue_of(self, store: HubStorage, device_id: str) -> str | None:
-        venue = self._venues.get(device_id)
-        if venue is None:
-            device = store.get_device(device_id)
-            if device is None:
-                return None
-            venue = self._venues[device_id] = device["venue_id"]
-        return venue
 
     def drop_device(self, device_id: str) -> int:
         """Close every socket of a deactivated device now. Each leaves the fan-out and its
@@ -117,24 +109,45 @@ class LiveHub:
             except Exception:
                 log.exception("live: re-checking devices' active flags failed")
 
-    def listener(self, store: HubStorage, loop: asyncio.AbstractEventLoop) -> ScanListener:
-        """The store listener (told on the database thread right after the commit): the
-        messages are made there, then queued on the event loop, where each connection's
-        writer task sends them, so a slow device never holds up the others."""
+    def listener(self, loop: asyncio.AbstractEventLoop) -> ScanListener:
+        """The store listener, told right after a commit on the thread that made it (the
+        database thread for uploads, the loop for online checks): the messages are made
+        there and queued on the loop, where each connection's writer task sends them, so a
+        slow device never holds up the others."""
 
         def on_scans(device_id: str, scans: list[Mapping[str, Any]]) -> None:
             if not self.connections:
                 return
-            venue = self._venue_of(store, device_id)
             messages = [
                 (s.get("event_id"), msgspec.json.encode(entry_state(device_id, s)).decode())
                 for s in scans
                 if s.get("ticket_id")
             ]
-            if venue is not None and messages:
-                loop.call_soon_threadsafe(self.fan_out, device_id, venue, messages)
+            if messages:
+                loop.call_soon_threadsafe(self._deliver, device_id, messages)
 
         return on_scans
+
+    def _deliver(self, device_id: str, messages: list[tuple[str | None, str]]) -> None:
+        """Fan out once the sender's venue is known: from memory, else (its first scans
+        since the hub started) after a turn of the database thread."""
+        venue = self._venues.get(device_id)
+        if venue is None:
+            device = self.memory.remembered_device(device_id)
+            if device is not None:
+                venue = self._venues[device_id] = device["venue_id"]
+        if venue is not None:
+            self.fan_out(device_id, venue, messages)
+            return
+        waiting = asyncio.get_running_loop().create_task(self._deliver_later(device_id, messages))
+        self._waiting.add(waiting)
+        waiting.add_done_callback(self._waiting.discard)
+
+    async def _deliver_later(self, device_id: str, messages: list[tuple[str | None, str]]) -> None:
+        device = await self.db.run(lambda store: store.get_device(device_id))
+        if device is not None:
+            self._venues[device_id] = device["venue_id"]
+            self.fan_out(device_id, device["venue_id"], messages)
 
     def fan_out(self, device_id: str, venue: str, messages: list[tuple[str | None, str]]) -> None:
         for conn in self.connections:
@@ -213,14 +226,13 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 
 def install(app: web.Application) -> LiveHub:
     """Attach the live hub: listens to the store while the app runs, closes sockets on stop."""
-    hub = LiveHub(app[DB])
+    hub = LiveHub(app[DB], app[MEMORY])
     app[LIVE] = hub
 
     @contextlib.asynccontextmanager
     async def listen(app: web.Application) -> AsyncIterator[None]:
         listeners = await app[DB].run(lambda store: store.scan_listeners)
-        loop = asyncio.get_running_loop()
-        on_scans = await app[DB].run(lambda store: hub.listener(store, loop))
+        on_scans = hub.listener(asyncio.get_running_loop())
         listeners.append(on_scans)
         watch = asyncio.create_task(hub.watch_active())
         yield

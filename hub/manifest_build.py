@@ -211,6 +211,16 @@ class ManifestBuilder:
         self._remember(self._headers, (event_id, source.revision, scope), made, MEMO_ENVELOPES)
         return made
 
+    def remembered_header(
+        self, event_id: str, scope: Scope
+    ) -> tuple[ManifestSource, ManifestHeader] | None:
+        """current_header from memory alone, or None (ask current_header on the database
+        thread): the event loop's fast path for online checks."""
+        if self._source is not None and self._source() is not self._keys:
+            return None  # new keys: current_header drops the memos first
+        revision = self.store.remembered_revision(event_id)
+        return None if revision is None else self._headers.get((event_id, revision, scope))
+
     def header(self, source: ManifestSource, scope: Scope, now_ms: int) -> ManifestHeader:
         e = source.event
         return ManifestHeader(

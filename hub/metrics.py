@@ -4,6 +4,7 @@ counters, two gauges read at scrape time and one latency histogram need no libra
 from __future__ import annotations
 
 import bisect
+import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -21,6 +22,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     def __init__(self) -> None:
         self.scans_stored = 0
+        self._counting = threading.Lock()
         self.checks = defaultdict[str, int](int)  # verdict -> count
         self.manifest_bytes = defaultdict[str, int](int)  # kind -> bytes
         self.devices_online: Callable[[], int] = lambda: 0
@@ -30,8 +32,9 @@ class Metrics:
         self._latency_sum: defaultdict[str, float] = defaultdict(float)
 
     def on_scans(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
-        """A store listener: told on the database thread, which alone counts here."""
-        self.scans_stored += len(scans)
+        """A store listener: told on the database thread (uploads) and the loop (checks)."""
+        with self._counting:
+            self.scans_stored += len(scans)
 
     def observe(self, route: str, seconds: float) -> None:
         counts = self._latency.setdefault(route, [0] * (len(LATENCY_BUCKETS) + 1))

@@ -127,6 +127,9 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
             ),
         )
 
+    def remembered_gate(self, gate_id: str, venue_id: str) -> Row | None:
+        return self._remembered("gates", f"{venue_id}/{gate_id}")
+
     def list_gates(self, venue_id: str) -> list[Row]:
         return list(
             self.db.query("SELECT * FROM gates WHERE venue_id = ? ORDER BY name", [venue_id])

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from hub.store_reconcile import Reconcile
 
 
+class HubMemory(Protocol):
+    """What the event loop may read without the database: fresh copies of the rows every
+    device request needs, kept by the store while its database thread reads them (None
+    when not remembered: then ask the database thread). A device's hot path stays on the
+    loop, where a turn of the database thread would cost more than the read itself."""
+
+    def remembered_device(self, device_id: str) -> Row | None: ...
+    def remembered_gate(self, gate_id: str, venue_id: str) -> Row | None: ...
+    def remembered_event(self, event_id: str) -> Row | None: ...
+    def remembered_revision(self, event_id: str) -> int | None: ...
+
+
 class TenantStorage(Protocol):
     """Tenants, venues, zones, gates, admin tokens and the audit log."""
 
@@ -231,6 +243,7 @@ class StorageCore(Protocol):
 
 
 class HubStorage(
+    HubMemory,
     TenantStorage,
     DeviceStorage,
     TicketStorage,

@@ -24,8 +24,8 @@ from hub.migrations import migrate, pending
 from hub.nonces import RequestNonces
 
 Row = dict[str, Any]
-# Told (device id, stored scan rows) after scans are committed, on the thread that committed
-# them (the app's database thread): live push and metrics.
+# Told (device id, stored scan rows) after scans are committed: on the database thread for
+# uploads, on the event loop for online checks (stored by the check writer): live push, metrics.
 ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
 ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
 
@@ -178,14 +178,22 @@ class StoreBase:
         event), kept for ROW_CACHE_S: every write through this store drops it at once (a
         deactivated device is refused on its next request); the time limit covers writers
         in other processes. A copy is returned, so no caller can change the cached row."""
-        now = time.monotonic()
-        hit = self._row_cache.get((table, key))
-        if hit is not None and now - hit[0] < ROW_CACHE_S:
-            return dict(hit[1])
+        hit = self._remembered(table, key)
+        if hit is not None:
+            return hit
         row = read()
         if row is not None:
-            self._row_cache[(table, key)] = (now, row)
+            self._row_cache[(table, key)] = (time.monotonic(), row)
             return dict(row)
+        return None
+
+    def _remembered(self, table: str, key: str) -> Row | None:
+        """The fresh copy of a cached row, or None, without touching the database: the event
+        loop may ask (the remembered_* methods) while the database thread, which alone
+        fills and drops these rows, works."""
+        hit = self._row_cache.get((table, key))
+        if hit is not None and time.monotonic() - hit[0] < ROW_CACHE_S:
+            return dict(hit[1])
         return None
 
     def _forget(self, table: str, key: str) -> None:

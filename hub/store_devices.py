@@ -171,6 +171,9 @@ class DeviceStore(StoreBase):
             lambda: self._one("SELECT * FROM devices WHERE id = ?", [device_id]),
         )
 
+    def remembered_device(self, device_id: str) -> Row | None:
+        return self._remembered("devices", device_id)
+
     def get_device_scoped(
         self, device_id: str, tenant_id: str, scope_venue: str | None = None
     ) -> Row | None:

@@ -67,14 +67,25 @@ class ManifestStore(StoreBase):
         """event_revision for the online check's hot path, remembered until this connection
         next writes anything; a change made by another process (a CLI import) is seen within
         ROW_CACHE_S, as for the event row itself."""
-        changes = self.db.conn.total_changes
-        now = time.monotonic()
-        hit = self._revisions.get(event_id)
-        if hit is not None and hit[0] == changes and now - hit[1] < ROW_CACHE_S:
-            return hit[2]
+        remembered = self.remembered_revision(event_id)
+        if remembered is not None:
+            return remembered
+        changes, now = self.db.conn.total_changes, time.monotonic()
         revision = self.event_revision(event_id)
         self._revisions[event_id] = (changes, now, revision)
         return revision
+
+    def remembered_revision(self, event_id: str) -> int | None:
+        """current_revision while it is remembered, else None; no database read (the
+        connection's change counter is memory), so the event loop may ask."""
+        hit = self._revisions.get(event_id)
+        if (
+            hit is not None
+            and hit[0] == self.db.conn.total_changes
+            and time.monotonic() - hit[1] < ROW_CACHE_S
+        ):
+            return hit[2]
+        return None
 
     def bump_all_revisions(self) -> int:
         """A new manifest revision for every event, no ticket changed: after a hub key change,
@@ -92,6 +103,9 @@ class ManifestStore(StoreBase):
         return self._cached(
             "events", event_id, lambda: self._one("SELECT * FROM events WHERE id = ?", [event_id])
         )
+
+    def remembered_event(self, event_id: str) -> Row | None:
+        return self._remembered("events", event_id)
 
     def event_times(self, venue_id: str) -> list[tuple[str, int, int]]:
         """(id, start, end) of every event at a venue: for naming the one gates hold now."""
