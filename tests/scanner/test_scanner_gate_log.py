@@ -339,7 +339,9 @@ def test_a_log_file_that_cannot_be_opened_never_stops_the_gate(
     assert "WARNING scanner.sync storage fault during sync (storage_full): x" in err
     assert "sync ok" not in err  # the fallback keeps to warnings and worse
 
-    # The real CLI on that gate: the scan is stored and answered as ever.
+    # The real CLI on that gate (a database it did not make: check refuses a missing one):
+    # the scan is stored and answered as ever.
+    GateStore(db).close()
     env = cli_env()
     proc = subprocess.run(
         [sys.executable, "-m", "scanner", "--db", str(db), "check", "x", "--json"],
