@@ -8,7 +8,6 @@ import itertools
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -28,13 +27,6 @@ from tests.hub_fixtures import (
 )
 
 _seq = itertools.count(1)
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
 
 
 async def check(

@@ -4,21 +4,11 @@ field names it documents are exactly the ones each handler accepts, both ways.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.hub_fixtures import Device, Hub, add_show, enroll, start_hub, stop_hub
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
+from tests.hub_fixtures import Device, Hub, add_show, enroll
 
 
 async def document(hub: Hub) -> dict[str, Any]:

@@ -137,6 +137,19 @@ class Burst:
         self.checked: dict[tuple[str, int], dict[str, Any]] = {}
         self.failures = 0
 
+    async def answered(self, device: Device, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The same request again until the hub answers 200; every miss counts as a failure."""
+        while True:
+            try:
+                resp = await device.send("POST", path, body)
+            except httpx.HTTPError:
+                resp = None
+            if resp is not None and resp.status_code == 200:
+                answer: dict[str, Any] = resp.json()
+                return answer
+            self.failures += 1
+            await asyncio.sleep(0.05)
+
     async def uploads(self, device: Device, seqs: Iterator[int], batches: int) -> None:
         now = self.hub.clock()
         for _ in range(batches):
@@ -145,32 +158,17 @@ class Burst:
                 "event_id": self.event_id,
                 "scans": [_scan(s, f"t-{s}", now + s) for s in batch],
             }
-            while True:
-                try:
-                    resp = await device.send("POST", "/api/device/scans", body)
-                except httpx.HTTPError:
-                    resp = None
-                if resp is not None and resp.status_code == 200:
-                    assert "refused" not in resp.json(), resp.text
-                    self.acked.setdefault(device.device_id, set()).update(resp.json()["acked"])
-                    break
-                self.failures += 1
-                await asyncio.sleep(0.05)
+            answer = await self.answered(device, "/api/device/scans", body)
+            assert "refused" not in answer, answer
+            self.acked.setdefault(device.device_id, set()).update(answer["acked"])
 
     async def checks(self, device: Device, codes: list[str], seqs: Iterator[int]) -> None:
         for code in codes:
             seq = next(seqs)
             body = {"event_id": self.event_id, "payload": code, "seq": seq}
-            while True:
-                try:
-                    resp = await device.send("POST", "/api/device/check", body)
-                except httpx.HTTPError:
-                    resp = None
-                if resp is not None and resp.status_code == 200:
-                    self.checked[(device.device_id, seq)] = resp.json()
-                    break
-                self.failures += 1
-                await asyncio.sleep(0.05)
+            self.checked[(device.device_id, seq)] = await self.answered(
+                device, "/api/device/check", body
+            )
 
 
 async def test_sigkill_of_hub_and_check_writer_mid_burst_loses_and_doubles_nothing(

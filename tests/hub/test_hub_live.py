@@ -4,21 +4,12 @@ OTHER device of the venue, not the sender and not other venues."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.device_api import connect, nothing_arrives, upload
-from tests.hub_fixtures import Hub, add_show, credential_text, enroll, start_hub, stop_hub
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
+from tests.hub_fixtures import Hub, add_show, credential_text, enroll
 
 
 async def test_uploads_and_checks_reach_the_other_devices_of_the_venue_only(hub: Hub) -> None:

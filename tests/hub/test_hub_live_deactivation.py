@@ -7,8 +7,6 @@ the row cache's lifetime."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,14 +16,7 @@ from hub.storage import HubStore
 from hub.store_base import ROW_CACHE_S
 from protocol.wire import DEACTIVATED_CLOSE_CODE
 from tests.device_api import connect, nothing_arrives, upload
-from tests.hub_fixtures import Device, Hub, add_show, enroll, start_hub, stop_hub
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
+from tests.hub_fixtures import Device, Hub, add_show, enroll
 
 
 async def closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> aiohttp.WSMessage:
@@ -46,13 +37,17 @@ async def refused_on_reconnect(session: aiohttp.ClientSession, device: Device) -
 
 
 @pytest.fixture
-async def unswept_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    """A hub whose periodic active-flag re-check never runs: only the admin route's own
-    call can close the socket in time."""
+def no_active_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live sockets' periodic active-flag re-check is an hour away (set before the hub
+    starts)."""
     monkeypatch.setattr(hub_live, "ACTIVE_RECHECK_S", 3600.0)
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
+
+
+@pytest.fixture
+def unswept_hub(no_active_recheck: None, hub: Hub) -> Hub:
+    """The shared hub, started with no re-check to come: only the admin route's own call
+    can close the socket in time."""
+    return hub
 
 
 async def test_deactivation_closes_the_devices_sockets_at_once_and_refuses_reconnects(

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.hub_fixtures import Device, Hub, add_show, enroll, start_hub, stop_hub
+from tests.hub_fixtures import Device, Hub, add_show, enroll
 
 # What the fuzzer of #10 sent: each is a body the hub cannot read as a JSON object of its own.
 NESTED = b"[" * 100_000 + b"]" * 100_000
@@ -21,13 +20,6 @@ MALFORMED = {
     "not_a_number": b'{"name": NaN}',
     "infinity": b'{"name": -Infinity}',
 }
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
 
 
 def snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:

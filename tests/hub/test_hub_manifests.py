@@ -4,7 +4,6 @@ holder names opened by the hub-issued credential, key rotation, box-office crede
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,12 @@ from tests.hub_fixtures import (
     add_show,
     credential_text,
     enroll,
-    start_hub,
-    stop_hub,
 )
 
 
 async def trusted_keys(hub: Hub) -> dict[int, bytes]:
     body = (await hub.client.get("/api/hub")).json()
     return {int(k): b64decode(v) for k, v in body["trusted_keys"].items()}
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
 
 
 async def test_full_manifest_is_signed_scoped_and_unseals_names_with_the_credential(

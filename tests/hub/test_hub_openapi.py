@@ -4,22 +4,12 @@ format and counts what happened."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from hub.app import create_app
 from hub.storage import HubStore
 from tests.device_api import get_manifest, samples, upload
-from tests.hub_fixtures import HUB_SEED, Hub, add_show, enroll, start_hub, stop_hub
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    started, runner = await start_hub(tmp_path, expiry_interval_s=None)
-    yield started
-    await stop_hub(started, runner)
+from tests.hub_fixtures import HUB_SEED, Hub, add_show, enroll
 
 
 def router_operations(tmp_path: Path) -> set[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,27 @@ def _code(store: HubStore, tenant_id: str, venue_id: str, ttl_ms: int = 60_000) 
     return code
 
 
+def _enroll(
+    store: HubStore,
+    tenant_id: str,
+    venue_id: str,
+    *,
+    public_key: bytes = KEY,
+    app_version: str | None = None,
+    now_ms: int = NOW,
+) -> dict[str, Any]:
+    """A device of hardware id hw1 enrolled with a fresh code at the venue."""
+    device = store.enroll_device(
+        code=_code(store, tenant_id, venue_id),
+        hardware_id="hw1",
+        public_key=public_key,
+        app_version=app_version,
+        now_ms=now_ms,
+    )
+    assert isinstance(device, dict), device
+    return device
+
+
 def test_wal_foreign_keys_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite"
     store = HubStore(path)
@@ -81,13 +103,7 @@ def test_reads_are_scoped_by_tenant_and_venue(store: HubStore) -> None:
     other = store.create_venue(a_tenant, "second", "UTC", "t", NOW)
     assert store.get_venue(other["id"], a_tenant, scope_venue=a_venue) is None
     assert [v["id"] for v in store.list_venues(a_tenant, a_venue)] == [a_venue]
-    device = store.enroll_device(
-        code=_code(store, a_tenant, a_venue),
-        hardware_id="hw1",
-        public_key=KEY,
-        app_version="1.0",
-        now_ms=NOW,
-    )
+    device = _enroll(store, a_tenant, a_venue, app_version="1.0")
     assert isinstance(device, dict)
     assert store.get_device_scoped(device["id"], b_tenant) is None
     assert store.get_device_scoped(device["id"], a_tenant, other["id"]) is None
@@ -114,20 +130,10 @@ def test_re_enrolling_a_hardware_id_makes_a_new_device_and_leaves_the_old_one(
     store: HubStore,
 ) -> None:
     tenant, venue = _venue(store)
-    first = store.enroll_device(
-        code=_code(store, tenant, venue),
-        hardware_id="hw1",
-        public_key=KEY,
-        app_version="1.0",
-        now_ms=NOW,
-    )
+    first = _enroll(store, tenant, venue, app_version="1.0")
     store.deactivate_device(first, "t", NOW + 5)
-    second = store.enroll_device(
-        code=_code(store, tenant, venue),
-        hardware_id="hw1",
-        public_key=b"\x02" * 32,
-        app_version="1.1",
-        now_ms=NOW + 10,
+    second = _enroll(
+        store, tenant, venue, public_key=b"\x02" * 32, app_version="1.1", now_ms=NOW + 10
     )
     assert second["id"] != first["id"]
     assert second["public_key"] == b"\x02" * 32 and second["active"] == 1
@@ -154,13 +160,7 @@ def test_a_database_with_one_device_per_hardware_id_is_upgraded(tmp_path: Path) 
     path = tmp_path / "old.sqlite"
     old = HubStore(path)
     tenant, venue = _venue(old)
-    device = old.enroll_device(
-        code=_code(old, tenant, venue),
-        hardware_id="hw1",
-        public_key=KEY,
-        app_version=None,
-        now_ms=NOW,
-    )
+    device = _enroll(old, tenant, venue)
     old.record_scans(device["id"], [_row(1)], NOW + 1, deactivated=False)
     table = re.sub(r"--[^\n]*", "", old.db["devices"].schema).rstrip().removesuffix(")").rstrip()
     old.db.execute("PRAGMA foreign_keys = OFF")
@@ -181,13 +181,7 @@ def test_a_database_with_one_device_per_hardware_id_is_upgraded(tmp_path: Path) 
     assert "UNIQUE" not in store.db["devices"].schema
     assert store.get_device(device["id"])["hardware_id"] == "hw1"
     assert [r["device_seq"] for r in store.scans_of_device(device["id"])] == [1]
-    again = store.enroll_device(
-        code=_code(store, tenant, venue),
-        hardware_id="hw1",
-        public_key=KEY,
-        app_version=None,
-        now_ms=NOW + 2,
-    )
+    again = _enroll(store, tenant, venue, now_ms=NOW + 2)
     assert again["id"] != device["id"]
     assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
     store.close()
@@ -231,13 +225,7 @@ def test_audit_log_is_append_only_and_records_changes(store: HubStore) -> None:
 
 def test_scans_are_idempotent_and_deactivated_ones_marked(store: HubStore) -> None:
     tenant, venue = _venue(store)
-    device = store.enroll_device(
-        code=_code(store, tenant, venue),
-        hardware_id="hw1",
-        public_key=KEY,
-        app_version=None,
-        now_ms=NOW,
-    )
+    device = _enroll(store, tenant, venue)
     scan = {
         "seq": 1,
         "ticket_id": "t-1",

@@ -54,12 +54,21 @@ def struct_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
     return out
 
 
-def test_openapi_shows_the_structs_schemas(tmp_path: Path) -> None:
+def openapi_json(tmp_path: Path) -> dict[str, Any]:
+    """The hub's OpenAPI document in plain JSON types (tuples are lists, as msgspec's schemas
+    have them), from an app over a store of its own."""
     store = HubStore(tmp_path / "doc.sqlite")
     try:
-        doc = json.loads(json.dumps(document(create_app(store, HUB_SEED, expiry_interval_s=None))))
+        doc: dict[str, Any] = json.loads(
+            json.dumps(document(create_app(store, HUB_SEED, expiry_interval_s=None)))
+        )
     finally:
         store.close()
+    return doc
+
+
+def test_openapi_shows_the_structs_schemas(tmp_path: Path) -> None:
+    doc = openapi_json(tmp_path)
     for path, request, answer in (
         ("/api/device/scans", wire.ScanBatch, wire.ScanBatchAnswer),
         ("/api/device/heartbeat", wire.Heartbeat, wire.HeartbeatAnswer),
@@ -337,11 +346,7 @@ OWN_DEVICE_KEYS = [
 
 
 def test_openapi_shows_the_enrolment_structs(tmp_path: Path) -> None:
-    store = HubStore(tmp_path / "doc.sqlite")
-    try:
-        doc = json.loads(json.dumps(document(create_app(store, HUB_SEED, expiry_interval_s=None))))
-    finally:
-        store.close()
+    doc = openapi_json(tmp_path)
     op = doc["paths"]["/api/device/enroll"]["post"]
     body = op["requestBody"]["content"]["application/json"]["schema"]
     one_of = body.pop("oneOf")
