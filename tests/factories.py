@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from manifests.admission_types import Direction, GateContext, ScanFact
+from manifests import admission
+from manifests.admission_types import Decision, Direction, GateContext, ScanFact
 from manifests.model import EventFacts, ManifestHeader, Scope, TicketRow
 from manifests.policy import HOUR_MS, TEMPLATES, ScanPolicy
 from protocol.credential import LegacyKeys, ParseContext
 from protocol.native import issue_credential, public_key
+from protocol.parse import parse_credential
 
 ISSUER_SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
@@ -116,3 +118,25 @@ def parse_context(**changes: object) -> ParseContext:
     }
     fields.update(changes)
     return ParseContext(**fields)  # type: ignore[arg-type]
+
+
+def decide_scan(
+    ticket_id: str,
+    code: str | None = None,
+    *,
+    now: int,
+    ticket: TicketRow | None = None,
+    history: tuple[ScanFact, ...] = (),
+    hdr: ManifestHeader | None = None,
+    where: GateContext | None = None,
+    nonces: frozenset[str] = frozenset(),
+    holder: str | None = None,
+) -> Decision:
+    """A scan decided as a gate decides it: `code` (else the ticket's own credential) parsed
+    against the header (else the test event's) at `now`, then judged against the ticket's row
+    (else a plain Weekend GA one), its history and the gate (else Gate 3)."""
+    hdr = hdr or header()
+    context = admission.parse_context(hdr, now, nonces)
+    parsed = parse_credential(code or credential(ticket_id), context)
+    ticket = row(ticket_id) if ticket is None else ticket
+    return admission.decide(parsed, hdr, ticket, history, where or gate(), now, holder)

@@ -4,43 +4,25 @@ multi-day passes, entry/exit and re-entry counting, and the time-window edges.""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Direction, ScanFact
-from manifests.model import ManifestHeader, TicketRow, TicketStatus
+from manifests.model import TicketStatus
 from manifests.policy import HOUR_MS, MINUTE_MS, TEMPLATES, ScanPolicy
 from manifests.sealing import seal_holder
 from protocol.credential import Credential, Refusal
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict
-from tests.factories import END, START, credential, entry, exit_, gate, header, ms, row
+from tests.factories import END, START, credential, decide_scan, entry, exit_, gate, header, ms, row
 
 T = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 NOW = ms("2026-06-12T19:00:00")  # Friday evening, day 1
 
 
-def run(
-    code: str | None = None,
-    *,
-    ticket: TicketRow | None = None,
-    history: tuple[ScanFact, ...] = (),
-    hdr: ManifestHeader | None = None,
-    now: int = NOW,
-    where=None,
-    nonces: frozenset[str] = frozenset(),
-):
-    hdr = hdr or header()
-    parsed = parse_credential(code or credential(T), parse_context(hdr, now, nonces))
-    return decide(
-        parsed,
-        hdr,
-        row(T) if ticket is None else ticket,
-        history,
-        where or gate(),
-        now,
-    )
+run = partial(decide_scan, T, now=NOW)  # this module's ticket, at NOW unless a test says when
 
 
 def test_admit_shows_display_facts_and_holder_from_the_sealed_row() -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
 from manifests.admission import decide, parse_context
-from manifests.admission_types import Direction, DisplayFacts, ScanFact
-from manifests.model import ManifestHeader, TicketRow
+from manifests.admission_types import Direction, DisplayFacts
+from manifests.model import ManifestHeader
 from manifests.policy import EXPIRY_AFTER_END_MS, HOUR_MS, MINUTE_MS, TEMPLATES, ScanPolicy
 from manifests.sealing import seal_holder
 from protocol.credential import Credential, CredentialFormat, LegacyKeys, Refusal
@@ -25,6 +26,7 @@ from tests.factories import (
     EVENT,
     ROTATION_SECRET,
     credential,
+    decide_scan,
     entry,
     exit_,
     gate,
@@ -42,20 +44,7 @@ SAT_0030 = ms("2026-06-13T00:30:00")  # Berlin is UTC+2 in June: still Friday in
 REENTRY_ANY = ScanPolicy(duplicate_window_minutes=None, reentry_enabled=True)
 
 
-def run(
-    code: str | None = None,
-    *,
-    ticket: TicketRow | None = None,
-    history: tuple[ScanFact, ...] = (),
-    hdr: ManifestHeader | None = None,
-    now: int = NOW,
-    where=None,
-    holder: str | None = None,
-):
-    hdr = hdr or header()
-    parsed = parse_credential(code or credential(T), parse_context(hdr, now))
-    ticket = row(T) if ticket is None else ticket
-    return decide(parsed, hdr, ticket, history, where or gate(), now, holder)
+run = partial(decide_scan, T, now=NOW)  # this module's ticket, at NOW unless a test says when
 
 
 def decide_cred(cred: Credential, hdr: ManifestHeader | None = None):
