@@ -13,7 +13,6 @@ with the figures."""
 from __future__ import annotations
 
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from demo.local_hub import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until  # noqa: E402
+from demo import local_hub  # noqa: E402
 from manifests.admission_types import Decision, Direction  # noqa: E402
 from protocol.reasons import Reason, Verdict  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402
@@ -43,36 +42,10 @@ ROUNDS = 3
 
 
 def start_hub(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "hub", "serve", "--db", str(db), "--host", "127.0.0.1"]
     with open(log, "ab") as err:
-        proc = subprocess.Popen(
-            [*command, "--port", str(port), "--hub-url", url],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-
-    def answers() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the hub exited; see {log}")
-        try:
-            return httpx.get(url + "/api/hub", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    until(answers, 30, "the hub to listen")
+        proc = local_hub.serve_hub(db, port, err)
+    local_hub.until_serving(proc, f"http://127.0.0.1:{port}", 30, log, RuntimeError)
     return proc
-
-
-def stop_hub(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def enrolled_gate(url: str, demo: dict[str, Any], db: Path) -> GateStore:
@@ -81,7 +54,7 @@ def enrolled_gate(url: str, demo: dict[str, Any], db: Path) -> GateStore:
     enroll(
         GateService(store),
         url,
-        demo_enrollment_code(url, demo, "Bench gate"),
+        local_hub.demo_enrollment_code(url, demo, "Bench gate"),
         hardware_id="hw-bench",
     )
     return store
@@ -208,10 +181,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
         db = Path(tmp) / "hub.sqlite"
         started = time.perf_counter()
-        demo = json.loads(hub_cli("demo-data", "--db", str(db), "--tickets", str(TICKETS)))
+        demo = json.loads(
+            local_hub.hub_cli("demo-data", "--db", str(db), "--tickets", str(TICKETS))
+        )
         setup_s = time.perf_counter() - started
-        ids = event_ticket_ids(db, demo["event_id"])
-        port = free_port()
+        ids = local_hub.event_ticket_ids(db, demo["event_id"])
+        port = local_hub.free_port()
         url = f"http://127.0.0.1:{port}"
         hub = start_hub(db, port, Path(tmp) / "hub.log")
         try:
@@ -230,7 +205,7 @@ def main() -> None:
                 worker.stop()
                 store.close()
         finally:
-            stop_hub(hub)
+            local_hub.stop_process(hub, 15)
     print(f"sync bench: hub process on loopback, {TICKETS:,} tickets (demo data {setup_s:.1f} s),")
     print(f"one gate in-process, median of {ROUNDS} rounds\n")
     print(f"{'figure':<36} {'value':>14}  target")

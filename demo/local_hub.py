@@ -1,9 +1,10 @@
-"""Running a hub on this machine from another process: the demo, the benches and the
-end-to-end tests all start one the same way."""
+"""Running a hub on this machine from another process, and a gate streaming beside it: the
+demo, the benches and the end-to-end tests all start them the same way."""
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +52,69 @@ def hub_cli(*args: str, timeout_s: float = 600, error: type[Exception] = Runtime
     if done.returncode != 0:
         raise error(f"gate-hub {args[0]} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def serve_hub(db: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """`gate-hub serve` over `db` on 127.0.0.1:`port`, naming itself by that address (its
+    enrolment QR codes carry it); its stderr goes to `log`, to read when it fails."""
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "hub", "serve", "--db", str(db), "--host", "127.0.0.1"]
+    return subprocess.Popen(
+        [*command, "--port", str(port), "--hub-url", url],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+
+
+def until_serving(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    timeout_s: float,
+    log_name: Path | str,
+    error: type[Exception] = TimeoutError,
+) -> None:
+    """Wait for the hub at `url` to answer; `error` at once if its process ends first, as it
+    does when the port is taken or the database refused (its log, `log_name`, says why)."""
+    import httpx  # only callers that talk to a hub pay for the import
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise error(f"the hub exited; see {log_name}")
+        try:
+            return httpx.get(url + "/api/hub", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    until(answers, timeout_s, "the hub to listen", error)
+
+
+def streaming_gate(db: Path, *args: str) -> subprocess.Popen[str]:
+    """`gate-scanner --db DB ARGS` (a `stream` command) with line-buffered text pipes: one
+    payload a line in, one verdict a line out."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "scanner", "--db", str(db), *args],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    )
+
+
+def stop_process(proc: subprocess.Popen[Any], wait_s: float) -> None:
+    """SIGTERM (a stream gate's input closed first: it ends at end of input), and SIGKILL when
+    it has not ended within `wait_s`, so nothing this machine started outlives its starter."""
+    if proc.poll() is None:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def demo_enrollment_code(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,17 @@ import httpx
 import numpy as np
 
 from demo.frames import TYPICAL, render_frame, write_video
-from demo.local_hub import demo_enrollment_code, event_ticket_ids, free_port, hub_cli, until
+from demo.local_hub import (
+    demo_enrollment_code,
+    event_ticket_ids,
+    free_port,
+    hub_cli,
+    serve_hub,
+    stop_process,
+    streaming_gate,
+    until,
+    until_serving,
+)
 from hardware.camera import CameraReader, QrDecoder, open_source
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
@@ -88,15 +97,7 @@ class Processes:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                if proc.stdin is not None:
-                    proc.stdin.close()  # a stream gate ends at end of input
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc, 10)
             if proc.stdout is not None:
                 proc.stdout.close()
         for log in self.logs:
@@ -139,24 +140,9 @@ def start_hub(folder: Path, running: Processes) -> tuple[str, dict[str, Any]]:
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "hub.log", "ab")  # noqa: SIM115 (closed by Processes.stop)
     running.logs.append(log)
-    command = [sys.executable, "-m", "hub", "serve", "--db", str(db), "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*command, "--port", str(port), "--hub-url", url],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    proc = serve_hub(db, port, log)
     running.procs.append(proc)
-
-    def answers() -> bool:
-        if proc.poll() is not None:
-            raise DemoError(f"the hub exited; see {folder / 'hub.log'}")
-        try:
-            return httpx.get(url + "/api/hub", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    until(answers, STARTUP_S, "the hub to listen", DemoError)
+    until_serving(proc, url, STARTUP_S, folder / "hub.log", DemoError)
     return url, demo
 
 
@@ -195,15 +181,7 @@ def enrolled_gate(db: Path, hub_url: str, admin: Admin, name: str, event_id: str
 
 def start_other_gate(db: Path, running: Processes) -> subprocess.Popen[str]:
     """The second gate, headless: `gate-scanner stream --sync`, one payload a line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner", "--db", str(db), "stream", "--sync"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        bufsize=1,
-    )
+    proc = streaming_gate(db, "stream", "--sync")
     running.procs.append(proc)
     return proc
 

@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-import httpx
-
-from demo.local_hub import event_ticket_ids, until
+from demo.local_hub import event_ticket_ids, serve_hub, streaming_gate, until_serving
 from scanner.store import GateStore
 from tests.paths import ROOT
 
@@ -31,32 +29,8 @@ class HubProcess:
         self.log = open(db.with_suffix(".log"), "ab")  # noqa: SIM115 (closed by the fixture)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hub",
-                "serve",
-                "--db",
-                str(self.db),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--hub-url",
-                self.url,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,  # read it when a step fails
-        )
-        until(self._answers, 15, "the hub to listen")
-
-    def _answers(self) -> bool:
-        try:
-            return httpx.get(self.url + "/api/hub", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        self.proc = serve_hub(self.db, self.port, self.log)  # read the log when a step fails
+        until_serving(self.proc, self.url, 15, self.log.name)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -71,26 +45,8 @@ class Gate:
     def __init__(self, db: Path, event_id: str, clock_skew_ms: int = 0) -> None:
         self.db = db
         self.clock_skew_ms = clock_skew_ms
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scanner",
-                "--db",
-                str(db),
-                "--clock-skew-ms",
-                str(clock_skew_ms),
-                "stream",
-                "--sync",
-                "--event",
-                event_id,
-            ],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
+        self.proc = streaming_gate(
+            db, "--clock-skew-ms", str(clock_skew_ms), "stream", "--sync", "--event", event_id
         )
 
     def scan(self, payload: str) -> list[str]:
