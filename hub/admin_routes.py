@@ -26,6 +26,7 @@ from hub.errors import (
 )
 from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL
 from hub.live import LIVE
+from hub.logs import iso_utc
 from manifests.admission_types import Direction
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint
 
@@ -299,6 +300,7 @@ async def create_enrollment(request: web.Request) -> web.Response:
         "id": row["id"],
         "code": code,
         "expires_ms": row["expires_ms"],
+        "expires_at": iso_utc(row["expires_ms"] / 1000),
         "payload": payload,
         "hub_key_fingerprint": fingerprint,
         "qr_png_base64": base64.b64encode(png.getvalue()).decode("ascii"),

@@ -6,6 +6,7 @@ from elsewhere is "not found" rather than "forbidden": it does not even reveal i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from hub.errors import ApiError, not_found
 from hub.keys import CLOCK, DB, MEMORY, NONCES
 from protocol.signing import device_id_of, verify_request
 from protocol.wire import DEVICE_DEACTIVATED, UNKNOWN_DEVICE
+
+log = logging.getLogger("hub.device")
 
 ADMIN, VENUE_MANAGER, BOX_OFFICE, VENUE_STAFF = (
     "admin",
@@ -82,11 +85,13 @@ async def authenticate_device(
     """
     device_id = device_id_of(request.headers)
     if device_id is None:
+        refused(request, None, "missing_signature")
         raise ApiError(401, "missing_signature", "Device requests must be signed.")
     device = request.app[MEMORY].remembered_device(device_id)
     if device is None:
         device = await request.app[DB].run(lambda store: store.get_device(device_id))
     if device is None:
+        refused(request, device_id, UNKNOWN_DEVICE)
         raise ApiError(401, UNKNOWN_DEVICE, "This device is not enrolled at this hub.")
     body = await request.read()
     now_ms, nonces = request.app[CLOCK](), request.app[NONCES]
@@ -100,10 +105,23 @@ async def authenticate_device(
         seen_nonce=lambda nonce: not nonces.remember(device_id, nonce, now_ms),
     )
     if error is not None:
+        refused(request, device_id, error)
         raise ApiError(401, error, _SIGNING_MESSAGES.get(error, "Request signature refused."))
-    if not device["active"] and not allow_inactive:
-        raise device_deactivated()
+    if not device["active"]:  # refused here, or by the caller once its scans are kept
+        refused(request, device_id, DEVICE_DEACTIVATED)
+        if not allow_inactive:
+            raise device_deactivated()
     return device, body
+
+
+def refused(request: web.Request, device_id: str | None, code: str) -> None:
+    """The operator's line for a refused device request: who (the id it claims, cut short)
+    and the code; never its signature, headers or body."""
+    who = None if device_id is None else device_id[:64]
+    log.info(
+        "device refused",
+        extra={"device": who, "code": code, "method": request.method, "path": request.path},
+    )
 
 
 def device_deactivated() -> ApiError:

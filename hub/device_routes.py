@@ -154,7 +154,10 @@ async def enroll(request: web.Request) -> web.Response:
         )
     )
     if isinstance(result, str):
+        log.info("enrolment refused", extra={"code": result, "hardware_id": hardware_id[:64]})
         raise ApiError(403, result, _ENROLLMENT_MESSAGES[result])
+    enrolled = {k: result[k] for k in ("venue_id", "gate_id", "zone", "hardware_id")}
+    log.info("device enrolled", extra={"device": result["id"], **enrolled})
     return wire_response(OwnDevice(**own_device_json(result, request.app[HUB_KEYS]())), 201)
 
 

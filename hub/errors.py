@@ -1,7 +1,9 @@
 """JSON errors for every failure: `{"error": {"code": ..., "message": ...}}`.
 
-Handlers raise ApiError; the middleware turns it (and aiohttp's own HTTP errors, and any bug)
-into that shape, so a client can always branch on `code`. Messages never carry secrets.
+Handlers raise ApiError; the middleware turns it (and aiohttp's own HTTP errors, a database
+fault, and any bug) into that shape, so a client can always branch on `code`. Messages never
+carry secrets. Every error answer is made by `error_response` and counted by the middleware
+(app[ERROR_COUNTS], shown by /metrics as hub_errors_total).
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from hub.store_base import StoreUnavailable
 
 log = logging.getLogger("hub.http")
 
@@ -36,16 +42,83 @@ class ApiError(Exception):
         self.message = message
 
 
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
+# Where error_response leaves the code for the middleware, and _database_fault what the
+# database said.
+_ERROR_CODE = web.ResponseKey("error_code", str)
+_FAULT = web.ResponseKey("database_fault", str)
+OTHER_CODE = "other"
+
+
+class ErrorCounts:
+    """Error answers by code, for /metrics. Codes are the hub's own constants; still, the label
+    set stays bounded whatever reaches here: a code not shaped like one, or past the first
+    MAX_CODES distinct ones, is counted as OTHER_CODE."""
+
+    MAX_CODES = 100
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    def add(self, code: str) -> None:
+        known = code in self._counts or len(self._counts) < self.MAX_CODES
+        if not (known and _CODE.fullmatch(code)):
+            code = OTHER_CODE
+        self._counts[code] += 1
+
+    def items(self) -> list[tuple[str, int]]:
+        return sorted(self._counts.items())
+
+
+ERROR_COUNTS = web.AppKey("error_counts", ErrorCounts)
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    response = web.json_response({"error": {"code": code, "message": message}}, status=status)
+    response[_ERROR_CODE] = code
+    return response
 
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"No such {what}.")
 
 
+# A constraint or a misuse is a bug (internal_error); these say the database itself failed.
+_DB_FAULTS = (sqlite3.OperationalError, StoreUnavailable)
+DB_FAULT_CODES = frozenset({"db_unavailable", "disk_full"})
+
+
+def _database_fault(exc: Exception) -> web.Response:
+    """The database cannot be used (disk full, I/O error, file gone or unreadable): 503."""
+    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    if full or "disk is full" in str(exc):
+        response = error_response(503, "disk_full", "The hub's disk is full: nothing is stored.")
+    else:
+        response = error_response(503, "db_unavailable", "The hub database is not reachable.")
+    response[_FAULT] = f"{type(exc).__name__}: {exc}"
+    return response
+
+
 @web.middleware
 async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error answer goes out through here: counted by its code, and a database fault
+    (whoever answered it, /health/db too) logged for the operator."""
+    response = await _answer(request, handler)
+    code = response.get(_ERROR_CODE)
+    if code is None:
+        return response
+    counts = request.app.get(ERROR_COUNTS)
+    if counts is not None:
+        counts.add(code)
+    if code in DB_FAULT_CODES:
+        where = {"path": request.path, "method": request.method, "error": response.get(_FAULT)}
+        log.error("database fault", extra={"code": code, **where})
+    return response
+
+
+async def _answer(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     try:
@@ -64,6 +137,8 @@ async def error_middleware(
     except ConnectionResetError:  # the device's link dropped mid-request: nothing to answer
         log.info("client gone", extra={"path": request.path, "method": request.method})
         raise
+    except _DB_FAULTS as exc:
+        return _database_fault(exc)
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal_error", "The hub hit an internal error.")

@@ -1,5 +1,6 @@
 """Prometheus metrics in the text exposition format (0.0.4), written by hand: a handful of
-counters, two gauges read at scrape time and one latency histogram need no library."""
+counters, two gauges read at scrape time and one latency histogram need no library. Error
+answers are counted where they are made (hub/errors.py's middleware) and shown here."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.errors import ERROR_COUNTS, ErrorCounts
 from hub.keys import DB
 
 # Seconds; the online-check target is 20 ms at p99, so most buckets sit below 0.1 s.
@@ -26,6 +28,7 @@ class Metrics:
         self.checks = defaultdict[str, int](int)  # verdict -> count
         self.manifest_bytes = defaultdict[str, int](int)  # kind -> bytes
         self.devices_online: Callable[[], int] = lambda: 0
+        self.errors = ErrorCounts()  # error answers by code (app[ERROR_COUNTS])
         self.reconcile_backlog: Callable[[], int] = lambda: 0
         # route -> [bucket counts..., +Inf count], sum
         self._latency: dict[str, list[int]] = {}
@@ -65,6 +68,9 @@ class Metrics:
                 f'hub_manifest_bytes_served_total{{kind="{k}"}} {n}'
                 for k, n in sorted(self.manifest_bytes.items())
             ),
+            "# HELP hub_errors_total Error answers sent, by their machine-readable code.",
+            "# TYPE hub_errors_total counter",
+            *(f'hub_errors_total{{code="{c}"}} {n}' for c, n in self.errors.items()),
             "# HELP hub_request_duration_seconds Time to answer an HTTP request, by route.",
             "# TYPE hub_request_duration_seconds histogram",
         ]
@@ -117,6 +123,7 @@ def install(app: web.Application) -> Metrics:
     """Create the app's metrics; counts scans from the store once the app runs."""
     m = Metrics()
     app[METRICS] = m
+    app[ERROR_COUNTS] = m.errors
 
     async def listen(app: web.Application) -> AsyncIterator[None]:
         listeners = await app[DB].run(lambda store: store.scan_listeners)

@@ -257,6 +257,7 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
             id=S,
             code=S,
             expires_ms=INT,
+            expires_at={**S, "format": "date-time"},
             payload=S,
             hub_key_fingerprint=S,
             qr_png_base64=S,
