@@ -30,7 +30,7 @@ from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
 from tests.hub_fixtures import HUB_SEED, Device, Hub, credential_text, enroll
-from tests.paths import VECTORS
+from tests.vectors.releases import copy_release
 
 POLICY = LinkPolicy(fail_after=3, recover_after=2, slow_after_s=2.0, poll_s=0.05)
 ORDER_A, ORDER_B, LIMITED, NOTED = (str(uuid.UUID(int=i, version=4)) for i in range(1, 5))
@@ -320,8 +320,8 @@ def test_a_hub_database_of_the_previous_schema_opens_and_keeps_its_tickets(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "hub.sqlite"
+    copy_release("hub_release_54097c8.db", path)  # the hub of schema version 3
     old = sqlite3.connect(path)
-    old.executescript((VECTORS / "hub_schema_v3.sql").read_text())
     assert old.execute("SELECT version FROM schema_info").fetchall() == [(3,)]
     tables = [r[0] for r in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     before = {t: old.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall() for t in tables}

@@ -1,10 +1,10 @@
 """Hub databases made by earlier releases, opened by this one (hub/migrations.py).
 
-The fixtures in tests/vectors/ were written by the earlier releases' own code (see
-tests/vectors/make_upgrade_fixtures.py and the header of each dump): every row they hold must
-come through, the database must record every step, end with the schema a new database gets,
-and take new scans. A database of a newer release is refused, and an up-to-date one is only
-read at open.
+The fixtures in tests/vectors/ are database files the earlier releases' own code wrote (see
+tests/vectors/make_upgrade_fixtures.py; each file names its release's commit): every row they
+hold must come through, the database must record every step, end with the schema a new database
+gets, and take new scans. A database of a newer release is refused, and an up-to-date one is
+only read at open.
 """
 
 from __future__ import annotations
@@ -22,27 +22,15 @@ import pytest
 
 from hub.migrations import STEP_NAMES, SchemaTooNew, applied
 from hub.storage import HubStore
-from tests.paths import ROOT, VECTORS
+from tests.paths import ROOT
+from tests.vectors.releases import copy_release, record_newer_step, rows, schema_version
 
-# (dump, tables it must hold rows of): the last release before numbered steps, and schema 3
+# (fixture, tables it must hold rows of): the last release before numbered steps, and schema 3
 RELEASES = [
-    ("hub_release_010fbb0.sql", ("scans", "devices", "tickets", "audit_log", "admin_tokens")),
-    ("hub_schema_v3.sql", ("tickets",)),
+    ("hub_release_010fbb0.db", ("scans", "devices", "tickets", "audit_log", "admin_tokens")),
+    ("hub_release_54097c8.db", ("tickets",)),
 ]
 BOOKKEEPING = {"schema_info", "_sqlite_migrations", "sqlite_sequence"}
-
-
-def load(dump: str, path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """The dump as a database file; returns every row of every table, as that release left
-    them."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.executescript((VECTORS / dump).read_text())
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {
-            t: conn.execute(f'SELECT * FROM "{t}" ORDER BY 1, 2').fetchall()
-            for t in tables
-            if t not in BOOKKEEPING
-        }
 
 
 def shape(path: Path) -> dict[str, object]:
@@ -73,20 +61,20 @@ def fresh(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
-@pytest.mark.parametrize(("dump", "holds"), RELEASES)
+@pytest.mark.parametrize(("fixture", "holds"), RELEASES)
 def test_an_earlier_release_keeps_every_row_and_ends_as_a_new_database(
-    dump: str, holds: tuple[str, ...], tmp_path: Path, fresh: Path
+    fixture: str, holds: tuple[str, ...], tmp_path: Path, fresh: Path
 ) -> None:
     path = tmp_path / "hub.sqlite"
-    before = load(dump, path)
+    made = copy_release(fixture, path)
+    before = {t: r for t, r in made.items() if t not in BOOKKEEPING}
     assert all(before[t] for t in holds), {t: len(before[t]) for t in holds}
     store = HubStore(path)
     try:
         assert applied(store.db) == list(STEP_NAMES)
-        for table, rows in before.items():
-            now = store.db.execute(f'SELECT * FROM "{table}" ORDER BY 1, 2').fetchall()
-            width = len(rows[0]) if rows else 0
-            assert [tuple(r[:width]) for r in now] == rows, table  # old columns, as they were
+        for table, old in before.items():
+            width = len(old[0]) if old else None
+            assert rows(store.db.conn, table, width) == old, table  # old columns, as they were
         assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
         # the upgraded hub takes new scans from a device the old release enrolled
         if before["devices"]:
@@ -109,13 +97,7 @@ def test_an_earlier_release_keeps_every_row_and_ends_as_a_new_database(
 
 
 def test_a_database_of_a_newer_release_is_refused_and_left_as_it_was(fresh: Path) -> None:
-    with closing(sqlite3.connect(fresh)) as conn:
-        conn.execute(
-            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
-            "VALUES ('hub', '0099_from_the_future', '2027-01-01')"
-        )
-        conn.commit()
-        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    version = record_newer_step(fresh, "hub")
     with pytest.raises(SchemaTooNew, match="newer release"):
         HubStore(fresh)
     answer = subprocess.run(
@@ -127,8 +109,7 @@ def test_a_database_of_a_newer_release_is_refused_and_left_as_it_was(fresh: Path
     )
     assert answer.returncode == 2, answer.stderr
     assert "newer release" in answer.stderr and "Traceback" not in answer.stderr
-    with closing(sqlite3.connect(fresh)) as conn:
-        assert conn.execute("PRAGMA schema_version").fetchone()[0] == version
+    assert schema_version(fresh) == version
 
 
 def test_an_up_to_date_database_is_only_read_at_open(fresh: Path) -> None:

@@ -1,11 +1,11 @@
 """Gate databases made by earlier releases, opened by this one (scanner/migrations.py).
 
-The fixtures in tests/vectors/ were written by the earlier releases' own code (see
-tests/vectors/make_upgrade_fixtures.py and the header of each dump): the last release before
-numbered steps (with the order index it built) and one of the first gate schema (before the
-install table). Every setting, key, ticket and scan must come through, the database must record
-every step and end with the schema a new gate gets, and the gate must still scan on it. A
-database of a newer release is refused, and an up-to-date one is only read at open.
+The fixtures in tests/vectors/ are database files the earlier releases' own code wrote (see
+tests/vectors/make_upgrade_fixtures.py; each file names its release's commit): the last release
+before numbered steps (with the order index it built) and one of the first gate schema (before
+the install table). Every setting, key, ticket and scan must come through, the database must
+record every step and end with the schema a new gate gets, and the gate must still scan on it.
+A database of a newer release is refused, and an up-to-date one is only read at open.
 """
 
 from __future__ import annotations
@@ -25,22 +25,14 @@ from scanner import migrations
 from scanner.migrations import STEP_NAMES, applied
 from scanner.service import GateService
 from scanner.store import GateStore, StoreError
-from tests.paths import ROOT, VECTORS
+from tests.paths import ROOT
 from tests.scanner_fixtures import ADA, DOT, Clock, build
+from tests.vectors.releases import copy_release, record_newer_step, rows, schema_version
 
 GATE_NOW_MS = 1_790_000_000_000  # the clock the fixtures were made at (make_upgrade_fixtures)
-RELEASES = ["gate_release_010fbb0.sql", "gate_release_c16968c.sql"]
+RELEASES = ["gate_release_010fbb0.db", "gate_release_c16968c.db"]
 BOOKKEEPING = {"_sqlite_migrations"}
 CLI = "import sys; from scanner.cli import main; sys.exit(main(sys.argv[1:]))"  # gate-scanner
-
-
-def load(dump: str, path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """The dump as a database file; returns every row of every table as that release left
-    them."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.executescript((VECTORS / dump).read_text())
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")]
-        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall() for t in tables}
 
 
 def shape(path: Path) -> dict[str, object]:
@@ -66,19 +58,18 @@ def shape(path: Path) -> dict[str, object]:
         return out
 
 
-@pytest.mark.parametrize("dump", RELEASES)
+@pytest.mark.parametrize("fixture", RELEASES)
 def test_an_earlier_gate_keeps_everything_scans_on_and_ends_as_a_new_one(
-    dump: str, tmp_path: Path
+    fixture: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "gate.db"
-    before = load(dump, path)
+    before = copy_release(fixture, path)
     assert all(before[t] for t in ("config", "keys", "manifest", "tickets", "peer_scans"))
     assert [r[0] for r in before["scans"]] == [1, 2, 3, 4, 5]
     with GateStore(path) as store:
         assert applied(store._writer) == list(STEP_NAMES)
-        for table, rows in before.items():
-            now = store._all(f'SELECT * FROM "{table}" ORDER BY 1')
-            assert now == rows, table
+        for table, old in before.items():
+            assert rows(store._writer, table) == old, table
         assert [r.seq for r in store.pending_uploads()] == [3, 4, 5]
         assert store.config("sound") == "off" and store.config("verdict_clear_s") == 4
         # the upgraded gate decides and logs a new scan with the manifest the old one installed
@@ -101,13 +92,7 @@ def test_an_earlier_gate_keeps_everything_scans_on_and_ends_as_a_new_one(
 def test_a_database_of_a_newer_release_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "gate.db"
     GateStore(path).close()
-    with closing(sqlite3.connect(path)) as conn:
-        conn.execute(
-            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
-            "VALUES ('gate', '0099_from_the_future', '2027-01-01')"
-        )
-        conn.commit()
-        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    version = record_newer_step(path, "gate")
     with pytest.raises(StoreError, match="newer release"):
         GateStore(path)
     answer = subprocess.run(
@@ -120,8 +105,7 @@ def test_a_database_of_a_newer_release_is_refused_and_left_as_it_was(tmp_path: P
     assert answer.returncode == 3, answer
     assert "newer release" in answer.stderr and "Traceback" not in answer.stderr
     assert len(answer.stderr.strip().splitlines()) == 1
-    with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA schema_version").fetchone()[0] == version
+    assert schema_version(path) == version
 
 
 def test_an_up_to_date_database_is_only_read_at_open(tmp_path: Path) -> None:
@@ -149,7 +133,7 @@ def test_stores_opening_an_old_gate_at_once_run_each_step_once(tmp_path: Path) -
     """The app and a CLI command may open an old gate's file at the same moment: each step
     runs in one of them, is recorded once, and neither fails."""
     path = tmp_path / "gate.db"
-    load(RELEASES[1], path)
+    copy_release(RELEASES[1], path)
     start = threading.Barrier(4)
     opened: list[GateStore] = []
     failed: list[BaseException] = []
