@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from hub.errors import request_body
+from hub.store_search import CURSOR_PATTERN, MAX_PAGE, MAX_SEARCH, STATUS_PATTERN
 from protocol.wire import (
     ENROLL_ONE_OF,
     CheckAnswer,
@@ -49,9 +50,15 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("PATCH", "/api/admin/devices/{device_id}"): ("Rename or move a device.", ADMIN),
     ("POST", "/api/admin/venues/{venue_id}/enrollments"): ("Create an enrollment code.", ADMIN),
     ("GET", "/api/admin/audit"): ("The audit log.", ADMIN),
+    ("GET", "/api/admin/events"): ("List the events the token may see, by start time.", ADMIN),
     ("GET", "/api/admin/events/{event_id}"): ("One event with its ticket types.", ADMIN),
     ("GET", "/api/admin/events/{event_id}/reconciliation"): (
         "Reconciliation report: counts per outcome and every offline double entry.",
+        ADMIN,
+    ),
+    ("GET", "/api/admin/tickets"): (
+        "Search the tickets the token may see (id, order reference, holder name, status), "
+        "a page at a time in id order.",
         ADMIN,
     ),
     ("GET", "/api/admin/tickets/{ticket_id}"): ("One ticket.", ADMIN),
@@ -271,10 +278,12 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
             )
         )
     ),
+    ("GET", "/api/admin/events"): json_body(obj(events=array(EVENT))),
     ("GET", "/api/admin/events/{event_id}"): json_body(EVENT),
     ("GET", "/api/admin/events/{event_id}/reconciliation"): json_body(
         obj(event_id=S, counts={**OBJ, "additionalProperties": INT}, double_entries=array(OBJ))
     ),
+    ("GET", "/api/admin/tickets"): json_body(obj(tickets=array(TICKET), next_cursor=NS)),
     ("GET", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
     ("PATCH", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
     ("POST", "/api/admin/events/{event_id}/comps"): json_body(TICKET, 201),
@@ -308,6 +317,24 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("GET", "/api/admin/devices"): [
         _query("venue_id", {**S, "maxLength": 64}, "Only this venue's devices."),
         _query("active", {"enum": ["true", "false"]}, "Only active or deactivated devices."),
+    ],
+    ("GET", "/api/admin/events"): [
+        _query("venue_id", {**S, "maxLength": 64}, "Only this venue's events."),
+    ],
+    ("GET", "/api/admin/tickets"): [
+        _query(
+            "search",
+            {**S, "maxLength": MAX_SEARCH},
+            "A ticket id or order reference (whole, any case) or part of a holder's name "
+            "(any case).",
+        ),
+        _query("status", {**S, "pattern": STATUS_PATTERN}, "Only tickets of this status."),
+        _query("event_id", {**S, "maxLength": 64}, "Only this event's tickets."),
+        _query("venue_id", {**S, "maxLength": 64}, "Only this venue's tickets."),
+        _query(
+            "limit", {**INT, "minimum": 1, "maximum": MAX_PAGE}, "Tickets per page (default 50)."
+        ),
+        _query("cursor", {**S, "pattern": CURSOR_PATTERN}, "The next_cursor of the previous page."),
     ],
     ("GET", "/api/device/events/{event_id}/manifest"): [
         _query("since", {**S, "pattern": "^[0-9]{1,15}$"}, "Delta from this revision."),

@@ -4,8 +4,8 @@ Handlers call these methods and never write SQL, so a PostgreSQL store with the 
 can replace this SQLite one. Every read an admin makes is scoped by tenant (and venue, when
 the token has one) inside the query itself, so an id from another tenant simply is not found.
 Every admin change appends to the audit log in the same transaction. The device and ticket
-operations live in hub/store_devices.py, hub/store_tickets.py, hub/store_manifests.py and
-hub/store_reconcile.py, only to keep files short.
+operations live in hub/store_devices.py, hub/store_tickets.py, hub/store_manifests.py,
+hub/store_reconcile.py and hub/store_search.py (listings), only to keep files short.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hub.store_devices import (
 )
 from hub.store_manifests import ManifestStore
 from hub.store_reconcile import ReconcileStore
+from hub.store_search import SearchStore
 from hub.store_tickets import TicketStore
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore):
+class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore, SearchStore):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:
         row = {"id": new_id(), "name": name, "created_ms": now_ms}

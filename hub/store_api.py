@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hub.store_devices import StoredScans
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
+    from hub.store_search import TicketPage
 
 
 class HubMemory(Protocol):
@@ -227,6 +228,26 @@ class ReconcileStorage(Protocol):
     ) -> tuple[list[Row], int, bool]: ...
 
 
+class SearchStorage(Protocol):
+    """Listings an admin filters and pages through, scoped by tenant (and venue)."""
+
+    def list_events(
+        self, tenant_id: str, scope_venue: str | None = None, venue_id: str | None = None
+    ) -> list[Row]: ...
+    def search_tickets(
+        self,
+        tenant_id: str,
+        scope_venue: str | None = None,
+        *,
+        text: str | None = None,
+        status: TicketStatus | None = None,
+        event_id: str | None = None,
+        venue_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = ...,
+    ) -> TicketPage: ...
+
+
 class StorageCore(Protocol):
     """The connection's life, its health and the hub's own identity."""
 
@@ -249,6 +270,7 @@ class HubStorage(
     TicketStorage,
     ManifestStorage,
     ReconcileStorage,
+    SearchStorage,
     StorageCore,
     Protocol,
 ):

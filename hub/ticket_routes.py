@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
-from hub.auth import Principal, require_admin
+from hub.auth import Principal, require_admin, scoped_venue
 from hub.errors import (
     ApiError,
     Body,
@@ -26,6 +27,14 @@ from hub.schema import (
     MAX_ENTRIES_LOW,
     ORDER_REF_MAX_LEN,
     ORDER_REF_PATTERN,
+)
+from hub.store_search import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    MAX_SEARCH,
+    STATUSES,
+    BadCursor,
+    ticket_status,
 )
 from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
@@ -63,6 +72,8 @@ WITHDRAW = Body(
     note=text(500, required=False),
 )
 TRANSFER = Body(holder_name=text(200))
+EVENT_QUERY = ("venue_id",)
+TICKET_QUERY = ("search", "status", "event_id", "venue_id", "limit", "cursor")
 
 
 def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
@@ -82,8 +93,9 @@ def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-async def _event(request: web.Request, p: Principal) -> dict[str, Any]:
-    event_id = request.match_info["event_id"]
+async def _event(request: web.Request, p: Principal, event_id: str | None = None) -> dict[str, Any]:
+    """The event of the path (or `event_id`) if this token may see it, else 404."""
+    event_id = request.match_info["event_id"] if event_id is None else event_id
     event = await request.app[DB].run(lambda s: s.get_event(event_id, p.tenant_id, p.venue_id))
     if event is None:
         raise not_found("event")
@@ -112,6 +124,96 @@ async def _scoped_tickets(
     if missing:
         raise ApiError(404, "not_found", f"No such ticket: {missing[0]}.")
     return [found[i] for i in ids]
+
+
+def _query(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query's parameters, each named in `allowed` and given once (else a 400)."""
+    for name in request.query:
+        if name not in allowed:
+            raise ApiError(
+                400, "invalid_query", f"Unknown query parameter {name}: use {', '.join(allowed)}."
+            )
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, "invalid_query", f"Give query parameter {name} once.")
+    return dict(request.query)
+
+
+async def _venue_filter(request: web.Request, p: Principal, query: dict[str, str]) -> str | None:
+    """?venue_id=, when given: a venue this token may see, or 404."""
+    venue_id = query.get("venue_id")
+    if venue_id is not None:
+        await scoped_venue(request, p, venue_id)
+    return venue_id
+
+
+def _limit(query: dict[str, str]) -> int:
+    given = query.get("limit")
+    if given is None:
+        return DEFAULT_PAGE
+    if re.fullmatch(r"[1-9][0-9]{0,2}", given) is None or int(given) > MAX_PAGE:
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE}.")
+    return int(given)
+
+
+@routes.get("/api/admin/events")
+async def list_events(request: web.Request) -> web.Response:
+    """The events the token may see (of one venue with ?venue_id=), by start time."""
+    p = await require_admin(request, "ticket.read")
+    venue_id = await _venue_filter(request, p, _query(request, EVENT_QUERY))
+    found = await request.app[DB].run(
+        lambda s: [
+            (e, s.ticket_types_of(e["id"]))
+            for e in s.list_events(p.tenant_id, p.venue_id, venue_id)
+        ]
+    )
+    return web.json_response({"events": [event_json(e, types) for e, types in found]})
+
+
+@routes.get("/api/admin/tickets")
+async def search_tickets(request: web.Request) -> web.Response:
+    """A page of the tickets the token may see, in id order: ?search= finds an id or order
+    reference (whole) or part of a holder's name, any case; ?status= in any case; the answer's
+    next_cursor, given back as ?cursor=, is the next page (null: none)."""
+    p = await require_admin(request, "ticket.read")
+    query = _query(request, TICKET_QUERY)
+    search = query.get("search")
+    if search is not None and len(search) > MAX_SEARCH:
+        raise ApiError(400, "invalid_query", f"search must be at most {MAX_SEARCH} characters.")
+    status = query.get("status")
+    try:
+        wanted = None if status is None else ticket_status(status)
+    except ValueError:
+        allowed = ", ".join(STATUSES)
+        raise ApiError(
+            400, "invalid_status", f"status must be one of {allowed} (any case)."
+        ) from None
+    limit = _limit(query)
+    venue_id = await _venue_filter(request, p, query)
+    event_id = query.get("event_id")
+    if event_id is not None:
+        await _event(request, p, event_id)
+    try:
+        page = await request.app[DB].run(
+            lambda s: s.search_tickets(
+                p.tenant_id,
+                p.venue_id,
+                text=search,
+                status=wanted,
+                event_id=event_id,
+                venue_id=venue_id,
+                cursor=query.get("cursor"),
+                limit=limit,
+            )
+        )
+    except BadCursor:
+        raise ApiError(
+            400,
+            "invalid_cursor",
+            "cursor must be a next_cursor this listing answered: start again without one.",
+        ) from None
+    return web.json_response(
+        {"tickets": [ticket_json(t) for t in page.tickets], "next_cursor": page.next_cursor}
+    )
 
 
 @routes.get("/api/admin/events/{event_id}")
