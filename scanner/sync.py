@@ -49,6 +49,7 @@ from scanner.install import decode_stored, install_manifest
 from scanner.link_reasons import (
     SYNC_CRASHED,
     is_refusal,
+    link_reason,
     link_sentence,
     reason_words,
 )
@@ -115,8 +116,67 @@ class SyncSnapshot:
         }
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What the cycle in progress has done so far (a failed cycle may have done some)."""
+
+    pushed: int = 0  # scans the hub acknowledged
+    merged: int = 0  # other gates' movements merged
+    installed: int | None = None  # the manifest revision this cycle installed
+    hub_keys: HubKeyUpdate | None = None  # the hub key set this cycle took
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """One cycle and what it did (`SyncWorker.run_once`): for `gate-scanner sync` and the
+    first pull after `gate-scanner enroll`."""
+
+    ok: bool
+    error: str | None  # the failed cycle's code (scanner/link_reasons.py); None when ok
+    advice: str | None  # that code as a sentence: what happened and what to do
+    hub_url: str
+    event_id: str | None  # the event synced; None when none is given, set or named by the hub
+    manifest_revision: int | None  # installed after the cycle
+    manifest_new: bool  # this cycle installed it (a full manifest or a delta)
+    tickets: int  # rows of the installed manifest
+    pushed: int
+    pending: int  # scans still waiting to go up
+    peers_merged: int
+    clock_offset_ms: int | None
+    hub_keys: HubKeyUpdate | None  # a key set taken in this cycle (a hub key rotation)
+
+    def to_json(self) -> dict[str, Any]:
+        keys = self.hub_keys
+        return {
+            "ok": self.ok,
+            "hub": self.hub_url,
+            "event_id": self.event_id,
+            "manifest": None
+            if self.manifest_revision is None
+            else {
+                "revision": self.manifest_revision,
+                "tickets": self.tickets,
+                "new": self.manifest_new,
+            },
+            "pushed": self.pushed,
+            "pending": self.pending,
+            "peers_merged": self.peers_merged,
+            "clock_offset_ms": self.clock_offset_ms,
+            "hub_keys": None
+            if keys is None
+            else {
+                "version": keys.version,
+                "added": list(keys.added),
+                "dropped": list(keys.dropped),
+                "kept": list(keys.kept),
+            },
+            "error": None if self.error is None else {"code": self.error, "message": self.advice},
+        }
+
+
 class SyncWorker:
-    """Run `start()` for the background thread, or call `sync_once()` yourself.
+    """Run `start()` for the background thread, or call `sync_once()` (or `run_once()`, which
+    says what the cycle did) yourself.
 
     `on_change` and `on_progress` are called from the worker thread (a Textual app hands
     them on with `call_from_thread`); an exception in them is logged, never fatal.
@@ -159,7 +219,7 @@ class SyncWorker:
         self._logged: tuple[str, str | None] | None = None  # the link as last logged
         self._failed_code: str | None = None  # of the run of failed cycles, logged once
         self._failed_cycles = 0
-        self._peers_merged = 0  # in this cycle
+        self._tally = _Tally()  # of the cycle in progress, or the last one
         self._fault: str | None = None  # storage fault last logged
         self._synced_once = False  # the first good cycle of a process is always logged
         self._busy = False
@@ -220,6 +280,29 @@ class SyncWorker:
                 self._publish()
                 self._note_link()
 
+    def run_once(self) -> SyncReport:
+        """One cycle, exactly as the background thread runs it, and what it did. A fault of
+        the gate's own disk or a bug raises (the thread logs those, see `_crashed`); a hub that
+        cannot be reached or refuses is a report with its error code and advice."""
+        ok = self.sync_once()
+        tally, error = self._tally, None if ok else self._error
+        reason = link_reason(error, self.hub.offset)
+        return SyncReport(
+            ok=ok,
+            error=error,
+            advice=None if reason is None else reason.advice,
+            hub_url=self.hub_url,
+            event_id=self.event_id(),
+            manifest_revision=self.store.manifest_revision(),
+            manifest_new=tally.installed is not None,
+            tickets=self.store.ticket_count(),
+            pushed=tally.pushed,
+            pending=self.pending_count(),
+            peers_merged=tally.merged,
+            clock_offset_ms=self.hub.offset,
+            hub_keys=tally.hub_keys,
+        )
+
     def hub_refused(self, code: str) -> None:
         """The hub refused this device elsewhere (the live socket's 4403): show and log it
         now, not at the next sync cycle. Called from the live channel's thread."""
@@ -246,19 +329,18 @@ class SyncWorker:
 
     def _cycle_once(self) -> bool:
         latency_s = 0.0
-        self._peers_merged = 0
-        revision: int | None = None
+        tally = self._tally = _Tally()
         try:
             latency_s = self._heartbeat()
             self._busy = self.pending_count() > 0
             self._publish()
-            pushed = self.push_scans()
+            self.push_scans()
             keys_refused: ManifestRefused | None = None
             try:
-                self.refresh_hub_keys()
+                tally.hub_keys = self.refresh_hub_keys()
             except ManifestRefused as exc:  # reported, but the manifest is still pulled
                 keys_refused = exc
-            revision = self.pull_manifest()
+            tally.installed = self.pull_manifest()
             if keys_refused is not None:
                 raise keys_refused
         except (ManifestRefused, ScansRefused) as exc:
@@ -277,17 +359,17 @@ class SyncWorker:
         self._error = None
         self._last_sync_ms = self.clock()
         recovered, self._failed_code = self._failed_code, None
-        merged, self._failed_cycles = self._peers_merged, 0
-        installed = self.store.manifest_revision()
-        news = pushed or merged or revision is not None or recovered or not self._synced_once
+        self._failed_cycles = 0
+        installed, new = self.store.manifest_revision(), tally.installed is not None
+        news = tally.pushed or tally.merged or new or recovered or not self._synced_once
         self._synced_once = True
         log.log(
             logging.INFO if news else logging.DEBUG,
             "sync ok: pushed %d scans, manifest revision %s%s, %d peer movements merged",
-            pushed,
+            tally.pushed,
             installed,
-            " (new)" if revision is not None else "",
-            merged,
+            " (new)" if new else "",
+            tally.merged,
         )
         return True
 
@@ -421,6 +503,7 @@ class SyncWorker:
             if event_id is not None:
                 self._merge_peers(answer, event_id)
             acked_total += len(acked)
+            self._tally.pushed += len(acked)  # counted as they go: a later batch may fail
             self._publish()
             refused = refused_seqs(answer.refused or [])
             if refused:
@@ -446,7 +529,7 @@ class SyncWorker:
         merged = self.store.merge_peer_scans(unknown_peer_facts(self.store, facts))
         # after the merge: a crash re-merges
         self.store.set_setting(peer_cursor(event_id), cursor)
-        self._peers_merged += merged
+        self._tally.merged += merged
         return merged
 
     def pull_manifest(self) -> int | None:
