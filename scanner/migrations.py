@@ -12,8 +12,9 @@ and no DDL.
 Step 1 is the first gate schema that shipped (git 3090ff6); each later change of it is a step.
 Gates of the releases before steps upgraded in place with CREATE ... IF NOT EXISTS and record
 nothing, so steps 1-3 look before they change anything; a later step runs only on a database
-that recorded every step before it. Never edit or reorder a step that shipped: add one (and
-change TICKETS_SQL / MANIFEST_SQL in scanner/store.py to match, as installs build from them).
+that recorded every step before it. Never edit or reorder a step that shipped: add one. A
+manifest install stages its tables as copies of the installed `tickets` and `manifest`
+(scanner/store.py), so what a step gives them, installs keep.
 """
 
 from __future__ import annotations

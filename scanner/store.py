@@ -20,6 +20,7 @@ import hashlib
 import json
 import operator
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -42,33 +43,6 @@ from scanner.scanlog import (
 )
 from scanner.settings import DEVICE_ID, GATE, Setting
 
-# The tables a manifest install stages and swaps in; they must match what the schema steps
-# (scanner/migrations.py) give `manifest` and `tickets`.
-MANIFEST_SQL = """
-CREATE TABLE IF NOT EXISTS {name} (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    revision INTEGER NOT NULL,
-    encoded BLOB NOT NULL,
-    installed_at_ms INTEGER NOT NULL
-);
-"""
-TICKETS_SQL = """
-CREATE TABLE IF NOT EXISTS {name} (
-    ticket_id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    ticket_type TEXT,
-    zone TEXT,
-    seat TEXT,
-    valid_days TEXT NOT NULL,
-    max_entries INTEGER,
-    attention TEXT,
-    lock_reason TEXT,
-    comp_reason TEXT,
-    order_ref TEXT,
-    holder_sealed BLOB
-) WITHOUT ROWID;
-"""
 ID_PREFIX_END = "\U0010ffff"  # sorts after any text that starts with the prefix
 
 _TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow))
@@ -101,6 +75,17 @@ ChunkCallback = Callable[[int, int], None]  # (rows written so far, rows in the 
 _HISTORY_BOTH_SQL = (
     f"SELECT 0, * FROM ({HISTORY_SQL}) UNION ALL SELECT 1, * FROM ({PEER_HISTORY_SQL})"
 )
+
+
+def _create_like(conn: sqlite3.Connection, table: str, name: str) -> None:
+    """Create table `name` as `table` is now, from the CREATE that sqlite_schema holds for it: a
+    staged manifest or ticket table gets exactly what the schema steps (scanner/migrations.py)
+    gave the installed one, with no second copy of its DDL to keep in step."""
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    # `CREATE TABLE tickets (`, or `CREATE TABLE "tickets" (` once a swap renamed a table
+    conn.execute(re.sub(r'^CREATE TABLE ("[^"]+"|\w+)', f"CREATE TABLE {name}", sql, count=1))
 
 
 def _insert_sql(table: str) -> str:
@@ -404,7 +389,7 @@ class GateStore:
             tag = secrets.token_hex(4)
             staging, retired = STAGING_PREFIX + tag, RETIRED_PREFIX + tag
             with self._write() as conn:
-                conn.execute(TICKETS_SQL.format(name=staging))
+                _create_like(conn, "tickets", staging)
             memo = self.installed_header
             try:
                 self._fill(staging, manifest, on_chunk)
@@ -461,7 +446,7 @@ class GateStore:
         fsyncs the WAL), both off the write turn: the swap then only renames."""
         name = ENVELOPE_STAGING_PREFIX + tag
         with self._write(durable=False) as conn:
-            conn.execute(MANIFEST_SQL.format(name=name))
+            _create_like(conn, "manifest", name)
             conn.execute(
                 f"INSERT INTO {name} (id, revision, encoded, installed_at_ms) VALUES (1, ?, ?, ?)",
                 (revision, encoded, now_ms),
