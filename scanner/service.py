@@ -31,7 +31,7 @@ from scanner.hub_keys import trusted_hub_keys
 from scanner.install import stamped_header
 from scanner.pin import has_pin
 from scanner.scanlog import ScanRecord, nameless
-from scanner.settings import STALE_AFTER_MS
+from scanner.settings import HUB_URL, STALE_AFTER_MS
 from scanner.store import GateStore, Stamp
 
 MANUAL_PREFIX = "manual:"
@@ -141,7 +141,7 @@ class GateService:
     def _decide(self, payload: str, now: int) -> tuple[Decision, str | None]:
         header, gate = self.header(), self._gate
         if header is None or gate is None:
-            return self._unready(header, gate), None
+            return self._unready(gate), None
         parsed = parse_credential(payload, parse_context(header, now, self.store.nonces))
         ticket_id = parsed.ticket_id
         ticket = self.store.ticket(ticket_id) if ticket_id else None
@@ -159,7 +159,7 @@ class GateService:
         now = self.clock()
         header, gate = self.header(), self._gate
         if header is None or gate is None:
-            decision = self._unready(header, gate)
+            decision = self._unready(gate)
         else:
             cred = Credential(format=CredentialFormat.UNKNOWN, ticket_id=ticket_id)
             ticket = self.store.ticket(ticket_id)
@@ -202,18 +202,22 @@ class GateService:
             return self._sealer.seal(payload)
         return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
 
-    @staticmethod
-    def _unready(header: ManifestHeader | None, gate: GateContext | None) -> Decision:
+    def _unready(self, gate: GateContext | None) -> Decision:
+        """No gate or no ticket list: denied, with what to do about it. An enrolled gate gets
+        its list from the hub (the app's sync, or `gate-scanner sync`); any other one from a
+        signed file (`gate-scanner load-manifest`)."""
         if gate is None:
             return Decision(
                 Verdict.DENY,
                 Reason.DEVICE_NOT_AUTHORIZED,
                 "This gate is not set up yet: ask a supervisor to run setup.",
             )
+        if self.store.setting(HUB_URL):
+            todo = "wait for the sync with the hub, or run `gate-scanner sync`"
+        else:
+            todo = "load a manifest before scanning (`gate-scanner load-manifest`)"
         return Decision(
-            Verdict.DENY,
-            Reason.MANIFEST_EXPIRED,
-            "No ticket list on this device: load a manifest before scanning.",
+            Verdict.DENY, Reason.MANIFEST_EXPIRED, f"No ticket list on this device yet: {todo}."
         )
 
     def confirm(self, seq: int, admitted: bool) -> None:
