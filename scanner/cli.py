@@ -7,6 +7,7 @@ or exit, 1 deny, 2 attention). Errors print one line on stderr, or `{"error": {"
 "message"}}` on stdout under --json and from `stream`, and exit 3 (refused: bad input, nothing
 changed), 4-7 (the disk: full, read-only, a damaged database, a failed write or fsync; see
 scanner/faults.py) or 8 (a bug); never a traceback, and never a verdict that is not stored.
+`sync` adds 9 (the sync did not complete: try again) and 10 (the hub refused this gate).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from manifests.admission_types import Direction, GateContext
 from manifests.signing import ManifestRejected, open_envelope
 from protocol.reasons import Verdict
 from protocol.signing import parse_enrollment_uri
+from protocol.wire import SEQ_CONFLICT
 from scanner import gate_log
 from scanner.clock import Clock, wall_clock_ms
 from scanner.faults import (
@@ -39,11 +41,14 @@ from scanner.faults import (
 )
 from scanner.hub_keys import trust_hub_key, trusted_hub_keys
 from scanner.install import install_manifest
-from scanner.link_reasons import link_reason
+from scanner.link_reasons import is_refusal, link_reason
 from scanner.pin import has_pin, set_pin
 from scanner.service import GateService
 from scanner.settings import CLOCK_OFFSET, DEVICE_ID, EVENT, LINK, RELAY_PIN, SOUND
 from scanner.store import GateStore, StoreError
+
+if TYPE_CHECKING:
+    from scanner.sync import SyncReport, SyncWorker
 
 DEFAULT_DB = "gate.db"
 DB_HELP = "gate database file (default: $GATE_DB or ./gate.db); before or after the command"
@@ -51,7 +56,10 @@ JSON_HELP = "print JSON (errors too) for scripts"
 # The commands that may make a new gate database; the others need one to exist.
 CREATES_DB = frozenset({"run", "setup", "enroll", "set-pin", "load-manifest"})
 # The commands that run a gate, and so write its log (scanner/gate_log.py).
-LOGGED_COMMANDS = frozenset({"run", "stream", "check", "enroll"})
+LOGGED_COMMANDS = frozenset({"run", "stream", "check", "enroll", "sync"})
+# `sync`'s own exit codes, after check's verdicts (0-2) and the faults (3-8, scanner/faults.py)
+EXIT_SYNC_INCOMPLETE = 9  # hub unreachable, a bad answer, a ticket list that did not verify
+EXIT_HUB_REFUSED = 10  # the hub refused this gate (deactivated, unknown, key, scans): re-enrol
 log = logging.getLogger("scanner.cli")
 
 
@@ -164,6 +172,19 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--hardware-id", help="stable hardware id (default: host, machine id)")
     enroll.add_argument("--json", action="store_true", help=JSON_HELP)
 
+    enroll.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="enrol only; do not pull the first ticket list (run `sync` later)",
+    )
+
+    sync = sub.add_parser(
+        "sync",
+        help="sync with the enrolled hub once (scans up, ticket list down), report and exit",
+    )
+    sync.add_argument("--event", metavar="EVENT_ID", help="the event to sync (stored)")
+    sync.add_argument("--json", action="store_true", help=JSON_HELP)
+
     pin = sub.add_parser("set-pin", help="set the venue PIN (read from stdin)")
     pin.add_argument("--pin", help="the PIN (default: first line of stdin)")
     for command in sub.choices.values():  # --db after the command too; SUPPRESS keeps
@@ -267,6 +288,7 @@ def _command(args: argparse.Namespace) -> int:
             "setup": _setup,
             "set-pin": _set_pin,
             "enroll": _enroll,
+            "sync": _sync,
         }[args.command]
         return handler(store, args)
 
@@ -585,20 +607,157 @@ def _enroll(store: GateStore, args: argparse.Namespace) -> int:
         str(url).split("?", 1)[0],  # never a query that could hold the one-time code
         result.hub_fingerprint,
     )
-    out = {
+    out: dict[str, Any] = {
         "device_id": result.device_id,
         "venue_id": result.venue_id,
         "gate": result.gate.gate_name,
         "zones": list(result.gate.zones),
         "hub_key_fingerprint": result.hub_fingerprint,
     }
+    if not args.json:
+        print(
+            f"enrolled as {out['device_id']} ({out['gate']}); hub key {out['hub_key_fingerprint']}",
+            flush=True,  # before the first pull's progress on stderr
+        )
+    if not args.no_sync:
+        out["sync"] = _first_pull(store, args)
     if args.json:
         print(json.dumps(out))
-    else:
-        print(
-            f"enrolled as {out['device_id']} ({out['gate']}); hub key {out['hub_key_fingerprint']}"
-        )
     return 0
+
+
+def _first_pull(store: GateStore, args: argparse.Namespace) -> dict[str, Any]:
+    """The first ticket list right after enrolment, by the sync worker's own cycle, so the
+    gate can scan at once. The enrolment stands whatever happens here (the code is spent): a
+    failure, even of the disk, is a sentence saying to run `gate-scanner sync`, never an error
+    exit (which would remove the gate database this command made)."""
+    try:
+        sync, _ = _hub_link(store, None, _device_clock(args))
+        report = _one_cycle(sync, quiet=args.json)
+    except (Exception, KeyboardInterrupt) as exc:
+        fault = storage_fault(exc, args.db) if isinstance(exc, Exception) else None
+        if fault is not None:
+            code, words = fault.code, fault.message
+        elif isinstance(exc, KeyboardInterrupt):
+            code, words = "interrupted", "it was interrupted"
+        else:
+            code, words = "internal_error", f"internal error: {type(exc).__name__}: {exc}"
+        extra = {} if args.json else {gate_log.PRINTED: True}  # printed below
+        log.error("first sync failed (%s): %s", code, words, exc_info=fault is None, extra=extra)
+        return _first_pull_failed(code, words, args.json)
+    if not report.ok:
+        assert report.error is not None
+        return _first_pull_failed(report.error, str(report.advice), args.json, report)
+    if not args.json:
+        for line in _report_lines(report):
+            print(line)
+    return report.to_json()
+
+
+def _first_pull_failed(
+    code: str, words: str, want_json: bool, report: SyncReport | None = None
+) -> dict[str, Any]:
+    sentence = f"enrolled, but the first sync failed: {words}; run `gate-scanner sync` to retry"
+    if not want_json:
+        print(f"gate-scanner: {sentence} ({code})", file=sys.stderr)
+    error = {"code": code, "message": sentence}
+    return {"ok": False, "error": error} if report is None else {**report.to_json(), "error": error}
+
+
+def _sync(store: GateStore, args: argparse.Namespace) -> int:
+    """One cycle of the sync worker the app runs in the background, then a report."""
+    sync, _ = _hub_link(store, args.event, _device_clock(args))
+    if sync is None:
+        raise CliError("not_enrolled", "this gate has no hub: enrol it (`gate-scanner enroll`)")
+    report = _one_cycle(sync, quiet=args.json)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        for line in _report_lines(report):
+            print(line)
+        if not report.ok:
+            print(f"gate-scanner: sync failed: {report.advice} ({report.error})", file=sys.stderr)
+    if report.ok:
+        return EXIT_OK
+    if is_refusal(report.error) or report.error == SEQ_CONFLICT:  # re-enrolling is the fix
+        return EXIT_HUB_REFUSED
+    return EXIT_SYNC_INCOMPLETE
+
+
+def _one_cycle(sync: SyncWorker, *, quiet: bool) -> SyncReport:
+    """`SyncWorker.run_once` in this process, the ticket list's download drawn as a bar on a
+    terminal (stderr; never under --json or into a pipe)."""
+    bar = None if quiet or not sys.stderr.isatty() else _ProgressBar(sys.stderr, "ticket list")
+    sync.on_progress = bar
+    try:
+        return sync.run_once()
+    finally:
+        if bar is not None:
+            bar.close()
+        sync.stop()
+
+
+def _report_lines(report: SyncReport) -> list[str]:
+    if report.manifest_revision is None and report.event_id is None:
+        ticket_list = (
+            "ticket list: none yet (the hub names no event at this venue now; "
+            "`sync --event EVENT_ID` takes one)"
+        )
+    elif report.manifest_revision is None:
+        ticket_list = f"ticket list: none yet for event {report.event_id}"
+    else:
+        ticket_list = (
+            f"ticket list: revision {report.manifest_revision} of event {report.event_id}, "
+            f"{report.tickets} tickets{' (new)' if report.manifest_new else ' (up to date)'}"
+        )
+    lines = [
+        f"{'synced with' if report.ok else 'sync failed with'} {report.hub_url}",
+        f"  {ticket_list}",
+        f"  scans: {report.pushed} pushed, {report.pending} waiting to go up",
+    ]
+    if report.clock_offset_ms is not None:
+        lines.append(f"  clock offset to the hub: {report.clock_offset_ms:+d} ms")
+    if report.peers_merged:
+        lines.append(f"  other gates: {report.peers_merged} movements merged")
+    keys = report.hub_keys
+    if keys is not None and (keys.added or keys.dropped or keys.kept):
+        lines.append(
+            f"  hub keys (version {keys.version}): added {list(keys.added)}, "
+            f"dropped {list(keys.dropped)}, kept until the next list {list(keys.kept)}"
+        )
+    return lines
+
+
+class _ProgressBar:
+    """A download as one line redrawn in place: `ticket list [#####.....]  48%  1.2/2.5 MB`."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream, self.label = stream, label
+        self.shown = ""
+
+    def __call__(self, received: int, total: int | None) -> None:
+        if total:
+            done = min(1.0, received / total)
+            filled = round(done * self.WIDTH)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            text = f"{self.label} [{bar}] {done:4.0%}  {_mb(received)}/{_mb(total)} MB"
+        else:
+            text = f"{self.label} {_mb(received)} MB"
+        if text != self.shown:  # a redraw per visible change, not per chunk
+            self.stream.write("\r" + text)
+            self.stream.flush()
+            self.shown = text
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f}"
 
 
 def _set_pin(store: GateStore, args: argparse.Namespace) -> int:

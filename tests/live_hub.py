@@ -53,10 +53,8 @@ async def live(tmp_path: Path) -> AsyncIterator[LiveHub]:
     await stop_hub(hub, served.runner)
 
 
-async def enrolled_gate(
-    live: LiveHub, tmp_path: Path, db: str = "gate.db", **code_fields: Any
-) -> GateStore:
-    """A gate database enrolled with the hub by scanner.enroll, as `gate-scanner enroll`."""
+async def enrolment_code(live: LiveHub, **code_fields: Any) -> str:
+    """A one-time enrolment code at tenant a's venue, as its venue manager asks for one."""
     hub = live.hub
     made = await hub.client.post(
         f"/api/admin/venues/{hub.a.venue_id}/enrollments",
@@ -64,9 +62,17 @@ async def enrolled_gate(
         headers=hub.auth(hub.a.manager_token),
     )
     assert made.status_code == 201, made.text
+    return str(made.json()["code"])
+
+
+async def enrolled_gate(
+    live: LiveHub, tmp_path: Path, db: str = "gate.db", **code_fields: Any
+) -> GateStore:
+    """A gate database enrolled with the hub by scanner.enroll, as `gate-scanner enroll`."""
+    code = await enrolment_code(live, **code_fields)
     store = GateStore(tmp_path / db)
     service = GateService(store)
-    await asyncio.to_thread(enroll, service, hub.url, made.json()["code"], hardware_id=f"hw-{db}")
+    await asyncio.to_thread(enroll, service, live.hub.url, code, hardware_id=f"hw-{db}")
     return store
 
 

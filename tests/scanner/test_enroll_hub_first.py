@@ -232,10 +232,13 @@ async def test_enrolment_with_the_right_fingerprint_puts_no_plain_code_on_the_wi
     assert enrolled["hub_key_fingerprint"] == fingerprint
     (sent,) = proxy.enrol_posts()
     assert "code" not in sent and sent["sealed_code"] and not proxy.saw(code)
-    # The hub was asked for its key before anything else was sent.
-    assert [(m, p) for m, p, _ in proxy.requests] == [
+    # The hub was asked for its key before anything else was sent; then the enrolled gate
+    # pulls its first ticket list (issue #13), signed with its new key.
+    asked = [(m, p) for m, p, _ in proxy.requests]
+    assert asked[:3] == [
         ("GET", "/api/hub"),
         ("POST", "/api/device/enroll"),
+        ("POST", "/api/device/heartbeat"),
     ]
     with GateStore(db) as store:
         seed = store.key(DEVICE_SEED_KEY)
