@@ -27,8 +27,27 @@ TICKET_FIELD_COLUMNS = (
 )
 TICKET_FIELDS = tuple(column for column, _ in TICKET_FIELD_COLUMNS)
 
+# A ticket inserted, updated or deleted bumps its event's revision and records the manifest
+# revision the change first appears in (see the manifests comment in BASE_DDL).
+_TICKET_BUMP = """CREATE TRIGGER IF NOT EXISTS tickets_bump_{name} AFTER {event} ON tickets
+BEGIN
+    INSERT INTO event_revisions (event_id, revision) VALUES ({row}.event_id, 1)
+        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
+    INSERT INTO ticket_changes (event_id, ticket_id, revision)
+        SELECT {row}.event_id, {row}.id, revision + 1 FROM event_revisions
+        WHERE event_id = {row}.event_id
+        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
+END;
+"""
+_TICKET_BUMPS = (
+    ("insert", "INSERT", "NEW"),
+    ("update", "UPDATE", "NEW"),
+    ("delete", "DELETE", "OLD"),
+)
+
 # Step 1 (frozen): the tables as the release before versioned steps made them. The ticket
-# field bounds above are part of it: changing one takes a step that rebuilds `tickets`.
+# field bounds and _TICKET_BUMP above are part of it: changing a bound takes a step that
+# rebuilds `tickets`, changing a trigger a step that replaces it.
 BASE_DDL = (
     """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -256,34 +275,10 @@ CREATE TABLE IF NOT EXISTS ticket_changes (
     PRIMARY KEY (event_id, ticket_id)
 );
 CREATE INDEX IF NOT EXISTS ticket_changes_revision ON ticket_changes(event_id, revision);
-CREATE TRIGGER IF NOT EXISTS tickets_bump_insert AFTER INSERT ON tickets
-BEGIN
-    INSERT INTO event_revisions (event_id, revision) VALUES (NEW.event_id, 1)
-        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
-    INSERT INTO ticket_changes (event_id, ticket_id, revision)
-        SELECT NEW.event_id, NEW.id, revision + 1 FROM event_revisions
-        WHERE event_id = NEW.event_id
-        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
-END;
-CREATE TRIGGER IF NOT EXISTS tickets_bump_update AFTER UPDATE ON tickets
-BEGIN
-    INSERT INTO event_revisions (event_id, revision) VALUES (NEW.event_id, 1)
-        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
-    INSERT INTO ticket_changes (event_id, ticket_id, revision)
-        SELECT NEW.event_id, NEW.id, revision + 1 FROM event_revisions
-        WHERE event_id = NEW.event_id
-        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
-END;
-CREATE TRIGGER IF NOT EXISTS tickets_bump_delete AFTER DELETE ON tickets
-BEGIN
-    INSERT INTO event_revisions (event_id, revision) VALUES (OLD.event_id, 1)
-        ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1;
-    INSERT INTO ticket_changes (event_id, ticket_id, revision)
-        SELECT OLD.event_id, OLD.id, revision + 1 FROM event_revisions
-        WHERE event_id = OLD.event_id
-        ON CONFLICT (event_id, ticket_id) DO UPDATE SET revision = excluded.revision;
-END;
-CREATE TRIGGER IF NOT EXISTS events_bump_update AFTER UPDATE ON events
+"""
+    # tickets_bump_insert, _update, _delete: the same two statements on the row's event
+    + "".join(_TICKET_BUMP.format(name=n, event=e, row=r) for n, e, r in _TICKET_BUMPS)
+    + """CREATE TRIGGER IF NOT EXISTS events_bump_update AFTER UPDATE ON events
 BEGIN INSERT INTO event_revisions (event_id, revision) VALUES (NEW.id, 1)
       ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1; END;
 

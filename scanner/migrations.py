@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from scanner.scanlog import SCAN_LOG_SQL
@@ -36,16 +36,16 @@ RECORD_SQL = (
 
 # Step 1, frozen as 3090ff6 shipped it (the scan log's SQL in scanner/scanlog.py is unchanged
 # since; tests/scanner/test_migrations_gate.py compares a new database with one of that release).
-TABLES_V1 = """
-CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS manifest (
+TABLES_V1 = (
+    "CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS manifest (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     revision INTEGER NOT NULL,
     encoded BLOB NOT NULL,
     installed_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tickets (
+)""",
+    """CREATE TABLE IF NOT EXISTS tickets (
     ticket_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     generation INTEGER NOT NULL,
@@ -59,29 +59,17 @@ CREATE TABLE IF NOT EXISTS tickets (
     comp_reason TEXT,
     order_ref TEXT,
     holder_sealed BLOB
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL);
-"""
+) WITHOUT ROWID""",
+    "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL)",
+)
 
 
 class SchemaTooNew(Exception):
     """The database has steps this release does not know: a newer release upgraded it."""
 
 
-def _statements(script: str) -> Iterator[str]:
-    """One statement at a time: executescript() would commit the step's transaction."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                yield pending
-            pending = ""
-    assert not pending.strip(), pending
-
-
 def _tables(conn: sqlite3.Connection) -> None:
-    for sql in _statements(TABLES_V1 + SCAN_LOG_SQL):
+    for sql in (*TABLES_V1, *SCAN_LOG_SQL):  # one at a time: executescript() would commit
         conn.execute(sql)
 
 

@@ -18,8 +18,9 @@ from manifests.admission_types import Decision, Direction, DisplayFacts, ScanFac
 from protocol.reasons import Reason, Verdict, default_message
 from protocol.wire import DirectionName, Scan
 
-SCAN_LOG_SQL = """
-CREATE TABLE IF NOT EXISTS scans (
+# One statement each: scanner/migrations.py runs them inside the transaction of step 1.
+SCAN_LOG_SQL = (
+    """CREATE TABLE IF NOT EXISTS scans (
     seq INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
     payload TEXT NOT NULL,
@@ -32,30 +33,30 @@ CREATE TABLE IF NOT EXISTS scans (
     manual INTEGER NOT NULL DEFAULT 0,
     confirmed INTEGER,
     uploaded INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, at_ms);
-CREATE INDEX IF NOT EXISTS scans_pending ON scans(uploaded, seq);
-CREATE TRIGGER IF NOT EXISTS scans_no_delete BEFORE DELETE ON scans
+)""",
+    "CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, at_ms)",
+    "CREATE INDEX IF NOT EXISTS scans_pending ON scans(uploaded, seq)",
+    """CREATE TRIGGER IF NOT EXISTS scans_no_delete BEFORE DELETE ON scans
 BEGIN
     SELECT RAISE(ABORT, 'scan log is append-only');
-END;
-CREATE TRIGGER IF NOT EXISTS scans_no_rewrite
+END""",
+    """CREATE TRIGGER IF NOT EXISTS scans_no_rewrite
 BEFORE UPDATE OF seq, at_ms, payload, ticket_id, verdict, reason, message, direction, gate, manual
 ON scans
 BEGIN
     SELECT RAISE(ABORT, 'scan log is append-only');
-END;
-CREATE TRIGGER IF NOT EXISTS scans_confirm_once BEFORE UPDATE OF confirmed ON scans
+END""",
+    """CREATE TRIGGER IF NOT EXISTS scans_confirm_once BEFORE UPDATE OF confirmed ON scans
 WHEN OLD.confirmed IS NOT NULL OR OLD.verdict != 'attention'
 BEGIN
     SELECT RAISE(ABORT, 'only a pending attention scan can be confirmed, once');
-END;
-CREATE TRIGGER IF NOT EXISTS scans_upload_once BEFORE UPDATE OF uploaded ON scans
+END""",
+    """CREATE TRIGGER IF NOT EXISTS scans_upload_once BEFORE UPDATE OF uploaded ON scans
 WHEN OLD.uploaded = 1 AND NEW.uploaded = 0 AND OLD.confirmed IS NEW.confirmed
 BEGIN
     SELECT RAISE(ABORT, 'an uploaded scan stays uploaded');
-END;
-CREATE TABLE IF NOT EXISTS peer_scans (
+END""",
+    """CREATE TABLE IF NOT EXISTS peer_scans (
     device_id TEXT NOT NULL,
     ticket_id TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
@@ -63,8 +64,8 @@ CREATE TABLE IF NOT EXISTS peer_scans (
     counted INTEGER NOT NULL,
     gate_name TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (device_id, ticket_id, at_ms, direction)
-);
-"""
+)""",
+)
 
 
 @dataclass(frozen=True, slots=True)
