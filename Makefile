@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint format bench mutation system-deps venv clean
+.PHONY: test demo lint format bench mutation floors system-deps venv clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,18 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m demo
+
+# The floors pyproject.toml declares, proved (by hand, like bench and mutation: ~5 min): a venv
+# with the lowest release of each dependency it allows (uv's lowest-direct resolution), and the
+# whole suite on it. Raise a floor when this fails, never guess one.
+FLOORS_VENV ?= .venv-floors
+
+floors: $(STAMP)
+	$(PY) -m pip install --quiet uv
+	rm -rf $(FLOORS_VENV)
+	$(VENV)/bin/uv venv --quiet --python $(PY) $(FLOORS_VENV)
+	$(VENV)/bin/uv pip install --quiet --python $(FLOORS_VENV)/bin/python --resolution lowest-direct -e '.[test,serial]'
+	$(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 # Mutation testing (by hand, not in `make test`: ~10 min on 2 CPUs): mutmut over protocol/
 # and manifests/admission.py against the fast pure-core tests ([tool.mutmut] in pyproject.toml),
