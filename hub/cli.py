@@ -7,9 +7,11 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -33,6 +35,7 @@ from hub.logs import configure_logging
 from hub.migrations import SchemaTooNew
 from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
 from hub.storage import HubStore, Row
+from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, ticket_status
 
 log = logging.getLogger("hub")
 
@@ -41,6 +44,7 @@ DB_HELP = "hub database file (or GATE_HUB_DB); before or after the command"
 JSON_HELP = "print JSON instead of a table"
 TENANT_HELP = "tenant id or name"
 VENUE_HELP = "venue id or name (within the tenant)"
+ALL_VENUES = "; default: every venue of the tenant"
 
 
 def _db(command: argparse.ArgumentParser) -> None:
@@ -103,14 +107,30 @@ def _parser() -> argparse.ArgumentParser:
     _db(venue_list)
 
     for noun, text in (("gate", "gates"), ("zone", "zones")):
-        listing = sub.add_parser(noun, help=f"list a venue's {text}").add_subparsers(
-            dest="action", required=True
-        )
-        command = listing.add_parser("list", help=f"list a venue's {text}")
-        command.add_argument("--tenant", required=True, help=TENANT_HELP)
-        command.add_argument("--venue", required=True, help=VENUE_HELP)
-        command.add_argument("--json", action="store_true", help=JSON_HELP)
-        _db(command)
+        _list_command(sub, noun, f"list a venue's {text}", VENUE_HELP, venue_required=True)
+    _list_command(sub, "event", "list a tenant's events, by start", VENUE_HELP + ALL_VENUES)
+    device_list = _list_command(sub, "device", "list enrolled devices", VENUE_HELP + ALL_VENUES)
+    device_list.add_argument("--gate", help="only the devices at this gate (id or name)")
+    ticket_list = _list_command(
+        sub,
+        "ticket",
+        "find tickets by id, order reference, holder name or status, a page at a time",
+        VENUE_HELP + ALL_VENUES,
+    )
+    ticket_list.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="a ticket id or order reference (whole, any case) or part of a holder's name",
+    )
+    ticket_list.add_argument("--status", help="only tickets of this status (any case: active)")
+    ticket_list.add_argument("--event", help="only this event's tickets (id, name or code)")
+    ticket_list.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_PAGE,
+        help=f"tickets per page, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})",
+    )
+    ticket_list.add_argument("--cursor", help="the next page, as the previous page said")
 
     token = sub.add_parser("token", help="manage admin tokens").add_subparsers(
         dest="action", required=True
@@ -156,6 +176,19 @@ def _parser() -> argparse.ArgumentParser:
                 "--confirm", action="store_true", help="yes: every gate is enrolled again"
             )
     return parser
+
+
+def _list_command(
+    sub: Any, noun: str, text: str, venue_help: str, *, venue_required: bool = False
+) -> argparse.ArgumentParser:
+    """`gate-hub NOUN list --tenant T [--venue V] [--json]`, for more options to be added."""
+    listing = sub.add_parser(noun, help=text).add_subparsers(dest="action", required=True)
+    command: argparse.ArgumentParser = listing.add_parser("list", help=text)
+    command.add_argument("--tenant", required=True, help=TENANT_HELP)
+    command.add_argument("--venue", required=venue_required, help=venue_help)
+    command.add_argument("--json", action="store_true", help=JSON_HELP)
+    _db(command)
+    return command
 
 
 class Refused(Exception):
@@ -329,23 +362,57 @@ def _tenants(store: HubStore) -> list[Row]:
     return list(store.db.query("SELECT id, name FROM tenants ORDER BY name"))
 
 
-def _venue(store: HubStore, tenant: Row, text: str) -> Row:
-    """A venue of the tenant by id or name: an exact name first, then one that differs only
-    in case; a name that fits several is refused with their ids."""
-    venues = store.list_venues(tenant["id"])
-    found = [v for v in venues if text in (v["id"], v["name"])]
+def _named(kind: str, rows: list[Row], text: str, owner: str, listing: str) -> Row:
+    """A venue, event or gate by id or name (an event also by its code): an exact match
+    first, then a name that differs only in case; a name that fits several is refused with
+    their ids, an unknown one with the names there are and the command that lists them."""
+    found = [r for r in rows if text in (r["id"], r["name"], str(r.get("code", r["id"])))]
     if not found:
-        found = [v for v in venues if v["name"].casefold() == text.casefold()]
+        found = [r for r in rows if r["name"].casefold() == text.casefold()]
     if len(found) == 1:
         return found[0]
     if found:
-        ids = ", ".join(f"{v['name']} ({v['id']})" for v in found)
-        raise Refused(f"venue {text} could be any of {ids}: give the venue's id")
-    names = ", ".join(v["name"] for v in venues) or "none yet"
+        ids = ", ".join(f"{r['name']} ({r['id']})" for r in found)
+        raise Refused(f"{kind} {text} could be any of {ids}: give the {kind}'s id")
+    names = ", ".join(dict.fromkeys(r["name"] for r in rows)) or "none yet"
     raise Refused(
-        f"tenant {tenant['name']} has no venue {text} (its venues: {names}); "
-        f"`gate-hub venue list --tenant {tenant['name']}` shows them with their ids"
+        f"{owner} has no {kind} {text} (its {kind}s: {names}); `gate-hub {kind} list "
+        f"{listing}` shows them with their ids"
     )
+
+
+def _venue(store: HubStore, tenant: Row, text: str) -> Row:
+    """A venue of the tenant by id or name."""
+    venues = store.list_venues(tenant["id"])
+    return _named("venue", venues, text, f"tenant {tenant['name']}", _within(tenant))
+
+
+def _within(tenant: Row, venue: Row | None = None) -> str:
+    """The --tenant (and --venue) options naming where a listing looks."""
+    where = f"--tenant {shlex.quote(tenant['name'])}"
+    return where if venue is None else f"{where} --venue {shlex.quote(venue['name'])}"
+
+
+def _owner(tenant: Row, venue: Row | None) -> str:
+    return f"tenant {tenant['name']}" if venue is None else f"venue {venue['name']}"
+
+
+def _event(store: HubStore, tenant: Row, venue: Row | None, text: str) -> Row:
+    """An event of the tenant (of the venue, when given) by id, name or code."""
+    events = store.list_events(tenant["id"], None, None if venue is None else venue["id"])
+    return _named("event", events, text, _owner(tenant, venue), _within(tenant, venue))
+
+
+def _gates(store: HubStore, tenant: Row, venue: Row | None) -> list[Row]:
+    venues = store.list_venues(tenant["id"]) if venue is None else [venue]
+    return [g for v in venues for g in store.list_gates(v["id"])]
+
+
+def _gate(store: HubStore, tenant: Row, venue: Row | None, text: str) -> Row:
+    """A gate of the venue (of any venue of the tenant, when none is given) by id or name."""
+    gates = _gates(store, tenant, venue)
+    where = _within(tenant, venue) if venue is not None else f"{_within(tenant)} --venue V"
+    return _named("gate", gates, text, _owner(tenant, venue), where)
 
 
 def _timezone(name: str) -> str:
@@ -383,7 +450,7 @@ def _create_venue(store: HubStore, tenant: Row, args: argparse.Namespace, now: i
 
 def _print_rows(rows: list[Row], columns: Sequence[str], as_json: bool) -> int:
     """Rows as JSON, or a table with a header line (an empty list says so)."""
-    picked = [{c: _cell(r[c]) for c in columns} for r in rows]
+    picked = [{c: _cell(c, r[c]) for c in columns} for r in rows]
     if as_json:
         print(json.dumps(picked, indent=2))
         return 0
@@ -397,11 +464,21 @@ def _print_rows(rows: list[Row], columns: Sequence[str], as_json: bool) -> int:
     return 0
 
 
-def _cell(value: Any) -> Any:
-    """A JSON column (zones of a gate) as its list, written as A,B in a table."""
-    if isinstance(value, str) and value.startswith("["):
+def _cell(column: str, value: Any) -> Any:
+    """A JSON column (zones of a gate) as its list, written as A,B in a table; any other
+    value as it is (a holder name may start with "[")."""
+    if column.endswith("_json") and isinstance(value, str):
         return ",".join(json.loads(value))
     return value
+
+
+def _local(ms: int | None, timezone: str | None = None) -> str | None:
+    """Epoch milliseconds as a time of day: in `timezone` (an event's own), else this
+    machine's local time."""
+    if ms is None:
+        return None
+    zone = ZoneInfo(timezone) if timezone else None
+    return datetime.fromtimestamp(ms / 1000, zone).astimezone(zone).isoformat(timespec="seconds")
 
 
 def _list(store: HubStore, args: argparse.Namespace) -> int:
@@ -411,11 +488,77 @@ def _list(store: HubStore, args: argparse.Namespace) -> int:
     if args.command == "venue":
         venues = store.list_venues(tenant["id"])
         return _print_rows(venues, ("id", "name", "timezone"), args.json)
-    venue = _venue(store, tenant, args.venue)
-    if args.command == "gate":
+    venue = None if args.venue is None else _venue(store, tenant, args.venue)
+    if args.command in ("gate", "zone"):
+        assert venue is not None  # --venue is required there
+        if args.command == "zone":
+            return _print_rows(store.list_zones(venue["id"]), ("id", "name"), args.json)
         gates = store.list_gates(venue["id"])
         return _print_rows(gates, ("id", "name", "direction", "zones_json"), args.json)
-    return _print_rows(store.list_zones(venue["id"]), ("id", "name"), args.json)
+    venue_id = None if venue is None else venue["id"]
+    events = store.list_events(tenant["id"], None, venue_id)
+    if args.command == "event":
+        for e in events:
+            e["start"] = _local(e["start_ms"], e["timezone"])
+        return _print_rows(events, ("id", "code", "name", "start", "timezone"), args.json)
+    if args.command == "device":
+        return _list_devices(store, tenant, venue, args)
+    return _list_tickets(store, tenant, venue, events, args)
+
+
+def _list_devices(store: HubStore, tenant: Row, venue: Row | None, args: argparse.Namespace) -> int:
+    devices = store.list_devices(tenant["id"], None if venue is None else venue["id"])
+    if args.gate is not None:
+        gate_id = _gate(store, tenant, venue, args.gate)["id"]
+        devices = [d for d in devices if d["gate_id"] == gate_id]
+    gate_names = {g["id"]: g["name"] for g in _gates(store, tenant, venue)}
+    for d in devices:
+        d["gate"] = gate_names.get(d["gate_id"], d["gate_id"])
+        d["active"] = bool(d["active"])
+        d["last_seen"] = _local(d["last_seen_ms"])
+    columns = ("id", "name", "gate", "zone", "active", "last_seen", "app_version")
+    return _print_rows(devices, columns, args.json)
+
+
+def _list_tickets(
+    store: HubStore, tenant: Row, venue: Row | None, events: list[Row], args: argparse.Namespace
+) -> int:
+    """A page of tickets; when more match, the way to the next page is said on stderr."""
+    if not 1 <= args.limit <= MAX_PAGE:
+        raise Refused(f"--limit must be from 1 to {MAX_PAGE}")
+    try:
+        status = None if args.status is None else ticket_status(args.status)
+    except ValueError as exc:
+        raise Refused(f"--status: {exc}") from None
+    event = None if args.event is None else _event(store, tenant, venue, args.event)
+    try:
+        page = store.search_tickets(
+            tenant["id"],
+            None,
+            text=args.search,
+            status=status,
+            event_id=None if event is None else event["id"],
+            venue_id=None if venue is None else venue["id"],
+            cursor=args.cursor,
+            limit=args.limit,
+        )
+    except BadCursor:
+        raise Refused(
+            f"--cursor {args.cursor} is not one a ticket listing printed: leave it out for "
+            "the first page"
+        ) from None
+    names = {e["id"]: e["name"] for e in events}
+    for t in page.tickets:
+        t["event"] = names.get(t["event_id"], t["event_id"])
+    columns = ("id", "event", "status", "holder_name", "order_ref", "zone", "seat")
+    _print_rows(page.tickets, columns, args.json)
+    if page.next_cursor is not None:
+        print(
+            f"gate-hub: more tickets match; the next {args.limit}: the same command with "
+            f"--cursor {page.next_cursor}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _admin(args: argparse.Namespace) -> int:
