@@ -52,7 +52,7 @@ _STATUSES = (
     (TicketStatus.REVOKED, 0.5),
     (TicketStatus.USED, 0.5),
 )
-_ATTENTION = ("Check photo ID", "Wheelchair user: accessible lane", "Under 18: give wristband")
+ATTENTION_NOTES = ("Check photo ID", "Wheelchair user: accessible lane", "Under 18: give wristband")
 _FIRST = (
     "Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannah", "Ivan", "Jonas",
     "Katarzyna", "Leon", "Mia", "Noah", "Olivia", "Paul", "Quentin", "Sofia", "Tim", "Yusuf",
@@ -146,9 +146,9 @@ def sample_manifest(
             block, rest = divmod(seat_no, 600)
             seat = f"T{block + 1}-R{rest // 30 + 1}-S{rest % 30 + 1}"
         roll = rng.random()
-        attention = _ATTENTION[0] if ticket_type == "Student" else None
+        attention = ATTENTION_NOTES[0] if ticket_type == "Student" else None
         if roll < 0.01:
-            attention = rng.choice(_ATTENTION)
+            attention = rng.choice(ATTENTION_NOTES)
         holder = None
         if rng.random() < named_share:
             name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"

@@ -5,10 +5,12 @@ directory, `gate-hub demo-data` for a venue, an event and a few tickets), enroll
 with it the way `gate-scanner enroll` does, and starts a second, headless gate process
 (`python -m scanner stream --sync`). The second gate admits one guest; the hub pushes that
 entry live, so when the same code reaches the demo gate it is refused as already admitted,
-naming the other gate. A short video of guests holding up their codes (rendered with tilt,
-blur, noise and glare) is the demo gate's camera; the gate app reads it, so verdicts appear
-within seconds. `--no-ui` prints the same verdict stream. Ctrl-C stops the hub and the second
-gate; the temporary directory is removed at exit.
+naming the other gate; the last guest's ticket carries a note for staff (an attention check).
+A short video of guests holding up their codes (rendered with tilt, blur, noise and glare) is
+the demo gate's camera; the gate app reads it, so verdicts appear within seconds. `--no-ui`
+prints the same verdict stream. Ctrl-C stops the hub and the second gate; the temporary
+directory is removed at exit. The hub's URL, its admin token and the sample codes are kept in a
+file beside it (`/tmp/gate-demo-XXXX.txt`), printed before the app opens and after it closes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from demo.local_hub import (
     until,
     until_serving,
 )
+from demo.sample import ATTENTION_NOTES
 from hardware.camera import CameraReader, QrDecoder, open_source
 from manifests.admission_types import GateContext
 from protocol.reasons import Verdict
@@ -66,6 +69,7 @@ DEMO_TICKETS = 12
 DEMO_GATE = "North 1"  # the enrolment names: a refusal names the gate of the first entry
 OTHER_GATE = "North 2"
 STARTUP_S = 30.0  # for the hub to listen, a gate to load its manifest, an entry to arrive
+NOTE = ATTENTION_NOTES[2]  # the last guest's ticket: staff check, then admit or turn away
 
 COLOURS = {
     Verdict.ADMIT: "\033[42;30m",
@@ -111,8 +115,9 @@ class Demo:
     folder: Path
     db: Path
     video: Path
-    codes_file: Path
+    codes_file: Path  # hub URL, admin token and the sample codes; kept after the demo ends
     hub_url: str
+    admin_token: str
     event_id: str
     event_name: str
     gate: GateContext
@@ -204,9 +209,31 @@ def manifest_installed(db: Path) -> bool:
 # -- the scene ----------------------------------------------------------------------------
 
 
-def build(folder: Path, running: Processes) -> Demo:
-    """Hub, both gates, the other gate's admit, codes file and camera video, under `folder`.
-    When it returns, the demo gate has the manifest and already knows the other gate's entry."""
+def kept_file(folder: Path) -> Path:
+    """Where the demo keeps its hub URL, admin token and codes: beside its data directory,
+    which is removed at exit, so the file outlives it (/tmp/gate-demo-XXXX.txt)."""
+    return folder.with_name(f"{folder.name}.txt")
+
+
+def write_codes(path: Path, hub_url: str, token: str, event: str, stream: Sequence[Guest]) -> None:
+    """The codes file: `#` lines say what the hub is and what each code shows; every other
+    line is a code, ready for `grep -v '^#' FILE | gate-scanner --db GATE.db stream`. It holds
+    the demo hub's admin token, so only its owner may read it."""
+    head = [
+        f"# Venue Gate demo: {event}. The hub below runs while the demo does.",
+        f"# hub URL     : {hub_url}  (API {hub_url}/api, OpenAPI {hub_url}/openapi.json)",
+        f"# admin token : {token}  (Authorization: Bearer; tenant demo, role admin)",
+        "# sample codes: each code below the line that says who shows it and the verdict",
+    ]
+    codes = [f"# {g.label} -> {g.expect}\n{g.code}\n" for g in stream]
+    path.touch(mode=0o600)
+    path.write_text("\n".join(head) + "\n" + "".join(codes), encoding="utf-8")
+
+
+def build(folder: Path, running: Processes, kept: Path | None = None) -> Demo:
+    """Hub, both gates, the other gate's admit, codes file and camera video, under `folder`
+    (the codes file at `kept` if given). When it returns, the demo gate has the manifest and
+    already knows the other gate's entry."""
     hub_url, demo = start_hub(folder, running)
     admin = Admin(hub_url, demo)
     event_id = demo["event_id"]
@@ -214,11 +241,12 @@ def build(folder: Path, running: Processes) -> Demo:
     enrolled_gate(db, hub_url, admin, DEMO_GATE, event_id)
     enrolled_gate(other_db, hub_url, admin, OTHER_GATE, event_id)
     ids = event_ticket_ids(folder / "hub.sqlite", event_id)
-    codes = {tid: admin.credential(tid) for tid in ids[:6]}
+    codes = {tid: admin.credential(tid) for tid in ids[:7]}
     old_code = codes[ids[4]]
     lock = {"ticket_ids": [ids[3]], "reason": "chargeback_pending"}
     admin.call("POST", "/api/admin/tickets/lock", json=lock)
     admin.call("POST", f"/api/admin/tickets/{ids[4]}/reissue")
+    admin.call("PATCH", f"/api/admin/tickets/{ids[6]}", json={"attention": NOTE})
     stream = (
         Guest("Guest A", "ADMIT", ids[1], codes[ids[1]]),
         Guest("Guest B", "ADMIT", ids[2], codes[ids[2]]),
@@ -232,6 +260,8 @@ def build(folder: Path, running: Processes) -> Demo:
         Guest("Guest D, ticket locked (chargeback)", "DENY locked", ids[3], codes[ids[3]]),
         Guest("Guest E's old code (ticket reissued)", "DENY superseded", ids[4], old_code),
         Guest("Guest F", "ADMIT", ids[5], codes[ids[5]]),
+        # last: in the app, an attention check waits for staff before the next scan
+        Guest("Guest G, a note on the ticket", f"ATTENTION {NOTE}", ids[6], codes[ids[6]]),
     )
     # The demo gate loads the manifest and listens live; then the other gate admits guest C.
     with GateStore(db) as store:
@@ -264,14 +294,13 @@ def build(folder: Path, running: Processes) -> Demo:
             worker.stop()
         gate = store.gate()
     assert gate is not None
-    codes_file = folder / "sample-codes.txt"
-    codes_file.write_text(
-        "".join(f"# {g.label} -> {g.expect}\n{g.code}\n" for g in stream), encoding="utf-8"
-    )
+    name = str(admin.event(event_id).get("name", "Demo Night"))
+    codes_file = folder / "sample-codes.txt" if kept is None else kept
+    write_codes(codes_file, hub_url, demo["admin_token"], f"{name} (event {event_id})", stream)
     video = folder / "gate-camera.avi"
     write_video(video, video_frames([g.code for g in stream]), fps=VIDEO_FPS)
-    name = str(admin.event(event_id).get("name", "Demo Night"))
-    return Demo(folder, db, video, codes_file, hub_url, event_id, name, gate, stream)
+    token = demo["admin_token"]
+    return Demo(folder, db, video, codes_file, hub_url, token, event_id, name, gate, stream)
 
 
 def video_frames(codes: Sequence[str]) -> Iterator[np.ndarray]:
@@ -375,17 +404,19 @@ def intro(demo: Demo, ui: bool) -> str:
     lines = [
         f"\n{demo.event_name}: {demo.gate.gate_name} (entry), a gate's first minute.",
         f"  hub API       : {demo.hub_url}/api  (OpenAPI: {demo.hub_url}/openapi.json)",
+        f"  admin token   : {demo.admin_token}  (Authorization: Bearer; while the demo runs)",
         f"  second gate   : {OTHER_GATE}, headless (`gate-scanner stream --sync`), admitted"
         " one guest",
         f"  gate database : {demo.db}",
-        f"  sample codes  : {demo.codes_file}  (labels + the codes, one per line)",
+        f"  kept in       : {demo.codes_file}  (hub URL, token, sample codes; stays after exit)",
         f"  camera video  : {demo.video}  ({len(demo.stream)} guests, 1280x720 MJPG)",
     ]
     if ui:
         lines += [
             "  stop          : Ctrl+Q (or Ctrl-C). Hub and second gate stop; the temp directory"
             " is removed.",
-            "  on screen     : admits, denies, and a code already used at the other gate.",
+            "  on screen     : admits, denies, a code already used at the other gate, and last"
+            " a ticket with a note for staff (check it, then Y admit or N turn away).",
             "  also          : F2 lookup, F3 history, F4 settings; type a code + Enter too.",
         ]
     else:
@@ -405,11 +436,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     running = Processes()
+    kept: Path | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="gate-demo-") as tmp:
             try:
                 print("Preparing: hub, two gates, the camera video…", flush=True)
-                demo = build(Path(tmp), running)
+                kept = kept_file(Path(tmp))
+                demo = build(Path(tmp), running, kept)
                 print(intro(demo, ui=not args.no_ui), flush=True)
                 if args.no_ui:
                     code = run_text(demo)
@@ -420,12 +453,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 running.stop()  # before the directory goes: the hub holds its database
     except KeyboardInterrupt:
         print("\nStopped.", file=sys.stderr)
+        print_kept(kept, sys.stderr)
         return 130
     except DemoError as exc:
         print(f"The demo could not start: {exc}", file=sys.stderr)
         return 1
     print(f"Stopped the hub and the second gate; removed {tmp}.")
+    print_kept(kept, sys.stdout)
     return code
+
+
+def print_kept(kept: Path | None, to: IO[str]) -> None:
+    if kept is not None and kept.exists():
+        print(f"Kept {kept}: the hub URL and admin token it used, the sample codes.", file=to)
 
 
 if __name__ == "__main__":
