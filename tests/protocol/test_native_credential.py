@@ -24,9 +24,7 @@ from tests.factories import (
     START,
     credential,
 )
-from tests.factories import (
-    parse_context as ctx,
-)
+from tests.factories import parse_context as ctx
 
 TID = "3f2c6a0e-1b5d-4c8e-9a7f-0d1e2f3a4b5c"
 

@@ -37,9 +37,7 @@ from tests.factories import (
     START,
     credential,
 )
-from tests.factories import (
-    parse_context as ctx,
-)
+from tests.factories import parse_context as ctx
 
 TID = "7a3e9c1d-2b4f-4e6a-8c0d-1f2e3a4b5c6d"
 MINUTE = 60_000
