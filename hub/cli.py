@@ -143,9 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     _db(token_create)
 
     imp = sub.add_parser("import", help="import events, ticket types, tickets (CSV/JSONL)")
-    imp.add_argument("files", nargs="+", type=Path)
-    imp.add_argument("--tenant", required=True, help="tenant id or name")
-    imp.add_argument("--db", required=True)
+    imp.add_argument("files", nargs="+", type=Path, help="CSV or JSON Lines files, any order")
+    imp.add_argument("--tenant", required=True, help=TENANT_HELP)
+    imp.add_argument("--dry-run", action="store_true", help="check and count, change nothing")
+    _db(imp)
 
     demo = sub.add_parser("demo-data", help="create a demo venue, event and tickets")
     demo.add_argument("--tickets", type=int, default=1000, help="how many (default 1000)")
@@ -588,11 +589,22 @@ def _admin(args: argparse.Namespace) -> int:
         tenant = _tenant(store, args.tenant)
         if args.command == "import":
             try:
-                done = import_files(store, tenant["id"], args.files, "cli", now)
+                done = import_files(
+                    store,
+                    tenant["id"],
+                    args.files,
+                    "cli",
+                    now,
+                    require_uuid=True,
+                    dry_run=args.dry_run,
+                )
             except CatalogueError as exc:
-                return _fail(f"{exc} (nothing imported)")
-            counts = (len(done.events), len(done.ticket_types), len(done.tickets))
-            print("imported {} events, {} ticket types, {} tickets".format(*counts))
+                print(exc, file=sys.stderr)
+                many = f"{len(exc.problems)} problems" if len(exc.problems) > 1 else "1 problem"
+                return _fail(f"{many} in the files: nothing imported; fix and import them again")
+            for note in done.notes:
+                print(f"gate-hub: note: {note}", file=sys.stderr)
+            print(f"{'would import' if args.dry_run else 'imported'} {done.summary()}")
             return 0
         if args.command == "venue":
             return _create_venue(store, tenant, args, now)

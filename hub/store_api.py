@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
     from hub.store_search import TicketPage
+    from hub.store_tickets import RowChange
 
 
 class HubMemory(Protocol):
@@ -139,6 +140,7 @@ class TicketStorage(Protocol):
         tickets: Sequence[Mapping[str, Any]],
         actor: str,
         now_ms: int,
+        changes: Sequence[RowChange] = (),
     ) -> None: ...
     def get_event(
         self, event_id: str, tenant_id: str, scope_venue: str | None = None

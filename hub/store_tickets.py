@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hub.schema import TICKET_FIELDS
@@ -24,6 +25,25 @@ _TICKET_SCOPE = (
     " LEFT JOIN ticket_types tt ON tt.id = t.ticket_type_id"
     " WHERE v.tenant_id = ?"
 )
+_IMPORTED = {"event": "events", "ticket_type": "ticket_types", "ticket": "tickets"}
+_PRIVATE = ("holder_name", "attention")  # names stay out of the audit log
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """An imported row of this tenant's that is at the hub already: `changes` maps each
+    column the import sets to (stored value, new value)."""
+
+    kind: str  # event, ticket_type or ticket
+    id: str
+    venue_id: str
+    changes: Mapping[str, tuple[Any, Any]]
+
+    def audit_detail(self) -> dict[str, Any]:
+        return {
+            column: "changed" if column in _PRIVATE else [old, new]
+            for column, (old, new) in self.changes.items()
+        }
 
 
 class TicketStore(StoreBase):
@@ -44,8 +64,13 @@ class TicketStore(StoreBase):
         tickets: Sequence[Mapping[str, Any]],
         actor: str,
         now_ms: int,
+        changes: Sequence[RowChange] = (),
     ) -> None:
-        """Insert already-validated rows in one transaction: all of them or none."""
+        """Insert already-validated rows and apply `changes` to this tenant's rows, in one
+        transaction: all of them or none. Each change is audited (`event.update`,
+        `ticket_type.update`, `ticket.update`, with `"source": "import"`); the revision
+        triggers put changed tickets in every device's next manifest delta, and a changed
+        event in its next header."""
         with self._writing():
             for event in events:
                 self.db.table("events").insert({**event, "created_ms": now_ms})
@@ -54,7 +79,16 @@ class TicketStore(StoreBase):
             if tickets:
                 rows = ({**t, "updated_ms": now_ms} for t in tickets)
                 self.db.table("tickets").insert_all(rows, batch_size=500)
+            for change in changes:
+                values = {column: new for column, (_, new) in change.changes.items()}
+                if change.kind == "ticket":
+                    values["updated_ms"] = now_ms
+                self.db.table(_IMPORTED[change.kind]).update(change.id, values)
+                detail = {**change.audit_detail(), "source": "import"}
+                action = f"{change.kind}.update"
+                self._audit(tenant_id, change.venue_id, actor, action, change.id, detail, now_ms)
             detail = {"events": len(events), "types": len(ticket_types), "tickets": len(tickets)}
+            detail["updated"] = len(changes)
             self._audit(tenant_id, None, actor, "catalogue.import", "-", detail, now_ms)
 
     def get_event(
