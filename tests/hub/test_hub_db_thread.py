@@ -40,43 +40,37 @@ async def _every_kind_of_request(hub: Hub, event_id: str, gate_id: str, tickets:
     """Admin and device routes, the live socket and the metrics, each answered as asked."""
     manager, admin = hub.auth(hub.a.manager_token), hub.auth(hub.a.admin_token)
     venue = f"/api/admin/venues/{hub.a.venue_id}"
-    for method, path, body, headers in [
-        ("GET", "/api/admin/whoami", None, manager),
-        ("GET", "/api/admin/venues", None, manager),
-        ("POST", "/api/admin/venues", {"name": "Annex", "timezone": "UTC"}, admin),
-        ("GET", f"{venue}/zones", None, manager),
-        ("POST", f"{venue}/zones", {"name": "Balcony"}, manager),
-        ("POST", f"{venue}/gates", {"name": "East", "zones": ["Balcony"]}, manager),
-        ("GET", f"{venue}/gates", None, manager),
-        ("GET", f"/api/admin/events/{event_id}", None, manager),
-        ("GET", f"/api/admin/tickets/{tickets[1]}", None, manager),
-        ("PATCH", f"/api/admin/tickets/{tickets[1]}", {"attention": "Check ID"}, manager),
-        (
-            "POST",
-            "/api/admin/tickets/lock",
-            {"ticket_ids": [tickets[3]], "reason": "dispute"},
-            manager,
-        ),
-        ("POST", "/api/admin/tickets/unlock", {"ticket_ids": [tickets[3]]}, manager),
-        ("POST", f"/api/admin/tickets/{tickets[4]}/reissue", None, manager),
-        ("POST", f"/api/admin/tickets/{tickets[4]}/transfer", {"holder_name": "Kim"}, manager),
-        (
-            "POST",
-            "/api/admin/tickets/status",
-            {"ticket_ids": [tickets[5]], "status": "REFUNDED"},
-            manager,
-        ),
+    tickets_path = "/api/admin/tickets"
+    reads = [
+        "/api/admin/whoami",
+        "/api/admin/venues",
+        f"{venue}/zones",
+        f"{venue}/gates",
+        f"/api/admin/events/{event_id}",
+        f"{tickets_path}/{tickets[1]}",
+        "/api/admin/devices",
+        "/api/admin/audit",
+        "/health/db",
+        "/metrics",
+    ]
+    changes: list[tuple[str, str, dict[str, object] | None]] = [
+        ("POST", "/api/admin/venues", {"name": "Annex", "timezone": "UTC"}),
+        ("POST", f"{venue}/zones", {"name": "Balcony"}),
+        ("POST", f"{venue}/gates", {"name": "East", "zones": ["Balcony"]}),
+        ("PATCH", f"{tickets_path}/{tickets[1]}", {"attention": "Check ID"}),
+        ("POST", f"{tickets_path}/lock", {"ticket_ids": [tickets[3]], "reason": "dispute"}),
+        ("POST", f"{tickets_path}/unlock", {"ticket_ids": [tickets[3]]}),
+        ("POST", f"{tickets_path}/{tickets[4]}/reissue", None),
+        ("POST", f"{tickets_path}/{tickets[4]}/transfer", {"holder_name": "Kim"}),
+        ("POST", f"{tickets_path}/status", {"ticket_ids": [tickets[5]], "status": "REFUNDED"}),
         (
             "POST",
             f"/api/admin/events/{event_id}/comps",
             {"reason": "artist_guest", "holder_name": "Ada"},
-            manager,
         ),
-        ("GET", "/api/admin/devices", None, manager),
-        ("GET", "/api/admin/audit", None, manager),
-        ("GET", "/health/db", None, {}),
-        ("GET", "/metrics", None, {}),
-    ]:
+    ]
+    for method, path, body in [("GET", path, None) for path in reads] + changes:
+        headers = admin if path == "/api/admin/venues" and method == "POST" else manager
         resp = await hub.client.request(method, path, json=body, headers=headers)
         assert resp.status_code < 300, (path, resp.text)
     await credential_text(hub, tickets[0])
