@@ -35,7 +35,7 @@ from hub.logs import configure_logging
 from hub.migrations import SchemaTooNew
 from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
 from hub.storage import HubStore, Row
-from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, ticket_status
+from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, TicketQuery, ticket_status
 
 log = logging.getLogger("hub")
 
@@ -533,9 +533,7 @@ def _list_tickets(
         raise Refused(f"--status: {exc}") from None
     event = None if args.event is None else _event(store, tenant, venue, args.event)
     try:
-        page = store.search_tickets(
-            tenant["id"],
-            None,
+        query = TicketQuery(
             text=args.search,
             status=status,
             event_id=None if event is None else event["id"],
@@ -543,6 +541,7 @@ def _list_tickets(
             cursor=args.cursor,
             limit=args.limit,
         )
+        page = store.search_tickets(tenant["id"], None, query)
     except BadCursor:
         raise Refused(
             f"--cursor {args.cursor} is not one a ticket listing printed: leave it out for "

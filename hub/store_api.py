@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hub.store_devices import StoredScans
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
-    from hub.store_search import TicketPage
+    from hub.store_search import TicketPage, TicketQuery
     from hub.store_tickets import RowChange
 
 
@@ -237,16 +237,7 @@ class SearchStorage(Protocol):
         self, tenant_id: str, scope_venue: str | None = None, venue_id: str | None = None
     ) -> list[Row]: ...
     def search_tickets(
-        self,
-        tenant_id: str,
-        scope_venue: str | None = None,
-        *,
-        text: str | None = None,
-        status: TicketStatus | None = None,
-        event_id: str | None = None,
-        venue_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = ...,
+        self, tenant_id: str, scope_venue: str | None, query: TicketQuery
     ) -> TicketPage: ...
 
 

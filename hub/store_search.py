@@ -14,6 +14,7 @@ holder-name substring cannot use one anyway; an event or status filter uses the 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from hub.store_base import Row, StoreBase
@@ -32,6 +33,20 @@ CURSOR_PATTERN = rf"^t1\.(?:[0-9a-f]{{2}}){{1,{MAX_ID_BYTES}}}$"
 STATUS_PATTERN = "^(?:{})$".format(
     "|".join("".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in s) for s in STATUSES)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class TicketQuery:
+    """What a ticket listing asks for: `text` finds a ticket by its id or order reference
+    (whole, any case) or by a part of its holder's name (any case, also beyond ASCII); the
+    others narrow it; `cursor` continues after a page (a TicketPage's next_cursor)."""
+
+    text: str | None = None
+    status: TicketStatus | None = None
+    event_id: str | None = None
+    venue_id: str | None = None
+    cursor: str | None = None
+    limit: int = DEFAULT_PAGE
 
 
 class TicketPage(NamedTuple):
@@ -89,20 +104,18 @@ class SearchStore(StoreBase):
         return list(self.db.query(sql + " ORDER BY e.start_ms, e.name, e.id", params))
 
     def search_tickets(
-        self,
-        tenant_id: str,
-        scope_venue: str | None = None,
-        *,
-        text: str | None = None,
-        status: TicketStatus | None = None,
-        event_id: str | None = None,
-        venue_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = DEFAULT_PAGE,
+        self, tenant_id: str, scope_venue: str | None, query: TicketQuery
     ) -> TicketPage:
-        """One page of the tenant's tickets in id order. `text` finds a ticket by its id or
-        order reference (whole, any case) or by a part of its holder's name (any case, also
-        beyond ASCII). Raises BadCursor for a cursor not made here."""
+        """One page of the tenant's tickets in id order. Raises BadCursor for a cursor not
+        made here."""
+        text, status, event_id, venue_id, cursor, limit = (
+            query.text,
+            query.status,
+            query.event_id,
+            query.venue_id,
+            query.cursor,
+            query.limit,
+        )
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be from 1 to {MAX_PAGE}")
         sql = _TICKET_SCOPE

@@ -34,6 +34,7 @@ from hub.store_search import (
     MAX_SEARCH,
     STATUSES,
     BadCursor,
+    TicketQuery,
     ticket_status,
 )
 from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
@@ -193,18 +194,8 @@ async def search_tickets(request: web.Request) -> web.Response:
     if event_id is not None:
         await _event(request, p, event_id)
     try:
-        page = await request.app[DB].run(
-            lambda s: s.search_tickets(
-                p.tenant_id,
-                p.venue_id,
-                text=search,
-                status=wanted,
-                event_id=event_id,
-                venue_id=venue_id,
-                cursor=query.get("cursor"),
-                limit=limit,
-            )
-        )
+        asked = TicketQuery(search, wanted, event_id, venue_id, query.get("cursor"), limit)
+        page = await request.app[DB].run(lambda s: s.search_tickets(p.tenant_id, p.venue_id, asked))
     except BadCursor:
         raise ApiError(
             400,
