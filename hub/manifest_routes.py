@@ -3,14 +3,13 @@ office (text, PNG or SVG QR code)."""
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
-import segno
 from aiohttp import web
 
 from hub.auth import authenticate_device, require_admin
+from hub.credentials import QR_TYPES, NoNativeCredential, qr_image, ticket_credential
 from hub.errors import ApiError, not_found
 from hub.keys import CLOCK, DB
 from hub.manifest_build import ManifestBuilder, ManifestWorker, scope_tag
@@ -96,42 +95,30 @@ async def manifest(request: web.Request) -> web.StreamResponse:
     return web.Response(body=served.envelope, content_type=MANIFEST_TYPE, headers=headers)
 
 
-_QR_FORMATS = {"text", "png", "svg"}
-
-
 @routes.get("/api/admin/tickets/{ticket_id}/credential")
 async def credential(request: web.Request) -> web.Response:
     """The ticket's native credential for its current generation (issued on first ask), as
     text or as a QR code image to print at the box office."""
     p = await require_admin(request, "ticket.manage")
     fmt = request.query.get("format", "text")
-    if fmt not in _QR_FORMATS:
+    if fmt != "text" and fmt not in QR_TYPES:
         raise ApiError(400, "invalid_format", "format must be text, png or svg.")
     ticket_id, now = request.match_info["ticket_id"], request.app[CLOCK]()
     builder = request.app[MANIFESTS]
 
     def issue(store: HubStorage) -> tuple[dict[str, Any], str]:
-        """The credential, issued and stored on first ask (the builder shares this store)."""
-        ticket = store.get_ticket(ticket_id, p.tenant_id, p.venue_id)
-        if ticket is None:
-            raise not_found("ticket")
-        source = store.manifest_source(ticket["event_id"], with_tickets=False)
-        assert source is not None
         try:
-            return ticket, builder.credential_for(source, ticket, now)
-        except ValueError:
+            found = ticket_credential(store, builder, ticket_id, p.tenant_id, p.venue_id, now)
+        except NoNativeCredential:
             raise ApiError(
                 409, "no_native_credential", "This ticket's id cannot carry a native credential."
             ) from None
+        if found is None:
+            raise not_found("ticket")
+        return found
 
     ticket, text = await request.app[DB].run(issue)
     headers = {"X-Ticket-Generation": str(ticket["generation"])}
     if fmt == "text":
         return web.Response(text=text, content_type="text/plain", headers=headers)
-    qr = segno.make(text, error="m", micro=False)
-    out = io.BytesIO()
-    if fmt == "png":
-        qr.save(out, kind="png", scale=6, border=4)
-        return web.Response(body=out.getvalue(), content_type="image/png", headers=headers)
-    qr.save(out, kind="svg", scale=6, border=4)
-    return web.Response(body=out.getvalue(), content_type="image/svg+xml", headers=headers)
+    return web.Response(body=qr_image(text, fmt), content_type=QR_TYPES[fmt], headers=headers)
