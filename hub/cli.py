@@ -10,7 +10,7 @@ import os
 import shlex
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from aiohttp import web
 
+from hub.admin_routes import MAX_ENROLLMENT_TTL_S
 from hub.app import create_app, wall_clock_ms
 from hub.auth import ADMIN, ROLES
-from hub.config import ConfigError, load_config
+from hub.config import ConfigError, HubConfig, load_config
+from hub.credentials import NoNativeCredential, qr_image, ticket_credential
 from hub.demo import make_demo
 from hub.importer import CatalogueError, import_files
 from hub.keyring import (
@@ -32,10 +34,13 @@ from hub.keyring import (
     write_keyring,
 )
 from hub.logs import configure_logging
+from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.migrations import SchemaTooNew
 from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
 from hub.storage import HubStore, Row
 from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, TicketQuery, ticket_status
+from manifests.admission_types import Direction
+from protocol.signing import enrollment_uri, key_fingerprint
 
 log = logging.getLogger("hub")
 
@@ -45,6 +50,7 @@ JSON_HELP = "print JSON instead of a table"
 TENANT_HELP = "tenant id or name"
 VENUE_HELP = "venue id or name (within the tenant)"
 ALL_VENUES = "; default: every venue of the tenant"
+KEY_FILE_HELP = "hub keyring file (default <db>.hubkey)"
 
 
 def _db(command: argparse.ArgumentParser) -> None:
@@ -107,13 +113,23 @@ def _parser() -> argparse.ArgumentParser:
     _db(venue_list)
 
     for noun, text in (("gate", "gates"), ("zone", "zones")):
-        _list_command(sub, noun, f"list a venue's {text}", VENUE_HELP, venue_required=True)
-    _list_command(sub, "event", "list a tenant's events, by start", VENUE_HELP + ALL_VENUES)
-    device_list = _list_command(sub, "device", "list enrolled devices", VENUE_HELP + ALL_VENUES)
+        listing = _noun(sub, noun, f"create and list a venue's {text}")
+        _list_command(listing, f"list a venue's {text}", VENUE_HELP, venue_required=True)
+        _create_command(listing, noun)
+    _list_command(
+        _noun(sub, "event", "list a tenant's events"),
+        "list a tenant's events, by start",
+        VENUE_HELP + ALL_VENUES,
+    )
+    device_list = _list_command(
+        _noun(sub, "device", "list enrolled devices"),
+        "list enrolled devices",
+        VENUE_HELP + ALL_VENUES,
+    )
     device_list.add_argument("--gate", help="only the devices at this gate (id or name)")
+    tickets = _noun(sub, "ticket", "find tickets; print a ticket's code")
     ticket_list = _list_command(
-        sub,
-        "ticket",
+        tickets,
         "find tickets by id, order reference, holder name or status, a page at a time",
         VENUE_HELP + ALL_VENUES,
     )
@@ -131,6 +147,43 @@ def _parser() -> argparse.ArgumentParser:
         help=f"tickets per page, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})",
     )
     ticket_list.add_argument("--cursor", help="the next page, as the previous page said")
+    ticket_code = tickets.add_parser(
+        "code", help="print a ticket's code (the text its QR holds), optionally as a QR image"
+    )
+    ticket_code.add_argument("ticket_id", help="the ticket's id (`ticket list` finds it)")
+    ticket_code.add_argument("--tenant", required=True, help=TENANT_HELP)
+    ticket_code.add_argument("--png", type=Path, help="also write the QR code to this PNG file")
+    ticket_code.add_argument("--svg", type=Path, help="also write the QR code to this SVG file")
+    ticket_code.add_argument("--key-file", dest="key_file", help=KEY_FILE_HELP)
+    _db(ticket_code)
+
+    enrollments = _noun(sub, "enrollment", "one-time codes that enrol a gate")
+    enrol = enrollments.add_parser(
+        "create",
+        help="make a one-time enrolment code: print the text the gate's camera reads (its QR), "
+        "then the code and its expiry",
+    )
+    enrol.add_argument("--tenant", required=True, help=TENANT_HELP)
+    enrol.add_argument("--venue", required=True, help=VENUE_HELP)
+    enrol.add_argument("--name", required=True, help="the device's name, e.g. North Gate 1")
+    enrol.add_argument("--gate", help="the gate it scans at (id or name); default: none yet")
+    enrol.add_argument(
+        "--ttl-s",
+        dest="ttl_s",
+        type=int,
+        help=f"seconds the code stays valid, 30 to {MAX_ENROLLMENT_TTL_S} (default: the "
+        "hub's enrollment_ttl_s, 600)",
+    )
+    enrol.add_argument(
+        "--hub-url",
+        dest="hub_url",
+        help="URL gates reach the hub at, as given to `serve --hub-url` (default: what "
+        "`serve` derives from GATE_HUB_* settings, http://127.0.0.1:8080)",
+    )
+    enrol.add_argument("--qr", type=Path, help="also write the enrolment QR to this PNG file")
+    enrol.add_argument("--json", action="store_true", help="print JSON instead of text")
+    enrol.add_argument("--key-file", dest="key_file", help=KEY_FILE_HELP)
+    _db(enrol)
 
     token = sub.add_parser("token", help="manage admin tokens").add_subparsers(
         dest="action", required=True
@@ -179,17 +232,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _noun(sub: Any, noun: str, text: str) -> Any:
+    """`gate-hub NOUN ACTION`: the noun's actions, added by the caller."""
+    return sub.add_parser(noun, help=text).add_subparsers(dest="action", required=True)
+
+
 def _list_command(
-    sub: Any, noun: str, text: str, venue_help: str, *, venue_required: bool = False
+    listing: Any, text: str, venue_help: str, *, venue_required: bool = False
 ) -> argparse.ArgumentParser:
     """`gate-hub NOUN list --tenant T [--venue V] [--json]`, for more options to be added."""
-    listing = sub.add_parser(noun, help=text).add_subparsers(dest="action", required=True)
     command: argparse.ArgumentParser = listing.add_parser("list", help=text)
     command.add_argument("--tenant", required=True, help=TENANT_HELP)
     command.add_argument("--venue", required=venue_required, help=venue_help)
     command.add_argument("--json", action="store_true", help=JSON_HELP)
     _db(command)
     return command
+
+
+def _create_command(listing: Any, noun: str) -> None:
+    """`gate-hub zone|gate create NAME --tenant T --venue V` (a gate with its zones)."""
+    command = listing.add_parser("create", help=f"create a {noun} at a venue, print its id")
+    command.add_argument("name", help=f"the {noun}'s name, unique within the venue")
+    command.add_argument("--tenant", required=True, help=TENANT_HELP)
+    command.add_argument("--venue", required=True, help=VENUE_HELP)
+    if noun == "gate":
+        command.add_argument(
+            "--zones",
+            default="",
+            help="the zones it leads into, comma-separated (made with `zone create`); "
+            "default: none, the gate admits any zone",
+        )
+        command.add_argument(
+            "--direction",
+            choices=[str(d) for d in Direction],
+            default=str(Direction.ENTRY),
+            help="entry or exit (default entry)",
+        )
+    _db(command)
 
 
 class Refused(Exception):
@@ -432,21 +511,167 @@ def _timezone(name: str) -> str:
 
 def _create_venue(store: HubStore, tenant: Row, args: argparse.Namespace, now: int) -> int:
     timezone = _timezone(args.timezone)
-    name = args.name.strip()
+    return _create_named(
+        "venue",
+        args.name,
+        store.list_venues(tenant["id"]),
+        f"tenant {tenant['name']}",
+        lambda name: store.create_venue(tenant["id"], name, timezone, "cli", now),
+    )
+
+
+def _create_named(
+    kind: str, text: str, rows: list[Row], owner: str, make: Callable[[str], Row]
+) -> int:
+    """Make a venue, zone or gate named `text` (its owner's names are unique), print its id."""
+    name = text.strip()
     if not name:
-        raise Refused("a venue needs a name")
-    clash = next((v for v in store.list_venues(tenant["id"]) if v["name"] == name), None)
+        raise Refused(f"a {kind} needs a name")
+    clash = next((r for r in rows if r["name"] == name), None)
     if clash is None:
         try:
-            print(store.create_venue(tenant["id"], name, timezone, "cli", now)["id"])
+            print(make(name)["id"])
             return 0
         except sqlite3.IntegrityError:  # made by someone else since the look above
             pass
     known = "" if clash is None else f" (id {clash['id']})"
     raise Refused(
-        f"tenant {tenant['name']} already has a venue named {name}{known}: use it, or "
-        "choose another name"
+        f"{owner} already has a {kind} named {name}{known}: use it, or choose another name"
     )
+
+
+def _create_place(store: HubStore, tenant: Row, args: argparse.Namespace, now: int) -> int:
+    """`zone create` or `gate create`: a gate's zones must be the venue's already."""
+    venue = _venue(store, tenant, args.venue)
+    owner, zones = f"venue {venue['name']}", store.list_zones(venue["id"])
+    if args.command == "zone":
+
+        def make(name: str) -> Row:
+            return store.create_zone(tenant["id"], venue["id"], name, "cli", now)
+
+        return _create_named("zone", args.name, zones, owner, make)
+    wanted = [z.strip() for z in args.zones.split(",") if z.strip()]
+    unknown = [z for z in wanted if z not in {zone["name"] for zone in zones}]
+    if unknown:
+        names = ", ".join(z["name"] for z in zones) or "none yet"
+        raise Refused(
+            f"{owner} has no zone {', '.join(unknown)} (its zones: {names}): make it first with "
+            f"`gate-hub zone create NAME {_within(tenant, venue)}`"
+        )
+    gates = store.list_gates(venue["id"])
+
+    def make_gate(name: str) -> Row:
+        return store.create_gate(
+            tenant["id"], venue["id"], name, args.direction, wanted, "cli", now
+        )
+
+    return _create_named("gate", args.name, gates, owner, make_gate)
+
+
+def _signing(store: HubStore, args: argparse.Namespace, now: int) -> tuple[HubConfig, HubKeys]:
+    """The settings `serve` would run with and the keys it signs with (its keyring file)."""
+    flags = {"db": args.db, "key_file": args.key_file, "hub_url": getattr(args, "hub_url", None)}
+    config = load_config(None, os.environ, flags)
+    return config, open_keyring(store, config.resolved_key_file, now).hub_keys()
+
+
+def _image_paths(*given: tuple[Path | None, str]) -> None:
+    """Refuse, before anything is made, an image file that could not be written."""
+    for path, option in given:
+        if path is None:
+            continue
+        if str(path) == "-":
+            raise Refused(
+                f"{option} writes an image file: give a file name, e.g. {option} code.png"
+            )
+        if not path.parent.is_dir():
+            raise Refused(f"there is no directory {path.parent} for {option} {path}: create it")
+
+
+def _write_image(path: Path, data: bytes, option: str) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise Refused(f"cannot write {path} ({option}): {exc.strerror}") from None
+
+
+def _create_enrollment(store: HubStore, tenant: Row, args: argparse.Namespace, now: int) -> int:
+    """A one-time code for one device, as `POST /api/admin/venues/{id}/enrollments` makes it:
+    the text the gate reads on stdout, the code and its expiry (the venue's time) on stderr."""
+    _image_paths((args.qr, "--qr"))
+    venue = _venue(store, tenant, args.venue)
+    gate = None if args.gate is None else _gate(store, tenant, venue, args.gate)
+    name = args.name.strip()
+    if not name:
+        raise Refused("--name: the device needs a name, e.g. --name 'North Gate 1'")
+    config, keys = _signing(store, args, now)
+    ttl_s = config.enrollment_ttl_s if args.ttl_s is None else args.ttl_s
+    if not 30 <= ttl_s <= MAX_ENROLLMENT_TTL_S:
+        raise Refused(f"--ttl-s must be from 30 to {MAX_ENROLLMENT_TTL_S} seconds (a day)")
+    hub_url = hub_url_for(config)
+    row, code = store.create_enrollment(
+        tenant_id=tenant["id"],
+        venue_id=venue["id"],
+        gate_id=None if gate is None else gate["id"],
+        zone=None,
+        name=name,
+        actor="cli",
+        now_ms=now,
+        ttl_ms=ttl_s * 1000,
+    )
+    fingerprint = key_fingerprint(keys.public)
+    uri = enrollment_uri(hub_url, code, fingerprint)
+    if args.qr is not None:
+        _write_image(args.qr, qr_image(uri, "png"), "--qr")
+    expires = _local(row["expires_ms"], venue["timezone"])
+    if args.json:
+        out = {
+            "id": row["id"],
+            "code": code,
+            "uri": uri,
+            "expires_ms": row["expires_ms"],
+            "expires_at": expires,
+            "timezone": venue["timezone"],
+            "hub_url": hub_url,
+            "hub_key_fingerprint": fingerprint,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(uri)
+    at = "" if gate is None else f" at gate {gate['name']}"
+    shown = "" if args.qr is None else f" or show its camera the QR in {args.qr}"
+    print(
+        f"gate-hub: enrolment code {code} for device {name}{at}, venue {venue['name']}; "
+        f"valid once, until {expires} ({venue['timezone']}). On the gate: `gate-scanner enroll "
+        f"'URI'` with the line above{shown}; it will reach the hub at {hub_url}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _ticket_code(store: HubStore, tenant: Row, args: argparse.Namespace, now: int) -> int:
+    """The ticket's native code, issued as the credential route issues it."""
+    _image_paths((args.png, "--png"), (args.svg, "--svg"))
+    _, keys = _signing(store, args, now)
+    builder = ManifestBuilder(store, keys)
+    try:
+        found = ticket_credential(store, builder, args.ticket_id, tenant["id"], None, now)
+    except NoNativeCredential:
+        raise Refused(
+            f"ticket {args.ticket_id} cannot carry a native code (its id is not a UUID): give "
+            "it a UUID id and import it again"
+        ) from None
+    if found is None:
+        raise Refused(
+            f"tenant {tenant['name']} has no ticket {args.ticket_id}: `gate-hub ticket list "
+            f"{_within(tenant)} --search TEXT` finds tickets by id, order reference or holder"
+        )
+    text = found[1]
+    for path, kind in ((args.png, "png"), (args.svg, "svg")):
+        if path is not None:
+            _write_image(path, qr_image(text, kind), f"--{kind}")
+    print(text)
+    return 0
 
 
 def _print_rows(rows: list[Row], columns: Sequence[str], as_json: bool) -> int:
@@ -607,6 +832,12 @@ def _admin(args: argparse.Namespace) -> int:
             return 0
         if args.command == "venue":
             return _create_venue(store, tenant, args, now)
+        if args.command in ("zone", "gate"):
+            return _create_place(store, tenant, args, now)
+        if args.command == "enrollment":
+            return _create_enrollment(store, tenant, args, now)
+        if args.command == "ticket":
+            return _ticket_code(store, tenant, args, now)
         if args.venue is None and args.role != ADMIN:
             return _fail(f"role {args.role} needs --venue")
         venue_id = None if args.venue is None else _venue(store, tenant, args.venue)["id"]
