@@ -11,6 +11,11 @@ or ticket.
 An id already at the hub for this tenant is updated from the file (upsert): columns the file
 has replace the stored values, columns it leaves out keep theirs, and a row that changes
 nothing is counted as unchanged. Ids another tenant holds are refused, never touched.
+
+A ticket's id at the hub is a UUID, since its native credential carries those 16 bytes: a
+UUID ticket_id is kept (in its one lower-case spelling); any other is mapped to
+`hub_ticket_id(tenant, id)` and kept as given in `external_id`. The mapping needs no lookup,
+so a re-import reaches the same rows, and two tenants' same ids stay two tickets.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from hub.errors import matches
 from hub.schema import (
     ATTENTION_MAX_LEN,
     ATTENTION_PATTERN,
+    EXTERNAL_ID_MAX_LEN,
+    EXTERNAL_ID_PATTERN,
     MAX_ENTRIES_LOW,
     ORDER_REF_MAX_LEN,
     ORDER_REF_PATTERN,
@@ -96,6 +103,14 @@ _TICKET_COLUMNS = {
     **{name: name for name in TICKET_FIELDS},
 }
 _KEEP_WHEN_EMPTY = {"status", "generation"}  # an empty cell keeps the stored value
+# The namespace of hub ids made from other ticket ids: fixed forever, or a re-import would add
+# every such ticket again under a new id.
+TICKET_ID_NAMESPACE = uuid.UUID("89293083-b67f-42cf-aa96-0eaa905d158c")
+
+
+def hub_ticket_id(tenant_id: str, external_id: str) -> str:
+    """The hub's id of a ticket the tenant's files call `external_id` (not a UUID)."""
+    return str(uuid.uuid5(TICKET_ID_NAMESPACE, f"{tenant_id}\x1f{external_id}"))
 
 
 @dataclass(frozen=True, order=True)
@@ -470,22 +485,18 @@ def _status(rec: Record) -> str | None:
     )
 
 
-def _ticket_id(rec: Record, require_uuid: bool) -> str:
-    """The ticket's id; a UUID in its one canonical spelling (the credential carries its 16
-    bytes, and gates look tickets up by that spelling)."""
+def _ticket_id(rec: Record, tenant_id: str) -> tuple[str, str | None]:
+    """The ticket's hub id and its id as given when that is not a UUID. A UUID is kept in its
+    one canonical spelling (the credential carries its 16 bytes, and gates look tickets up by
+    that spelling); any other id is mapped to one (hub_ticket_id)."""
     text = str(_text(rec, "ticket_id"))
     try:
-        return str(uuid.UUID(text))
+        return str(uuid.UUID(text)), None
     except ValueError:
         pass
-    if require_uuid:
-        raise rec.fail(
-            "ticket_id",
-            f"ticket_id {text} is not a UUID: a ticket's code (its native credential) carries "
-            "the ticket's UUID, so this ticket could never get one. Export the UUIDs your "
-            "ticketing system gives tickets, like 1b4e28ba-2fa1-41d2-883f-0016d3cca427",
-        )
-    return str(_text(rec, "ticket_id", id_like=True))
+    given = _line(rec, "ticket_id", EXTERNAL_ID_MAX_LEN, EXTERNAL_ID_PATTERN, "printable ASCII")
+    assert given is not None
+    return hub_ticket_id(tenant_id, given), given
 
 
 # the plan: what a run adds, changes and leaves ------------------------------------------------
@@ -564,8 +575,8 @@ class _EventFacts:
 class _Builder:
     """Checks the records against each other and the hub, collecting every problem."""
 
-    def __init__(self, store: HubStorage, tenant_id: str, require_uuid: bool) -> None:
-        self.store, self.tenant_id, self.require_uuid = store, tenant_id, require_uuid
+    def __init__(self, store: HubStorage, tenant_id: str) -> None:
+        self.store, self.tenant_id = store, tenant_id
         self.out = Catalogue([], [], [])
         self.facts: dict[str, _EventFacts] = {}
         self.bad_events: set[str] = set()  # rows in this import with problems: no echo
@@ -725,12 +736,12 @@ class _Builder:
         pending: list[tuple[Record, dict[str, Any]]] = []
         seen: dict[str, int] = {}
         for rec in records:
-            ticket_id = rec.take(_ticket_id, self.require_uuid)
+            ticket_id, external_id = rec.take(_ticket_id, self.tenant_id) or (None, None)
             if ticket_id is not None and ticket_id in seen:
                 rec.report(
                     "ticket_id",
-                    f"ticket {ticket_id} appears twice (also line {seen[ticket_id]}): keep one "
-                    "row per ticket",
+                    f"ticket {external_id or ticket_id} appears twice (also line "
+                    f"{seen[ticket_id]}): keep one row per ticket",
                 )
             elif ticket_id is not None:
                 seen[ticket_id] = rec.line
@@ -759,6 +770,7 @@ class _Builder:
                 )
             row = {
                 "id": ticket_id,
+                "external_id": external_id,
                 "event_id": event.id if event else None,
                 "ticket_type_id": ticket_type["id"] if ticket_type else None,
                 "status": rec.take(_status) or str(TicketStatus.ACTIVE),
@@ -789,10 +801,11 @@ class _Builder:
         theirs = self.store.existing_ticket_ids(ids) - set(ours)
         for rec, row in pending:
             existing = ours.get(row["id"])
+            ticket = row["external_id"] or row["id"]  # as the file names it
             if row["id"] in theirs:
                 rec.report(
                     "ticket_id",
-                    f"ticket {row['id']} belongs to another tenant on this hub: ticket ids are "
+                    f"ticket {ticket} belongs to another tenant on this hub: ticket ids are "
                     "unique across the hub; check that this is your export",
                 )
             elif existing is None:
@@ -800,13 +813,13 @@ class _Builder:
             elif existing["event_id"] != row["event_id"]:
                 rec.report(
                     "event_id",
-                    f"ticket {row['id']} belongs to event {existing['event_id']}: an import "
+                    f"ticket {ticket} belongs to event {existing['event_id']}: an import "
                     "cannot move a ticket to another event",
                 )
             elif rec.get("generation") is not None and row["generation"] < existing["generation"]:
                 rec.report(
                     "generation",
-                    f"ticket {row['id']} was reissued at the hub (generation "
+                    f"ticket {ticket} was reissued at the hub (generation "
                     f"{existing['generation']}): write {existing['generation']} or more, or "
                     "leave generation empty, so the voided codes stay void",
                 )
@@ -814,9 +827,7 @@ class _Builder:
                 self._keep("ticket", _change(rec, "ticket", existing, row, _TICKET_COLUMNS))
 
 
-def build_catalogue(
-    store: HubStorage, tenant_id: str, paths: list[Path], *, require_uuid: bool = False
-) -> Catalogue:
+def build_catalogue(store: HubStorage, tenant_id: str, paths: list[Path]) -> Catalogue:
     """Read and check every file; raises CatalogueError with every problem found. A file
     that cannot be read at all (or whose header fits no kind) stops the check there, since
     the rows of the other files would only report the ids it would have brought."""
@@ -836,7 +847,7 @@ def build_catalogue(
             unreadable = True
     if unreadable:
         raise CatalogueError(problems)
-    builder = _Builder(store, tenant_id, require_uuid)
+    builder = _Builder(store, tenant_id)
     builder.events(by_kind["event"])
     builder.ticket_types(by_kind["ticket_type"])
     builder.tickets(by_kind["ticket"])
@@ -854,13 +865,12 @@ def import_files(
     actor: str,
     now_ms: int,
     *,
-    require_uuid: bool = False,
     dry_run: bool = False,
+    require_uuid: bool = False,  # ignored: every ticket id maps to a UUID; hub/cli.py passes it
 ) -> Catalogue:
     """Check every file, then add and update everything in one transaction (or nothing, with
-    `dry_run`). `require_uuid` refuses ticket ids that are not UUIDs, as `gate-hub import`
-    does: no native credential could carry them."""
-    catalogue = build_catalogue(store, tenant_id, paths, require_uuid=require_uuid)
+    `dry_run`)."""
+    catalogue = build_catalogue(store, tenant_id, paths)
     if not dry_run:
         store.import_catalogue(
             tenant_id=tenant_id,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from hub.schema import BASE_DDL, TICKET_FIELD_COLUMNS
+from hub.schema import BASE_DDL, EXTERNAL_ID_COLUMN, TICKET_FIELD_COLUMNS
 
 STEPS = Migrations("hub")
 
@@ -106,6 +106,11 @@ def _ticket_fields(db: sqlite_utils.Database) -> None:
 @STEPS(name="0007_steps_replace_schema_info")  # the overwritten version number
 def _steps_replace_schema_info(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE IF EXISTS schema_info")
+
+
+@STEPS(name="0008_tickets_external_id")  # a ticket id as the import file gave it, not a UUID
+def _tickets_external_id(db: sqlite_utils.Database) -> None:
+    _add_missing(db, "tickets", (EXTERNAL_ID_COLUMN,))
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

@@ -189,6 +189,7 @@ DEVICE_ROW = obj(
 )
 TICKET = obj(
     id=S,
+    external_id=NS,  # the import file's ticket id when that is not a UUID (id derives from it)
     event_id=S,
     venue_id=S,
     status=S,

@@ -26,6 +26,14 @@ TICKET_FIELD_COLUMNS = (
     ("max_entries", f"INTEGER CHECK (max_entries BETWEEN {MAX_ENTRIES_LOW} AND {MAX_COUNT})"),
 )
 TICKET_FIELDS = tuple(column for column, _ in TICKET_FIELD_COLUMNS)
+# A ticket id from an import that is not a UUID, kept as given (the hub's id is derived from
+# it, hub/importer.py): what the ticketing system calls the ticket, found by a search.
+EXTERNAL_ID_MAX_LEN = 64
+EXTERNAL_ID_PATTERN = ORDER_REF_PATTERN  # printable ASCII, not blank: any case matches
+EXTERNAL_ID_COLUMN = (
+    "external_id",
+    f"TEXT CHECK (length(external_id) BETWEEN 1 AND {EXTERNAL_ID_MAX_LEN})",
+)
 
 # A ticket inserted, updated or deleted bumps its event's revision and records the manifest
 # revision the change first appears in (see the manifests comment in BASE_DDL).

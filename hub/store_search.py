@@ -1,5 +1,5 @@
-"""HubStore's listings: a tenant's events, and its tickets found by id, order reference,
-holder name or status, a page at a time.
+"""HubStore's listings: a tenant's events, and its tickets found by id, external id, order
+reference, holder name or status, a page at a time.
 
 Scoped inside the SQL like every admin read (hub/storage.py): the tenant (and the venue of a
 venue-scoped token) is a condition of the query, so another tenant's rows are never read.
@@ -37,9 +37,10 @@ STATUS_PATTERN = "^(?:{})$".format(
 
 @dataclass(frozen=True, slots=True)
 class TicketQuery:
-    """What a ticket listing asks for: `text` finds a ticket by its id or order reference
-    (whole, any case) or by a part of its holder's name (any case, also beyond ASCII); the
-    others narrow it; `cursor` continues after a page (a TicketPage's next_cursor)."""
+    """What a ticket listing asks for: `text` finds a ticket by its id, external id (the
+    import file's, hub/importer.py) or order reference (whole, any case) or by a part of its
+    holder's name (any case, also beyond ASCII); the others narrow it; `cursor` continues
+    after a page (a TicketPage's next_cursor)."""
 
     text: str | None = None
     status: TicketStatus | None = None
@@ -131,8 +132,12 @@ class SearchStore(StoreBase):
                 params.append(value)
         needle = (text or "").strip()
         if needle:
-            sql += f" AND (t.id = ? OR lower(t.order_ref) = lower(?) OR {self._name_has(needle)})"
-            params += [needle, needle, _like_pattern(needle) if needle.isascii() else needle]
+            sql += (
+                " AND (t.id = ? OR lower(t.external_id) = lower(?)"
+                f" OR lower(t.order_ref) = lower(?) OR {self._name_has(needle)})"
+            )
+            name = _like_pattern(needle) if needle.isascii() else needle
+            params += [needle, needle, needle, name]
         if cursor is not None:
             sql += " AND t.id > ?"
             params.append(_after(cursor))

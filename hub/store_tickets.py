@@ -339,6 +339,7 @@ def _ticket_fields(given: Mapping[str, Any]) -> dict[str, Any]:
 def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
+        "external_id": row["external_id"],
         "event_id": row["event_id"],
         "venue_id": row["venue_id"],
         "status": row["status"],

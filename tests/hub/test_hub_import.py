@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from hub.cli import main
-from hub.importer import CatalogueError, import_files
+from hub.importer import CatalogueError, hub_ticket_id, import_files
 from hub.storage import HubStore
+from hub.store_search import TicketQuery
+from tests.hub_fixtures import Hub, credential_text, enroll
 
 T1, T2, T3 = (str(uuid.UUID(int=n)) for n in (0xA1, 0xA2, 0xA3))
 EVENTS = [
@@ -225,20 +227,14 @@ def test_a_bad_row_is_refused_with_line_and_column_and_nothing_lands(  # type: i
     assert counts(db) == (0, 0, 0)
 
 
-def test_ticket_ids_must_be_uuids_and_are_stored_in_one_spelling(world, capsys) -> None:  # type: ignore[no-untyped-def]
-    """A native credential carries the ticket's UUID: a ticket with another id could never get
-    a code, so the CLI refuses it; an upper-case UUID is stored as gates spell it."""
+def test_uuid_ticket_ids_are_stored_in_one_spelling(world) -> None:  # type: ignore[no-untyped-def]
+    """A native credential carries the ticket's UUID: an upper-case one is stored as gates
+    spell it, and is the ticket's id itself (no external id)."""
     db, _, d = world
-    excel(d / "tickets.csv", [*TICKETS, ["T-0003", "ev-1", "", "", "", ""]])
-    assert run(db, *all_files(d)) == 2
-    err = capsys.readouterr().err
-    assert "tickets.csv:4:1: ticket_id T-0003 is not a UUID: a ticket's code" in err
-    assert "Export the UUIDs your ticketing system gives tickets" in err
-    assert counts(db) == (0, 0, 0)
     excel(d / "tickets.csv", [*TICKETS, [T3.upper(), "ev-1", "", "", "", ""]])
     assert run(db, *all_files(d)) == 0
     with opened(db) as (store, tenant):
-        assert store.get_ticket(T3, tenant) is not None
+        assert store.get_ticket(T3, tenant)["external_id"] is None
 
 
 def test_reimport_updates_audits_and_reaches_gates_as_a_delta(world, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -367,11 +363,12 @@ def test_bad_event_fields(world, capsys) -> None:  # type: ignore[no-untyped-def
 def test_the_importer_keeps_reporting_through_its_api(world) -> None:  # type: ignore[no-untyped-def]
     """The Python entry point (used by fixtures) raises one CatalogueError holding them all."""
     db, _, d = world
-    excel(d / "tickets.csv", [*TICKETS, ["x y", "ev-1"] + [""] * 4, [T3, "ev-1", "", "", "", "-"]])
+    rows = [["T" * 65, "ev-1"] + [""] * 4, [T3, "ev-1", "", "", "", "-"]]
+    excel(d / "tickets.csv", [*TICKETS, *rows])
     with opened(db) as (store, tenant), pytest.raises(CatalogueError) as caught:
         import_files(store, tenant, all_files(d), "test", 0)
     assert [(p.line, p.column) for p in caught.value.problems] == [(4, 1), (5, 6)]
-    assert "ticket_id 'x y' is not an id" in str(caught.value)
+    assert "ticket_id must be printable ASCII of at most 64 characters" in str(caught.value)
 
 
 def test_jsonl_import_and_errors(world, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -434,3 +431,72 @@ def test_times_may_be_epoch_ms_or_offset_iso(world) -> None:  # type: ignore[no-
             1_790_000_000_000,
             1_790_006_400_000,
         )  # 16:00 UTC
+
+
+OWN_IDS = [["ticket_id", "event_id", "holder_name"], ["A-1001", "ev-1", "Ada"],
+           ["#1002 b", "ev-1", ""]]  # fmt: skip
+
+
+def test_ticket_ids_that_are_not_uuids_get_the_hubs_own(world, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Any id a ticketing system gives is taken: the hub's id derives from it and the tenant
+    with no lookup, so a re-import reaches the same row; the id as given is kept and found."""
+    db, _, d = world
+    excel(d / "tickets.csv", OWN_IDS)
+    assert run(db, *all_files(d)) == 0
+    assert "2 tickets (2 added)" in capsys.readouterr().out
+    with opened(db) as (store, alpha):
+        ours = hub_ticket_id(alpha, "A-1001")
+        ticket = store.get_ticket(ours, alpha)
+        assert uuid.UUID(ours).version == 5 and ticket["holder_name"] == "Ada"
+        assert ticket["external_id"] == "A-1001"
+        assert store.get_ticket(hub_ticket_id(alpha, "#1002 b"), alpha) is not None
+        found = store.search_tickets(alpha, None, TicketQuery(text=" a-1001 ")).tickets
+        assert [t["id"] for t in found] == [ours]
+    assert run(db, *all_files(d)) == 0  # the same files again change nothing
+    assert "2 tickets (2 unchanged)" in capsys.readouterr().out
+    excel(d / "tickets.csv", [OWN_IDS[0], ["A-1001", "ev-1", "Ada Okafor"], OWN_IDS[2]])
+    assert run(db, d / "tickets.csv") == 0
+    assert capsys.readouterr().out == "imported 2 tickets (1 updated, 1 unchanged)\n"
+    assert counts(db) == (1, 2, 2)
+    with opened(db) as (store, alpha):
+        assert store.get_ticket(ours, alpha)["holder_name"] == "Ada Okafor"
+    # another tenant's "A-1001" is its own ticket, never alpha's
+    with opened(db, "bravo") as (store, bravo):
+        events = [[c.replace("{venue}", store.list_venues(bravo)[0]["id"]) for c in row]
+                  for row in EVENTS]  # fmt: skip
+    events[1][0], events[1][8] = "ev-b", ""
+    excel(d / "events.csv", events)
+    excel(d / "tickets.csv", [OWN_IDS[0], ["A-1001", "ev-b", "Bea"]])
+    assert run(db, d / "events.csv", d / "tickets.csv", tenant="bravo") == 0
+    theirs = hub_ticket_id(bravo, "A-1001")
+    assert theirs != ours and counts(db) == (2, 2, 3)
+    with opened(db, "bravo") as (store, _):
+        assert store.get_ticket(theirs, bravo)["holder_name"] == "Bea"
+        assert store.get_ticket(ours, bravo) is None
+
+
+async def test_a_ticket_imported_with_its_own_id_gets_a_code_a_gate_admits(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Through the real hub: the admin API answers for the hub's id with the id as given, the
+    ticket gets a native credential, and an online check admits it."""
+    now = hub.clock()
+    gate = hub.store.create_gate(hub.a.id, hub.a.venue_id, "North", "entry", ["GA"], "t", now)
+    start, end = (now - 3_600_000, now + 3_600_000)
+    events = [["event_id", "venue_id", "name", "timezone", "start", "end"],
+              ["ev-own", hub.a.venue_id, "Own ids", "UTC", str(start), str(end)]]  # fmt: skip
+    tickets = [["ticket_id", "event_id", "zone"], ["A-1001", "ev-own", "GA"]]
+    paths = [excel(tmp_path / "events.csv", events), excel(tmp_path / "tickets.csv", tickets)]
+    import_files(hub.store, hub.a.id, paths, "test", now)
+    ticket_id = hub_ticket_id(hub.a.id, "A-1001")
+    resp = await hub.client.get(
+        f"/api/admin/tickets/{ticket_id}", headers=hub.auth(hub.a.admin_token)
+    )
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["id"], resp.json()["external_id"]) == (ticket_id, "A-1001")
+    code = await credential_text(hub, ticket_id)
+    device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=gate["id"])
+    body = {"event_id": "ev-own", "payload": code, "seq": 1}
+    answer = await device.send("POST", "/api/device/check", body)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["verdict"], answer.json()["ticket_id"]) == ("admit", ticket_id)

@@ -191,3 +191,19 @@ async def test_bad_query_parameters_get_a_400_with_a_code_and_the_allowed_values
     # every role may read; no token, no listing
     resp = await hub.client.get(path)
     assert resp.status_code == 401
+
+
+async def test_search_finds_a_ticket_by_its_external_id_whole_in_any_case(hub: Hub) -> None:
+    show, other = add_show(hub, hub.a), add_show(hub, hub.b)
+    set_fields(hub, show.tickets[1], external_id="A-1001")
+    set_fields(hub, other.tickets[1], external_id="A-1001")
+    body = await get(hub, hub.a.staff_token, "/api/admin/tickets", search="a-1001")
+    assert [(t["id"], t["external_id"]) for t in body["tickets"]] == [(show.tickets[1], "A-1001")]
+    assert await ticket_ids(hub, hub.a.staff_token, search="A-100") == []  # whole, not a part
+    assert await ticket_ids(hub, hub.b.staff_token, search="A-1001") == [other.tickets[1]]
+    # /openapi.json documents the field, as every other one a ticket has
+    doc = (await hub.client.get("/openapi.json")).json()
+    answer = doc["paths"]["/api/admin/tickets/{ticket_id}"]["get"]["responses"]["200"]
+    assert set(answer["content"]["application/json"]["schema"]["properties"]) == set(
+        body["tickets"][0]
+    )

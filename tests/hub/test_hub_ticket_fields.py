@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.importer import CatalogueError, import_files
+from hub.importer import CatalogueError, hub_ticket_id, import_files
 from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.migrations import STEP_NAMES, applied
 from hub.schema import TICKET_FIELDS
@@ -176,9 +176,10 @@ def test_import_checks_the_three_columns_and_names_line_and_column(
               "attention": "Wheelchair user: accessible lane", "max_entries": 3}  # fmt: skip
     lines.write_text(json.dumps(record) + "\n")
     import_files(hub.store, hub.a.id, [plain, lines], "test", hub.clock())
-    got = hub.store.get_tickets(["plain-1", "jl-1"], hub.a.id)
-    assert [got["plain-1"][f] for f in TICKET_FIELDS] == [None, None, None]
-    assert [got["jl-1"][f] for f in TICKET_FIELDS] == ["TT-3", record["attention"], 3]
+    plain_id, jl_id = (hub_ticket_id(hub.a.id, given) for given in ("plain-1", "jl-1"))
+    got = hub.store.get_tickets([plain_id, jl_id], hub.a.id)
+    assert [got[plain_id][f] for f in TICKET_FIELDS] == [None, None, None]
+    assert [got[jl_id][f] for f in TICKET_FIELDS] == ["TT-3", record["attention"], 3]
 
 
 @contextmanager

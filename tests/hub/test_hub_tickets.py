@@ -3,54 +3,64 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from hub.importer import import_files
 from manifests.model import COMP_REASONS, LOCK_REASONS
-from manifests.policy import HOUR_MS
+from manifests.policy import HOUR_MS, TEMPLATES
 from tests.hub_fixtures import Hub, Tenant, start_hub, stop_hub
 
+_codes = itertools.count(101)  # event codes, unique across the hub
 
-def load_event(hub: Hub, tmp_path: Path, tenant: Tenant, event_id: str, end_ms: int) -> None:
-    records = [
-        {
-            "kind": "event",
-            "event_id": event_id,
-            "venue_id": tenant.venue_id,
-            "name": "Show",
-            "timezone": "UTC",
-            "start": end_ms - 3 * HOUR_MS,
-            "end": end_ms,
-            "comp_limit": 2,
-        },
-        {"kind": "ticket_type", "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"},
-    ]
+
+def load_event(hub: Hub, tenant: Tenant, event_id: str, end_ms: int) -> None:
+    """An event with a VIP type and five tickets `{event_id}-t0` to `-t4`, given to the store
+    as hub rows (the importer would map ids that are not UUIDs to UUIDs)."""
+    type_id = f"{event_id}-vip"
     statuses = ["ACTIVE", "TRANSFERRED", "USED", "ACTIVE", "REFUNDED"]
-    for i, status in enumerate(statuses):
-        records.append(
+    hub.store.import_catalogue(
+        tenant_id=tenant.id,
+        events=[
             {
-                "kind": "ticket",
-                "event_id": event_id,
-                "ticket_id": f"{event_id}-t{i}",
-                "status": status,
-                "ticket_type": "VIP",
+                "id": event_id,
+                "venue_id": tenant.venue_id,
+                "code": next(_codes),
+                "name": "Show",
+                "timezone": "UTC",
+                "start_ms": end_ms - 3 * HOUR_MS,
+                "end_ms": end_ms,
+                "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
+                "comp_limit": 2,
             }
-        )
-    path = tmp_path / f"{event_id}.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in records))
-    import_files(hub.store, tenant.id, [path], "test", hub.clock())
+        ],
+        ticket_types=[
+            {"id": type_id, "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"}
+        ],
+        tickets=[
+            {
+                "id": f"{event_id}-t{i}",
+                "event_id": event_id,
+                "ticket_type_id": type_id,
+                "status": status,
+                "zone": "VIP",
+            }
+            for i, status in enumerate(statuses)
+        ],
+        actor="test",
+        now_ms=hub.clock(),
+    )
 
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     started, runner = await start_hub(tmp_path, expiry_interval_s=None)
     soon = started.clock() + 5 * HOUR_MS
-    load_event(started, tmp_path, started.a, "a-show", soon)
-    load_event(started, tmp_path, started.b, "b-show", soon)
+    load_event(started, started.a, "a-show", soon)
+    load_event(started, started.b, "b-show", soon)
     yield started
     await stop_hub(started, runner)
 
@@ -151,8 +161,8 @@ async def test_expiry_job_expires_active_and_transferred_a_day_after_the_end(
     hub, runner = await start_hub(tmp_path, expiry_interval_s=0.05)
     try:
         now = hub.clock()
-        load_event(hub, tmp_path, hub.a, "old", now - 24 * HOUR_MS - 60_000)
-        load_event(hub, tmp_path, hub.a, "recent", now - 23 * HOUR_MS)
+        load_event(hub, hub.a, "old", now - 24 * HOUR_MS - 60_000)
+        load_event(hub, hub.a, "recent", now - 23 * HOUR_MS)
         for _ in range(100):
             if hub.store.get_ticket("old-t0", hub.a.id)["status"] == "EXPIRED":
                 break
