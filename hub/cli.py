@@ -24,7 +24,7 @@ from hub.auth import ADMIN, ROLES
 from hub.config import ConfigError, HubConfig, load_config
 from hub.credentials import NoNativeCredential, qr_image, ticket_credential
 from hub.demo import make_demo
-from hub.importer import CatalogueError, import_files
+from hub.importer import CatalogueError, hub_ticket_id, import_files
 from hub.keyring import (
     Keyring,
     KeyringWatch,
@@ -150,7 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     ticket_code = tickets.add_parser(
         "code", help="print a ticket's code (the text its QR holds), optionally as a QR image"
     )
-    ticket_code.add_argument("ticket_id", help="the ticket's id (`ticket list` finds it)")
+    ticket_code.add_argument(
+        "ticket_id", help="the ticket's id, or its id as imported (`ticket list` finds it)"
+    )
     ticket_code.add_argument("--tenant", required=True, help=TENANT_HELP)
     ticket_code.add_argument("--png", type=Path, help="also write the QR code to this PNG file")
     ticket_code.add_argument("--svg", type=Path, help="also write the QR code to this SVG file")
@@ -654,8 +656,13 @@ def _ticket_code(store: HubStore, tenant: Row, args: argparse.Namespace, now: in
     _image_paths((args.png, "--png"), (args.svg, "--svg"))
     _, keys = _signing(store, args, now)
     builder = ManifestBuilder(store, keys)
-    try:
-        found = ticket_credential(store, builder, args.ticket_id, tenant["id"], None, now)
+    given = args.ticket_id.strip()
+
+    def issue(ticket_id: str) -> tuple[Row, str] | None:
+        return ticket_credential(store, builder, ticket_id, tenant["id"], None, now)
+
+    try:  # the hub's id, or the id as imported when that was not a UUID (external_id)
+        found = issue(given) or issue(hub_ticket_id(tenant["id"], given))
     except NoNativeCredential:
         raise Refused(
             f"ticket {args.ticket_id} cannot carry a native code (its id is not a UUID): give "

@@ -35,7 +35,7 @@ def db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
         "event_id,venue_id,name,timezone,start,end\n"
         "gig,Riverside Hall,Gig,Europe/London,2027-07-17T19:30,2027-07-17T23:00\n"
     )
-    (tmp_path / "tickets.csv").write_text(f"ticket_id,event_id\n{TICKET},gig\n")
+    (tmp_path / "tickets.csv").write_text(f"ticket_id,event_id\n{TICKET},gig\nA-1001,gig\n")
     files = (str(tmp_path / "events.csv"), str(tmp_path / "tickets.csv"))
     assert run(capsys, path, "import", *files, "--tenant", "Riverside Events")[0] == 0
     store = HubStore(str(path))
@@ -123,5 +123,7 @@ def test_ticket_code_as_the_credential_route_issues_it(
     assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
     again = run(capsys, db, "ticket", "code", TICKET, *tenant, "--svg", str(svg))
     assert again == (0, text, "") and b"<svg" in svg.read_bytes()  # issued once, kept
+    code, other, _ = run(capsys, db, "ticket", "code", "A-1001", *tenant)  # id as imported
+    assert code == 0 and other not in ("", text)
     code, out, err = run(capsys, db, "ticket", "code", "nope", *tenant)
     assert (code, out) == (2, "") and "tenant Riverside Events has no ticket nope" in err
