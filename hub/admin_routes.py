@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import sqlite3
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-import segno
 from aiohttp import web
 
 from hub.auth import Principal, require_admin, scoped_venue
+from hub.credentials import qr_image
 from hub.errors import (
     ApiError,
     Body,
@@ -294,8 +293,6 @@ async def create_enrollment(request: web.Request) -> web.Response:
     )
     fingerprint = key_fingerprint(request.app[HUB_KEYS]().public)
     payload = enrollment_uri(request.app[HUB_URL], code, fingerprint)
-    png = io.BytesIO()
-    segno.make(payload, error="m").save(png, kind="png", scale=6, border=4)
     body = {
         "id": row["id"],
         "code": code,
@@ -303,7 +300,7 @@ async def create_enrollment(request: web.Request) -> web.Response:
         "expires_at": iso_utc(row["expires_ms"] / 1000),
         "payload": payload,
         "hub_key_fingerprint": fingerprint,
-        "qr_png_base64": base64.b64encode(png.getvalue()).decode("ascii"),
+        "qr_png_base64": base64.b64encode(qr_image(payload, "png")).decode("ascii"),
     }
     return web.json_response(body, status=201)
 

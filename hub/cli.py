@@ -782,7 +782,7 @@ def _list_tickets(
     names = {e["id"]: e["name"] for e in events}
     for t in page.tickets:
         t["event"] = names.get(t["event_id"], t["event_id"])
-    columns = ("id", "event", "status", "holder_name", "order_ref", "zone", "seat")
+    columns = ("id", "external_id", "event", "status", "holder_name", "order_ref", "zone", "seat")
     _print_rows(page.tickets, columns, args.json)
     if page.next_cursor is not None:
         print(
@@ -826,7 +826,6 @@ def _admin(args: argparse.Namespace) -> int:
                     args.files,
                     "cli",
                     now,
-                    require_uuid=True,
                     dry_run=args.dry_run,
                 )
             except CatalogueError as exc:

@@ -866,7 +866,6 @@ def import_files(
     now_ms: int,
     *,
     dry_run: bool = False,
-    require_uuid: bool = False,  # ignored: every ticket id maps to a UUID; hub/cli.py passes it
 ) -> Catalogue:
     """Check every file, then add and update everything in one transaction (or nothing, with
     `dry_run`)."""

@@ -191,7 +191,16 @@ def test_ticket_list_finds_by_each_key_within_the_tenant(
     code, out, _ = run(made, "ticket|list|--tenant|Acme|--search|lee", capsys)
     assert code == 0
     header, row = out.splitlines()
-    assert header.split() == ["id", "event", "status", "holder_name", "order_ref", "zone", "seat"]
+    assert header.split() == [
+        "id",
+        "external_id",
+        "event",
+        "status",
+        "holder_name",
+        "order_ref",
+        "zone",
+        "seat",
+    ]
     assert row.split()[:6] == [t["ann"], "Opening", "USED", "[VIP]", "Ann", "Lee"]
 
 
