@@ -682,7 +682,7 @@ def _ticket_code(store: HubStore, tenant: Row, args: argparse.Namespace, now: in
 
 
 def _print_rows(rows: list[Row], columns: Sequence[str], as_json: bool) -> int:
-    """Rows as JSON, or a table with a header line (an empty list says so)."""
+    """Rows as JSON, or a table with a header line (an empty list says so; no value is -)."""
     picked = [{c: _cell(c, r[c]) for c in columns} for r in rows]
     if as_json:
         print(json.dumps(picked, indent=2))
@@ -690,9 +690,10 @@ def _print_rows(rows: list[Row], columns: Sequence[str], as_json: bool) -> int:
     if not picked:
         print("(none)")
         return 0
-    widths = [max(len(c), *(len(str(r[c])) for r in picked)) for c in columns]
-    for line in [dict(zip(columns, columns, strict=True)), *picked]:
-        cells = (str(line[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
+    shown = [{c: "-" if r[c] is None else str(r[c]) for c in columns} for r in picked]
+    widths = [max(len(c), *(len(r[c]) for r in shown)) for c in columns]
+    for line in [dict(zip(columns, columns, strict=True)), *shown]:
+        cells = (line[c].ljust(w) for c, w in zip(columns, widths, strict=True))
         print("  ".join(cells).rstrip())
     return 0
 

@@ -201,7 +201,7 @@ def test_ticket_list_finds_by_each_key_within_the_tenant(
         "zone",
         "seat",
     ]
-    assert row.split()[:6] == [t["ann"], "Opening", "USED", "[VIP]", "Ann", "Lee"]
+    assert row.split()[:7] == [t["ann"], "-", "Opening", "USED", "[VIP]", "Ann", "Lee"]
 
 
 def test_ticket_list_refuses_in_sentences(made: Made, capsys: pytest.CaptureFixture[str]) -> None:
