@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,7 +15,10 @@ import httpx
 from aiohttp import web
 
 from hub.app import create_app
+from hub.keys import DB
 from hub.storage import HubStore
+from hub.store_api import HubStorage
+from hub.thread_owned import ThreadOwned
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.native import public_key
 from protocol.signing import b64encode, sign_request
@@ -43,12 +48,49 @@ class Tenant:
 
 @dataclass
 class Hub:
-    store: HubStore
+    app_store: HubStore  # the store the app was made around: reach it through `store`
     clock: Clock
     url: str
     client: httpx.AsyncClient
+    db: ThreadOwned[HubStorage] | None = None  # the app's database thread (app[DB])
     a: Tenant = field(init=False)
     b: Tenant = field(init=False)
+    _held: bool = field(default=False, init=False)
+
+    @property
+    def store(self) -> HubStore:
+        """The app's store, for the test's own reads and writes. The app uses it on its
+        database thread (hub/thread_owned.py); so that the two never use the one connection
+        at once (sqlite-utils' savepoints would cross), that thread is held, once it has
+        finished what it was doing, until the test next awaits."""
+        self._hold_db_thread()
+        return self.app_store
+
+    def _hold_db_thread(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: no app running beside the test
+            return
+        if self._held or self.db is None:
+            return
+        parked, release = threading.Event(), threading.Event()
+
+        def park(store: HubStorage) -> None:
+            parked.set()
+            release.wait(30)
+
+        try:
+            self.db.submit(park)
+        except RuntimeError:  # the app is shut down: nobody else uses the store
+            return
+        assert parked.wait(30), "the hub's database thread did not come free"
+        self._held = True
+
+        def let_go() -> None:
+            self._held = False
+            release.set()
+
+        loop.call_soon(let_go)
 
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -94,7 +136,7 @@ async def start_hub(tmp_path: Any, **options: Any) -> tuple[Hub, web.AppRunner]:
     await site.start()
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}"
-    hub = Hub(store, clock, url, httpx.AsyncClient(base_url=url, timeout=10))
+    hub = Hub(store, clock, url, httpx.AsyncClient(base_url=url, timeout=10), app[DB])
     hub.a = make_tenant(store, "alpha", clock())
     hub.b = make_tenant(store, "bravo", clock())
     return hub, runner
@@ -103,7 +145,7 @@ async def start_hub(tmp_path: Any, **options: Any) -> tuple[Hub, web.AppRunner]:
 async def stop_hub(hub: Hub, runner: web.AppRunner) -> None:
     await hub.client.aclose()
     await runner.cleanup()
-    hub.store.close()
+    hub.app_store.close()
 
 
 @dataclass

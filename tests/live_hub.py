@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from hub.app import create_app
+from hub.keys import DB
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import enroll
 from scanner.service import GateService
@@ -38,7 +39,8 @@ class LiveHub:
         await self.runner.cleanup()
 
     async def restart(self) -> None:
-        app = create_app(self.hub.store, HUB_SEED, clock=self.hub.clock, expiry_interval_s=None)
+        app = create_app(self.hub.app_store, HUB_SEED, clock=self.hub.clock, expiry_interval_s=None)
+        self.hub.db = app[DB]
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
