@@ -247,10 +247,15 @@ async def upload_scans(request: web.Request) -> web.Response:
             if deactivated:
                 raise device_deactivated() from None
             raise
-        stored = store.record_scans(device["id"], upload.rows, now_ms, deactivated=deactivated)
+        stored = store.record_scans(
+            device["id"],
+            upload.rows,
+            now_ms,
+            deactivated=deactivated,
+            clock_offset_ms=upload.clock_offset_ms,
+        )
         if deactivated:
             raise device_deactivated()
-        store.record_heartbeat(device["id"], now_ms, clock_offset_ms=upload.clock_offset_ms)
         answer = ScanBatchAnswer(acked=stored.acked)
         if stored.refused:
             log.error(
@@ -275,6 +280,7 @@ async def upload_scans(request: web.Request) -> web.Response:
             answer.peer_more = more
         return answer, StoredBatch(event["id"], touched, loose)
 
+    request.app[RECONCILER].upload_arriving()
     answer, batch = await request.app[DB].run(store_batch)
     if batch is not None:
         request.app[RECONCILER].schedule(batch.event_id, batch.tickets, batch.loose_scans)

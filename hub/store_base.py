@@ -196,6 +196,12 @@ class StoreBase:
             return dict(hit[1])
         return None
 
+    def _amend_cached(self, table: str, key: str, fields: Mapping[str, Any]) -> None:
+        """Change a cached row as its table row was just changed (its age is kept)."""
+        hit = self._row_cache.get((table, key))
+        if hit is not None:
+            self._row_cache[(table, key)] = (hit[0], {**hit[1], **fields})
+
     def _forget(self, table: str, key: str) -> None:
         self._row_cache.pop((table, key), None)
 

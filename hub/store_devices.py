@@ -265,8 +265,18 @@ class DeviceStore(StoreBase):
             fields["clock_offset_ms"] = clock_offset_ms
         if hub_keys_version is not None:
             fields["hub_keys_version"] = hub_keys_version
-        self.db.table("devices").update(device_id, fields)
-        self._forget("devices", device_id)
+        with self._writing():
+            self._record_seen(device_id, fields)
+
+    def _record_seen(self, device_id: str, fields: Mapping[str, Any]) -> None:
+        """Heartbeat fields into the device's row (inside the caller's transaction) and into
+        its cached copy: none of them is one a request is judged by, so the copy stays and
+        the device's next request needs no database read."""
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        self.db.execute(
+            f"UPDATE devices SET {assignments} WHERE id = ?", [*fields.values(), device_id]
+        )
+        self._amend_cached("devices", device_id, fields)
 
     def devices_behind_keys(self, version: int) -> list[Row]:
         """Active devices that have not reported taking hub key set `version` yet."""
@@ -281,7 +291,13 @@ class DeviceStore(StoreBase):
 
     # scans --------------------------------------------------------------------------------
     def record_scans(
-        self, device_id: str, scans: Iterable[Mapping[str, Any]], now_ms: int, *, deactivated: bool
+        self,
+        device_id: str,
+        scans: Iterable[Mapping[str, Any]],
+        now_ms: int,
+        *,
+        deactivated: bool,
+        clock_offset_ms: int | None = None,
     ) -> StoredScans:
         """Store scans idempotently by (device, device_seq), in one transaction.
 
@@ -289,7 +305,9 @@ class DeviceStore(StoreBase):
         and changes nothing, except that a pending attention scan may take its later
         confirmation. A seq stored with OTHER content (a wiped or cloned gate counting from 1
         again) is refused by code, never acknowledged: that scan stays on its gate. A
-        deactivated device's scans are kept for audit, marked."""
+        deactivated device's scans are kept for audit, marked. An active device's upload is
+        also its heartbeat (last seen, and `clock_offset_ms` unless None), in the same
+        transaction: one commit an upload."""
         scans = list(scans)
         by_seq = {int(scan["seq"]): scan for scan in scans}
         with self._writing():
@@ -314,6 +332,11 @@ class DeviceStore(StoreBase):
                 for scan in fresh
             ]
             self.db.conn.executemany(_INSERT_SCAN, values)
+            if not deactivated:
+                seen: dict[str, Any] = {"last_seen_ms": now_ms}
+                if clock_offset_ms is not None:
+                    seen["clock_offset_ms"] = clock_offset_ms
+                self._record_seen(device_id, seen)
         if not deactivated:
             self.scans_committed(device_id, fresh)
         return StoredScans([int(s["seq"]) for s in fresh], refused)
