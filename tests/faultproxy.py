@@ -138,6 +138,7 @@ class FaultProxy:
         upstream: bool,
     ) -> None:
         """Copy one direction; `upstream` is gate -> hub. Faults are decided per chunk."""
+        upload = b""  # an upload request being put together from its chunks
         while True:
             data = await reader.read(CHUNK)
             if not data:
@@ -146,8 +147,12 @@ class FaultProxy:
                 return
             mode = self._mode
             if upstream:
-                if data.startswith(UPLOAD_PREFIX) and _whole_request(data):
-                    self.captured.append(data)
+                if data.startswith(UPLOAD_PREFIX) or upload:
+                    # The headers and the body may come in separate chunks (as TCP pleases).
+                    upload = data if data.startswith(UPLOAD_PREFIX) else upload + data
+                    if _whole_request(upload):
+                        self.captured.append(upload)
+                        upload = b""
                 elif data.startswith(LIVE_PREFIX):
                     self.counts["live_opened"] += 1
                 writer.write(data)
@@ -183,7 +188,7 @@ class FaultProxy:
 
 
 def _whole_request(data: bytes) -> bool:
-    """Only an upload that arrived in one chunk (headers and the whole body) is replayable."""
+    """Whether these bytes are one whole request: its headers and exactly its body."""
     head, sep, body = data.partition(b"\r\n\r\n")
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
