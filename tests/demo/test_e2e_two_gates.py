@@ -81,8 +81,11 @@ def test_two_gates_one_hub_online_refusal_and_offline_double_entry(
     devices = [enroll_gate(served, demo, tmp_path / f"g{i}.db", f"North {i}") for i in (1, 2)]
     gates = [Gate(tmp_path / f"g{i}.db", event_id) for i in (1, 2)]
     try:
-        for g in gates:  # each gate's first sync cycle installs the event's manifest
+        for g in gates:  # enrolment pulled the event's manifest
             until(lambda g=g: _revision(g), 15, "the manifest at a gate")
+        # Both gates listen for entries (enrolment installed the manifest, so the gate
+        # processes may not be on the live channel yet when the first scan comes).
+        until(lambda: _online(served) == 2, 15, "both gates on the live channel")
         t1, t2 = ticket_ids(served, event_id)[:2]
         p1, p2 = payload_of(served, t1), payload_of(served, t2)
 
@@ -119,6 +122,14 @@ def test_two_gates_one_hub_online_refusal_and_offline_double_entry(
     finally:
         for g in gates:
             g.close()
+
+
+def _online(hub: HubProcess) -> int:
+    """Devices holding the hub's live channel (its /metrics gauge)."""
+    for line in httpx.get(hub.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith("hub_devices_online "):
+            return int(float(line.split()[1]))
+    return 0
 
 
 def _revision(gate: Gate) -> int | None:
