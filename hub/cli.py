@@ -36,6 +36,7 @@ from hub.keyring import (
 from hub.logs import configure_logging
 from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.migrations import SchemaTooNew
+from hub.progress import on_terminal
 from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
 from hub.storage import HubStore, Row
 from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, TicketQuery, ticket_status
@@ -813,13 +814,20 @@ def _admin(args: argparse.Namespace) -> int:
         if args.command == "demo-data":
             if not 0 <= args.tickets <= 1_000_000:
                 return _fail("--tickets must be from 0 to 1000000")
-            print(json.dumps(make_demo(store, args.tickets, now), indent=2))
+            line = on_terminal(sys.stderr)
+            try:
+                made = make_demo(store, args.tickets, now, progress=line)
+            finally:
+                if line is not None:
+                    line.close()
+            print(json.dumps(made, indent=2))
             return 0
         if args.command == "expire":
             print(f"expired {store.expire_tickets(now)} tickets")
             return 0
         tenant = _tenant(store, args.tenant)
         if args.command == "import":
+            line = on_terminal(sys.stderr)
             try:
                 done = import_files(
                     store,
@@ -828,11 +836,16 @@ def _admin(args: argparse.Namespace) -> int:
                     "cli",
                     now,
                     dry_run=args.dry_run,
+                    progress=line,
                 )
             except CatalogueError as exc:
+                if line is not None:
+                    line.close()
                 print(exc, file=sys.stderr)
                 many = f"{len(exc.problems)} problems" if len(exc.problems) > 1 else "1 problem"
                 return _fail(f"{many} in the files: nothing imported; fix and import them again")
+            if line is not None:
+                line.close()
             for note in done.notes:
                 print(f"gate-hub: note: {note}", file=sys.stderr)
             print(f"{'would import' if args.dry_run else 'imported'} {done.summary()}")

@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.progress import Progress
 from hub.store_api import HubStorage
 from hub.store_base import new_id
 from manifests.model import TicketStatus
@@ -20,8 +21,11 @@ _LAST = ("Okafor", "Schmidt", "Nakamura", "Rossi", "Silva", "Dubois", "Kowalski"
 DEMO_ENTRY_GATES = ("North 1", "North 2")
 
 
-def make_demo(store: HubStorage, tickets: int, now_ms: int, seed: int = 7) -> dict[str, Any]:
-    """A fresh demo venue (each run adds one) with an event starting in two hours."""
+def make_demo(
+    store: HubStorage, tickets: int, now_ms: int, seed: int = 7, progress: Progress | None = None
+) -> dict[str, Any]:
+    """A fresh demo venue (each run adds one) with an event starting in two hours; `progress`
+    hears the tickets made (hub/progress.py)."""
     rng = random.Random(seed)
     tenant = store.find_tenant(DEMO_TENANT) or store.create_tenant(DEMO_TENANT, now_ms)
     n = len(store.list_venues(tenant["id"])) + 1
@@ -59,6 +63,8 @@ def make_demo(store: HubStorage, tickets: int, now_ms: int, seed: int = 7) -> di
     ]
     rows = []
     for i in range(tickets):
+        if progress is not None and i % 2000 == 0:
+            progress("making tickets", i, tickets)
         kind = types[1] if i % 10 == 0 else types[0]
         rows.append(
             {
@@ -73,6 +79,9 @@ def make_demo(store: HubStorage, tickets: int, now_ms: int, seed: int = 7) -> di
                 "valid_days_json": "[]",
             }
         )
+    if progress is not None:
+        progress("making tickets", tickets, tickets)
+        progress("storing", 0, None)
     store.import_catalogue(
         tenant_id=tenant["id"],
         events=[event],

@@ -35,6 +35,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from hub.errors import matches
+from hub.progress import Progress
 from hub.schema import (
     ATTENTION_MAX_LEN,
     ATTENTION_PATTERN,
@@ -732,10 +733,12 @@ class _Builder:
                 event.new_types.add(name)
                 self.out.ticket_types.append(row)
 
-    def tickets(self, records: list[Record]) -> None:
+    def tickets(self, records: list[Record], report: Progress) -> None:
         pending: list[tuple[Record, dict[str, Any]]] = []
         seen: dict[str, int] = {}
-        for rec in records:
+        for n, rec in enumerate(records):
+            if n % PROGRESS_EVERY == 0:
+                report("checking tickets", n, len(records))
             ticket_id, external_id = rec.take(_ticket_id, self.tenant_id) or (None, None)
             if ticket_id is not None and ticket_id in seen:
                 rec.report(
@@ -790,6 +793,7 @@ class _Builder:
             }
             if event is not None and not rec.problems:
                 pending.append((rec, row))
+        report("checking tickets", len(records), len(records))
         self._place_tickets(pending)
 
     def _place_tickets(self, pending: list[tuple[Record, dict[str, Any]]]) -> None:
@@ -827,7 +831,16 @@ class _Builder:
                 self._keep("ticket", _change(rec, "ticket", existing, row, _TICKET_COLUMNS))
 
 
-def build_catalogue(store: HubStorage, tenant_id: str, paths: list[Path]) -> Catalogue:
+PROGRESS_EVERY = 2000  # rows between two progress reports
+
+
+def _quiet(what: str, done: int, total: int | None) -> None:
+    """No progress shown (not on a terminal, or a caller that does not ask)."""
+
+
+def build_catalogue(
+    store: HubStorage, tenant_id: str, paths: list[Path], progress: Progress | None = None
+) -> Catalogue:
     """Read and check every file; raises CatalogueError with every problem found. A file
     that cannot be read at all (or whose header fits no kind) stops the check there, since
     the rows of the other files would only report the ids it would have brought."""
@@ -835,9 +848,12 @@ def build_catalogue(store: HubStorage, tenant_id: str, paths: list[Path]) -> Cat
     problems: list[Problem] = []
     notes: list[str] = []
     unreadable = False
+    report = progress or _quiet
     for order, path in enumerate(paths):
         try:
-            for item in read_records(path, order, notes):
+            for n, item in enumerate(read_records(path, order, notes), 1):
+                if n % PROGRESS_EVERY == 0:
+                    report(f"reading {path.name}", n, None)
                 if isinstance(item, Problem):
                     problems.append(item)
                 else:
@@ -850,7 +866,7 @@ def build_catalogue(store: HubStorage, tenant_id: str, paths: list[Path]) -> Cat
     builder = _Builder(store, tenant_id)
     builder.events(by_kind["event"])
     builder.ticket_types(by_kind["ticket_type"])
-    builder.tickets(by_kind["ticket"])
+    builder.tickets(by_kind["ticket"], report)
     problems += [p for records in by_kind.values() for rec in records for p in rec.problems]
     if problems:
         raise CatalogueError(problems)
@@ -866,11 +882,13 @@ def import_files(
     now_ms: int,
     *,
     dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> Catalogue:
     """Check every file, then add and update everything in one transaction (or nothing, with
-    `dry_run`)."""
-    catalogue = build_catalogue(store, tenant_id, paths)
+    `dry_run`). `progress` hears each phase (hub/progress.py)."""
+    catalogue = build_catalogue(store, tenant_id, paths, progress)
     if not dry_run:
+        (progress or _quiet)("storing", 0, None)
         store.import_catalogue(
             tenant_id=tenant_id,
             events=catalogue.events,
