@@ -431,7 +431,15 @@ def _describe(ring: Keyring) -> dict[str, object]:
 
 
 def _tenant(store: HubStore, text: str) -> Row:
+    """A tenant by id or name: an exact match first, then a name that differs only in case
+    (several such are refused with their ids)."""
     tenant = store.find_tenant(text)
+    if tenant is None:
+        alike = [t for t in _tenants(store) if t["name"].casefold() == text.casefold()]
+        if len(alike) > 1:
+            ids = ", ".join(f"{t['name']} ({t['id']})" for t in alike)
+            raise Refused(f"tenant {text} could be any of {ids}: give the tenant's id")
+        tenant = store.find_tenant(alike[0]["id"]) if alike else None
     if tenant is None:
         names = ", ".join(t["name"] for t in _tenants(store)) or "none yet"
         raise Refused(

@@ -254,3 +254,11 @@ def test_a_real_process_lists_and_refuses(made: Made) -> None:
     assert unknown.returncode == 2 and unknown.stdout == ""
     assert unknown.stderr.startswith("gate-hub: tenant Acme has no event Closing")
     assert "Traceback" not in unknown.stderr
+
+
+def test_a_tenant_is_named_in_any_case(made: Made, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(made, "ticket|list|--tenant|aCME|--search|lee", capsys)
+    assert code == 0, err
+    assert made.tickets["ann"] in out
+    code, out, err = run(made, "ticket|list|--tenant|Acmee", capsys)
+    assert code == 2 and "no tenant Acmee on this hub" in err
