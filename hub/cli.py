@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     enrol.add_argument("--name", required=True, help="the device's name, e.g. North Gate 1")
     enrol.add_argument("--gate", help="the gate it scans at (id or name); default: none yet")
     enrol.add_argument(
+        "--zone", help="the zone it checks, when it has no gate (a zone name of the venue)"
+    )
+    enrol.add_argument(
         "--ttl-s",
         dest="ttl_s",
         type=int,
@@ -606,12 +609,20 @@ def _write_image(path: Path, data: bytes, option: str) -> None:
         raise Refused(f"cannot write {path} ({option}): {exc.strerror}") from None
 
 
+def _zone_name(store: HubStore, tenant: Row, venue: Row, text: str) -> str:
+    """A zone of the venue by name (any case), as the gate is told it."""
+    zones = store.list_zones(venue["id"])
+    where = f"venue {venue['name']}"
+    return str(_named("zone", zones, text, where, _within(tenant, venue))["name"])
+
+
 def _create_enrollment(store: HubStore, tenant: Row, args: argparse.Namespace, now: int) -> int:
     """A one-time code for one device, as `POST /api/admin/venues/{id}/enrollments` makes it:
     the text the gate reads on stdout, the code and its expiry (the venue's time) on stderr."""
     _image_paths((args.qr, "--qr"))
     venue = _venue(store, tenant, args.venue)
     gate = None if args.gate is None else _gate(store, tenant, venue, args.gate)
+    zone = None if args.zone is None else _zone_name(store, tenant, venue, args.zone)
     name = args.name.strip()
     if not name:
         raise Refused("--name: the device needs a name, e.g. --name 'North Gate 1'")
@@ -624,7 +635,7 @@ def _create_enrollment(store: HubStore, tenant: Row, args: argparse.Namespace, n
         tenant_id=tenant["id"],
         venue_id=venue["id"],
         gate_id=None if gate is None else gate["id"],
-        zone=None,
+        zone=zone,
         name=name,
         actor="cli",
         now_ms=now,
@@ -650,6 +661,7 @@ def _create_enrollment(store: HubStore, tenant: Row, args: argparse.Namespace, n
         return 0
     print(uri)
     at = "" if gate is None else f" at gate {gate['name']}"
+    at += "" if zone is None else f" in zone {zone}"
     shown = "" if args.qr is None else f" or show its camera the QR in {args.qr}"
     print(
         f"gate-hub: enrolment code {code} for device {name}{at}, venue {venue['name']}; "

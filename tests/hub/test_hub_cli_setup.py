@@ -99,6 +99,7 @@ def test_enrollment_prints_what_the_gate_reads(
     [
         (("--ttl-s", "5"), "--ttl-s must be from 30 to 86400 seconds"),
         (("--gate", "South"), "has no gate South"),
+        (("--zone", "Roof"), "has no zone Roof"),
         (("--qr", "-"), "--qr writes an image file"),
         (("--qr", "no/such/dir/q.png"), "there is no directory no/such/dir for --qr"),
         (("--key-file", "missing.hubkey"), "the hub key file missing.hubkey is missing"),
@@ -127,3 +128,14 @@ def test_ticket_code_as_the_credential_route_issues_it(
     assert code == 0 and other not in ("", text)
     code, out, err = run(capsys, db, "ticket", "code", "nope", *tenant)
     assert (code, out) == (2, "") and "tenant Riverside Events has no ticket nope" in err
+
+
+def test_enrollment_for_a_zone_without_a_gate(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, db, "zone", "create", "Balcony", *PLACE)
+    argv = ("enrollment", "create", *PLACE, "--zone", "balcony", "--name", "Usher 1")
+    code, _, err = run(capsys, db, *argv, "--hub-url", "http://10.0.0.5:8080")
+    assert code == 0 and "for device Usher 1 in zone Balcony" in err
+    store = HubStore(str(db))
+    (row,) = store.db["enrollment_codes"].rows
+    store.close()
+    assert (row["zone"], row["gate_id"]) == ("Balcony", None)  # the name the venue gave it
