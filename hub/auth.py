@@ -87,9 +87,7 @@ async def authenticate_device(
     if device_id is None:
         refused(request, None, "missing_signature")
         raise ApiError(401, "missing_signature", "Device requests must be signed.")
-    device = request.app[MEMORY].remembered_device(device_id)
-    if device is None:
-        device = await request.app[DB].run(lambda store: store.get_device(device_id))
+    device = await device_row(request.app, device_id)
     if device is None:
         refused(request, device_id, UNKNOWN_DEVICE)
         raise ApiError(401, UNKNOWN_DEVICE, "This device is not enrolled at this hub.")
@@ -122,6 +120,14 @@ def refused(request: web.Request, device_id: str | None, code: str) -> None:
         "device refused",
         extra={"device": who, "code": code, "method": request.method, "path": request.path},
     )
+
+
+async def device_row(app: web.Application, device_id: str) -> dict[str, Any] | None:
+    """A device's row from the store's memory, else from a turn of the database thread."""
+    device = app[MEMORY].remembered_device(device_id)
+    if device is None:
+        device = await app[DB].run(lambda store: store.get_device(device_id))
+    return device
 
 
 def device_deactivated() -> ApiError:

@@ -27,11 +27,9 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from hub.auth import authenticate_device
+from hub.auth import authenticate_device, device_row
 from hub.keys import DB, MEMORY
-from hub.store_api import HubMemory, HubStorage
 from hub.store_base import ScanListener
-from hub.thread_owned import ThreadOwned
 from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED, EntryState, Hello
 
 log = logging.getLogger("hub.live")
@@ -56,9 +54,8 @@ class Connection:
 class LiveHub:
     """Who is connected, and the fan-out of stored scans to them."""
 
-    def __init__(self, db: ThreadOwned[HubStorage], memory: HubMemory) -> None:
-        self.db = db
-        self.memory = memory
+    def __init__(self, app: web.Application) -> None:
+        self.app = app  # its database thread and the store's memory (device_row)
         self.connections: set[Connection] = set()  # touched on the event loop only
         self._venues: dict[str, str] = {}  # device id -> venue id (a device never moves venue)
         self._closing: set[asyncio.Task[bool]] = set()
@@ -87,7 +84,7 @@ class LiveHub:
         return len(doomed)
 
     async def is_active(self, device_id: str) -> bool:
-        device = await self.db.run(lambda store: store.get_device(device_id))
+        device = await device_row(self.app, device_id)
         return device is not None and bool(device["active"])
 
     async def drop_inactive(self) -> int:
@@ -95,7 +92,7 @@ class LiveHub:
         did not make itself (a CLI, another hub process), once the row cache lets them
         through."""
         connected = {c.device_id for c in self.connections}
-        rows = await self.db.run(lambda store: [store.get_device(d) for d in connected])
+        rows = await self.app[DB].run(lambda store: [store.get_device(d) for d in connected])
         active = {row["id"] for row in rows if row is not None and row["active"]}
         return sum(self.drop_device(d) for d in connected - active)
 
@@ -133,7 +130,7 @@ class LiveHub:
         since the hub started) after a turn of the database thread."""
         venue = self._venues.get(device_id)
         if venue is None:
-            device = self.memory.remembered_device(device_id)
+            device = self.app[MEMORY].remembered_device(device_id)
             if device is not None:
                 venue = self._venues[device_id] = device["venue_id"]
         if venue is not None:
@@ -144,7 +141,7 @@ class LiveHub:
         waiting.add_done_callback(self._waiting.discard)
 
     async def _deliver_later(self, device_id: str, messages: list[tuple[str | None, str]]) -> None:
-        device = await self.db.run(lambda store: store.get_device(device_id))
+        device = await device_row(self.app, device_id)
         if device is not None:
             self._venues[device_id] = device["venue_id"]
             self.fan_out(device_id, device["venue_id"], messages)
@@ -226,12 +223,12 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 
 def install(app: web.Application) -> LiveHub:
     """Attach the live hub: listens to the store while the app runs, closes sockets on stop."""
-    hub = LiveHub(app[DB], app[MEMORY])
+    hub = LiveHub(app)
     app[LIVE] = hub
 
     @contextlib.asynccontextmanager
     async def listen(app: web.Application) -> AsyncIterator[None]:
-        listeners = await app[DB].run(lambda store: store.scan_listeners)
+        listeners = app[MEMORY].scan_listeners
         on_scans = hub.listener(asyncio.get_running_loop())
         listeners.append(on_scans)
         watch = asyncio.create_task(hub.watch_active())

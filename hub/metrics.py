@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import ERROR_COUNTS, ErrorCounts
-from hub.keys import DB
+from hub.keys import DB, MEMORY
 
 # Seconds; the online-check target is 20 ms at p99, so most buckets sit below 0.1 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -126,7 +126,7 @@ def install(app: web.Application) -> Metrics:
     app[ERROR_COUNTS] = m.errors
 
     async def listen(app: web.Application) -> AsyncIterator[None]:
-        listeners = await app[DB].run(lambda store: store.scan_listeners)
+        listeners = app[MEMORY].scan_listeners
         listeners.append(m.on_scans)
         yield
         listeners.remove(m.on_scans)

@@ -139,12 +139,6 @@ class Reconciler:
     async def _off_loop(self, work: Callable[[], int]) -> int:
         return work() if self.db is None else await self.db.run(lambda _: work())
 
-    def step(self, limit: int = CHUNK_TICKETS) -> int:
-        """Reconcile up to `limit` queued tickets of one event, here; returns outcomes
-        written."""
-        chunk = self._take(limit)
-        return 0 if chunk is None else self._reconcile([chunk])
-
     def drain(self) -> int:
         """Reconcile everything queued, here and now."""
         return self._reconcile(self._take_all())

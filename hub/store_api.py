@@ -29,7 +29,11 @@ class HubMemory(Protocol):
     """What the event loop may read without the database: fresh copies of the rows every
     device request needs, kept by the store while its database thread reads them (None
     when not remembered: then ask the database thread). A device's hot path stays on the
-    loop, where a turn of the database thread would cost more than the read itself."""
+    loop, where a turn of the database thread would cost more than the read itself.
+    `scan_listeners` hear every committed scan batch (live push, metrics), on the thread
+    that committed it."""
+
+    scan_listeners: list[ScanListener]
 
     def remembered_device(self, device_id: str) -> Row | None: ...
     def remembered_gate(self, gate_id: str, venue_id: str) -> Row | None: ...
@@ -275,9 +279,7 @@ class HubStorage(
 ):
     """All of it. `path` is where workers beside the event loop (manifest builds, the check
     writer process, WAL checkpoints) open their own connections; a server database would
-    give its address there. `scan_listeners` hear every committed scan batch (live push,
-    metrics); `nonces` remember request nonces (replay protection)."""
+    give its address there; `nonces` remember request nonces (replay protection)."""
 
     path: str
     nonces: RequestNonces
-    scan_listeners: list[ScanListener]
