@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -77,3 +78,17 @@ def _readline(stream: IO[str]) -> str:
 
 def ticket_ids(hub: HubProcess, event_id: str) -> list[str]:
     return event_ticket_ids(hub.db, event_id)
+
+
+def read_terminal(fd: int) -> str:
+    """All a process drew on a pseudo-terminal (`fd` its master end), once it has ended."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.paths import ROOT
+from tests.processes import read_terminal
 
 TICKETS = 5000
 FULL_BAR = "[" + "#" * 30 + "] 100%"
@@ -28,20 +29,12 @@ def gate_hub(*args: str, terminal: bool) -> tuple[int, str, str]:
         os.close(slave)
         slave = -1
         out, _ = proc.communicate(timeout=120)
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the terminal's other end is closed
-                break
-            if not chunk:
-                break
-            drawn += chunk
+        drawn = read_terminal(master)
     finally:
         os.close(master)
         if slave != -1:
             os.close(slave)
-    return proc.returncode, out.decode(), drawn.decode()
+    return proc.returncode, out.decode(), drawn
 
 
 def test_demo_data_draws_its_progress_on_a_terminal_only(tmp_path: Path) -> None:

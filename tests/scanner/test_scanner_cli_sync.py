@@ -22,6 +22,7 @@ from tests.gate_cli import async_gate_cli, cli_env
 from tests.hub_fixtures import Show, add_show, credential_text
 from tests.live_hub import LiveHub, deactivate, enrolment_code, hub_seqs
 from tests.paths import ROOT
+from tests.processes import read_terminal
 
 HOUR_MS = 3_600_000
 
@@ -231,23 +232,10 @@ async def test_enroll_draws_a_progress_bar_only_on_a_terminal(
         slave = -1
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == EXIT_OK
-        terminal = read_all(master)
+        terminal = read_terminal(master)
     finally:
         os.close(master)
         if slave != -1:
             os.close(slave)
     assert "ticket list [" + "#" * 30 + "] 100%" in terminal, terminal
     assert "6 tickets (new)" in out.decode()
-
-
-def read_all(fd: int) -> str:
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the terminal's other end is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode()
