@@ -22,7 +22,13 @@ from collections.abc import Iterator
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from hub.schema import BASE_DDL, EXTERNAL_ID_COLUMN, TICKET_FIELD_COLUMNS
+from hub.schema import (
+    BACKEND_TICKET_COLUMNS,
+    BACKENDS_DDL,
+    BASE_DDL,
+    EXTERNAL_ID_COLUMN,
+    TICKET_FIELD_COLUMNS,
+)
 
 STEPS = Migrations("hub")
 
@@ -111,6 +117,13 @@ def _steps_replace_schema_info(db: sqlite_utils.Database) -> None:
 @STEPS(name="0008_tickets_external_id")  # a ticket id as the import file gave it, not a UUID
 def _tickets_external_id(db: sqlite_utils.Database) -> None:
     _add_missing(db, "tickets", (EXTERNAL_ID_COLUMN,))
+
+
+@STEPS(name="0009_backends")  # pretix / TicketToken: their tickets in, our scans back
+def _backends(db: sqlite_utils.Database) -> None:
+    _run(db, BACKENDS_DDL)
+    _add_missing(db, "tickets", BACKEND_TICKET_COLUMNS)
+    db.execute("CREATE INDEX IF NOT EXISTS tickets_backend_code ON tickets(event_id, backend_code)")
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

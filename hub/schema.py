@@ -301,6 +301,82 @@ CREATE INDEX IF NOT EXISTS scans_device_ticket ON scans(ticket_id, scanned_ms);
 """
 )
 
+# Step 9: upstream ticketing systems ("backends": pretix, TicketToken) the hub pulls tickets
+# from and pushes scans back to, and the codes those systems printed.
+BACKEND_KINDS = ("pretix", "tickettoken")
+BACKEND_TICKET_COLUMNS = (
+    # the backend a ticket came from (NULL: the hub's own) and the code it printed on the
+    # ticket (a pretix secret); hub-only: gates get a keyed hash of it (manifests/codec.py)
+    ("backend_id", "TEXT REFERENCES backends(id)"),
+    ("backend_code", "TEXT CHECK (length(backend_code) BETWEEN 1 AND 512)"),
+)
+BACKENDS_DDL = f"""
+CREATE TABLE IF NOT EXISTS backends (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    venue_id TEXT REFERENCES venues(id),  -- NULL: every venue of the tenant
+    kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in BACKEND_KINDS)})),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    settings_json TEXT NOT NULL DEFAULT '{{}}',  -- nothing secret
+    secret_sealed BLOB,  -- its token, sealed with the hub's secrets key (hub/secret_box.py)
+    cursor_json TEXT NOT NULL DEFAULT '{{}}',  -- where the next incremental pull starts
+    active INTEGER NOT NULL DEFAULT 1,
+    created_ms INTEGER NOT NULL,
+    last_pull_ms INTEGER,
+    last_pull_ok_ms INTEGER,
+    last_pull_error TEXT,
+    last_push_ok_ms INTEGER,
+    last_push_error TEXT,
+    UNIQUE (tenant_id, name)
+);
+-- A hub event fed by a backend, and what the backend calls it (pretix: the event slug and
+-- the check-in lists scans go to).
+CREATE TABLE IF NOT EXISTS backend_events (
+    event_id TEXT PRIMARY KEY REFERENCES events(id),
+    backend_id TEXT NOT NULL REFERENCES backends(id),
+    upstream_ref TEXT NOT NULL,
+    detail_json TEXT NOT NULL DEFAULT '{{}}',
+    UNIQUE (backend_id, upstream_ref)
+);
+-- Codes a backend printed that no longer admit: revoked (superseded by a newer one) or
+-- blocked. Kept so a gate can say why instead of "unknown".
+CREATE TABLE IF NOT EXISTS ticket_retired_codes (
+    ticket_id TEXT NOT NULL REFERENCES tickets(id),
+    code TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('superseded', 'blocked')),
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (ticket_id, code)
+);
+-- The key a gate hashes a scanned backend code with to find its ticket, one per event, so
+-- the codes themselves are never on a gate's disk; and the event's public keys for codes
+-- its backend signs (pretix_sig1: raw Ed25519, hex).
+CREATE TABLE IF NOT EXISTS event_code_keys (
+    event_id TEXT PRIMARY KEY REFERENCES events(id),
+    lookup_key BLOB NOT NULL CHECK (length(lookup_key) = 32),
+    signing_keys_json TEXT NOT NULL DEFAULT '[]'
+);
+-- Scans owed to a backend. Filled by a trigger in the transaction that stores the scan, so
+-- no path that stores scans (uploads, online checks) can forget one; a pusher drains it.
+CREATE TABLE IF NOT EXISTS backend_outbox (
+    scan_id INTEGER PRIMARY KEY REFERENCES scans(id),
+    backend_id TEXT NOT NULL REFERENCES backends(id),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    pushed_ms INTEGER,  -- NULL: still owed
+    answer_json TEXT  -- what the backend answered, for the reconciliation report
+);
+CREATE INDEX IF NOT EXISTS backend_outbox_owed ON backend_outbox(backend_id, next_attempt_ms)
+    WHERE pushed_ms IS NULL;
+CREATE TRIGGER IF NOT EXISTS scans_owed_upstream AFTER INSERT ON scans
+WHEN NEW.ticket_id IS NOT NULL AND NEW.device_deactivated = 0
+BEGIN
+    INSERT INTO backend_outbox (scan_id, backend_id)
+        SELECT NEW.id, backend_id FROM tickets
+        WHERE id = NEW.ticket_id AND backend_id IS NOT NULL;
+END;
+"""
+
 # How readers see a stored scan (`scans s LEFT JOIN gates g ON g.id = s.gate_id`), one way
 # for every reader: its time on the hub's clock (corrected once by the offset its gate
 # measured), and the hub's name for its gate, else the name the device reported.
