@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hub import (
     admin_routes,
+    backend_routes,
     check_routes,
     device_routes,
     live,
@@ -22,11 +23,22 @@ from hub import (
     reconcile_routes,
     ticket_routes,
 )
+from hub.backends.runner import RUNNER, BackendRunner
 from hub.checkpoint import Checkpointer
 from hub.errors import error_middleware, error_response
-from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL, MEMORY, NONCES
+from hub.keys import (
+    CLOCK,
+    DB,
+    ENROLLMENT_TTL_MS,
+    HUB_KEYS,
+    HUB_URL,
+    MEMORY,
+    NONCES,
+    SECRETS,
+)
 from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker
 from hub.reconcile_ingest import Reconciler
+from hub.secret_box import SecretBox
 from hub.storage import HubStore, StoreUnavailable
 from hub.store_api import HubStorage
 from hub.thread_owned import ThreadOwned
@@ -88,12 +100,13 @@ def create_app(
     hub_key_id: int = 1,
     retired_hub_keys: Mapping[int, bytes] | None = None,
     hub_keys: Callable[[], HubKeys] | None = None,
+    backend_pull_interval_s: float | None = None,
 ) -> web.Application:
     """Build the app around an open store, which from here on is used on the app's database
     thread (app[DB]) until the app is cleaned up; the caller still closes it. The signing
     seed stays here, only its public key is ever sent out. `hub_keys` (a keyring watch)
     replaces the seed and key ids: the hub then follows `gate-hub key` commands without a
-    restart."""
+    restart. `backend_pull_interval_s` None: backends (pretix...) are not run by this app."""
     if hub_keys is None:
         if hub_signing_seed is None or len(hub_signing_seed) != 32:
             raise ValueError("hub signing seed must be 32 bytes")
@@ -115,10 +128,12 @@ def create_app(
     app[HUB_KEYS] = hub_keys
     app[HUB_URL] = hub_url
     app[ENROLLMENT_TTL_MS] = enrollment_ttl_s * 1000
+    app[SECRETS] = SecretBox.for_database(store.path)
     app.add_routes(routes)
     app.add_routes(admin_routes.routes)
     app.add_routes(device_routes.routes)
     app.add_routes(ticket_routes.routes)
+    app.add_routes(backend_routes.routes)
     builder = ManifestBuilder(store, hub_keys)
     app[manifest_routes.MANIFESTS] = builder
     builds = ManifestWorker(store.path, hub_keys)
@@ -151,6 +166,11 @@ def create_app(
     hub_metrics = metrics.install(app)
     hub_metrics.devices_online = live.install(app).online
     hub_metrics.reconcile_backlog = reconciler.backlog
+    if backend_pull_interval_s is not None:
+        runner = BackendRunner(db, app[SECRETS], clock, pull_interval_s=backend_pull_interval_s)
+        app[RUNNER] = runner
+        app.cleanup_ctx.append(_background(runner.run))
+        hub_metrics.backend_lines = runner.metric_lines
     if expiry_interval_s is not None:
         app.cleanup_ctx.append(_expiry_job(expiry_interval_s))
     return app

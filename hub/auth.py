@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({ADMIN, VENUE_MANAGER}),
     "ticket.read": frozenset(ROLES),
     "ticket.manage": frozenset({ADMIN, VENUE_MANAGER, BOX_OFFICE}),
+    "backend.read": frozenset({ADMIN, VENUE_MANAGER}),
+    "backend.manage": frozenset({ADMIN}),  # a backend feeds every venue of a tenant
 }
 
 

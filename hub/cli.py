@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from aiohttp import web
 
+from hub import backend_cli
 from hub.admin_routes import MAX_ENROLLMENT_TTL_S
 from hub.app import create_app, wall_clock_ms
 from hub.auth import ADMIN, ROLES
@@ -214,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     expire = sub.add_parser("expire", help="expire tickets 24 h after their event ended")
     _db(expire)
 
+    backend_cli.add_parsers(sub, _db)
     key = sub.add_parser(
         "key", help="the hub's signing keys: list, rotate, activate, retire, new-identity"
     ).add_subparsers(dest="action", required=True)
@@ -358,6 +360,7 @@ def _serve(args: argparse.Namespace) -> int:
             hub_url=hub_url,
             client_max_size=config.client_max_size,
             enrollment_ttl_s=config.enrollment_ttl_s,
+            backend_pull_interval_s=config.backend_pull_interval_s,
         )
 
         async def close_store(_: web.Application) -> None:
@@ -820,6 +823,20 @@ def _admin(args: argparse.Namespace) -> int:
     store = _open(args.db, create=create)
     try:
         now = wall_clock_ms()
+        if args.command == "backend":
+            tenant = _tenant(store, args.tenant)
+            try:
+                return backend_cli.run(
+                    args,
+                    store,
+                    tenant,
+                    lambda text: _venue(store, tenant, text),
+                    _local,
+                    _print_rows,
+                    now,
+                )
+            except backend_cli.BackendRefused as exc:
+                return _fail(str(exc))
         if getattr(args, "action", None) == "list":
             return _list(store, args)
         if args.command == "tenant":

@@ -30,6 +30,9 @@ class HubConfig:
     # One log line per request. Off by default: at a thousand checks a second it costs the
     # hub time and disk, and /metrics already counts requests and their latency.
     access_log: bool = False
+    # How often the hub asks each backend (pretix...) what changed: a cancellation upstream
+    # is refused at online gates within about this long.
+    backend_pull_interval_s: int = 5
 
     @property
     def resolved_key_file(self) -> str:
@@ -85,6 +88,8 @@ def load_config(file: str | None, env: Mapping[str, str], flags: Mapping[str, An
     config = replace(config, **_coerce(given, "command line"))
     if not 1 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is not a TCP port: give one from 1 to 65535")
+    if not 1 <= config.backend_pull_interval_s <= 86_400:
+        raise ConfigError("backend_pull_interval_s must be from 1 to 86400 seconds")
     return config
 
 

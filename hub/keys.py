@@ -8,6 +8,7 @@ from aiohttp import web
 
 from hub.manifest_build import HubKeys
 from hub.nonces import RequestNonces
+from hub.secret_box import SecretBox
 from hub.store_api import HubMemory, HubStorage
 from hub.thread_owned import ThreadOwned
 
@@ -23,3 +24,5 @@ CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")  # epoch milliseconds
 HUB_KEYS: web.AppKey[Callable[[], HubKeys]] = web.AppKey("hub_keys")
 HUB_URL = web.AppKey("hub_url", str)
 ENROLLMENT_TTL_MS = web.AppKey("enrollment_ttl_ms", int)
+# Seals and opens backend tokens (hub/secret_box.py), with the key beside the database.
+SECRETS = web.AppKey("secrets", SecretBox)

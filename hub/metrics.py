@@ -30,6 +30,7 @@ class Metrics:
         self.devices_online: Callable[[], int] = lambda: 0
         self.errors = ErrorCounts()  # error answers by code (app[ERROR_COUNTS])
         self.reconcile_backlog: Callable[[], int] = lambda: 0
+        self.backend_lines: Callable[[], list[str]] = list  # hub/backends/runner.py
         # route -> [bucket counts..., +Inf count], sum
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: defaultdict[str, float] = defaultdict(float)
@@ -68,6 +69,7 @@ class Metrics:
                 f'hub_manifest_bytes_served_total{{kind="{k}"}} {n}'
                 for k, n in sorted(self.manifest_bytes.items())
             ),
+            *self.backend_lines(),
             "# HELP hub_errors_total Error answers sent, by their machine-readable code.",
             "# TYPE hub_errors_total counter",
             *(f'hub_errors_total{{code="{c}"}} {n}' for c, n in self.errors.items()),

@@ -36,6 +36,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/hub"): ("The hub's public key, fingerprint and trusted manifest keys.", NONE),
     ("GET", "/openapi.json"): ("This document.", NONE),
     ("GET", "/metrics"): ("Prometheus metrics (text exposition format).", NONE),
+    ("GET", "/api/admin/backends"): ("List the ticketing systems the hub fronts.", ADMIN),
+    ("POST", "/api/admin/backends"): ("Connect a ticketing system (pretix).", ADMIN),
+    ("GET", "/api/admin/backends/{backend_id}"): ("A backend and its push backlog.", ADMIN),
+    ("DELETE", "/api/admin/backends/{backend_id}"): ("Stop fronting a backend.", ADMIN),
+    ("POST", "/api/admin/backends/{backend_id}/pull"): ("Pull from a backend now.", ADMIN),
     ("GET", "/api/admin/whoami"): ("The calling admin token's tenant, venue and role.", ADMIN),
     ("GET", "/api/admin/venues"): ("List the venues the token may see.", ADMIN),
     ("POST", "/api/admin/venues"): ("Create a venue.", ADMIN),
@@ -222,6 +227,29 @@ EVENT = obj(
     comp_limit=NINT,
     ticket_types=array(obj(code=S, name=S, zone=NS)),
 )
+BACKEND = obj(
+    id=S,
+    name=S,
+    kind=S,
+    venue_id=NS,
+    url=S,
+    organizer=NS,
+    events=array(S),
+    auth=NS,
+    last_pull_at=NS,
+    last_pull_ok_at=NS,
+    last_pull_error=NS,
+    last_push_ok_at=NS,
+    last_push_error=NS,
+)
+BACKEND_STATUS = {
+    **BACKEND,
+    "required": [*BACKEND["required"], "outbox"],
+    "properties": {
+        **BACKEND["properties"],
+        "outbox": obj(owed=INT, oldest_owed_at=NS, failing=INT, pushed=INT),
+    },
+}
 HUB = obj(public_key=S, fingerprint=S, key_id=INT, trusted_keys=OBJ, keys_version=INT)
 STATUS_OK = obj(status={"const": "ok"})
 
@@ -249,6 +277,13 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/openapi.json"): json_body(obj(openapi=S, paths=OBJ)),
     ("GET", "/metrics"): media("text/plain"),
     ("GET", "/api/admin/whoami"): json_body(obj(tenant_id=S, venue_id=NS, role=S)),
+    ("GET", "/api/admin/backends"): json_body(obj(backends=array(BACKEND))),
+    ("POST", "/api/admin/backends"): json_body(BACKEND, 201),
+    ("GET", "/api/admin/backends/{backend_id}"): json_body(BACKEND_STATUS),
+    ("DELETE", "/api/admin/backends/{backend_id}"): json_body(
+        obj(removed=S, dropped_owed_scans=INT, tickets_kept=INT)
+    ),
+    ("POST", "/api/admin/backends/{backend_id}/pull"): json_body(obj(pull=S), 202),
     ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE))),
     ("POST", "/api/admin/venues"): json_body(VENUE, 201),
     ("GET", "/api/admin/venues/{venue_id}"): json_body(VENUE),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hub.store_api import HubStorage
+from hub.store_backends import BackendStore
 from hub.store_base import Row, StoreUnavailable, new_id, secret_hash
 from hub.store_devices import (
     ENROLLMENT_EXPIRED,
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore, SearchStore):
+class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore, SearchStore, BackendStore):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:
         row = {"id": new_id(), "name": name, "created_ms": now_ms}

@@ -8,15 +8,17 @@ transaction; scans are acknowledged only once committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from manifests.model import TicketStatus
 
 if TYPE_CHECKING:
+    from hub.backends.seam import OwedScan, Pull, PushOutcome
     from hub.nonces import RequestNonces
     from hub.online_check import CheckContext, OnlineCheck
+    from hub.store_backends import OutboxState, PullSummary
     from hub.store_base import Row, ScanListener
     from hub.store_devices import StoredScans
     from hub.store_manifests import CheckOutcome, ManifestSource
@@ -251,6 +253,44 @@ class SearchStorage(Protocol):
     ) -> TicketPage: ...
 
 
+class BackendStorage(Protocol):
+    """Upstream ticketing systems: their configuration, pulls, and the scan outbox
+    (hub/store_backends.py)."""
+
+    def create_backend(
+        self,
+        *,
+        tenant_id: str,
+        venue_id: str | None,
+        kind: str,
+        name: str,
+        settings: Mapping[str, Any],
+        seal: Callable[[str], bytes] | None,
+        actor: str,
+        now_ms: int,
+    ) -> Row: ...
+    def get_backend(self, backend_id: str) -> Row | None: ...
+    def backend_secret(self, backend_id: str) -> bytes | None: ...
+    def list_backends(
+        self, tenant_id: str | None = None, scope_venue: str | None = None
+    ) -> list[Row]: ...
+    def find_backend(self, tenant_id: str, id_or_name: str) -> Row | None: ...
+    def remove_backend(self, backend: Row, actor: str, now_ms: int) -> dict[str, int]: ...
+    def backend_cursor(self, backend_id: str) -> dict[str, Any]: ...
+    def record_pull_failure(self, backend_id: str, error: str, now_ms: int) -> None: ...
+    def apply_pull(self, backend: Row, pull: Pull, now_ms: int) -> PullSummary: ...
+    def owed_scans(self, backend_id: str, now_ms: int, limit: int) -> list[OwedScan]: ...
+    def record_push(
+        self,
+        backend_id: str,
+        outcomes: Sequence[PushOutcome],
+        retry_at_ms: Callable[[int], int],
+        now_ms: int,
+    ) -> None: ...
+    def outbox_state(self, backend_id: str) -> OutboxState: ...
+    def upstream_answers(self, event_id: str) -> list[Row]: ...
+
+
 class StorageCore(Protocol):
     """The connection's life, its health and the hub's own identity."""
 
@@ -274,6 +314,7 @@ class HubStorage(
     ManifestStorage,
     ReconcileStorage,
     SearchStorage,
+    BackendStorage,
     StorageCore,
     Protocol,
 ):

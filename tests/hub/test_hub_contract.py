@@ -37,8 +37,9 @@ async def test_every_operation_documents_its_bodies(hub: Hub) -> None:
             assert op["requestBody"]["required"] is True
             assert schema["type"] == "object" and schema["additionalProperties"] is False
             assert set(schema.get("required", [])) <= set(schema["properties"])
-    # The 15 routes that read a JSON body (each fuzzed in #10; PATCH a ticket since #12).
-    assert len(with_body) == 15, sorted(with_body)
+    # The 16 routes that read a JSON body (each fuzzed in #10; PATCH a ticket since #12;
+    # adding a backend since #14).
+    assert len(with_body) == 16, sorted(with_body)
     assert ("POST", "/api/device/enroll") in with_body
     enroll_body = body_schema(doc["paths"]["/api/device/enroll"]["post"])
     assert enroll_body is not None and {"hardware_id", "public_key"} <= set(enroll_body["required"])
@@ -84,6 +85,7 @@ async def test_documented_field_names_are_exactly_what_each_handler_accepts(hub:
         "device_id": other.device_id,
         "event_id": show.event_id,
         "ticket_id": show.tickets[0],
+        "backend_id": "no-such-backend",
     }
     caller = Caller(hub, device)
     doc = await document(hub)

@@ -37,6 +37,7 @@ class LiveHub:
     show: Show
     device: Device  # the fuzzer's own identity, at the North gate
     spare: Device  # the one admin operations may rename, move or deactivate
+    backend_id: str  # a pretix backend at an address where nothing listens
 
     @property
     def ids(self) -> dict[str, str]:
@@ -45,6 +46,7 @@ class LiveHub:
             "device_id": self.spare.device_id,
             "event_id": self.show.event_id,
             "ticket_id": self.show.tickets[0],
+            "backend_id": self.backend_id,
         }
 
 
@@ -74,7 +76,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         show = add_show(hub, hub.a)
         device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
         spare = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
-        return LiveHub(hub, show, device, spare)
+        backend = hub.store.create_backend(
+            tenant_id=hub.a.id,
+            venue_id=hub.a.venue_id,
+            kind="pretix",
+            name="box office pretix",
+            settings={"url": "http://127.0.0.1:9", "organizer": "o", "auth": "token"},
+            seal=None,
+            actor="test",
+            now_ms=hub.clock(),
+        )
+        return LiveHub(hub, show, device, spare, backend["id"])
 
     try:
         yield loop.run(seed())

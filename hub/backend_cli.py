@@ -1,0 +1,274 @@
+"""`gate-hub backend add|list|status|remove|pull`: the upstream ticketing systems a tenant
+(or one venue) sells with.
+
+A token is read from standard input when given as `-`, so it stays out of the shell's
+history and the process list; it is sealed in the hub database at once (hub/secret_box.py)
+and never printed again: listings and status show where a backend is, never how it signs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hub.backends.pretix import KIND as PRETIX
+from hub.backends.pretix import PretixBackend, initialize_device
+from hub.backends.runner import open_backend
+from hub.backends.seam import BackendError
+from hub.schema import BACKEND_KINDS
+from hub.secret_box import SecretBox, SecretUnreadable
+from hub.storage import HubStore, Row
+
+ACTIONS = ("add", "list", "status", "remove", "pull")
+
+
+class BackendRefused(Exception):
+    """A backend command that cannot do what was asked; the message says what to do."""
+
+
+def add_parsers(sub: Any, db_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    backend = sub.add_parser(
+        "backend", help="the ticketing systems the hub fronts (pretix...)"
+    ).add_subparsers(dest="action", required=True)
+    add = backend.add_parser("add", help="connect a ticketing system (pretix) to the hub")
+    add.add_argument("name", help="a name for it, unique within the tenant")
+    add.add_argument("--tenant", required=True, help="tenant id or name")
+    add.add_argument("--venue", required=True, help="the venue its events take place at")
+    add.add_argument("--kind", choices=BACKEND_KINDS, default=PRETIX, help="default pretix")
+    add.add_argument("--url", required=True, help="the system's address, e.g. https://pretix.eu")
+    how = add.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--init-token",
+        help="a pretix device initialisation token (Organizer → Devices → Connect a device);"
+        " - reads it from standard input",
+    )
+    how.add_argument(
+        "--api-token",
+        help="a pretix team API token instead of a device; - reads it from standard input",
+    )
+    add.add_argument("--organizer", help="pretix organizer slug (a device's comes with it)")
+    add.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        help="a pretix event slug to front (repeat for several; default: every event the "
+        "device or token can see)",
+    )
+    add.add_argument(
+        "--checkin-list",
+        action="append",
+        default=[],
+        metavar="EVENT=LIST_ID",
+        help="the pretix check-in list an event's scans go to (default: its first list of "
+        "all products)",
+    )
+    db_option(add)
+    listing = backend.add_parser("list", help="list the backends of a tenant")
+    listing.add_argument("--tenant", required=True, help="tenant id or name")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    db_option(listing)
+    for action, text in (
+        ("status", "what a backend last did: pull, push backlog, errors"),
+        ("remove", "stop fronting a backend (its tickets stay, as the hub's own)"),
+        ("pull", "pull from a backend now, once, and say what changed"),
+    ):
+        command = backend.add_parser(action, help=text)
+        command.add_argument("name", help="the backend's name or id")
+        command.add_argument("--tenant", required=True, help="tenant id or name")
+        if action == "status":
+            command.add_argument("--json", action="store_true", help="print JSON")
+        db_option(command)
+
+
+def _token(given: str) -> str:
+    text = sys.stdin.readline().strip() if given == "-" else given.strip()
+    if not text:
+        raise BackendRefused("the token is empty: give it after the option, or - and on stdin")
+    return text
+
+
+def _checkin_lists(pairs: Sequence[str]) -> dict[str, int]:
+    lists = {}
+    for pair in pairs:
+        event, _, list_id = pair.partition("=")
+        if not event or not list_id.isdigit():
+            raise BackendRefused(
+                f"--checkin-list {pair} is not EVENT=LIST_ID (an event slug and a number)"
+            )
+        lists[event] = int(list_id)
+    return lists
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text) > 300:
+        raise BackendRefused(f"--url {text} is not an http:// or https:// address")
+    return text.rstrip("/")
+
+
+async def _connect_pretix(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The settings and token of a new pretix backend: a device is initialised here (its
+    token works once), a team token is checked by reading the events it sees."""
+    url = _url(args.url)
+    settings: dict[str, Any] = {"url": url, "events": list(args.event)}
+    settings["checkin_lists"] = _checkin_lists(args.checkin_list)
+    if args.init_token is not None:
+        device = await initialize_device(url, _token(args.init_token))
+        if args.organizer and args.organizer != device["organizer"]:
+            raise BackendRefused(
+                f"that device belongs to pretix organizer {device['organizer']}, not"
+                f" {args.organizer}: leave --organizer out or use a device of {args.organizer}"
+            )
+        settings |= {"organizer": device["organizer"], "auth": "device"}
+        settings["device_id"] = device.get("device_id")
+        return settings, str(device["api_token"])
+    if not args.organizer:
+        raise BackendRefused("--api-token needs --organizer (the pretix organizer's slug)")
+    token = _token(args.api_token)
+    settings |= {"organizer": args.organizer, "auth": "token"}
+    adapter = PretixBackend(settings, token)
+    try:
+        await adapter.check()
+    finally:
+        await adapter.aclose()
+    return settings, token
+
+
+def _public(row: Row) -> dict[str, Any]:
+    settings = json.loads(row["settings_json"])
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "venue_id": row["venue_id"],
+        "url": settings.get("url"),
+        "organizer": settings.get("organizer"),
+        "events": settings.get("events") or "all",
+        "auth": settings.get("auth"),
+    }
+
+
+def run(
+    args: argparse.Namespace,
+    store: HubStore,
+    tenant: Row,
+    venue_of: Callable[[str], Row],
+    local: Callable[[int | None], str | None],
+    print_rows: Callable[[list[Row], Sequence[str], bool], int],
+    now_ms: int,
+) -> int:
+    box = SecretBox.for_database(store.path)
+    if args.action == "add":
+        if args.kind != PRETIX:
+            raise BackendRefused(
+                f"backends of kind {args.kind} cannot be added by this release yet: pretix can"
+            )
+        venue = venue_of(args.venue)
+        if store.find_backend(tenant["id"], args.name) is not None:
+            raise BackendRefused(
+                f"tenant {tenant['name']} already has a backend {args.name}: choose another"
+                " name, or `gate-hub backend remove` it first"
+            )
+        try:
+            settings, token = asyncio.run(_connect_pretix(args))
+        except BackendError as exc:
+            raise BackendRefused(f"{exc}; nothing was added") from None
+        try:
+            row = store.create_backend(
+                tenant_id=tenant["id"],
+                venue_id=venue["id"],
+                kind=args.kind,
+                name=args.name,
+                settings=settings,
+                seal=lambda backend_id: box.seal(token, backend_id),
+                actor="cli",
+                now_ms=now_ms,
+            )
+        except sqlite3.IntegrityError:
+            raise BackendRefused(f"a backend {args.name} exists already") from None
+        print(json.dumps(_public(row), indent=2))
+        return 0
+    if args.action == "list":
+        rows = store.list_backends(tenant["id"])
+        shown = []
+        for row in rows:
+            state = store.outbox_state(row["id"])
+            shown.append(
+                {
+                    **_public(row),
+                    "last_pull": local(row["last_pull_ok_ms"]),
+                    "owed_scans": state.owed,
+                    "error": row["last_pull_error"] or row["last_push_error"],
+                }
+            )
+        columns = ("name", "kind", "organizer", "url", "last_pull", "owed_scans", "error")
+        return print_rows(shown, columns if not args.json else (*columns, "id"), args.json)
+    found = store.find_backend(tenant["id"], args.name)
+    if found is None:
+        names = ", ".join(r["name"] for r in store.list_backends(tenant["id"])) or "none yet"
+        raise BackendRefused(
+            f"tenant {tenant['name']} has no backend {args.name} (its backends: {names})"
+        )
+    row = found
+    if args.action == "remove":
+        done = store.remove_backend(row, "cli", now_ms)
+        print(
+            f"removed backend {row['name']}: its {done['tickets_kept']} tickets stay as the"
+            f" hub's own; {done['dropped_owed_scans']} scans it was still owed will not be"
+            " sent"
+        )
+        return 0
+    if args.action == "pull":
+        return _pull_now(store, row, box, now_ms)
+    return _status(store, row, local, args.json)
+
+
+def _pull_now(store: HubStore, row: Row, box: SecretBox, now_ms: int) -> int:
+    try:
+        adapter = open_backend(row, store.backend_secret(row["id"]), box)
+    except SecretUnreadable as exc:
+        raise BackendRefused(f"{exc}: add the backend again") from None
+
+    async def once() -> Any:
+        try:
+            return await adapter.pull(store.backend_cursor(row["id"]))
+        finally:
+            await adapter.aclose()
+
+    try:
+        pulled = asyncio.run(once())
+    except BackendError as exc:
+        store.record_pull_failure(row["id"], str(exc), now_ms)
+        raise BackendRefused(f"pull from {row['name']} failed: {exc}") from None
+    summary = store.apply_pull(row, pulled, now_ms)
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 0
+
+
+def _status(
+    store: HubStore, row: Row, local: Callable[[int | None], str | None], as_json: bool
+) -> int:
+    state = store.outbox_state(row["id"])
+    status = {
+        **_public(row),
+        "last_pull_attempt": local(row["last_pull_ms"]),
+        "last_pull_ok": local(row["last_pull_ok_ms"]),
+        "last_pull_error": row["last_pull_error"],
+        "owed_scans": state.owed,
+        "oldest_owed_scan": local(state.oldest_owed_ms),
+        "owed_scans_failing": state.failing,
+        "pushed_scans": state.pushed,
+        "last_push_ok": local(row["last_push_ok_ms"]),
+        "last_push_error": state.last_error,
+    }
+    if as_json:
+        print(json.dumps(status, indent=2))
+    else:
+        width = max(len(k) for k in status)
+        for key, value in status.items():
+            print(f"{key.ljust(width)}  {'-' if value is None else value}")
+    return 0

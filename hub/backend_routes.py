@@ -1,0 +1,160 @@
+"""The admin API of backends (the same as `gate-hub backend`): add, list, status, remove,
+pull now. A token goes in once and never comes out: answers show where a backend is, never
+how it signs in."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from aiohttp import web
+
+from hub.auth import Principal, require_admin, scoped_venue
+from hub.backends.pretix import KIND as PRETIX
+from hub.backends.pretix import PretixBackend, initialize_device
+from hub.backends.runner import RUNNER
+from hub.backends.seam import BackendError
+from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, texts
+from hub.keys import CLOCK, DB, SECRETS
+from hub.logs import iso_utc
+from hub.store_base import Row
+
+routes = web.RouteTableDef()
+
+BACKEND = Body(
+    one_of=("init_token", "api_token"),
+    name=text(100),
+    venue_id=text(64),
+    kind=text(required=False, choices=(PRETIX,)),
+    url=text(300, pattern=r"^https?://\S+$"),
+    init_token=text(190, required=False),
+    api_token=text(190, required=False),
+    organizer=text(100, required=False),
+    events=texts(),
+)
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso_utc(ms / 1000)
+
+
+def backend_json(row: Row, state: Any = None) -> dict[str, Any]:
+    settings = json.loads(row["settings_json"])
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "venue_id": row["venue_id"],
+        "url": settings.get("url"),
+        "organizer": settings.get("organizer"),
+        "events": settings.get("events") or [],
+        "auth": settings.get("auth"),
+        "last_pull_at": _iso(row["last_pull_ms"]),
+        "last_pull_ok_at": _iso(row["last_pull_ok_ms"]),
+        "last_pull_error": row["last_pull_error"],
+        "last_push_ok_at": _iso(row["last_push_ok_ms"]),
+        "last_push_error": row["last_push_error"],
+    }
+    if state is not None:
+        out["outbox"] = {
+            "owed": state.owed,
+            "oldest_owed_at": _iso(state.oldest_owed_ms),
+            "failing": state.failing,
+            "pushed": state.pushed,
+        }
+    return out
+
+
+async def _scoped_backend(request: web.Request, p: Principal) -> Row:
+    backend_id = request.match_info["backend_id"]
+    row = await request.app[DB].run(lambda s: s.get_backend(backend_id))
+    visible = (
+        row is not None
+        and row["tenant_id"] == p.tenant_id
+        and (p.venue_id is None or row["venue_id"] in (None, p.venue_id))
+    )
+    if row is None or not visible:
+        raise ApiError(404, "not_found", "No such backend.")
+    return row
+
+
+@routes.get("/api/admin/backends")
+async def list_backends(request: web.Request) -> web.Response:
+    p = await require_admin(request, "backend.read")
+    rows = await request.app[DB].run(lambda s: s.list_backends(p.tenant_id, p.venue_id))
+    return web.json_response({"backends": [backend_json(r) for r in rows]})
+
+
+@routes.get("/api/admin/backends/{backend_id}")
+async def backend_status(request: web.Request) -> web.Response:
+    p = await require_admin(request, "backend.read")
+    row = await _scoped_backend(request, p)
+    state = await request.app[DB].run(lambda s: s.outbox_state(row["id"]))
+    return web.json_response(backend_json(row, state))
+
+
+@routes.post("/api/admin/backends")
+@accepts(BACKEND)
+async def add_backend(request: web.Request) -> web.Response:
+    p = await require_admin(request, "backend.manage")
+    f = Fields(await read_json_object(request), BACKEND)
+    venue = await scoped_venue(request, p, f.need_text("venue_id"))
+    url = f.need_text("url").rstrip("/")
+    settings: dict[str, Any] = {"url": url, "events": f.text_list("events")}
+    init_token, api_token = f.text("init_token"), f.text("api_token")
+    try:
+        if init_token is not None:
+            device = await initialize_device(url, init_token)
+            settings |= {"organizer": device["organizer"], "auth": "device"}
+            token = str(device["api_token"])
+        else:
+            organizer = f.text("organizer")
+            if organizer is None or api_token is None:
+                raise ApiError(400, "missing_field", "api_token needs organizer.")
+            settings |= {"organizer": organizer, "auth": "token"}
+            token = api_token
+            adapter = PretixBackend(settings, token)
+            try:
+                await adapter.check()
+            finally:
+                await adapter.aclose()
+    except BackendError as exc:
+        raise ApiError(502, "backend_unreachable", f"{exc}; nothing was added.") from None
+    box = request.app[SECRETS]
+    name, now = f.need_text("name"), request.app[CLOCK]()
+    try:
+        row = await request.app[DB].run(
+            lambda s: s.create_backend(
+                tenant_id=p.tenant_id,
+                venue_id=venue["id"],
+                kind=PRETIX,
+                name=name,
+                settings=settings,
+                seal=lambda backend_id: box.seal(token, backend_id),
+                actor=p.actor,
+                now_ms=now,
+            )
+        )
+    except sqlite3.IntegrityError:
+        raise ApiError(409, "duplicate_name", f"A backend {name} exists already.") from None
+    return web.json_response(backend_json(row), status=201)
+
+
+@routes.delete("/api/admin/backends/{backend_id}")
+async def remove_backend(request: web.Request) -> web.Response:
+    p = await require_admin(request, "backend.manage")
+    row = await _scoped_backend(request, p)
+    now = request.app[CLOCK]()
+    done = await request.app[DB].run(lambda s: s.remove_backend(row, p.actor, now))
+    return web.json_response({"removed": row["id"], **done})
+
+
+@routes.post("/api/admin/backends/{backend_id}/pull")
+async def pull_now(request: web.Request) -> web.Response:
+    p = await require_admin(request, "backend.manage")
+    row = await _scoped_backend(request, p)
+    runner = request.app.get(RUNNER)
+    if runner is None or not runner.request_pull(row["id"]):
+        raise ApiError(409, "backend_not_running", "This hub is not running that backend now.")
+    return web.json_response({"pull": "requested"}, status=202)

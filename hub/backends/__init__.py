@@ -1,0 +1,1 @@
+"""Upstream ticketing systems the hub fronts (pretix, TicketToken): the seam and adapters."""

@@ -1,0 +1,516 @@
+"""HubStore's side of the backend seam (hub/backends/seam.py): backends configured per
+tenant or venue, a pull turned into hub rows, and the outbox of scans owed upstream.
+
+Rows a backend brings get ids derived from the backend's id and the upstream id (uuid5), so
+a second pull of the same thing finds it again without a mapping table, and two backends
+never collide. A pull writes only what changed: an unchanged ticket keeps its revision, so a
+quiet incremental pull moves no gate's manifest. The outbox is filled by a trigger on `scans`
+(hub/schema.py): here it is only read and marked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.backends.seam import OwedScan, Pull, PushOutcome, UpstreamTicket
+from hub.schema import SCAN_HUB_MS
+from hub.store_base import Row, StoreBase, new_id
+from manifests.admission_types import ScanFact
+
+_BACKEND_IDS = uuid.UUID("6f1c2b1e-4f0e-4d55-9a43-0b5e1c7f2a10")
+EVENT_CODE_LIMIT = 2**32 - 1
+# What a listing shows of a backend: everything but the sealed token.
+_PUBLIC_COLUMNS = (
+    "id, tenant_id, venue_id, kind, name, settings_json, active, created_ms, last_pull_ms,"
+    " last_pull_ok_ms, last_pull_error, last_push_ok_ms, last_push_error"
+)
+
+
+def upstream_id(backend_id: str, kind: str, *refs: str) -> str:
+    """The hub's id for a thing a backend calls `refs`: the same on every pull."""
+    return str(uuid.uuid5(_BACKEND_IDS, "/".join((backend_id, kind, *refs))))
+
+
+def idempotency_key(device_id: str, device_seq: int) -> str:
+    """One per scan for as long as the scan exists (its device and the device's counter),
+    whatever the hub's row id: a restored hub database keeps it."""
+    digest = hashlib.sha256(f"{device_id}:{device_seq}".encode()).hexdigest()
+    return f"vg-{digest[:40]}"
+
+
+@dataclass(slots=True)
+class PullSummary:
+    events: int = 0
+    ticket_types: int = 0
+    tickets_added: int = 0
+    tickets_changed: int = 0
+    codes_retired: int = 0
+    unmatched_codes: int = 0
+    changed_events: set[str] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "events": self.events,
+            "ticket_types": self.ticket_types,
+            "tickets_added": self.tickets_added,
+            "tickets_changed": self.tickets_changed,
+            "codes_retired": self.codes_retired,
+            "unmatched_codes": self.unmatched_codes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxState:
+    owed: int
+    oldest_owed_ms: int | None
+    failing: int  # owed scans that failed at least once
+    pushed: int
+    last_error: str | None
+
+
+class BackendStore(StoreBase):
+    # configuration --------------------------------------------------------------------------
+    def create_backend(
+        self,
+        *,
+        tenant_id: str,
+        venue_id: str | None,
+        kind: str,
+        name: str,
+        settings: Mapping[str, Any],
+        seal: Callable[[str], bytes] | None,
+        actor: str,
+        now_ms: int,
+    ) -> Row:
+        """`seal(backend_id)` seals the token for that row (hub/secret_box.py); the token
+        never reaches this module in the clear. Raises sqlite3.IntegrityError for a name the
+        tenant already uses."""
+        backend_id = new_id()
+        row = {
+            "id": backend_id,
+            "tenant_id": tenant_id,
+            "venue_id": venue_id,
+            "kind": kind,
+            "name": name,
+            "settings_json": json.dumps(dict(settings), sort_keys=True),
+            "secret_sealed": None if seal is None else seal(backend_id),
+            "created_ms": now_ms,
+        }
+        with self._writing():
+            self.db.table("backends").insert(row)
+            detail = {"kind": kind, "name": name, "settings": dict(settings)}
+            self._audit(tenant_id, venue_id, actor, "backend.add", backend_id, detail, now_ms)
+        found = self.get_backend(backend_id)
+        assert found is not None
+        return found
+
+    def get_backend(self, backend_id: str) -> Row | None:
+        return self._one(f"SELECT {_PUBLIC_COLUMNS} FROM backends WHERE id = ?", [backend_id])
+
+    def backend_secret(self, backend_id: str) -> bytes | None:
+        row = self._one("SELECT secret_sealed FROM backends WHERE id = ?", [backend_id])
+        return None if row is None else row["secret_sealed"]
+
+    def list_backends(
+        self, tenant_id: str | None = None, scope_venue: str | None = None
+    ) -> list[Row]:
+        """A tenant's backends (all tenants' with None); a venue-scoped reader sees its
+        venue's and the tenant-wide ones."""
+        sql = f"SELECT {_PUBLIC_COLUMNS} FROM backends WHERE 1 = 1"
+        params: list[Any] = []
+        if tenant_id is not None:
+            sql += " AND tenant_id = ?"
+            params.append(tenant_id)
+        if scope_venue is not None:
+            sql += " AND (venue_id IS NULL OR venue_id = ?)"
+            params.append(scope_venue)
+        return list(self.db.query(sql + " ORDER BY name, id", params))
+
+    def find_backend(self, tenant_id: str, id_or_name: str) -> Row | None:
+        return self._one(
+            f"SELECT {_PUBLIC_COLUMNS} FROM backends WHERE tenant_id = ? AND (id = ? OR name = ?)"
+            " ORDER BY id = ? DESC LIMIT 1",
+            [tenant_id, id_or_name, id_or_name, id_or_name],
+        )
+
+    def remove_backend(self, backend: Row, actor: str, now_ms: int) -> dict[str, int]:
+        """Stop fronting it. Its events and tickets stay, as the hub's own (gates keep
+        scanning them); scans still owed to it are dropped from the outbox, and counted."""
+        backend_id = backend["id"]
+        with self._writing():
+            owed = self.db.execute(
+                "SELECT count(*) FROM backend_outbox WHERE backend_id = ? AND pushed_ms IS NULL",
+                [backend_id],
+            ).fetchone()[0]
+            self.db.execute("DELETE FROM backend_outbox WHERE backend_id = ?", [backend_id])
+            self.db.execute("DELETE FROM backend_events WHERE backend_id = ?", [backend_id])
+            tickets = self.db.execute(
+                "UPDATE tickets SET backend_id = NULL WHERE backend_id = ?", [backend_id]
+            ).rowcount
+            self.db.execute("DELETE FROM backends WHERE id = ?", [backend_id])
+            detail = {"name": backend["name"], "dropped_owed_scans": owed, "tickets": tickets}
+            self._audit(
+                backend["tenant_id"],
+                backend["venue_id"],
+                actor,
+                "backend.remove",
+                backend_id,
+                detail,
+                now_ms,
+            )
+        return {"dropped_owed_scans": owed, "tickets_kept": tickets}
+
+    def backend_cursor(self, backend_id: str) -> dict[str, Any]:
+        row = self._one("SELECT cursor_json FROM backends WHERE id = ?", [backend_id])
+        return {} if row is None else dict(json.loads(row["cursor_json"]))
+
+    def record_pull_failure(self, backend_id: str, error: str, now_ms: int) -> None:
+        with self._writing():
+            self.db.execute(
+                "UPDATE backends SET last_pull_ms = ?, last_pull_error = ? WHERE id = ?",
+                [now_ms, error, backend_id],
+            )
+
+    # pull -------------------------------------------------------------------------------------
+    def apply_pull(self, backend: Row, pull: Pull, now_ms: int) -> PullSummary:
+        """Everything a pull brought, and its cursor, in one transaction: a pull that fails
+        halfway leaves the hub as it was and starts again from the old cursor."""
+        summary = PullSummary()
+        backend_id = backend["id"]
+        with self._writing():
+            events = {e.ref: self._upsert_event(backend, e, summary) for e in pull.events}
+            known = self._backend_event_ids(backend_id)
+            types: dict[tuple[str, str], str] = {}
+            for t in pull.ticket_types:
+                event_id = events.get(t.event_ref) or known.get(t.event_ref)
+                if event_id is not None:
+                    types[(t.event_ref, t.ref)] = self._upsert_type(backend_id, event_id, t)
+                    summary.ticket_types += 1
+            for ticket in pull.tickets:
+                event_id = events.get(ticket.event_ref) or known.get(ticket.event_ref)
+                if event_id is not None:
+                    self._upsert_ticket(backend_id, event_id, ticket, now_ms, summary)
+            for code in pull.retired_codes:
+                event_id = events.get(code.event_ref) or known.get(code.event_ref)
+                if event_id is None or not self._retire(event_id, code, now_ms, summary):
+                    summary.unmatched_codes += 1
+            self.db.execute(
+                "UPDATE backends SET cursor_json = ?, last_pull_ms = ?, last_pull_ok_ms = ?,"
+                " last_pull_error = NULL WHERE id = ?",
+                [json.dumps(dict(pull.cursor), sort_keys=True), now_ms, now_ms, backend_id],
+            )
+            if summary.tickets_added or summary.tickets_changed or summary.codes_retired:
+                detail: dict[str, Any] = {**summary.as_dict(), "source": backend["kind"]}
+                self._audit(
+                    backend["tenant_id"],
+                    backend["venue_id"],
+                    f"backend:{backend['name']}",
+                    "backend.pull",
+                    backend_id,
+                    detail,
+                    now_ms,
+                )
+        for event_id in summary.changed_events:
+            self._forget("events", event_id)
+        return summary
+
+    def _backend_event_ids(self, backend_id: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT upstream_ref, event_id FROM backend_events WHERE backend_id = ?", [backend_id]
+        )
+        return dict(rows.fetchall())
+
+    def _upsert_event(self, backend: Row, event: Any, summary: PullSummary) -> str:
+        backend_id = backend["id"]
+        event_id = upstream_id(backend_id, "event", event.ref)
+        values = {
+            "name": event.name,
+            "timezone": event.timezone,
+            "start_ms": event.start_ms,
+            "end_ms": max(event.end_ms, event.start_ms),
+        }
+        held = self._one(
+            "SELECT name, timezone, start_ms, end_ms, venue_id FROM events WHERE id = ?",
+            [event_id],
+        )
+        if held is None:
+            used = {r[0] for r in self.db.execute("SELECT code FROM events")}
+            code = secrets.randbelow(EVENT_CODE_LIMIT) + 1
+            while code in used:
+                code = secrets.randbelow(EVENT_CODE_LIMIT) + 1
+            row = {
+                "id": event_id,
+                "venue_id": backend["venue_id"],
+                "code": code,
+                "created_ms": 0,
+                **values,
+            }
+            self.db.table("events").insert(row)
+            summary.changed_events.add(event_id)
+        elif any(held[k] != v for k, v in values.items()):
+            self.db.table("events").update(event_id, values)
+            summary.changed_events.add(event_id)
+        self.db.execute(
+            "INSERT INTO backend_events (event_id, backend_id, upstream_ref, detail_json)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET"
+            " detail_json = excluded.detail_json",
+            [event_id, backend_id, event.ref, json.dumps(dict(event.detail), sort_keys=True)],
+        )
+        keys = json.dumps([k.hex() for k in event.signing_keys])
+        changed = self.db.execute(
+            "INSERT INTO event_code_keys (event_id, lookup_key, signing_keys_json)"
+            " VALUES (?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET"
+            " signing_keys_json = excluded.signing_keys_json"
+            " WHERE signing_keys_json != excluded.signing_keys_json",
+            [event_id, secrets.token_bytes(32), keys],
+        ).rowcount
+        if changed:  # a new key travels in the manifest header: move the revision
+            self.db.execute(
+                "INSERT INTO event_revisions (event_id, revision) VALUES (?, 1)"
+                " ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1",
+                [event_id],
+            )
+            summary.changed_events.add(event_id)
+        summary.events += 1
+        return event_id
+
+    def _upsert_type(self, backend_id: str, event_id: str, t: Any) -> str:
+        type_id = upstream_id(backend_id, "ticket_type", t.event_ref, t.ref)
+        held = self._one("SELECT name FROM ticket_types WHERE id = ?", [type_id])
+        taken = self._one(
+            "SELECT id FROM ticket_types WHERE event_id = ? AND name = ? AND id != ?",
+            [event_id, t.name, type_id],
+        )
+        name = t.name if taken is None else f"{t.name} ({t.ref})"  # names are unique per event
+        if held is None:
+            top = self.db.execute(
+                "SELECT coalesce(max(code), 0) FROM ticket_types WHERE event_id = ?", [event_id]
+            ).fetchone()[0]
+            row = {"id": type_id, "event_id": event_id, "code": top + 1, "name": name}
+            self.db.table("ticket_types").insert(row)
+        elif held["name"] != name:
+            self.db.table("ticket_types").update(type_id, {"name": name})
+        return type_id
+
+    def _upsert_ticket(
+        self, backend_id: str, event_id: str, t: UpstreamTicket, now_ms: int, s: PullSummary
+    ) -> None:
+        ticket_id = upstream_id(backend_id, "ticket", t.ref)
+        type_id = (
+            None
+            if t.type_ref is None
+            else upstream_id(backend_id, "ticket_type", t.event_ref, t.type_ref)
+        )
+        values: dict[str, Any] = {
+            "status": str(t.status),
+            "ticket_type_id": type_id,
+            "holder_name": t.holder_name,
+            "order_ref": t.order_ref,
+            "backend_code": t.code,
+        }
+        held = self._one(
+            "SELECT status, ticket_type_id, holder_name, order_ref, backend_code"
+            " FROM tickets WHERE id = ?",
+            [ticket_id],
+        )
+        if held is None:
+            row = {
+                "id": ticket_id,
+                "event_id": event_id,
+                "backend_id": backend_id,
+                "updated_ms": now_ms,
+                **values,
+            }
+            self.db.table("tickets").insert(row)
+            s.tickets_added += 1
+        elif any(held[k] != v for k, v in values.items()):
+            old_code = held["backend_code"]
+            if old_code and old_code != t.code:  # upstream gave it a new code
+                self._retire_code(ticket_id, old_code, "superseded", now_ms)
+                s.codes_retired += 1
+            self.db.table("tickets").update(ticket_id, {**values, "updated_ms": now_ms})
+            s.tickets_changed += 1
+        if t.code is not None:
+            self._set_block(ticket_id, t.code, t.blocked, now_ms, s)
+
+    def _set_block(
+        self, ticket_id: str, code: str, blocked: bool, now_ms: int, s: PullSummary
+    ) -> None:
+        held = self._one(
+            "SELECT state FROM ticket_retired_codes WHERE ticket_id = ? AND code = ?",
+            [ticket_id, code],
+        )
+        if blocked and held is None:
+            self._retire_code(ticket_id, code, "blocked", now_ms)
+            s.codes_retired += 1
+        elif not blocked and held is not None and held["state"] == "blocked":
+            self.db.execute(
+                "DELETE FROM ticket_retired_codes WHERE ticket_id = ? AND code = ?",
+                [ticket_id, code],
+            )
+            self._touch(ticket_id, now_ms)
+            s.tickets_changed += 1
+
+    def _retire(self, event_id: str, code: Any, now_ms: int, s: PullSummary) -> bool:
+        """A retired code from the backend's own lists, on the ticket that carries or carried
+        it; False when no ticket here ever had it (it cannot admit here anyway)."""
+        row = self._one(
+            "SELECT id FROM tickets WHERE event_id = ? AND backend_code = ?"
+            " UNION SELECT r.ticket_id FROM ticket_retired_codes r JOIN tickets t"
+            " ON t.id = r.ticket_id WHERE t.event_id = ? AND r.code = ? LIMIT 1",
+            [event_id, code.code, event_id, code.code],
+        )
+        if row is None:
+            return False
+        ticket_id = row["id"]
+        if code.state == "blocked":
+            self._set_block(ticket_id, code.code, code.active, now_ms, s)
+            return True
+        held = self._one(
+            "SELECT state FROM ticket_retired_codes WHERE ticket_id = ? AND code = ?",
+            [ticket_id, code.code],
+        )
+        if held is None:
+            self._retire_code(ticket_id, code.code, "superseded", now_ms)
+            s.codes_retired += 1
+        return True
+
+    def _retire_code(self, ticket_id: str, code: str, state: str, now_ms: int) -> None:
+        self.db.execute(
+            "INSERT INTO ticket_retired_codes (ticket_id, code, state, at_ms) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (ticket_id, code) DO UPDATE SET state = excluded.state",
+            [ticket_id, code, state, now_ms],
+        )
+        self._touch(ticket_id, now_ms)
+
+    def _touch(self, ticket_id: str, now_ms: int) -> None:
+        """A change beside the ticket row (its retired codes) must still reach gates: the
+        revision triggers watch `tickets`, so the row is touched."""
+        self.db.execute("UPDATE tickets SET updated_ms = ? WHERE id = ?", [now_ms, ticket_id])
+
+    # outbox -----------------------------------------------------------------------------------
+    def owed_scans(self, backend_id: str, now_ms: int, limit: int) -> list[OwedScan]:
+        """Scans due for a push, oldest first. A check still waiting for staff (attention,
+        unconfirmed) is not due: its outcome is not known yet."""
+        rows = self.db.execute(
+            "SELECT o.scan_id, s.device_id, s.device_seq, be.upstream_ref, be.detail_json,"
+            f" t.id, t.backend_code, s.direction, s.verdict, s.reason, {SCAN_HUB_MS},"
+            " json_extract(s.detail_json, '$.online'),"
+            " json_extract(s.detail_json, '$.confirmed')"
+            " FROM backend_outbox o JOIN scans s ON s.id = o.scan_id"
+            " JOIN tickets t ON t.id = s.ticket_id"
+            " JOIN backend_events be ON be.event_id = t.event_id AND be.backend_id = o.backend_id"
+            " WHERE o.backend_id = ? AND o.pushed_ms IS NULL AND o.next_attempt_ms <= ?"
+            " AND NOT (s.verdict = 'attention'"
+            "          AND json_extract(s.detail_json, '$.confirmed') IS NULL)"
+            " AND t.backend_code IS NOT NULL"
+            " ORDER BY o.scan_id LIMIT ?",
+            [backend_id, now_ms, limit],
+        ).fetchall()
+        owed = []
+        for (
+            scan_id,
+            device_id,
+            seq,
+            event_ref,
+            detail,
+            ticket_id,
+            code,
+            direction,
+            verdict,
+            reason,
+            at_ms,
+            online,
+            confirmed,
+        ) in rows:
+            admitted = ScanFact.moved(verdict, confirmed)
+            owed.append(
+                OwedScan(
+                    scan_id=scan_id,
+                    idempotency_key=idempotency_key(device_id, seq),
+                    event_ref=event_ref,
+                    event_detail=json.loads(detail),
+                    ticket_ref=ticket_id,
+                    code=code,
+                    direction=direction,
+                    admitted=admitted,
+                    reason=reason,
+                    at_ms=at_ms,
+                    decided_offline=not online,
+                )
+            )
+        return owed
+
+    def record_push(
+        self,
+        backend_id: str,
+        outcomes: Sequence[PushOutcome],
+        retry_at_ms: Callable[[int], int],
+        now_ms: int,
+    ) -> None:
+        """Mark what upstream now has; the rest waits until `retry_at_ms(attempts)`."""
+        done = [o for o in outcomes if o.done]
+        failed = [o for o in outcomes if not o.done]
+        with self._writing():
+            self.db.conn.executemany(
+                "UPDATE backend_outbox SET pushed_ms = ?, attempts = attempts + 1,"
+                " answer_json = ?, last_error = ? WHERE scan_id = ? AND pushed_ms IS NULL",
+                [(now_ms, json.dumps(dict(o.answer)), o.error, o.scan_id) for o in done],
+            )
+            for o in failed:
+                attempts = self.db.execute(
+                    "UPDATE backend_outbox SET attempts = attempts + 1, last_error = ?"
+                    " WHERE scan_id = ? RETURNING attempts",
+                    [o.error, o.scan_id],
+                ).fetchone()
+                if attempts is not None:
+                    self.db.execute(
+                        "UPDATE backend_outbox SET next_attempt_ms = ? WHERE scan_id = ?",
+                        [retry_at_ms(attempts[0]), o.scan_id],
+                    )
+            error = next((o.error for o in failed if o.error), None)
+            if done:
+                self.db.execute(
+                    "UPDATE backends SET last_push_ok_ms = ? WHERE id = ?", [now_ms, backend_id]
+                )
+            if failed or done:
+                self.db.execute(
+                    "UPDATE backends SET last_push_error = ? WHERE id = ?", [error, backend_id]
+                )
+
+    def outbox_state(self, backend_id: str) -> OutboxState:
+        owed, oldest, failing = self.db.execute(
+            "SELECT count(*), min(s.scanned_ms + s.clock_offset_ms), sum(o.attempts > 0)"
+            " FROM backend_outbox o JOIN scans s ON s.id = o.scan_id"
+            " WHERE o.backend_id = ? AND o.pushed_ms IS NULL",
+            [backend_id],
+        ).fetchone()
+        pushed = self.db.execute(
+            "SELECT count(*) FROM backend_outbox WHERE backend_id = ? AND pushed_ms IS NOT NULL",
+            [backend_id],
+        ).fetchone()[0]
+        row = self._one("SELECT last_push_error FROM backends WHERE id = ?", [backend_id])
+        return OutboxState(
+            owed, oldest, failing or 0, pushed, None if row is None else row["last_push_error"]
+        )
+
+    def upstream_answers(self, event_id: str) -> list[Row]:
+        """What the backend answered for this event's pushed scans, where it was not a plain
+        yes (pretix saw a duplicate, did not know the code...), for the reconciliation
+        report."""
+        return list(
+            self.db.query(
+                "SELECT o.scan_id, s.ticket_id, s.device_id, s.verdict, o.answer_json,"
+                " o.pushed_ms FROM backend_outbox o JOIN scans s ON s.id = o.scan_id"
+                " WHERE s.event_id = ? AND o.pushed_ms IS NOT NULL"
+                " AND coalesce(json_extract(o.answer_json, '$.status'), 'ok') != 'ok'"
+                " ORDER BY o.scan_id",
+                [event_id],
+            )
+        )
