@@ -508,7 +508,8 @@ class BackendStore(StoreBase):
             self.db.query(
                 "SELECT o.scan_id, s.ticket_id, s.device_id, s.verdict, o.answer_json,"
                 " o.pushed_ms FROM backend_outbox o JOIN scans s ON s.id = o.scan_id"
-                " WHERE s.event_id = ? AND o.pushed_ms IS NOT NULL"
+                " JOIN tickets t ON t.id = s.ticket_id"
+                " WHERE t.event_id = ? AND o.pushed_ms IS NOT NULL"
                 " AND coalesce(json_extract(o.answer_json, '$.status'), 'ok') != 'ok'"
                 " ORDER BY o.scan_id",
                 [event_id],

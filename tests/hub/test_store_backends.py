@@ -1,0 +1,277 @@
+"""The hub's side of the backend seam over a real SQLite file: a pull becomes hub rows (and
+only changes move revisions), retired codes, the outbox the scans trigger fills, pushes
+marked once, removal, and tokens sealed at rest."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.backends.seam import (
+    Pull,
+    PushOutcome,
+    RetiredCode,
+    UpstreamEvent,
+    UpstreamTicket,
+    UpstreamTicketType,
+)
+from hub.secret_box import SecretBox, SecretUnreadable, key_path_for
+from hub.storage import HubStore
+from hub.store_backends import idempotency_key, upstream_id
+from manifests.model import TicketStatus
+
+NOW = 1_790_000_000_000
+SIG_KEY = bytes(range(32))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = HubStore(tmp_path / "hub.sqlite")
+    yield s
+    s.close()
+
+
+def _backend(store: HubStore, seal: Any = None) -> dict[str, Any]:
+    tenant = store.create_tenant("Riverside", NOW)
+    venue = store.create_venue(tenant["id"], "Riverside Park", "Europe/Berlin", "t", NOW)
+    return store.create_backend(
+        tenant_id=tenant["id"],
+        venue_id=venue["id"],
+        kind="pretix",
+        name="shop",
+        settings={"url": "https://pretix.example", "organizer": "river"},
+        seal=seal,
+        actor="t",
+        now_ms=NOW,
+    )
+
+
+def _ticket(ref: str, **changes: Any) -> UpstreamTicket:
+    fields: dict[str, Any] = {
+        "ref": ref,
+        "event_ref": "fest",
+        "type_ref": "7",
+        "status": TicketStatus.ACTIVE,
+        "code": f"secret{ref}",
+        "holder_name": f"Holder {ref}",
+        "order_ref": "ABC12",
+    }
+    return UpstreamTicket(**{**fields, **changes})
+
+
+def _pull(*tickets: UpstreamTicket, retired: tuple[RetiredCode, ...] = ()) -> Pull:
+    event = UpstreamEvent(
+        "fest",
+        "River Fest",
+        "Europe/Berlin",
+        NOW,
+        NOW + 3_600_000,
+        (SIG_KEY,),
+        {"checkin_list": 3},
+    )
+    return Pull(
+        events=[event],
+        ticket_types=[UpstreamTicketType("7", "fest", "Day pass")],
+        tickets=list(tickets),
+        retired_codes=list(retired),
+        cursor={"n": len(tickets)},
+    )
+
+
+def _device(store: HubStore, backend: dict[str, Any]) -> str:
+    _, code = store.create_enrollment(
+        tenant_id=backend["tenant_id"],
+        venue_id=backend["venue_id"],
+        gate_id=None,
+        zone=None,
+        name="North 1",
+        actor="t",
+        now_ms=NOW,
+        ttl_ms=60_000,
+    )
+    device = store.enroll_device(
+        code=code, hardware_id="hw", public_key=b"\x01" * 32, app_version=None, now_ms=NOW
+    )
+    assert isinstance(device, dict)
+    return str(device["id"])
+
+
+def _scan(seq: int, ticket_id: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "ticket_id": ticket_id,
+        "event_id": None,
+        "verdict": "admit",
+        "reason": "admitted",
+        "direction": "entry",
+        "scanned_ms": NOW + seq,
+        "clock_offset_ms": 0,
+        "counted": 1,
+        **changes,
+    }
+
+
+def test_a_pull_becomes_hub_rows_and_a_quiet_pull_moves_nothing(store: HubStore) -> None:
+    backend = _backend(store)
+    summary = store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
+    assert (summary.events, summary.tickets_added, summary.tickets_changed) == (1, 2, 0)
+    event_id = upstream_id(backend["id"], "event", "fest")
+    ticket = store.db["tickets"].get(upstream_id(backend["id"], "ticket", "1"))
+    assert ticket["event_id"] == event_id and ticket["backend_id"] == backend["id"]
+    assert ticket["backend_code"] == "secret1" and ticket["status"] == "ACTIVE"
+    assert ticket["holder_name"] == "Holder 1" and ticket["order_ref"] == "ABC12"
+    event = store.db["events"].get(event_id)
+    assert event["venue_id"] == backend["venue_id"] and event["name"] == "River Fest"
+    keys = store.db["event_code_keys"].get(event_id)
+    assert len(keys["lookup_key"]) == 32 and keys["signing_keys_json"] == f'["{SIG_KEY.hex()}"]'
+    assert store.backend_cursor(backend["id"]) == {"n": 2}
+    revision = store.current_revision(event_id)
+
+    again = store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW + 1)
+    assert (again.tickets_added, again.tickets_changed, again.codes_retired) == (0, 0, 0)
+    assert store.current_revision(event_id) == revision  # gates download nothing
+    assert store.db["event_code_keys"].get(event_id)["lookup_key"] == keys["lookup_key"]
+
+
+def test_upstream_changes_reach_the_ticket_and_move_the_revision(store: HubStore) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
+    event_id = upstream_id(backend["id"], "event", "fest")
+    one, two = (upstream_id(backend["id"], "ticket", r) for r in ("1", "2"))
+    before = store.current_revision(event_id)
+    cancelled = _ticket("1", status=TicketStatus.CANCELLED)
+    new_code = _ticket("2", code="fresh2")
+    summary = store.apply_pull(backend, _pull(cancelled, new_code), NOW + 5)
+    assert summary.tickets_changed == 2 and summary.codes_retired == 1
+    assert store.db["tickets"].get(one)["status"] == "CANCELLED"
+    assert store.db["tickets"].get(two)["backend_code"] == "fresh2"
+    retired = list(store.db.query("SELECT ticket_id, code, state FROM ticket_retired_codes"))
+    assert retired == [{"ticket_id": two, "code": "secret2", "state": "superseded"}]
+    assert store.current_revision(event_id) > before
+
+
+def test_blocked_codes_lock_and_unblock_and_unknown_codes_are_counted(store: HubStore) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1")), NOW)
+    ticket_id = upstream_id(backend["id"], "ticket", "1")
+    blocked = (
+        RetiredCode("fest", "secret1", "blocked"),
+        RetiredCode("fest", "nobody", "superseded"),
+    )
+    summary = store.apply_pull(backend, _pull(_ticket("1"), retired=blocked), NOW + 1)
+    assert summary.unmatched_codes == 1
+    states = store.db.execute("SELECT code, state FROM ticket_retired_codes").fetchall()
+    assert states == [("secret1", "blocked")]
+    revision = store.current_revision(upstream_id(backend["id"], "event", "fest"))
+    unblocked = (RetiredCode("fest", "secret1", "blocked", active=False),)
+    store.apply_pull(backend, _pull(_ticket("1"), retired=unblocked), NOW + 2)
+    assert store.db.execute("SELECT count(*) FROM ticket_retired_codes").fetchone()[0] == 0
+    assert store.current_revision(upstream_id(backend["id"], "event", "fest")) > revision
+    assert store.db["tickets"].get(ticket_id)["status"] == "ACTIVE"
+
+
+def test_a_failed_pull_changes_nothing(store: HubStore) -> None:
+    backend = _backend(store)
+    bad = _pull(_ticket("1"), _ticket("2", holder_name="x" * 10_000, order_ref="y" * 500))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.apply_pull(backend, bad, NOW)
+    assert store.db["tickets"].count == 0 and store.db["events"].count == 0
+    assert store.backend_cursor(backend["id"]) == {}
+
+
+def test_scans_of_backend_tickets_are_owed_in_the_transaction_that_stores_them(
+    store: HubStore,
+) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
+    one, two = (upstream_id(backend["id"], "ticket", r) for r in ("1", "2"))
+    device = _device(store, backend)
+    own = store.db["tickets"].get(one)
+    store.db["tickets"].insert({**own, "id": "hub-own", "backend_id": None, "backend_code": None})
+    scans = [
+        _scan(1, one),
+        _scan(2, two, verdict="deny", reason="already_admitted", online=True),
+        _scan(3, "hub-own"),  # the hub's own ticket: nobody upstream to tell
+        _scan(4, two, verdict="attention", reason="attention_required"),  # staff still look
+        _scan(5, None, verdict="deny", reason="malformed"),
+    ]
+    store.record_scans(device, scans, NOW + 10, deactivated=False, clock_offset_ms=250)
+    owed = store.owed_scans(backend["id"], NOW + 10, 50)
+    assert [(o.ticket_ref, o.admitted, o.decided_offline) for o in owed] == [
+        (one, True, True),
+        (two, False, False),
+    ]
+    first = owed[0]
+    assert first.code == "secret1" and first.event_ref == "fest"
+    assert first.event_detail == {"checkin_list": 3} and first.direction == "entry"
+    assert first.at_ms == NOW + 1  # the gate's clock, the offset not measured per scan here
+    assert first.idempotency_key == idempotency_key(device, 1)
+    assert store.outbox_state(backend["id"]).owed == 3  # the attention scan waits, owed
+
+    # the same upload again (a gate that never heard the answer) owes nothing more
+    store.record_scans(device, scans, NOW + 20, deactivated=False)
+    assert store.outbox_state(backend["id"]).owed == 3
+
+
+def test_pushes_are_marked_once_and_failures_wait(store: HubStore) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
+    device = _device(store, backend)
+    ids = [upstream_id(backend["id"], "ticket", r) for r in ("1", "2")]
+    store.record_scans(device, [_scan(1, ids[0]), _scan(2, ids[1])], NOW, deactivated=False)
+    first, second = store.owed_scans(backend["id"], NOW, 50)
+    outcomes = [
+        PushOutcome(first.scan_id, True, {"status": "error", "reason": "already_redeemed"}),
+        PushOutcome(second.scan_id, False, error="pretix is not reachable (ConnectError)"),
+    ]
+    store.record_push(backend["id"], outcomes, lambda attempts: NOW + 1000 * attempts, NOW)
+    assert store.owed_scans(backend["id"], NOW + 999, 50) == []  # backing off
+    assert [o.scan_id for o in store.owed_scans(backend["id"], NOW + 1000, 50)] == [second.scan_id]
+    state = store.outbox_state(backend["id"])
+    assert (state.owed, state.failing, state.pushed) == (1, 1, 1)
+    assert state.last_error == "pretix is not reachable (ConnectError)"
+    # a late duplicate outcome for a pushed scan changes nothing
+    store.record_push(backend["id"], outcomes[:1], lambda a: NOW, NOW + 5)
+    row = store.db["backend_outbox"].get(first.scan_id)
+    assert row["pushed_ms"] == NOW and row["attempts"] == 1
+    event_id = upstream_id(backend["id"], "event", "fest")
+    answers = store.upstream_answers(event_id)
+    assert [a["scan_id"] for a in answers] == [first.scan_id]
+
+
+def test_removing_a_backend_keeps_its_tickets_as_the_hubs_own(store: HubStore) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1")), NOW)
+    device = _device(store, backend)
+    ticket_id = upstream_id(backend["id"], "ticket", "1")
+    store.record_scans(device, [_scan(1, ticket_id)], NOW, deactivated=False)
+    done = store.remove_backend(backend, "t", NOW + 1)
+    assert done == {"dropped_owed_scans": 1, "tickets_kept": 1}
+    ticket = store.db["tickets"].get(ticket_id)
+    assert ticket["backend_id"] is None and ticket["backend_code"] == "secret1"
+    assert store.list_backends() == []
+    actions = [r["action"] for r in store.db.query("SELECT action FROM audit_log")]
+    assert "backend.add" in actions and "backend.remove" in actions
+
+
+def test_tokens_are_sealed_at_rest_and_bound_to_their_backend(
+    store: HubStore, tmp_path: Path
+) -> None:
+    box = SecretBox.for_database(store.path)
+    assert not key_path_for(store.path).exists()  # made at first use, not before
+    token = "pretix-device-token-0123456789abcdef"
+    backend = _backend(store, seal=lambda backend_id: box.seal(token, backend_id))
+    assert key_path_for(store.path).stat().st_mode & 0o777 == 0o600
+    sealed = store.backend_secret(backend["id"])
+    assert sealed is not None and token.encode() not in sealed
+    assert token.encode() not in Path(store.path).read_bytes()
+    assert all("secret_sealed" not in row for row in store.list_backends())
+    assert box.open(sealed, backend["id"]) == token
+    with pytest.raises(SecretUnreadable):
+        box.open(sealed, "another-backend")  # moved to another row: does not open
+    other = SecretBox(tmp_path / "other.key")
+    with pytest.raises(SecretUnreadable):
+        other.open(sealed, backend["id"])
