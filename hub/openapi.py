@@ -317,7 +317,12 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/admin/events"): json_body(obj(events=array(EVENT))),
     ("GET", "/api/admin/events/{event_id}"): json_body(EVENT),
     ("GET", "/api/admin/events/{event_id}/reconciliation"): json_body(
-        obj(event_id=S, counts={**OBJ, "additionalProperties": INT}, double_entries=array(OBJ))
+        obj(
+            event_id=S,
+            counts={**OBJ, "additionalProperties": INT},
+            double_entries=array(OBJ),
+            backend_answers=array(OBJ),
+        )
     ),
     ("GET", "/api/admin/tickets"): json_body(obj(tickets=array(TICKET), next_cursor=NS)),
     ("GET", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),

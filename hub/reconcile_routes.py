@@ -1,5 +1,6 @@
 """The reconciliation report for supervisors: how every scan of an event came out once all
-gates' scans were merged, and every offline double entry (which gate won, which lost)."""
+gates' scans were merged, every offline double entry (which gate won, which lost), and what
+the ticketing backend answered when it did not simply agree."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ async def reconciliation(request: web.Request) -> web.Response:
     if event is None:
         raise not_found("event")
     await request.app[RECONCILER].catch_up(event["id"], request.app[CLOCK]())
-    counts, doubles = await db.run(
-        lambda s: (s.outcome_counts(event["id"]), s.double_entries(event["id"]))
+    counts, doubles, upstream = await db.run(
+        lambda s: (
+            s.outcome_counts(event["id"]),
+            s.double_entries(event["id"]),
+            s.upstream_answers(event["id"]),
+        )
     )
     entries = []
     for row in doubles:
@@ -48,5 +53,18 @@ async def reconciliation(request: web.Request) -> web.Response:
             "event_id": event["id"],
             "counts": {str(o): counts.get(str(o), 0) for o in Outcome},
             "double_entries": entries,
+            # What the ticketing backend said that was not a plain yes (pretix saw the
+            # ticket used already, did not know the code...), per pushed scan.
+            "backend_answers": [
+                {
+                    "scan_id": row["scan_id"],
+                    "ticket_id": row["ticket_id"],
+                    "device_id": row["device_id"],
+                    "verdict": row["verdict"],
+                    "answer": json.loads(row["answer_json"]),
+                    "pushed_ms": row["pushed_ms"],
+                }
+                for row in upstream
+            ],
         }
     )
