@@ -7,7 +7,7 @@ Nothing here touches a disk, a socket or a clock: the gate and the hub build a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -20,6 +20,8 @@ class CredentialFormat(StrEnum):
     LEGACY_B = "legacy_b"  # <b64 iv>:<b64 AES-256-CBC>, static
     LEGACY_B_UNSIGNED = "legacy_b_unsigned"  # bare base64 JSON: always refused
     LEGACY_C = "legacy_c"  # ticketId:timestamp:nonce:hmac
+    BACKEND_CODE = "backend_code"  # a code a ticketing system printed, found in the ticket list
+    PRETIX_SIG1 = "pretix_sig1"  # pretix's Ed25519-signed code (protocol/backend_codes.py)
     UNKNOWN = "unknown"
 
 
@@ -84,6 +86,27 @@ class LegacyKeys:
     format_c_validity_ms: int = 30_000
 
 
+class CodeState(StrEnum):
+    """What a code a ticketing system printed still does for its ticket."""
+
+    CURRENT = "current"  # the ticket's code now: admits
+    SUPERSEDED = "superseded"  # replaced by a newer code (pretix: a revoked secret)
+    BLOCKED = "blocked"  # the seller blocked it: the ticket is locked while it is
+
+
+@dataclass(frozen=True, slots=True)
+class CodeMatch:
+    """A ticket the ticket list holds a scanned backend code for, and in which state."""
+
+    ticket_id: str
+    state: CodeState
+
+
+# Every ticket the list holds a scanned code for (normally one); protocol/backend_codes.py
+# decides between several.
+CodeLookup = Callable[[str], Sequence[CodeMatch]]
+
+
 @dataclass(frozen=True, slots=True)
 class ParseContext:
     """Everything parsing may consult. `seen_nonces` is the device's replay memory, read only
@@ -101,3 +124,9 @@ class ParseContext:
     # static code identical to its record is genuine without a signature check (the hub keeps
     # every code it issued). The key id is still checked, so a retired key's codes still fail.
     issued: Callable[[str, int], str | None] | None = None
+    # Codes a ticketing system printed (pretix secrets, protocol/backend_codes.py): the
+    # event's public keys for the codes it signs (pretix_sig1, raw Ed25519), and where a
+    # scanned code's ticket is found (a gate: by the code's keyed hash; the hub: its own
+    # table). None: the event has no such codes, and text no other format reads is malformed.
+    code_signing_keys: tuple[bytes, ...] = ()
+    code_lookup: CodeLookup | None = None

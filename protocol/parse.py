@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from protocol.backend_codes import parse_backend_code
 from protocol.credential import CredentialFormat, ParseContext, ParseResult, Refusal
 from protocol.legacy import parse_legacy
 from protocol.native import looks_native, parse_native
@@ -35,4 +36,10 @@ def _parse(raw: str, ctx: ParseContext) -> ParseResult:
     legacy = parse_legacy(text, ctx)
     if legacy is not None:
         return legacy
+    # Last: a code a ticketing system printed. pretix's never take a native code's shape:
+    # random ones are 12-64 characters; a signed one of 147+ characters without base64's '='
+    # (not in base45) needs pretix ids past 2^28.
+    backend = parse_backend_code(text, ctx)
+    if backend is not None:
+        return backend
     return Refusal.of(Reason.MALFORMED, CredentialFormat.UNKNOWN)

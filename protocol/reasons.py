@@ -89,5 +89,21 @@ DEFAULT_MESSAGES: dict[Reason, str] = {
 }
 
 
+# Codes a ticketing system printed (protocol/backend_codes.py), where the reason's default
+# sentence would not tell staff what happened or what to do.
+BLOCKED_CODE_MESSAGE = (
+    "This code was blocked by the ticket seller: the ticket is locked. Send the guest to the "
+    "box office."
+)
+UNLISTED_CODE_MESSAGE = (
+    "Code not on this event's ticket list (sync the gate if the ticket was just sold), "
+    "else send the guest to the box office."
+)
+SHARED_CODE_MESSAGE = (
+    "This code is on several tickets of the list: send the guest to the box office."
+)
+DAMAGED_SIGNED_CODE_MESSAGE = "Damaged signed ticket code: ask the guest to show it again."
+
+
 def default_message(reason: Reason) -> str:
     return DEFAULT_MESSAGES[reason]
