@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,7 +121,7 @@ async def initialize_device(url: str, init_token: str, *, transport: Any = None)
         "hardware_brand": "venue-gate",
         "hardware_model": "hub",
         "os_name": "Linux",
-        "os_version": "",
+        "os_version": platform.release() or "unknown",
         "software_brand": "venue-gate hub",
         "software_version": __version__,
         "info": {},
@@ -131,8 +132,10 @@ async def initialize_device(url: str, init_token: str, *, transport: Any = None)
         except httpx.HTTPError as exc:
             raise BackendError(f"pretix at {url} is not reachable ({type(exc).__name__})") from None
     if answer.status_code == 400:
-        problems = answer.json().get("token", ["refused"]) if _is_json(answer) else ["refused"]
-        raise BackendError(f"pretix refused the initialisation token: {' '.join(problems)}")
+        found = answer.json() if _is_json(answer) else {}
+        said = found.get("token") if isinstance(found, dict) else None
+        words = " ".join(str(w) for w in said) if isinstance(said, list) else "refused"
+        raise BackendError(f"pretix refused the initialisation token: {words}")
     if answer.status_code != 200 or not _is_json(answer):
         raise BackendError(
             f"pretix at {url} answered the device initialisation with HTTP {answer.status_code}"
@@ -186,10 +189,15 @@ class PretixBackend:
             raise BackendError(
                 f"pretix at {self.url} is not reachable ({type(exc).__name__})"
             ) from None
-        if answer.status_code in (401, 403):
+        if answer.status_code == 401:
             raise BackendError(
-                f"pretix refused the hub's credentials (HTTP {answer.status_code}): the device"
-                " was revoked or the token is wrong; add the backend again with a new token"
+                "pretix refused the hub's credentials (HTTP 401): the device was revoked or"
+                " the token is wrong; add the backend again with a new token"
+            )
+        if answer.status_code == 403:
+            raise BackendError(
+                f"pretix does not let the hub read {path} (HTTP 403): check the organizer"
+                f" ({self.organizer}) and the events its device or token may see"
             )
         if answer.status_code == 404:
             raise BackendError(
