@@ -19,7 +19,6 @@ never sent anywhere else.
 from __future__ import annotations
 
 import asyncio
-import base64
 import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,12 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_public_key,
-)
 
 from hub.backends.seam import (
     BackendError,
@@ -46,6 +39,7 @@ from hub.backends.seam import (
 )
 from manifests.model import TicketStatus
 from protocol import __version__
+from protocol.backend_codes import pretix_public_key
 from protocol.reasons import Reason
 
 KIND = "pretix"
@@ -89,14 +83,6 @@ def _ms(value: str) -> int:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
-def raw_public_key(b64_pem: str) -> bytes:
-    """pretix's `valid_keys` entry (base64 of a PEM SubjectPublicKeyInfo) as 32 raw bytes."""
-    key = load_pem_public_key(base64.b64decode(b64_pem))
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 key")
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def ticket_status(
@@ -322,7 +308,7 @@ class PretixBackend:
         keys = []
         for b64_pem in (event.get("valid_keys") or {}).get("pretix_sig1", []):
             try:
-                keys.append(raw_public_key(str(b64_pem)))
+                keys.append(pretix_public_key(str(b64_pem)))
             except ValueError:
                 continue  # a key we cannot read verifies nothing; the others still do
         return UpstreamEvent(
