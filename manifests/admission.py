@@ -29,7 +29,7 @@ from manifests.model import (
 )
 from manifests.policy import EXPIRY_AFTER_END_MS, MINUTE_MS
 from manifests.sealing import unseal_holder
-from protocol.credential import Credential, ParseContext, ParseResult, Refusal
+from protocol.credential import CodeLookup, Credential, ParseContext, ParseResult, Refusal
 from protocol.limits import calendar_ms
 from protocol.reasons import Reason, Verdict, default_message
 
@@ -44,9 +44,15 @@ _STATUS_REASONS: dict[str, Reason] = {
 
 
 def parse_context(
-    header: ManifestHeader, now_ms: int, seen_nonces: Container[str] = frozenset()
+    header: ManifestHeader,
+    now_ms: int,
+    seen_nonces: Container[str] = frozenset(),
+    codes: CodeLookup | None = None,
 ) -> ParseContext:
-    """The parse facts a manifest provides: keys, event binding, legacy keys, rotation."""
+    """The parse facts a manifest provides: keys, event binding, legacy keys, rotation, and
+    the codes a ticketing system printed: `codes` finds them (a gate: by their hashes; the
+    hub: in its own table), asked only when the header has a code lookup key, so gate and hub
+    read the same text alike."""
     return ParseContext(
         now_ms=now_ms,
         issuer_keys=header.issuer_keys,
@@ -56,6 +62,8 @@ def parse_context(
         rotation_secret=header.rotation_secret,
         rotation_period_s=header.event.rotation_period_s,
         seen_nonces=seen_nonces,
+        code_signing_keys=header.code_signing_keys,
+        code_lookup=codes if header.code_lookup_key is not None else None,
     )
 
 

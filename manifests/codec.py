@@ -7,6 +7,13 @@ bytes each, every other field as an index into a dictionary of its distinct valu
 statuses, types, zones and day sets cost a byte or less once compressed), holder blobs
 length-prefixed. Columns compress far better than rows because like sits next to like.
 
+Version 2 is version 1 plus the codes a ticketing system printed (manifests/model.py): the
+header's code lookup key and signing keys, and after the holder sections four more: which
+rows have a code hash (a byte each), those 16-byte hashes, each row's count of retired codes,
+and those (hash, state byte). A manifest without any of it is still written as version 1,
+byte for byte as before, so gates of earlier releases keep reading every event that has no
+such codes; they refuse a version 2 body whole (malformed) and keep their last manifest.
+
 Decoding never trusts the input: anything that is not a well-formed body of the expected kind
 raises ManifestRejected('malformed') and nothing else.
 """
@@ -30,14 +37,17 @@ from manifests.model import (
     Manifest,
     ManifestDelta,
     ManifestHeader,
+    RetiredCode,
     Scope,
     TicketRow,
 )
 from manifests.policy import ScanPolicy, ZoneRules
 from manifests.signing import ManifestRejected
-from protocol.credential import LegacyKeys
+from protocol.backend_codes import CODE_DIGEST_BYTES, ED25519_KEY_BYTES, LOOKUP_KEY_BYTES
+from protocol.credential import CodeState, LegacyKeys
 
 VERSION = 1
+VERSION_CODES = 2  # VERSION plus backend code hashes and keys (see above)
 KIND_FULL, KIND_DELTA = b"M", b"D"
 # Chosen by measurement (bench/manifest_bench.py): the ticket ids and sealed names dominate
 # and do not compress, so higher levels buy almost nothing and cost build time.
@@ -125,7 +135,27 @@ def _header_to_json(h: ManifestHeader) -> dict[str, Any]:
     }
 
 
-def _header_from_json(d: Any) -> ManifestHeader:
+def _code_keys_to_json(h: ManifestHeader) -> dict[str, Any]:
+    return {
+        "code_lookup_key": _b64(h.code_lookup_key),
+        "code_signing_keys": [_b64(k) for k in h.code_signing_keys],
+    }
+
+
+def _code_keys_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    lookup, signing = d["code_lookup_key"], d["code_signing_keys"]
+    key = None if lookup is None else _unb64(lookup)
+    if key is not None and len(key) != LOOKUP_KEY_BYTES:
+        raise _Malformed("code lookup key has the wrong length")
+    if type(signing) is not list:
+        raise _Malformed("code signing keys are not a list")
+    keys = tuple(_unb64(k) for k in signing)
+    if any(len(k) != ED25519_KEY_BYTES for k in keys):
+        raise _Malformed("a code signing key is not a raw Ed25519 key")
+    return {"code_lookup_key": key, "code_signing_keys": keys}
+
+
+def _header_from_json(d: Any, version: int = VERSION) -> ManifestHeader:
     if type(d) is not dict:
         raise _Malformed("header is not an object")
     issuer_keys = {}
@@ -156,6 +186,7 @@ def _header_from_json(d: Any) -> ManifestHeader:
         legacy=_plain_from_json(LegacyKeys, d["legacy"]),
         rotation_secret=None if secret is None else _unb64(secret),
         revoked=revoked,
+        **(_code_keys_from_json(d) if version == VERSION_CODES else {}),
     )
     if not all(type(getattr(header, k)) is int for k in ("revision", "issued_at_ms")):
         raise _Malformed("revision and issue time must be integers")
@@ -167,7 +198,8 @@ def _header_from_json(d: Any) -> ManifestHeader:
 # ---- columns ----
 
 # Every TicketRow field but these travels as "dictionary of distinct values + index column".
-_SPECIAL = ("ticket_id", "valid_days", "holder_sealed")
+_CODE_FIELDS = ("code_digest", "retired_codes")  # version 2 only
+_SPECIAL = ("ticket_id", "valid_days", "holder_sealed", *_CODE_FIELDS)
 _DICT_FIELDS = tuple(f for f in dataclasses.fields(TicketRow) if f.name not in _SPECIAL)
 _ROW_ORDER = tuple(f.name for f in dataclasses.fields(TicketRow))
 
@@ -364,7 +396,10 @@ def _decode_ids(mode: Any, raw: bytes, n: int) -> list[str]:
     raise _Malformed("unknown ticket id encoding")
 
 
-def _encode_rows(rows: Sequence[TicketRow], header: ManifestHeader) -> tuple[dict, list[bytes]]:
+def _encode_rows(
+    rows: Sequence[TicketRow], header: ManifestHeader
+) -> tuple[int, dict, list[bytes]]:
+    """The body's format version, the rows' meta entries and their sections."""
     ids_mode, ids_raw = _encode_ids([r.ticket_id for r in rows])
     meta: dict[str, Any] = {"n": len(rows), "ids": ids_mode, "dicts": {}}
     sections = [ids_raw]
@@ -383,13 +418,24 @@ def _encode_rows(rows: Sequence[TicketRow], header: ManifestHeader) -> tuple[dic
     meta["holder_width"] = typecode
     sections.append(_raw(array(typecode, lengths)))
     sections.append(b"".join(b for b in blobs if b))
-    return meta, sections
+    coded = any(r.code_digest is not None or r.retired_codes for r in rows)
+    if coded and header.code_lookup_key is None:
+        raise ValueError("rows carry code hashes but the header not the key they were made with")
+    if not (coded or header.code_lookup_key is not None or header.code_signing_keys):
+        return VERSION, meta, sections
+    meta["codes"], code_sections = _encode_codes(rows)
+    return VERSION_CODES, meta, sections + code_sections
 
 
-def _decode_rows(meta: dict, sections: list[bytes], header: ManifestHeader) -> list[TicketRow]:
+def _decode_rows(
+    meta: dict, sections: list[bytes], header: ManifestHeader, version: int
+) -> list[TicketRow]:
     n = meta["n"]
-    if type(n) is not int or n < 0 or len(sections) != 2 * len(_DICT_FIELDS) + 4:
+    extra = len(_CODE_SECTIONS) if version == VERSION_CODES else 0
+    if type(n) is not int or n < 0 or len(sections) != 2 * len(_DICT_FIELDS) + 4 + extra:
         raise _Malformed("row sections do not match the format")
+    if extra:
+        code_sections, sections = sections[-extra:], sections[:-extra]
     columns: dict[str, list[Any]] = {"ticket_id": _decode_ids(meta["ids"], sections[0], n)}
     dicts = meta["dicts"]
     for i, f in enumerate(_DICT_FIELDS):
@@ -407,24 +453,111 @@ def _decode_rows(meta: dict, sections: list[bytes], header: ManifestHeader) -> l
     columns["holder_sealed"] = [
         None if k == 0 else blob[e - k + 1 : e] for k, e in zip(lengths, ends, strict=True)
     ]
+    if extra:
+        digests, retired = _decode_codes(meta["codes"], code_sections, n)
+        if header.code_lookup_key is None and (any(digests) or any(retired)):
+            raise _Malformed("rows carry code hashes but the header has no lookup key")
+        columns["code_digest"], columns["retired_codes"] = digests, retired
+    else:
+        columns["code_digest"], columns["retired_codes"] = [None] * n, [()] * n
     return list(map(TicketRow, *(columns[name] for name in _ROW_ORDER)))
+
+
+# ---- version 2: backend code hashes ----
+
+_CODE_SECTIONS = ("has_code", "code_digests", "retired_counts", "retired_codes")
+_RETIRED_STATES = (CodeState.SUPERSEDED, CodeState.BLOCKED)  # state byte n: [n - 1]
+RETIRED_ENTRY_BYTES = CODE_DIGEST_BYTES + 1
+
+
+def pack_retired_codes(codes: Sequence[RetiredCode]) -> bytes:
+    """Retired codes as (hash, state byte) each: the manifest's form, and the gate's column."""
+    out = bytearray()
+    for code in codes:
+        if type(code.digest) is not bytes or len(code.digest) != CODE_DIGEST_BYTES:
+            raise ValueError(f"a code hash is {CODE_DIGEST_BYTES} bytes")
+        out += code.digest
+        out.append(_RETIRED_STATES.index(code.state) + 1)  # CURRENT is no retired state
+    return bytes(out)
+
+
+def unpack_retired_codes(raw: bytes) -> tuple[RetiredCode, ...]:
+    if len(raw) % RETIRED_ENTRY_BYTES:
+        raise ValueError("retired codes do not come in whole entries")
+    codes = []
+    for at in range(0, len(raw), RETIRED_ENTRY_BYTES):
+        state = raw[at + CODE_DIGEST_BYTES]
+        if not 1 <= state <= len(_RETIRED_STATES):
+            raise ValueError(f"retired code state {state}")
+        codes.append(RetiredCode(raw[at : at + CODE_DIGEST_BYTES], _RETIRED_STATES[state - 1]))
+    return tuple(codes)
+
+
+def _encode_codes(rows: Sequence[TicketRow]) -> tuple[dict[str, Any], list[bytes]]:
+    """Each row's code hash (a presence byte, then the hashes of the rows that have one) and
+    its retired codes (a count, then the entries): 16 bytes a coded ticket, and next to
+    nothing for rows without (their bytes are runs that compress away)."""
+    digests = [r.code_digest for r in rows]
+    for digest in digests:
+        if digest is not None and (type(digest) is not bytes or len(digest) != CODE_DIGEST_BYTES):
+            raise ValueError(f"a code hash is {CODE_DIGEST_BYTES} bytes")
+    counts = [len(r.retired_codes) for r in rows]
+    width = _typecode(max(counts, default=0) + 1)
+    return {"retired_width": width}, [
+        bytes(d is not None for d in digests),
+        b"".join(d for d in digests if d is not None),
+        _raw(array(width, counts)),
+        b"".join(pack_retired_codes(r.retired_codes) for r in rows if r.retired_codes),
+    ]
+
+
+def _decode_codes(
+    entry: Any, sections: list[bytes], n: int
+) -> tuple[list[bytes | None], list[tuple[RetiredCode, ...]]]:
+    has, packed, counts_raw, retired_raw = sections
+    if type(entry) is not dict or entry["retired_width"] not in ("B", "H", "I"):
+        raise _Malformed("code hash columns are described wrongly")
+    if len(has) != n or has.translate(None, b"\x00\x01"):
+        raise _Malformed("code hash presence is not a 0 or 1 a row")
+    if len(packed) != CODE_DIGEST_BYTES * sum(has):
+        raise _Malformed("code hashes do not match the rows")
+    digests: list[bytes | None] = []
+    at = 0
+    for present in has:
+        digests.append(packed[at : at + CODE_DIGEST_BYTES] if present else None)
+        at += CODE_DIGEST_BYTES * present
+    counts = _unraw(entry["retired_width"], counts_raw, n)
+    if sum(counts) * RETIRED_ENTRY_BYTES != len(retired_raw):
+        raise _Malformed("retired codes do not add up")
+    retired: list[tuple[RetiredCode, ...]] = []
+    at = 0
+    for k in counts:
+        end = at + k * RETIRED_ENTRY_BYTES
+        retired.append(unpack_retired_codes(retired_raw[at:end]) if k else ())
+        at = end
+    return digests, retired
 
 
 # ---- framing ----
 
 
-def _frame(kind: bytes, meta: dict, sections: list[bytes]) -> bytes:
+def _frame(kind: bytes, version: int, meta: dict, sections: list[bytes]) -> bytes:
     meta_raw = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
     parts = []
     for s in (meta_raw, *sections):
         parts.append(_U32.pack(len(s)))
         parts.append(s)
     payload = b"".join(parts)
-    return kind + bytes([VERSION]) + zlib.compress(payload, COMPRESS_LEVEL)
+    return kind + bytes([version]) + zlib.compress(payload, COMPRESS_LEVEL)
 
 
-def _unframe(kind: bytes, body: bytes) -> tuple[dict, list[bytes]]:
-    if type(body) is not bytes or len(body) < 2 or body[:1] != kind or body[1] != VERSION:
+def _unframe(kind: bytes, body: bytes) -> tuple[int, dict, list[bytes]]:
+    if (
+        type(body) is not bytes
+        or len(body) < 2
+        or body[:1] != kind
+        or body[1] not in (VERSION, VERSION_CODES)
+    ):
         raise _Malformed("not a manifest body of the expected kind and version")
     inflater = zlib.decompressobj()
     payload = inflater.decompress(body[2:], MAX_PAYLOAD)
@@ -444,7 +577,7 @@ def _unframe(kind: bytes, body: bytes) -> tuple[dict, list[bytes]]:
     meta = json.loads(sections[0])
     if type(meta) is not dict:
         raise _Malformed("meta is not an object")
-    return meta, sections[1:]
+    return body[1], meta, sections[1:]
 
 
 def _rejecting(what: str, decode: Callable[[], Any]) -> Any:
@@ -457,6 +590,13 @@ def _rejecting(what: str, decode: Callable[[], Any]) -> Any:
         raise ManifestRejected("malformed", f"{what} does not decode ({detail})") from None
 
 
+def _header_meta(header: ManifestHeader, version: int) -> dict[str, Any]:
+    out = _header_to_json(header)
+    if version == VERSION_CODES:
+        out.update(_code_keys_to_json(header))
+    return out
+
+
 # ---- public API ----
 
 
@@ -464,16 +604,16 @@ def encode_manifest(m: Manifest) -> bytes:
     rows = list(m.tickets.values())
     if list(m.tickets) != [r.ticket_id for r in rows]:
         raise ValueError("manifest tickets must be keyed by their own ticket_id")
-    meta, sections = _encode_rows(rows, m.header)
-    meta["header"] = _header_to_json(m.header)
-    return _frame(KIND_FULL, meta, sections)
+    version, meta, sections = _encode_rows(rows, m.header)
+    meta["header"] = _header_meta(m.header, version)
+    return _frame(KIND_FULL, version, meta, sections)
 
 
 def decode_manifest(b: bytes) -> Manifest:
     def decode() -> Manifest:
-        meta, sections = _unframe(KIND_FULL, b)
-        header = _header_from_json(meta["header"])
-        rows = _decode_rows(meta, sections, header)
+        version, meta, sections = _unframe(KIND_FULL, b)
+        header = _header_from_json(meta["header"], version)
+        rows = _decode_rows(meta, sections, header, version)
         tickets = {r.ticket_id: r for r in rows}
         if len(tickets) != len(rows):
             raise _Malformed("duplicate ticket ids")
@@ -487,29 +627,29 @@ def decode_manifest_header(b: bytes) -> ManifestHeader:
     without building its 100k rows again."""
 
     def decode() -> ManifestHeader:
-        meta, _ = _unframe(KIND_FULL, b)
-        return _header_from_json(meta["header"])
+        version, meta, _ = _unframe(KIND_FULL, b)
+        return _header_from_json(meta["header"], version)
 
     return _rejecting("manifest", decode)
 
 
 def encode_delta(d: ManifestDelta) -> bytes:
-    meta, sections = _encode_rows(d.upserts, d.header)
-    meta["header"] = _header_to_json(d.header)
+    version, meta, sections = _encode_rows(d.upserts, d.header)
+    meta["header"] = _header_meta(d.header, version)
     meta["base_revision"] = d.base_revision
     meta["removed_n"] = len(d.removed)
     meta["removed_ids"], removed_raw = _encode_ids(list(d.removed))
-    return _frame(KIND_DELTA, meta, [*sections, removed_raw])
+    return _frame(KIND_DELTA, version, meta, [*sections, removed_raw])
 
 
 def decode_delta(b: bytes) -> ManifestDelta:
     def decode() -> ManifestDelta:
-        meta, sections = _unframe(KIND_DELTA, b)
-        header = _header_from_json(meta["header"])
+        version, meta, sections = _unframe(KIND_DELTA, b)
+        header = _header_from_json(meta["header"], version)
         if not sections or type(meta["base_revision"]) is not int:
             raise _Malformed("delta lacks its base revision or removals")
         removed = _decode_ids(meta["removed_ids"], sections[-1], meta["removed_n"])
-        rows = _decode_rows(meta, sections[:-1], header)
+        rows = _decode_rows(meta, sections[:-1], header, version)
         return ManifestDelta(header, meta["base_revision"], tuple(rows), tuple(removed))
 
     return _rejecting("manifest delta", decode)

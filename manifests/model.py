@@ -16,7 +16,7 @@ from manifests.policy import (
     ScanPolicy,
     ZoneRules,
 )
-from protocol.credential import LegacyKeys
+from protocol.credential import CodeState, LegacyKeys
 
 
 class TicketStatus(StrEnum):
@@ -102,6 +102,15 @@ def _by_code(names: tuple[str, ...], code: int | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class RetiredCode:
+    """A code the ticketing system printed for the ticket that no longer admits, by its keyed
+    hash (protocol/backend_codes.code_digest): superseded by a newer one, or blocked."""
+
+    digest: bytes
+    state: CodeState
+
+
+@dataclass(frozen=True, slots=True)
 class TicketRow:
     ticket_id: str
     status: str = TicketStatus.ACTIVE
@@ -116,6 +125,10 @@ class TicketRow:
     comp_reason: str | None = None
     order_ref: str | None = None
     holder_sealed: bytes | None = None  # holder name, sealed with the credential's own key
+    # The keyed hash of the code the ticketing system printed on it now (a pretix secret),
+    # and of the codes it printed before that no longer admit; never the codes themselves.
+    code_digest: bytes | None = None
+    retired_codes: tuple[RetiredCode, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,10 @@ class ManifestHeader:
     legacy: LegacyKeys = field(default_factory=LegacyKeys)
     rotation_secret: bytes | None = None
     revoked: Mapping[str, str] = field(default_factory=dict)  # ticket id -> reason
+    # Codes a ticketing system printed (protocol/backend_codes.py): the key rows' code hashes
+    # were made with, and the event's public keys for the codes it signs (raw Ed25519).
+    code_lookup_key: bytes | None = None
+    code_signing_keys: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

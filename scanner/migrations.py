@@ -13,8 +13,8 @@ Step 1 is the first gate schema that shipped (git 3090ff6); each later change of
 Gates of the releases before steps upgraded in place with CREATE ... IF NOT EXISTS and record
 nothing, so steps 1-3 look before they change anything; a later step runs only on a database
 that recorded every step before it. Never edit or reorder a step that shipped: add one. A
-manifest install stages its tables as copies of the installed `tickets` and `manifest`
-(scanner/store.py), so what a step gives them, installs keep.
+manifest install stages its tables as copies of the installed `tickets`, `ticket_codes` and
+`manifest` (scanner/store.py), so what a step gives them, installs keep.
 """
 
 from __future__ import annotations
@@ -93,11 +93,27 @@ def _no_order_index(conn: sqlite3.Connection) -> None:
         conn.execute(f'DROP INDEX "{name}"')
 
 
+def _backend_codes(conn: sqlite3.Connection) -> None:
+    """Codes a ticketing system printed (a pretix secret), by their keyed hashes only: each
+    ticket row as the manifest has it (manifests/model.py TicketRow: its current code's hash,
+    and those of codes that no longer admit, packed as manifests/codec.py packs them), and
+    every hash in `ticket_codes`, keyed by it, so a scan finds its ticket in one search. No
+    secondary index: installs fill `ticket_codes` in hash order, which an index on `tickets`
+    would not allow (measured: 100k coded tickets installed in 2.6 s with one, 1.6 s so)."""
+    conn.execute("ALTER TABLE tickets ADD COLUMN code_digest BLOB")
+    conn.execute("ALTER TABLE tickets ADD COLUMN retired_codes BLOB")
+    conn.execute(
+        "CREATE TABLE ticket_codes (digest BLOB NOT NULL, ticket_id TEXT NOT NULL,"
+        " state TEXT NOT NULL, PRIMARY KEY (digest, ticket_id, state)) WITHOUT ROWID"
+    )
+
+
 Step = tuple[str, Callable[[sqlite3.Connection], None]]
 STEPS: tuple[Step, ...] = (
     ("0001_tables", _tables),
     ("0002_manifest_install", _manifest_install),
     ("0003_no_order_index", _no_order_index),
+    ("0004_backend_codes", _backend_codes),
 )
 STEP_NAMES = tuple(name for name, _ in STEPS)
 

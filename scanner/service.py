@@ -22,6 +22,7 @@ from hardware.feedback import Feedback
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext
 from manifests.model import ManifestHeader, TicketRow
+from protocol.backend_codes import hashed_lookup
 from protocol.credential import Credential, CredentialFormat
 from protocol.parse import parse_credential
 from protocol.reasons import Reason, Verdict, default_message
@@ -142,7 +143,9 @@ class GateService:
         header, gate = self.header(), self._gate
         if header is None or gate is None:
             return self._unready(gate), None
-        parsed = parse_credential(payload, parse_context(header, now, self.store.nonces))
+        # a ticketing system's codes are found by their keyed hashes (the codes are not here)
+        codes = hashed_lookup(header.code_lookup_key, self.store.code_matches)
+        parsed = parse_credential(payload, parse_context(header, now, self.store.nonces, codes))
         ticket_id = parsed.ticket_id
         ticket = self.store.ticket(ticket_id) if ticket_id else None
         history = self.store.history_for(ticket_id) if ticket_id else []

@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from manifests.admission_types import Decision, Direction, GateContext, ScanFact
+from manifests.codec import pack_retired_codes, unpack_retired_codes
 from manifests.model import Manifest, ManifestDelta, ManifestHeader, TicketRow
+from protocol.credential import CodeMatch, CodeState
 from scanner.migrations import SchemaTooNew, migrate
 from scanner.scanlog import (
     HISTORY_SQL,
@@ -46,21 +48,29 @@ from scanner.settings import DEVICE_ID, GATE, Setting
 ID_PREFIX_END = "\U0010ffff"  # sorts after any text that starts with the prefix
 
 _TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow))
-# Rows are written with valid_days last: the other columns come straight off the row.
-_PLAIN_COLUMNS = tuple(c for c in _TICKET_COLUMNS if c != "valid_days")
-_WRITE_COLUMNS = (*_PLAIN_COLUMNS, "valid_days")
+# Rows are written with valid_days and retired_codes last: the other columns come straight off
+# the row.
+_PACKED_COLUMNS = ("valid_days", "retired_codes")
+_PLAIN_COLUMNS = tuple(c for c in _TICKET_COLUMNS if c not in _PACKED_COLUMNS)
+_WRITE_COLUMNS = (*_PLAIN_COLUMNS, *_PACKED_COLUMNS)
 _plain_values = operator.attrgetter(*_PLAIN_COLUMNS)
 STAGING_PREFIX = "tickets_staging_"  # a manifest being installed
 RETIRED_PREFIX = "tickets_retired_"  # the manifest it replaced, emptied a chunk at a time
+# `ticket_codes` (every backend code hash, by hash) is staged and replaced alike.
+CODES_STAGING_PREFIX = "ticket_codes_staging_"
+CODES_REPLACED_PREFIX = "ticket_codes_replaced_"
 # The envelope (MBs) is staged the same way, so the swap's fsync carries only a few pages.
 ENVELOPE_STAGING_PREFIX = "manifest_staging_"
 ENVELOPE_RETIRED_PREFIX = "manifest_retired_"
-_LEFTOVER_PREFIXES = (
-    STAGING_PREFIX,
-    RETIRED_PREFIX,
-    ENVELOPE_STAGING_PREFIX,
-    ENVELOPE_RETIRED_PREFIX,
-)
+# Tables emptied a chunk at a time, by the first column of their key.
+_CHUNK_KEYS = {
+    STAGING_PREFIX: "ticket_id",
+    RETIRED_PREFIX: "ticket_id",
+    CODES_STAGING_PREFIX: "digest",
+    CODES_REPLACED_PREFIX: "digest",
+}
+_LEFTOVER_PREFIXES = (*_CHUNK_KEYS, ENVELOPE_STAGING_PREFIX, ENVELOPE_RETIRED_PREFIX)
+_INSERT_CODES = "INSERT OR IGNORE INTO {} (digest, ticket_id, state) VALUES (?, ?, ?)"
 SCAN_PRIORITY_MAX_WAIT_S = 0.1  # a background writer waits at most this for a scan to end
 JANITOR_PAUSE_S = 0.002  # between two chunks of emptying a replaced table: scans go first
 # Rows per staging transaction: a scan that arrives mid-install waits for at most one chunk.
@@ -124,13 +134,35 @@ class _RowValues:
         days = self._days.get(row.valid_days)
         if days is None:
             days = self._days[row.valid_days] = json.dumps(list(row.valid_days))
-        return (*_plain_values(row), days)
+        retired = pack_retired_codes(row.retired_codes) if row.retired_codes else None
+        return (*_plain_values(row), days, retired)
+
+
+def _code_rows(rows: Iterable[TicketRow]) -> list[tuple[bytes, str, str]]:
+    """`ticket_codes` rows (hash, ticket, state) of these tickets, in hash order: appending
+    to the b-tree, as tickets in id order do."""
+    found = []
+    for row in rows:
+        if row.code_digest is not None:
+            found.append((row.code_digest, row.ticket_id, str(CodeState.CURRENT)))
+        found += [(c.digest, row.ticket_id, str(c.state)) for c in row.retired_codes]
+    found.sort()
+    return found
 
 
 def _ticket_from(values: tuple[Any, ...]) -> TicketRow:
     data = dict(zip(_TICKET_COLUMNS, values, strict=True))
     data["valid_days"] = tuple(json.loads(data["valid_days"]))
+    retired = data["retired_codes"]
+    data["retired_codes"] = unpack_retired_codes(retired) if retired else ()
     return TicketRow(**data)
+
+
+_TICKET_SQL = f"SELECT {', '.join(_TICKET_COLUMNS)} FROM tickets WHERE ticket_id = ?"
+
+
+def _rows_of(conn: sqlite3.Connection, ticket_ids: Iterable[str]) -> list[tuple[Any, ...]]:
+    return [row for t in ticket_ids for row in conn.execute(_TICKET_SQL, (t,)).fetchall()]
 
 
 def _lookup_query(cols: str, prefix: str, order_ref: str) -> tuple[str, tuple[str, ...]]:
@@ -388,16 +420,20 @@ class GateStore:
             self._drop_leftovers()  # of an install that a crash cut off
             tag = secrets.token_hex(4)
             staging, retired = STAGING_PREFIX + tag, RETIRED_PREFIX + tag
+            codes_staging, codes_replaced = CODES_STAGING_PREFIX + tag, CODES_REPLACED_PREFIX + tag
             with self._write() as conn:
                 _create_like(conn, "tickets", staging)
+                _create_like(conn, "ticket_codes", codes_staging)
             memo = self.installed_header
             try:
-                self._fill(staging, manifest, on_chunk)
+                self._fill(staging, codes_staging, manifest, on_chunk)
                 self._stage_envelope(tag, manifest.revision, encoded, now_ms)
                 with self._write() as conn:
                     self._check_not_older(manifest.revision, other_event, conn)
                     conn.execute(f"ALTER TABLE tickets RENAME TO {retired}")
                     conn.execute(f"ALTER TABLE {staging} RENAME TO tickets")
+                    conn.execute(f"ALTER TABLE ticket_codes RENAME TO {codes_replaced}")
+                    conn.execute(f"ALTER TABLE {codes_staging} RENAME TO ticket_codes")
                     stamp = self._swap_envelope(conn, tag, manifest.revision)
                     # before the commit: no scan after the swap finds the header missing
                     self.installed_header = (stamp, manifest.header)
@@ -405,9 +441,10 @@ class GateStore:
                 self.installed_header = memo
                 with suppress(sqlite3.Error):  # a broken disk: the next install clears it
                     self._drop_in_chunks(staging)
+                    self._drop_in_chunks(codes_staging)
                     self._drop_in_chunks(ENVELOPE_STAGING_PREFIX + tag)
                 raise
-            self._retire(retired, ENVELOPE_RETIRED_PREFIX + tag)
+            self._retire(retired, codes_replaced, ENVELOPE_RETIRED_PREFIX + tag)
 
     @contextmanager
     def scanning(self) -> Iterator[None]:
@@ -474,10 +511,17 @@ class GateStore:
         self._janitor = threading.Thread(target=run, name="gate-store-retire", daemon=True)
         self._janitor.start()
 
-    def _fill(self, staging: str, manifest: Manifest, on_chunk: ChunkCallback | None) -> None:
+    def _fill(
+        self,
+        staging: str,
+        codes_staging: str,
+        manifest: Manifest,
+        on_chunk: ChunkCallback | None,
+    ) -> None:
         """Rows in ticket id order: appending to the b-tree is 2.5x faster than inserting at
         random places, and leaves it compact. (The sort holds the interpreter lock for ~20 ms
-        at 100k tickets: sorting the plain ids is the cheapest way.)"""
+        at 100k tickets: sorting the plain ids is the cheapest way.) Then the backend code
+        hashes, in hash order, for the same reason (most manifests have none)."""
         tickets = manifest.tickets
         ids = sorted(tickets)
         insert, values, total = _insert_sql(staging), _RowValues(), len(ids)
@@ -490,6 +534,13 @@ class GateStore:
                 self._checkpoint()
             if on_chunk is not None:
                 on_chunk(min(total, start + INSTALL_CHUNK_ROWS), total)
+        codes, insert = _code_rows(tickets.values()), _INSERT_CODES.format(codes_staging)
+        for n, start in enumerate(range(0, len(codes), INSTALL_CHUNK_ROWS), 1):
+            self._let_scans_pass()
+            with self._write(durable=False) as conn:
+                conn.executemany(insert, codes[start : start + INSTALL_CHUNK_ROWS])
+            if n % CHECKPOINT_EVERY_CHUNKS == 0:
+                self._checkpoint()
 
     @contextmanager
     def _checkpoints_aside(self) -> Iterator[None]:
@@ -534,11 +585,12 @@ class GateStore:
         """Empty a ticket table a chunk per transaction, then drop it. DROP TABLE on 100k rows
         holds the write turn for ~50 ms (it frees every page in one transaction). An envelope
         table holds one row: it is dropped at once."""
+        key = next((k for p, k in _CHUNK_KEYS.items() if table.startswith(p)), None)
         delete = (
-            f'DELETE FROM "{table}" WHERE ticket_id IN '
-            f'(SELECT ticket_id FROM "{table}" LIMIT {INSTALL_CHUNK_ROWS})'
+            f'DELETE FROM "{table}" WHERE {key} IN '
+            f'(SELECT {key} FROM "{table}" LIMIT {INSTALL_CHUNK_ROWS})'
         )
-        chunked = table.startswith((STAGING_PREFIX, RETIRED_PREFIX))
+        chunked = key is not None
         n = 0
         while not self._closed:
             self._let_scans_pass()
@@ -570,6 +622,8 @@ class GateStore:
         full manifest (or its envelope). Only onto the revision the delta was built from."""
         values = _RowValues()
         upserts = [values(r) for r in delta.upserts]
+        touched = (*delta.removed, *(r.ticket_id for r in delta.upserts))
+        codes = _code_rows(delta.upserts)
         with self._install_lock, self._checkpoints_aside():
             self._drop_leftovers()
             tag = secrets.token_hex(4)
@@ -583,10 +637,17 @@ class GateStore:
                         raise StoreError(
                             f"delta is from revision {delta.base_revision}, have {current}"
                         )
+                    # the codes the rows about to change or go carry now, found by the rows
+                    held = _code_rows(_ticket_from(r) for r in _rows_of(conn, touched))
+                    conn.executemany(
+                        "DELETE FROM ticket_codes WHERE digest = ? AND ticket_id = ?",
+                        [(digest, ticket_id) for digest, ticket_id, _ in held],
+                    )
                     conn.executemany(
                         "DELETE FROM tickets WHERE ticket_id = ?", [(t,) for t in delta.removed]
                     )
                     conn.executemany(_insert_sql("tickets"), upserts)
+                    conn.executemany(_INSERT_CODES.format("ticket_codes"), codes)
                     stamp = self._swap_envelope(conn, tag, delta.header.revision)
                     self.installed_header = (stamp, delta.header)
             except BaseException:
@@ -615,9 +676,15 @@ class GateStore:
         return None if row is None else bytes(row[0])
 
     def ticket(self, ticket_id: str) -> TicketRow | None:
-        cols = ", ".join(_TICKET_COLUMNS)
-        row = self._one(f"SELECT {cols} FROM tickets WHERE ticket_id = ?", (ticket_id,))
+        row = self._one(_TICKET_SQL, (ticket_id,))
         return None if row is None else _ticket_from(row)
+
+    def code_matches(self, digest: bytes) -> list[CodeMatch]:
+        """The tickets the installed manifest holds a backend code for, found by the code's
+        keyed hash (protocol/backend_codes.hashed_lookup makes it; the code is never kept):
+        as a ticket's current code, or as one that no longer admits. One primary-key search."""
+        rows = self._all("SELECT ticket_id, state FROM ticket_codes WHERE digest = ?", (digest,))
+        return [CodeMatch(ticket_id, CodeState(state)) for ticket_id, state in rows]
 
     def find_tickets(self, prefix: str, order_ref: str, limit: int) -> list[TicketRow]:
         """Rows whose ticket id starts with `prefix` (as typed, lower or upper case) or whose
