@@ -1,11 +1,13 @@
-"""Admin API: venues, zones, gates, devices and enrollment codes, scoped by bearer token."""
+"""Admin API: venues, zones, gates, devices and enrollment codes, scoped by bearer token; the
+query parameters every admin listing reads, its page among them (hub/paging.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -26,6 +28,18 @@ from hub.errors import (
 from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL
 from hub.live import LIVE
 from hub.logs import iso_utc
+from hub.paging import DEFAULT_PAGE, MAX_PAGE, BadCursor, Keyset, PageAsk
+from hub.store_search import (
+    AUDIT,
+    DEVICES,
+    GATES,
+    MAX_FILTER,
+    MAX_MS,
+    VENUES,
+    ZONES,
+    AuditQuery,
+    DeviceQuery,
+)
 from manifests.admission_types import Direction
 from protocol.signing import b64encode, enrollment_uri, key_fingerprint
 
@@ -51,6 +65,80 @@ ENROLLMENT = Body(
     zone=text(100, required=False),
     ttl_s=integer(30, MAX_ENROLLMENT_TTL_S, required=False),
 )
+PAGE_QUERY = ("limit", "cursor")
+DEVICE_QUERY = ("venue_id", "active", *PAGE_QUERY)
+AUDIT_QUERY = ("action", "target", "since", "until", *PAGE_QUERY)
+AUDIT_KEYS = ("id", "venue_id", "actor", "action", "target", "at_ms")
+
+
+def query_params(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query's parameters, each named in `allowed` and given once (else a 400)."""
+    for name in request.query:
+        if name not in allowed:
+            raise ApiError(
+                400, "invalid_query", f"Unknown query parameter {name}: use {', '.join(allowed)}."
+            )
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, "invalid_query", f"Give query parameter {name} once.")
+    return dict(request.query)
+
+
+async def venue_filter(request: web.Request, p: Principal, query: dict[str, str]) -> str | None:
+    """?venue_id=, when given: a venue this token may see, or 404."""
+    venue_id = query.get("venue_id")
+    if venue_id is not None:
+        await scoped_venue(request, p, venue_id)
+    return venue_id
+
+
+def text_filter(query: Mapping[str, str], name: str, max_len: int = MAX_FILTER) -> str | None:
+    """?name=, when given: at most `max_len` characters, else a 400."""
+    given = query.get(name)
+    if given is not None and len(given) > max_len:
+        raise ApiError(400, "invalid_query", f"{name} must be at most {max_len} characters.")
+    return given
+
+
+def _whole(given: str, high: int) -> int | None:
+    """A whole number from 0 to `high` written plainly (as the document's integers), else
+    None."""
+    plain = re.fullmatch(r"0|[1-9][0-9]*", given) and len(given) <= len(str(high))
+    return int(given) if plain and int(given) <= high else None
+
+
+def _time(query: Mapping[str, str], name: str) -> int | None:
+    given = query.get(name)
+    ms = None if given is None else _whole(given, MAX_MS)
+    if given is not None and ms is None:
+        raise ApiError(
+            400, "invalid_query", f"{name} must be a time in milliseconds from 0 to {MAX_MS}."
+        )
+    return ms
+
+
+def page_ask(query: Mapping[str, str], keyset: Keyset) -> PageAsk:
+    """?limit= (1 to MAX_PAGE) and ?cursor= (a next_cursor of this listing), else a 400."""
+    given = query.get("limit")
+    limit = DEFAULT_PAGE if given is None else _whole(given, MAX_PAGE)
+    if not limit:
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE}.")
+    cursor = query.get("cursor")
+    if cursor is not None:
+        try:
+            keyset.position(cursor)
+        except BadCursor:
+            raise ApiError(
+                400,
+                "invalid_cursor",
+                "cursor must be a next_cursor this listing answered: start again without one.",
+            ) from None
+    return PageAsk(cursor, limit)
+
+
+def page_json(name: str, items: list[dict[str, Any]], next_cursor: str | None) -> web.Response:
+    """A page's answer: its items under the listing's key, and the cursor of the next page
+    (null: this was the last)."""
+    return web.json_response({name: items, "next_cursor": next_cursor})
 
 
 async def _unique(write: Awaitable[T], what: str) -> T:
@@ -118,6 +206,14 @@ async def _known_gate(request: web.Request, gate_id: str, venue_id: str) -> bool
     return await request.app[DB].run(lambda s: s.get_gate(gate_id, venue_id)) is not None
 
 
+async def _venue_listing(request: web.Request, keyset: Keyset) -> tuple[Principal, str, PageAsk]:
+    """The token, the path's venue (404 unless the token may see it) and the page asked."""
+    p = await require_admin(request, "venue.read")
+    ask = page_ask(query_params(request, PAGE_QUERY), keyset)
+    venue = await scoped_venue(request, p, request.match_info["venue_id"])
+    return p, venue["id"], ask
+
+
 @routes.get("/api/admin/whoami")
 async def whoami(request: web.Request) -> web.Response:
     p = await require_admin(request, "venue.read")
@@ -126,9 +222,11 @@ async def whoami(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/venues")
 async def list_venues(request: web.Request) -> web.Response:
+    """A page of the venues the token may see, by name."""
     p = await require_admin(request, "venue.read")
-    venues = await request.app[DB].run(lambda s: s.list_venues(p.tenant_id, p.venue_id))
-    return web.json_response({"venues": [venue_json(v) for v in venues]})
+    ask = page_ask(query_params(request, PAGE_QUERY), VENUES)
+    page = await request.app[DB].run(lambda s: s.venue_page(p.tenant_id, p.venue_id, ask))
+    return page_json("venues", [venue_json(v) for v in page.rows], page.next_cursor)
 
 
 @routes.post("/api/admin/venues")
@@ -156,10 +254,11 @@ async def get_venue(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/venues/{venue_id}/zones")
 async def list_zones(request: web.Request) -> web.Response:
-    p = await require_admin(request, "venue.read")
-    venue = await scoped_venue(request, p, request.match_info["venue_id"])
-    zones = await request.app[DB].run(lambda s: s.list_zones(venue["id"]))
-    return web.json_response({"zones": [{"id": z["id"], "name": z["name"]} for z in zones]})
+    """A page of the venue's zones, by name."""
+    p, venue_id, ask = await _venue_listing(request, ZONES)
+    page = await request.app[DB].run(lambda s: s.zone_page(p.tenant_id, p.venue_id, venue_id, ask))
+    zones = [{"id": z["id"], "name": z["name"]} for z in page.rows]
+    return page_json("zones", zones, page.next_cursor)
 
 
 @routes.post("/api/admin/venues/{venue_id}/zones")
@@ -178,10 +277,10 @@ async def create_zone(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/venues/{venue_id}/gates")
 async def list_gates(request: web.Request) -> web.Response:
-    p = await require_admin(request, "venue.read")
-    venue = await scoped_venue(request, p, request.match_info["venue_id"])
-    gates = await request.app[DB].run(lambda s: s.list_gates(venue["id"]))
-    return web.json_response({"gates": [gate_json(g) for g in gates]})
+    """A page of the venue's gates, by name."""
+    p, venue_id, ask = await _venue_listing(request, GATES)
+    page = await request.app[DB].run(lambda s: s.gate_page(p.tenant_id, p.venue_id, venue_id, ask))
+    return page_json("gates", [gate_json(g) for g in page.rows], page.next_cursor)
 
 
 @routes.post("/api/admin/venues/{venue_id}/gates")
@@ -206,18 +305,18 @@ async def create_gate(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/devices")
 async def list_devices(request: web.Request) -> web.Response:
+    """A page of the devices the token may see (of one venue with ?venue_id=, active or
+    deactivated ones with ?active=), by name."""
     p = await require_admin(request, "device.read")
-    venue_id = request.query.get("venue_id")
-    if venue_id is not None:
-        await scoped_venue(request, p, venue_id)
-    active_text = request.query.get("active")
+    query = query_params(request, DEVICE_QUERY)
+    active_text = query.get("active")
     if active_text not in (None, "true", "false"):
         raise ApiError(400, "invalid_query", "Query active must be 'true' or 'false'.")
     active = None if active_text is None else active_text == "true"
-    devices = await request.app[DB].run(
-        lambda s: s.list_devices(p.tenant_id, venue_id or p.venue_id, active)
-    )
-    return web.json_response({"devices": [device_json(d) for d in devices]})
+    ask = page_ask(query, DEVICES)
+    asked = DeviceQuery(await venue_filter(request, p, query), active)
+    page = await request.app[DB].run(lambda s: s.device_page(p.tenant_id, p.venue_id, asked, ask))
+    return page_json("devices", [device_json(d) for d in page.rows], page.next_cursor)
 
 
 @routes.get("/api/admin/devices/{device_id}")
@@ -307,8 +406,19 @@ async def create_enrollment(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/audit")
 async def audit(request: web.Request) -> web.Response:
+    """A page of the audit log the token may see, newest first: of one ?action= or ?target=,
+    from ?since= (ms, at or after) until ?until= (ms, before)."""
     p = await require_admin(request, "audit.read")
-    entries = await request.app[DB].run(lambda s: s.audit_entries(p.tenant_id, p.venue_id))
-    keys = ("id", "venue_id", "actor", "action", "target", "at_ms")
-    out = [{**{k: e[k] for k in keys}, "detail": json.loads(e["detail_json"])} for e in entries]
-    return web.json_response({"entries": out})
+    query = query_params(request, AUDIT_QUERY)
+    asked = AuditQuery(
+        action=text_filter(query, "action"),
+        target=text_filter(query, "target"),
+        since_ms=_time(query, "since"),
+        until_ms=_time(query, "until"),
+    )
+    ask = page_ask(query, AUDIT)
+    page = await request.app[DB].run(lambda s: s.audit_page(p.tenant_id, p.venue_id, asked, ask))
+    out = [
+        {**{k: e[k] for k in AUDIT_KEYS}, "detail": json.loads(e["detail_json"])} for e in page.rows
+    ]
+    return page_json("entries", out, page.next_cursor)

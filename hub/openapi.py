@@ -16,7 +16,20 @@ import msgspec
 from aiohttp import web
 
 from hub.errors import request_body
-from hub.store_search import CURSOR_PATTERN, MAX_PAGE, MAX_SEARCH, STATUS_PATTERN
+from hub.paging import DEFAULT_PAGE, MAX_PAGE, Keyset
+from hub.store_search import (
+    AUDIT,
+    DEVICES,
+    EVENTS,
+    GATES,
+    MAX_FILTER,
+    MAX_MS,
+    MAX_SEARCH,
+    STATUS_PATTERN,
+    TICKETS,
+    VENUES,
+    ZONES,
+)
 from protocol.wire import (
     ENROLL_ONE_OF,
     CheckAnswer,
@@ -42,20 +55,23 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/api/admin/backends/{backend_id}"): ("Stop fronting a backend.", ADMIN),
     ("POST", "/api/admin/backends/{backend_id}/pull"): ("Pull from a backend now.", ADMIN),
     ("GET", "/api/admin/whoami"): ("The calling admin token's tenant, venue and role.", ADMIN),
-    ("GET", "/api/admin/venues"): ("List the venues the token may see.", ADMIN),
+    ("GET", "/api/admin/venues"): ("List the venues the token may see, a page at a time.", ADMIN),
     ("POST", "/api/admin/venues"): ("Create a venue.", ADMIN),
     ("GET", "/api/admin/venues/{venue_id}"): ("One venue.", ADMIN),
-    ("GET", "/api/admin/venues/{venue_id}/zones"): ("The venue's zones.", ADMIN),
+    ("GET", "/api/admin/venues/{venue_id}/zones"): ("The venue's zones, a page at a time.", ADMIN),
     ("POST", "/api/admin/venues/{venue_id}/zones"): ("Add a zone.", ADMIN),
-    ("GET", "/api/admin/venues/{venue_id}/gates"): ("The venue's gates.", ADMIN),
+    ("GET", "/api/admin/venues/{venue_id}/gates"): ("The venue's gates, a page at a time.", ADMIN),
     ("POST", "/api/admin/venues/{venue_id}/gates"): ("Add a gate.", ADMIN),
-    ("GET", "/api/admin/devices"): ("List enrolled devices.", ADMIN),
+    ("GET", "/api/admin/devices"): ("List enrolled devices, a page at a time.", ADMIN),
     ("GET", "/api/admin/devices/{device_id}"): ("One device and its health.", ADMIN),
     ("POST", "/api/admin/devices/{device_id}/deactivate"): ("Deactivate a device.", ADMIN),
     ("PATCH", "/api/admin/devices/{device_id}"): ("Rename or move a device.", ADMIN),
     ("POST", "/api/admin/venues/{venue_id}/enrollments"): ("Create an enrollment code.", ADMIN),
-    ("GET", "/api/admin/audit"): ("The audit log.", ADMIN),
-    ("GET", "/api/admin/events"): ("List the events the token may see, by start time.", ADMIN),
+    ("GET", "/api/admin/audit"): ("The audit log, newest first, a page at a time.", ADMIN),
+    ("GET", "/api/admin/events"): (
+        "List the events the token may see, by start time, a page at a time.",
+        ADMIN,
+    ),
     ("GET", "/api/admin/events/{event_id}"): ("One event with its ticket types.", ADMIN),
     ("GET", "/api/admin/events/{event_id}/reconciliation"): (
         "Reconciliation report: counts per outcome and every offline double entry.",
@@ -284,14 +300,18 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
         obj(removed=S, dropped_owed_scans=INT, tickets_kept=INT)
     ),
     ("POST", "/api/admin/backends/{backend_id}/pull"): json_body(obj(pull=S), 202),
-    ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE))),
+    ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE), next_cursor=NS)),
     ("POST", "/api/admin/venues"): json_body(VENUE, 201),
     ("GET", "/api/admin/venues/{venue_id}"): json_body(VENUE),
-    ("GET", "/api/admin/venues/{venue_id}/zones"): json_body(obj(zones=array(ZONE))),
+    ("GET", "/api/admin/venues/{venue_id}/zones"): json_body(
+        obj(zones=array(ZONE), next_cursor=NS)
+    ),
     ("POST", "/api/admin/venues/{venue_id}/zones"): json_body(ZONE, 201),
-    ("GET", "/api/admin/venues/{venue_id}/gates"): json_body(obj(gates=array(GATE))),
+    ("GET", "/api/admin/venues/{venue_id}/gates"): json_body(
+        obj(gates=array(GATE), next_cursor=NS)
+    ),
     ("POST", "/api/admin/venues/{venue_id}/gates"): json_body(GATE, 201),
-    ("GET", "/api/admin/devices"): json_body(obj(devices=array(DEVICE_ROW))),
+    ("GET", "/api/admin/devices"): json_body(obj(devices=array(DEVICE_ROW), next_cursor=NS)),
     ("GET", "/api/admin/devices/{device_id}"): json_body(DEVICE_ROW),
     ("POST", "/api/admin/devices/{device_id}/deactivate"): json_body(DEVICE_ROW),
     ("PATCH", "/api/admin/devices/{device_id}"): json_body(DEVICE_ROW),
@@ -311,10 +331,11 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
         obj(
             entries=array(
                 obj(id=INT, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ)
-            )
+            ),
+            next_cursor=NS,
         )
     ),
-    ("GET", "/api/admin/events"): json_body(obj(events=array(EVENT))),
+    ("GET", "/api/admin/events"): json_body(obj(events=array(EVENT), next_cursor=NS)),
     ("GET", "/api/admin/events/{event_id}"): json_body(EVENT),
     ("GET", "/api/admin/events/{event_id}/reconciliation"): json_body(
         obj(
@@ -354,13 +375,41 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 
+def _paged(keyset: Keyset, rows: str) -> list[dict[str, Any]]:
+    """The two parameters of every listing's page (hub/paging.py)."""
+    return [
+        _query(
+            "limit",
+            {**INT, "minimum": 1, "maximum": MAX_PAGE},
+            f"{rows} per page (default {DEFAULT_PAGE}).",
+        ),
+        _query("cursor", {**S, "pattern": keyset.pattern}, "The next_cursor of the previous page."),
+    ]
+
+
+def _time(name: str, description: str) -> dict[str, Any]:
+    return _query(name, {**INT, "minimum": 0, "maximum": MAX_MS}, description)
+
+
 QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("GET", "/api/admin/venues"): _paged(VENUES, "Venues"),
+    ("GET", "/api/admin/venues/{venue_id}/zones"): _paged(ZONES, "Zones"),
+    ("GET", "/api/admin/venues/{venue_id}/gates"): _paged(GATES, "Gates"),
     ("GET", "/api/admin/devices"): [
         _query("venue_id", {**S, "maxLength": 64}, "Only this venue's devices."),
         _query("active", {"enum": ["true", "false"]}, "Only active or deactivated devices."),
+        *_paged(DEVICES, "Devices"),
     ],
     ("GET", "/api/admin/events"): [
         _query("venue_id", {**S, "maxLength": 64}, "Only this venue's events."),
+        *_paged(EVENTS, "Events"),
+    ],
+    ("GET", "/api/admin/audit"): [
+        _query("action", {**S, "maxLength": MAX_FILTER}, "Only entries of this action."),
+        _query("target", {**S, "maxLength": MAX_FILTER}, "Only entries about this target."),
+        _time("since", "Only entries at or after this time (epoch milliseconds)."),
+        _time("until", "Only entries before this time (epoch milliseconds)."),
+        *_paged(AUDIT, "Entries"),
     ],
     ("GET", "/api/admin/tickets"): [
         _query(
@@ -372,10 +421,7 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         _query("status", {**S, "pattern": STATUS_PATTERN}, "Only tickets of this status."),
         _query("event_id", {**S, "maxLength": 64}, "Only this event's tickets."),
         _query("venue_id", {**S, "maxLength": 64}, "Only this venue's tickets."),
-        _query(
-            "limit", {**INT, "minimum": 1, "maximum": MAX_PAGE}, "Tickets per page (default 50)."
-        ),
-        _query("cursor", {**S, "pattern": CURSOR_PATTERN}, "The next_cursor of the previous page."),
+        *_paged(TICKETS, "Tickets"),
     ],
     ("GET", "/api/device/events/{event_id}/manifest"): [
         _query("since", {**S, "pattern": "^[0-9]{1,15}$"}, "Delta from this revision."),

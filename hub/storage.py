@@ -77,14 +77,6 @@ class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore, SearchSt
             "SELECT * FROM venues WHERE id = ? AND tenant_id = ?", [venue_id, tenant_id]
         )
 
-    def list_venues(self, tenant_id: str, scope_venue: str | None = None) -> list[Row]:
-        sql = "SELECT * FROM venues WHERE tenant_id = ?"
-        params = [tenant_id]
-        if scope_venue is not None:
-            sql += " AND id = ?"
-            params.append(scope_venue)
-        return list(self.db.query(sql + " ORDER BY name", params))
-
     def create_zone(self, tenant_id: str, venue_id: str, name: str, actor: str, now_ms: int) -> Row:
         row = {"id": new_id(), "venue_id": venue_id, "name": name}
         with self._writing():

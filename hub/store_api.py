@@ -18,12 +18,13 @@ if TYPE_CHECKING:
     from hub.backends.seam import OwedScan, Pull, PushOutcome
     from hub.nonces import RequestNonces
     from hub.online_check import CheckContext, OnlineCheck
+    from hub.paging import Page, PageAsk
     from hub.store_backends import OutboxState, PullSummary
     from hub.store_base import Row, ScanListener
     from hub.store_devices import StoredScans
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
-    from hub.store_search import TicketPage, TicketQuery
+    from hub.store_search import AuditQuery, DeviceQuery, TicketPage, TicketQuery
     from hub.store_tickets import RowChange
 
 
@@ -243,8 +244,25 @@ class ReconcileStorage(Protocol):
 
 
 class SearchStorage(Protocol):
-    """Listings an admin filters and pages through, scoped by tenant (and venue)."""
+    """Listings an admin filters and pages through (hub/paging.py; `ask` None: every row),
+    scoped by tenant (and venue) inside the query."""
 
+    def venue_page(self, tenant_id: str, scope_venue: str | None, ask: PageAsk | None) -> Page: ...
+    def zone_page(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str, ask: PageAsk | None
+    ) -> Page: ...
+    def gate_page(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str, ask: PageAsk | None
+    ) -> Page: ...
+    def device_page(
+        self, tenant_id: str, scope_venue: str | None, query: DeviceQuery, ask: PageAsk | None
+    ) -> Page: ...
+    def event_page(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str | None, ask: PageAsk | None
+    ) -> Page: ...
+    def audit_page(
+        self, tenant_id: str, scope_venue: str | None, query: AuditQuery, ask: PageAsk | None
+    ) -> Page: ...
     def list_events(
         self, tenant_id: str, scope_venue: str | None = None, venue_id: str | None = None
     ) -> list[Row]: ...

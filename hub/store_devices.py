@@ -184,19 +184,6 @@ class DeviceStore(StoreBase):
             return None
         return device
 
-    def list_devices(
-        self, tenant_id: str, scope_venue: str | None = None, active: bool | None = None
-    ) -> list[Row]:
-        sql = "SELECT * FROM devices WHERE tenant_id = ?"
-        params: list[Any] = [tenant_id]
-        if scope_venue is not None:
-            sql += " AND venue_id = ?"
-            params.append(scope_venue)
-        if active is not None:
-            sql += " AND active = ?"
-            params.append(int(active))
-        return list(self.db.query(sql + " ORDER BY name, id", params))
-
     def deactivate_device(self, device: Row, actor: str, now_ms: int) -> Row:
         with self._writing():
             self.db.execute(

@@ -1,38 +1,58 @@
-"""HubStore's listings: a tenant's events, and its tickets found by id, external id, order
-reference, holder name or status, a page at a time.
+"""HubStore's listings, a page at a time (hub/paging.py): venues, their zones and gates,
+devices, events, the audit log, and tickets found by id, external id, order reference,
+holder name or status.
 
 Scoped inside the SQL like every admin read (hub/storage.py): the tenant (and the venue of a
 venue-scoped token) is a condition of the query, so another tenant's rows are never read.
-Ticket pages are keyset pages in ticket id order: a cursor names the last id of its page, so
-a ticket that matches throughout is listed exactly once, even when tickets are added,
-changed or removed between two pages (an offset would then repeat or skip some).
+Each listing's order is its Keyset below; a page continues after its cursor's key, so a row
+is listed once even when rows are added between two pages.
 No index was added for these searches: one on `tickets` would slow every import, and a
 holder-name substring cannot use one anyway; an event or status filter uses the existing
-`tickets_event` and `tickets_event_status` indexes.
+`tickets_event` and `tickets_event_status` indexes. The audit log has no index but its id:
+newest first walks it back from the end, and a page stops once it has its rows.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from hub.paging import DEFAULT_PAGE, Key, Keyset, Kind, Page, PageAsk
+from hub.paging import MAX_PAGE as MAX_PAGE  # re-exported: the CLI and tests read them here
+from hub.paging import BadCursor as BadCursor
 from hub.store_base import Row, StoreBase
 from hub.store_tickets import _TICKET_SCOPE
 from manifests.model import TicketStatus
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
 MAX_SEARCH = 200  # characters of a search, as long as a holder name
+MAX_FILTER = 200  # characters of an audit action or target filter, as long as an id
+MAX_MS = 10**15 - 1  # the latest time a filter names, in ms (the year 33658)
 STATUSES = tuple(str(s) for s in TicketStatus)
-_CURSOR_PREFIX = "t1."  # the cursor's format, so a later one can tell it apart
-MAX_ID_BYTES = 1024  # ids are at most 200 characters (hub/importer.py)
-# An opaque cursor: the format, then the hex of the position (ECMA-262 and Python alike).
-CURSOR_PATTERN = rf"^t1\.(?:[0-9a-f]{{2}}){{1,{MAX_ID_BYTES}}}$"
 # A status in any case ("active", "Active"), for the document.
 STATUS_PATTERN = "^(?:{})$".format(
     "|".join("".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in s) for s in STATUSES)
 )
+
+
+def _by_name(alias: str) -> Keyset:
+    """By name, then id, for the table queried as `alias` (also the cursor's tag)."""
+    return Keyset(
+        alias, (Key(f"{alias}.name", "name", Kind.TEXT), Key(f"{alias}.id", "id", Kind.ID))
+    )
+
+
+TICKETS = Keyset("t", (Key("t.id", "id", Kind.ID),))
+VENUES, ZONES, GATES, DEVICES = (_by_name(alias) for alias in "vzgd")
+EVENTS = Keyset(  # by start
+    "e",
+    (
+        Key("e.start_ms", "start_ms", Kind.INT),
+        Key("e.name", "name", Kind.TEXT),
+        Key("e.id", "id", Kind.ID),
+    ),
+)
+AUDIT = Keyset("a", (Key("a.id", "id", Kind.INT),), descending=True)  # newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +75,23 @@ class TicketPage(NamedTuple):
     next_cursor: str | None  # None: this was the last page
 
 
-class BadCursor(ValueError):
-    """A cursor this store did not hand out."""
+@dataclass(frozen=True, slots=True)
+class DeviceQuery:
+    """Which devices: of one venue, active or deactivated ones (each when given)."""
+
+    venue_id: str | None = None
+    active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit entries: of one action, of one target, at or after `since_ms`, before
+    `until_ms` (each when given)."""
+
+    action: str | None = None
+    target: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
 
 
 def ticket_status(text: str) -> TicketStatus:
@@ -69,17 +104,13 @@ def ticket_status(text: str) -> TicketStatus:
         ) from None
 
 
-def _cursor_for(ticket_id: str) -> str:
-    return _CURSOR_PREFIX + ticket_id.encode("utf-8").hex()
-
-
-def _after(cursor: str) -> str:
-    """The ticket id a cursor continues after. Any text of CURSOR_PATTERN is a position (one
-    not made here just starts or ends a page somewhere), so the document's pattern says
-    exactly which cursors are accepted."""
-    if re.fullmatch(CURSOR_PATTERN, cursor) is None:
-        raise BadCursor(cursor)
-    return bytes.fromhex(cursor[len(_CURSOR_PREFIX) :]).decode("utf-8", errors="replace")
+def _narrowed(sql: str, params: list[Any], conditions: Iterable[tuple[str, Any]]) -> str:
+    """`sql` with each condition whose value is given (not None) added, its value to `params`."""
+    for condition, value in conditions:
+        if value is not None:
+            sql += f" AND {condition}"
+            params.append(value)
+    return sql
 
 
 def _like_pattern(needle: str) -> str:
@@ -92,45 +123,113 @@ def _has_casefolded(haystack: str | None, needle: str) -> bool:
 
 
 class SearchStore(StoreBase):
+    def _page(
+        self,
+        keyset: Keyset,
+        sql: str,
+        params: list[Any],
+        ask: PageAsk | None,
+        where: Iterable[tuple[str, Any]] = (),
+        *,
+        use_index: bool = True,
+    ) -> Page:
+        """The page `ask` names (every row for None) of a listing's query narrowed by `where`
+        (hub/paging.py), in its order. Raises BadCursor for a cursor not of its pattern."""
+        sql = _narrowed(sql, params, where)
+        sql, params = keyset.paged(sql, params, ask, use_index=use_index)
+        return keyset.page(list(self.db.query(sql, params)), ask)
+
+    def venue_page(self, tenant_id: str, scope_venue: str | None, ask: PageAsk | None) -> Page:
+        """The tenant's venues (the scoped one only, when scoped), by name."""
+        sql = "SELECT v.* FROM venues v WHERE v.tenant_id = ?"
+        return self._page(VENUES, sql, [tenant_id], ask, [("v.id = ?", scope_venue)])
+
+    def list_venues(self, tenant_id: str, scope_venue: str | None = None) -> list[Row]:
+        return self.venue_page(tenant_id, scope_venue, None).rows
+
+    def zone_page(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str, ask: PageAsk | None
+    ) -> Page:
+        """A venue's zones, by name: none when the venue is not the tenant's (or not the
+        scoped one)."""
+        return self._venue_part(ZONES, "zones", tenant_id, scope_venue, venue_id, ask)
+
+    def gate_page(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str, ask: PageAsk | None
+    ) -> Page:
+        """A venue's gates, by name, scoped as zone_page."""
+        return self._venue_part(GATES, "gates", tenant_id, scope_venue, venue_id, ask)
+
+    def _venue_part(
+        self,
+        keyset: Keyset,
+        table: str,
+        tenant_id: str,
+        scope_venue: str | None,
+        venue_id: str,
+        ask: PageAsk | None,
+    ) -> Page:
+        alias = keyset.tag
+        sql = (
+            f"SELECT {alias}.* FROM {table} {alias} JOIN venues v ON v.id = {alias}.venue_id"
+            f" WHERE v.tenant_id = ? AND {alias}.venue_id = ?"
+        )
+        scope = [(f"{alias}.venue_id = ?", scope_venue)]
+        return self._page(keyset, sql, [tenant_id, venue_id], ask, scope)
+
+    def device_page(
+        self, tenant_id: str, scope_venue: str | None, query: DeviceQuery, ask: PageAsk | None
+    ) -> Page:
+        """The tenant's devices (of the scoped venue), by name, as `query` asks."""
+        active = None if query.active is None else int(query.active)
+        sql = "SELECT d.* FROM devices d WHERE d.tenant_id = ?"
+        where = [
+            ("d.venue_id = ?", scope_venue),
+            ("d.venue_id = ?", query.venue_id),
+            ("d.active = ?", active),
+        ]
+        return self._page(DEVICES, sql, [tenant_id], ask, where)
+
+    def list_devices(
+        self, tenant_id: str, scope_venue: str | None = None, active: bool | None = None
+    ) -> list[Row]:
+        return self.device_page(tenant_id, scope_venue, DeviceQuery(active=active), None).rows
+
+    def event_page(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str | None, ask: PageAsk | None
+    ) -> Page:
+        """The tenant's events (of the scoped venue, and of `venue_id` when given), by start."""
+        sql = "SELECT e.* FROM events e JOIN venues v ON v.id = e.venue_id WHERE v.tenant_id = ?"
+        where = [("e.venue_id = ?", scope_venue), ("e.venue_id = ?", venue_id)]
+        return self._page(EVENTS, sql, [tenant_id], ask, where)
+
     def list_events(
         self, tenant_id: str, scope_venue: str | None = None, venue_id: str | None = None
     ) -> list[Row]:
-        """The tenant's events (of the scoped venue, and of `venue_id` when given), by start."""
-        sql = "SELECT e.* FROM events e JOIN venues v ON v.id = e.venue_id WHERE v.tenant_id = ?"
-        params: list[Any] = [tenant_id]
-        for venue in (scope_venue, venue_id):
-            if venue is not None:
-                sql += " AND e.venue_id = ?"
-                params.append(venue)
-        return list(self.db.query(sql + " ORDER BY e.start_ms, e.name, e.id", params))
+        return self.event_page(tenant_id, scope_venue, venue_id, None).rows
+
+    def audit_page(
+        self, tenant_id: str, scope_venue: str | None, query: AuditQuery, ask: PageAsk | None
+    ) -> Page:
+        """The tenant's audit entries (of the scoped venue), newest first, as `query` asks."""
+        where = [
+            ("a.venue_id = ?", scope_venue),
+            ("a.action = ?", query.action),
+            ("a.target = ?", query.target),
+            ("a.at_ms >= ?", query.since_ms),
+            ("a.at_ms < ?", query.until_ms),
+        ]
+        sql = "SELECT a.* FROM audit_log a WHERE a.tenant_id = ?"
+        return self._page(AUDIT, sql, [tenant_id], ask, where)
 
     def search_tickets(
         self, tenant_id: str, scope_venue: str | None, query: TicketQuery
     ) -> TicketPage:
         """One page of the tenant's tickets in id order. Raises BadCursor for a cursor not
-        made here."""
-        text, status, event_id, venue_id, cursor, limit = (
-            query.text,
-            query.status,
-            query.event_id,
-            query.venue_id,
-            query.cursor,
-            query.limit,
-        )
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValueError(f"limit must be from 1 to {MAX_PAGE}")
-        sql = _TICKET_SCOPE
-        params: list[Any] = [tenant_id]
-        for column, value in (
-            ("e.venue_id", scope_venue),
-            ("e.venue_id", venue_id),
-            ("t.event_id", event_id),
-            ("t.status", None if status is None else str(status)),
-        ):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        needle = (text or "").strip()
+        made here, ValueError for a limit outside 1 to MAX_PAGE."""
+        ask = PageAsk(query.cursor, query.limit)
+        sql, params = _TICKET_SCOPE, [tenant_id]
+        needle = (query.text or "").strip()
         if needle:
             sql += (
                 " AND (t.id = ? OR lower(t.external_id) = lower(?)"
@@ -138,19 +237,16 @@ class SearchStore(StoreBase):
             )
             name = _like_pattern(needle) if needle.isascii() else needle
             params += [needle, needle, needle, name]
-        if cursor is not None:
-            sql += " AND t.id > ?"
-            params.append(_after(cursor))
         # A text search (few matches, as a rule) reads the rows in table order and sorts the
         # matches: 40 ms at 100k tickets, not the 100 ms of a walk along the id index (a row
         # fetch per ticket). A listing walks the index, which stops at the page's end.
-        order = "+t.id" if needle else "t.id"
-        sql += f" ORDER BY {order} LIMIT ?"
-        params.append(limit + 1)
-        rows = list(self.db.query(sql, params))
-        if len(rows) <= limit:
-            return TicketPage(rows, None)
-        return TicketPage(rows[:limit], _cursor_for(rows[limit - 1]["id"]))
+        where = [
+            ("e.venue_id = ?", scope_venue),
+            ("e.venue_id = ?", query.venue_id),
+            ("t.event_id = ?", query.event_id),
+            ("t.status = ?", None if query.status is None else str(query.status)),
+        ]
+        return TicketPage(*self._page(TICKETS, sql, params, ask, where, use_index=not needle))
 
     def _name_has(self, needle: str) -> str:
         """The SQL condition that the holder's name holds the needle in any case: SQLite's LIKE

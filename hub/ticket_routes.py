@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from aiohttp import web
 
-from hub.auth import Principal, require_admin, scoped_venue
+from hub.admin_routes import (
+    PAGE_QUERY,
+    page_ask,
+    page_json,
+    query_params,
+    text_filter,
+    venue_filter,
+)
+from hub.auth import Principal, require_admin
 from hub.errors import (
     ApiError,
     Body,
@@ -21,6 +28,7 @@ from hub.errors import (
     texts,
 )
 from hub.keys import CLOCK, DB
+from hub.paging import Page
 from hub.schema import (
     ATTENTION_MAX_LEN,
     ATTENTION_PATTERN,
@@ -28,15 +36,8 @@ from hub.schema import (
     ORDER_REF_MAX_LEN,
     ORDER_REF_PATTERN,
 )
-from hub.store_search import (
-    DEFAULT_PAGE,
-    MAX_PAGE,
-    MAX_SEARCH,
-    STATUSES,
-    BadCursor,
-    TicketQuery,
-    ticket_status,
-)
+from hub.store_api import HubStorage
+from hub.store_search import EVENTS, MAX_SEARCH, STATUSES, TICKETS, TicketQuery, ticket_status
 from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
 from protocol.limits import MAX_COUNT
@@ -73,8 +74,8 @@ WITHDRAW = Body(
     note=text(500, required=False),
 )
 TRANSFER = Body(holder_name=text(200))
-EVENT_QUERY = ("venue_id",)
-TICKET_QUERY = ("search", "status", "event_id", "venue_id", "limit", "cursor")
+EVENT_QUERY = ("venue_id", *PAGE_QUERY)
+TICKET_QUERY = ("search", "status", "event_id", "venue_id", *PAGE_QUERY)
 
 
 def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,47 +128,20 @@ async def _scoped_tickets(
     return [found[i] for i in ids]
 
 
-def _query(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    """The query's parameters, each named in `allowed` and given once (else a 400)."""
-    for name in request.query:
-        if name not in allowed:
-            raise ApiError(
-                400, "invalid_query", f"Unknown query parameter {name}: use {', '.join(allowed)}."
-            )
-        if len(request.query.getall(name)) > 1:
-            raise ApiError(400, "invalid_query", f"Give query parameter {name} once.")
-    return dict(request.query)
-
-
-async def _venue_filter(request: web.Request, p: Principal, query: dict[str, str]) -> str | None:
-    """?venue_id=, when given: a venue this token may see, or 404."""
-    venue_id = query.get("venue_id")
-    if venue_id is not None:
-        await scoped_venue(request, p, venue_id)
-    return venue_id
-
-
-def _limit(query: dict[str, str]) -> int:
-    given = query.get("limit")
-    if given is None:
-        return DEFAULT_PAGE
-    if re.fullmatch(r"[1-9][0-9]{0,2}", given) is None or int(given) > MAX_PAGE:
-        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE}.")
-    return int(given)
-
-
 @routes.get("/api/admin/events")
 async def list_events(request: web.Request) -> web.Response:
-    """The events the token may see (of one venue with ?venue_id=), by start time."""
+    """A page of the events the token may see (of one venue with ?venue_id=), by start time."""
     p = await require_admin(request, "ticket.read")
-    venue_id = await _venue_filter(request, p, _query(request, EVENT_QUERY))
-    found = await request.app[DB].run(
-        lambda s: [
-            (e, s.ticket_types_of(e["id"]))
-            for e in s.list_events(p.tenant_id, p.venue_id, venue_id)
-        ]
-    )
-    return web.json_response({"events": [event_json(e, types) for e, types in found]})
+    query = query_params(request, EVENT_QUERY)
+    ask = page_ask(query, EVENTS)
+    venue_id = await venue_filter(request, p, query)
+
+    def read(s: HubStorage) -> tuple[Page, list[dict[str, Any]]]:
+        page = s.event_page(p.tenant_id, p.venue_id, venue_id, ask)
+        return page, [event_json(e, s.ticket_types_of(e["id"])) for e in page.rows]
+
+    page, events = await request.app[DB].run(read)
+    return page_json("events", events, page.next_cursor)
 
 
 @routes.get("/api/admin/tickets")
@@ -176,10 +150,8 @@ async def search_tickets(request: web.Request) -> web.Response:
     reference (whole) or part of a holder's name, any case; ?status= in any case; the answer's
     next_cursor, given back as ?cursor=, is the next page (null: none)."""
     p = await require_admin(request, "ticket.read")
-    query = _query(request, TICKET_QUERY)
-    search = query.get("search")
-    if search is not None and len(search) > MAX_SEARCH:
-        raise ApiError(400, "invalid_query", f"search must be at most {MAX_SEARCH} characters.")
+    query = query_params(request, TICKET_QUERY)
+    search = text_filter(query, "search", MAX_SEARCH)
     status = query.get("status")
     try:
         wanted = None if status is None else ticket_status(status)
@@ -188,23 +160,14 @@ async def search_tickets(request: web.Request) -> web.Response:
         raise ApiError(
             400, "invalid_status", f"status must be one of {allowed} (any case)."
         ) from None
-    limit = _limit(query)
-    venue_id = await _venue_filter(request, p, query)
+    ask = page_ask(query, TICKETS)
+    venue_id = await venue_filter(request, p, query)
     event_id = query.get("event_id")
     if event_id is not None:
         await _event(request, p, event_id)
-    try:
-        asked = TicketQuery(search, wanted, event_id, venue_id, query.get("cursor"), limit)
-        page = await request.app[DB].run(lambda s: s.search_tickets(p.tenant_id, p.venue_id, asked))
-    except BadCursor:
-        raise ApiError(
-            400,
-            "invalid_cursor",
-            "cursor must be a next_cursor this listing answered: start again without one.",
-        ) from None
-    return web.json_response(
-        {"tickets": [ticket_json(t) for t in page.tickets], "next_cursor": page.next_cursor}
-    )
+    asked = TicketQuery(search, wanted, event_id, venue_id, ask.cursor, ask.limit)
+    page = await request.app[DB].run(lambda s: s.search_tickets(p.tenant_id, p.venue_id, asked))
+    return page_json("tickets", [ticket_json(t) for t in page.tickets], page.next_cursor)
 
 
 @routes.get("/api/admin/events/{event_id}")
