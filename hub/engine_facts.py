@@ -8,15 +8,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from manifests.admission_types import ScanFact
-from manifests.model import TicketRow
+from manifests.model import RetiredCode, TicketRow
 
 
 def ticket_row(
-    row: Mapping[str, Any], type_names: Mapping[str, str], holder_sealed: bytes | None = None
+    row: Mapping[str, Any],
+    type_names: Mapping[str, str],
+    holder_sealed: bytes | None = None,
+    code_digest: bytes | None = None,
+    retired_codes: tuple[RetiredCode, ...] = (),
 ) -> TicketRow:
     """A stored ticket as gates hold it: the manifest, the online check and reconciliation
     all build their rows here, so a field the engine reads (attention, max_entries) cannot
-    reach one of them and not the others."""
+    reach one of them and not the others. The manifest adds what only gates need: the
+    holder's sealed name, the hashes of the ticket's backend codes."""
     return TicketRow(
         ticket_id=row["id"],
         status=row["status"],
@@ -31,6 +36,8 @@ def ticket_row(
         comp_reason=row["comp_reason"],
         order_ref=row["order_ref"],
         holder_sealed=holder_sealed,
+        code_digest=code_digest,
+        retired_codes=retired_codes,
     )
 
 

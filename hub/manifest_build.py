@@ -26,11 +26,21 @@ from hub.store_manifests import ManifestSource
 from hub.thread_owned import ThreadOwned
 from manifests.codec import encode_delta, encode_manifest
 from manifests.keyset import KeySet, sign_key_set
-from manifests.model import EventFacts, Manifest, ManifestDelta, ManifestHeader, Scope, TicketRow
+from manifests.model import (
+    EventFacts,
+    Manifest,
+    ManifestDelta,
+    ManifestHeader,
+    RetiredCode,
+    Scope,
+    TicketRow,
+)
 from manifests.policy import EXPIRY_AFTER_END_MS, ScanPolicy
 from manifests.sealing import seal_holder
 from manifests.signing import sign_envelope
 from protocol import base45
+from protocol.backend_codes import code_digest
+from protocol.credential import CodeState
 from protocol.native import BODY_BYTES, SIG_BYTES, issue_credential, public_key
 
 MEMO_EVENTS = 8  # events whose newest full rows are kept in memory
@@ -105,6 +115,23 @@ def event_facts(source: ManifestSource) -> EventFacts:
         ticket_types=tuple(types),
         zones=tuple(source.zones),
     )
+
+
+def code_hashes(
+    source: ManifestSource, ticket: Mapping[str, Any]
+) -> tuple[bytes | None, tuple[RetiredCode, ...]]:
+    """The keyed hashes of a ticket's backend codes, current and retired, as gates hold them
+    (protocol/backend_codes.code_digest): never the codes themselves."""
+    key, code = source.code_lookup_key, ticket["backend_code"]
+    if key is None:
+        if code is not None:  # manifest_source makes the key first: no codes without it
+            raise RuntimeError(f"event {source.event['id']} has backend codes and no lookup key")
+        return None, ()
+    retired = tuple(
+        RetiredCode(code_digest(key, old), CodeState(state))
+        for old, state in source.retired_codes.get(ticket["id"], ())
+    )
+    return (None if code is None else code_digest(key, code)), retired
 
 
 def _is_uuid(text: str) -> bool:
@@ -232,18 +259,21 @@ class ManifestBuilder:
             issuer_keys=dict(self._keys.trusted),
             policy=ScanPolicy.from_json(json.loads(e["policy_json"] or "{}")),
             revoked=dict(source.revoked),
+            code_lookup_key=source.code_lookup_key,
+            code_signing_keys=source.code_signing_keys,
         )
 
     def _ticket_rows(self, source: ManifestSource, now_ms: int) -> dict[str, TicketRow]:
         """Every ticket of `source` as the manifest carries it: the same rows the online check
-        judges (hub/engine_facts.py), plus the holder's name sealed with the ticket's code."""
+        judges (hub/engine_facts.py), plus the holder's name sealed with the ticket's code and
+        the keyed hashes of its backend codes (never the codes)."""
         signatures = self._signatures(source, now_ms)
         type_names = {t["id"]: t["name"] for t in source.ticket_types}
         tickets: dict[str, TicketRow] = {}
         for t in source.tickets:
             sig = signatures.get(t["id"])
             sealed = seal_holder(t["holder_name"], sig, t["id"]) if sig else None
-            tickets[t["id"]] = ticket_row(t, type_names, sealed)
+            tickets[t["id"]] = ticket_row(t, type_names, sealed, *code_hashes(source, t))
         return tickets
 
     def rows(self, event_id: str, now_ms: int) -> Manifest | None:

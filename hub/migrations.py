@@ -126,6 +126,11 @@ def _backends(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS tickets_backend_code ON tickets(event_id, backend_code)")
 
 
+@STEPS(name="0010_retired_codes_by_code")  # the online check finds a code that no longer admits
+def _retired_codes_by_code(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE INDEX IF NOT EXISTS ticket_retired_codes_code ON ticket_retired_codes(code)")
+
+
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)
 
 

@@ -10,19 +10,23 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from hub.engine_facts import scan_fact, ticket_row
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Decision, Direction, GateContext
 from manifests.model import ManifestHeader, Scope
-from protocol.credential import ParseResult
+from protocol.credential import CodeMatch, ParseResult
 from protocol.parse import parse_credential
 from protocol.reasons import Verdict
 
 # Looks up a code the hub issued: (ticket id, generation) -> credential text (see
 # ParseContext.issued).
 Issued = Callable[[str, int], str | None]
+# Finds a code a ticketing system printed: (event id, code) -> the tickets that carry it (see
+# ParseContext.code_lookup).
+BackendCodes = Callable[[str, str], Sequence[CodeMatch]]
 ContextKey = tuple[str, int, Scope]  # event, revision, the gate's scope
 
 
@@ -69,10 +73,15 @@ class OnlineCheck:
         retry with the same seq only if this matches."""
         return hashlib.sha256(self.payload.encode()).hexdigest()
 
-    def identify(self, context: CheckContext, issued: Issued) -> ParseResult:
+    def identify(
+        self, context: CheckContext, issued: Issued, backend_codes: BackendCodes
+    ) -> ParseResult:
         """Parse and verify the credential (a code the hub issued itself is matched against
-        its record instead of a signature check; its key id is still checked)."""
-        parse = replace(parse_context(context.header, self.now_ms), issued=issued)
+        its record instead of a signature check; its key id is still checked). A code a
+        ticketing system printed is looked up as it is: the hub holds the codes, gates only
+        their hashes."""
+        codes = partial(backend_codes, context.event_id)
+        parse = replace(parse_context(context.header, self.now_ms, codes=codes), issued=issued)
         return parse_credential(self.payload, parse)
 
     def judge(

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.online_check import CheckContext, OnlineCheck
 from hub.schema import SCAN_GATE_NAME, SCAN_HUB_MS
 from hub.store_base import ROW_CACHE_S, Row, StoreBase
+from protocol.backend_codes import ED25519_KEY_BYTES, LOOKUP_KEY_BYTES
+from protocol.credential import CodeMatch, CodeState
 from protocol.wire import SEQ_CONFLICT
 
 log = logging.getLogger("hub.check")
@@ -37,9 +40,21 @@ class ManifestSource:
     revoked: dict[str, str]  # ticket id -> reason, for every REVOKED ticket of the event
     since: int | None = None
     removed: tuple[str, ...] = ()
+    # Codes a ticketing system printed (tickets.backend_code): the key gates hash them with
+    # (never None while a ticket has one), the event's pretix_sig1 public keys, and per ticket
+    # of `tickets` its codes that no longer admit, (code, 'superseded' | 'blocked').
+    code_lookup_key: bytes | None = None
+    code_signing_keys: tuple[bytes, ...] = ()
+    retired_codes: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 CHECK_FAILED = "check_failed"
+# A backend code's tickets at an event: by tickets_backend_code and ticket_retired_codes_code.
+BACKEND_CODE_SQL = (
+    "SELECT id, 'current' FROM tickets WHERE event_id = ? AND backend_code = ?"
+    " UNION ALL SELECT r.ticket_id, r.state FROM ticket_retired_codes r"
+    " JOIN tickets t ON t.id = r.ticket_id WHERE r.code = ? AND t.event_id = ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +132,84 @@ class ManifestStore(StoreBase):
     def manifest_source(
         self, event_id: str, *, with_tickets: bool = True, since: int | None = None
     ) -> ManifestSource | None:
-        """The event's facts and tickets (all, none, or changed after revision `since`)."""
+        """The event's facts and tickets (all, none, or changed after revision `since`). An
+        event whose tickets carry backend codes and that has no code lookup key yet gets one
+        first (gates must never get codes they cannot hash a scan to find), then is read
+        again, so rows, keys and revision agree."""
+        source, needs_key = self._manifest_source(event_id, with_tickets, since)
+        if not needs_key:
+            return source
+        self._create_code_key(event_id)
+        return self._manifest_source(event_id, with_tickets, since)[0]
+
+    def _create_code_key(self, event_id: str) -> None:
+        """32 random bytes, once (another process may have made it meanwhile), and a new
+        revision: the key travels in the manifest header."""
+        with self._writing():
+            made = self.db.conn.execute(
+                "INSERT INTO event_code_keys (event_id, lookup_key) VALUES (?, ?)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                [event_id, secrets.token_bytes(LOOKUP_KEY_BYTES)],
+            ).rowcount
+            if made:
+                self.db.conn.execute(
+                    "INSERT INTO event_revisions (event_id, revision) VALUES (?, 1)"
+                    " ON CONFLICT (event_id) DO UPDATE SET revision = revision + 1",
+                    [event_id],
+                )
+
+    def _code_keys(self, event_id: str) -> tuple[bytes | None, tuple[bytes, ...], bool]:
+        """The event's code lookup key and signing keys, and whether it needs a key it lacks
+        (a ticket carries a backend code). Two index reads."""
+        row = self.db.conn.execute(
+            "SELECT lookup_key, signing_keys_json FROM event_code_keys WHERE event_id = ?",
+            [event_id],
+        ).fetchone()
+        if row is None:
+            coded = self.db.conn.execute(
+                "SELECT 1 FROM tickets WHERE event_id = ? AND backend_code IS NOT NULL LIMIT 1",
+                [event_id],
+            ).fetchone()
+            return None, (), coded is not None
+        return bytes(row[0]), _signing_keys(event_id, row[1]), False
+
+    def _retired_codes(
+        self, event_id: str, ids: Sequence[str] | None
+    ) -> dict[str, tuple[tuple[str, str], ...]]:
+        """(code, state) of the codes that no longer admit, by ticket: of the tickets `ids`,
+        else of every ticket of the event."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        if ids is None:
+            rows = self.db.conn.execute(
+                "SELECT r.ticket_id, r.code, r.state FROM ticket_retired_codes r"
+                " JOIN tickets t ON t.id = r.ticket_id WHERE t.event_id = ?",
+                [event_id],
+            ).fetchall()
+        else:
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.conn.execute(
+                    "SELECT ticket_id, code, state FROM ticket_retired_codes"
+                    f" WHERE ticket_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+        for ticket_id, code, state in rows:
+            found.setdefault(ticket_id, []).append((code, state))
+        return {t: tuple(sorted(codes)) for t, codes in found.items()}
+
+    def _manifest_source(
+        self, event_id: str, with_tickets: bool, since: int | None
+    ) -> tuple[ManifestSource | None, bool]:
+        """manifest_source's one read transaction, and whether the event needs a code key."""
         with self.db.atomic():
             event = self.event_by_id(event_id)
             if event is None:
-                return None
+                return None, False
+            lookup_key, signing_keys, needs_key = self._code_keys(event_id)
+            if needs_key:
+                return None, True
             venue = self._one("SELECT * FROM venues WHERE id = ?", [event["venue_id"]])
             assert venue is not None
             zones = [
@@ -161,10 +249,26 @@ class ManifestStore(StoreBase):
                 removed = tuple(t for t in changed if t not in present)
             elif with_tickets:
                 tickets = list(self.db.query(select + " WHERE t.event_id = ?", [event_id]))
+            retired: dict[str, tuple[tuple[str, str], ...]] = {}
+            if lookup_key is not None and tickets:
+                ids = None if since is None else [t["id"] for t in tickets]
+                retired = self._retired_codes(event_id, ids)
             revision = self.event_revision(event_id)
-        return ManifestSource(
-            revision, event, venue, zones, types, tickets, revoked, since, removed
+        source = ManifestSource(
+            revision,
+            event,
+            venue,
+            zones,
+            types,
+            tickets,
+            revoked,
+            since,
+            removed,
+            lookup_key,
+            signing_keys,
+            retired,
         )
+        return source, False
 
     def _tickets_by_id(self, select: str, event_id: str, ids: Sequence[str]) -> list[Row]:
         rows: list[Row] = []
@@ -174,6 +278,13 @@ class ManifestStore(StoreBase):
             sql = select + f" WHERE t.event_id = ? AND t.id IN ({marks})"
             rows += self.db.query(sql, [event_id, *chunk])
         return rows
+
+    def backend_code_matches(self, event_id: str, code: str) -> list[CodeMatch]:
+        """The event's tickets that carry `code` as the code their backend printed on them
+        now, or as one that no longer admits: the online check's ParseContext.code_lookup (the
+        hub holds the codes themselves; gates hold their hashes). Two index reads."""
+        rows = self.db.conn.execute(BACKEND_CODE_SQL, [event_id, code, code, event_id]).fetchall()
+        return [CodeMatch(ticket_id, CodeState(state)) for ticket_id, state in rows]
 
     # issued native credentials ------------------------------------------------------------
     def credentials_of(self, ticket_ids: Sequence[str]) -> dict[tuple[str, int], str]:
@@ -263,7 +374,7 @@ class ManifestStore(StoreBase):
             return CheckOutcome(decision, stored[0], True), None
         ticket = None
         scans: list[Row] = []
-        credential = check.identify(context, self.issued_credential)
+        credential = check.identify(context, self.issued_credential, self.backend_code_matches)
         if credential.ticket_id is not None:
             ticket = self._one("SELECT * FROM tickets WHERE id = ?", [credential.ticket_id])
             scans = self.scans_of_ticket(credential.ticket_id, context.event_id)
@@ -276,3 +387,23 @@ class ManifestStore(StoreBase):
         )
         notice = {**row, "seq": check.seq, "gate_name": check.gate.gate_name}
         return CheckOutcome(decision, int(cursor.lastrowid or 0), False), notice
+
+
+def _signing_keys(event_id: str, stored: str) -> tuple[bytes, ...]:
+    """event_code_keys.signing_keys_json (raw Ed25519 public keys, hex). An entry that is no
+    such key is left out and logged: the event's other codes must still reach its gates."""
+    keys: list[bytes] = []
+    try:
+        entries = json.loads(stored)
+    except ValueError:
+        entries = None
+    for entry in entries if isinstance(entries, list) else [stored]:
+        try:
+            key = bytes.fromhex(entry) if isinstance(entry, str) else b""
+        except ValueError:
+            key = b""
+        if len(key) == ED25519_KEY_BYTES:
+            keys.append(key)
+        else:
+            log.error("event %s: a code signing key that is no Ed25519 key: %r", event_id, entry)
+    return tuple(keys)
