@@ -39,7 +39,7 @@ from manifests.policy import EXPIRY_AFTER_END_MS, ScanPolicy
 from manifests.sealing import seal_holder
 from manifests.signing import sign_envelope
 from protocol import base45
-from protocol.backend_codes import code_digest
+from protocol.backend_codes import code_digest, code_seal
 from protocol.credential import CodeState
 from protocol.native import BODY_BYTES, SIG_BYTES, issue_credential, public_key
 
@@ -202,13 +202,16 @@ class ManifestBuilder:
         )
 
     def _signatures(self, source: ManifestSource, now_ms: int) -> dict[str, bytes]:
-        """Signatures of the current credential of every named ticket, issuing missing ones.
-        Tickets whose id is not a UUID cannot carry a native credential: no sealed name."""
-        named = [t for t in source.tickets if t["holder_name"] and _is_uuid(t["id"])]
+        """What seals the name of every named ticket: the code its holder carries. That is the
+        backend's code where the ticket has one (its code_seal), else the signature of the
+        ticket's current native credential, issuing missing ones. Tickets whose id is not a
+        UUID cannot carry a native credential: no sealed name."""
+        holders = [t for t in source.tickets if t["holder_name"]]
+        out = {t["id"]: code_seal(t["backend_code"]) for t in holders if t["backend_code"]}
+        named = [t for t in holders if t["id"] not in out and _is_uuid(t["id"])]
         issued = self.store.credentials_of([t["id"] for t in named])
         facts = event_facts(source)
         fresh: list[tuple[str, int, str]] = []
-        out: dict[str, bytes] = {}
         for t in named:
             credential = issued.get((t["id"], t["generation"]))
             if credential is None:

@@ -45,7 +45,9 @@ class Credential:
     rotating: bool = False
     nonce: str | None = None  # legacy C: accepted once per device
     user_id: str | None = None
-    signature: bytes | None = None  # native: used to derive the per-ticket sealing key
+    # What the holder's name is sealed with (manifests/sealing.py): a native code's signature,
+    # a backend code's protocol/backend_codes.code_seal.
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

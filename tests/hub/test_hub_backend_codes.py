@@ -176,6 +176,9 @@ async def test_the_online_check_and_an_offline_gate_judge_backend_codes_alike(
     online = {code: await check(device, show, code) for code in expected}
     assert {c: (a["verdict"], a["reason"], a["ticket_id"]) for c, a in online.items()} == expected
     assert "blocked by the ticket seller" in online[BLOCKED]["message"]
+    names = {code: show.holders.get(t) for code, (_, _, t) in expected.items() if t}
+    names[OLD] = names[BLOCKED] = None  # refused: the engine shows no guest's name
+    assert {c: online[c]["display"]["holder"] for c in names} == names
     # a gate that holds the hub's manifest decides the same, offline
     with GateStore(tmp_path / "gate.db") as store:
         store.set_config("device_id", "gate-offline")
@@ -185,13 +188,20 @@ async def test_the_online_check_and_an_offline_gate_judge_backend_codes_alike(
             trust_hub_key(store, int(key_id), b64decode(public))
         install_manifest(store, resp.content, hub.clock())
         service = GateService(store, clock=hub.clock, dedupe_window_ms=0)
-        offline = {}
+        offline, shown = {}, {}
         for code in expected:
             outcome = service.scan(code)
             assert outcome is not None
             d = outcome.decision
             offline[code] = (str(d.verdict), str(d.reason), d.ticket_id)
+            shown[code] = d.display.holder
     assert offline == expected
+    # names are sealed with the code each holder carries: the gate reads them as it scans
+    assert {c: shown[c] for c in names} == names
+    named = [t[0], t[2]]  # even tickets carry a name; these have backend codes
+    assert all(show.holders.get(tid) for tid in named)
+    issued = hub.store.credentials_of(named)
+    assert issued == {}  # so no native credential was signed to seal them
 
 
 # -- the store's side --------------------------------------------------------------------

@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from manifests.sealing import seal_holder, unseal_holder
 from protocol.backend_codes import (
     CODE_DIGEST_BYTES,
     Sig1Error,
     Sig1Ticket,
     code_digest,
+    code_seal,
     decode_sig1_payload,
     hashed_lookup,
     parse_backend_code,
@@ -154,6 +156,7 @@ def test_a_pretix_code_on_the_list_is_a_credential_with_its_own_window() -> None
         event_id=factories.EVENT_ID,
         valid_from_ms=1_789_992_000_000,
         valid_until_ms=1_790_078_400_000,
+        signature=code_seal(code),
     )
     # the reader's framing is gone before anything is read or looked up
     framed = parse_credential(f"]Q1{code}\r\n", ctx(listing((code, TICKET, CodeState.CURRENT))))
@@ -360,6 +363,18 @@ def test_the_keyed_hash_is_hmac_sha256_of_the_scanned_code_cut_to_16_bytes() -> 
     assert code_digest(LOOKUP_KEY, "\ud800") != expected  # a lone surrogate does not raise
 
 
+def test_the_seal_of_a_code_is_64_bytes_of_its_own_and_opens_a_name_sealed_with_it() -> None:
+    code = random_secret(random.Random(3))
+    seal = code_seal(code)
+    assert len(seal) == 64 and seal == code_seal(f"  {code}\n")
+    assert seal != code_seal(code.upper()) and code_digest(LOOKUP_KEY, code) not in seal
+    expected = hashlib.blake2b(code.encode(), digest_size=64, person=b"vg-code-seal1").digest()
+    assert seal == expected
+    blob = seal_holder("Zoë", seal, TICKET)
+    assert unseal_holder(blob, code_seal(code), TICKET) == "Zoë"
+    assert unseal_holder(blob, code_seal(PLAIN), TICKET) is None
+
+
 def test_a_gate_looks_a_code_up_by_its_hash_only() -> None:
     asked: list[bytes] = []
 
@@ -382,7 +397,10 @@ PLAIN = random_secret(random.Random(2))
 def test_a_listed_plain_code_is_a_credential_for_its_ticket() -> None:
     parsed = parse_credential(PLAIN, ctx(listing((PLAIN, TICKET, CodeState.CURRENT))))
     assert parsed == Credential(
-        CredentialFormat.BACKEND_CODE, ticket_id=TICKET, event_id=factories.EVENT_ID
+        CredentialFormat.BACKEND_CODE,
+        ticket_id=TICKET,
+        event_id=factories.EVENT_ID,
+        signature=code_seal(PLAIN),
     )
 
 

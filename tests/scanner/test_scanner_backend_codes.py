@@ -14,8 +14,9 @@ from pathlib import Path
 
 from manifests.codec import encode_delta, encode_manifest
 from manifests.model import Manifest, ManifestDelta, RetiredCode, TicketRow
+from manifests.sealing import seal_holder
 from manifests.signing import sign_envelope
-from protocol.backend_codes import code_digest, pretix_public_key
+from protocol.backend_codes import code_digest, code_seal, pretix_public_key
 from protocol.credential import CodeMatch, CodeState
 from protocol.reasons import Reason, Verdict
 from scanner.install import install_manifest
@@ -60,8 +61,16 @@ def coded(revision: int = 1) -> GateFixture:
     more tickets, and the event's code keys in the header."""
     fx = build(NOW, revision)
     rows = dict(fx.manifest.tickets)
-    rows[ADA] = dataclasses.replace(rows[ADA], code_digest=digest(CODES["ada"]))
-    rows[DOT] = dataclasses.replace(rows[DOT], code_digest=digest(SIGNED))
+    rows[ADA] = dataclasses.replace(
+        rows[ADA],
+        code_digest=digest(CODES["ada"]),
+        holder_sealed=seal_holder("Ada Lovelace", code_seal(CODES["ada"]), ADA),
+    )
+    rows[DOT] = dataclasses.replace(
+        rows[DOT],
+        code_digest=digest(SIGNED),
+        holder_sealed=seal_holder("Dorothy Vaughan", code_seal(SIGNED), DOT),
+    )
     extra = [
         factories.row(
             EVE,
@@ -103,6 +112,11 @@ def test_a_gate_admits_pretix_codes_from_its_manifest_offline(tmp_path: Path) ->
     with GateStore(tmp_path / "gate.db") as store:
         install(store, coded(), NOW)
         service = GateService(store, clock=Clock(NOW), dedupe_window_ms=0)
+        # the holder's name opens with the code the holder carries, as with native codes
+        for code, name in ((CODES["ada"], "Ada Lovelace"), (SIGNED, "Dorothy Vaughan")):
+            shown = service.preview(code)
+            assert (shown.verdict, shown.display.holder) == (Verdict.ADMIT, name)
+            assert shown.message == f"Welcome in. {name}."
         assert scan(service, CODES["ada"]) == (Verdict.ADMIT, Reason.ADMITTED, ADA)
         assert scan(service, SIGNED) == (Verdict.ADMIT, Reason.ADMITTED, DOT)
         assert scan(service, CODES["eve"]) == (Verdict.ADMIT, Reason.ADMITTED, EVE)
