@@ -67,6 +67,14 @@ def add_parsers(sub: Any, db_option: Callable[[argparse.ArgumentParser], None]) 
         help="the pretix check-in list an event's scans go to (default: its first list of "
         "all products)",
     )
+    add.add_argument(
+        "--list-zone",
+        action="append",
+        default=[],
+        metavar="LIST_ID=ZONE",
+        help="a pretix check-in list whose products admit to a venue zone (its tickets get "
+        "that zone; scans at that zone's gates go to that list); repeat for several",
+    )
     db_option(add)
     listing = backend.add_parser("list", help="list the backends of a tenant")
     listing.add_argument("--tenant", required=True, help="tenant id or name")
@@ -104,6 +112,16 @@ def _checkin_lists(pairs: Sequence[str]) -> dict[str, int]:
     return lists
 
 
+def _list_zones(pairs: Sequence[str]) -> dict[str, str]:
+    zones = {}
+    for pair in pairs:
+        list_id, _, zone = pair.partition("=")
+        if not list_id.isdigit() or not zone.strip():
+            raise BackendRefused(f"--list-zone {pair} is not LIST_ID=ZONE (a number and a zone)")
+        zones[list_id] = zone.strip()
+    return zones
+
+
 def _url(text: str) -> str:
     if not text.startswith(("http://", "https://")) or len(text) > 300:
         raise BackendRefused(f"--url {text} is not an http:// or https:// address")
@@ -116,6 +134,7 @@ async def _connect_pretix(args: argparse.Namespace) -> tuple[dict[str, Any], str
     url = _url(args.url)
     settings: dict[str, Any] = {"url": url, "events": list(args.event)}
     settings["checkin_lists"] = _checkin_lists(args.checkin_list)
+    settings["list_zones"] = _list_zones(args.list_zone)
     if args.init_token is not None:
         device = await initialize_device(url, _token(args.init_token))
         if args.organizer and args.organizer != device["organizer"]:
@@ -168,6 +187,14 @@ def run(
                 f"backends of kind {args.kind} cannot be added by this release yet: pretix can"
             )
         venue = venue_of(args.venue)
+        zones = {z["name"] for z in store.list_zones(venue["id"])}
+        for pair in args.list_zone:
+            zone = pair.partition("=")[2].strip()
+            if zone and zone not in zones:
+                raise BackendRefused(
+                    f"--list-zone {pair}: venue {venue['name']} has no zone {zone} (its zones:"
+                    f" {', '.join(sorted(zones)) or 'none yet'}); `gate-hub zone create` makes one"
+                )
         if store.find_backend(tenant["id"], args.name) is not None:
             raise BackendRefused(
                 f"tenant {tenant['name']} already has a backend {args.name}: choose another"

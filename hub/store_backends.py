@@ -313,9 +313,10 @@ class BackendStore(StoreBase):
             "holder_name": t.holder_name,
             "order_ref": t.order_ref,
             "backend_code": t.code,
+            "zone": t.zone,
         }
         held = self._one(
-            "SELECT status, ticket_type_id, holder_name, order_ref, backend_code"
+            "SELECT status, ticket_type_id, holder_name, order_ref, backend_code, zone"
             " FROM tickets WHERE id = ?",
             [ticket_id],
         )
@@ -400,7 +401,7 @@ class BackendStore(StoreBase):
         unconfirmed) is not due: its outcome is not known yet."""
         rows = self.db.execute(
             "SELECT o.scan_id, s.device_id, s.device_seq, be.upstream_ref, be.detail_json,"
-            f" t.id, t.backend_code, s.direction, s.verdict, s.reason, {SCAN_HUB_MS},"
+            f" t.id, t.backend_code, s.direction, s.zone, s.verdict, s.reason, {SCAN_HUB_MS},"
             " json_extract(s.detail_json, '$.online'),"
             " json_extract(s.detail_json, '$.confirmed')"
             " FROM backend_outbox o JOIN scans s ON s.id = o.scan_id"
@@ -423,6 +424,7 @@ class BackendStore(StoreBase):
             ticket_id,
             code,
             direction,
+            zone,
             verdict,
             reason,
             at_ms,
@@ -439,6 +441,7 @@ class BackendStore(StoreBase):
                     ticket_ref=ticket_id,
                     code=code,
                     direction=direction,
+                    zone=zone,
                     admitted=admitted,
                     reason=reason,
                     at_ms=at_ms,

@@ -153,6 +153,9 @@ class PretixBackend:
         self.organizer = str(settings["organizer"])
         self.events = tuple(settings.get("events") or ())
         self.lists = dict(settings.get("checkin_lists") or {})  # event slug -> list id
+        # check-in list id -> venue zone: its products admit to that zone, and scans at a
+        # gate of that zone go to that list
+        self.list_zones = {str(k): str(v) for k, v in (settings.get("list_zones") or {}).items()}
         scheme = "Device" if settings.get("auth", "device") == "device" else "Token"
         self._origin = urlsplit(self.url)[:2]
         self._client = httpx.AsyncClient(
@@ -244,7 +247,8 @@ class PretixBackend:
                 )
             }
             include_pending = bool(chosen.get("include_pending", False))
-            events.append(self._event(event, chosen))
+            zoned = self._zoned(lists, admitted_items)
+            events.append(self._event(event, chosen, zoned))
             types += [
                 UpstreamTicketType(str(i["id"]), slug, _text(i.get("name")) or f"Product {i['id']}")
                 for i in items
@@ -259,8 +263,9 @@ class PretixBackend:
             if mark.get("orders"):
                 params["modified_since"] = mark["orders"]
             orders, orders_at = await self._pages(f"{base}/orders/", params)
+            zone_of = {item: zone for zone, (_, items_) in zoned.items() for item in items_}
             for order in orders:
-                tickets += self._tickets(slug, order, admitted_items, include_pending)
+                tickets += self._tickets(slug, order, admitted_items, include_pending, zone_of)
             revoked_params = {"created_since": mark["revoked"]} if mark.get("revoked") else {}
             revoked, revoked_at = await self._pages(f"{base}/revokedsecrets/", revoked_params)
             retired += [RetiredCode(slug, str(r["secret"]), "superseded") for r in revoked]
@@ -298,7 +303,30 @@ class PretixBackend:
         every = [found for found in lists if found.get("all_products")]
         return (every or list(lists))[0]
 
-    def _event(self, event: Mapping[str, Any], chosen: Mapping[str, Any]) -> UpstreamEvent:
+    def _zoned(
+        self, lists: Sequence[Mapping[str, Any]], admitted: set[int]
+    ) -> dict[str, tuple[int, set[int]]]:
+        """Zone -> (its check-in list, the products that list admits), for the lists the
+        backend maps to zones (the first list named for a zone wins)."""
+        zoned: dict[str, tuple[int, set[int]]] = {}
+        for found in lists:
+            zone = self.list_zones.get(str(found.get("id")))
+            if zone is None or zone in zoned:
+                continue
+            items = (
+                set(admitted)
+                if found.get("all_products", True)
+                else {int(i) for i in found.get("limit_products", [])} & admitted
+            )
+            zoned[zone] = (int(found["id"]), items)
+        return zoned
+
+    def _event(
+        self,
+        event: Mapping[str, Any],
+        chosen: Mapping[str, Any],
+        zoned: Mapping[str, tuple[int, set[int]]],
+    ) -> UpstreamEvent:
         start = _ms(str(event["date_from"]))
         end = (
             _ms(str(event["date_to"]))
@@ -318,7 +346,10 @@ class PretixBackend:
             start_ms=start,
             end_ms=max(end, start),
             signing_keys=tuple(keys),
-            detail={"checkin_list": int(chosen["id"])},
+            detail={
+                "checkin_list": int(chosen["id"]),
+                "zone_lists": {zone: list_id for zone, (list_id, _) in zoned.items()},
+            },
         )
 
     def _tickets(
@@ -327,6 +358,7 @@ class PretixBackend:
         order: Mapping[str, Any],
         admitted_items: set[int],
         include_pending: bool,
+        zone_of: Mapping[int, str],
     ) -> list[UpstreamTicket]:
         out = []
         status_text = str(order.get("status", ""))
@@ -344,6 +376,7 @@ class PretixBackend:
                     holder_name=(p.get("attendee_name") or None),
                     order_ref=str(order.get("code")) if order.get("code") else None,
                     blocked=bool(p.get("blocked")),
+                    zone=zone_of.get(int(p["item"])),
                 )
             )
         return out
@@ -359,7 +392,8 @@ class PretixBackend:
         return list(await asyncio.gather(*(one(s) for s in scans)))
 
     async def _push_one(self, scan: OwedScan) -> PushOutcome:
-        list_id = scan.event_detail.get("checkin_list")
+        zone_lists = scan.event_detail.get("zone_lists") or {}
+        list_id = zone_lists.get(scan.zone) or scan.event_detail.get("checkin_list")
         if list_id is None:
             return PushOutcome(
                 scan.scan_id, False, error="no check-in list known for the event yet"

@@ -50,6 +50,7 @@ class UpstreamTicket:
     holder_name: str | None = None
     order_ref: str | None = None
     blocked: bool = False  # its current code is blocked upstream: it must not admit
+    zone: str | None = None  # the venue zone it admits to (None: any the gate leads into)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class OwedScan:
     ticket_ref: str
     code: str
     direction: str  # "entry" | "exit"
+    zone: str | None  # the zone of the gate that scanned it
     admitted: bool
     reason: str  # protocol.reasons.Reason value
     at_ms: int  # when it happened, on the hub's clock (the gate's offset applied)

@@ -176,6 +176,34 @@ def test_pushes_reach_pretix_once_at_the_scan_time(pretix: PretixServer, store: 
     asyncio.run(backend.aclose())
 
 
+def test_a_check_in_list_mapped_to_a_zone_zones_its_tickets_and_takes_their_scans(
+    pretix: PretixServer, store: HubStore
+) -> None:
+    org = pretix.create_organizer(slug("o")).slug
+    event = pretix.create_event(slug("zoned"), organizer=org)
+    balcony = event.items["Balcony"]
+    vip_list = pretix.create_checkin_list(event, "Balcony door", items=[balcony])
+    standing = pretix.create_order(event, ["Ada Lovelace"]).positions[0]
+    seated = pretix.create_order(event, ["Alan Turing"], item=balcony).positions[0]
+    backend = device_backend(pretix, org, [event.slug])
+    backend.list_zones = {str(vip_list): "Balcony"}
+    row = _backend_row(store, {})
+    pull(store, row, backend)
+    assert ticket(store, row, seated.id)["zone"] == "Balcony"
+    assert ticket(store, row, standing.id)["zone"] is None
+    device = _device(store, row)
+    scans = [
+        _scan(1, upstream_id(row["id"], "ticket", str(seated.id)), NOW, zone="Balcony"),
+        _scan(2, upstream_id(row["id"], "ticket", str(standing.id)), NOW),
+    ]
+    store.record_scans(device, scans, NOW, deactivated=False)
+    outcomes = asyncio.run(backend.push(store.owed_scans(row["id"], NOW, 50)))
+    assert all(o.done and o.answer.get("status") == "ok" for o in outcomes), outcomes
+    lists = {c["position"]: c["list"] for c in pretix.checkins(event, successful=True)}
+    assert lists == {seated.id: vip_list, standing.id: event.checkin_list}
+    asyncio.run(backend.aclose())
+
+
 def test_wrong_organizer_token_and_unreachable_pretix_are_sentences(
     pretix: PretixServer,
 ) -> None:
