@@ -18,6 +18,7 @@ from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.seam import BackendError
 from hub.storage import HubStore
 from hub.store_backends import upstream_id
+from tests.hub_fixtures import Hub
 from tests.pretix_server import PretixServer
 
 pytestmark = pytest.mark.pretix
@@ -265,3 +266,48 @@ def _scan(seq: int, ticket_id: str, at_ms: int, **changes: Any) -> dict[str, Any
         "counted": 1,
         **changes,
     }
+
+
+async def test_the_admin_api_adds_lists_and_removes_a_pretix_backend(
+    pretix: PretixServer, hub: Hub
+) -> None:
+    org = pretix.create_organizer(slug("o")).slug
+    device = pretix.create_device(org)
+    admin, manager = hub.auth(hub.a.admin_token), hub.auth(hub.a.manager_token)
+    body = {"name": "shop", "venue_id": hub.a.venue_id, "url": pretix.url}
+    made = await hub.client.post(
+        "/api/admin/backends",
+        json={**body, "init_token": device.initialization_token},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    shown = made.json()
+    assert shown["organizer"] == org and shown["auth"] == "device" and shown["kind"] == "pretix"
+    again = await hub.client.post(
+        "/api/admin/backends", json={**body, "init_token": "used"}, headers=admin
+    )
+    assert again.status_code == 502 and again.json()["error"]["code"] == "backend_unreachable"
+    assert "nothing was added" in again.json()["error"]["message"]
+    refused = await hub.client.post(
+        "/api/admin/backends", json={**body, "init_token": "x"}, headers=manager
+    )
+    assert refused.status_code == 403  # a venue manager reads backends, never adds one
+    listed = await hub.client.get("/api/admin/backends", headers=manager)
+    assert [b["name"] for b in listed.json()["backends"]] == ["shop"]
+    other = await hub.client.get("/api/admin/backends", headers=hub.auth(hub.b.admin_token))
+    assert other.json()["backends"] == []  # another tenant sees none
+    status = await hub.client.get(f"/api/admin/backends/{shown['id']}", headers=manager)
+    assert status.json()["outbox"] == {
+        "owed": 0,
+        "oldest_owed_at": None,
+        "failing": 0,
+        "pushed": 0,
+    }
+    for answer in (made, listed, status):
+        assert "api_token" not in answer.text and "secret" not in answer.text
+    pull = await hub.client.post(f"/api/admin/backends/{shown['id']}/pull", headers=admin)
+    assert pull.status_code == 409  # this app runs no backends
+    gone = await hub.client.delete(f"/api/admin/backends/{shown['id']}", headers=admin)
+    assert gone.status_code == 200 and gone.json()["removed"] == shown["id"]
+    missing = await hub.client.get(f"/api/admin/backends/{shown['id']}", headers=admin)
+    assert missing.status_code == 404

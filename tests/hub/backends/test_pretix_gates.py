@@ -8,6 +8,7 @@ in `gate-hub backend status` and the hub's log while the gates keep working."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from demo.local_hub import free_port
@@ -272,6 +274,9 @@ def test_trouble_upstream_is_said_while_gates_keep_working(site: Site) -> None:
     status = until(lambda: (s := site.status())["last_pull_error"] and s, 30, "a failed pull")
     assert "is not reachable" in status["last_pull_error"]
     assert "backend pull failed" in site.hub_log()
+    metrics = httpx.get(site.hub.url + "/metrics", timeout=10).text
+    failed = re.search(r'hub_backend_errors_total\{backend="shop",kind="pull"\} (\d+)', metrics)
+    assert failed is not None and int(failed.group(1)) >= 1, metrics
     gate_db = site.enrol_gate("North 1")  # the hub serves gates from what it has
     assert check(gate_db, ada.secret)["verdict"] == "admit"
     pretix.start()
