@@ -23,6 +23,7 @@ from hub.backends.seam import BackendError
 from hub.schema import BACKEND_KINDS
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.storage import HubStore, Row
+from hub.store_backends import backend_view
 
 ACTIONS = ("add", "list", "status", "remove", "pull")
 
@@ -157,20 +158,6 @@ async def _connect_pretix(args: argparse.Namespace) -> tuple[dict[str, Any], str
     return settings, token
 
 
-def _public(row: Row) -> dict[str, Any]:
-    settings = json.loads(row["settings_json"])
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "kind": row["kind"],
-        "venue_id": row["venue_id"],
-        "url": settings.get("url"),
-        "organizer": settings.get("organizer"),
-        "events": settings.get("events") or "all",
-        "auth": settings.get("auth"),
-    }
-
-
 def run(
     args: argparse.Namespace,
     store: HubStore,
@@ -217,7 +204,7 @@ def run(
             )
         except sqlite3.IntegrityError:
             raise BackendRefused(f"a backend {args.name} exists already") from None
-        print(json.dumps(_public(row), indent=2))
+        print(json.dumps(backend_view(row), indent=2))
         return 0
     if args.action == "list":
         rows = store.list_backends(tenant["id"])
@@ -226,7 +213,7 @@ def run(
             state = store.outbox_state(row["id"])
             shown.append(
                 {
-                    **_public(row),
+                    **backend_view(row),
                     "last_pull": local(row["last_pull_ok_ms"]),
                     "owed_scans": state.owed,
                     "error": row["last_pull_error"] or row["last_push_error"],
@@ -281,7 +268,7 @@ def _status(
 ) -> int:
     state = store.outbox_state(row["id"])
     status = {
-        **_public(row),
+        **backend_view(row),
         "last_pull_attempt": local(row["last_pull_ms"]),
         "last_pull_ok": local(row["last_pull_ok_ms"]),
         "last_pull_error": row["last_pull_error"],

@@ -4,7 +4,6 @@ how it signs in."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -18,6 +17,7 @@ from hub.backends.seam import BackendError
 from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, texts
 from hub.keys import CLOCK, DB, SECRETS
 from hub.logs import iso_utc
+from hub.store_backends import backend_view
 from hub.store_base import Row
 
 routes = web.RouteTableDef()
@@ -40,16 +40,8 @@ def _iso(ms: int | None) -> str | None:
 
 
 def backend_json(row: Row, state: Any = None) -> dict[str, Any]:
-    settings = json.loads(row["settings_json"])
     out: dict[str, Any] = {
-        "id": row["id"],
-        "name": row["name"],
-        "kind": row["kind"],
-        "venue_id": row["venue_id"],
-        "url": settings.get("url"),
-        "organizer": settings.get("organizer"),
-        "events": settings.get("events") or [],
-        "auth": settings.get("auth"),
+        **backend_view(row),
         "last_pull_at": _iso(row["last_pull_ms"]),
         "last_pull_ok_at": _iso(row["last_pull_ok_ms"]),
         "last_pull_error": row["last_pull_error"],

@@ -32,6 +32,21 @@ _PUBLIC_COLUMNS = (
 )
 
 
+def backend_view(row: Row) -> dict[str, Any]:
+    """What anyone may see of a backend: where it is and what it fronts, never its token."""
+    settings = json.loads(row["settings_json"])
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "venue_id": row["venue_id"],
+        "url": settings.get("url"),
+        "organizer": settings.get("organizer"),
+        "events": settings.get("events") or [],
+        "auth": settings.get("auth"),
+    }
+
+
 def upstream_id(backend_id: str, kind: str, *refs: str) -> str:
     """The hub's id for a thing a backend calls `refs`: the same on every pull."""
     return str(uuid.uuid5(_BACKEND_IDS, "/".join((backend_id, kind, *refs))))

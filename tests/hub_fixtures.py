@@ -259,3 +259,23 @@ async def credential_text(hub: Hub, ticket_id: str) -> str:
     )
     assert resp.status_code == 200, resp.text
     return resp.text
+
+
+def store_device(store: HubStore, tenant_id: str, venue_id: str, now_ms: int) -> str:
+    """A device enrolled through the store alone (a one-time code, then enrolment), for
+    tests that store scans without a running hub; its id."""
+    _, code = store.create_enrollment(
+        tenant_id=tenant_id,
+        venue_id=venue_id,
+        gate_id=None,
+        zone=None,
+        name="North 1",
+        actor="test",
+        now_ms=now_ms,
+        ttl_ms=60_000,
+    )
+    device = store.enroll_device(
+        code=code, hardware_id="hw", public_key=b"\x01" * 32, app_version=None, now_ms=now_ms
+    )
+    assert isinstance(device, dict), device
+    return str(device["id"])

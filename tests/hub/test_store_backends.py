@@ -22,6 +22,7 @@ from hub.secret_box import SecretBox, SecretUnreadable, key_path_for
 from hub.storage import HubStore
 from hub.store_backends import idempotency_key, upstream_id
 from manifests.model import TicketStatus
+from tests.hub_fixtures import store_device
 
 NOW = 1_790_000_000_000
 SIG_KEY = bytes(range(32))
@@ -79,24 +80,6 @@ def _pull(*tickets: UpstreamTicket, retired: tuple[RetiredCode, ...] = ()) -> Pu
         retired_codes=list(retired),
         cursor={"n": len(tickets)},
     )
-
-
-def _device(store: HubStore, backend: dict[str, Any]) -> str:
-    _, code = store.create_enrollment(
-        tenant_id=backend["tenant_id"],
-        venue_id=backend["venue_id"],
-        gate_id=None,
-        zone=None,
-        name="North 1",
-        actor="t",
-        now_ms=NOW,
-        ttl_ms=60_000,
-    )
-    device = store.enroll_device(
-        code=code, hardware_id="hw", public_key=b"\x01" * 32, app_version=None, now_ms=NOW
-    )
-    assert isinstance(device, dict)
-    return str(device["id"])
 
 
 def _scan(seq: int, ticket_id: str, **changes: Any) -> dict[str, Any]:
@@ -188,7 +171,7 @@ def test_scans_of_backend_tickets_are_owed_in_the_transaction_that_stores_them(
     backend = _backend(store)
     store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
     one, two = (upstream_id(backend["id"], "ticket", r) for r in ("1", "2"))
-    device = _device(store, backend)
+    device = store_device(store, backend["tenant_id"], backend["venue_id"], NOW)
     own = store.db["tickets"].get(one)
     store.db["tickets"].insert({**own, "id": "hub-own", "backend_id": None, "backend_code": None})
     scans = [
@@ -219,7 +202,7 @@ def test_scans_of_backend_tickets_are_owed_in_the_transaction_that_stores_them(
 def test_pushes_are_marked_once_and_failures_wait(store: HubStore) -> None:
     backend = _backend(store)
     store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
-    device = _device(store, backend)
+    device = store_device(store, backend["tenant_id"], backend["venue_id"], NOW)
     ids = [upstream_id(backend["id"], "ticket", r) for r in ("1", "2")]
     store.record_scans(device, [_scan(1, ids[0]), _scan(2, ids[1])], NOW, deactivated=False)
     first, second = store.owed_scans(backend["id"], NOW, 50)
@@ -245,7 +228,7 @@ def test_pushes_are_marked_once_and_failures_wait(store: HubStore) -> None:
 def test_removing_a_backend_keeps_its_tickets_as_the_hubs_own(store: HubStore) -> None:
     backend = _backend(store)
     store.apply_pull(backend, _pull(_ticket("1")), NOW)
-    device = _device(store, backend)
+    device = store_device(store, backend["tenant_id"], backend["venue_id"], NOW)
     ticket_id = upstream_id(backend["id"], "ticket", "1")
     store.record_scans(device, [_scan(1, ticket_id)], NOW, deactivated=False)
     done = store.remove_backend(backend, "t", NOW + 1)

@@ -18,7 +18,7 @@ from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.seam import BackendError
 from hub.storage import HubStore
 from hub.store_backends import upstream_id
-from tests.hub_fixtures import Hub
+from tests.hub_fixtures import Hub, store_device
 from tests.pretix_server import PretixServer
 
 pytestmark = pytest.mark.pretix
@@ -154,7 +154,7 @@ def test_pushes_reach_pretix_once_at_the_scan_time(pretix: PretixServer, store: 
     backend = device_backend(pretix, org, [event.slug])
     row = _backend_row(store, {})
     pull(store, row, backend)
-    device = _device(store, row)
+    device = store_device(store, row["tenant_id"], row["venue_id"], NOW)
     at = NOW - 3_600_000  # scanned an hour ago, offline
     scans = [
         _scan(1, upstream_id(row["id"], "ticket", str(ada.id)), at),
@@ -192,7 +192,7 @@ def test_a_check_in_list_mapped_to_a_zone_zones_its_tickets_and_takes_their_scan
     pull(store, row, backend)
     assert ticket(store, row, seated.id)["zone"] == "Balcony"
     assert ticket(store, row, standing.id)["zone"] is None
-    device = _device(store, row)
+    device = store_device(store, row["tenant_id"], row["venue_id"], NOW)
     scans = [
         _scan(1, upstream_id(row["id"], "ticket", str(seated.id)), NOW, zone="Balcony"),
         _scan(2, upstream_id(row["id"], "ticket", str(standing.id)), NOW),
@@ -235,24 +235,6 @@ def _token(backend: PretixBackend) -> str:
 
 def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _device(store: HubStore, row: dict[str, Any]) -> str:
-    _, code = store.create_enrollment(
-        tenant_id=row["tenant_id"],
-        venue_id=row["venue_id"],
-        gate_id=None,
-        zone=None,
-        name="North 1",
-        actor="t",
-        now_ms=NOW,
-        ttl_ms=60_000,
-    )
-    device = store.enroll_device(
-        code=code, hardware_id="hw", public_key=b"\x01" * 32, app_version=None, now_ms=NOW
-    )
-    assert isinstance(device, dict)
-    return str(device["id"])
 
 
 def _scan(seq: int, ticket_id: str, at_ms: int, **changes: Any) -> dict[str, Any]:

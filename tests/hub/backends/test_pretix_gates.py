@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from demo.local_hub import free_port
+from demo.local_hub import free_port, until
 from hub.storage import HubStore
 from tests.gate_cli import cli_env, gate_cli
 from tests.paths import ROOT
@@ -49,16 +49,6 @@ def gate_hub(db: Path, *args: str, stdin: str | None = None) -> subprocess.Compl
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode == 0, (proc.args, proc.stdout, proc.stderr)
     return proc.stdout.strip()
-
-
-def until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"waited {timeout_s} s for {what}")
 
 
 @dataclass
