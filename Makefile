@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint format bench mutation floors system-deps venv clean pretix
+.PHONY: test demo lint format bench mutation floors system-deps venv clean pretix tickettoken-deps
 
 venv: $(STAMP)
 
@@ -56,7 +56,23 @@ $(PRETIX_TEMPLATE)/db.sqlite3: $(PRETIX_STAMP)
 	PRETIX_CONFIG_FILE=$(abspath $(PRETIX_TEMPLATE)/pretix.cfg) $(PRETIX_VENV)/bin/python -m pretix migrate --noinput >$(PRETIX_TEMPLATE)/migrate.log
 	mv $(PRETIX_TEMPLATE)/migrating.sqlite3 $@
 
-test: $(STAMP) pretix
+# A real PostgreSQL and RabbitMQ for the tests marked `tickettoken` (tests/tickettoken_db.py and
+# tests/rabbitmq_node.py start throwaway ones in temp dirs, as the postgres user when root; never
+# the system services): Debian's packages when missing. Installing them must neither start nor
+# wait for a system service: a policy-rc.d refusing every start (only while installing, and only
+# when the machine has none of its own) and RUNLEVEL=1 for invoke-rc.d.
+tickettoken-deps:
+	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/lib/rabbitmq/bin/rabbitmq-server; } >/dev/null 2>&1 \
+	 || { echo "installing postgresql and rabbitmq-server"; \
+	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); POLICY=/usr/sbin/policy-rc.d; ADDED=; \
+	      if [ ! -e $$POLICY ]; then printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$POLICY >/dev/null \
+	        && $$SUDO chmod 755 $$POLICY && ADDED=1; fi; \
+	      $$SUDO apt-get update -qq \
+	        && $$SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
+	           --no-install-recommends postgresql rabbitmq-server >/dev/null; RC=$$?; \
+	      [ -z "$$ADDED" ] || $$SUDO rm -f $$POLICY; exit $$RC; }
+
+test: $(STAMP) pretix tickettoken-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # ruff and mypy are pinned in pyproject's test extra; mypy's file list is in pyproject too.
