@@ -28,6 +28,7 @@ from hub.schema import (
     BASE_DDL,
     EXTERNAL_ID_COLUMN,
     TICKET_FIELD_COLUMNS,
+    VENUE_LEGACY_KEYS_DDL,
 )
 
 STEPS = Migrations("hub")
@@ -129,6 +130,11 @@ def _backends(db: sqlite_utils.Database) -> None:
 @STEPS(name="0010_retired_codes_by_code")  # the online check finds a code that no longer admits
 def _retired_codes_by_code(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS ticket_retired_codes_code ON ticket_retired_codes(code)")
+
+
+@STEPS(name="0011_venue_legacy_keys")  # a venue's TicketToken keys, sealed, with their states
+def _venue_legacy_keys(db: sqlite_utils.Database) -> None:
+    _run(db, VENUE_LEGACY_KEYS_DDL)
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

@@ -395,3 +395,33 @@ CREATE TABLE IF NOT EXISTS request_nonces (
 );
 CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_ms);
 """
+
+# Step 11: a venue's TicketToken keys (protocol/legacy.py's formats A, B and C), in the states
+# the hub's own keys go through (hub/keyring.py): `next` announced (gates trust it from their
+# next sync), `current` (TicketToken issues with it now), `retired` (still trusted, so codes
+# issued just before a rotation keep scanning) until removed. A removed set keeps its row
+# without its secrets, so its number always names the one set the audit log speaks of.
+LEGACY_KEY_STATES = ("next", "current", "retired", "removed")
+LEGACY_MS_LOW, LEGACY_MS_HIGH = 1_000, 3_600_000  # rotation interval, format C validity
+VENUE_LEGACY_KEYS_DDL = f"""
+CREATE TABLE IF NOT EXISTS venue_legacy_keys (
+    venue_id TEXT NOT NULL REFERENCES venues(id),
+    key_set INTEGER NOT NULL CHECK (key_set >= 1),  -- 1, 2, ... per venue, never reused
+    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in LEGACY_KEY_STATES)})),
+    -- the set's keys, sealed with the hub's secrets key (hub/secret_box.py); none once removed
+    secrets_sealed BLOB CHECK ((secrets_sealed IS NULL) = (state = 'removed')),
+    fingerprints_json TEXT NOT NULL,  -- format -> a short hash of its key, never the key
+    rotation_interval_ms INTEGER NOT NULL
+        CHECK (rotation_interval_ms BETWEEN {LEGACY_MS_LOW} AND {LEGACY_MS_HIGH}),
+    format_c_validity_ms INTEGER NOT NULL
+        CHECK (format_c_validity_ms BETWEEN {LEGACY_MS_LOW} AND {LEGACY_MS_HIGH}),
+    created_ms INTEGER NOT NULL,
+    activated_ms INTEGER,
+    retired_ms INTEGER,
+    removed_ms INTEGER,
+    PRIMARY KEY (venue_id, key_set)
+);
+-- at most one next and one current set a venue
+CREATE UNIQUE INDEX IF NOT EXISTS venue_legacy_keys_one_each
+    ON venue_legacy_keys(venue_id, state) WHERE state IN ('next', 'current');
+"""
