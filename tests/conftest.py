@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.hub_fixtures import Hub, start_hub, stop_hub
 from tests.live_hub import live  # noqa: F401  (the restartable hub, a fixture)
 from tests.pretix_server import PretixServer, missing_pretix
+
+if TYPE_CHECKING:
+    from tests.rabbitmq_node import RabbitNode
+    from tests.tickettoken_db import TicketTokenDb
 
 
 @pytest.fixture
@@ -31,3 +36,38 @@ def pretix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PretixServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tickettoken_db() -> Iterator[TicketTokenDb]:
+    """TicketToken's PostgreSQL for the session (tests/tickettoken_db.py); tests make their own
+    tenants. A test that stops it starts it again. Without `make tickettoken-deps` it fails,
+    saying so."""
+    from tests.tickettoken_db import TicketTokenDb, missing_postgres  # psycopg: only when used
+
+    problem = missing_postgres()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    db = TicketTokenDb()
+    try:
+        db.start()
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitNode]:
+    """A RabbitMQ node for the session (tests/rabbitmq_node.py); tests name their own queues.
+    Without `make tickettoken-deps` it fails, saying so."""
+    from tests.rabbitmq_node import RabbitNode, missing_rabbitmq  # aio-pika: only when used
+
+    problem = missing_rabbitmq()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    node = RabbitNode()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()
