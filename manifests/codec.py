@@ -14,6 +14,12 @@ and those (hash, state byte). A manifest without any of it is still written as v
 byte for byte as before, so gates of earlier releases keep reading every event that has no
 such codes; they refuse a version 2 body whole (malformed) and keep their last manifest.
 
+A venue's TicketToken keys (the header's `legacy`) need no version of their own: each
+format's first key (the one TicketToken issues with now) sits where earlier releases read the
+format's only key, and only the further keys of a rotation go beside it, under names earlier
+readers skip. A header with at most one key a format is therefore written as it always was,
+and an earlier gate given more still scans every code of the current keys.
+
 Decoding never trusts the input: anything that is not a well-formed body of the expected kind
 raises ManifestRejected('malformed') and nothing else.
 """
@@ -129,10 +135,51 @@ def _header_to_json(h: ManifestHeader) -> dict[str, Any]:
         "issuer_keys": [[k, _b64(v)] for k, v in h.issuer_keys.items()],
         "policy": h.policy.to_json(),
         "zone_rules": h.zone_rules.to_json(),
-        "legacy": _plain_to_json(h.legacy),
+        "legacy": _legacy_to_json(h.legacy),
         "rotation_secret": _b64(h.rotation_secret),
         "revoked": dict(h.revoked),
     }
+
+
+# LegacyKeys field -> (where its first key goes, as earlier releases wrote their only one;
+# where the rest go, only when there are any)
+_LEGACY_KEYS = {
+    "format_a_keys": ("format_a_key", "format_a_more_keys"),
+    "format_b_keys": ("format_b_key", "format_b_more_keys"),
+    "format_c_secrets": ("format_c_secret", "format_c_more_secrets"),
+}
+_LEGACY_TIMES = ("rotation_interval_ms", "format_c_validity_ms")
+
+
+def _legacy_to_json(keys: LegacyKeys) -> dict[str, Any]:
+    """The venue's TicketToken keys in the shape earlier releases read (see the module's
+    docstring), the further keys of a rotation after it."""
+    out: dict[str, Any] = {}
+    more: dict[str, Any] = {}
+    for name, (first, rest) in _LEGACY_KEYS.items():
+        values: tuple[bytes, ...] = getattr(keys, name)
+        out[first] = _b64(values[0]) if values else None
+        if len(values) > 1:
+            more[rest] = [_b64(v) for v in values[1:]]
+    out.update({name: getattr(keys, name) for name in _LEGACY_TIMES}, **more)
+    return out
+
+
+def _legacy_from_json(d: Any) -> LegacyKeys:
+    if type(d) is not dict:
+        raise _Malformed("legacy keys are not an object")
+    fields: dict[str, Any] = {}
+    for name, (first, rest) in _LEGACY_KEYS.items():
+        head, tail = d.get(first), d.get(rest, [])
+        if type(tail) is not list or (head is None and tail):
+            raise _Malformed(f"{rest} is not a list following {first}")
+        fields[name] = tuple(_unb64(v) for v in ([] if head is None else [head, *tail]))
+    for name in _LEGACY_TIMES:
+        if name in d:
+            if type(d[name]) is not int:
+                raise _Malformed(f"legacy {name} is not an integer")
+            fields[name] = d[name]
+    return LegacyKeys(**fields)
 
 
 def _code_keys_to_json(h: ManifestHeader) -> dict[str, Any]:
@@ -183,7 +230,7 @@ def _header_from_json(d: Any, version: int = VERSION) -> ManifestHeader:
         issuer_keys=issuer_keys,
         policy=_check(ScanPolicy.from_json(d["policy"])),
         zone_rules=ZoneRules({k: tuple(v) for k, v in access.items()}),
-        legacy=_plain_from_json(LegacyKeys, d["legacy"]),
+        legacy=_legacy_from_json(d["legacy"]),
         rotation_secret=None if secret is None else _unb64(secret),
         revoked=revoked,
         **(_code_keys_from_json(d) if version == VERSION_CODES else {}),

@@ -119,9 +119,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except ValueError:
             raise Refused(f"--key {item} must be KID:HEXPUBKEY, e.g. 1:<64 hex digits>") from None
     legacy = LegacyKeys(
-        format_a_key=args.legacy_a.encode() if args.legacy_a else None,
-        format_b_key=args.legacy_b.encode() if args.legacy_b else None,
-        format_c_secret=_hex(args.legacy_c, "--legacy-c") if args.legacy_c else None,
+        format_a_keys=(args.legacy_a.encode(),) if args.legacy_a else (),
+        format_b_keys=(args.legacy_b.encode(),) if args.legacy_b else (),
+        format_c_secrets=(_hex(args.legacy_c, "--legacy-c"),) if args.legacy_c else (),
     )
     codes = {args.event_code: args.event_id} if args.event_id else {}
     now = _ms(args.now, "--now") if args.now else int(datetime.now(UTC).timestamp() * 1000)

@@ -79,11 +79,14 @@ ParseResult = Credential | Refusal
 
 @dataclass(frozen=True, slots=True)
 class LegacyKeys:
-    """The TicketToken backend's per-venue secrets, as a venue enabled them."""
+    """The TicketToken backend's per-venue secrets, as a venue enabled them: every key of a
+    format a code may have been made with, the one TicketToken issues with now first (then
+    one announced for its next rotation and retired ones still kept), so codes issued around
+    a key rotation keep scanning. The keys stay out of repr: nothing logs them by accident."""
 
-    format_a_key: bytes | None = None  # UTF-8 key; AES uses its first 32 bytes
-    format_b_key: bytes | None = None
-    format_c_secret: bytes | None = None
+    format_a_keys: tuple[bytes, ...] = field(default=(), repr=False)  # UTF-8; AES: 32 bytes
+    format_b_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    format_c_secrets: tuple[bytes, ...] = field(default=(), repr=False)
     rotation_interval_ms: int = 30_000
     format_c_validity_ms: int = 30_000
 

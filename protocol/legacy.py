@@ -10,6 +10,10 @@ names a ticket only when the code proved it was issued for that ticket.
 | B          | `<b64 iv>:<b64 AES-256-CBC>`            | AES key, static            |
 | B-unsigned | bare base64 JSON                        | nothing: always refused    |
 | C          | `ticketId:timestamp:nonce:hmac`         | HMAC-SHA256, once a device |
+
+A venue may hold several keys a format (protocol/credential.LegacyKeys: the current one first,
+then the next and retired ones of a rotation): a code is genuine when any of them opens or
+signs it.
 """
 
 from __future__ import annotations
@@ -80,9 +84,9 @@ def legacy_keys_from_vectors(doc: Mapping[str, Any]) -> LegacyKeys:
         raise ValueError("format_c_hmac_secret_hex is not a hex string") from exc
     a_key, b_key = _doc_text(doc, "format_a_key_utf8"), _doc_text(doc, "format_b_key_utf8")
     return LegacyKeys(
-        format_a_key=a_key.encode("utf-8") if a_key else None,
-        format_b_key=b_key.encode("utf-8") if b_key else None,
-        format_c_secret=c_secret,
+        format_a_keys=(a_key.encode("utf-8"),) if a_key else (),
+        format_b_keys=(b_key.encode("utf-8"),) if b_key else (),
+        format_c_secrets=(c_secret,) if c_secret else (),
         rotation_interval_ms=int(doc.get("rotation_interval_ms", defaults.rotation_interval_ms)),
         format_c_validity_ms=int(doc.get("format_c_validity_ms", defaults.format_c_validity_ms)),
     )
@@ -121,15 +125,15 @@ def _parse_a(body: str, ctx: ParseContext) -> ParseResult:
     iv, ciphertext = bytes.fromhex(pieces[0]), bytes.fromhex(pieces[1])
     if not _cbc_shaped(iv, ciphertext):
         return Refusal.of(Reason.MALFORMED, fmt, _DAMAGED)
-    key = _aes_key(ctx.legacy.format_a_key)
-    if key is None:
-        return _no_key(fmt, "A", ctx.legacy.format_a_key)
+    keys = _aes_keys(ctx.legacy.format_a_keys)
+    if not keys:
+        return _no_key(fmt, "A", ctx.legacy.format_a_keys)
     interval = ctx.legacy.rotation_interval_ms
     if interval <= 0:
         return Refusal.of(
             Reason.UNKNOWN_KEY, fmt, "TicketToken format A is misconfigured on this gate."
         )
-    payload = _open(key, iv, ciphertext)
+    payload = _open(keys, iv, ciphertext)
     if payload is None:
         return Refusal.of(Reason.MALFORMED, fmt, _UNDECRYPTABLE)
     ticket_id, event_id = payload.get("ticketId"), payload.get("eventId")
@@ -154,10 +158,10 @@ def _parse_b(iv_b64: str, ciphertext_b64: str, ctx: ParseContext) -> ParseResult
     iv, ciphertext = _b64(iv_b64), _b64(ciphertext_b64)
     if iv is None or ciphertext is None or not _cbc_shaped(iv, ciphertext):
         return Refusal.of(Reason.MALFORMED, fmt, _DAMAGED)
-    key = _aes_key(ctx.legacy.format_b_key)
-    if key is None:
-        return _no_key(fmt, "B", ctx.legacy.format_b_key)
-    payload = _open(key, iv, ciphertext)
+    keys = _aes_keys(ctx.legacy.format_b_keys)
+    if not keys:
+        return _no_key(fmt, "B", ctx.legacy.format_b_keys)
+    payload = _open(keys, iv, ciphertext)
     if payload is None:
         return Refusal.of(Reason.MALFORMED, fmt, _UNDECRYPTABLE)
     ticket_id, event_id, user_id = (payload.get(k) for k in ("ticketId", "eventId", "userId"))
@@ -190,15 +194,20 @@ def _parse_c(parts: list[str], ctx: ParseContext) -> ParseResult:
         return Refusal.of(Reason.MALFORMED, fmt, _DAMAGED)
     if len(stamp) > MAX_TIMESTAMP_DIGITS or not (_HEX.fullmatch(mac_hex) and len(mac_hex) % 2 == 0):
         return Refusal.of(Reason.MALFORMED, fmt, _DAMAGED)
-    secret = ctx.legacy.format_c_secret
-    if not secret:
-        return _no_key(fmt, "C", secret)
+    secrets = tuple(s for s in ctx.legacy.format_c_secrets if s)
+    if not secrets:
+        return _no_key(fmt, "C", ())
     try:
         signed = f"{ticket_id}:{stamp}:{nonce}".encode()
     except UnicodeEncodeError:  # lone surrogates: no issuer could have signed this
         return Refusal.of(Reason.MALFORMED, fmt, _DAMAGED)
-    expected = hmac.new(secret, signed, hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, bytes.fromhex(mac_hex)):
+    mac = bytes.fromhex(mac_hex)
+    # every secret compared, in constant time each: how long it takes tells nothing
+    matches = [
+        hmac.compare_digest(hmac.new(secret, signed, hashlib.sha256).digest(), mac)
+        for secret in secrets
+    ]
+    if not any(matches):
         return Refusal.of(Reason.BAD_SIGNATURE, fmt)
     if abs(ctx.now_ms - int(stamp)) > ctx.legacy.format_c_validity_ms:
         return Refusal.of(Reason.EXPIRED_CODE, fmt, ticket_id=ticket_id)
@@ -210,8 +219,8 @@ def _parse_c(parts: list[str], ctx: ParseContext) -> ParseResult:
 # --- shared pieces -----------------------------------------------------------------------------
 
 
-def _no_key(fmt: CredentialFormat, name: str, configured: bytes | None) -> Refusal:
-    """Say which: a venue that never enabled the format, or a key that cannot be right."""
+def _no_key(fmt: CredentialFormat, name: str, configured: tuple[bytes, ...]) -> Refusal:
+    """Say which: a venue that never enabled the format, or keys that cannot be right."""
     if configured:
         message = f"TicketToken format {name} key on this gate is unusable: ask the organiser."
     else:
@@ -219,11 +228,9 @@ def _no_key(fmt: CredentialFormat, name: str, configured: bytes | None) -> Refus
     return Refusal.of(Reason.UNKNOWN_KEY, fmt, message)
 
 
-def _aes_key(configured: bytes | None) -> bytes | None:
+def _aes_keys(configured: tuple[bytes, ...]) -> tuple[bytes, ...]:
     """TicketToken cut its UTF-8 keys to 32 bytes; a shorter key cannot be what it used."""
-    if not configured or len(configured) < AES_KEY_BYTES:
-        return None
-    return configured[:AES_KEY_BYTES]
+    return tuple(k[:AES_KEY_BYTES] for k in configured if len(k) >= AES_KEY_BYTES)
 
 
 def _cbc_shaped(iv: bytes, ciphertext: bytes) -> bool:
@@ -234,7 +241,16 @@ def _cbc_shaped(iv: bytes, ciphertext: bytes) -> bool:
     )
 
 
-def _open(key: bytes, iv: bytes, ciphertext: bytes) -> dict[str, Any] | None:
+def _open(keys: tuple[bytes, ...], iv: bytes, ciphertext: bytes) -> dict[str, Any] | None:
+    """The JSON object inside, by the first key it opens with; None when none does."""
+    for key in keys:
+        payload = _open_with(key, iv, ciphertext)
+        if payload is not None:
+            return payload
+    return None
+
+
+def _open_with(key: bytes, iv: bytes, ciphertext: bytes) -> dict[str, Any] | None:
     """The JSON object inside, or None when the key, padding or content do not fit."""
     decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
     unpadder = padding.PKCS7(AES_BLOCK_BYTES * 8).unpadder()

@@ -3,9 +3,11 @@ kind of bad input refused as ManifestRejected with its code."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +27,7 @@ from manifests.policy import ZoneRules
 from manifests.sealing import seal_holder, unseal_holder
 from manifests.signing import ManifestRejected, open_envelope, sign_envelope
 from protocol.credential import LegacyKeys
+from tests.manifests.test_manifest_backend_codes import frame, reframe
 
 SEED_1, SEED_2 = sample_hub_seed(key_id=1), sample_hub_seed(key_id=2)
 PUB_1 = bytes(SigningKey(SEED_1).verify_key)
@@ -75,12 +78,96 @@ def test_header_round_trips_with_every_optional_part() -> None:
         sample_header(seed=5),
         issuer_keys={1: PUB_1, 70000: PUB_2},
         zone_rules=ZoneRules({}),
-        legacy=LegacyKeys(format_a_key=b"a" * 32, format_c_secret=b"c", rotation_interval_ms=5),
+        legacy=LegacyKeys(
+            format_a_keys=(b"a" * 32,), format_c_secrets=(b"c",), rotation_interval_ms=5
+        ),
         rotation_secret=None,
         revoked={"t-1": "fraud_investigation"},
     )
     m = Manifest(header, {})
     assert decode_manifest(encode_manifest(m)) == m
+
+
+ROTATING = LegacyKeys(
+    format_a_keys=(b"a" * 32, b"A" * 40, b"n" * 32),
+    format_b_keys=(b"b" * 32,),
+    format_c_secrets=(b"c", b"C" * 32),
+    rotation_interval_ms=5,
+    format_c_validity_ms=7,
+)
+
+
+def test_every_key_of_a_rotation_round_trips_in_its_order() -> None:
+    header = dataclasses.replace(sample_header(seed=5), legacy=ROTATING)
+    m = Manifest(header, {})
+    assert decode_manifest(encode_manifest(m)).header.legacy == ROTATING
+    d = ManifestDelta(header, 1)
+    assert decode_delta(encode_delta(d)).header.legacy == ROTATING
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def test_one_key_a_format_is_written_as_earlier_releases_read_it() -> None:
+    """What a gate of an earlier release reads: the five fields of its LegacyKeys, in their
+    order; a manifest with at most one key a format is the body it always was."""
+    one = LegacyKeys(format_a_keys=(b"a" * 32,), format_c_secrets=(b"c",), format_c_validity_ms=9)
+    legacy = _legacy_meta(one)
+    assert list(legacy.items()) == [
+        ("format_a_key", _b64(b"a" * 32)),
+        ("format_b_key", None),
+        ("format_c_secret", _b64(b"c")),
+        ("rotation_interval_ms", 30_000),
+        ("format_c_validity_ms", 9),
+    ]
+    assert _legacy_meta(LegacyKeys()) == {
+        **dict.fromkeys(("format_a_key", "format_b_key", "format_c_secret")),
+        "rotation_interval_ms": 30_000,
+        "format_c_validity_ms": 30_000,
+    }
+
+
+def test_further_keys_go_beside_the_first_where_earlier_releases_do_not_look() -> None:
+    legacy = _legacy_meta(ROTATING)
+    # an earlier gate reads the current key of each format and skips the rest
+    assert legacy["format_a_key"] == _b64(b"a" * 32)
+    assert legacy["format_b_key"] == _b64(b"b" * 32)
+    assert legacy["format_c_secret"] == _b64(b"c")
+    assert legacy["format_a_more_keys"] == [_b64(b"A" * 40), _b64(b"n" * 32)]
+    assert legacy["format_c_more_secrets"] == [_b64(b"C" * 32)]
+    assert "format_b_more_keys" not in legacy
+
+
+def _legacy_meta(keys: LegacyKeys) -> dict[str, Any]:
+    header = dataclasses.replace(sample_header(seed=5), legacy=keys)
+    meta, _ = frame(encode_manifest(Manifest(header, {})))
+    legacy: dict[str, Any] = meta["header"]["legacy"]
+    return legacy
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    [
+        None,
+        [],
+        {"format_a_key": None, "format_a_more_keys": [_b64(b"A" * 32)]},  # more, no first
+        {"format_a_key": _b64(b"a" * 32), "format_a_more_keys": _b64(b"A" * 32)},
+        {"format_a_key": _b64(b"a" * 32), "format_a_more_keys": [None]},
+        {"format_a_key": _b64(b"a" * 32), "format_a_more_keys": ["not base64!"]},
+        {"format_c_secret": 7},
+        {"rotation_interval_ms": "30000"},
+        {"format_c_validity_ms": 1.5},
+    ],
+)
+def test_legacy_keys_that_do_not_add_up_are_refused_whole(legacy: Any) -> None:
+    header = dataclasses.replace(sample_header(seed=5), legacy=ROTATING)
+    body = encode_manifest(Manifest(header, {}))
+    assert decode_manifest(reframe(body, lambda meta, sections: None)).header.legacy == ROTATING
+    broken = reframe(body, lambda meta, sections: meta["header"].__setitem__("legacy", legacy))
+    with pytest.raises(ManifestRejected) as exc:
+        decode_manifest(broken)
+    assert exc.value.code == "malformed"
 
 
 def test_a_2000_ticket_manifest_stays_compact() -> None:

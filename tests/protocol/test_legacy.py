@@ -5,15 +5,10 @@ encrypting and signing our own payloads with the vector keys."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,9 +16,8 @@ from protocol.credential import Credential, CredentialFormat, LegacyKeys, ParseC
 from protocol.legacy import legacy_keys_from_vectors, parse_legacy
 from protocol.normalize import normalize_scan
 from protocol.reasons import Reason
-from tests.paths import VECTORS
+from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, DOC, code_a, code_b, code_c
 
-DOC = json.loads((VECTORS / "tickettoken-legacy.json").read_text())
 KEYS = legacy_keys_from_vectors(DOC)
 NOW = DOC["now_ms"]
 EVENT = DOC["event_id"]
@@ -32,7 +26,6 @@ INTERVAL = DOC["rotation_interval_ms"]
 VALIDITY = DOC["format_c_validity_ms"]
 TICKET = "0b8e2f4c-6a51-4d7e-9c3b-1f2a3b4c5d6e"
 USER = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-IV = bytes(range(16))
 PAYLOADS = [v["payload"] for v in DOC["vectors"]]
 
 FORMATS = {
@@ -55,35 +48,12 @@ def ctx(
     return ParseContext(now_ms=now_ms, event_id=event_id, legacy=legacy, seen_nonces=seen)
 
 
-def _encrypt(key_utf8: str, plain: bytes, iv: bytes = IV) -> bytes:
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plain) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key_utf8.encode()[:32]), modes.CBC(iv)).encryptor()
-    return encryptor.update(padded) + encryptor.finalize()
-
-
-def code_a(fields: dict[str, Any] | bytes, key: str = DOC["format_a_key_utf8"]) -> str:
-    plain = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
-    return f"TKT:{IV.hex()}:{_encrypt(key, plain).hex()}"
-
-
 def fields_a(timestamp: int, **extra: Any) -> dict[str, Any]:
     return {"ticketId": TICKET, "eventId": EVENT, "timestamp": timestamp, "nonce": "ab12"} | extra
 
 
-def code_b(fields: dict[str, Any] | bytes, key: str = DOC["format_b_key_utf8"]) -> str:
-    plain = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
-    b64 = base64.b64encode
-    return f"{b64(IV).decode()}:{b64(_encrypt(key, plain)).decode()}"
-
-
 def fields_b(**extra: Any) -> dict[str, Any]:
     return {"ticketId": TICKET, "eventId": EVENT, "userId": USER, "timestamp": NOW - 10**9} | extra
-
-
-def code_c(ticket: str, stamp: int | str, nonce: str, secret: bytes = KEYS.format_c_secret) -> str:
-    signed = f"{ticket}:{stamp}:{nonce}".encode()
-    return f"{ticket}:{stamp}:{nonce}:{hmac.new(secret, signed, hashlib.sha256).hexdigest()}"
 
 
 def refused(result: object, reason: Reason, fmt: CredentialFormat) -> Refusal:
@@ -97,9 +67,9 @@ def refused(result: object, reason: Reason, fmt: CredentialFormat) -> Refusal:
 
 
 def test_vector_keys_are_read_from_the_file() -> None:
-    assert KEYS.format_a_key == DOC["format_a_key_utf8"].encode()
-    assert KEYS.format_b_key == DOC["format_b_key_utf8"].encode()
-    assert KEYS.format_c_secret == bytes.fromhex(DOC["format_c_hmac_secret_hex"])
+    assert KEYS.format_a_keys == (A_KEY.encode(),)
+    assert KEYS.format_b_keys == (B_KEY.encode(),)
+    assert KEYS.format_c_secrets == (C_SECRET,)
     assert (KEYS.rotation_interval_ms, KEYS.format_c_validity_ms) == (INTERVAL, VALIDITY)
 
 
@@ -154,12 +124,12 @@ def test_unsigned_vector_is_refused_as_forgeable() -> None:
 @pytest.mark.parametrize(
     ("fmt", "wrong"),
     [
-        (CredentialFormat.LEGACY_A, {"format_a_key": b"W" * 40}),
-        (CredentialFormat.LEGACY_B, {"format_b_key": b"W" * 32}),
+        (CredentialFormat.LEGACY_A, {"format_a_keys": (b"W" * 40,)}),
+        (CredentialFormat.LEGACY_B, {"format_b_keys": (b"W" * 32,)}),
     ],
 )
 def test_vectors_under_another_venue_key_are_unreadable(
-    fmt: CredentialFormat, wrong: dict[str, bytes]
+    fmt: CredentialFormat, wrong: dict[str, tuple[bytes, ...]]
 ) -> None:
     other = replace(KEYS, **wrong)
     payloads = [v["payload"] for v in DOC["vectors"] if FORMATS[v["format"]] is fmt]
@@ -237,15 +207,15 @@ def test_format_a_damaged_codes_are_malformed(text: str) -> None:
 
 def test_format_a_without_a_key_is_unknown_key() -> None:
     code = code_a(fields_a(NOW // INTERVAL))
-    for key, says in ((None, "not enabled"), (b"too short for AES-256", "unusable")):
-        result = parse_legacy(code, ctx(legacy=replace(KEYS, format_a_key=key)))
+    for keys, says in (((), "not enabled"), ((b"too short for AES-256", b""), "unusable")):
+        result = parse_legacy(code, ctx(legacy=replace(KEYS, format_a_keys=keys)))
         message = refused(result, Reason.UNKNOWN_KEY, CredentialFormat.LEGACY_A).message
         assert "format A" in message and says in message
 
 
 def test_format_a_uses_only_the_first_32_key_bytes() -> None:
     code = code_a(fields_a(NOW // INTERVAL))
-    longer = replace(KEYS, format_a_key=KEYS.format_a_key[:32] + b"-anything-after-byte-32")
+    longer = replace(KEYS, format_a_keys=(A_KEY.encode()[:32] + b"-anything-after-byte-32",))
     assert isinstance(parse_legacy(code, ctx(legacy=longer)), Credential)
 
 
@@ -279,7 +249,7 @@ def test_format_b_damaged_codes_are_malformed(text: str) -> None:
 
 
 def test_format_b_without_a_key_is_unknown_key() -> None:
-    result = parse_legacy(code_b(fields_b()), ctx(legacy=replace(KEYS, format_b_key=None)))
+    result = parse_legacy(code_b(fields_b()), ctx(legacy=replace(KEYS, format_b_keys=())))
     refused(result, Reason.UNKNOWN_KEY, CredentialFormat.LEGACY_B)
 
 
@@ -353,8 +323,66 @@ def test_format_c_nonce_is_spent_only_by_a_genuine_fresh_code() -> None:
 
 
 def test_format_c_without_a_secret_is_unknown_key() -> None:
-    result = parse_legacy(GOOD_C, ctx(legacy=replace(KEYS, format_c_secret=None)))
-    refused(result, Reason.UNKNOWN_KEY, CredentialFormat.LEGACY_C)
+    for secrets in ((), (b"",)):
+        result = parse_legacy(GOOD_C, ctx(legacy=replace(KEYS, format_c_secrets=secrets)))
+        message = refused(result, Reason.UNKNOWN_KEY, CredentialFormat.LEGACY_C).message
+        assert "not enabled" in message
+
+
+# --- several keys a format: a rotation ---------------------------------------------------------
+
+OLD_A, OLD_B, OLD_C = "o" * 32, "p" * 32, b"the secret before the rotation"
+ROTATED = replace(
+    KEYS,
+    format_a_keys=(A_KEY.encode(), b"short", OLD_A.encode()),
+    format_b_keys=(B_KEY.encode(), OLD_B.encode()),
+    format_c_secrets=(C_SECRET, b"", OLD_C),
+)
+
+
+def test_a_code_made_with_any_of_the_venues_keys_is_genuine() -> None:
+    now_a = fields_a(NOW // INTERVAL)
+    for key in (A_KEY, OLD_A):
+        assert isinstance(parse_legacy(code_a(now_a, key=key), ctx(legacy=ROTATED)), Credential)
+    for key in (B_KEY, OLD_B):
+        assert isinstance(
+            parse_legacy(code_b(fields_b(), key=key), ctx(legacy=ROTATED)), Credential
+        )
+    for secret in (C_SECRET, OLD_C):
+        made = parse_legacy(code_c(TICKET, NOW, "n", secret=secret), ctx(legacy=ROTATED))
+        assert made == Credential(CredentialFormat.LEGACY_C, ticket_id=TICKET, nonce="n")
+    # the order is only which key is tried first
+    backwards = replace(ROTATED, format_a_keys=ROTATED.format_a_keys[::-1])
+    assert isinstance(parse_legacy(code_a(now_a, key=OLD_A), ctx(legacy=backwards)), Credential)
+
+
+def test_a_code_made_with_none_of_the_venues_keys_is_refused() -> None:
+    other = "W" * 32
+    refused(
+        parse_legacy(code_a(fields_a(NOW // INTERVAL), key=other), ctx(legacy=ROTATED)),
+        Reason.MALFORMED,
+        CredentialFormat.LEGACY_A,
+    )
+    refused(
+        parse_legacy(code_b(fields_b(), key=other), ctx(legacy=ROTATED)),
+        Reason.MALFORMED,
+        CredentialFormat.LEGACY_B,
+    )
+    forged = parse_legacy(code_c(TICKET, NOW, "n", secret=b"W" * 32), ctx(legacy=ROTATED))
+    assert refused(forged, Reason.BAD_SIGNATURE, CredentialFormat.LEGACY_C).ticket_id is None
+    # a key that is dropped no longer opens its codes
+    kept = replace(ROTATED, format_a_keys=(A_KEY.encode(),), format_c_secrets=(C_SECRET,))
+    old_a = code_a(fields_a(NOW // INTERVAL), key=OLD_A)
+    refused(parse_legacy(old_a, ctx(legacy=kept)), Reason.MALFORMED, CredentialFormat.LEGACY_A)
+    old_c = code_c(TICKET, NOW, "n", secret=OLD_C)
+    refused(parse_legacy(old_c, ctx(legacy=kept)), Reason.BAD_SIGNATURE, CredentialFormat.LEGACY_C)
+
+
+def test_the_keys_never_show_in_a_repr() -> None:
+    shown = repr(ctx(legacy=ROTATED))
+    for secret in (A_KEY, B_KEY, C_SECRET.hex(), OLD_A, OLD_B, "secret before"):
+        assert secret not in shown
+    assert str(C_SECRET) not in shown and "rotation_interval_ms=30000" in shown
 
 
 # --- shapes that are not legacy, and the never-raise guarantee ---------------------------------
