@@ -67,7 +67,14 @@ class PullSummary:
     tickets_changed: int = 0
     codes_retired: int = 0
     unmatched_codes: int = 0
+    tickets_revoked: int = 0  # gone from a complete pull
+    refused: int = 0  # rows naming an id this backend does not own
     changed_events: set[str] = field(default_factory=set)
+
+    def changed(self) -> bool:
+        return bool(
+            self.tickets_added or self.tickets_changed or self.codes_retired or self.tickets_revoked
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -77,6 +84,8 @@ class PullSummary:
             "tickets_changed": self.tickets_changed,
             "codes_retired": self.codes_retired,
             "unmatched_codes": self.unmatched_codes,
+            "tickets_revoked": self.tickets_revoked,
+            "refused": self.refused,
         }
 
 
@@ -87,6 +96,18 @@ class OutboxState:
     failing: int  # owed scans that failed at least once
     pushed: int
     last_error: str | None
+
+
+# An admitted entry's place among its ticket's admitted entries, by hub time then row.
+_MOVED = (
+    "(s2.verdict = 'admit' OR (s2.verdict = 'attention'"
+    " AND json_extract(s2.detail_json, '$.confirmed') = 1))"
+)
+_ENTRY_NUMBER = (
+    "SELECT count(*) FROM scans s2 WHERE s2.ticket_id = s.ticket_id AND s2.direction = 'entry'"
+    f" AND s2.device_deactivated = 0 AND {_MOVED}"
+    " AND (s2.scanned_ms + s2.clock_offset_ms, s2.id) <= (s.scanned_ms + s.clock_offset_ms, s.id)"
+)
 
 
 class BackendStore(StoreBase):
@@ -201,6 +222,7 @@ class BackendStore(StoreBase):
         with self._writing():
             events = {e.ref: self._upsert_event(backend, e, summary) for e in pull.events}
             known = self._backend_event_ids(backend_id)
+            listed: dict[str, set[str]] = {}
             types: dict[tuple[str, str], str] = {}
             for t in pull.ticket_types:
                 event_id = events.get(t.event_ref) or known.get(t.event_ref)
@@ -210,7 +232,15 @@ class BackendStore(StoreBase):
             for ticket in pull.tickets:
                 event_id = events.get(ticket.event_ref) or known.get(ticket.event_ref)
                 if event_id is not None:
-                    self._upsert_ticket(backend_id, event_id, ticket, now_ms, summary)
+                    held = self._upsert_ticket(backend_id, event_id, ticket, now_ms, summary)
+                    if held is not None:
+                        listed.setdefault(event_id, set()).add(held)
+            for ref in pull.complete_events:
+                event_id = events.get(ref) or known.get(ref)
+                if event_id is not None:
+                    self._revoke_unlisted(
+                        backend_id, event_id, listed.get(event_id, set()), now_ms, summary
+                    )
             for code in pull.retired_codes:
                 event_id = events.get(code.event_ref) or known.get(code.event_ref)
                 if event_id is None or not self._retire(event_id, code, now_ms, summary):
@@ -220,7 +250,7 @@ class BackendStore(StoreBase):
                 " last_pull_error = NULL WHERE id = ?",
                 [json.dumps(dict(pull.cursor), sort_keys=True), now_ms, now_ms, backend_id],
             )
-            if summary.tickets_added or summary.tickets_changed or summary.codes_retired:
+            if summary.changed():
                 detail: dict[str, Any] = {**summary.as_dict(), "source": backend["kind"]}
                 self._audit(
                     backend["tenant_id"],
@@ -241,9 +271,9 @@ class BackendStore(StoreBase):
         )
         return dict(rows.fetchall())
 
-    def _upsert_event(self, backend: Row, event: Any, summary: PullSummary) -> str:
+    def _upsert_event(self, backend: Row, event: Any, summary: PullSummary) -> str | None:
         backend_id = backend["id"]
-        event_id = upstream_id(backend_id, "event", event.ref)
+        event_id = event.hub_id or upstream_id(backend_id, "event", event.ref)
         values = {
             "name": event.name,
             "timezone": event.timezone,
@@ -251,9 +281,15 @@ class BackendStore(StoreBase):
             "end_ms": max(event.end_ms, event.start_ms),
         }
         held = self._one(
-            "SELECT name, timezone, start_ms, end_ms, venue_id FROM events WHERE id = ?",
+            "SELECT e.name, e.timezone, e.start_ms, e.end_ms, e.venue_id, be.backend_id"
+            " FROM events e LEFT JOIN backend_events be ON be.event_id = e.id WHERE e.id = ?",
             [event_id],
         )
+        if held is not None and held["backend_id"] != backend_id:
+            # an id this backend does not own (another tenant's event, the hub's own): a
+            # backend naming it must never take it over
+            summary.refused += 1
+            return None
         if held is None:
             used = {r[0] for r in self.db.execute("SELECT code FROM events")}
             code = secrets.randbelow(EVENT_CODE_LIMIT) + 1
@@ -315,8 +351,9 @@ class BackendStore(StoreBase):
 
     def _upsert_ticket(
         self, backend_id: str, event_id: str, t: UpstreamTicket, now_ms: int, s: PullSummary
-    ) -> None:
-        ticket_id = upstream_id(backend_id, "ticket", t.ref)
+    ) -> str | None:
+        """The ticket's hub id, or None when its id belongs to something else here."""
+        ticket_id = t.hub_id or upstream_id(backend_id, "ticket", t.ref)
         type_id = (
             None
             if t.type_ref is None
@@ -329,12 +366,18 @@ class BackendStore(StoreBase):
             "order_ref": t.order_ref,
             "backend_code": t.code,
             "zone": t.zone,
+            "seat": t.seat,
         }
         held = self._one(
-            "SELECT status, ticket_type_id, holder_name, order_ref, backend_code, zone"
-            " FROM tickets WHERE id = ?",
+            "SELECT status, ticket_type_id, holder_name, order_ref, backend_code, zone, seat,"
+            " backend_id, event_id FROM tickets WHERE id = ?",
             [ticket_id],
         )
+        if held is not None and (
+            held.pop("backend_id") != backend_id or held.pop("event_id") != event_id
+        ):
+            s.refused += 1  # never take over a ticket this backend did not bring
+            return None
         if held is None:
             row = {
                 "id": ticket_id,
@@ -354,6 +397,23 @@ class BackendStore(StoreBase):
             s.tickets_changed += 1
         if t.code is not None:
             self._set_block(ticket_id, t.code, t.blocked, now_ms, s)
+        return ticket_id
+
+    def _revoke_unlisted(
+        self, backend_id: str, event_id: str, listed: set[str], now_ms: int, s: PullSummary
+    ) -> None:
+        """A complete pull's verdict on the event's tickets it did not list: deleted upstream,
+        so revoked here (kept, so a gate can say why)."""
+        rows = self.db.execute(
+            "SELECT id FROM tickets WHERE event_id = ? AND backend_id = ? AND status != 'REVOKED'",
+            [event_id, backend_id],
+        ).fetchall()
+        for (ticket_id,) in rows:
+            if ticket_id not in listed:
+                self.db.table("tickets").update(
+                    ticket_id, {"status": "REVOKED", "updated_ms": now_ms}
+                )
+                s.tickets_revoked += 1
 
     def _set_block(
         self, ticket_id: str, code: str, blocked: bool, now_ms: int, s: PullSummary
@@ -418,9 +478,12 @@ class BackendStore(StoreBase):
             "SELECT o.scan_id, s.device_id, s.device_seq, be.upstream_ref, be.detail_json,"
             f" t.id, t.backend_code, s.direction, s.zone, s.verdict, s.reason, {SCAN_HUB_MS},"
             " json_extract(s.detail_json, '$.online'),"
-            " json_extract(s.detail_json, '$.confirmed')"
+            " json_extract(s.detail_json, '$.confirmed'),"
+            f" ({_ENTRY_NUMBER}),"
+            " coalesce(t.max_entries, CASE WHEN coalesce("
+            "   json_extract(e.policy_json, '$.reentry_enabled'), 0) THEN 0 ELSE 1 END) = 1"
             " FROM backend_outbox o JOIN scans s ON s.id = o.scan_id"
-            " JOIN tickets t ON t.id = s.ticket_id"
+            " JOIN tickets t ON t.id = s.ticket_id JOIN events e ON e.id = t.event_id"
             " JOIN backend_events be ON be.event_id = t.event_id AND be.backend_id = o.backend_id"
             " WHERE o.backend_id = ? AND o.pushed_ms IS NULL AND o.next_attempt_ms <= ?"
             " AND NOT (s.verdict = 'attention'"
@@ -445,6 +508,8 @@ class BackendStore(StoreBase):
             at_ms,
             online,
             confirmed,
+            entry_number,
+            single_entry,
         ) in rows:
             admitted = ScanFact.moved(verdict, confirmed)
             owed.append(
@@ -461,6 +526,8 @@ class BackendStore(StoreBase):
                     reason=reason,
                     at_ms=at_ms,
                     decided_offline=not online,
+                    entry_number=entry_number if admitted and direction == "entry" else 0,
+                    single_entry=bool(single_entry),
                 )
             )
         return owed

@@ -199,7 +199,7 @@ class BackendRunner:
             now = self.clock()
             await self.db.run(lambda s: s.record_pull_failure(backend_id, error, now))
             return error
-        if summary.tickets_added or summary.tickets_changed or summary.codes_retired:
+        if summary.changed():
             log.info("backend pull", extra={"backend": row["name"], **summary.as_dict()})
         return None
 

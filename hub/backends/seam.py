@@ -31,6 +31,9 @@ class UpstreamEvent:
     signing_keys: tuple[bytes, ...] = ()
     # what a push needs later (pretix: the check-in list scans go to); nothing secret
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # the id the seller's own codes carry for the event (TicketToken's uuid), which the hub
+    # must then use as its own; None: the hub makes one
+    hub_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class UpstreamTicket:
     order_ref: str | None = None
     blocked: bool = False  # its current code is blocked upstream: it must not admit
     zone: str | None = None  # the venue zone it admits to (None: any the gate leads into)
+    seat: str | None = None
+    hub_id: str | None = None  # as UpstreamEvent.hub_id: the id its codes carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,9 @@ class Pull:
     tickets: Sequence[UpstreamTicket] = ()
     retired_codes: Sequence[RetiredCode] = ()
     cursor: Mapping[str, Any] = field(default_factory=dict)  # where the next pull starts
+    # events whose every ticket this pull lists: a ticket of theirs it does not list is gone
+    # upstream (deleted), and the hub revokes it
+    complete_events: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,10 @@ class OwedScan:
     reason: str  # protocol.reasons.Reason value
     at_ms: int  # when it happened, on the hub's clock (the gate's offset applied)
     decided_offline: bool  # a gate decided alone: upstream must record it as it was
+    # an admitted entry's place among the ticket's admitted entries the hub knows, by time
+    # (1: the first), so a push can set a counter without ever counting a retry twice
+    entry_number: int = 0
+    single_entry: bool = True  # the ticket admits once: its first entry uses it up
 
 
 @dataclass(frozen=True, slots=True)

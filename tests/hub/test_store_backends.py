@@ -258,3 +258,63 @@ def test_tokens_are_sealed_at_rest_and_bound_to_their_backend(
     other = SecretBox(tmp_path / "other.key")
     with pytest.raises(SecretUnreadable):
         other.open(sealed, backend["id"])
+
+
+def test_ids_the_sellers_codes_carry_are_used_but_never_taken_over(store: HubStore) -> None:
+    backend = _backend(store)
+    event = UpstreamEvent(
+        "ev", "Gig", "UTC", NOW, NOW + 1, hub_id="11111111-1111-4111-8111-111111111111"
+    )
+    pull = Pull(
+        events=[event], tickets=[_ticket("1", event_ref="ev", type_ref=None, hub_id="t-uuid-1")]
+    )
+    store.apply_pull(backend, pull, NOW)
+    assert store.db["tickets"].get("t-uuid-1")["event_id"] == event.hub_id
+    # another backend (another tenant's connector) naming the same ids takes nothing over
+    tenant = store.create_tenant("Other", NOW)
+    venue = store.create_venue(tenant["id"], "Elsewhere", "UTC", "t", NOW)
+    other = store.create_backend(
+        tenant_id=tenant["id"], venue_id=venue["id"], kind="tickettoken", name="tt",
+        settings={}, seal=None, actor="t", now_ms=NOW,
+    )  # fmt: skip
+    hijack = Pull(
+        events=[UpstreamEvent("ev", "Mine now", "UTC", NOW, NOW + 1, hub_id=event.hub_id)],
+        tickets=[_ticket("9", event_ref="ev", type_ref=None, hub_id="t-uuid-1", holder_name="X")],
+    )
+    summary = store.apply_pull(other, hijack, NOW + 1)
+    assert summary.refused == 1 and summary.tickets_added == 0
+    assert store.db["events"].get(event.hub_id)["name"] == "Gig"
+    assert store.db["tickets"].get("t-uuid-1")["holder_name"] == "Holder 1"
+
+
+def test_a_complete_pull_revokes_what_upstream_deleted(store: HubStore) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
+    complete = Pull(events=_pull().events, tickets=[_ticket("1")], complete_events=("fest",))
+    summary = store.apply_pull(backend, complete, NOW + 1)
+    assert summary.tickets_revoked == 1
+    statuses = {r["id"]: r["status"] for r in store.db["tickets"].rows}
+    assert statuses[upstream_id(backend["id"], "ticket", "2")] == "REVOKED"
+    assert statuses[upstream_id(backend["id"], "ticket", "1")] == "ACTIVE"
+    incremental = Pull(events=_pull().events, tickets=[_ticket("1")])  # not complete
+    assert store.apply_pull(backend, incremental, NOW + 2).tickets_revoked == 0
+
+
+def test_owed_entries_know_their_place_among_the_tickets_entries(store: HubStore) -> None:
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1")), NOW)
+    one = upstream_id(backend["id"], "ticket", "1")
+    device = store_device(store, backend["tenant_id"], backend["venue_id"], NOW)
+    scans = [
+        _scan(1, one, scanned_ms=NOW + 500),
+        _scan(2, one, scanned_ms=NOW + 100),  # earlier, uploaded later (another gate's clock)
+        _scan(3, one, direction="exit", verdict="exit", reason="exited", scanned_ms=NOW + 900),
+    ]
+    store.record_scans(device, scans, NOW + 1000, deactivated=False)
+    owed = {o.scan_id: o for o in store.owed_scans(backend["id"], NOW + 1000, 50)}
+    by_seq = dict(store.db.execute("SELECT device_seq, id FROM scans").fetchall())
+    assert owed[by_seq[1]].entry_number == 2 and owed[by_seq[2]].entry_number == 1
+    assert owed[by_seq[3]].entry_number == 0  # an exit is no entry
+    assert all(o.single_entry for o in owed.values())  # the default policy admits once
+    store.db["tickets"].update(one, {"max_entries": 3})
+    assert not any(o.single_entry for o in store.owed_scans(backend["id"], NOW + 1000, 50))
