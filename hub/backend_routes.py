@@ -4,6 +4,8 @@ how it signs in."""
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 from typing import Any
 
@@ -14,6 +16,8 @@ from hub.backends.pretix import KIND as PRETIX
 from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.runner import RUNNER
 from hub.backends.seam import BackendError
+from hub.backends.tickettoken import KIND as TICKETTOKEN
+from hub.backends.tickettoken import verify_webhook
 from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, texts
 from hub.keys import CLOCK, DB, SECRETS
 from hub.logs import iso_utc
@@ -21,6 +25,7 @@ from hub.store_backends import backend_view
 from hub.store_base import Row
 
 routes = web.RouteTableDef()
+log = logging.getLogger("hub")
 
 BACKEND = Body(
     one_of=("init_token", "api_token"),
@@ -150,3 +155,43 @@ async def pull_now(request: web.Request) -> web.Response:
     if runner is None or not runner.request_pull(row["id"]):
         raise ApiError(409, "backend_not_running", "This hub is not running that backend now.")
     return web.json_response({"pull": "requested"}, status=202)
+
+
+@routes.post("/api/backends/{backend_id}/webhook/{topic}")
+async def tickettoken_webhook(request: web.Request) -> web.Response:
+    """TicketToken's payment-service posts here (order.paid, refund.completed, ...): a signed
+    nudge to pull that tenant's changes now. Checked in constant time before anything is
+    recorded; a forged, stale or replayed one changes nothing."""
+    backend_id = request.match_info["backend_id"]
+    body = await request.read()
+    row, sealed = await request.app[DB].run(
+        lambda s: (s.get_backend(backend_id), s.backend_secret(backend_id))
+    )
+    if row is None or row["kind"] != TICKETTOKEN or sealed is None:
+        raise ApiError(404, "not_found", "No such backend.")
+    secrets = json.loads(request.app[SECRETS].open(sealed, backend_id))
+    separator = json.loads(row["settings_json"]).get("webhook_separator") or "."
+    secret = str(secrets.get("webhook_secret") or "").encode()
+    now = request.app[CLOCK]()
+    problem = (
+        verify_webhook(secret, separator, request.headers, body, now)
+        if secret
+        else (
+            "missing_signature",
+            "This backend takes no webhooks (no webhook secret).",
+        )
+    )
+    if problem is not None:
+        log.warning("webhook refused", extra={"backend": row["name"], "code": problem[0]})
+        raise ApiError(401, *problem)
+    nonce = request.headers["x-webhook-nonce"]
+    key = request.headers.get("x-idempotency-key")
+    taken = await request.app[DB].run(lambda s: s.record_webhook(backend_id, nonce, key, now))
+    if taken == "replayed":
+        log.warning("webhook refused", extra={"backend": row["name"], "code": "replayed_nonce"})
+        raise ApiError(409, "replayed_nonce", "This webhook was received already.")
+    if taken == "new":
+        runner = request.app.get(RUNNER)
+        if runner is not None:
+            runner.request_pull(backend_id)
+    return web.json_response({"status": "accepted" if taken == "new" else "duplicate"}, status=202)

@@ -29,6 +29,7 @@ from hub.schema import (
     EXTERNAL_ID_COLUMN,
     TICKET_FIELD_COLUMNS,
     VENUE_LEGACY_KEYS_DDL,
+    WEBHOOK_NONCES_DDL,
 )
 
 STEPS = Migrations("hub")
@@ -135,6 +136,11 @@ def _retired_codes_by_code(db: sqlite_utils.Database) -> None:
 @STEPS(name="0011_venue_legacy_keys")  # a venue's TicketToken keys, sealed, with their states
 def _venue_legacy_keys(db: sqlite_utils.Database) -> None:
     _run(db, VENUE_LEGACY_KEYS_DDL)
+
+
+@STEPS(name="0012_backend_webhooks")  # TicketToken's signed webhooks: nonces, idempotency keys
+def _backend_webhooks(db: sqlite_utils.Database) -> None:
+    _run(db, WEBHOOK_NONCES_DDL)
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

@@ -54,6 +54,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/admin/backends/{backend_id}"): ("A backend and its push backlog.", ADMIN),
     ("DELETE", "/api/admin/backends/{backend_id}"): ("Stop fronting a backend.", ADMIN),
     ("POST", "/api/admin/backends/{backend_id}/pull"): ("Pull from a backend now.", ADMIN),
+    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): (
+        "A TicketToken webhook (HMAC-signed by its payment-service): pull that tenant now.",
+        NONE,
+    ),
     ("GET", "/api/admin/whoami"): ("The calling admin token's tenant, venue and role.", ADMIN),
     ("GET", "/api/admin/venues"): ("List the venues the token may see, a page at a time.", ADMIN),
     ("POST", "/api/admin/venues"): ("Create a venue.", ADMIN),
@@ -300,6 +304,7 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
         obj(removed=S, dropped_owed_scans=INT, tickets_kept=INT)
     ),
     ("POST", "/api/admin/backends/{backend_id}/pull"): json_body(obj(pull=S), 202),
+    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): json_body(obj(status=S), 202),
     ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE), next_cursor=NS)),
     ("POST", "/api/admin/venues"): json_body(VENUE, 201),
     ("GET", "/api/admin/venues/{venue_id}"): json_body(VENUE),
@@ -391,7 +396,18 @@ def _time(name: str, description: str) -> dict[str, Any]:
     return _query(name, {**INT, "minimum": 0, "maximum": MAX_MS}, description)
 
 
+# TicketToken's webhook signature (hub/backends/tickettoken.verify_webhook).
+WEBHOOK_HEADERS = [
+    {"name": "x-internal-signature", "in": "header", "required": True,
+     "schema": {**S, "pattern": "^[0-9a-fA-F]{64}$"}},
+    {"name": "x-webhook-timestamp", "in": "header", "required": True,
+     "schema": {**S, "pattern": "^[0-9]{1,15}$"}},
+    {"name": "x-webhook-nonce", "in": "header", "required": True,
+     "schema": {**S, "minLength": 1, "maxLength": 200}},
+    {"name": "x-idempotency-key", "in": "header", "required": False, "schema": S},
+]  # fmt: skip
 QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): WEBHOOK_HEADERS,
     ("GET", "/api/admin/venues"): _paged(VENUES, "Venues"),
     ("GET", "/api/admin/venues/{venue_id}/zones"): _paged(ZONES, "Zones"),
     ("GET", "/api/admin/venues/{venue_id}/gates"): _paged(GATES, "Gates"),

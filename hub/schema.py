@@ -377,6 +377,21 @@ BEGIN
 END;
 """
 
+# Step 12: TicketToken's webhooks, each nonce taken once and each idempotency key acted on
+# once (kept 10 minutes: a webhook older than 5 is refused by its timestamp anyway).
+WEBHOOK_NONCES_DDL = """
+CREATE TABLE IF NOT EXISTS backend_webhooks (
+    backend_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    idempotency_key TEXT,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (backend_id, nonce)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS backend_webhooks_key
+    ON backend_webhooks(backend_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS backend_webhooks_seen ON backend_webhooks(seen_ms);
+"""
+
 # How readers see a stored scan (`scans s LEFT JOIN gates g ON g.id = s.gate_id`), one way
 # for every reader: its time on the hub's clock (corrected once by the offset its gate
 # measured), and the hub's name for its gate, else the name the device reported.

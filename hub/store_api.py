@@ -306,7 +306,36 @@ class BackendStorage(Protocol):
         now_ms: int,
     ) -> None: ...
     def outbox_state(self, backend_id: str) -> OutboxState: ...
+    def record_webhook(
+        self, backend_id: str, nonce: str, idempotency_key: str | None, now_ms: int
+    ) -> str: ...
     def upstream_answers(self, event_id: str) -> list[Row]: ...
+
+
+class VenueKeyStorage(Protocol):
+    """A venue's TicketToken keys: sealed key sets and their rotation
+    (hub/store_venue_keys.py); the store never sees a key in the clear."""
+
+    def venue_key_sets(self, venue_id: str) -> list[Row]: ...
+    def add_venue_key_set(
+        self,
+        *,
+        tenant_id: str,
+        venue_id: str,
+        state: str,
+        seal: Callable[[int], bytes],
+        fingerprints: Mapping[str, str],
+        rotation_interval_ms: int,
+        format_c_validity_ms: int,
+        actor: str,
+        now_ms: int,
+    ) -> Row: ...
+    def activate_venue_key_set(
+        self, tenant_id: str, venue_id: str, actor: str, now_ms: int
+    ) -> list[Row]: ...
+    def remove_venue_key_set(
+        self, tenant_id: str, venue_id: str, key_set: int, actor: str, now_ms: int
+    ) -> Row: ...
 
 
 class StorageCore(Protocol):
@@ -333,6 +362,7 @@ class HubStorage(
     ReconcileStorage,
     SearchStorage,
     BackendStorage,
+    VenueKeyStorage,
     StorageCore,
     Protocol,
 ):

@@ -585,6 +585,27 @@ class BackendStore(StoreBase):
             owed, oldest, failing or 0, pushed, None if row is None else row["last_push_error"]
         )
 
+    def record_webhook(
+        self, backend_id: str, nonce: str, idempotency_key: str | None, now_ms: int
+    ) -> str:
+        """A genuine webhook taken once: "new", "replayed" (its nonce was seen) or "duplicate"
+        (its idempotency key was acted on already: acknowledged, nothing done)."""
+        with self._writing():
+            self.db.execute("DELETE FROM backend_webhooks WHERE seen_ms < ?", [now_ms - 600_000])
+            seen = self._one(
+                "SELECT nonce FROM backend_webhooks WHERE backend_id = ? AND (nonce = ?"
+                " OR idempotency_key = ?)",
+                [backend_id, nonce, idempotency_key],
+            )
+            if seen is not None:
+                return "replayed" if seen["nonce"] == nonce else "duplicate"
+            self.db.execute(
+                "INSERT INTO backend_webhooks (backend_id, nonce, idempotency_key, seen_ms)"
+                " VALUES (?, ?, ?, ?)",
+                [backend_id, nonce, idempotency_key, now_ms],
+            )
+        return "new"
+
     def upstream_answers(self, event_id: str) -> list[Row]:
         """What the backend answered for this event's pushed scans, where it was not a plain
         yes (pretix saw a duplicate, did not know the code...), for the reconciliation

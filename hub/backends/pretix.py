@@ -258,7 +258,16 @@ class PretixBackend:
             params: dict[str, Any] = {
                 "include_canceled_positions": "true",
                 "testmode": "false",
-                "exclude": ["fees", "payments", "refunds", "invoice_address", "customer"],
+                # what libpretixsync leaves out too: pretix computes each at a cost
+                "exclude": [
+                    "fees",
+                    "payments",
+                    "refunds",
+                    "invoice_address",
+                    "customer",
+                    "payment_date",
+                    "payment_provider",
+                ],
             }
             if mark.get("orders"):
                 params["modified_since"] = mark["orders"]

@@ -25,6 +25,8 @@ from aiohttp import web
 from hub.backends.pretix import KIND as PRETIX
 from hub.backends.pretix import PretixBackend
 from hub.backends.seam import Backend, BackendError, OwedScan, PushOutcome
+from hub.backends.tickettoken import KIND as TICKETTOKEN
+from hub.backends.tickettoken import TicketTokenBackend
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.store_api import HubStorage
 from hub.store_base import Row
@@ -39,7 +41,7 @@ SUPERVISE_S = 2.0
 MAX_BACKOFF_S = 300.0
 
 Adapter = Callable[[Mapping[str, Any], str], Backend]
-ADAPTERS: dict[str, Adapter] = {PRETIX: PretixBackend}
+ADAPTERS: dict[str, Adapter] = {PRETIX: PretixBackend, TICKETTOKEN: TicketTokenBackend}
 
 
 def backoff_s(failures: int, rng: random.Random | None = None) -> float:
@@ -98,14 +100,20 @@ class BackendRunner:
         self.health: dict[str, BackendHealth] = {}
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
 
-    def request_pull(self, backend_id: str) -> bool:
-        """Pull now instead of at the next interval; False if it is not running here."""
+    def request_pull(self, backend_id: str) -> asyncio.Future[str | None] | None:
+        """Pull now instead of at the next interval. The future resolves once a pull begun
+        after this call has committed (None) or failed (its sentence), so a queue consumer
+        acknowledges a message only after its change is stored; None if the backend is not
+        running here."""
         event = self._wake.get(backend_id)
         if event is None:
-            return False
+            return None
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(backend_id, []).append(done)
         event.set()
-        return True
+        return done
 
     async def run(self) -> None:
         try:
@@ -140,6 +148,9 @@ class BackendRunner:
                 await task
         self._wake.pop(backend_id, None)
         self.health.pop(backend_id, None)
+        for done in self._waiters.pop(backend_id, []):
+            if not done.done():
+                done.set_result("the backend was stopped")
 
     async def _backend(self, row: Row) -> None:
         backend_id = row["id"]
@@ -164,7 +175,12 @@ class BackendRunner:
         last_error: str | None = None
         while True:
             wait_s = self.pull_interval_s if failures == 0 else backoff_s(failures)
+            waiting, self._waiters[backend_id] = self._waiters.get(backend_id, []), []
+            wake.clear()
             error = await self.pull_once(row, adapter)
+            for done in waiting:
+                if not done.done():
+                    done.set_result(error)
             if error is None:
                 if last_error is not None:
                     log.info("backend pull works again", extra={"backend": name})
@@ -176,7 +192,6 @@ class BackendRunner:
                     log.warning("backend pull failed", extra={"backend": name, "error": error})
                 last_error = error
                 wait_s = backoff_s(failures)
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), wait_s)
 

@@ -86,6 +86,7 @@ async def test_documented_field_names_are_exactly_what_each_handler_accepts(hub:
         "event_id": show.event_id,
         "ticket_id": show.tickets[0],
         "backend_id": "no-such-backend",
+        "topic": "payment-success",
     }
     caller = Caller(hub, device)
     doc = await document(hub)

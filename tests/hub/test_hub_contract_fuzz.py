@@ -47,6 +47,7 @@ class LiveHub:
             "event_id": self.show.event_id,
             "ticket_id": self.show.tickets[0],
             "backend_id": self.backend_id,
+            "topic": "payment-success",
         }
 
 
