@@ -13,13 +13,16 @@ import asyncio
 import json
 import sqlite3
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from hub.backends.pretix import KIND as PRETIX
 from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.runner import open_backend
 from hub.backends.seam import BackendError
+from hub.backends.tickettoken import TicketTokenBackend
 from hub.schema import BACKEND_KINDS
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.storage import HubStore, Row
@@ -41,8 +44,13 @@ def add_parsers(sub: Any, db_option: Callable[[argparse.ArgumentParser], None]) 
     add.add_argument("--tenant", required=True, help="tenant id or name")
     add.add_argument("--venue", required=True, help="the venue its events take place at")
     add.add_argument("--kind", choices=BACKEND_KINDS, default=PRETIX, help="default pretix")
-    add.add_argument("--url", required=True, help="the system's address, e.g. https://pretix.eu")
-    how = add.add_mutually_exclusive_group(required=True)
+    add.add_argument(
+        "--url",
+        required=True,
+        help="pretix: its address (https://pretix.example); tickettoken: its database"
+        " (postgresql://ROLE@HOST:PORT/tickettoken_db, the password apart)",
+    )
+    how = add.add_mutually_exclusive_group()
     how.add_argument(
         "--init-token",
         help="a pretix device initialisation token (Organizer → Devices → Connect a device);"
@@ -67,6 +75,26 @@ def add_parsers(sub: Any, db_option: Callable[[argparse.ArgumentParser], None]) 
         metavar="EVENT=LIST_ID",
         help="the pretix check-in list an event's scans go to (default: its first list of "
         "all products)",
+    )
+    add.add_argument("--tt-tenant", help="tickettoken: the tenant's uuid (row-level security)")
+    add.add_argument("--tt-venue", help="tickettoken: only this venue's events (its uuid)")
+    add.add_argument(
+        "--db-password", help="tickettoken: the database role's password; - reads it from stdin"
+    )
+    add.add_argument(
+        "--webhook-secret",
+        help="tickettoken: the secret payment-service signs webhooks with; - reads it from"
+        " stdin (after the password when both are -)",
+    )
+    add.add_argument(
+        "--webhook-separator",
+        choices=(".", ":"),
+        default=".",
+        help="tickettoken: what its sender puts between timestamp, nonce and body (default .)",
+    )
+    add.add_argument("--amqp-url", help="tickettoken: its RabbitMQ (amqp://...), to hear changes")
+    add.add_argument(
+        "--queue", default="ticket.events", help="tickettoken: the queue it publishes to"
     )
     add.add_argument(
         "--list-zone",
@@ -129,6 +157,48 @@ def _url(text: str) -> str:
     return text.rstrip("/")
 
 
+async def _connect_tickettoken(args: argparse.Namespace, venue: Row) -> tuple[dict[str, Any], str]:
+    """The settings and secrets of a TicketToken backend, checked by reading the tenant's
+    events through row-level security as the pulls will."""
+    if not args.url.startswith(("postgresql://", "postgres://")):
+        raise BackendRefused(
+            f"--url {args.url} is not a postgresql:// address of TicketToken's database"
+        )
+    if urlsplit(args.url).password:
+        raise BackendRefused(
+            "--url holds a password: leave it out of the address and give it with"
+            " --db-password - (read from stdin), so it is sealed and never shown"
+        )
+    if not args.tt_tenant:
+        raise BackendRefused("a tickettoken backend needs --tt-tenant (the tenant's uuid)")
+    for option, value in (("--tt-tenant", args.tt_tenant), ("--tt-venue", args.tt_venue)):
+        try:
+            if value is not None:
+                uuid.UUID(value)
+        except ValueError:
+            raise BackendRefused(f"{option} {value} is not a uuid") from None
+    password = _token(args.db_password) if args.db_password else None
+    webhook = _token(args.webhook_secret) if args.webhook_secret else None
+    settings: dict[str, Any] = {
+        "dsn": args.url,
+        "url": args.url.split("@")[-1],  # where it is, without the role
+        "tenant_id": args.tt_tenant,
+        "venue_id": args.tt_venue,
+        "events": list(args.event),
+        "timezone": venue["timezone"],
+        "webhook_separator": args.webhook_separator,
+        "amqp_url": args.amqp_url,
+        "queue": args.queue,
+    }
+    secret = json.dumps({"password": password, "webhook_secret": webhook})
+    adapter = TicketTokenBackend(settings, secret)
+    try:
+        await adapter.check()
+    finally:
+        await adapter.aclose()
+    return settings, secret
+
+
 async def _connect_pretix(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """The settings and token of a new pretix backend: a device is initialised here (its
     token works once), a team token is checked by reading the events it sees."""
@@ -136,6 +206,8 @@ async def _connect_pretix(args: argparse.Namespace) -> tuple[dict[str, Any], str
     settings: dict[str, Any] = {"url": url, "events": list(args.event)}
     settings["checkin_lists"] = _checkin_lists(args.checkin_list)
     settings["list_zones"] = _list_zones(args.list_zone)
+    if args.init_token is None and args.api_token is None:
+        raise BackendRefused("a pretix backend needs --init-token or --api-token")
     if args.init_token is not None:
         device = await initialize_device(url, _token(args.init_token))
         if args.organizer and args.organizer != device["organizer"]:
@@ -169,10 +241,6 @@ def run(
 ) -> int:
     box = SecretBox.for_database(store.path)
     if args.action == "add":
-        if args.kind != PRETIX:
-            raise BackendRefused(
-                f"backends of kind {args.kind} cannot be added by this release yet: pretix can"
-            )
         venue = venue_of(args.venue)
         zones = {z["name"] for z in store.list_zones(venue["id"])}
         for pair in args.list_zone:
@@ -187,8 +255,11 @@ def run(
                 f"tenant {tenant['name']} already has a backend {args.name}: choose another"
                 " name, or `gate-hub backend remove` it first"
             )
+        connect = (
+            _connect_pretix(args) if args.kind == PRETIX else _connect_tickettoken(args, venue)
+        )
         try:
-            settings, token = asyncio.run(_connect_pretix(args))
+            settings, token = asyncio.run(connect)
         except BackendError as exc:
             raise BackendRefused(f"{exc}; nothing was added") from None
         try:

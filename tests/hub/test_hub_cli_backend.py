@@ -56,6 +56,30 @@ ADD = ("backend", "add", "shop", *PLACE, "--venue", "Riverside Hall")
             "--api-token needs --organizer",
         ),
         (
+            (*ADD, "--kind", "tickettoken", "--url", f"postgresql://hub:{TOKEN}@127.0.0.1:9/tt"),
+            "--url holds a password",
+        ),
+        (
+            (*ADD, "--kind", "tickettoken", "--url", "postgresql://hub@127.0.0.1:9/tt"),
+            "needs --tt-tenant",
+        ),
+        (
+            (
+                *ADD,
+                "--kind",
+                "tickettoken",
+                "--url",
+                "postgresql://hub@127.0.0.1:9/tt",
+                "--tt-tenant",
+                "8c0c1f8e-0d7e-4f59-9a0b-6d8f1b2a3c4d",
+            ),
+            "TicketToken's database is not reachable",
+        ),
+        (
+            (*ADD, "--url", "http://127.0.0.1:9"),
+            "a pretix backend needs --init-token or --api-token",
+        ),
+        (
             (*ADD, "--url", "ftp://pretix", "--api-token", TOKEN, "--organizer", "river"),
             "--url ftp://pretix is not an http:// or https:// address",
         ),
@@ -73,7 +97,7 @@ ADD = ("backend", "add", "shop", *PLACE, "--venue", "Riverside Hall")
         ),
         (
             (*ADD, "--kind", "tickettoken", "--url", "http://x", "--api-token", TOKEN),
-            "backends of kind tickettoken cannot be added by this release yet",
+            "--url http://x is not a postgresql:// address of TicketToken's database",
         ),
         (
             (
