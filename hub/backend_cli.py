@@ -18,11 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from hub.backends.pretix import KIND as PRETIX
+from hub.backends.kinds import PRETIX
 from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.runner import open_backend
 from hub.backends.seam import BackendError
-from hub.backends.tickettoken import TicketTokenBackend
 from hub.schema import BACKEND_KINDS
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.storage import HubStore, Row
@@ -191,6 +190,8 @@ async def _connect_tickettoken(args: argparse.Namespace, venue: Row) -> tuple[di
         "queue": args.queue,
     }
     secret = json.dumps({"password": password, "webhook_secret": webhook})
+    from hub.backends.tickettoken import TicketTokenBackend  # its drivers only when asked for
+
     adapter = TicketTokenBackend(settings, secret)
     try:
         await adapter.check()

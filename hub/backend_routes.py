@@ -12,12 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from hub.auth import Principal, require_admin, scoped_venue
-from hub.backends.pretix import KIND as PRETIX
+from hub.backends.kinds import PRETIX, TICKETTOKEN
 from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.runner import RUNNER
 from hub.backends.seam import BackendError
-from hub.backends.tickettoken import KIND as TICKETTOKEN
-from hub.backends.tickettoken import verify_webhook
+from hub.backends.webhooks import verify_webhook
 from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, texts
 from hub.keys import CLOCK, DB, SECRETS
 from hub.logs import iso_utc

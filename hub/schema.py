@@ -7,6 +7,7 @@ change to the schema is a new step there, never an edit here.
 
 from __future__ import annotations
 
+from hub.backends.kinds import PRETIX, TICKETTOKEN
 from protocol.limits import MAX_COUNT
 
 # What a ticket's gate-facing facts may hold (manifests.model.TicketRow), checked where values
@@ -303,7 +304,7 @@ CREATE INDEX IF NOT EXISTS scans_device_ticket ON scans(ticket_id, scanned_ms);
 
 # Step 9: upstream ticketing systems ("backends": pretix, TicketToken) the hub pulls tickets
 # from and pushes scans back to, and the codes those systems printed.
-BACKEND_KINDS = ("pretix", "tickettoken")
+BACKEND_KINDS = (PRETIX, TICKETTOKEN)
 BACKEND_TICKET_COLUMNS = (
     # the backend a ticket came from (NULL: the hub's own) and the code it printed on the
     # ticket (a pretix secret); hub-only: gates get a keyed hash of it (manifests/codec.py)

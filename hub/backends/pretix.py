@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from hub.backends.kinds import PRETIX as KIND
 from hub.backends.seam import (
     BackendError,
     OwedScan,
@@ -42,7 +43,6 @@ from protocol import __version__
 from protocol.backend_codes import pretix_public_key
 from protocol.reasons import Reason
 
-KIND = "pretix"
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 PAGE_SIZE = 50  # pretix's maximum
 PUSH_CONCURRENCY = 4

@@ -22,11 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.backends.pretix import KIND as PRETIX
+from hub.backends.kinds import PRETIX, TICKETTOKEN
 from hub.backends.pretix import PretixBackend
 from hub.backends.seam import Backend, BackendError, OwedScan, PushOutcome
-from hub.backends.tickettoken import KIND as TICKETTOKEN
-from hub.backends.tickettoken import TicketTokenBackend
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.store_api import HubStorage
 from hub.store_base import Row
@@ -41,7 +39,16 @@ SUPERVISE_S = 2.0
 MAX_BACKOFF_S = 300.0
 
 Adapter = Callable[[Mapping[str, Any], str], Backend]
-ADAPTERS: dict[str, Adapter] = {PRETIX: PretixBackend, TICKETTOKEN: TicketTokenBackend}
+
+
+def _tickettoken(settings: Mapping[str, Any], secret: str) -> Backend:
+    """Its PostgreSQL and AMQP drivers load only when a TicketToken backend runs."""
+    from hub.backends.tickettoken import TicketTokenBackend
+
+    return TicketTokenBackend(settings, secret)
+
+
+ADAPTERS: dict[str, Adapter] = {PRETIX: PretixBackend, TICKETTOKEN: _tickettoken}
 
 
 def backoff_s(failures: int, rng: random.Random | None = None) -> float:
@@ -163,10 +170,19 @@ class BackendRunner:
             now = self.clock()
             await self.db.run(lambda s: s.record_pull_failure(backend_id, message, now))
             return
+        jobs = [self._pulls(row, adapter), self._pushes(row, adapter)]
+        listen = getattr(adapter, "listen", None)  # a backend that can say when it changed
+        if listen is not None:
+            jobs.append(listen(lambda: self._pulled(backend_id)))
         try:
-            await asyncio.gather(self._pulls(row, adapter), self._pushes(row, adapter))
+            await asyncio.gather(*jobs)
         finally:
             await adapter.aclose()
+
+    async def _pulled(self, backend_id: str) -> str | None:
+        """A pull now, awaited: None once its changes are committed, else why not."""
+        done = self.request_pull(backend_id)
+        return "the backend is not running" if done is None else await done
 
     async def _pulls(self, row: Row, adapter: Backend) -> None:
         backend_id, name = row["id"], row["name"]

@@ -21,17 +21,19 @@ TicketToken keeps no record of exits or denials: those are acknowledged as kept 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 import json
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import psycopg
 from psycopg.rows import dict_row
 
+from hub.backends.kinds import TICKETTOKEN as KIND
 from hub.backends.seam import (
     BackendError,
     OwedScan,
@@ -43,15 +45,11 @@ from hub.backends.seam import (
 )
 from manifests.model import TicketStatus
 
-KIND = "tickettoken"
+log = logging.getLogger("hub.backends")
 LATE_COMMIT_S = 60  # a TicketToken transaction longer than this could be missed until the full pass
 FULL_PASS_EVERY_MS = 3600 * 1000
 CONNECT_TIMEOUT_S = 5
 DEFAULT_EVENT_LENGTH = timedelta(hours=12)
-WEBHOOK_WINDOW_MS = 5 * 60 * 1000
-# payment-service's sender signs timestamp.nonce.body; ticket-service's receiver checks
-# timestamp:nonce:body. The venue says which its sender uses.
-SEPARATORS = (".", ":")
 
 
 def ticket_status(text: str) -> TicketStatus:
@@ -65,29 +63,6 @@ def ticket_status(text: str) -> TicketStatus:
 
 def _ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
-
-
-def verify_webhook(
-    secret: bytes, separator: str, headers: Mapping[str, str], body: bytes, now_ms: int
-) -> tuple[str, str] | None:
-    """None when a TicketToken webhook is genuine and fresh, else (code, sentence). The MAC
-    is compared in constant time BEFORE anything is recorded (ticket-service's receiver
-    stores the nonce first and compares with !==; we do not)."""
-    signature = headers.get("x-internal-signature", "")
-    timestamp = headers.get("x-webhook-timestamp", "")
-    nonce = headers.get("x-webhook-nonce", "")
-    if not signature or not timestamp.isdigit() or not nonce or len(nonce) > 200:
-        return (
-            "missing_signature",
-            "A TicketToken webhook needs its signature, timestamp and nonce.",
-        )
-    signed = f"{timestamp}{separator}{nonce}{separator}".encode() + body
-    expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
-        return "bad_signature", "The webhook's signature does not match."
-    if abs(now_ms - int(timestamp)) > WEBHOOK_WINDOW_MS:
-        return "stale_timestamp", "The webhook's timestamp is more than 5 minutes off."
-    return None
 
 
 class TicketTokenBackend:
@@ -235,6 +210,41 @@ class TicketTokenBackend:
             seat=seat,
             hub_id=str(t["id"]),  # its QR codes carry the ticket's uuid
         )
+
+    async def listen(self, pulled: Callable[[], Awaitable[str | None]]) -> None:
+        """Consume ticket-service's queue (tickets.purchased, ticket.transferred...): each
+        message is a nudge to pull now, acknowledged only once that pull has committed, so
+        a hub that dies in between hears it again. Polling stays the backstop: without a
+        queue, or while RabbitMQ is down, nothing is lost, only later."""
+        if not self.amqp_url:
+            return
+        failures = 0
+        while True:
+            try:
+                connection = await aio_pika.connect(str(self.amqp_url), timeout=CONNECT_TIMEOUT_S)
+                async with connection:
+                    channel = await connection.channel()
+                    await channel.set_qos(prefetch_count=50)
+                    queue = await channel.declare_queue(self.queue, durable=True)
+                    failures = 0
+                    async with queue.iterator() as messages:
+                        async for message in messages:
+                            error = await pulled()
+                            if error is None:
+                                await message.ack()
+                            else:
+                                await message.nack(requeue=True)
+                                await asyncio.sleep(min(30.0, 1.0 + failures))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker away: polling carries on meanwhile
+                failures += 1
+                if failures == 1:
+                    log.warning(
+                        "backend queue unreachable",
+                        extra={"queue": self.queue, "error": _first_line(exc)},
+                    )
+                await asyncio.sleep(min(60.0, 2.0**failures))
 
     async def push(self, scans: Sequence[OwedScan]) -> list[PushOutcome]:
         entries = [s for s in scans if s.admitted and s.direction == "entry"]
