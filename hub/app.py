@@ -22,6 +22,7 @@ from hub import (
     openapi,
     reconcile_routes,
     ticket_routes,
+    venue_keys_routes,
 )
 from hub.backends.runner import RUNNER, BackendRunner
 from hub.checkpoint import Checkpointer
@@ -134,6 +135,7 @@ def create_app(
     app.add_routes(device_routes.routes)
     app.add_routes(ticket_routes.routes)
     app.add_routes(backend_routes.routes)
+    app.add_routes(venue_keys_routes.routes)
     builder = ManifestBuilder(store, hub_keys)
     app[manifest_routes.MANIFESTS] = builder
     builds = ManifestWorker(store.path, hub_keys)

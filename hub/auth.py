@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "ticket.manage": frozenset({ADMIN, VENUE_MANAGER, BOX_OFFICE}),
     "backend.read": frozenset({ADMIN, VENUE_MANAGER}),
     "backend.manage": frozenset({ADMIN}),  # a backend feeds every venue of a tenant
+    "venue_keys.read": frozenset({ADMIN, VENUE_MANAGER}),  # fingerprints, never a key
+    "venue_keys.manage": frozenset({ADMIN}),  # a venue's TicketToken keys open all its codes
 }
 
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from aiohttp import web
 
-from hub import backend_cli
+from hub import backend_cli, venue_keys_cli
 from hub.admin_routes import MAX_ENROLLMENT_TTL_S
 from hub.app import create_app, wall_clock_ms
 from hub.auth import ADMIN, ROLES
@@ -216,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
     _db(expire)
 
     backend_cli.add_parsers(sub, _db)
+    venue_keys_cli.add_parsers(sub, _db)
     key = sub.add_parser(
         "key", help="the hub's signing keys: list, rotate, activate, retire, new-identity"
     ).add_subparsers(dest="action", required=True)
@@ -836,6 +837,20 @@ def _admin(args: argparse.Namespace) -> int:
                     now,
                 )
             except backend_cli.BackendRefused as exc:
+                return _fail(str(exc))
+        if args.command == "venue-keys":
+            tenant = _tenant(store, args.tenant)
+            try:
+                return venue_keys_cli.run(
+                    args,
+                    store,
+                    tenant,
+                    lambda text: _venue(store, tenant, text),
+                    _local,
+                    _print_rows,
+                    now,
+                )
+            except venue_keys_cli.VenueKeysRefused as exc:
                 return _fail(str(exc))
         if getattr(args, "action", None) == "list":
             return _list(store, args)

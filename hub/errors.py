@@ -286,12 +286,18 @@ class Body:
     /openapi.json documents it (hub/openapi.py reads it off the handler, see `accepts`)."""
 
     def __init__(
-        self, *, at_least_one: bool = False, one_of: tuple[str, ...] = (), **fields: Field
+        self,
+        *,
+        at_least_one: bool = False,
+        one_of: tuple[str, ...] = (),
+        any_of: tuple[str, ...] = (),
+        **fields: Field,
     ) -> None:
         self.fields = fields
         self.names = frozenset(fields)
         self.at_least_one = at_least_one
         self.one_of = one_of  # exactly one of these must be given (not null)
+        self.any_of = any_of  # at least one of these must be given (not null)
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -304,10 +310,11 @@ class Body:
             out["required"] = required
         if self.at_least_one:
             out["minProperties"] = 1
-        if self.one_of:
-            out["oneOf"] = [
-                {"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in self.one_of
-            ]
+        for key, names in (("oneOf", self.one_of), ("anyOf", self.any_of)):
+            if names:
+                out[key] = [
+                    {"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names
+                ]
         return out
 
 
@@ -351,6 +358,9 @@ class Fields:
                 listed = " or ".join(self.spec.one_of)
                 code = "missing_field" if not given else "invalid_field"
                 raise ApiError(400, code, f"Send exactly one of {listed}.")
+        wanted = self.spec.any_of if self.spec is not None else ()
+        if wanted and all(body.get(n) is None for n in wanted):
+            raise ApiError(400, "missing_field", f"Send at least one of {', '.join(wanted)}.")
 
     def _limits(self, name: str, default: Field, **given: Any) -> Field:
         """The field's declaration (or `default` with the arguments, without a Body)."""

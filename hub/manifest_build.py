@@ -20,10 +20,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hub.engine_facts import ticket_row
+from hub.secret_box import SecretBox
 from hub.storage import HubStore
 from hub.store_api import HubStorage
 from hub.store_manifests import ManifestSource
 from hub.thread_owned import ThreadOwned
+from hub.venue_keys import legacy_keys
 from manifests.codec import encode_delta, encode_manifest
 from manifests.keyset import KeySet, sign_key_set
 from manifests.model import (
@@ -145,8 +147,15 @@ def _is_uuid(text: str) -> bool:
 class ManifestBuilder:
     """Builds and memoises manifests for one hub (one store, one set of keys)."""
 
-    def __init__(self, store: HubStorage, keys: HubKeys | Callable[[], HubKeys]) -> None:
+    def __init__(
+        self,
+        store: HubStorage,
+        keys: HubKeys | Callable[[], HubKeys],
+        secrets: SecretBox | None = None,
+    ) -> None:
         self.store = store
+        # opens the venues' TicketToken keys, sealed beside the database (hub/venue_keys.py)
+        self.secrets = secrets or SecretBox.for_database(store.path)
         self._source = keys if callable(keys) else None
         self._keys = keys() if callable(keys) else keys
         self._latest: OrderedDict[str, Manifest] = OrderedDict()
@@ -261,6 +270,7 @@ class ManifestBuilder:
             expires_at_ms=e["end_ms"] + EXPIRY_AFTER_END_MS,
             issuer_keys=dict(self._keys.trusted),
             policy=ScanPolicy.from_json(json.loads(e["policy_json"] or "{}")),
+            legacy=legacy_keys(source.legacy_key_sets, self.secrets),
             revoked=dict(source.revoked),
             code_lookup_key=source.code_lookup_key,
             code_signing_keys=source.code_signing_keys,

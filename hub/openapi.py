@@ -17,6 +17,7 @@ from aiohttp import web
 
 from hub.errors import request_body
 from hub.paging import DEFAULT_PAGE, MAX_PAGE, Keyset
+from hub.schema import LEGACY_KEY_STATES
 from hub.store_search import (
     AUDIT,
     DEVICES,
@@ -30,6 +31,7 @@ from hub.store_search import (
     VENUES,
     ZONES,
 )
+from hub.venue_keys import FORMATS
 from protocol.wire import (
     ENROLL_ONE_OF,
     CheckAnswer,
@@ -54,6 +56,26 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/admin/backends/{backend_id}"): ("A backend and its push backlog.", ADMIN),
     ("DELETE", "/api/admin/backends/{backend_id}"): ("Stop fronting a backend.", ADMIN),
     ("POST", "/api/admin/backends/{backend_id}/pull"): ("Pull from a backend now.", ADMIN),
+    ("GET", "/api/admin/venues/{venue_id}/legacy-keys"): (
+        "The venue's TicketToken key sets gates trust: state, fingerprints, times (never a key).",
+        ADMIN,
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys"): (
+        "Set the venue's first TicketToken keys (formats A, B, C), current at once.",
+        ADMIN,
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/rotate"): (
+        "Announce new TicketToken keys as next: gates trust them from their next sync.",
+        ADMIN,
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/activate"): (
+        "Make the next TicketToken keys current; the current ones are retired, still trusted.",
+        ADMIN,
+    ),
+    ("DELETE", "/api/admin/venues/{venue_id}/legacy-keys/{key_set}"): (
+        "Remove a retired (or never activated next) TicketToken key set.",
+        ADMIN,
+    ),
     ("POST", "/api/backends/{backend_id}/webhook/{topic}"): (
         "A TicketToken webhook (HMAC-signed by its payment-service): pull that tenant now.",
         NONE,
@@ -270,6 +292,18 @@ BACKEND_STATUS = {
         "outbox": obj(owed=INT, oldest_owed_at=NS, failing=INT, pushed=INT),
     },
 }
+KEY_SET = obj(
+    key_set=INT,
+    venue_id=S,
+    state={"enum": list(LEGACY_KEY_STATES)},
+    formats=array({"enum": list(FORMATS)}),
+    fingerprints={**OBJ, "additionalProperties": {**S, "pattern": "^[0-9a-f]{8}$"}},
+    rotation_interval_ms=INT,
+    format_c_validity_ms=INT,
+    created_ms=INT,
+    activated_ms=NINT,
+    retired_ms=NINT,
+)
 HUB = obj(public_key=S, fingerprint=S, key_id=INT, trusted_keys=OBJ, keys_version=INT)
 STATUS_OK = obj(status={"const": "ok"})
 
@@ -304,6 +338,15 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
         obj(removed=S, dropped_owed_scans=INT, tickets_kept=INT)
     ),
     ("POST", "/api/admin/backends/{backend_id}/pull"): json_body(obj(pull=S), 202),
+    ("GET", "/api/admin/venues/{venue_id}/legacy-keys"): json_body(
+        obj(venue_id=S, key_sets=array(KEY_SET))
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys"): json_body(KEY_SET, 201),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/rotate"): json_body(KEY_SET, 201),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/activate"): json_body(
+        obj(key_sets=array(KEY_SET))
+    ),
+    ("DELETE", "/api/admin/venues/{venue_id}/legacy-keys/{key_set}"): json_body(KEY_SET),
     ("POST", "/api/backends/{backend_id}/webhook/{topic}"): json_body(obj(status=S), 202),
     ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE), next_cursor=NS)),
     ("POST", "/api/admin/venues"): json_body(VENUE, 201),

@@ -5,7 +5,8 @@ can replace this SQLite one. Every read an admin makes is scoped by tenant (and 
 the token has one) inside the query itself, so an id from another tenant simply is not found.
 Every admin change appends to the audit log in the same transaction. The device and ticket
 operations live in hub/store_devices.py, hub/store_tickets.py, hub/store_manifests.py,
-hub/store_reconcile.py and hub/store_search.py (listings), only to keep files short.
+hub/store_reconcile.py, hub/store_search.py (listings), hub/store_backends.py and
+hub/store_venue_keys.py, only to keep files short.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hub.store_manifests import ManifestStore
 from hub.store_reconcile import ReconcileStore
 from hub.store_search import SearchStore
 from hub.store_tickets import TicketStore
+from hub.store_venue_keys import VenueKeyStore
 
 __all__ = [
     "ENROLLMENT_EXPIRED",
@@ -41,7 +43,15 @@ __all__ = [
 ]
 
 
-class HubStore(DeviceStore, TicketStore, ManifestStore, ReconcileStore, SearchStore, BackendStore):
+class HubStore(
+    DeviceStore,
+    TicketStore,
+    ManifestStore,
+    ReconcileStore,
+    SearchStore,
+    BackendStore,
+    VenueKeyStore,
+):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:
         row = {"id": new_id(), "name": name, "created_ms": now_ms}

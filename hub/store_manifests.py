@@ -18,6 +18,7 @@ from typing import Any
 from hub.online_check import CheckContext, OnlineCheck
 from hub.schema import SCAN_GATE_NAME, SCAN_HUB_MS
 from hub.store_base import ROW_CACHE_S, Row, StoreBase
+from hub.store_venue_keys import trusted_key_sets
 from protocol.backend_codes import ED25519_KEY_BYTES, LOOKUP_KEY_BYTES
 from protocol.credential import CodeMatch, CodeState
 from protocol.wire import SEQ_CONFLICT
@@ -46,6 +47,9 @@ class ManifestSource:
     code_lookup_key: bytes | None = None
     code_signing_keys: tuple[bytes, ...] = ()
     retired_codes: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The venue's TicketToken key sets gates trust, their secrets still sealed, in the order
+    # gates try them (hub/store_venue_keys.py; hub/venue_keys.legacy_keys opens them).
+    legacy_key_sets: tuple[Row, ...] = ()
 
 
 CHECK_FAILED = "check_failed"
@@ -253,6 +257,7 @@ class ManifestStore(StoreBase):
             if lookup_key is not None and tickets:
                 ids = None if since is None else [t["id"] for t in tickets]
                 retired = self._retired_codes(event_id, ids)
+            legacy_key_sets = trusted_key_sets(self.db, venue["id"])
             revision = self.event_revision(event_id)
         source = ManifestSource(
             revision,
@@ -267,6 +272,7 @@ class ManifestStore(StoreBase):
             lookup_key,
             signing_keys,
             retired,
+            legacy_key_sets,
         )
         return source, False
 

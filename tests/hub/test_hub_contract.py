@@ -37,9 +37,9 @@ async def test_every_operation_documents_its_bodies(hub: Hub) -> None:
             assert op["requestBody"]["required"] is True
             assert schema["type"] == "object" and schema["additionalProperties"] is False
             assert set(schema.get("required", [])) <= set(schema["properties"])
-    # The 16 routes that read a JSON body (each fuzzed in #10; PATCH a ticket since #12;
-    # adding a backend since #14).
-    assert len(with_body) == 16, sorted(with_body)
+    # The 18 routes that read a JSON body (each fuzzed in #10; PATCH a ticket since #12;
+    # adding a backend since #14; setting and rotating a venue's TicketToken keys since #15).
+    assert len(with_body) == 18, sorted(with_body)
     assert ("POST", "/api/device/enroll") in with_body
     enroll_body = body_schema(doc["paths"]["/api/device/enroll"]["post"])
     assert enroll_body is not None and {"hardware_id", "public_key"} <= set(enroll_body["required"])

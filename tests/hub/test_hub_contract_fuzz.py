@@ -48,6 +48,7 @@ class LiveHub:
             "ticket_id": self.show.tickets[0],
             "backend_id": self.backend_id,
             "topic": "payment-success",
+            "key_set": "1",  # the venue's first TicketToken key set, once the fuzzer set one
         }
 
 
