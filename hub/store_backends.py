@@ -488,7 +488,6 @@ class BackendStore(StoreBase):
             " WHERE o.backend_id = ? AND o.pushed_ms IS NULL AND o.next_attempt_ms <= ?"
             " AND NOT (s.verdict = 'attention'"
             "          AND json_extract(s.detail_json, '$.confirmed') IS NULL)"
-            " AND t.backend_code IS NOT NULL"
             " ORDER BY o.scan_id LIMIT ?",
             [backend_id, now_ms, limit],
         ).fetchall()

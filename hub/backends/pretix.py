@@ -408,6 +408,8 @@ class PretixBackend:
                 scan.scan_id, False, error="no check-in list known for the event yet"
             )
         kind = "exit" if scan.direction == "exit" else "entry"
+        if scan.code is None:  # not one of pretix's tickets any more: nothing to redeem
+            return PushOutcome(scan.scan_id, True, {"status": "error", "reason": "no_code"})
         if scan.admitted:
             path = f"/api/v1/organizers/{self.organizer}/checkinrpc/redeem/"
             body: dict[str, Any] = {

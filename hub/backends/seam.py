@@ -89,8 +89,8 @@ class OwedScan:
     idempotency_key: str  # stable per scan: a retry is never a second check-in upstream
     event_ref: str
     event_detail: Mapping[str, Any]
-    ticket_ref: str
-    code: str
+    ticket_ref: str  # the hub's ticket id (the seller's own where its codes carry it)
+    code: str | None  # the ticket's code at the seller (pretix: its secret), if it has one
     direction: str  # "entry" | "exit"
     zone: str | None  # the zone of the gate that scanned it
     admitted: bool
