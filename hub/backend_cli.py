@@ -13,13 +13,11 @@ import asyncio
 import json
 import sqlite3
 import sys
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
+from hub.backends.connect import BadBackend, NewBackend, connect
 from hub.backends.kinds import PRETIX
-from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.runner import open_backend
 from hub.backends.seam import BackendError
 from hub.schema import BACKEND_KINDS
@@ -150,85 +148,33 @@ def _list_zones(pairs: Sequence[str]) -> dict[str, str]:
     return zones
 
 
-def _url(text: str) -> str:
-    if not text.startswith(("http://", "https://")) or len(text) > 300:
-        raise BackendRefused(f"--url {text} is not an http:// or https:// address")
-    return text.rstrip("/")
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-async def _connect_tickettoken(args: argparse.Namespace, venue: Row) -> tuple[dict[str, Any], str]:
-    """The settings and secrets of a TicketToken backend, checked by reading the tenant's
-    events through row-level security as the pulls will."""
-    if not args.url.startswith(("postgresql://", "postgres://")):
-        raise BackendRefused(
-            f"--url {args.url} is not a postgresql:// address of TicketToken's database"
-        )
-    if urlsplit(args.url).password:
-        raise BackendRefused(
-            "--url holds a password: leave it out of the address and give it with"
-            " --db-password - (read from stdin), so it is sealed and never shown"
-        )
-    if not args.tt_tenant:
-        raise BackendRefused("a tickettoken backend needs --tt-tenant (the tenant's uuid)")
-    for option, value in (("--tt-tenant", args.tt_tenant), ("--tt-venue", args.tt_venue)):
-        try:
-            if value is not None:
-                uuid.UUID(value)
-        except ValueError:
-            raise BackendRefused(f"{option} {value} is not a uuid") from None
-    password = _token(args.db_password) if args.db_password else None
-    webhook = _token(args.webhook_secret) if args.webhook_secret else None
-    settings: dict[str, Any] = {
-        "dsn": args.url,
-        "url": args.url.split("@")[-1],  # where it is, without the role
-        "tenant_id": args.tt_tenant,
-        "venue_id": args.tt_venue,
-        "events": list(args.event),
-        "timezone": venue["timezone"],
-        "webhook_separator": args.webhook_separator,
-        "amqp_url": args.amqp_url,
-        "queue": args.queue,
-    }
-    secret = json.dumps({"password": password, "webhook_secret": webhook})
-    from hub.backends.tickettoken import TicketTokenBackend  # its drivers only when asked for
+def _new_backend(args: argparse.Namespace) -> NewBackend:
+    """What the options ask for; tokens read from stdin where given as -, in option order."""
 
-    adapter = TicketTokenBackend(settings, secret)
-    try:
-        await adapter.check()
-    finally:
-        await adapter.aclose()
-    return settings, secret
+    def secret(given: str | None) -> str | None:
+        return None if given is None else _token(given)
 
-
-async def _connect_pretix(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The settings and token of a new pretix backend: a device is initialised here (its
-    token works once), a team token is checked by reading the events it sees."""
-    url = _url(args.url)
-    settings: dict[str, Any] = {"url": url, "events": list(args.event)}
-    settings["checkin_lists"] = _checkin_lists(args.checkin_list)
-    settings["list_zones"] = _list_zones(args.list_zone)
-    if args.init_token is None and args.api_token is None:
-        raise BackendRefused("a pretix backend needs --init-token or --api-token")
-    if args.init_token is not None:
-        device = await initialize_device(url, _token(args.init_token))
-        if args.organizer and args.organizer != device["organizer"]:
-            raise BackendRefused(
-                f"that device belongs to pretix organizer {device['organizer']}, not"
-                f" {args.organizer}: leave --organizer out or use a device of {args.organizer}"
-            )
-        settings |= {"organizer": device["organizer"], "auth": "device"}
-        settings["device_id"] = device.get("device_id")
-        return settings, str(device["api_token"])
-    if not args.organizer:
-        raise BackendRefused("--api-token needs --organizer (the pretix organizer's slug)")
-    token = _token(args.api_token)
-    settings |= {"organizer": args.organizer, "auth": "token"}
-    adapter = PretixBackend(settings, token)
-    try:
-        await adapter.check()
-    finally:
-        await adapter.aclose()
-    return settings, token
+    return NewBackend(
+        kind=args.kind,
+        url=args.url,
+        events=tuple(args.event),
+        init_token=secret(args.init_token),
+        api_token=secret(args.api_token),
+        organizer=args.organizer,
+        checkin_lists=_checkin_lists(args.checkin_list),
+        list_zones=_list_zones(args.list_zone),
+        tt_tenant=args.tt_tenant,
+        tt_venue=args.tt_venue,
+        db_password=secret(args.db_password),
+        webhook_secret=secret(args.webhook_secret),
+        webhook_separator=args.webhook_separator,
+        amqp_url=args.amqp_url,
+        queue=args.queue,
+    )
 
 
 def run(
@@ -256,11 +202,10 @@ def run(
                 f"tenant {tenant['name']} already has a backend {args.name}: choose another"
                 " name, or `gate-hub backend remove` it first"
             )
-        connect = (
-            _connect_pretix(args) if args.kind == PRETIX else _connect_tickettoken(args, venue)
-        )
         try:
-            settings, token = asyncio.run(connect)
+            settings, token = asyncio.run(connect(_new_backend(args), venue["timezone"], _option))
+        except BadBackend as exc:
+            raise BackendRefused(str(exc)) from None
         except BackendError as exc:
             raise BackendRefused(f"{exc}; nothing was added") from None
         try:

@@ -12,14 +12,15 @@ from typing import Any
 from aiohttp import web
 
 from hub.auth import Principal, require_admin, scoped_venue
+from hub.backends.connect import BadBackend, NewBackend, connect
 from hub.backends.kinds import PRETIX, TICKETTOKEN
-from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.runner import RUNNER
 from hub.backends.seam import BackendError
 from hub.backends.webhooks import verify_webhook
 from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, texts
 from hub.keys import CLOCK, DB, SECRETS
 from hub.logs import iso_utc
+from hub.schema import BACKEND_KINDS
 from hub.store_backends import backend_view
 from hub.store_base import Row
 
@@ -27,15 +28,21 @@ routes = web.RouteTableDef()
 log = logging.getLogger("hub")
 
 BACKEND = Body(
-    one_of=("init_token", "api_token"),
     name=text(100),
     venue_id=text(64),
-    kind=text(required=False, choices=(PRETIX,)),
-    url=text(300, pattern=r"^https?://\S+$"),
-    init_token=text(190, required=False),
-    api_token=text(190, required=False),
+    kind=text(required=False, choices=BACKEND_KINDS),
+    url=text(300, pattern=r"^(https?|postgres(ql)?)://\S+$"),
+    init_token=text(190, required=False),  # pretix: a device's initialisation token
+    api_token=text(190, required=False),  # pretix: or a team API token, with organizer
     organizer=text(100, required=False),
     events=texts(),
+    tt_tenant=text(64, required=False),  # tickettoken: the tenant's uuid
+    tt_venue=text(64, required=False),
+    db_password=text(200, required=False),
+    webhook_secret=text(200, required=False),
+    webhook_separator=text(required=False, choices=(".", ":")),
+    amqp_url=text(300, required=False, pattern=r"^amqps?://\S+$"),
+    queue=text(200, required=False),
 )
 
 
@@ -96,25 +103,26 @@ async def add_backend(request: web.Request) -> web.Response:
     p = await require_admin(request, "backend.manage")
     f = Fields(await read_json_object(request), BACKEND)
     venue = await scoped_venue(request, p, f.need_text("venue_id"))
-    url = f.need_text("url").rstrip("/")
-    settings: dict[str, Any] = {"url": url, "events": f.text_list("events")}
-    init_token, api_token = f.text("init_token"), f.text("api_token")
+    kind = f.text("kind") or PRETIX
+    new = NewBackend(
+        kind=kind,
+        url=f.need_text("url"),
+        events=tuple(f.text_list("events")),
+        init_token=f.text("init_token"),
+        api_token=f.text("api_token"),
+        organizer=f.text("organizer"),
+        tt_tenant=f.text("tt_tenant"),
+        tt_venue=f.text("tt_venue"),
+        db_password=f.text("db_password"),
+        webhook_secret=f.text("webhook_secret"),
+        webhook_separator=f.text("webhook_separator") or ".",
+        amqp_url=f.text("amqp_url"),
+        queue=f.text("queue") or "ticket.events",
+    )
     try:
-        if init_token is not None:
-            device = await initialize_device(url, init_token)
-            settings |= {"organizer": device["organizer"], "auth": "device"}
-            token = str(device["api_token"])
-        else:
-            organizer = f.text("organizer")
-            if organizer is None or api_token is None:
-                raise ApiError(400, "missing_field", "api_token needs organizer.")
-            settings |= {"organizer": organizer, "auth": "token"}
-            token = api_token
-            adapter = PretixBackend(settings, token)
-            try:
-                await adapter.check()
-            finally:
-                await adapter.aclose()
+        settings, token = await connect(new, venue["timezone"], lambda name: name)
+    except BadBackend as exc:
+        raise ApiError(400, "invalid_backend", f"{exc}.") from None
     except BackendError as exc:
         raise ApiError(502, "backend_unreachable", f"{exc}; nothing was added.") from None
     box = request.app[SECRETS]
@@ -124,7 +132,7 @@ async def add_backend(request: web.Request) -> web.Response:
             lambda s: s.create_backend(
                 tenant_id=p.tenant_id,
                 venue_id=venue["id"],
-                kind=PRETIX,
+                kind=kind,
                 name=name,
                 settings=settings,
                 seal=lambda backend_id: box.seal(token, backend_id),

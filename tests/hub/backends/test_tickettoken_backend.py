@@ -18,7 +18,7 @@ import pytest
 
 from hub.backends.tickettoken import TicketTokenBackend
 from hub.storage import HubStore
-from tests.hub_fixtures import store_device
+from tests.hub_fixtures import Hub, store_device
 from tests.rabbitmq_node import RabbitNode, publish_once, tickets_purchased_message
 from tests.tickettoken_db import TicketTokenDb
 
@@ -176,3 +176,35 @@ def test_a_queue_message_is_acknowledged_only_after_the_pull(
     assert len(calls) == 2  # nacked after the failed pull, delivered again, then acked
     left = rabbitmq.ctl("list_queues", "name", "messages")
     assert f"{queue}\t0" in left, left
+
+
+async def test_the_admin_api_adds_a_tickettoken_backend_without_showing_its_secrets(
+    tickettoken_db: TicketTokenDb, hub: Hub
+) -> None:
+    event = tickettoken_db.create_tenant("Api")
+    parts = urlsplit(tickettoken_db.connector_dsn)
+    bare = urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port}"))
+    body = {
+        "name": "tt",
+        "venue_id": hub.a.venue_id,
+        "kind": "tickettoken",
+        "url": bare,
+        "tt_tenant": str(event.tenant_id),
+        "db_password": parts.password,
+        "webhook_secret": "whsec-0123456789",
+    }
+    admin = hub.auth(hub.a.admin_token)
+    made = await hub.client.post("/api/admin/backends", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    assert made.json()["url"] == f"{parts.hostname}:{parts.port}/{parts.path.lstrip('/')}"
+    listed = await hub.client.get("/api/admin/backends", headers=admin)
+    for answer in (made, listed):
+        assert str(parts.password) not in answer.text and "whsec" not in answer.text
+    leaky = {**body, "name": "tt2", "url": tickettoken_db.connector_dsn}
+    refused = await hub.client.post("/api/admin/backends", json=leaky, headers=admin)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_backend"
+    assert "holds a password" in refused.json()["error"]["message"]
+    assert str(parts.password) not in refused.text
+    wrong = {**body, "name": "tt3", "db_password": "wrong"}
+    failed = await hub.client.post("/api/admin/backends", json=wrong, headers=admin)
+    assert failed.status_code == 502 and "not reachable" in failed.json()["error"]["message"]
