@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import aiohttp
 import httpx
 
+from protocol.signing import b64decode
 from tests.hub_fixtures import (
     Device,
+    Hub,
 )
+
+_seq = itertools.count(1)
+
+
+async def trusted_keys(hub: Hub) -> dict[int, bytes]:
+    """The hub keys a gate trusts, as /api/hub states them."""
+    body = (await hub.client.get("/api/hub")).json()
+    return {int(k): b64decode(v) for k, v in body["trusted_keys"].items()}
+
+
+async def online_check(device: Device, event_id: str, payload: str) -> dict[str, Any]:
+    """The hub's online check of a scanned code (stored as the device's scan, a fresh seq)."""
+    body = {"event_id": event_id, "payload": payload, "seq": next(_seq)}
+    resp = await device.send("POST", "/api/device/check", body)
+    assert resp.status_code == 200, resp.text
+    answer: dict[str, Any] = resp.json()
+    return answer
 
 
 async def connect(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +22,16 @@ from hub.keys import DB
 from hub.storage import HubStore
 from hub.store_api import HubStorage
 from hub.thread_owned import ThreadOwned
+from manifests.admission_types import Decision
+from manifests.model import Manifest
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.native import public_key
 from protocol.signing import b64encode, sign_request
+from scanner.hub_keys import trust_hub_key
+from scanner.install import install_manifest
+from scanner.service import GateService
+from scanner.store import GateStore
+from tests import factories
 
 HUB_SEED = bytes(range(32))
 
@@ -279,3 +289,40 @@ def store_device(store: HubStore, tenant_id: str, venue_id: str, now_ms: int) ->
     )
     assert isinstance(device, dict), device
     return str(device["id"])
+
+
+@dataclass
+class OfflineGate:
+    """A gate holding the hub's manifests as a real one does (installed from the envelopes the
+    device API served), deciding scans on its own."""
+
+    store: GateStore
+    service: GateService
+    clock: Callable[[], int]
+
+    def install(self, envelope: bytes) -> Manifest:
+        """A full manifest or a delta, verified against the hub keys the gate trusts."""
+        return install_manifest(self.store, envelope, self.clock())
+
+    def decide(self, code: str) -> Decision:
+        outcome = self.service.scan(code)
+        assert outcome is not None, code
+        return outcome.decision
+
+
+@contextlib.contextmanager
+def offline_gate(
+    path: Path,
+    hub: Hub,
+    venue_id: str,
+    trusted: Mapping[int, bytes],
+    zones: tuple[str, ...] = ("GA",),
+) -> Iterator[OfflineGate]:
+    """The North entry gate of `venue_id` on its own database at `path`, trusting `trusted`
+    (tests.device_api.trusted_keys), on the hub's clock; nothing installed yet."""
+    with GateStore(path) as store:
+        store.set_config("device_id", "gate-offline")
+        store.set_gate(factories.gate("North", venue_id=venue_id, zones=zones))
+        for key_id, public in trusted.items():
+            trust_hub_key(store, key_id, public)
+        yield OfflineGate(store, GateService(store, clock=hub.clock, dedupe_window_ms=0), hub.clock)

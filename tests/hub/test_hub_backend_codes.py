@@ -4,12 +4,10 @@ gate that installs it decides offline as the hub's online check decides online."
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import zlib
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,17 +20,10 @@ from manifests.model import Manifest, RetiredCode, Scope
 from manifests.signing import open_envelope
 from protocol.backend_codes import code_digest, pretix_public_key
 from protocol.credential import CodeMatch, CodeState
-from protocol.signing import b64decode
-from scanner.hub_keys import trust_hub_key
-from scanner.install import install_manifest
-from scanner.service import GateService
-from scanner.store import GateStore
-from tests import factories
-from tests.device_api import get_manifest
-from tests.hub_fixtures import HUB_SEED, Device, Hub, Show, add_show, enroll
+from tests.device_api import get_manifest, online_check, trusted_keys
+from tests.hub_fixtures import HUB_SEED, Device, Hub, Show, add_show, enroll, offline_gate
 from tests.pretix_codes import PRETIX, pretix_code, random_secret
 
-_seq = itertools.count(1)
 _rng = random.Random(21)
 PLAIN, NEW, OLD, BLOCKED, UNLISTED = (random_secret(_rng) for _ in range(5))
 SIGNED = pretix_code(1)  # pretix's own code, valid at any time
@@ -90,23 +81,10 @@ def lookup_key(hub: Hub, event_id: str) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-async def trusted(hub: Hub) -> dict[int, bytes]:
-    body = (await hub.client.get("/api/hub")).json()
-    return {int(k): b64decode(v) for k, v in body["trusted_keys"].items()}
-
-
 async def fetch(hub: Hub, device: Device, show: Show) -> tuple[httpx.Response, Manifest]:
     resp = await get_manifest(device, show.event_id)
     assert resp.status_code == 200, resp.text
-    return resp, verify_and_apply(resp.content, "full", await trusted(hub), None, hub.clock())
-
-
-async def check(device: Device, show: Show, payload: str) -> dict[str, Any]:
-    body = {"event_id": show.event_id, "payload": payload, "seq": next(_seq)}
-    resp = await device.send("POST", "/api/device/check", body)
-    assert resp.status_code == 200, resp.text
-    answer: dict[str, Any] = resp.json()
-    return answer
+    return resp, verify_and_apply(resp.content, "full", await trusted_keys(hub), None, hub.clock())
 
 
 async def test_the_manifest_carries_the_key_it_made_and_hashes_never_codes(hub: Hub) -> None:
@@ -150,7 +128,7 @@ async def test_the_manifest_carries_the_key_it_made_and_hashes_never_codes(hub: 
     assert newest.tickets[t[0]].retired_codes == blocked
     delta = await get_manifest(device, show.event_id, since=later.revision)
     assert delta.headers["X-Manifest-Kind"] == "delta"
-    moved = decode_delta(open_envelope(delta.content, await trusted(hub)))
+    moved = decode_delta(open_envelope(delta.content, await trusted_keys(hub)))
     assert [(r.ticket_id, r.retired_codes) for r in moved.upserts] == [(t[0], blocked)]
 
 
@@ -173,26 +151,18 @@ async def test_the_online_check_and_an_offline_gate_judge_backend_codes_alike(
         UNLISTED: ("deny", "unknown_ticket", None),
         forged: ("deny", "bad_signature", None),
     }
-    online = {code: await check(device, show, code) for code in expected}
+    online = {code: await online_check(device, show.event_id, code) for code in expected}
     assert {c: (a["verdict"], a["reason"], a["ticket_id"]) for c, a in online.items()} == expected
     assert "blocked by the ticket seller" in online[BLOCKED]["message"]
     names = {code: show.holders.get(t) for code, (_, _, t) in expected.items() if t}
     names[OLD] = names[BLOCKED] = None  # refused: the engine shows no guest's name
     assert {c: online[c]["display"]["holder"] for c in names} == names
     # a gate that holds the hub's manifest decides the same, offline
-    with GateStore(tmp_path / "gate.db") as store:
-        store.set_config("device_id", "gate-offline")
-        store.set_gate(factories.gate("North", venue_id=hub.a.venue_id, zones=("GA",)))
-        body = (await hub.client.get("/api/hub")).json()
-        for key_id, public in body["trusted_keys"].items():
-            trust_hub_key(store, int(key_id), b64decode(public))
-        install_manifest(store, resp.content, hub.clock())
-        service = GateService(store, clock=hub.clock, dedupe_window_ms=0)
+    with offline_gate(tmp_path / "gate.db", hub, hub.a.venue_id, await trusted_keys(hub)) as gate:
+        gate.install(resp.content)
         offline, shown = {}, {}
         for code in expected:
-            outcome = service.scan(code)
-            assert outcome is not None
-            d = outcome.decision
+            d = gate.decide(code)
             offline[code] = (str(d.verdict), str(d.reason), d.ticket_id)
             shown[code] = d.display.holder
     assert offline == expected
