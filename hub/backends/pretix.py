@@ -49,6 +49,17 @@ PUSH_CONCURRENCY = 4
 DEFAULT_EVENT_LENGTH = timedelta(hours=12)  # an event pretix gives no end for
 FULL_PASS_EVERY_MS = 6 * 3600 * 1000  # a complete re-read now and then: nothing drifts
 
+# The order fields a pull reads (pretix's `include`, nested ones as positions.<field>).
+ORDER_FIELDS = (
+    "code",
+    "status",
+    "valid_if_pending",
+    *(
+        f"positions.{name}"
+        for name in ("id", "item", "secret", "attendee_name", "canceled", "blocked")
+    ),
+)
+
 # Our reasons for a denial, as pretix's failed check-in reasons (Checkin.REASONS).
 FAILED_REASONS: Mapping[str, str] = {
     Reason.ALREADY_ADMITTED: "already_redeemed",
@@ -258,16 +269,9 @@ class PretixBackend:
             params: dict[str, Any] = {
                 "include_canceled_positions": "true",
                 "testmode": "false",
-                # what libpretixsync leaves out too: pretix computes each at a cost
-                "exclude": [
-                    "fees",
-                    "payments",
-                    "refunds",
-                    "invoice_address",
-                    "customer",
-                    "payment_date",
-                    "payment_provider",
-                ],
+                # only what a pull reads: pretix then serialises nothing else (downloads,
+                # answers, check-ins, payments...), which costs it most of its time
+                "include": list(ORDER_FIELDS),
             }
             if mark.get("orders"):
                 params["modified_since"] = mark["orders"]
