@@ -135,6 +135,9 @@ class BackendRunner:
                     if backend_id not in wanted:
                         await self._stop(backend_id)
                 for backend_id, row in wanted.items():
+                    tasks = self._tasks.get(backend_id)
+                    if tasks and all(t.done() for t in tasks):  # ended (a crash): again
+                        await self._stop(backend_id)
                     if backend_id not in self._tasks:
                         self._start(row)
                 await asyncio.sleep(SUPERVISE_S)
@@ -246,7 +249,12 @@ class BackendRunner:
             if not owed:
                 await asyncio.sleep(PUSH_IDLE_S)
                 continue
-            outcomes = await adapter.push(owed)
+            try:
+                outcomes = await adapter.push(owed)
+            except Exception as exc:  # an adapter's bug must not end the pushing: say so, retry
+                log.exception("backend push crashed", extra={"backend": name})
+                error = f"the push failed unexpectedly ({type(exc).__name__})"
+                outcomes = [PushOutcome(s.scan_id, False, error=error) for s in owed]
             done = sum(o.done for o in outcomes)
             health.pushed += done
             health.pushes_failed += len(outcomes) - done
