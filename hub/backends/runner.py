@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ DEFAULT_PULL_INTERVAL_S = 5.0  # a cancellation upstream reaches the online chec
 PUSH_BATCH = 50
 PUSH_IDLE_S = 0.5
 SUPERVISE_S = 2.0
+RESTART_AFTER_S = 30.0  # a backend whose tasks ended starts again after this
 MAX_BACKOFF_S = 300.0
 
 Adapter = Callable[[Mapping[str, Any], str], Backend]
@@ -108,6 +110,7 @@ class BackendRunner:
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
+        self._ended: dict[str, float] = {}  # backend id -> when its tasks were seen ended
 
     def request_pull(self, backend_id: str) -> asyncio.Future[str | None] | None:
         """Pull now instead of at the next interval. The future resolves once a pull begun
@@ -136,7 +139,11 @@ class BackendRunner:
                         await self._stop(backend_id)
                 for backend_id, row in wanted.items():
                     tasks = self._tasks.get(backend_id)
-                    if tasks and all(t.done() for t in tasks):  # ended (a crash): again
+                    if tasks and all(t.done() for t in tasks):  # ended (a crash, no key)
+                        ended = self._ended.setdefault(backend_id, time.monotonic())
+                        if time.monotonic() - ended < RESTART_AFTER_S:
+                            continue
+                        self._ended.pop(backend_id, None)
                         await self._stop(backend_id)
                     if backend_id not in self._tasks:
                         self._start(row)
