@@ -267,6 +267,8 @@ class TicketTokenBackend:
                     }
                     cursor = await conn.execute(_MARK_ENTRY, values)
                     found[scan.scan_id] = cursor.rowcount == 1
+        except BackendError as exc:  # no connection: owed still, retried (never raised)
+            return outcomes + [PushOutcome(s.scan_id, False, error=str(exc)) for s in entries]
         except psycopg.OperationalError as exc:
             await self.aclose()
             error = f"TicketToken's database is not reachable ({_first_line(exc)})"
