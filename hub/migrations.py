@@ -27,6 +27,7 @@ from hub.schema import (
     BACKENDS_DDL,
     BASE_DDL,
     EXTERNAL_ID_COLUMN,
+    OWED_UPSTREAM_TRIGGER,
     TICKET_FIELD_COLUMNS,
     VENUE_LEGACY_KEYS_DDL,
     WEBHOOK_NONCES_DDL,
@@ -141,6 +142,11 @@ def _venue_legacy_keys(db: sqlite_utils.Database) -> None:
 @STEPS(name="0012_backend_webhooks")  # TicketToken's signed webhooks: nonces, idempotency keys
 def _backend_webhooks(db: sqlite_utils.Database) -> None:
     _run(db, WEBHOOK_NONCES_DDL)
+
+
+@STEPS(name="0013_owed_only_at_the_tickets_venue")  # no scan owed to another venue's backend
+def _owed_only_at_the_tickets_venue(db: sqlite_utils.Database) -> None:
+    _run(db, OWED_UPSTREAM_TRIGGER)
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

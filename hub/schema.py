@@ -393,6 +393,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS backend_webhooks_key
 CREATE INDEX IF NOT EXISTS backend_webhooks_seen ON backend_webhooks(seen_ms);
 """
 
+# Step 13: a scan is owed to a ticket's backend only when the device that made it is at
+# that ticket's venue: a gate that read another tenant's or venue's code (refused there as
+# wrong_event) must not report to that other backend.
+OWED_UPSTREAM_TRIGGER = """
+DROP TRIGGER IF EXISTS scans_owed_upstream;
+CREATE TRIGGER scans_owed_upstream AFTER INSERT ON scans
+WHEN NEW.ticket_id IS NOT NULL AND NEW.device_deactivated = 0
+BEGIN
+    INSERT INTO backend_outbox (scan_id, backend_id)
+        SELECT NEW.id, t.backend_id FROM tickets t
+        JOIN events e ON e.id = t.event_id
+        JOIN devices d ON d.id = NEW.device_id AND d.venue_id = e.venue_id
+        WHERE t.id = NEW.ticket_id AND t.backend_id IS NOT NULL;
+END;
+"""
+
 # How readers see a stored scan (`scans s LEFT JOIN gates g ON g.id = s.gate_id`), one way
 # for every reader: its time on the hub's clock (corrected once by the offset its gate
 # measured), and the hub's name for its gate, else the name the device reported.

@@ -570,12 +570,6 @@ def test_a_deleted_ticket_is_revoked_and_a_late_commit_is_not_missed(sites: Site
     assert check(gate_db, format_b(site.event, ids[3]), "--dry-run")["verdict"] == "admit"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub/schema.py trigger scans_owed_upstream owes a scan to the backend of any ticket"
-    " it names, whichever tenant's device made it: a denial at one tenant's gate of another"
-    " tenant's code (wrong_event) is pushed to that other tenant's backend",
-)
 def test_a_denial_at_one_tenants_gate_is_owed_to_no_backend_of_another(tmp_path: Path) -> None:
     """Found by the two-tenant scenario above, kept here without processes: TicketToken
     acknowledges denials without a write, but pretix records them as failed check-ins."""
