@@ -166,13 +166,15 @@ def create_app(
     app.add_routes(check_routes.routes)
     app.add_routes(openapi.routes)
     hub_metrics = metrics.install(app)
-    hub_metrics.devices_online = live.install(app).online
+    live_hub = live.install(app)
+    hub_metrics.devices_online = live_hub.online
     hub_metrics.reconcile_backlog = reconciler.backlog
     if backend_pull_interval_s is not None:
         runner = BackendRunner(db, app[SECRETS], clock, pull_interval_s=backend_pull_interval_s)
         app[RUNNER] = runner
         app.cleanup_ctx.append(_background(runner.run))
         hub_metrics.backend_lines = runner.metric_lines
+        runner.on_tickets_changed = live_hub.tickets_changed
     if expiry_interval_s is not None:
         app.cleanup_ctx.append(_expiry_job(expiry_interval_s))
     return app

@@ -30,7 +30,13 @@ from aiohttp import WSMsgType, web
 from hub.auth import authenticate_device, device_row
 from hub.keys import DB, MEMORY
 from hub.store_base import ScanListener
-from protocol.wire import DEACTIVATED_CLOSE_CODE, DEVICE_DEACTIVATED, EntryState, Hello
+from protocol.wire import (
+    DEACTIVATED_CLOSE_CODE,
+    DEVICE_DEACTIVATED,
+    EntryState,
+    Hello,
+    TicketsChanged,
+)
 
 log = logging.getLogger("hub.live")
 SEND_TIMEOUT_S = 5.0
@@ -146,7 +152,16 @@ class LiveHub:
             self._venues[device_id] = device["venue_id"]
             self.fan_out(device_id, device["venue_id"], messages)
 
-    def fan_out(self, device_id: str, venue: str, messages: list[tuple[str | None, str]]) -> None:
+    def tickets_changed(self, changed: Mapping[str, str]) -> None:
+        """Tell every device at an event's venue that its tickets changed (event id ->
+        venue id), so it syncs now: the backend runner calls this after a pull."""
+        for event_id, venue in changed.items():
+            text = msgspec.json.encode(TicketsChanged(event_id)).decode()
+            self.fan_out(None, venue, [(event_id, text)])
+
+    def fan_out(
+        self, device_id: str | None, venue: str, messages: list[tuple[str | None, str]]
+    ) -> None:
         for conn in self.connections:
             if conn.device_id == device_id or conn.venue_id != venue:
                 continue

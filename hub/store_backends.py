@@ -70,6 +70,7 @@ class PullSummary:
     tickets_revoked: int = 0  # gone from a complete pull
     refused: int = 0  # rows naming an id this backend does not own
     changed_events: set[str] = field(default_factory=set)
+    venues: dict[str, str] = field(default_factory=dict)  # event id -> venue, of changed tickets
 
     def changed(self) -> bool:
         return bool(
@@ -388,6 +389,7 @@ class BackendStore(StoreBase):
             }
             self.db.table("tickets").insert(row)
             s.tickets_added += 1
+            self._ticket_changed(event_id, s)
         elif any(held[k] != v for k, v in values.items()):
             old_code = held["backend_code"]
             if old_code and old_code != t.code:  # upstream gave it a new code
@@ -395,8 +397,9 @@ class BackendStore(StoreBase):
                 s.codes_retired += 1
             self.db.table("tickets").update(ticket_id, {**values, "updated_ms": now_ms})
             s.tickets_changed += 1
-        if t.code is not None:
-            self._set_block(ticket_id, t.code, t.blocked, now_ms, s)
+            self._ticket_changed(event_id, s)
+        if t.code is not None and self._set_block(ticket_id, t.code, t.blocked, now_ms, s):
+            self._ticket_changed(event_id, s)
         return ticket_id
 
     def _revoke_unlisted(
@@ -414,10 +417,12 @@ class BackendStore(StoreBase):
                     ticket_id, {"status": "REVOKED", "updated_ms": now_ms}
                 )
                 s.tickets_revoked += 1
+                self._ticket_changed(event_id, s)
 
     def _set_block(
         self, ticket_id: str, code: str, blocked: bool, now_ms: int, s: PullSummary
-    ) -> None:
+    ) -> bool:
+        """Whether the code's block changed."""
         held = self._one(
             "SELECT state FROM ticket_retired_codes WHERE ticket_id = ? AND code = ?",
             [ticket_id, code],
@@ -425,13 +430,16 @@ class BackendStore(StoreBase):
         if blocked and held is None:
             self._retire_code(ticket_id, code, "blocked", now_ms)
             s.codes_retired += 1
-        elif not blocked and held is not None and held["state"] == "blocked":
+            return True
+        if not blocked and held is not None and held["state"] == "blocked":
             self.db.execute(
                 "DELETE FROM ticket_retired_codes WHERE ticket_id = ? AND code = ?",
                 [ticket_id, code],
             )
             self._touch(ticket_id, now_ms)
             s.tickets_changed += 1
+            return True
+        return False
 
     def _retire(self, event_id: str, code: Any, now_ms: int, s: PullSummary) -> bool:
         """A retired code from the backend's own lists, on the ticket that carries or carried
@@ -446,7 +454,8 @@ class BackendStore(StoreBase):
             return False
         ticket_id = row["id"]
         if code.state == "blocked":
-            self._set_block(ticket_id, code.code, code.active, now_ms, s)
+            if self._set_block(ticket_id, code.code, code.active, now_ms, s):
+                self._ticket_changed(event_id, s)
             return True
         held = self._one(
             "SELECT state FROM ticket_retired_codes WHERE ticket_id = ? AND code = ?",
@@ -455,6 +464,7 @@ class BackendStore(StoreBase):
         if held is None:
             self._retire_code(ticket_id, code.code, "superseded", now_ms)
             s.codes_retired += 1
+            self._ticket_changed(event_id, s)
         return True
 
     def _retire_code(self, ticket_id: str, code: str, state: str, now_ms: int) -> None:
@@ -464,6 +474,12 @@ class BackendStore(StoreBase):
             [ticket_id, code, state, now_ms],
         )
         self._touch(ticket_id, now_ms)
+
+    def _ticket_changed(self, event_id: str, s: PullSummary) -> None:
+        if event_id not in s.venues:
+            row = self._one("SELECT venue_id FROM events WHERE id = ?", [event_id])
+            if row is not None:
+                s.venues[event_id] = row["venue_id"]
 
     def _touch(self, ticket_id: str, now_ms: int) -> None:
         """A change beside the ticket row (its retired codes) must still reach gates: the

@@ -279,7 +279,14 @@ class EntryState(Struct, kw_only=True, tag_field="type", tag="entry_state"):
     counted: bool = True
 
 
-LiveMessage = Hello | EntryState
+class TicketsChanged(Struct, tag_field="type", tag="tickets_changed"):
+    """Tickets of an event changed at the hub (its ticketing backend cancelled, refunded or
+    sold some): sync now instead of at the next poll, so a refund is refused in seconds."""
+
+    event_id: str
+
+
+LiveMessage = Hello | EntryState | TicketsChanged
 
 
 # -- errors -----------------------------------------------------------------------------------

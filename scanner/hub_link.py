@@ -24,4 +24,5 @@ def hub_link(
     # A deactivation seen on the live socket shows in the sync snapshot at once: the status
     # bar reads the snapshot's reason, whichever link heard the hub refuse this gate first.
     live = LiveChannel(store, url, clock=clock, hub=hub, on_deactivated=sync.hub_refused)
+    live.on_tickets_changed = sync.wake
     return sync, live

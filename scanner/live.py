@@ -41,6 +41,7 @@ from protocol.wire import (
     INVALID_FIELD,
     EntryState,
     LiveMessage,
+    TicketsChanged,
     WireError,
     convert,
     decode,
@@ -119,6 +120,8 @@ class LiveChannel:
         # Told once when the hub deactivates this device, from the channel's thread
         # (scanner/hub_link.py hands it to the sync worker, so the status bar says why).
         self.on_deactivated = on_deactivated
+        # Told when the hub says an event's tickets changed (hub_link: the sync worker's wake).
+        self.on_tickets_changed: Callable[[], None] | None = None
         self._was_down = False  # a run of failed connects is logged once
         self.monitor = ConnectionMonitor(policy or LIVE_POLICY, rng)
         self._event_id = event_id
@@ -272,6 +275,10 @@ class LiveChannel:
     # -- messages ------------------------------------------------------------------------
 
     def _receive(self, text: str) -> None:
+        if isinstance(live_message(text), TicketsChanged):
+            if self.on_tickets_changed is not None:
+                self.on_tickets_changed()  # the sync worker: fetch the manifest delta now
+            return
         fact = entry_fact(text, self.hub.offset or 0)
         if fact is None or fact.device_id == self.store.device_id:
             return

@@ -111,6 +111,8 @@ class BackendRunner:
         self._wake: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
         self._ended: dict[str, float] = {}  # backend id -> when its tasks were seen ended
+        # told (event id -> venue id) after a pull changed tickets: the live hub wakes gates
+        self.on_tickets_changed: Callable[[Mapping[str, str]], None] = lambda changed: None
 
     def request_pull(self, backend_id: str) -> asyncio.Future[str | None] | None:
         """Pull now instead of at the next interval. The future resolves once a pull begun
@@ -242,6 +244,8 @@ class BackendRunner:
             return error
         if summary.changed():
             log.info("backend pull", extra={"backend": row["name"], **summary.as_dict()})
+            if summary.venues:
+                self.on_tickets_changed(summary.venues)
         return None
 
     async def _pushes(self, row: Row, adapter: Backend) -> None:

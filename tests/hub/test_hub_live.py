@@ -8,8 +8,10 @@ import asyncio
 import aiohttp
 import pytest
 
+from hub.live import LIVE
 from tests.device_api import connect, nothing_arrives, upload
 from tests.hub_fixtures import Hub, add_show, credential_text, enroll
+from tests.live_hub import LiveHub
 
 
 async def test_uploads_and_checks_reach_the_other_devices_of_the_venue_only(hub: Hub) -> None:
@@ -85,3 +87,20 @@ async def test_unsigned_or_replayed_upgrade_is_refused(hub: Hub) -> None:
         with pytest.raises(aiohttp.WSServerHandshakeError) as replayed:
             await session.ws_connect(hub.url + "/api/device/live", headers=headers)
         assert replayed.value.status == 401
+
+
+async def test_a_backend_change_tells_the_events_venue_to_sync_now(live: LiveHub) -> None:
+    """After a pull changed tickets (hub/backends/runner.py), every device at that event's
+    venue hears `tickets_changed` and nothing else does; a gate's live channel then wakes
+    its sync worker (tests/scanner)."""
+    hub = live.hub
+    show = add_show(hub, hub.a)
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    foreign = await enroll(hub, hub.b.manager_token, hub.b.venue_id)
+    async with aiohttp.ClientSession() as session:
+        ws_north = await connect(session, north)
+        ws_foreign = await connect(session, foreign)
+        live.runner.app[LIVE].tickets_changed({show.event_id: hub.a.venue_id})
+        got = await ws_north.receive_json(timeout=5)
+        assert got == {"type": "tickets_changed", "event_id": show.event_id}
+        assert await nothing_arrives(ws_foreign)

@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from hub.live import LIVE
 from manifests.admission_types import Direction
 from protocol.reasons import Reason, Verdict
 from scanner.live import LiveChannel, entry_fact
@@ -215,5 +216,25 @@ async def test_the_channel_follows_the_gate_to_the_next_event(
                 and channel.connected_path.endswith("the-next-event")
             )
         )
+    finally:
+        await asyncio.to_thread(channel.stop)
+
+
+async def test_tickets_changed_at_the_hub_wake_the_gates_sync(
+    live: LiveHub, gates: EnrolledGates
+) -> None:
+    """A backend pull that changed an event's tickets (hub/backends/runner.py) reaches the
+    gate's channel as `tickets_changed`, which calls its sync worker's wake: the gate fetches
+    the manifest delta now, not at its next poll."""
+    show, _, gate_b = await two_gates_at_north(live, gates)
+    channel = LiveChannel(gate_b, live.hub.url, event_id=show.event_id)
+    woken: list[int] = []
+    channel.on_tickets_changed = lambda: woken.append(1)
+    try:
+        channel.start()
+        assert await asyncio.to_thread(channel.connected.wait, 10)
+        live.runner.app[LIVE].tickets_changed({show.event_id: live.hub.a.venue_id})
+        assert await wait_for(lambda: woken == [1])
+        assert channel.received == 0  # not an entry: nothing merged into the history
     finally:
         await asyncio.to_thread(channel.stop)
