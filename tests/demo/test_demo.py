@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from textual.css.query import NoMatches
 
 from demo.scene import DEMO_GATE, NOTE, OTHER_GATE, Processes, build, demo_app, kept_file
 from scanner.screens.verdict import AttentionScreen
@@ -194,6 +196,18 @@ def test_ctrl_c_stops_hub_and_second_gate_and_cleans_up(
             kept_files.append(kept_file(Path(folder)))
 
 
+def attention_text(app: Any) -> str:
+    """What the attention screen says, once it is on screen and composed ("" before: the
+    screen is pushed before its panel's children are mounted, and a loaded machine can be
+    asked in between)."""
+    if not isinstance(app.screen, AttentionScreen):
+        return ""
+    try:
+        return str(app.screen.query_one(VerdictPanel).message)
+    except NoMatches:
+        return ""
+
+
 async def test_the_app_shows_the_other_gates_entry_and_an_attention_check(tmp_path: Path) -> None:
     """The screen mode: the gate app on the demo video, synced with the demo hub; the last
     guest's ticket note waits for staff, who admit."""
@@ -210,10 +224,7 @@ async def test_the_app_shows_the_other_gates_entry_and_an_attention_check(tmp_pa
                     await pilot.pause(0.1)
                 refused = [s for s in store.scans() if s.reason == "already_admitted"]
                 assert refused and OTHER_GATE in refused[0].message
-                while not (  # the last guest: staff read the ticket's note and decide
-                    isinstance(app.screen, AttentionScreen)
-                    and NOTE in app.screen.query_one(VerdictPanel).message
-                ):
+                while NOTE not in attention_text(app):  # the last guest: staff read the note
                     assert time.monotonic() < deadline, "no attention check on screen"
                     await pilot.pause(0.1)
                 await pilot.press("y")  # staff checked: admitted
