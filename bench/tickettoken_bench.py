@@ -1,0 +1,442 @@
+"""The hub in front of TicketToken (issue 15), all real on loopback: TicketToken's PostgreSQL
+under row-level security (tests/tickettoken_db.py: a throwaway cluster, Debian's server),
+payment-service's signed webhooks (tests/tickettoken_webhooks.py), `gate-hub serve`, gates as
+`gate-scanner` processes or a gate's own store and sync worker in this process. In one run:
+
+(1) 100,000 sold tickets in TicketToken's database, a serving hub with its tenant, venue and
+    the venue's TicketToken keys (`gate-hub venue-keys set`) set up before the clock; the clock
+    starts at `gate-hub backend add --kind tickettoken` (its database checked through RLS),
+    runs through the serve process's first pull (polled in its database) and one
+    `gate-scanner enroll` process (enrolment code from the CLI, the manifest pulled, verified
+    and installed) and stops when that process exits holding 100,000 tickets. Checked after
+    the clock: the gate admits a format A, B and C code of a random ticket (a dry run of its
+    own decision) and refuses an unknown one;
+(2) that gate online (`gate-scanner stream --sync`), REFUNDS refunds done as payment-service
+    does them (ticket-service's cancel-batch UPDATE, then the refund.completed webhook POSTed
+    to the hub), one every REFUND_EVERY_S: each refund is timed from its webhook POST to the
+    hub's row showing it CANCELLED and to the gate's installed tickets showing it refused
+    (both databases polled every 5 ms from here). The serve process polls TicketToken only
+    hourly (GATE_HUB_BACKEND_PULL_INTERVAL_S=3600, as bench/pretix_bench.py's Hub starts
+    it): the webhooks alone bring the refunds, and the hub's live channel tells the gate to
+    fetch its delta. They start once the 60 s every pull re-reads (the watermark's slack for
+    late commits) no longer holds the bulk insert;
+(3) PUSHES entries: the gate scans PUSHES format B codes offline (its own decisions, not
+    timed), then uploads them as its sync worker does; the clock runs until the hub's outbox
+    is empty. TicketToken must then show exactly PUSHES rows USED, scan_count 1, validated_at
+    at the scan's time.
+
+Prints a table beside the targets; the very last line is ONE JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pretix_bench import Hub, until  # noqa: E402  (one way to run a hub)
+from hub.backends.tickettoken import LATE_COMMIT_S  # noqa: E402
+from protocol.reasons import Verdict  # noqa: E402
+from scanner.service import GateService  # noqa: E402
+from scanner.store import GateStore  # noqa: E402
+from scanner.sync import SyncWorker  # noqa: E402
+from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, code_a, code_b, code_c  # noqa: E402
+from tests.processes import Gate  # noqa: E402
+from tests.tickettoken_db import TicketTokenDb, TicketTokenEvent, missing_postgres  # noqa: E402
+from tests.tickettoken_webhooks import WebhookSender  # noqa: E402
+
+TICKETS = 100_000
+REFUNDS = 200
+REFUND_EVERY_S = 0.5
+PUSHES = 10_000
+BACKEND = "tickettoken"
+TENANT, VENUE = "bench", "Arena"
+WEBHOOK_SECRET = secrets.token_hex(16)
+ROTATION_MS = 30_000
+POLL_S = 0.005
+GATE_CLI = (sys.executable, "-m", "scanner")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def codes(event: TicketTokenEvent, ticket: uuid.UUID) -> dict[str, str]:
+    """The ticket's code in each format, as TicketToken's QR service makes them now."""
+    ids = {"ticketId": str(ticket), "eventId": str(event.event_id)}
+    return {
+        "A": code_a({**ids, "timestamp": now_ms() // ROTATION_MS, "nonce": secrets.token_hex(8)}),
+        "B": code_b(ids),
+        "C": code_c(str(ticket), now_ms(), secrets.token_hex(8)),
+    }
+
+
+def gate_hub(hub: Hub, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "hub", *args, "--db", str(hub.db)],
+        input=stdin, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"gate-hub {args[0]} {args[1]}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def read_only(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+# ---- (1) 100,000 tickets to a gate holding them ---------------------------------------------
+
+
+def set_up_hub(hub: Hub, tmp: Path) -> None:
+    """What an operator does before connecting TicketToken: tenant, venue, the venue's keys."""
+    hub.start()
+    gate_hub(hub, "tenant", "create", TENANT)
+    gate_hub(hub, "venue", "create", VENUE, "--tenant", TENANT, "--timezone", "UTC")
+    files = {"a": A_KEY, "b": B_KEY, "c": C_SECRET.hex()}
+    for name, text in files.items():
+        (tmp / f"key-{name}").write_text(text)
+    gate_hub(
+        hub, "venue-keys", "set", "--tenant", TENANT, "--venue", VENUE,
+        "--format-a-key", str(tmp / "key-a"), "--format-b-key", str(tmp / "key-b"),
+        "--format-c-secret-hex", str(tmp / "key-c"),
+    )  # fmt: skip
+
+
+def first_manifest(hub: Hub, tt: TicketTokenDb, event: TicketTokenEvent, gate_db: Path) -> dict:
+    parts = urlsplit(tt.connector_dsn)
+    url = f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"
+    hub_cpu0 = hub.cpu()
+    started = time.perf_counter()
+    gate_hub(
+        hub, "backend", "add", BACKEND, "--tenant", TENANT, "--venue", VENUE,
+        "--kind", "tickettoken", "--url", url, "--tt-tenant", str(event.tenant_id),
+        "--tt-venue", str(event.venue_id), "--db-password", "-", "--webhook-secret", "-",
+        stdin=f"{parts.password}\n{WEBHOOK_SECRET}\n",
+    )  # fmt: skip
+    added = time.perf_counter()
+
+    def pulled() -> bool:
+        rows = hub.query("SELECT last_pull_ok_ms, last_pull_error FROM backends")
+        if rows and rows[0][1]:
+            raise RuntimeError(f"the hub's first pull failed: {rows[0][1]}")
+        return bool(rows and rows[0][0])
+
+    until(pulled, 300, "the hub's first pull from TicketToken", hub, poll_s=0.02)
+    pull_done = time.perf_counter()
+    hub_cpu_pull = hub.cpu() - hub_cpu0
+    uri = gate_hub(
+        hub, "enrollment", "create", "--tenant", TENANT, "--venue", VENUE, "--name", "North 1",
+        "--hub-url", hub.url,
+    )  # fmt: skip
+    enrolled = subprocess.run(
+        [*GATE_CLI, "--db", str(gate_db), "enroll", uri, "--json", "--hardware-id", "hw-1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    ended = time.perf_counter()
+    if enrolled.returncode != 0:
+        raise RuntimeError(f"enroll exited {enrolled.returncode}: {enrolled.stderr.strip()}")
+    answer = json.loads(enrolled.stdout.strip().splitlines()[-1])
+    held = ((answer.get("sync") or {}).get("manifest") or {}).get("tickets")
+    if held != TICKETS:
+        raise RuntimeError(f"the gate holds {held} tickets after enrolling, not {TICKETS}")
+    store = GateStore(gate_db)
+    try:
+        size = len(store.manifest_encoded() or b"")
+    finally:
+        store.close()
+    return {
+        "tickettoken_first_manifest_100k_s": ended - started,
+        "tickettoken_backend_add_s": added - started,
+        "tickettoken_first_pull_s": pull_done - added,
+        "tickettoken_gate_enrol_s": ended - pull_done,
+        "tickettoken_manifest_bytes": size,
+        "hub_cpu_s_first_pull": hub_cpu_pull,
+    }
+
+
+def scannable(gate_db: Path, event: TicketTokenEvent, ticket_ids: list[uuid.UUID]) -> None:
+    """The gate, on its own, would admit each format's code of a random ticket and refuse
+    a genuine code of a ticket TicketToken never sold (dry runs: nothing stored)."""
+    store = GateStore(gate_db)
+    try:
+        service = GateService(store)
+        for fmt, code in codes(event, random.choice(ticket_ids)).items():
+            decided = service.preview(code)
+            if decided.verdict != Verdict.ADMIT:
+                raise RuntimeError(f"format {fmt}: {decided.verdict} ({decided.reason})")
+        unknown = service.preview(codes(event, uuid.uuid4())["C"])
+        if unknown.verdict != Verdict.DENY:
+            raise RuntimeError(f"an unknown ticket: {unknown.verdict} ({unknown.reason})")
+    finally:
+        store.close()
+
+
+# ---- (2) refunds to an online gate ------------------------------------------------------------
+
+
+class Watch:
+    """Polls the hub's and the gate's databases from a thread; notes when each ticket of
+    `pending` is CANCELLED at the hub and refused in the gate's installed tickets."""
+
+    def __init__(self, hub_db: Path, gate_db: Path) -> None:
+        self.hub, self.gate = read_only(hub_db), read_only(gate_db)
+        self.pending: dict[str, float] = {}  # ticket -> webhook POST time
+        self.at_hub: dict[str, float] = {}
+        self.at_gate: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _statuses(self, conn: sqlite3.Connection, sql: str, ids: list[str]) -> dict[str, str]:
+        marks = ",".join("?" * len(ids))
+        return dict(conn.execute(sql.format(marks), ids).fetchall())
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                ids = [t for t in self.pending if t not in self.at_gate or t not in self.at_hub]
+            if ids:
+                seen = time.perf_counter()
+                hub = self._statuses(
+                    self.hub, "SELECT id, status FROM tickets WHERE id IN ({})", ids
+                )
+                gate = self._statuses(
+                    self.gate, "SELECT ticket_id, status FROM tickets WHERE ticket_id IN ({})", ids
+                )
+                with self.lock:
+                    for ticket in ids:
+                        if hub.get(ticket) == "CANCELLED":
+                            self.at_hub.setdefault(ticket, seen)
+                        if gate.get(ticket) == "CANCELLED":
+                            self.at_gate.setdefault(ticket, seen)
+            time.sleep(POLL_S)
+
+    def posted(self, ticket: str, at: float) -> None:
+        with self.lock:
+            self.pending[ticket] = at
+
+    def done(self) -> bool:
+        with self.lock:
+            return len(self.at_gate) == len(self.at_hub) == len(self.pending)
+
+
+def refunds_to_gate(
+    hub: Hub, tt: TicketTokenDb, event: TicketTokenEvent, gate_db: Path, tickets: list[uuid.UUID]
+) -> dict[str, Any]:
+    backend_id = hub.query("SELECT id FROM backends")[0][0]
+    url = f"{hub.url}/api/backends/{backend_id}/webhook/refund.completed"
+    sender = WebhookSender(WEBHOOK_SECRET)
+    gate = Gate(gate_db, str(event.event_id))
+    watch = Watch(hub.db, gate_db)
+    try:
+        time.sleep(6)  # the gate's first sync cycle is behind it
+        watch.thread.start()
+        started = time.perf_counter()
+        for i, ticket in enumerate(tickets):
+            time.sleep(max(0.0, started + i * REFUND_EVERY_S - time.perf_counter()))
+            refund = tt.refund(event.tenant_id, [ticket])  # cancel-batch: committed
+            if refund.cancelled != [ticket]:
+                raise RuntimeError(f"cancel-batch changed {refund.cancelled}")
+            at = time.perf_counter()
+            watch.posted(str(ticket), at)
+            answer = sender.post(url, refund.webhook_body, idempotency_key=refund.idempotency_key)
+            if answer.status != 202:
+                raise RuntimeError(f"webhook answered {answer.status}: {answer.body[:200]!r}")
+        until(watch.done, 60, "every refund at the gate", hub, poll_s=0.1)
+    finally:
+        watch.stop.set()
+        gate.close()
+    store = GateStore(gate_db)
+    try:
+        service = GateService(store)
+        for ticket in tickets:
+            decided = service.preview(
+                code_b({"ticketId": str(ticket), "eventId": str(event.event_id)})
+            )
+            if (decided.verdict, decided.reason) != (Verdict.DENY, "cancelled"):
+                raise RuntimeError(
+                    f"a refunded ticket at the gate: {decided.verdict} {decided.reason}"
+                )
+    finally:
+        store.close()
+    to_gate = sorted((watch.at_gate[t] - watch.pending[t]) * 1000 for t in watch.pending)
+    to_hub = sorted((watch.at_hub[t] - watch.pending[t]) * 1000 for t in watch.pending)
+    return {
+        "tickettoken_refund_to_gate_p99_ms": percentile(to_gate, 99),
+        "tickettoken_refund_to_gate_p50_ms": percentile(to_gate, 50),
+        "tickettoken_refund_to_gate_max_ms": to_gate[-1],
+        "tickettoken_refund_to_hub_p99_ms": percentile(to_hub, 99),
+        "tickettoken_refund_to_hub_p50_ms": percentile(to_hub, 50),
+        "tickettoken_refunds": len(to_gate),
+    }
+
+
+def percentile(sorted_ms: list[float], p: float) -> float:
+    """Nearest rank."""
+    rank = max(1, round(p / 100 * len(sorted_ms) + 0.5 - 1e-9))
+    return sorted_ms[min(rank, len(sorted_ms)) - 1]
+
+
+# ---- (3) entries pushed back --------------------------------------------------------------------
+
+
+def push_entries(
+    hub: Hub, tt: TicketTokenDb, event: TicketTokenEvent, gate_db: Path, tickets: list[uuid.UUID]
+) -> dict[str, Any]:
+    store = GateStore(gate_db)
+    service = GateService(store)
+    worker = SyncWorker(store, hub.url, event_id=str(event.event_id), timeout_s=120)
+    try:
+        scanned_at = time.perf_counter()
+        for ticket in tickets:
+            outcome = service.scan(codes(event, ticket)["B"])
+            if outcome is None or outcome.decision.verdict != Verdict.ADMIT:
+                raise RuntimeError(f"the gate did not admit a TicketToken code offline: {outcome}")
+        scan_s = time.perf_counter() - scanned_at
+        if worker.pending_count() != len(tickets):
+            raise RuntimeError(f"{worker.pending_count()} scans pending on the gate")
+        hub_cpu0 = hub.cpu()
+        started = time.perf_counter()
+        while worker.pending_count():
+            if not worker.sync_once():
+                raise RuntimeError(f"a gate sync cycle failed: {worker.snapshot().last_error}")
+        uploaded = time.perf_counter()
+    finally:
+        worker.stop()
+        store.close()
+
+    def drained() -> bool:
+        owed, pushed = hub.query(
+            "SELECT coalesce(sum(pushed_ms IS NULL), 0), coalesce(sum(pushed_ms IS NOT NULL), 0)"
+            " FROM backend_outbox"
+        )[0]
+        return owed == 0 and pushed == len(tickets)
+
+    until(drained, 600, "the hub's outbox to drain into TicketToken", hub, poll_s=0.05)
+    ended = time.perf_counter()
+    hub_cpu = hub.cpu() - hub_cpu0
+    rows = tt.tickets(event.tenant_id, tickets)
+    scans = dict(hub.query("SELECT ticket_id, scanned_ms + clock_offset_ms FROM scans"))
+    wrong = [
+        r["id"]
+        for r in rows
+        if (r["status"], r["scan_count"]) != ("USED", 1)
+        or round(r["validated_at"].timestamp() * 1000) != scans[str(r["id"])]
+    ]
+    if len(rows) != len(tickets) or wrong:
+        raise RuntimeError(
+            f"{len(wrong)} of {len(rows)} tickets not written back once: {wrong[:3]}"
+        )
+    used = tt.admin(
+        "SELECT count(*) AS n FROM tickets WHERE tenant_id = %s AND validated_at IS NOT NULL",
+        [event.tenant_id],
+    )[0]["n"]
+    if used != len(tickets):
+        raise RuntimeError(f"TicketToken shows {used} validated tickets, not {len(tickets)}")
+    seconds = ended - started
+    return {
+        "tickettoken_push_10k_s": seconds,
+        "tickettoken_push_entries_per_s": len(tickets) / seconds,
+        "tickettoken_push_upload_s": uploaded - started,
+        "hub_cpu_ms_per_pushed_entry": hub_cpu / len(tickets) * 1000,
+        "gate_offline_scans_10k_s": scan_s,
+        "tickettoken_validated_rows": used,
+    }
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    problem = missing_postgres()
+    if problem:
+        sys.exit(f"tickettoken bench: {problem}")
+    figures: dict[str, Any] = {"tickettoken_bench_tickets": TICKETS}
+    notes: dict[str, Any] = {}
+    tt = TicketTokenDb()
+    with tempfile.TemporaryDirectory(prefix="tickettoken-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        hub = Hub(tmp)
+        try:
+            started = time.perf_counter()
+            tt.start()
+            notes["postgres"] = tt.bin.parent.name
+            event = tt.create_tenant(
+                "Bench Arena", starts_at=datetime.now(UTC) + timedelta(minutes=30)
+            )
+            inserted = time.perf_counter()
+            ticket_ids = tt.insert_tickets(event, TICKETS).ticket_ids
+            notes["insert_s"] = time.perf_counter() - inserted
+            committed = time.perf_counter()
+            set_up_hub(hub, tmp)
+            notes["setup_s"] = time.perf_counter() - started
+            progress(notes)
+
+            gate_db = tmp / "gate.db"
+            figures.update(first_manifest(hub, tt, event, gate_db))
+            scannable(gate_db, event, ticket_ids)
+            progress(figures)
+            picked = random.sample(ticket_ids, REFUNDS + PUSHES)
+            # Every pull re-reads the rows changed in the LATE_COMMIT_S before the last one:
+            # within that minute of the bulk insert each pull would read all 100,000 again
+            # (about 10 s of the hub's CPU). Refunds come when that minute has passed.
+            time.sleep(max(0.0, committed + LATE_COMMIT_S + 5 - time.perf_counter()))
+            figures.update(refunds_to_gate(hub, tt, event, gate_db, picked[:REFUNDS]))
+            progress(figures)
+            figures.update(push_entries(hub, tt, event, gate_db, picked[REFUNDS:]))
+        finally:
+            hub.stop()
+            tt.close()
+    show(figures, notes)
+
+
+def progress(figures: dict[str, Any]) -> None:
+    """What is measured so far, on stderr: a run that fails later still shows it."""
+    text = json.dumps(figures, default=str)
+    print(f"tickettoken bench so far: {text}", file=sys.stderr, flush=True)
+
+
+TARGETS = {
+    "tickettoken_first_manifest_100k_s": "<= 10",
+    "tickettoken_refund_to_gate_p99_ms": "<= 2,000 (webhooks)",
+    "tickettoken_validated_rows": f"== {PUSHES}",
+    "tickettoken_refunds": f"== {REFUNDS}",
+}
+
+
+def show(figures: dict[str, Any], notes: dict[str, Any]) -> None:
+    print(
+        f"tickettoken bench: PostgreSQL {notes['postgres']} (throwaway cluster, RLS) and a"
+        f" `gate-hub serve` on loopback, {TICKETS:,} tickets; {REFUNDS} refunds one every"
+        f" {REFUND_EVERY_S} s by webhook (the hub polls hourly); {PUSHES:,} entries pushed;"
+        f" {os.cpu_count()} CPUs, {platform.python_version()}; set-up {notes['setup_s']:.1f} s"
+        f" (the 100k insert {notes['insert_s']:.1f} s; not measured)\n"
+    )
+    print(f"{'figure':<40} {'value':>14}  target")
+    for name, value in figures.items():
+        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
+        print(f"{name:<40} {shown:>14}  {TARGETS.get(name, '')}")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
