@@ -530,6 +530,8 @@ def test_two_tenants_of_one_database_stay_apart(
         [theirs.event.tenant_id],
     )
     assert untouched == [{"n": 7}]
+    theirs_now = theirs.status()  # our gate's denial of their code is not theirs to hear
+    assert (theirs_now["owed_scans"], theirs_now["pushed_scans"]) == (0, 0), theirs_now
 
 
 def test_a_deleted_ticket_is_revoked_and_a_late_commit_is_not_missed(sites: Sites) -> None:
@@ -566,8 +568,9 @@ def test_a_deleted_ticket_is_revoked_and_a_late_commit_is_not_missed(sites: Site
 
 
 def test_a_denial_at_one_tenants_gate_is_owed_to_no_backend_of_another(tmp_path: Path) -> None:
-    """Found by the two-tenant scenario above, kept here without processes: TicketToken
-    acknowledges denials without a write, but pretix records them as failed check-ins."""
+    """Found by the two-tenant scenario above (schema step 0013), kept here without
+    processes: TicketToken acknowledges denials without a write, but pretix records them as
+    failed check-ins."""
     store = HubStore(tmp_path / "hub.sqlite")
     try:
         now = now_ms()
