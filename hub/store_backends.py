@@ -230,12 +230,13 @@ class BackendStore(StoreBase):
                 if event_id is not None:
                     types[(t.event_ref, t.ref)] = self._upsert_type(backend_id, event_id, t)
                     summary.ticket_types += 1
-            for ticket in pull.tickets:
-                event_id = events.get(ticket.event_ref) or known.get(ticket.event_ref)
-                if event_id is not None:
-                    held = self._upsert_ticket(backend_id, event_id, ticket, now_ms, summary)
-                    if held is not None:
-                        listed.setdefault(event_id, set()).add(held)
+            placed = [
+                (event_id, ticket)
+                for ticket in pull.tickets
+                if (event_id := events.get(ticket.event_ref) or known.get(ticket.event_ref))
+            ]
+            for event_id, ticket_id in self._upsert_tickets(backend_id, placed, now_ms, summary):
+                listed.setdefault(event_id, set()).add(ticket_id)
             for ref in pull.complete_events:
                 event_id = events.get(ref) or known.get(ref)
                 if event_id is not None:
@@ -350,57 +351,102 @@ class BackendStore(StoreBase):
             self.db.table("ticket_types").update(type_id, {"name": name})
         return type_id
 
-    def _upsert_ticket(
-        self, backend_id: str, event_id: str, t: UpstreamTicket, now_ms: int, s: PullSummary
-    ) -> str | None:
-        """The ticket's hub id, or None when its id belongs to something else here."""
-        ticket_id = t.hub_id or upstream_id(backend_id, "ticket", t.ref)
-        type_id = (
-            None
-            if t.type_ref is None
-            else upstream_id(backend_id, "ticket_type", t.event_ref, t.type_ref)
-        )
-        values: dict[str, Any] = {
-            "status": str(t.status),
-            "ticket_type_id": type_id,
-            "holder_name": t.holder_name,
-            "order_ref": t.order_ref,
-            "backend_code": t.code,
-            "zone": t.zone,
-            "seat": t.seat,
-        }
-        held = self._one(
-            "SELECT status, ticket_type_id, holder_name, order_ref, backend_code, zone, seat,"
-            " backend_id, event_id FROM tickets WHERE id = ?",
-            [ticket_id],
-        )
-        if held is not None and (
-            held.pop("backend_id") != backend_id or held.pop("event_id") != event_id
-        ):
-            s.refused += 1  # never take over a ticket this backend did not bring
-            return None
-        if held is None:
-            row = {
-                "id": ticket_id,
-                "event_id": event_id,
-                "backend_id": backend_id,
-                "updated_ms": now_ms,
-                **values,
+    def _upsert_tickets(
+        self,
+        backend_id: str,
+        placed: Sequence[tuple[str, UpstreamTicket]],
+        now_ms: int,
+        s: PullSummary,
+    ) -> list[tuple[str, str]]:
+        """(event id, hub id) of each ticket taken. What the hub holds is read for all of
+        them at once and new ones are inserted together: a first pull of 100,000 tickets is
+        a few statements, not 200,000."""
+        prepared = []
+        for event_id, t in placed:
+            ticket_id = t.hub_id or upstream_id(backend_id, "ticket", t.ref)
+            type_id = (
+                None
+                if t.type_ref is None
+                else upstream_id(backend_id, "ticket_type", t.event_ref, t.type_ref)
+            )
+            values: dict[str, Any] = {
+                "status": str(t.status),
+                "ticket_type_id": type_id,
+                "holder_name": t.holder_name,
+                "order_ref": t.order_ref,
+                "backend_code": t.code,
+                "zone": t.zone,
+                "seat": t.seat,
             }
-            self.db.table("tickets").insert(row)
-            s.tickets_added += 1
-            self._ticket_changed(event_id, s)
-        elif any(held[k] != v for k, v in values.items()):
-            old_code = held["backend_code"]
-            if old_code and old_code != t.code:  # upstream gave it a new code
-                self._retire_code(ticket_id, old_code, "superseded", now_ms)
-                s.codes_retired += 1
-            self.db.table("tickets").update(ticket_id, {**values, "updated_ms": now_ms})
-            s.tickets_changed += 1
-            self._ticket_changed(event_id, s)
-        if t.code is not None and self._set_block(ticket_id, t.code, t.blocked, now_ms, s):
-            self._ticket_changed(event_id, s)
-        return ticket_id
+            prepared.append((event_id, t, ticket_id, values))
+        ids = [ticket_id for _, _, ticket_id, _ in prepared]
+        held = self._rows_by_id(
+            "tickets",
+            "id, status, ticket_type_id, holder_name, order_ref, backend_code, zone, seat,"
+            " backend_id, event_id",
+            ids,
+        )
+        blocked = {
+            (r["ticket_id"], r["code"])
+            for r in self._rows_by_id(
+                "ticket_retired_codes",
+                "ticket_id, code",
+                ids,
+                key="ticket_id",
+                where="state = 'blocked'",
+            ).values()
+        }
+        taken, fresh = [], []
+        for event_id, t, ticket_id, values in prepared:
+            row = held.get(ticket_id)
+            if row is not None and (row["backend_id"] != backend_id or row["event_id"] != event_id):
+                s.refused += 1  # never take over a ticket this backend did not bring
+                continue
+            taken.append((event_id, ticket_id))
+            if row is None:
+                fresh.append(
+                    {"id": ticket_id, "event_id": event_id, "backend_id": backend_id,
+                     "updated_ms": now_ms, **values}
+                )  # fmt: skip
+                s.tickets_added += 1
+                self._ticket_changed(event_id, s)
+            elif any(row[k] != v for k, v in values.items()):
+                old_code = row["backend_code"]
+                if old_code and old_code != t.code:  # upstream gave it a new code
+                    self._retire_code(ticket_id, old_code, "superseded", now_ms)
+                    s.codes_retired += 1
+                self.db.table("tickets").update(ticket_id, {**values, "updated_ms": now_ms})
+                s.tickets_changed += 1
+                self._ticket_changed(event_id, s)
+        if fresh:
+            self.db.table("tickets").insert_all(fresh, batch_size=500)
+        for event_id, t, ticket_id, _ in prepared:
+            if t.code is None or t.blocked == ((ticket_id, t.code) in blocked):
+                continue  # the block is as upstream says
+            if ticket_id in held and held[ticket_id]["backend_id"] != backend_id:
+                continue
+            if self._set_block(ticket_id, t.code, t.blocked, now_ms, s):
+                self._ticket_changed(event_id, s)
+        return taken
+
+    def _rows_by_id(
+        self, table: str, columns: str, ids: Sequence[str], *, key: str = "id", where: str = "1"
+    ) -> dict[str, Row]:
+        """Rows of `table` whose `key` is one of `ids`, by that key, 500 ids a statement (the
+        bound-parameter limit of older SQLite builds is 999)."""
+        found: dict[str, Row] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            cursor = self.db.conn.execute(
+                f"SELECT {columns} FROM {table} WHERE {where} AND {key}"
+                f" IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            names = [d[0] for d in cursor.description]
+            for values in cursor:
+                row = dict(zip(names, values, strict=True))
+                found[row[key]] = row
+        return found
 
     def _revoke_unlisted(
         self, backend_id: str, event_id: str, listed: set[str], now_ms: int, s: PullSummary
