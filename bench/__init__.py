@@ -1,0 +1,1 @@
+"""The benches: each runs standalone (python bench/NAME.py) and prints its figures."""
