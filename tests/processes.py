@@ -14,6 +14,14 @@ from scanner.store import GateStore
 from tests.paths import ROOT
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """A child's preexec_fn: Ctrl-C (SIGINT) back to its default. A test run started in the
+    background by a script has SIGINT ignored (POSIX shells do that for `cmd &` without job
+    control) and children inherit it; Python then installs no KeyboardInterrupt at all, so a
+    test of Ctrl-C would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=30

@@ -25,6 +25,7 @@ from scanner.screens.verdict import AttentionScreen
 from scanner.store import GateStore
 from scanner.widgets import VerdictPanel
 from tests.paths import ROOT
+from tests.processes import ctrl_c_as_at_a_terminal
 
 pytestmark = pytest.mark.slow
 DEMO = [sys.executable, "-m", "demo", "--no-ui"]
@@ -145,7 +146,13 @@ def test_ctrl_c_stops_hub_and_second_gate_and_cleans_up(
 ) -> None:
     """Ctrl-C while the hub and gates start, and while the camera video is being read."""
     proc = subprocess.Popen(
-        DEMO, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+        DEMO,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=ctrl_c_as_at_a_terminal,
     )
     assert proc.stdout is not None
     try:

@@ -19,6 +19,7 @@ from hub.cli import main
 from hub.config import ConfigError, load_config, load_or_create_seed
 from hub.storage import HubStore
 from tests.paths import ROOT
+from tests.processes import ctrl_c_as_at_a_terminal
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -172,7 +173,13 @@ def test_ctrl_c_on_the_terminal_stops_the_hub_and_its_check_writer(tmp_path: Pat
     of it and leaves only when the hub, done with its shutdown, closes the writer's pipe."""
     port = _free_port()
     # start_new_session: a process group of its own, as a terminal gives the hub
-    proc = _serve(tmp_path / "hub.sqlite", port, stdout=subprocess.DEVNULL, start_new_session=True)
+    proc = _serve(
+        tmp_path / "hub.sqlite",
+        port,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,
+    )
     try:
         deadline = time.monotonic() + 15
         while not _children(proc.pid):  # the writer starts with the hub
