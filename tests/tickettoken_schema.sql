@@ -185,60 +185,39 @@ CREATE TRIGGER update_ticket_types_updated_at BEFORE UPDATE ON ticket_types
 CREATE TRIGGER update_tickets_updated_at BEFORE UPDATE ON tickets
   FOR EACH ROW EXECUTE FUNCTION update_updated_at_column();
 
--- The remediation plan's RLS policy template, verbatim but for the table names: ENABLE and
--- FORCE (the owner is held to it too; only superusers and BYPASSRLS roles are not), one policy
--- for ALL commands on tenant_id = current_setting('app.current_tenant_id', true)::UUID.
+-- The remediation plan's RLS policy template, applied by one loop to each table (the plan
+-- repeats it per table, verbatim but for the names): ENABLE and FORCE (the owner is held to it
+-- too; only superusers and BYPASSRLS roles are not), one policy <table>_tenant_isolation for ALL
+-- commands on tenant_id (tenants: id) = current_setting('app.current_tenant_id', true)::UUID.
 -- Unset, the setting reads NULL and no row matches. Beware: once a session has set it with
 -- set_config(..., true), later transactions of that session read '' and the cast fails
 -- (invalid input syntax for type uuid) instead of matching nothing.
-ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenants_tenant_isolation ON tenants
-  FOR ALL
-  USING (id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (id = current_setting('app.current_tenant_id', true)::UUID);
-
-ALTER TABLE venues ENABLE ROW LEVEL SECURITY;
-ALTER TABLE venues FORCE ROW LEVEL SECURITY;
-CREATE POLICY venues_tenant_isolation ON venues
-  FOR ALL
-  USING (tenant_id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true)::UUID);
-
-ALTER TABLE events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE events FORCE ROW LEVEL SECURITY;
-CREATE POLICY events_tenant_isolation ON events
-  FOR ALL
-  USING (tenant_id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true)::UUID);
-
-ALTER TABLE ticket_types ENABLE ROW LEVEL SECURITY;
-ALTER TABLE ticket_types FORCE ROW LEVEL SECURITY;
-CREATE POLICY ticket_types_tenant_isolation ON ticket_types
-  FOR ALL
-  USING (tenant_id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true)::UUID);
-
-ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
-ALTER TABLE orders FORCE ROW LEVEL SECURITY;
-CREATE POLICY orders_tenant_isolation ON orders
-  FOR ALL
-  USING (tenant_id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true)::UUID);
-
-ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tickets FORCE ROW LEVEL SECURITY;
-CREATE POLICY tickets_tenant_isolation ON tickets
-  FOR ALL
-  USING (tenant_id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true)::UUID);
-
-ALTER TABLE ticket_transfers ENABLE ROW LEVEL SECURITY;
-ALTER TABLE ticket_transfers FORCE ROW LEVEL SECURITY;
-CREATE POLICY ticket_transfers_tenant_isolation ON ticket_transfers
-  FOR ALL
-  USING (tenant_id = current_setting('app.current_tenant_id', true)::UUID)
-  WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true)::UUID);
+DO $$
+DECLARE
+  t RECORD;
+BEGIN
+  FOR t IN
+    SELECT * FROM (VALUES
+      ('tenants', 'id'),
+      ('venues', 'tenant_id'),
+      ('events', 'tenant_id'),
+      ('ticket_types', 'tenant_id'),
+      ('orders', 'tenant_id'),
+      ('tickets', 'tenant_id'),
+      ('ticket_transfers', 'tenant_id')
+    ) AS isolated (table_name, tenant_column)
+  LOOP
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t.table_name);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t.table_name);
+    EXECUTE format(
+      'CREATE POLICY %I ON %I FOR ALL '
+      'USING (%I = current_setting(''app.current_tenant_id'', true)::UUID) '
+      'WITH CHECK (%I = current_setting(''app.current_tenant_id'', true)::UUID)',
+      t.table_name || '_tenant_isolation', t.table_name, t.tenant_column, t.tenant_column
+    );
+  END LOOP;
+END
+$$;
 
 -- The hub's connector (group role tickettoken_connector; hub_connector and any role
 -- add_connector_role makes are its members): reads what a pull needs and writes only what an
