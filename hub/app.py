@@ -26,6 +26,8 @@ from hub import (
 )
 from hub.backends.runner import RUNNER, BackendRunner
 from hub.checkpoint import Checkpointer
+from hub.console import setup_console
+from hub.console.render import console_middleware
 from hub.errors import error_middleware, error_response
 from hub.keys import (
     CLOCK,
@@ -118,7 +120,7 @@ def create_app(
 
         hub_keys = fixed_keys
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, error_middleware],
+        middlewares=[metrics.metrics_middleware, error_middleware, console_middleware],
         client_max_size=client_max_size,
     )
     db: ThreadOwned[HubStorage] = ThreadOwned.adopt("hub-db", store)
@@ -165,6 +167,7 @@ def create_app(
     app.add_routes(manifest_routes.routes)
     app.add_routes(check_routes.routes)
     app.add_routes(openapi.routes)
+    setup_console(app)
     hub_metrics = metrics.install(app)
     live_hub = live.install(app)
     hub_metrics.devices_online = live_hub.online

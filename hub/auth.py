@@ -50,10 +50,11 @@ class Principal:
     tenant_id: str
     venue_id: str | None  # None: every venue of the tenant
     role: str
+    kind: str = "token"  # "user": a person signed in to the console; token_id is the username
 
     @property
     def actor(self) -> str:
-        return f"token:{self.token_id}"
+        return f"{self.kind}:{self.token_id}"
 
 
 async def require_admin(request: web.Request, permission: str) -> Principal:

@@ -20,6 +20,7 @@ from hub.backends.connect import BadBackend, NewBackend, connect
 from hub.backends.kinds import PRETIX
 from hub.backends.runner import open_backend
 from hub.backends.seam import BackendError
+from hub.cli_commands import CommandContext
 from hub.schema import BACKEND_KINDS
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.storage import HubStore, Row
@@ -177,15 +178,9 @@ def _new_backend(args: argparse.Namespace) -> NewBackend:
     )
 
 
-def run(
-    args: argparse.Namespace,
-    store: HubStore,
-    tenant: Row,
-    venue_of: Callable[[str], Row],
-    local: Callable[[int | None], str | None],
-    print_rows: Callable[[list[Row], Sequence[str], bool], int],
-    now_ms: int,
-) -> int:
+def run(args: argparse.Namespace, ctx: CommandContext) -> int:
+    store, tenant, venue_of, now_ms = ctx.store, ctx.tenant, ctx.venue_of, ctx.now_ms
+    local, print_rows = ctx.local, ctx.print_rows
     box = SecretBox.for_database(store.path)
     if args.action == "add":
         venue = venue_of(args.venue)

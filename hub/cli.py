@@ -18,10 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from aiohttp import web
 
-from hub import backend_cli, venue_keys_cli
+from hub import backend_cli, user_cli, venue_keys_cli
 from hub.admin_routes import MAX_ENROLLMENT_TTL_S
 from hub.app import create_app, wall_clock_ms
 from hub.auth import ADMIN, ROLES
+from hub.backend_cli import BackendRefused
+from hub.cli_commands import CommandContext
 from hub.config import ConfigError, HubConfig, load_config
 from hub.credentials import NoNativeCredential, qr_image, ticket_credential
 from hub.demo import make_demo
@@ -41,6 +43,8 @@ from hub.progress import on_terminal
 from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
 from hub.storage import HubStore, Row
 from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, TicketQuery, ticket_status
+from hub.user_cli import UserRefused
+from hub.venue_keys import VenueKeysRefused
 from manifests.admission_types import Direction
 from protocol.signing import enrollment_uri, key_fingerprint
 
@@ -217,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
 
     backend_cli.add_parsers(sub, _db)
     venue_keys_cli.add_parsers(sub, _db)
+    user_cli.add_parsers(sub, _db)
     key = sub.add_parser(
         "key", help="the hub's signing keys: list, rotate, activate, retire, new-identity"
     ).add_subparsers(dest="action", required=True)
@@ -278,6 +283,10 @@ def _create_command(listing: Any, noun: str) -> None:
             help="entry or exit (default entry)",
         )
     _db(command)
+
+
+# The nouns whose commands live in a module of their own (hub/cli_commands.py).
+NOUN_COMMANDS = {"backend": backend_cli, "venue-keys": venue_keys_cli, "user": user_cli}
 
 
 class Refused(Exception):
@@ -824,33 +833,14 @@ def _admin(args: argparse.Namespace) -> int:
     store = _open(args.db, create=create)
     try:
         now = wall_clock_ms()
-        if args.command == "backend":
+        if args.command in NOUN_COMMANDS:
             tenant = _tenant(store, args.tenant)
+            context = CommandContext(
+                store, tenant, lambda text: _venue(store, tenant, text), _local, _print_rows, now
+            )
             try:
-                return backend_cli.run(
-                    args,
-                    store,
-                    tenant,
-                    lambda text: _venue(store, tenant, text),
-                    _local,
-                    _print_rows,
-                    now,
-                )
-            except backend_cli.BackendRefused as exc:
-                return _fail(str(exc))
-        if args.command == "venue-keys":
-            tenant = _tenant(store, args.tenant)
-            try:
-                return venue_keys_cli.run(
-                    args,
-                    store,
-                    tenant,
-                    lambda text: _venue(store, tenant, text),
-                    _local,
-                    _print_rows,
-                    now,
-                )
-            except venue_keys_cli.VenueKeysRefused as exc:
+                return NOUN_COMMANDS[args.command].run(args, context)
+            except (BackendRefused, VenueKeysRefused, UserRefused) as exc:
                 return _fail(str(exc))
         if getattr(args, "action", None) == "list":
             return _list(store, args)

@@ -28,6 +28,7 @@ from hub.schema import (
     BASE_DDL,
     EXTERNAL_ID_COLUMN,
     OWED_UPSTREAM_TRIGGER,
+    STAFF_DDL,
     TICKET_FIELD_COLUMNS,
     VENUE_LEGACY_KEYS_DDL,
     WEBHOOK_NONCES_DDL,
@@ -147,6 +148,11 @@ def _backend_webhooks(db: sqlite_utils.Database) -> None:
 @STEPS(name="0013_owed_only_at_the_tickets_venue")  # no scan owed to another venue's backend
 def _owed_only_at_the_tickets_venue(db: sqlite_utils.Database) -> None:
     _run(db, OWED_UPSTREAM_TRIGGER)
+
+
+@STEPS(name="0014_staff_accounts")  # people signing in to the venue console, and their sessions
+def _staff_accounts(db: sqlite_utils.Database) -> None:
+    _run(db, STAFF_DDL)
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

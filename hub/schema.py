@@ -457,3 +457,28 @@ CREATE TABLE IF NOT EXISTS venue_legacy_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS venue_legacy_keys_one_each
     ON venue_legacy_keys(venue_id, state) WHERE state IN ('next', 'current');
 """
+
+# Step 14: people who sign in to the venue console (hub/console/): a password (argon2id,
+# hub/staff_accounts.py), the roles and tenant/venue scope admin tokens have, and their sessions.
+# A session is stored by the SHA-256 of its cookie value; its CSRF token is per session.
+STAFF_USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{1,63}$"  # lower case: one spelling per person
+STAFF_DDL = """
+CREATE TABLE IF NOT EXISTS staff_users (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    venue_id TEXT REFERENCES venues(id),  -- NULL: every venue of the tenant
+    username TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    disabled_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS staff_sessions (
+    session_hash TEXT PRIMARY KEY,  -- SHA-256 of the cookie's value
+    user_id TEXT NOT NULL REFERENCES staff_users(id),
+    csrf_token TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staff_sessions_user ON staff_sessions(user_id);
+"""

@@ -29,6 +29,7 @@ from hub.store_devices import (
 from hub.store_manifests import ManifestStore
 from hub.store_reconcile import ReconcileStore
 from hub.store_search import SearchStore
+from hub.store_staff import StaffStore
 from hub.store_tickets import TicketStore
 from hub.store_venue_keys import VenueKeyStore
 
@@ -51,6 +52,7 @@ class HubStore(
     SearchStore,
     BackendStore,
     VenueKeyStore,
+    StaffStore,
 ):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:

@@ -338,6 +338,29 @@ class VenueKeyStorage(Protocol):
     ) -> Row: ...
 
 
+class StaffStorage(Protocol):
+    """People who sign in to the venue console, and their sessions (hub/store_staff.py)."""
+
+    def create_staff_user(
+        self,
+        tenant_id: str,
+        venue_id: str | None,
+        username: str,
+        role: str,
+        password_hash: str,
+        actor: str,
+        now_ms: int,
+    ) -> Row: ...
+    def staff_users(self, tenant_id: str) -> list[Row]: ...
+    def staff_user_named(self, username: str) -> Row | None: ...
+    def disable_staff_user(self, user_id: str, actor: str, now_ms: int) -> Row | None: ...
+    def start_staff_session(
+        self, user: Row, session_hash: str, csrf_token: str, now_ms: int, expires_ms: int
+    ) -> None: ...
+    def staff_session(self, session_hash: str, now_ms: int) -> Row | None: ...
+    def end_staff_session(self, session_hash: str) -> None: ...
+
+
 class StorageCore(Protocol):
     """The connection's life, its health and the hub's own identity."""
 
@@ -363,6 +386,7 @@ class HubStorage(
     SearchStorage,
     BackendStorage,
     VenueKeyStorage,
+    StaffStorage,
     StorageCore,
     Protocol,
 ):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hub.cli_commands import CommandContext
 from hub.secret_box import SecretBox
-from hub.storage import HubStore, Row
 from hub.venue_keys import (
     CURRENT,
     DEFAULTS,
@@ -114,15 +114,9 @@ def _keys(args: argparse.Namespace) -> tuple[Any, int, int]:
     return material, interval, validity
 
 
-def run(
-    args: argparse.Namespace,
-    store: HubStore,
-    tenant: Row,
-    venue_of: Callable[[str], Row],
-    local: Callable[[int | None], str | None],
-    print_rows: Callable[[list[Row], Sequence[str], bool], int],
-    now_ms: int,
-) -> int:
+def run(args: argparse.Namespace, ctx: CommandContext) -> int:
+    store, tenant, venue_of, now_ms = ctx.store, ctx.tenant, ctx.venue_of, ctx.now_ms
+    local, print_rows = ctx.local, ctx.print_rows
     venue = venue_of(args.venue)
     if args.action == "list":
         views = [key_set_view(r) for r in store.venue_key_sets(venue["id"])]
