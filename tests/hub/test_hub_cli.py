@@ -159,6 +159,13 @@ def _children(pid: int) -> list[int]:
     ]
 
 
+def _is_check_writer(pid: int) -> bool:
+    try:
+        return "hub.check_writer" in Path(f"/proc/{pid}/cmdline").read_text()
+    except FileNotFoundError:
+        return False
+
+
 def _running(pid: int) -> bool:
     """Not gone and not a zombie (an orphan's zombie stays where PID 1 reaps nothing)."""
     try:
@@ -182,12 +189,12 @@ def test_ctrl_c_on_the_terminal_stops_the_hub_and_its_check_writer(tmp_path: Pat
     )
     try:
         deadline = time.monotonic() + 15
-        while not _children(proc.pid):  # the writer starts with the hub
+        # The writer starts with the hub; until its exec is done its cmdline reads empty.
+        while not (writers := _children(proc.pid)) or not _is_check_writer(writers[0]):
             assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no check writer started"
+            assert time.monotonic() < deadline, f"no check writer started: {writers}"
             time.sleep(0.1)
-        (writer,) = _children(proc.pid)
-        assert "hub.check_writer" in Path(f"/proc/{writer}/cmdline").read_text()
+        (writer,) = writers
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=15)
