@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint format bench mutation floors system-deps venv clean pretix tickettoken-deps
+.PHONY: test demo lint format bench mutation floors system-deps venv clean pretix tickettoken-deps chromium
 
 venv: $(STAMP)
 
@@ -72,7 +72,19 @@ tickettoken-deps:
 	           --no-install-recommends postgresql rabbitmq-server >/dev/null; RC=$$?; \
 	      [ -z "$$ADDED" ] || $$SUDO rm -f $$POLICY; exit $$RC; }
 
-test: $(STAMP) pretix tickettoken-deps
+# Headless Chromium for the tests marked `browser` (tests/browser.py drives it with Playwright,
+# whose own browser download cannot work here): Debian's package when /usr/bin/chromium is
+# missing. No recommends (they bring daemons such as avahi and upower); fonts-liberation is
+# one of them, named so that pages in the screenshots have real fonts.
+chromium:
+	@test -x /usr/bin/chromium \
+	 || { echo "installing chromium"; \
+	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	      $$SUDO apt-get update -qq \
+	        && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	           --no-install-recommends chromium fonts-liberation >/dev/null; }
+
+test: $(STAMP) pretix tickettoken-deps chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # ruff and mypy are pinned in pyproject's test extra; mypy's file list is in pyproject too.

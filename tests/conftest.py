@@ -13,6 +13,8 @@ from tests.live_hub import live  # noqa: F401  (the restartable hub, a fixture)
 from tests.pretix_server import PretixServer, missing_pretix
 
 if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
     from tests.rabbitmq_node import RabbitNode
     from tests.tickettoken_db import TicketTokenDb
 
@@ -71,3 +73,39 @@ def rabbitmq() -> Iterator[RabbitNode]:
         yield node
     finally:
         node.close()
+
+
+# -- the venue console in a real browser (tests/browser.py) ----------------------------------
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium under Playwright, for one test. Launched per test (about
+    0.8 s with closing): Playwright's objects belong to the event loop that made them, and the
+    tests' loops (and the `hub` fixture's) are per test. Without Chromium or Playwright it
+    fails, saying what to run: a skip would hide that nothing was tested."""
+    from tests.browser import launched, missing_browser
+
+    problem = missing_browser()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    async with launched() as started:
+        yield started
+
+
+@pytest.fixture
+async def phone(browser: Browser) -> AsyncIterator[Page]:
+    """A page 390x844 (touch, mobile) in a context of its own."""
+    from tests.browser import sized
+
+    async with sized(browser, "phone") as context:
+        yield await context.new_page()
+
+
+@pytest.fixture
+async def desktop(browser: Browser) -> AsyncIterator[Page]:
+    """A page 1280x800 in a context of its own."""
+    from tests.browser import sized
+
+    async with sized(browser, "desktop") as context:
+        yield await context.new_page()
