@@ -32,6 +32,7 @@ from hub.schema import (
     TICKET_FIELD_COLUMNS,
     VENUE_LEGACY_KEYS_DDL,
     WEBHOOK_NONCES_DDL,
+    WILL_CALL_DDL,
 )
 
 STEPS = Migrations("hub")
@@ -153,6 +154,11 @@ def _owed_only_at_the_tickets_venue(db: sqlite_utils.Database) -> None:
 @STEPS(name="0014_staff_accounts")  # people signing in to the venue console, and their sessions
 def _staff_accounts(db: sqlite_utils.Database) -> None:
     _run(db, STAFF_DDL)
+
+
+@STEPS(name="0015_will_call")  # orders held at the box office: ID check, pick-up
+def _will_call(db: sqlite_utils.Database) -> None:
+    _run(db, WILL_CALL_DDL)
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

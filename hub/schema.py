@@ -482,3 +482,26 @@ CREATE TABLE IF NOT EXISTS staff_sessions (
 );
 CREATE INDEX IF NOT EXISTS staff_sessions_user ON staff_sessions(user_id);
 """
+
+# Step 15: will-call (hub/will_call.py). An order (the tickets of an event sharing an order_ref)
+# held at the box office under a name; the photo-ID check before it is handed over (who, when)
+# and its pick-up (who, when; `releases` counts the first hand-over and each confirmed reprint).
+# The name is kept here and on the printed list only, never in the audit log.
+WILL_CALL_NAME_MAX_LEN = 200
+WILL_CALL_NAME_PATTERN = ATTENTION_PATTERN  # one line of text, not blank
+WILL_CALL_DDL = f"""
+CREATE TABLE IF NOT EXISTS will_call (
+    event_id TEXT NOT NULL REFERENCES events(id),
+    order_ref TEXT NOT NULL CHECK (length(order_ref) BETWEEN 1 AND {ORDER_REF_MAX_LEN}),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND {WILL_CALL_NAME_MAX_LEN}),
+    held_by TEXT NOT NULL,
+    held_ms INTEGER NOT NULL,
+    id_checked_by TEXT,
+    id_checked_ms INTEGER,
+    released_by TEXT,
+    released_ms INTEGER,
+    releases INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (event_id, order_ref),
+    CHECK ((released_ms IS NULL) = (releases = 0))
+);
+"""
