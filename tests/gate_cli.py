@@ -1,4 +1,4 @@
-"""The real gate-scanner process, and a disk that fills up, for the CLI tests."""
+"""The real gate-scanner and gate-hub processes, and a disk that fills up, for the CLI tests."""
 
 from __future__ import annotations
 
@@ -25,16 +25,33 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def gate_cli(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(argv: list[str], stdin: str | None, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """One of this checkout's commands as a process, run from the repository's root."""
     return subprocess.run(
-        [sys.executable, "-m", "scanner", "--db", str(db), *args],
+        [sys.executable, "-m", *argv],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout_s,
         cwd=ROOT,
         env=cli_env(),
     )
+
+
+def gate_cli(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return _cli(["scanner", "--db", str(db), *args], stdin, 60)
+
+
+def gate_hub(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`gate-hub ARGS --db DB` (a pull from a real backend may take a while: 120 s)."""
+    return _cli(["hub", *args, "--db", str(db)], stdin, 120)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    """The command's stdout, stripped, once it exited 0 (else the test fails showing both
+    streams)."""
+    assert proc.returncode == 0, (proc.args, proc.stdout, proc.stderr)
+    return proc.stdout.strip()
 
 
 async def async_gate_cli(db: Path, *args: str) -> tuple[int, str, str]:

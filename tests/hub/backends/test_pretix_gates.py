@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,31 +22,13 @@ import pytest
 
 from demo.local_hub import free_port, until
 from hub.storage import HubStore
-from tests.gate_cli import cli_env, gate_cli
-from tests.paths import ROOT
+from tests.gate_cli import gate_cli, gate_hub, ok
 from tests.pretix_server import Event, Position, PretixServer
 from tests.processes import Gate, HubProcess
 
 pytestmark = [pytest.mark.pretix, pytest.mark.slow]
 
 T, V = "Riverside Events", "Riverside Park"
-
-
-def gate_hub(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args, "--db", str(db)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=cli_env(),
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, (proc.args, proc.stdout, proc.stderr)
-    return proc.stdout.strip()
 
 
 @dataclass

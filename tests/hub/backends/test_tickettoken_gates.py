@@ -14,8 +14,6 @@ import contextlib
 import json
 import secrets
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,10 +29,9 @@ from demo.local_hub import free_port, until
 from hub.backends.seam import Pull, UpstreamEvent, UpstreamTicket
 from hub.storage import HubStore
 from manifests.model import TicketStatus
-from tests.gate_cli import cli_env, gate_cli
+from tests.gate_cli import gate_cli, gate_hub, ok
 from tests.hub_fixtures import store_device
 from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, code_a, code_b, code_c
-from tests.paths import ROOT
 from tests.processes import Gate, HubProcess
 from tests.rabbitmq_node import (
     RabbitNode,
@@ -56,23 +53,6 @@ OUTAGE_S = 60
 ROTATION_MS = 30_000  # format A's window, the venue-keys default
 HUB_WITHIN_S = 1.0  # a webhook or queue message to the change committed at the hub
 GATE_WITHIN_S = 5.0  # the issue's, to an online gate (told by the hub's live channel)
-
-
-def gate_hub(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args, "--db", str(db)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=cli_env(),
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, (proc.args, proc.stdout, proc.stderr)
-    return proc.stdout.strip()
 
 
 def check(gate_db: Path, code: str, *extra: str) -> dict[str, Any]:
