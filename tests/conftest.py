@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pytest
 
@@ -19,6 +19,30 @@ if TYPE_CHECKING:
     from tests.tickettoken_db import TicketTokenDb
 
 
+class _Server(Protocol):
+    def start(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+def _for_the_session(
+    missing: Callable[[], str | None], make: Callable[[], S], end: Callable[[S], None]
+) -> Iterator[S]:
+    """A real server for the session's tests, ended (`end`) when the session is. Where it
+    cannot run, `missing` says why and the fixture fails saying so: a skip would hide that
+    nothing was tested."""
+    problem = missing()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    server = make()
+    try:
+        server.start()
+        yield server
+    finally:
+        end(server)
+
+
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     """The real hub on 127.0.0.1 over a real SQLite file, two tenants (a, b) with tokens."""
@@ -31,13 +55,9 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
 def pretix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PretixServer]:
     """One real pretix for the session (tests/pretix_server.py); tests make their own events.
     Without `make pretix` it fails, saying so: a skip would hide that nothing was tested."""
-    problem = missing_pretix()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    server = PretixServer(tmp_path_factory.mktemp("pretix"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _for_the_session(
+        missing_pretix, lambda: PretixServer(tmp_path_factory.mktemp("pretix")), PretixServer.stop
+    )
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +67,7 @@ def tickettoken_db() -> Iterator[TicketTokenDb]:
     saying so."""
     from tests.tickettoken_db import TicketTokenDb, missing_postgres  # psycopg: only when used
 
-    problem = missing_postgres()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    db = TicketTokenDb()
-    try:
-        db.start()
-        yield db
-    finally:
-        db.close()
+    yield from _for_the_session(missing_postgres, TicketTokenDb, TicketTokenDb.close)
 
 
 @pytest.fixture(scope="session")
@@ -64,15 +76,7 @@ def rabbitmq() -> Iterator[RabbitNode]:
     Without `make tickettoken-deps` it fails, saying so."""
     from tests.rabbitmq_node import RabbitNode, missing_rabbitmq  # aio-pika: only when used
 
-    problem = missing_rabbitmq()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    node = RabbitNode()
-    try:
-        node.start()
-        yield node
-    finally:
-        node.close()
+    yield from _for_the_session(missing_rabbitmq, RabbitNode, RabbitNode.close)
 
 
 # -- the venue console in a real browser (tests/browser.py) ----------------------------------
