@@ -10,27 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import main
 from hub.secret_box import SecretBox, key_path_for
 from hub.storage import HubStore
+from tests.hub_cli import riverside_hall, run
 
 PLACE = ("--tenant", "Riverside Events")
 TOKEN = "tok-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def run(capsys: pytest.CaptureFixture[str], db: Path, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, "--db", str(db)])
-    out, err = capsys.readouterr()
-    return code, out.strip(), err.strip()
-
-
 @pytest.fixture
 def db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    path = tmp_path / "hub.db"
-    assert run(capsys, path, "tenant", "create", "Riverside Events")[0] == 0
-    venue = ("venue", "create", "Riverside Hall", *PLACE, "--timezone", "Europe/London")
-    assert run(capsys, path, *venue)[0] == 0
-    return path
+    return riverside_hall(capsys, tmp_path / "hub.db")
 
 
 def _digest(path: Path) -> str:

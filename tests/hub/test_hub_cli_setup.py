@@ -8,29 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import main
 from hub.keyring import open_keyring
 from hub.storage import HubStore
 from protocol.signing import parse_enrollment_uri
+from tests.hub_cli import riverside_hall, run
 
 TICKET = "9a68f7fe-f094-4146-ae1c-debce5a18c8a"
 PLACE = ("--tenant", "Riverside Events", "--venue", "riverside hall")
-
-
-def run(capsys: pytest.CaptureFixture[str], db: Path, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, "--db", str(db)])
-    out, err = capsys.readouterr()
-    return code, out.strip(), err.strip()
 
 
 @pytest.fixture
 def db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A hub with a tenant, a venue in London, one event with a ticket, and its key file
     (as `serve` makes it on first start)."""
-    path = tmp_path / "hub.db"
-    assert run(capsys, path, "tenant", "create", "Riverside Events")[0] == 0
-    venue = ("venue", "create", "Riverside Hall", "--tenant", "Riverside Events")
-    assert run(capsys, path, *venue, "--timezone", "Europe/London")[0] == 0
+    path = riverside_hall(capsys, tmp_path / "hub.db")
     (tmp_path / "events.csv").write_text(
         "event_id,venue_id,name,timezone,start,end\n"
         "gig,Riverside Hall,Gig,Europe/London,2027-07-17T19:30,2027-07-17T23:00\n"
