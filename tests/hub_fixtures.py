@@ -271,9 +271,38 @@ async def credential_text(hub: Hub, ticket_id: str) -> str:
     return resp.text
 
 
-def store_device(store: HubStore, tenant_id: str, venue_id: str, now_ms: int) -> str:
-    """A device enrolled through the store alone (a one-time code, then enrolment), for
-    tests that store scans without a running hub; its id."""
+def store_backend(
+    store: HubStore,
+    tenant_name: str,
+    now_ms: int,
+    *,
+    kind: str = "pretix",
+    name: str = "shop",
+    settings: Mapping[str, Any] | None = None,
+    seal: Callable[[str], bytes] | None = None,
+    timezone: str = "Europe/Berlin",
+) -> dict[str, Any]:
+    """A new tenant with one venue, Riverside Park, and a backend of `kind` at it, made
+    through the store alone; the backend's row."""
+    tenant = store.create_tenant(tenant_name, now_ms)
+    venue = store.create_venue(tenant["id"], "Riverside Park", timezone, "t", now_ms)
+    return store.create_backend(
+        tenant_id=tenant["id"],
+        venue_id=venue["id"],
+        kind=kind,
+        name=name,
+        settings=settings or {},
+        seal=seal,
+        actor="t",
+        now_ms=now_ms,
+    )
+
+
+def store_enrollment_code(
+    store: HubStore, tenant_id: str, venue_id: str, now_ms: int, ttl_ms: int = 60_000
+) -> str:
+    """A one-time enrolment code for the venue (no gate, no zone), made through the store
+    alone."""
     _, code = store.create_enrollment(
         tenant_id=tenant_id,
         venue_id=venue_id,
@@ -282,10 +311,20 @@ def store_device(store: HubStore, tenant_id: str, venue_id: str, now_ms: int) ->
         name="North 1",
         actor="test",
         now_ms=now_ms,
-        ttl_ms=60_000,
+        ttl_ms=ttl_ms,
     )
+    return code
+
+
+def store_device(store: HubStore, tenant_id: str, venue_id: str, now_ms: int) -> str:
+    """A device enrolled through the store alone (a one-time code, then enrolment), for
+    tests that store scans without a running hub; its id."""
     device = store.enroll_device(
-        code=code, hardware_id="hw", public_key=b"\x01" * 32, app_version=None, now_ms=now_ms
+        code=store_enrollment_code(store, tenant_id, venue_id, now_ms),
+        hardware_id="hw",
+        public_key=b"\x01" * 32,
+        app_version=None,
+        now_ms=now_ms,
     )
     assert isinstance(device, dict), device
     return str(device["id"])

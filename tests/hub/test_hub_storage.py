@@ -19,6 +19,7 @@ from hub.storage import (
     StoreUnavailable,
 )
 from protocol.signing import NONCE_MEMORY_MS
+from tests.hub_fixtures import store_enrollment_code
 
 NOW = 1_790_000_000_000
 KEY = b"\x01" * 32
@@ -37,20 +38,6 @@ def _venue(store: HubStore, name: str = "alpha") -> tuple[str, str]:
     return tenant["id"], venue["id"]
 
 
-def _code(store: HubStore, tenant_id: str, venue_id: str, ttl_ms: int = 60_000) -> str:
-    _, code = store.create_enrollment(
-        tenant_id=tenant_id,
-        venue_id=venue_id,
-        gate_id=None,
-        zone=None,
-        name="scanner",
-        actor="t",
-        now_ms=NOW,
-        ttl_ms=ttl_ms,
-    )
-    return code
-
-
 def _enroll(
     store: HubStore,
     tenant_id: str,
@@ -62,7 +49,7 @@ def _enroll(
 ) -> dict[str, Any]:
     """A device of hardware id hw1 enrolled with a fresh code at the venue."""
     device = store.enroll_device(
-        code=_code(store, tenant_id, venue_id),
+        code=store_enrollment_code(store, tenant_id, venue_id, NOW),
         hardware_id="hw1",
         public_key=public_key,
         app_version=app_version,
@@ -113,13 +100,13 @@ def test_reads_are_scoped_by_tenant_and_venue(store: HubStore) -> None:
 
 def test_enrollment_code_is_single_use_and_short_lived(store: HubStore) -> None:
     tenant, venue = _venue(store)
-    code = _code(store, tenant, venue, ttl_ms=60_000)
+    code = store_enrollment_code(store, tenant, venue, NOW, ttl_ms=60_000)
     kwargs = dict(hardware_id="hw1", public_key=KEY, app_version=None)
     assert store.enroll_device(code="nope", now_ms=NOW, **kwargs) == ENROLLMENT_INVALID
     device = store.enroll_device(code=code, now_ms=NOW + 1, **kwargs)
     assert isinstance(device, dict) and device["active"] == 1
     assert store.enroll_device(code=code, now_ms=NOW + 2, **kwargs) == ENROLLMENT_USED
-    late = _code(store, tenant, venue, ttl_ms=60_000)
+    late = store_enrollment_code(store, tenant, venue, NOW, ttl_ms=60_000)
     assert store.enroll_device(code=late, now_ms=NOW + 60_000, **kwargs) == ENROLLMENT_EXPIRED
     assert len(store.list_devices(tenant)) == 1
     # the code itself is never stored, only its hash

@@ -22,7 +22,7 @@ from hub.secret_box import SecretBox, SecretUnreadable, key_path_for
 from hub.storage import HubStore
 from hub.store_backends import idempotency_key, upstream_id
 from manifests.model import TicketStatus
-from tests.hub_fixtures import store_device
+from tests.hub_fixtures import store_backend, store_device
 
 NOW = 1_790_000_000_000
 SIG_KEY = bytes(range(32))
@@ -36,18 +36,8 @@ def store(tmp_path: Path) -> Any:
 
 
 def _backend(store: HubStore, seal: Any = None) -> dict[str, Any]:
-    tenant = store.create_tenant("Riverside", NOW)
-    venue = store.create_venue(tenant["id"], "Riverside Park", "Europe/Berlin", "t", NOW)
-    return store.create_backend(
-        tenant_id=tenant["id"],
-        venue_id=venue["id"],
-        kind="pretix",
-        name="shop",
-        settings={"url": "https://pretix.example", "organizer": "river"},
-        seal=seal,
-        actor="t",
-        now_ms=NOW,
-    )
+    settings = {"url": "https://pretix.example", "organizer": "river"}
+    return store_backend(store, "Riverside", NOW, settings=settings, seal=seal)
 
 
 def _ticket(ref: str, **changes: Any) -> UpstreamTicket:

@@ -18,7 +18,7 @@ from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.seam import BackendError
 from hub.storage import HubStore
 from hub.store_backends import upstream_id
-from tests.hub_fixtures import Hub, store_device
+from tests.hub_fixtures import Hub, store_backend, store_device
 from tests.pretix_server import PretixServer
 
 pytestmark = pytest.mark.pretix
@@ -38,18 +38,7 @@ def store(tmp_path: Path) -> Iterator[HubStore]:
 
 
 def _backend_row(store: HubStore, settings: dict[str, Any]) -> dict[str, Any]:
-    tenant = store.create_tenant(slug("t"), NOW)
-    venue = store.create_venue(tenant["id"], "Riverside Park", "Europe/Berlin", "t", NOW)
-    return store.create_backend(
-        tenant_id=tenant["id"],
-        venue_id=venue["id"],
-        kind="pretix",
-        name="shop",
-        settings=settings,
-        seal=None,
-        actor="t",
-        now_ms=NOW,
-    )
+    return store_backend(store, slug("t"), NOW, settings=settings)
 
 
 def device_backend(pretix: PretixServer, organizer: str, events: list[str]) -> PretixBackend:

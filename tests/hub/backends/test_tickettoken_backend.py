@@ -18,7 +18,7 @@ import pytest
 
 from hub.backends.tickettoken import TicketTokenBackend
 from hub.storage import HubStore
-from tests.hub_fixtures import Hub, store_device
+from tests.hub_fixtures import Hub, store_backend, store_device
 from tests.rabbitmq_node import RabbitNode, publish_once, tickets_purchased_message
 from tests.tickettoken_db import TicketTokenDb
 
@@ -45,12 +45,9 @@ def connector(db: TicketTokenDb, tenant: uuid.UUID, **settings: Any) -> TicketTo
 
 
 def hub_backend(store: HubStore, name: str = "tt") -> dict[str, Any]:
-    tenant = store.create_tenant(f"t-{name}", NOW)
-    venue = store.create_venue(tenant["id"], "Riverside", "Europe/London", "t", NOW)
-    return store.create_backend(
-        tenant_id=tenant["id"], venue_id=venue["id"], kind="tickettoken", name=name,
-        settings={}, seal=None, actor="t", now_ms=NOW,
-    )  # fmt: skip
+    return store_backend(
+        store, f"t-{name}", NOW, kind="tickettoken", name=name, timezone="Europe/London"
+    )
 
 
 def pull(store: HubStore, row: dict[str, Any], backend: TicketTokenBackend) -> Any:

@@ -30,7 +30,7 @@ from hub.backends.seam import Pull, UpstreamEvent, UpstreamTicket
 from hub.storage import HubStore
 from manifests.model import TicketStatus
 from tests.gate_cli import gate_cli, gate_hub, ok
-from tests.hub_fixtures import store_device
+from tests.hub_fixtures import store_backend, store_device
 from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, code_a, code_b, code_c
 from tests.processes import Gate, HubProcess
 from tests.rabbitmq_node import (
@@ -556,13 +556,10 @@ def test_a_denial_at_one_tenants_gate_is_owed_to_no_backend_of_another(tmp_path:
         now = now_ms()
         ids = {}
         for name in ("ours", "theirs"):
-            tenant = store.create_tenant(name, now)
-            venue = store.create_venue(tenant["id"], V, "Europe/London", "t", now)
-            backend = store.create_backend(
-                tenant_id=tenant["id"], venue_id=venue["id"], kind="tickettoken", name=BACKEND,
-                settings={}, seal=None, actor="t", now_ms=now,
-            )  # fmt: skip
-            ids[name] = (tenant["id"], venue["id"], backend)
+            backend = store_backend(
+                store, name, now, kind="tickettoken", name=BACKEND, timezone="Europe/London"
+            )
+            ids[name] = (backend["tenant_id"], backend["venue_id"], backend)
         event, ticket = str(uuid.uuid4()), str(uuid.uuid4())
         pulled = Pull(
             events=[UpstreamEvent(event, "Concert", "Europe/London", now, now + 1, hub_id=event)],
