@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from manifests.admission_types import Decision, Direction
-from protocol.reasons import Reason, Verdict
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
+from tests.gate_scans import record_admits
 from tests.hub_fixtures import Hub
 
 
@@ -50,11 +49,7 @@ async def cli_enroll(hub: Hub, db: Path) -> str:
 def record(db: Path, tickets: list[str], at_ms: int) -> None:
     """Committed admits, as the decision loop stores them."""
     with GateStore(db) as store:
-        for i, ticket in enumerate(tickets):
-            decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", ticket)
-            store.record_scan(
-                f"payload-{ticket}", decision, at_ms=at_ms + i, direction=Direction.ENTRY, gate="N1"
-            )
+        record_admits(store, [(f"payload-{t}", t) for t in tickets], at_ms, gate="N1")
 
 
 async def sync(hub: Hub, db: Path) -> tuple[bool, str | None, int]:

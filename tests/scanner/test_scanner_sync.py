@@ -37,6 +37,7 @@ from scanner.sync import (
     acknowledged,
 )
 from tests.faultproxy import FaultProxy
+from tests.gate_scans import record_admits
 from tests.hub_fixtures import add_show, credential_text
 from tests.live_hub import POLICY, LiveHub, hub_seqs
 from tests.scanner_fixtures import EnrolledGates
@@ -44,19 +45,9 @@ from tests.scanner_fixtures import EnrolledGates
 
 def record(store: GateStore, n: int, start_ms: int = 1_700_000_000_000) -> list[int]:
     """n committed scans (admits of distinct tickets), as the decision loop stores them."""
-    seqs = []
-    for i in range(n):
-        decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", f"ticket-{i:04d}")
-        seqs.append(
-            store.record_scan(
-                f"sha256:{i:064x}",
-                decision,
-                at_ms=start_ms + i,
-                direction=Direction.ENTRY,
-                gate="North 1",
-            )
-        )
-    return seqs
+    return record_admits(
+        store, [(f"sha256:{i:064x}", f"ticket-{i:04d}") for i in range(n)], start_ms
+    )
 
 
 async def test_offline_scans_go_up_in_order_and_are_marked_only_once_acked(

@@ -33,6 +33,7 @@ from scanner.service import GateService
 from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HUB_KEYS_VERSION, peer_cursor
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
+from tests.gate_scans import record_admits
 
 NOW = 1_790_000_000_000
 POLICY = LinkPolicy(fail_after=3, recover_after=1, poll_s=0.05)
@@ -87,14 +88,7 @@ def gate(tmp_path: Path, scans: int) -> GateStore:
     store.set_setting(DEVICE_ID, "gate-1")
     store.set_key(DEVICE_SEED_KEY, bytes(32))
     store.set_setting(HUB_KEYS_VERSION, 1)  # as the fake hub announces: no key-set fetch
-    for i in range(scans):
-        store.record_scan(
-            f"sha256:{i:064x}",
-            Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", f"ticket-{i}"),
-            at_ms=NOW - 60_000 + i,
-            direction=Direction.ENTRY,
-            gate="North 1",
-        )
+    record_admits(store, [(f"sha256:{i:064x}", f"ticket-{i}") for i in range(scans)], NOW - 60_000)
     return store
 
 
