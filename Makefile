@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | system-deps
 # pyzbar (test extra only: tests and benches compare with it; the gate itself reads codes with
 # zxing-cpp, whose wheel bundles its library) needs Debian's zbar; install it when missing.
 # tests/hardware/test_deploy.py checks the kiosk's unit with systemd-analyze (Debian's systemd): same.
+# The will-call tickets PDF (hub/ticket_pdf.py) sets names in DejaVu Sans: Debian's fonts-dejavu-core.
 system-deps:
 	@python3 -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('zbar') else 1)" \
 	 || { echo "installing libzbar0"; \
@@ -25,6 +26,10 @@ system-deps:
 	 || { echo "installing systemd (systemd-analyze)"; \
 	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	      $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq systemd >/dev/null; }
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+	 || { echo "installing fonts-dejavu-core (the will-call tickets PDF's font)"; \
+	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	      $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null; }
 
 # A real pretix for the tests marked `pretix` (tests/pretix_server.py starts and stops it): its
 # own venv in build/ (pretix pins Django and friends, which must not meet ours), and a template
