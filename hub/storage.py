@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hub.store_api import HubStorage
 from hub.store_backends import BackendStore
 from hub.store_base import Row, StoreUnavailable, new_id, secret_hash
+from hub.store_console_reports import ConsoleReportStore
 from hub.store_devices import (
     ENROLLMENT_EXPIRED,
     ENROLLMENT_INVALID,
@@ -53,6 +54,7 @@ class HubStore(
     BackendStore,
     VenueKeyStore,
     StaffStore,
+    ConsoleReportStore,
 ):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:

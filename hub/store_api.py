@@ -361,6 +361,21 @@ class StaffStorage(Protocol):
     def end_staff_session(self, session_hash: str) -> None: ...
 
 
+class ConsoleReportStorage(Protocol):
+    """What the venue console's ticket pages and reports read (hub/store_console_reports.py);
+    the caller scoped the event or ticket, except in tickets_for_lines."""
+
+    def ticket_scans(self, ticket_id: str, venue_id: str, limit: int = 200) -> list[Row]: ...
+    def event_ticket_counts(self, event_id: str) -> list[Row]: ...
+    def comp_counts(self, event_id: str) -> list[Row]: ...
+    def scan_outcome_page(
+        self, event_id: str, outcomes: Sequence[str], ask: PageAsk | None
+    ) -> Page: ...
+    def tickets_for_lines(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str, lines: Sequence[str]
+    ) -> dict[str, list[Row]]: ...
+
+
 class StorageCore(Protocol):
     """The connection's life, its health and the hub's own identity."""
 
@@ -387,6 +402,7 @@ class HubStorage(
     BackendStorage,
     VenueKeyStorage,
     StaffStorage,
+    ConsoleReportStorage,
     StorageCore,
     Protocol,
 ):

@@ -206,6 +206,14 @@ async def issue_comp(request: web.Request) -> web.Response:
     p = await require_admin(request, "ticket.manage")
     event = await _event(request, p)
     f = Fields(await read_json_object(request), COMP)
+    return web.json_response(ticket_json(await comp_ticket(request, p, event, f)), status=201)
+
+
+async def comp_ticket(
+    request: web.Request, p: Principal, event: dict[str, Any], f: Fields
+) -> dict[str, Any]:
+    """A comp for the event from a COMP body, for the API and the console alike: a 400 for a
+    bad field, 404 for a ticket type the event lacks, 409 once its comp limit is reached."""
     fields = _ticket_fields(f)
     reason = f.need_text("reason")
     holder = f.text("holder_name")
@@ -234,7 +242,7 @@ async def issue_comp(request: web.Request) -> web.Response:
     if result == COMP_LIMIT_REACHED:
         raise ApiError(409, COMP_LIMIT_REACHED, "This event's comp limit has been reached.")
     assert isinstance(result, dict)
-    return web.json_response(ticket_json(result), status=201)
+    return result
 
 
 @routes.post("/api/admin/tickets/lock")
