@@ -10,9 +10,11 @@ import re
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, expect
 
 from manifests.model import TicketStatus
-from tests.console_session import ConsoleClient, sign_in
+from tests.browser import screenshot, sign_in_page, sized
+from tests.console_session import PASSWORD, ConsoleClient, make_user, sign_in
 from tests.device_api import upload
 from tests.hub_fixtures import Hub, add_show, credential_text, enroll
 
@@ -348,3 +350,51 @@ async def test_bulk_lock_refuses_bad_lists_and_foreign_ids(hub: Hub) -> None:
     answer = await manager.post("/tickets/bulk-lock", forged)
     assert answer.status_code == 404 and "is not found" in answer.text
     assert snapshot(hub) == before
+
+
+# in a real browser ---------------------------------------------------------------------------
+@pytest.mark.browser
+async def test_in_a_browser_a_ticket_is_found_locked_and_revoked_at_both_sizes(
+    hub: Hub, browser: Browser
+) -> None:
+    """Headless Chromium at phone and desktop sizes: search, the ticket's page, a lock, a
+    revoke through its confirm page; every page of these tickets and reports saved as a
+    screenshot, and none of them refused by the pages' Content-Security-Policy."""
+    show = add_show(hub, hub.a)
+    name = make_user(hub, "a", "venue_manager")
+    refused: list[str] = []
+    for size, tid in (("phone", show.tickets[0]), ("desktop", show.tickets[2])):
+        async with sized(browser, size) as context:
+            page = await context.new_page()
+            page.on("console", lambda m: refused.append(m.text) if "Content" in m.text else None)
+            await sign_in_page(page, hub.url, name, PASSWORD)
+            await page.goto(f"{hub.url}/tickets")
+            holder = show.holders[tid]
+            await page.get_by_label("Ticket id, order reference or holder's name").fill(holder)
+            await page.get_by_role("button", name="Search").click()
+            await screenshot(page, "tickets", size)
+            await page.get_by_role("link", name=tid).click()
+            await page.get_by_label("Reason").first.select_option(LOCK)
+            await page.get_by_role("button", name="Lock ticket").click()
+            await expect(page.get_by_role("status")).to_contain_text("Ticket locked")
+            await screenshot(page, "ticket", size)
+            await page.get_by_label("Make it").select_option("REVOKED")
+            await page.get_by_role("button", name="Continue…").click()
+            await expect(page.get_by_role("heading", name="Revoke ticket?")).to_be_visible()
+            await screenshot(page, "ticket-confirm", size)
+            await page.get_by_role("button", name="Revoke").click()
+            await expect(page.get_by_role("status")).to_contain_text("Ticket revoked.")
+            row = ticket_row(hub, tid)
+            assert (row["status"], row["lock_reason"]) == ("REVOKED", LOCK)
+            for shot, path in (
+                ("events", "/events"),
+                ("event", f"/events/{show.event_id}"),
+                ("comps", f"/events/{show.event_id}/comps"),
+                ("conflicts", f"/conflicts?event={show.event_id}"),
+                ("audit", "/audit"),
+                ("bulk-lock", "/tickets/bulk-lock"),
+            ):
+                answer = await page.goto(hub.url + path)
+                assert answer is not None and answer.status == 200, path
+                await screenshot(page, shot, size)
+    assert refused == []
