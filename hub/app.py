@@ -23,6 +23,7 @@ from hub import (
     reconcile_routes,
     ticket_routes,
     venue_keys_routes,
+    will_call,
 )
 from hub.backends.runner import RUNNER, BackendRunner
 from hub.checkpoint import Checkpointer
@@ -138,6 +139,7 @@ def create_app(
     app.add_routes(ticket_routes.routes)
     app.add_routes(backend_routes.routes)
     app.add_routes(venue_keys_routes.routes)
+    app.add_routes(will_call.routes)
     builder = ManifestBuilder(store, hub_keys)
     app[manifest_routes.MANIFESTS] = builder
     builds = ManifestWorker(store.path, hub_keys)

@@ -45,10 +45,13 @@ from hub.schema import (
     ORDER_REF_MAX_LEN,
     ORDER_REF_PATTERN,
     TICKET_FIELDS,
+    WILL_CALL_NAME_MAX_LEN,
+    WILL_CALL_NAME_PATTERN,
 )
 from hub.store_api import HubStorage
 from hub.store_base import Row, new_id
 from hub.store_tickets import RowChange
+from hub.store_will_call import WillCallHold
 from manifests.model import TicketStatus
 from manifests.policy import TEMPLATES, ScanPolicy
 from protocol.limits import MAX_COUNT
@@ -73,6 +76,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # kind -> (requ
             "holder_name",
             "valid_days",
             *TICKET_FIELDS,
+            "will_call",  # hold the ticket's order at will-call under this name (hub/will_call.py)
         ),
     ),
 }
@@ -517,6 +521,8 @@ class Catalogue:
     changes: list[RowChange] = field(default_factory=list)
     unchanged: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    will_call: list[WillCallHold] = field(default_factory=list)  # holds to add or rename
+    will_call_unchanged: int = 0
 
     def summary(self) -> str:
         """`1 event (1 added), 3 tickets (1 added, 1 updated, 1 unchanged)`: the kinds the
@@ -533,6 +539,13 @@ class Catalogue:
             detail = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
             if detail:
                 parts.append(f"{_count(sum(counts.values()), kind)} ({detail})")
+        held = len(self.will_call) + self.will_call_unchanged
+        if held:
+            orders = "order" if held == 1 else "orders"
+            parts.append(
+                f"{held} will-call {orders} ({len(self.will_call)} held or renamed, "
+                f"{self.will_call_unchanged} unchanged)"
+            )
         return ", ".join(parts) or "nothing: the files have no rows"
 
 
@@ -581,6 +594,7 @@ class _Builder:
         self.out = Catalogue([], [], [])
         self.facts: dict[str, _EventFacts] = {}
         self.bad_events: set[str] = set()  # rows in this import with problems: no echo
+        self.holds: list[tuple[Record, WillCallHold]] = []  # will_call cells, checked
 
     def events(self, records: list[Record]) -> None:
         used_codes = self.store.event_codes()
@@ -791,8 +805,24 @@ class _Builder:
                 ),
                 "max_entries": rec.take(_int, "max_entries", MAX_ENTRIES_LOW, MAX_COUNT),
             }
+            held = rec.take(
+                _line,
+                "will_call",
+                WILL_CALL_NAME_MAX_LEN,
+                WILL_CALL_NAME_PATTERN,
+                "one line of text",
+            )
+            if held is not None and row["order_ref"] is None:
+                rec.report(
+                    "will_call",
+                    "will_call holds the ticket's order, and this row has no order_ref: fill in "
+                    "order_ref, or leave will_call empty",
+                )
             if event is not None and not rec.problems:
                 pending.append((rec, row))
+                if held is not None:
+                    hold = WillCallHold(event.id, event.venue_id, str(row["order_ref"]), held)
+                    self.holds.append((rec, hold))
         report("checking tickets", len(records), len(records))
         self._place_tickets(pending)
 
@@ -829,6 +859,32 @@ class _Builder:
                 )
             else:
                 self._keep("ticket", _change(rec, "ticket", existing, row, _TICKET_COLUMNS))
+
+    def will_call(self) -> None:
+        """One name per order across its rows; a hold already picked up keeps its name (the
+        hand-over is on record). Holds that change nothing are counted, not written."""
+        first: dict[tuple[str, str], tuple[Record, WillCallHold]] = {}
+        for rec, hold in self.holds:
+            key = (hold.event_id, hold.order_ref)
+            seen = first.setdefault(key, (rec, hold))
+            if seen[1].name != hold.name:
+                rec.report(
+                    "will_call",
+                    f"order {hold.order_ref} is held under {seen[1].name!r} on line "
+                    f"{seen[0].line}: give every ticket of an order the same will_call name",
+                )
+        for rec, hold in first.values():
+            stored = self.store.will_call(hold.event_id, hold.order_ref)
+            if stored is not None and stored["name"] == hold.name:
+                self.out.will_call_unchanged += 1
+            elif stored is not None and stored["released_ms"] is not None:
+                rec.report(
+                    "will_call",
+                    f"order {hold.order_ref} was already picked up from will-call under "
+                    f"{stored['name']!r}: write that name, or leave will_call empty",
+                )
+            elif not rec.problems:
+                self.out.will_call.append(hold)
 
 
 PROGRESS_EVERY = 2000  # rows between two progress reports
@@ -867,6 +923,7 @@ def build_catalogue(
     builder.events(by_kind["event"])
     builder.ticket_types(by_kind["ticket_type"])
     builder.tickets(by_kind["ticket"], report)
+    builder.will_call()
     problems += [p for records in by_kind.values() for rec in records for p in rec.problems]
     if problems:
         raise CatalogueError(problems)
@@ -889,7 +946,7 @@ def import_files(
     catalogue = build_catalogue(store, tenant_id, paths, progress)
     if not dry_run:
         (progress or _quiet)("storing", 0, None)
-        store.import_catalogue(
+        store.import_catalogue_with_will_call(
             tenant_id=tenant_id,
             events=catalogue.events,
             ticket_types=catalogue.ticket_types,
@@ -897,5 +954,6 @@ def import_files(
             changes=catalogue.changes,
             actor=actor,
             now_ms=now_ms,
+            holds=catalogue.will_call,
         )
     return catalogue

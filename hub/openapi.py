@@ -129,6 +129,31 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
         "The ticket's native credential as text, PNG or SVG QR code (?format=).",
         ADMIN,
     ),
+    ("GET", "/api/admin/events/{event_id}/will-call"): (
+        "The event's will-call orders, alphabetical by name, with ID check and pick-up.",
+        ADMIN,
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call"): (
+        "Hold an order (order_ref) at will-call under a name, or rename its hold.",
+        ADMIN,
+    ),
+    ("GET", "/api/admin/events/{event_id}/will-call/{order_ref}"): (
+        "One will-call order with its tickets.",
+        ADMIN,
+    ),
+    ("DELETE", "/api/admin/events/{event_id}/will-call/{order_ref}"): (
+        "Take an order off will-call (not once picked up).",
+        ADMIN,
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/id-check"): (
+        "Record that the caller saw photo ID matching the will-call name.",
+        ADMIN,
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/release"): (
+        "Hand the order over after its ID check: picked up, with its tickets' codes; a second "
+        "release needs reprint: true.",
+        ADMIN,
+    ),
     ("POST", "/api/device/enroll"): ("Enroll a device with a one-time code.", NONE),
     ("GET", "/api/device/me"): ("The calling device as the hub knows it.", DEVICE),
     ("POST", "/api/device/heartbeat"): ("Device health report.", DEVICE),
@@ -206,6 +231,15 @@ def array(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
+def extended(base: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
+    """An obj() with more required properties."""
+    return {
+        **base,
+        "required": [*base["required"], *props],
+        "properties": {**base["properties"], **props},
+    }
+
+
 def obj(**props: dict[str, Any]) -> dict[str, Any]:
     """An object with every listed property required (more may come)."""
     return {"type": "object", "required": list(props), "properties": props}
@@ -254,6 +288,21 @@ TICKET = obj(
     order_ref=NS,
     attention=NS,
     max_entries=NINT,
+)
+WILL_CALL = obj(
+    event_id=S,
+    order_ref=S,
+    name=S,
+    ticket_count=INT,
+    held_by=S,
+    held_ms=INT,
+    id_checked_by=NS,
+    id_checked_ms=NINT,
+    id_checked=B,
+    picked_up=B,
+    released_by=NS,
+    released_ms=NINT,
+    releases=INT,
 )
 EVENT = obj(
     id=S,
@@ -404,6 +453,21 @@ RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/admin/tickets/{ticket_id}/transfer"): json_body(TICKET),
     ("GET", "/api/admin/tickets/{ticket_id}/credential"): media(
         "text/plain", "image/png", "image/svg+xml"
+    ),
+    ("GET", "/api/admin/events/{event_id}/will-call"): json_body(
+        obj(event_id=S, will_call=array(WILL_CALL))
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call"): json_body(WILL_CALL),
+    ("GET", "/api/admin/events/{event_id}/will-call/{order_ref}"): json_body(
+        extended(WILL_CALL, tickets=array(TICKET))
+    ),
+    ("DELETE", "/api/admin/events/{event_id}/will-call/{order_ref}"): json_body(obj(removed=S)),
+    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/id-check"): json_body(WILL_CALL),
+    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/release"): json_body(
+        obj(
+            will_call=WILL_CALL,
+            tickets=array(extended(TICKET, credential=S)),
+        )
     ),
     ("POST", "/api/device/enroll"): json_body(struct_schema(OwnDevice), 201),
     ("GET", "/api/device/me"): json_body(struct_schema(OwnDevice)),

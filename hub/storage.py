@@ -33,6 +33,7 @@ from hub.store_search import SearchStore
 from hub.store_staff import StaffStore
 from hub.store_tickets import TicketStore
 from hub.store_venue_keys import VenueKeyStore
+from hub.store_will_call import WillCallStore
 
 __all__ = [
     "ENROLLMENT_EXPIRED",
@@ -47,6 +48,7 @@ __all__ = [
 
 class HubStore(
     DeviceStore,
+    WillCallStore,  # a TicketStore with will-call (hub/store_will_call.py)
     TicketStore,
     ManifestStore,
     ReconcileStore,

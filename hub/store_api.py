@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hub.store_reconcile import Reconcile
     from hub.store_search import AuditQuery, DeviceQuery, TicketPage, TicketQuery
     from hub.store_tickets import RowChange
+    from hub.store_will_call import WillCallHold
 
 
 class HubMemory(Protocol):
@@ -376,6 +377,52 @@ class ConsoleReportStorage(Protocol):
     ) -> dict[str, list[Row]]: ...
 
 
+class WillCallStorage(Protocol):
+    """Orders held at the box office (hub/store_will_call.py); the caller scoped the event.
+    A change answers the row, or a refusal code of hub/store_will_call.py."""
+
+    def will_call(self, event_id: str, order_ref: str) -> Row | None: ...
+    def will_call_list(self, event_id: str) -> list[Row]: ...
+    def order_tickets(self, event_id: str, order_ref: str, tenant_id: str) -> list[Row]: ...
+    def find_will_calls(
+        self, tenant_id: str, scope_venue: str | None, venue_id: str, text: str, limit: int = 50
+    ) -> list[Row]: ...
+    def hold_will_call(
+        self, event: Row, tenant_id: str, order_ref: str, name: str, actor: str, now_ms: int
+    ) -> Row | str: ...
+    def drop_will_call(
+        self, event: Row, tenant_id: str, order_ref: str, actor: str, now_ms: int
+    ) -> str | None: ...
+    def check_will_call_id(
+        self, event: Row, tenant_id: str, order_ref: str, actor: str, now_ms: int
+    ) -> Row | str: ...
+    def release_will_call(
+        self,
+        event: Row,
+        tenant_id: str,
+        order_ref: str,
+        actor: str,
+        now_ms: int,
+        *,
+        reprint: bool = False,
+    ) -> Row | str: ...
+    def audit_will_call_print(
+        self, event: Row, tenant_id: str, order_ref: str, what: str, actor: str, now_ms: int
+    ) -> None: ...
+    def import_catalogue_with_will_call(
+        self,
+        *,
+        tenant_id: str,
+        events: Sequence[Mapping[str, Any]],
+        ticket_types: Sequence[Mapping[str, Any]],
+        tickets: Sequence[Mapping[str, Any]],
+        actor: str,
+        now_ms: int,
+        changes: Sequence[RowChange] = (),
+        holds: Sequence[WillCallHold] = (),
+    ) -> None: ...
+
+
 class StorageCore(Protocol):
     """The connection's life, its health and the hub's own identity."""
 
@@ -403,6 +450,7 @@ class HubStorage(
     VenueKeyStorage,
     StaffStorage,
     ConsoleReportStorage,
+    WillCallStorage,
     StorageCore,
     Protocol,
 ):

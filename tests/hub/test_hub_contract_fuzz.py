@@ -29,6 +29,7 @@ T = TypeVar("T")
 EXAMPLES = 50
 PENDING = "sign-me"  # the auth provider's mark; the session signs the request as sent
 CALLS: Counter[str] = Counter()
+FUZZ_ORDER = "fuzz-order"
 
 
 @dataclass
@@ -49,6 +50,7 @@ class LiveHub:
             "backend_id": self.backend_id,
             "topic": "payment-success",
             "key_set": "1",  # the venue's first TicketToken key set, once the fuzzer set one
+            "order_ref": FUZZ_ORDER,  # the show's order held at will-call (its first ticket)
         }
 
 
@@ -78,6 +80,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         show = add_show(hub, hub.a)
         device = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
         spare = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
+        store, now = hub.store, hub.clock()
+        ticket = store.get_ticket(show.tickets[0], hub.a.id)
+        assert ticket is not None
+        store.update_ticket_fields(ticket, hub.a.id, {"order_ref": FUZZ_ORDER}, "test", now)
+        event = store.get_event(show.event_id, hub.a.id)
+        assert event is not None
+        store.hold_will_call(event, hub.a.id, FUZZ_ORDER, "Fuzz Holder", "test", now)
         backend = hub.store.create_backend(
             tenant_id=hub.a.id,
             venue_id=hub.a.venue_id,
