@@ -136,13 +136,16 @@ def make_tenant(store: HubStore, name: str, now: int) -> Tenant:
     )
 
 
-async def start_hub(tmp_path: Any, **options: Any) -> tuple[Hub, web.AppRunner]:
+async def start_hub(tmp_path: Any, *, port: int = 0, **options: Any) -> tuple[Hub, web.AppRunner]:
+    """The hub on 127.0.0.1:`port` (0: a free one). Its enrolment QR codes name
+    http://hub.test:8080 unless `hub_url` names where it listens (a real gate then enrols)."""
     store = HubStore(tmp_path / "hub.sqlite")
     clock = Clock()
-    app = create_app(store, HUB_SEED, hub_url="http://hub.test:8080", clock=clock, **options)
+    options.setdefault("hub_url", "http://hub.test:8080")
+    app = create_app(store, HUB_SEED, clock=clock, **options)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}"

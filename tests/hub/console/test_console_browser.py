@@ -5,16 +5,137 @@ Every page visited is saved as a screenshot at phone and desktop sizes
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, Response, expect
 
 from tests.browser import SIZES, decode_qr_from_png, screenshot, sign_in_page, sized
 from tests.console_session import PASSWORD, make_user
-from tests.hub_fixtures import Hub
+from tests.gate_cli import async_gate_cli
+from tests.hub_fixtures import Hub, add_show, credential_text, start_hub, stop_hub
+from tests.processes import Gate
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def hub_here(tmp_path: Path) -> AsyncIterator[Hub]:
+    """The real hub naming itself by the address it listens on, so the enrolment QR codes its
+    console shows lead a real gate to it."""
+    from demo.local_hub import free_port
+
+    port = free_port()
+    served, runner = await start_hub(
+        tmp_path, port=port, hub_url=f"http://127.0.0.1:{port}", expiry_interval_s=None
+    )
+    yield served
+    await stop_hub(served, runner)
+
+
+async def signed_in(browser: Browser, hub: Hub, username: str, size: str) -> BrowserContext:
+    """A new browser context of `size` in which `username` has signed in through the form."""
+    width, height = SIZES[size]
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    await sign_in_page(await context.new_page(), hub.url, username, PASSWORD)
+    return context
+
+
+async def enrol_from_the_screen(page: Page, hub: Hub, gate_db: Path, name: str, gate: str) -> str:
+    """Add a gate on /devices/new as a manager does, read the QR the console then shows from a
+    screenshot, and enrol a real `gate-scanner` with what it says; the device's id."""
+    await page.goto(f"{hub.url}/devices/new")
+    await page.get_by_label("Device name").fill(name)
+    await page.get_by_label("Gate").select_option(label=f"{gate} (entry)")
+    await page.get_by_role("button", name="Make the code").click()
+    await expect(page.get_by_role("img", name=re.compile("Enrolment QR code"))).to_be_visible()
+    shot = await screenshot(page, "devices-enrolment", "desktop")
+    payloads = decode_qr_from_png(shot)
+    assert len(payloads) == 1, payloads
+    rc, out, err = await async_gate_cli(
+        gate_db, "enroll", payloads[0], "--json", "--hardware-id", f"hw-{name}"
+    )
+    assert rc == 0, (out, err)
+    return str(json.loads(out)["device_id"])
+
+
+async def scan(gate: Gate, code: str) -> list[str]:
+    """One payload through the gate process (off the event loop the hub serves on)."""
+    return await asyncio.to_thread(gate.scan, code)
+
+
+async def enrolled_by_code(hub: Hub, gate_db: Path, gate_id: str) -> str:
+    """A real `gate-scanner` enrolled at the gate with a code from the admin API (for tests
+    about something other than adding a gate); the device's id."""
+    made = await hub.client.post(
+        f"/api/admin/venues/{hub.a.venue_id}/enrollments",
+        json={"name": "North 1", "gate_id": gate_id},
+        headers=hub.auth(hub.a.manager_token),
+    )
+    assert made.status_code == 201, made.text
+    rc, out, err = await async_gate_cli(gate_db, "enroll", made.json()["payload"], "--json")
+    assert rc == 0, (out, err)
+    return str(json.loads(out)["device_id"])
+
+
+async def dry_run(gate_db: Path, code: str) -> dict[str, Any]:
+    """What the gate would answer to `code` now (`check --dry-run`: nothing stored)."""
+    rc, out, err = await async_gate_cli(gate_db, "check", code, "--json", "--dry-run")
+    assert rc in (0, 1), (out, err)
+    return dict(json.loads(out))
+
+
+async def refused_within(gate_db: Path, code: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while (answer := await dry_run(gate_db, code))["verdict"] != "deny":
+        assert time.monotonic() < deadline, f"still {answer} after {timeout_s} s"
+        await asyncio.sleep(0.2)
+    return answer
+
+
+def lock_reason(hub: Hub, tenant_id: str, ticket_id: str) -> str | None:
+    return hub.store.get_tickets([ticket_id], tenant_id)[ticket_id]["lock_reason"]
+
+
+async def submit_form(page: Page, action: str, fields: dict[str, str]) -> Response:
+    """A form the page never offered, built in it and submitted as a click would (the
+    browser adds the session cookie and the page's Origin): what a forger or a curious person
+    with the developer tools can send. The hub's answer."""
+    async with page.expect_navigation() as navigation:
+        await page.evaluate(
+            """([action, fields]) => {
+                const form = document.createElement("form");
+                form.method = "post";
+                form.action = action;
+                for (const [name, value] of Object.entries(fields)) {
+                    const input = document.createElement("input");
+                    input.type = "hidden";
+                    input.name = name;
+                    input.value = value;
+                    form.appendChild(input);
+                }
+                document.body.appendChild(form);
+                form.submit();
+            }""",
+            [action, fields],
+        )
+    answer = await navigation.value
+    assert answer is not None
+    return answer
+
+
+async def csrf_token(page: Page) -> str:
+    token = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert token
+    return token
 
 
 async def test_a_person_signs_in_through_the_form_at_both_sizes(hub: Hub, browser: Browser) -> None:
@@ -59,3 +180,122 @@ async def test_a_qr_code_on_screen_reads_back_from_its_screenshot(hub: Hub, desk
     await desktop.set_content(f'<img src="{src}" alt="enrolment code" width="360" height="360">')
     shot = await screenshot(desktop, "harness-qr", "desktop")
     assert decode_qr_from_png(shot) == (body["payload"],)
+
+
+async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_next_sync(
+    hub_here: Hub, browser: Browser, tmp_path: Path
+) -> None:
+    hub = hub_here
+    show = add_show(hub, hub.a)
+    gate_db = tmp_path / "north-1.db"
+    await enrolled_by_code(hub, gate_db, show.north)
+    ticket = show.tickets[0]
+    code = await credential_text(hub, ticket)
+    assert (await dry_run(gate_db, code))["verdict"] == "admit"
+    manager = make_user(hub, "a", "venue_manager")
+    context = await signed_in(browser, hub, manager, "phone")
+    page = context.pages[0]
+    gate = Gate(gate_db, show.event_id)  # online: syncing with the hub while it scans
+    try:
+        await page.goto(f"{hub.url}/tickets/{ticket}")
+        await screenshot(page, "ticket", "phone")
+        await page.locator("#lock-reason").select_option("fraud_investigation")
+        await page.get_by_role("button", name="Lock ticket").click()
+        await expect(page.get_by_role("status")).to_contain_text("Ticket locked")
+        await screenshot(page, "ticket-locked", "phone")
+        assert lock_reason(hub, hub.a.id, ticket) == "fraud_investigation"
+        denied = await refused_within(gate_db, code, 20)
+        assert denied["reason"] == "locked", denied
+        assert (await scan(gate, code))[1:] == ["deny", "locked"]
+    finally:
+        await asyncio.to_thread(gate.close)
+        await context.close()
+
+
+async def test_a_state_change_without_the_sessions_token_or_from_another_origin_is_refused(
+    hub: Hub, browser: Browser
+) -> None:
+    show = add_show(hub, hub.a)
+    ticket = show.tickets[0]
+    manager = make_user(hub, "a", "venue_manager")
+    context = await signed_in(browser, hub, manager, "desktop")
+    page = context.pages[0]
+    await page.goto(f"{hub.url}/tickets/{ticket}")
+    lock = f"/tickets/{ticket}/lock"
+    no_token = await submit_form(page, lock, {"reason": "fraud_investigation"})
+    assert no_token.status == 403
+    await expect(page.get_by_role("alert")).to_contain_text("did not come from this console")
+    await screenshot(page, "refused", "desktop")
+    await page.goto(f"{hub.url}/tickets/{ticket}")
+    wrong = await submit_form(page, lock, {"reason": "dispute", "csrf": "x" * 43})
+    assert wrong.status == 403
+    assert lock_reason(hub, hub.a.id, ticket) is None
+
+    # Another site's page (same host, another port: the same "site" to the browser, so the
+    # SameSite=Strict cookie still goes along) posting a form at the hub when opened.
+    attack = web.Application()
+    form = (
+        f'<form id="f" method="post" action="{hub.url}{lock}">'
+        '<input type="hidden" name="reason" value="fraud_investigation"></form>'
+        '<script>document.getElementById("f").submit()</script>'
+    )
+
+    async def lure(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    attack.router.add_get("/", lure)
+    runner = web.AppRunner(attack)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        async with page.expect_navigation(url=f"{hub.url}{lock}") as navigation:
+            await page.goto(f"http://127.0.0.1:{port}/")
+        answer = await navigation.value
+        assert answer is not None and answer.status == 403
+        await expect(page.get_by_role("alert")).to_contain_text("did not come from a page of this")
+    finally:
+        await runner.cleanup()
+    assert lock_reason(hub, hub.a.id, ticket) is None
+    await context.close()
+
+
+async def test_another_tenants_ids_are_not_found(hub: Hub, browser: Browser) -> None:
+    ours, theirs = add_show(hub, hub.a), add_show(hub, hub.b)
+    manager = make_user(hub, "a", "venue_manager")
+    context = await signed_in(browser, hub, manager, "desktop")
+    page = context.pages[0]
+    for path in (f"/tickets/{theirs.tickets[0]}", f"/events/{theirs.event_id}"):
+        answer = await page.goto(hub.url + path)
+        assert answer is not None and answer.status == 404, path
+        await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    await page.goto(f"{hub.url}/tickets/{ours.tickets[0]}")  # a page of ours, its token
+    token = await csrf_token(page)
+    forged = await submit_form(
+        page, f"/tickets/{theirs.tickets[0]}/lock", {"reason": "dispute", "csrf": token}
+    )
+    assert forged.status == 404
+    assert lock_reason(hub, hub.b.id, theirs.tickets[0]) is None
+    await context.close()
+
+
+async def test_a_lower_role_is_refused_what_it_may_not_do(hub: Hub, browser: Browser) -> None:
+    show = add_show(hub, hub.a)
+    ticket = show.tickets[0]
+    staff = make_user(hub, "a", "venue_staff")
+    context = await signed_in(browser, hub, staff, "phone")
+    page = context.pages[0]
+    await page.goto(f"{hub.url}/tickets/{ticket}")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(ticket)
+    assert await page.get_by_role("button", name="Lock ticket").count() == 0  # not offered
+    token = await csrf_token(page)
+    forged = await submit_form(
+        page, f"/tickets/{ticket}/lock", {"reason": "fraud_investigation", "csrf": token}
+    )
+    assert forged.status == 403
+    await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    assert lock_reason(hub, hub.a.id, ticket) is None
+    answer = await page.goto(f"{hub.url}/audit")
+    assert answer is not None and answer.status == 403
+    await context.close()
