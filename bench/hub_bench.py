@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import random
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
+from bench.common import cpu_s, show_figures
+from demo.local_hub import free_port
 from hub.app import create_app
 from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.reconcile import HubScan, reconcile
@@ -60,17 +61,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def cpu_s(pid: int, *, children: bool = True) -> float:
-    """CPU seconds (user + system) a process, and with `children` its running children (the
-    hub's check writer), have used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir() if children else ():
-        for child in (task / "children").read_text().split():
-            total += cpu_s(int(child))
-    return total
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -83,12 +73,6 @@ def _serve(db: str, port: int) -> None:
     store = HubStore(db)
     app = create_app(store, SEED, expiry_interval_s=None, client_max_size=8 << 20)
     serve(app, "127.0.0.1", port)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- set-up straight through the store ---------------------------------------------------
@@ -524,11 +508,7 @@ def main() -> None:
             server.join(10)
         figures.update(bench_reconcile(setup))
         setup.store.close()
-    print(f"{'figure':<36} {'value':>14}  target")
-    for name, value in figures.items():
-        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
-        print(f"{name:<36} {shown:>14}  {verdict(name, value)}")
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
+    show_figures(figures, verdict, digits=1, places=3)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,7 @@ import gzip
 import json
 import os
 import platform
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,7 +53,18 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from demo import local_hub  # noqa: E402
+# Hub and until are bench/tickettoken_bench.py's too (it imports them from here).
+from bench.common import (  # noqa: E402
+    Download,
+    Hub,
+    admit_offline,
+    cpu_s,
+    enroll_gates,
+    progress,
+    show_figures,
+    until,  # noqa: F401
+    upload_pending,
+)
 from protocol.reasons import Verdict  # noqa: E402
 from scanner.service import GateService  # noqa: E402
 from scanner.settings import MANIFEST_SYNC  # noqa: E402
@@ -69,25 +78,12 @@ GATES = 10
 PUSHES = 1_000
 ROUNDS = 3  # of our path; pretixSCAN's (2 min) once, after the first
 BACKEND = "pretix"
-PULL_INTERVAL_S = 3600
-GATE_CLI = (sys.executable, "-m", "scanner")
 # libpretixsync's OrderSyncAdapter.downloadPage, first sync of a plain event by pretixSCAN
 # (not pretixPOS: payments and refunds excluded; pdf_data only for devices that print badges)
 LIBPRETIXSYNC_ORDER_PARAMS = (
     "testmode=false&exclude=downloads&exclude=payment_date&exclude=payment_provider"
     "&exclude=fees&exclude=positions.downloads&exclude=payments&exclude=refunds"
 )
-
-
-def cpu_s(pid: int, *, children: bool = True) -> float:
-    """CPU seconds (user + system) of a process and, with `children`, of its running
-    children (Linux /proc), as bench/hub_bench.py counts them."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir() if children else ():
-        for child in (task / "children").read_text().split():
-            total += cpu_s(int(child))
-    return total
 
 
 def pretix_worker_pid(server: PretixServer) -> int:
@@ -109,79 +105,6 @@ def pretix_version() -> str:
         (ROOT / "build" / "pretix-venv" / "lib").glob("python*/site-packages/pretix-*.dist-info")
     )
     return found[0].name.removeprefix("pretix-").removesuffix(".dist-info") if found else "?"
-
-
-# ---- the hub, a real `gate-hub serve` -----------------------------------------------------
-
-
-class Hub:
-    def __init__(self, tmp: Path) -> None:
-        self.dir = tmp
-        self.db = tmp / "hub.sqlite"
-        self.log = tmp / "hub.log"
-        self.port = local_hub.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "GATE_HUB_BACKEND_PULL_INTERVAL_S": str(PULL_INTERVAL_S)}
-        command = [sys.executable, "-m", "hub", "serve", "--db", str(self.db)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--hub-url", self.url]
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err
-            )
-        try:
-            local_hub.until_serving(self.proc, self.url, 60, self.log, RuntimeError)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; its log ends:\n{self.log_tail()}") from None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            local_hub.stop_process(self.proc, 15)
-
-    def cli(self, *args: str) -> str:
-        try:
-            return local_hub.hub_cli(*args, "--db", str(self.db))
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\nhub log tail:\n{self.log_tail()}") from None
-
-    def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read the serve process's database beside it (read-only, WAL)."""
-        with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            return conn.execute(sql, params).fetchall()
-
-    def cpu(self) -> float:
-        assert self.proc is not None
-        return cpu_s(self.proc.pid)
-
-
-def until(predicate: Any, timeout_s: float, what: str, hub: Hub, poll_s: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if hub.proc is not None and hub.proc.poll() is not None:
-            raise RuntimeError(f"the hub exited while waiting for {what}:\n{hub.log_tail()}")
-        time.sleep(poll_s)
-    raise RuntimeError(f"timed out waiting for {what}; hub log tail:\n{hub.log_tail()}")
-
-
-class Download:
-    """Bytes of the last manifest body a SyncWorker received (its progress callback)."""
-
-    def __init__(self) -> None:
-        self.received = 0
-
-    def __call__(self, received: int, total: int | None) -> None:
-        self.received = received
 
 
 # ---- (1) our path ---------------------------------------------------------------------------
@@ -215,24 +138,7 @@ def enrol_gates(hub: Hub, admin_token: str, venue_id: str, tmp: Path) -> list[Pa
                 raise RuntimeError(f"enrolment code: HTTP {made.status_code} {made.text}")
             uris.append(str(made.json()["payload"]))
     dbs = [tmp / f"gate{i + 1}.db" for i in range(GATES)]
-    procs = [
-        subprocess.Popen(
-            [*GATE_CLI, "--db", str(db), "enroll", uri, "--json", "--hardware-id", f"hw-{i + 1}"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i, (db, uri) in enumerate(zip(dbs, uris, strict=True))
-    ]
-    for i, proc in enumerate(procs):
-        out, err = proc.communicate(timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"gate {i + 1}: enroll exited {proc.returncode}: {err.strip()}")
-        answer = json.loads(out.strip().splitlines()[-1])
-        manifest = (answer.get("sync") or {}).get("manifest") or {}
-        if manifest.get("tickets") != POSITIONS:
-            raise RuntimeError(f"gate {i + 1} holds no full manifest after enrolling: {answer}")
+    enroll_gates(list(zip(dbs, uris, strict=True)), POSITIONS)
     return dbs
 
 
@@ -250,14 +156,7 @@ def our_path(hub: Hub, server: PretixServer, init_token: str, tmp: Path) -> Ours
         "--url", server.url, "--init-token", init_token,
     )  # fmt: skip
     added = time.perf_counter()
-
-    def pulled() -> bool:
-        rows = hub.query("SELECT last_pull_ok_ms, last_pull_error FROM backends")
-        if rows and rows[0][1]:
-            raise RuntimeError(f"the hub's first pull failed: {rows[0][1]}")
-        return bool(rows and rows[0][0])
-
-    until(pulled, 300, "the hub's first pull from pretix", hub)
+    hub.first_pull("pretix")
     t2 = time.perf_counter()
     pretix_cpu, hub_pull_cpu = cpu_s(worker) - cpu_before, hub.cpu() - hub_before
     dbs = enrol_gates(hub, token, venue, tmp)
@@ -405,32 +304,19 @@ def push_1000(
     service = GateService(store)
     worker = SyncWorker(store, hub.url, event_id=ours.event_id, timeout_s=120)
     try:
-        for position in positions[:PUSHES]:
-            outcome = service.scan(position.secret)
-            if outcome is None or outcome.decision.verdict != Verdict.ADMIT:
-                raise RuntimeError(f"gate 1 did not admit a pretix code offline: {outcome}")
+        admit_offline(service, (p.secret for p in positions[:PUSHES]), "pretix")
         if worker.pending_count() != PUSHES:
             raise RuntimeError(f"{worker.pending_count()} scans pending on the gate")
         pretix = pretix_worker_pid(server)
         pretix_cpu0, hub_cpu0 = cpu_s(pretix), hub.cpu()
         started = time.perf_counter()
-        while worker.pending_count():
-            if not worker.sync_once():
-                raise RuntimeError(f"a gate sync cycle failed: {worker.snapshot().last_error}")
+        upload_pending(worker)
         uploaded = time.perf_counter()
     finally:
         worker.stop()
         store.close()
 
-    def drained() -> bool:
-        owed, pushed = hub.query(
-            "SELECT sum(pushed_ms IS NULL), sum(pushed_ms IS NOT NULL) FROM backend_outbox"
-            " WHERE backend_id = ?",
-            (backend_id,),
-        )[0]
-        return owed == 0 and pushed == PUSHES
-
-    until(drained, 600, "the hub's outbox to drain into pretix", hub, poll_s=0.1)
+    hub.drain(PUSHES, "pretix", poll_s=0.1)
     ended = time.perf_counter()
     pretix_cpu, hub_cpu = cpu_s(pretix) - pretix_cpu0, hub.cpu() - hub_cpu0
     not_ok = hub.query(
@@ -490,7 +376,7 @@ def main() -> None:
             with server.client() as c:  # one request first: neither path meets a cold worker
                 c.get(f"{event.path}/orders/", params={"testmode": "false"}).raise_for_status()
             notes["setup_s"] = time.perf_counter() - started
-            progress({"pretix_setup_s": notes["setup_s"]})
+            progress("pretix", {"pretix_setup_s": notes["setup_s"]})
 
             rounds: list[Ours] = []
             theirs: tuple[float, list[Device], float] | None = None
@@ -503,12 +389,13 @@ def main() -> None:
                 ours = our_path(hubs[-1], server, hub_devices[r].initialization_token, hubs[-1].dir)
                 manifest_bytes = gate_checks(hubs[-1], ours, positions)
                 rounds.append(ours)
-                progress({f"ours_round{r + 1}": ours.__dict__ | {"gate_dbs": len(ours.gate_dbs)}})
+                round_figures = ours.__dict__ | {"gate_dbs": len(ours.gate_dbs)}
+                progress("pretix", {f"ours_round{r + 1}": round_figures})
                 if theirs is None:
                     theirs = pretixscan_path(
                         server, event, [d.initialization_token for d in scan_devices]
                     )
-                    progress({"pretixscan_s": theirs[0], "pretix_cpu_s": theirs[2]})
+                    progress("pretix", {"pretixscan_s": theirs[0], "pretix_cpu_s": theirs[2]})
             assert theirs is not None
             theirs_s, devices, theirs_cpu = theirs
 
@@ -541,18 +428,13 @@ def main() -> None:
                     "pretix_cpu_pretixscan_over_ours": theirs_cpu / median("pretix_cpu_pull_s"),
                 }
             )
-            progress(figures)
+            progress("pretix", figures)
             figures.update(push_1000(hubs[-1], server, event, rounds[-1], positions))
         finally:
             for hub in hubs:
                 hub.stop()
             server.stop()
     show(figures, notes)
-
-
-def progress(figures: dict[str, Any]) -> None:
-    """What is measured so far, on stderr: a run that fails later still shows it."""
-    print(f"pretix bench so far: {json.dumps(figures, default=str)}", file=sys.stderr, flush=True)
 
 
 TARGETS = {
@@ -576,16 +458,7 @@ def show(figures: dict[str, Any], notes: dict[str, Any]) -> None:
         " query parameters, parsed, stored nowhere (a lower bound: no other resource, no"
         " database writes)\n"
     )
-    print(f"{'figure':<36} {'value':>14}  target")
-    for name, value in figures.items():
-        if isinstance(value, float):
-            shown = f"{value:,.3f}"
-        elif isinstance(value, int):
-            shown = f"{value:,}"
-        else:
-            shown = str(value)
-        print(f"{name:<36} {shown:>14}  {TARGETS.get(name, '')}")
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+    show_figures(figures, lambda name, _: TARGETS.get(name, ""))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,26 +25,19 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench.common import Download, Hub, show_figures, upload_pending  # noqa: E402
 from demo import local_hub  # noqa: E402
-from manifests.admission_types import Decision, Direction  # noqa: E402
-from protocol.reasons import Reason, Verdict  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402
 from scanner.service import GateService  # noqa: E402
 from scanner.settings import MANIFEST_SYNC  # noqa: E402
 from scanner.store import GateStore  # noqa: E402
 from scanner.sync import SyncWorker  # noqa: E402
+from tests.gate_scans import record_admits  # noqa: E402
 
 TICKETS = 100_000
 OFFLINE_SCANS = 10_000
 CHANGES = 1_000
 ROUNDS = 3
-
-
-def start_hub(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as err:
-        proc = local_hub.serve_hub(db, port, err)
-    local_hub.until_serving(proc, f"http://127.0.0.1:{port}", 30, log, RuntimeError)
-    return proc
 
 
 def enrolled_gate(url: str, demo: dict[str, Any], db: Path) -> GateStore:
@@ -74,18 +66,6 @@ class Admin:
         path = "/api/admin/tickets/lock" if locked else "/api/admin/tickets/unlock"
         resp = httpx.post(self.url + path, json=body, headers=self.auth, timeout=60)
         resp.raise_for_status()
-
-
-class Download:
-    """Bytes of the last manifest body the worker received (from its progress callback)."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.last_at = 0.0  # perf_counter of the last chunk: the rest of a pull is install
-
-    def __call__(self, received: int, total: int | None) -> None:
-        self.received = received
-        self.last_at = time.perf_counter()
 
 
 def pull(worker: SyncWorker, seen: Download) -> tuple[float, float, int, int | None]:
@@ -145,32 +125,19 @@ def bench_delta(
     }
 
 
-def record_offline(store: GateStore, ids: list[str], start_ms: int) -> None:
-    """10,000 committed admits, as the decision loop stores them while the hub is away."""
-    for i, ticket_id in enumerate(ids):
-        decision = Decision(Verdict.ADMIT, Reason.ADMITTED, "Welcome in.", ticket_id)
-        store.record_scan(
-            f"bench:{ticket_id}",
-            decision,
-            at_ms=start_ms + i,
-            direction=Direction.ENTRY,
-            gate="North",
-        )
-
-
 def bench_catchup(worker: SyncWorker, store: GateStore, ids: list[str]) -> dict[str, float]:
     """Each round a fresh slice of tickets, so every upload is new to the hub."""
     times = []
     now_ms = int(time.time() * 1000)
     for r in range(ROUNDS):
         chunk = ids[r * OFFLINE_SCANS : (r + 1) * OFFLINE_SCANS]
-        record_offline(store, chunk, now_ms - 60_000 + r * OFFLINE_SCANS)
+        # 10,000 committed admits, as the decision loop stores them while the hub is away
+        scans = [(f"bench:{ticket_id}", ticket_id) for ticket_id in chunk]
+        record_admits(store, scans, now_ms - 60_000 + r * OFFLINE_SCANS, gate="North")
         if worker.pending_count() != OFFLINE_SCANS:
             raise RuntimeError("the offline scans are not all pending")
         started = time.perf_counter()
-        while worker.pending_count():
-            if not worker.sync_once():
-                raise RuntimeError(f"a sync cycle failed: {worker.snapshot().last_error}")
+        upload_pending(worker)
         times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
     return {"catchup_10k_scans_s": seconds, "catchup_scans_per_s": OFFLINE_SCANS / seconds}
@@ -179,16 +146,13 @@ def bench_catchup(worker: SyncWorker, store: GateStore, ids: list[str]) -> dict[
 def main() -> None:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
-        db = Path(tmp) / "hub.sqlite"
+        hub = Hub(Path(tmp))
         started = time.perf_counter()
-        demo = json.loads(
-            local_hub.hub_cli("demo-data", "--db", str(db), "--tickets", str(TICKETS))
-        )
+        demo = json.loads(hub.cli("demo-data", "--tickets", str(TICKETS)))
         setup_s = time.perf_counter() - started
-        ids = local_hub.event_ticket_ids(db, demo["event_id"])
-        port = local_hub.free_port()
-        url = f"http://127.0.0.1:{port}"
-        hub = start_hub(db, port, Path(tmp) / "hub.log")
+        ids = local_hub.event_ticket_ids(hub.db, demo["event_id"])
+        url = hub.url
+        hub.start()
         try:
             store = enrolled_gate(url, demo, Path(tmp) / "gate.db")
             seen = Download()
@@ -205,14 +169,10 @@ def main() -> None:
                 worker.stop()
                 store.close()
         finally:
-            local_hub.stop_process(hub, 15)
+            hub.stop()
     print(f"sync bench: hub process on loopback, {TICKETS:,} tickets (demo data {setup_s:.1f} s),")
     print(f"one gate in-process, median of {ROUNDS} rounds\n")
-    print(f"{'figure':<36} {'value':>14}  target")
-    for name, value in figures.items():
-        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
-        print(f"{name:<36} {shown:>14}  {TARGETS.get(name, '(none set)')}")
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+    show_figures(figures, lambda name, _: TARGETS.get(name, "(none set)"))
 
 
 # No target is set for these sync figures; the one nearby is the manifest size (README): the

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,10 +40,17 @@ def until(
     raise error(f"timed out waiting for {what}")
 
 
-def hub_cli(*args: str, timeout_s: float = 600, error: type[Exception] = RuntimeError) -> str:
-    """`gate-hub ARGS` in a child process; its stdout, or `error` with its stderr."""
+def hub_cli(
+    *args: str,
+    timeout_s: float = 600,
+    error: type[Exception] = RuntimeError,
+    stdin: str | None = None,
+) -> str:
+    """`gate-hub ARGS` in a child process (`stdin` its input); its stdout, or `error` with
+    its stderr."""
     done = subprocess.run(
         [sys.executable, "-m", "hub", *args],
+        input=stdin,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -54,14 +61,18 @@ def hub_cli(*args: str, timeout_s: float = 600, error: type[Exception] = Runtime
     return done.stdout
 
 
-def serve_hub(db: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def serve_hub(
+    db: Path, port: int, log: IO[bytes], env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """`gate-hub serve` over `db` on 127.0.0.1:`port`, naming itself by that address (its
-    enrolment QR codes carry it); its stderr goes to `log`, to read when it fails."""
+    enrolment QR codes carry it); its stderr goes to `log`, to read when it fails. `env`:
+    its whole environment (default: this process's)."""
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "hub", "serve", "--db", str(db), "--host", "127.0.0.1"]
     return subprocess.Popen(
         [*command, "--port", str(port), "--hub-url", url],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
