@@ -8,7 +8,7 @@ import bisect
 import threading
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +19,23 @@ from hub.keys import DB, MEMORY
 # Seconds; the online-check target is 20 ms at p99, so most buckets sit below 0.1 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def family(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[str, int | float]]
+) -> list[str]:
+    """One metric family: its HELP and TYPE lines, then a line for each (labels, value) of
+    `samples`, the labels as written between the braces ('' for none)."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [
+        f"{name}{{{labels}}} {value}" if labels else f"{name} {value}" for labels, value in samples
+    ]
+    return lines
+
+
+def label(value: str) -> str:
+    """A label value as the exposition format writes it between its quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 class Metrics:
@@ -47,48 +64,73 @@ class Metrics:
 
     def render(self, conflicts: int) -> str:
         """The exposition text; `conflicts` is read from the store by the caller."""
+        checks = sorted(self.checks.items())
+        served = sorted(self.manifest_bytes.items())
         lines = [
-            "# HELP hub_scans_stored_total Scans committed (uploads and online checks).",
-            "# TYPE hub_scans_stored_total counter",
-            f"hub_scans_stored_total {self.scans_stored}",
-            "# HELP hub_checks_total Online checks answered, by verdict.",
-            "# TYPE hub_checks_total counter",
-            *(f'hub_checks_total{{verdict="{v}"}} {n}' for v, n in sorted(self.checks.items())),
-            "# HELP hub_conflicts Open reconciliation conflicts (offline double entries).",
-            "# TYPE hub_conflicts gauge",
-            f"hub_conflicts {conflicts}",
-            "# HELP hub_reconcile_backlog Tickets waiting to be re-reconciled after uploads.",
-            "# TYPE hub_reconcile_backlog gauge",
-            f"hub_reconcile_backlog {self.reconcile_backlog()}",
-            "# HELP hub_devices_online Devices holding the live WebSocket.",
-            "# TYPE hub_devices_online gauge",
-            f"hub_devices_online {self.devices_online()}",
-            "# HELP hub_manifest_bytes_served_total Signed manifest bytes sent, by kind.",
-            "# TYPE hub_manifest_bytes_served_total counter",
-            *(
-                f'hub_manifest_bytes_served_total{{kind="{k}"}} {n}'
-                for k, n in sorted(self.manifest_bytes.items())
+            *family(
+                "hub_scans_stored_total",
+                "counter",
+                "Scans committed (uploads and online checks).",
+                [("", self.scans_stored)],
+            ),
+            *family(
+                "hub_checks_total",
+                "counter",
+                "Online checks answered, by verdict.",
+                [(f'verdict="{v}"', n) for v, n in checks],
+            ),
+            *family(
+                "hub_conflicts",
+                "gauge",
+                "Open reconciliation conflicts (offline double entries).",
+                [("", conflicts)],
+            ),
+            *family(
+                "hub_reconcile_backlog",
+                "gauge",
+                "Tickets waiting to be re-reconciled after uploads.",
+                [("", self.reconcile_backlog())],
+            ),
+            *family(
+                "hub_devices_online",
+                "gauge",
+                "Devices holding the live WebSocket.",
+                [("", self.devices_online())],
+            ),
+            *family(
+                "hub_manifest_bytes_served_total",
+                "counter",
+                "Signed manifest bytes sent, by kind.",
+                [(f'kind="{k}"', n) for k, n in served],
             ),
             *self.backend_lines(),
-            "# HELP hub_errors_total Error answers sent, by their machine-readable code.",
-            "# TYPE hub_errors_total counter",
-            *(f'hub_errors_total{{code="{c}"}} {n}' for c, n in self.errors.items()),
-            "# HELP hub_request_duration_seconds Time to answer an HTTP request, by route.",
-            "# TYPE hub_request_duration_seconds histogram",
+            *family(
+                "hub_errors_total",
+                "counter",
+                "Error answers sent, by their machine-readable code.",
+                [(f'code="{c}"', n) for c, n in self.errors.items()],
+            ),
+            *family(
+                "hub_request_duration_seconds",
+                "histogram",
+                "Time to answer an HTTP request, by route.",
+                [],  # its _bucket, _sum and _count lines follow
+            ),
         ]
         for route, counts in sorted(self._latency.items()):
-            label = route.replace("\\", "\\\\").replace('"', '\\"')
+            route_label = label(route)
             running = 0
             for bound, n in zip((*LATENCY_BUCKETS, "+Inf"), counts, strict=True):
                 running += n
                 lines.append(
-                    f'hub_request_duration_seconds_bucket{{route="{label}",le="{bound}"}} {running}'
+                    f'hub_request_duration_seconds_bucket{{route="{route_label}",le="{bound}"}}'
+                    f" {running}"
                 )
             lines.append(
-                f'hub_request_duration_seconds_sum{{route="{label}"}} '
+                f'hub_request_duration_seconds_sum{{route="{route_label}"}} '
                 f"{self._latency_sum[route]:.6f}"
             )
-            lines.append(f'hub_request_duration_seconds_count{{route="{label}"}} {running}')
+            lines.append(f'hub_request_duration_seconds_count{{route="{route_label}"}} {running}')
         return "\n".join(lines) + "\n"
 
 

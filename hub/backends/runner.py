@@ -26,6 +26,7 @@ from aiohttp import web
 from hub.backends.kinds import PRETIX, TICKETTOKEN
 from hub.backends.pretix import PretixBackend
 from hub.backends.seam import Backend, BackendError, OwedScan, PushOutcome
+from hub.metrics import family, label
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.store_api import HubStorage
 from hub.store_base import Row
@@ -288,32 +289,35 @@ class BackendRunner:
                 failures = 0
 
     def metric_lines(self) -> list[str]:
-        lines = [
-            "# HELP hub_backend_outbox_owed Scans stored but not yet pushed to the backend.",
-            "# TYPE hub_backend_outbox_owed gauge",
+        rows = [
+            (f'backend="{label(h.name)}"', h)
+            for h in sorted(self.health.values(), key=lambda h: h.name)
         ]
-        rows = sorted(self.health.values(), key=lambda h: h.name)
-        label = [h.name.replace("\\", "\\\\").replace('"', '\\"') for h in rows]
-        lines += [
-            f'hub_backend_outbox_owed{{backend="{n}"}} {h.owed}'
-            for n, h in zip(label, rows, strict=True)
+        errors = [
+            (f'{backend},kind="{kind}"', failed)
+            for backend, h in rows
+            for kind, failed in (("pull", h.pulls_failed), ("push", h.pushes_failed))
         ]
-        lines += [
-            "# HELP hub_backend_pushed_total Scans the backend acknowledged.",
-            "# TYPE hub_backend_pushed_total counter",
+        return [
+            *family(
+                "hub_backend_outbox_owed",
+                "gauge",
+                "Scans stored but not yet pushed to the backend.",
+                [(backend, h.owed) for backend, h in rows],
+            ),
+            *family(
+                "hub_backend_pushed_total",
+                "counter",
+                "Scans the backend acknowledged.",
+                [(backend, h.pushed) for backend, h in rows],
+            ),
+            *family(
+                "hub_backend_errors_total",
+                "counter",
+                "Failed pulls and pushes, by backend and kind.",
+                errors,
+            ),
         ]
-        lines += [
-            f'hub_backend_pushed_total{{backend="{n}"}} {h.pushed}'
-            for n, h in zip(label, rows, strict=True)
-        ]
-        lines += [
-            "# HELP hub_backend_errors_total Failed pulls and pushes, by backend and kind.",
-            "# TYPE hub_backend_errors_total counter",
-        ]
-        for n, h in zip(label, rows, strict=True):
-            lines.append(f'hub_backend_errors_total{{backend="{n}",kind="pull"}} {h.pulls_failed}')
-            lines.append(f'hub_backend_errors_total{{backend="{n}",kind="push"}} {h.pushes_failed}')
-        return lines
 
 
 RUNNER = web.AppKey("backend_runner", BackendRunner)
