@@ -16,14 +16,14 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from hub.console import events, reports, sign_in, tickets
+from hub.console import box_office, events, reports, sign_in, tickets
 from hub.console.render import local_time
 from hub.console.session import CSRF_FIELD, ROLE_LABELS, setup_sessions
 
 HERE = Path(__file__).parent
 STATIC_PATH = "/static/console"
 
-PAGES: list[ModuleType] = [sign_in, events, tickets, reports]
+PAGES: list[ModuleType] = [sign_in, events, tickets, reports, box_office]
 
 
 @jinja2.pass_context
