@@ -40,6 +40,22 @@ def until(
     raise error(f"timed out waiting for {what}")
 
 
+def checked_output(
+    command: list[str],
+    what: str,
+    *,
+    timeout_s: float,
+    error: type[Exception] = RuntimeError,
+    **run: Any,
+) -> str:
+    """`command`'s stdout once it exits 0; else `error` saying `what` failed, with its
+    stderr. `run`: more of subprocess.run's arguments (cwd, env, input)."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, **run)
+    if done.returncode != 0:
+        raise error(f"{what} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
 def hub_cli(
     *args: str,
     timeout_s: float = 600,
@@ -48,17 +64,10 @@ def hub_cli(
 ) -> str:
     """`gate-hub ARGS` in a child process (`stdin` its input); its stdout, or `error` with
     its stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        input=stdin,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
+    command = [sys.executable, "-m", "hub", *args]
+    return checked_output(
+        command, f"gate-hub {args[0]}", timeout_s=timeout_s, error=error, input=stdin, cwd=ROOT
     )
-    if done.returncode != 0:
-        raise error(f"gate-hub {args[0]} failed: {done.stderr.strip()}")
-    return done.stdout
 
 
 def serve_hub(

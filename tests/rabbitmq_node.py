@@ -48,7 +48,7 @@ from typing import IO, Any
 
 import aio_pika
 
-from demo.local_hub import free_port
+from demo.local_hub import checked_output, free_port
 from tests.tickettoken_webhooks import js_iso
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -181,16 +181,9 @@ class RabbitNode:
 
     def ctl(self, *args: str, timeout_s: float = 60) -> str:
         """rabbitmqctl against this node (list_queues, ...); its output."""
-        done = subprocess.run(
-            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.nodename, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
-        return done.stdout
+        command = [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.nodename, *args]
+        what = f"rabbitmqctl {' '.join(args)}"
+        return checked_output(command, what, timeout_s=timeout_s, env=self.env)
 
 
 def tickets_purchased_message(
