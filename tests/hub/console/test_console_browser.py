@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, Response, expect
+from playwright.async_api import Browser, BrowserContext, Page, Response, Route, expect
 
 from tests.browser import SIZES, decode_qr_from_png, screenshot, sign_in_page, sized
 from tests.console_session import PASSWORD, make_user
 from tests.gate_cli import async_gate_cli
 from tests.hub_fixtures import Hub, add_show, credential_text, start_hub, stop_hub
 from tests.processes import Gate
+from tests.will_call_support import OFFICE_DPI, make_order, read_pdf
 
 pytestmark = pytest.mark.browser
 
@@ -198,7 +199,6 @@ async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_ne
     gate = Gate(gate_db, show.event_id)  # online: syncing with the hub while it scans
     try:
         await page.goto(f"{hub.url}/tickets/{ticket}")
-        await screenshot(page, "ticket", "phone")
         await page.locator("#lock-reason").select_option("fraud_investigation")
         await page.get_by_role("button", name="Lock ticket").click()
         await expect(page.get_by_role("status")).to_contain_text("Ticket locked")
@@ -299,3 +299,56 @@ async def test_a_lower_role_is_refused_what_it_may_not_do(hub: Hub, browser: Bro
     answer = await page.goto(f"{hub.url}/audit")
     assert answer is not None and answer.status == 403
     await context.close()
+
+
+async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gate_admits(
+    hub_here: Hub, browser: Browser, tmp_path: Path
+) -> None:
+    """The box office finds the order, records the ID check, releases it and downloads the
+    PDF as a person clicks its link; every code on its pages, read by the gate's decoder, is
+    admitted by a real gate-scanner, and refused after that as already inside."""
+    hub = hub_here
+    show = add_show(hub, hub.a)
+    order = show.tickets[:2]
+    make_order(hub, hub.a, order, "WC-1")
+    event = hub.store.get_event(show.event_id, hub.a.id)
+    assert event is not None
+    hub.store.hold_will_call(event, hub.a.id, "WC-1", "Amara Okafor", "test", hub.clock())
+    gate_db = tmp_path / "north-1.db"
+    await enrolled_by_code(hub, gate_db, show.north)
+    box_office = make_user(hub, "a", "box_office")
+    context = await signed_in(browser, hub, box_office, "desktop")
+    page = context.pages[0]
+    await page.goto(f"{hub.url}/box-office")
+    await page.get_by_label("Order reference or name").fill("okafor")
+    await page.get_by_role("button", name="Find").click()
+    await page.get_by_role("link", name="Amara Okafor").click()
+    await page.get_by_label("I have seen photo ID with this name").check()
+    await page.get_by_role("button", name="Record the ID check").click()
+    await page.get_by_role("button", name="Release 2 tickets").click()
+    await expect(page.get_by_role("status")).to_contain_text("Released: 2 tickets")
+    printed: list[bytes] = []
+
+    async def keep(route: Route) -> None:  # the bytes the click brought, then on to the viewer
+        answer = await route.fetch()
+        assert answer.ok and answer.headers["content-type"] == "application/pdf"
+        printed.append(await answer.body())
+        await route.fulfill(response=answer)
+
+    pdf_url = re.compile(r"/tickets\.pdf\?format=a4$")
+    await page.route(pdf_url, keep)
+    async with page.expect_response(pdf_url):
+        await page.get_by_role("link", name="Print on A4 (PDF)").click()
+    assert len(printed) == 1
+    codes = [code for pdf_page in read_pdf(printed[0], OFFICE_DPI) for code in pdf_page.codes]
+    assert sorted(codes) == sorted([await credential_text(hub, t) for t in order])
+    gate = Gate(gate_db, show.event_id)
+    try:
+        for code in codes:
+            assert (await scan(gate, code))[1:] == ["admit", "admitted"]
+        for code in codes:  # asked again (not a camera's repeat read): already inside
+            answer = await dry_run(gate_db, code)
+            assert (answer["verdict"], answer["reason"]) == ("deny", "already_admitted")
+    finally:
+        await asyncio.to_thread(gate.close)
+        await context.close()
