@@ -29,6 +29,7 @@ from hub.schema import (
     EXTERNAL_ID_COLUMN,
     OWED_UPSTREAM_TRIGGER,
     STAFF_DDL,
+    TICKET_BULK_INSERTS_DDL,
     TICKET_FIELD_COLUMNS,
     VENUE_LEGACY_KEYS_DDL,
     WEBHOOK_NONCES_DDL,
@@ -159,6 +160,11 @@ def _staff_accounts(db: sqlite_utils.Database) -> None:
 @STEPS(name="0015_will_call")  # orders held at the box office: ID check, pick-up
 def _will_call(db: sqlite_utils.Database) -> None:
     _run(db, WILL_CALL_DDL)
+
+
+@STEPS(name="0016_ticket_bulk_inserts")  # a first pull's tickets bump their event once, not each
+def _ticket_bulk_inserts(db: sqlite_utils.Database) -> None:
+    _run(db, TICKET_BULK_INSERTS_DDL)
 
 
 STEP_NAMES = tuple(m.name for m in STEPS._migrations)

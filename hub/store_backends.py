@@ -21,6 +21,7 @@ from typing import Any
 from hub.backends.seam import OwedScan, Pull, PushOutcome, UpstreamTicket
 from hub.schema import SCAN_HUB_MS
 from hub.store_base import Row, StoreBase, new_id
+from hub.store_tickets import insert_tickets
 from manifests.admission_types import ScanFact
 
 _BACKEND_IDS = uuid.UUID("6f1c2b1e-4f0e-4d55-9a43-0b5e1c7f2a10")
@@ -362,13 +363,15 @@ class BackendStore(StoreBase):
         them at once and new ones are inserted together: a first pull of 100,000 tickets is
         a few statements, not 200,000."""
         prepared = []
+        type_ids: dict[tuple[str, str], str] = {}  # a few types for many tickets: uuid5 once
         for event_id, t in placed:
             ticket_id = t.hub_id or upstream_id(backend_id, "ticket", t.ref)
-            type_id = (
-                None
-                if t.type_ref is None
-                else upstream_id(backend_id, "ticket_type", t.event_ref, t.type_ref)
-            )
+            type_id = None
+            if t.type_ref is not None:
+                type_id = type_ids.get((t.event_ref, t.type_ref))
+                if type_id is None:
+                    type_id = upstream_id(backend_id, "ticket_type", t.event_ref, t.type_ref)
+                    type_ids[(t.event_ref, t.type_ref)] = type_id
             values: dict[str, Any] = {
                 "status": str(t.status),
                 "ticket_type_id": type_id,
@@ -418,8 +421,7 @@ class BackendStore(StoreBase):
                 self.db.table("tickets").update(ticket_id, {**values, "updated_ms": now_ms})
                 s.tickets_changed += 1
                 self._ticket_changed(event_id, s)
-        if fresh:
-            self.db.table("tickets").insert_all(fresh, batch_size=500)
+        insert_tickets(self.db.conn, fresh)
         for event_id, t, ticket_id, _ in prepared:
             if t.code is None or t.blocked == ((ticket_id, t.code) in blocked):
                 continue  # the block is as upstream says

@@ -78,7 +78,8 @@ class CheckOutcome:
 
 class ManifestStore(StoreBase):
     def event_revision(self, event_id: str) -> int:
-        """The manifest revision: 1 plus the number of changes the triggers counted."""
+        """The manifest revision: 1 plus the number of changes the triggers counted (a bulk
+        insert of tickets counts as one: hub/store_tickets.py insert_tickets)."""
         row = self._one("SELECT revision FROM event_revisions WHERE event_id = ?", [event_id])
         return int(row["revision"]) + 1 if row else 1
 

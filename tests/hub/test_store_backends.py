@@ -109,6 +109,24 @@ def test_a_pull_becomes_hub_rows_and_a_quiet_pull_moves_nothing(store: HubStore)
     assert store.db["event_code_keys"].get(event_id)["lookup_key"] == keys["lookup_key"]
 
 
+def test_tickets_a_pull_adds_reach_the_delta_of_a_gate_holding_the_event(
+    store: HubStore,
+) -> None:
+    """New tickets are inserted together, their event's revision moved once for all of them
+    (schema step 16), and each is in the delta from the revision a gate held before."""
+    backend = _backend(store)
+    store.apply_pull(backend, _pull(_ticket("1")), NOW)
+    event_id = upstream_id(backend["id"], "event", "fest")
+    held = store.current_revision(event_id)
+    summary = store.apply_pull(backend, _pull(*(_ticket(str(n)) for n in range(1, 5))), NOW + 1)
+    assert summary.tickets_added == 3
+    delta = store.manifest_source(event_id, since=held)
+    assert delta is not None and delta.revision > held
+    added = {upstream_id(backend["id"], "ticket", str(n)) for n in range(2, 5)}
+    assert {t["id"] for t in delta.tickets} == added
+    assert store.db.execute("SELECT count(*) FROM ticket_bulk_inserts").fetchone()[0] == 0
+
+
 def test_upstream_changes_reach_the_ticket_and_move_the_revision(store: HubStore) -> None:
     backend = _backend(store)
     store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
