@@ -10,6 +10,9 @@ watermark is the database's own clock at the last pull's start minus LATE_COMMIT
 written by a transaction that began before that pull but committed after it carries an
 earlier `updated_at` (ticket-service's trigger stamps the transaction's start), and equal
 timestamps are read again rather than skipped; re-reading a row changes nothing at the hub.
+Of that minute, only rows written by transactions still running at the last pull's snapshot,
+or begun since, are read (their xmin against the snapshot's oldest running transaction): the
+rows the last pull could not see, and never a bulk change it already read.
 
 A push marks an admitted entry the way TicketToken reads "used": `validated_at` and
 `first_scanned_at` at the earliest entry, `last_scanned_at` at the latest, `scan_count` at
@@ -31,7 +34,7 @@ from typing import Any
 
 import aio_pika
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from hub.backends.kinds import TICKETTOKEN as KIND
 from hub.backends.seam import (
@@ -126,7 +129,13 @@ class TicketTokenBackend:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 await self._tenant(conn)
-                now = (await (await conn.execute("SELECT now() AS now")).fetchone() or {})["now"]
+                # the snapshot's oldest running transaction, as 32 bits like a row's xmin
+                clock = await conn.execute(
+                    "SELECT now() AS now,"
+                    " mod(txid_snapshot_xmin(txid_current_snapshot()), 4294967296) AS xmin"
+                )
+                marks = await clock.fetchone() or {}
+                now, xmin = marks["now"], int(marks["xmin"])
                 events = await self._events(conn)
                 if probe:
                     return Pull()
@@ -137,17 +146,16 @@ class TicketTokenBackend:
                         [ids],
                     )
                 ).fetchall()
-                sql = (
-                    "SELECT t.id, t.event_id, t.ticket_type_id, t.status, t.seat_number,"
-                    ' t.section, t."row", t.barcode, o.order_number'
-                    " FROM tickets t LEFT JOIN orders o ON o.id = t.order_id"
-                    " WHERE t.event_id = ANY(%s)"
-                )
+                sql = _TICKETS
                 params: list[Any] = [ids]
                 if not full:
                     sql += " AND t.updated_at >= %s"
                     params.append(datetime.fromisoformat(str(cursor["since"])))
-                tickets = await (await conn.execute(sql, params)).fetchall()
+                    if "xmin" in cursor:
+                        sql += f" AND {_WRITTEN_SINCE}"
+                        params.append(int(cursor["xmin"]))
+                async with conn.cursor(row_factory=tuple_row) as rows:
+                    tickets = await (await rows.execute(sql, params)).fetchall()
         except psycopg.errors.InsufficientPrivilege:
             raise BackendError(
                 "TicketToken's database refuses the hub's role (insufficient privilege): grant"
@@ -170,8 +178,12 @@ class TicketTokenBackend:
             ticket_types=[
                 UpstreamTicketType(str(t["id"]), str(t["event_id"]), str(t["name"])) for t in types
             ],
-            tickets=[self._ticket(t) for t in tickets],
-            cursor={"since": since.isoformat(), "full_ms": now_local if full else previous},
+            tickets=_tickets(tickets),
+            cursor={
+                "since": since.isoformat(),
+                "xmin": xmin,
+                "full_ms": now_local if full else previous,
+            },
             complete_events=[str(e["id"]) for e in events] if full else (),
         )
 
@@ -196,19 +208,6 @@ class TicketTokenBackend:
             start_ms=_ms(start),
             end_ms=max(_ms(end), _ms(start)),
             hub_id=str(e["id"]),  # its QR codes carry the event's uuid
-        )
-
-    def _ticket(self, t: Mapping[str, Any]) -> UpstreamTicket:
-        seat = " ".join(str(t[k]) for k in ("section", "row", "seat_number") if t.get(k)) or None
-        return UpstreamTicket(
-            ref=str(t["id"]),
-            event_ref=str(t["event_id"]),
-            type_ref=str(t["ticket_type_id"]) if t["ticket_type_id"] else None,
-            status=ticket_status(str(t["status"])),
-            code=str(t["barcode"]) if t.get("barcode") else None,
-            order_ref=str(t["order_number"]) if t.get("order_number") else None,
-            seat=seat,
-            hub_id=str(t["id"]),  # its QR codes carry the ticket's uuid
         )
 
     async def listen(self, pulled: Callable[[], Awaitable[str | None]]) -> None:
@@ -289,6 +288,46 @@ class TicketTokenBackend:
             )
             outcomes.append(PushOutcome(scan.scan_id, True, answer))
         return outcomes
+
+
+# A pull's tickets: ids as text (PostgreSQL writes them faster than Python formats UUIDs),
+# rows as tuples in this order (_tickets reads them).
+_TICKETS = (
+    "SELECT t.id::text, t.event_id::text, t.ticket_type_id::text, t.status, t.section,"
+    ' t."row", t.seat_number, t.barcode, o.order_number'
+    " FROM tickets t LEFT JOIN orders o ON o.id = t.order_id"
+    " WHERE t.event_id = ANY(%s)"
+)
+# The row version was written by a transaction that had not ended when the last pull took its
+# snapshot (xids compare modulo 2**32, as PostgreSQL's own do): what that pull could not see.
+# A bulk change committed before it is not read again for the rest of the late-commit minute.
+_WRITTEN_SINCE = "mod(t.xmin::text::bigint - %s + 4294967296, 4294967296) < 2147483648"
+
+
+def _tickets(rows: Sequence[tuple[Any, ...]]) -> list[UpstreamTicket]:
+    """_TICKETS' rows as the seam's tickets; a status is mapped once per spelling."""
+    statuses: dict[str, TicketStatus] = {}
+    tickets = []
+    for ticket_id, event_id, type_id, status, section, row, seat_number, barcode, order in rows:
+        mapped = statuses.get(status)
+        if mapped is None:
+            mapped = statuses[status] = ticket_status(str(status))
+        seat = None
+        if section or row or seat_number:
+            seat = " ".join(str(p) for p in (section, row, seat_number) if p)
+        tickets.append(
+            UpstreamTicket(
+                ref=ticket_id,
+                event_ref=event_id,
+                type_ref=type_id or None,
+                status=mapped,
+                code=str(barcode) if barcode else None,
+                order_ref=str(order) if order else None,
+                seat=seat,
+                hub_id=ticket_id,  # its QR codes carry the ticket's uuid
+            )
+        )
+    return tickets
 
 
 # One statement per entry; every column moves only forward, so running it twice for the same

@@ -104,6 +104,28 @@ def test_pulls_full_then_incremental_with_late_commits_and_deletions(
     asyncio.run(backend.aclose())
 
 
+def test_a_pull_right_after_a_bulk_change_reads_only_what_the_last_one_could_not_see(
+    tickettoken_db: TicketTokenDb, store: HubStore
+) -> None:
+    """Within the late-commit minute, a bulk change the last pull read is not read again
+    (before: every pull of that minute read all of it); a change since is."""
+    db = tickettoken_db
+    event = db.create_tenant("On Sale Events")
+    batch = db.insert_tickets(event, 300)
+    backend = connector(db, event.tenant_id)
+    row = hub_backend(store)
+    assert pull(store, row, backend).tickets_added == 300
+    cursor = store.backend_cursor(row["id"])
+
+    async def read(cursor: dict[str, Any]) -> list[str]:
+        return [t.ref for t in (await backend.pull(cursor)).tickets]
+
+    assert asyncio.run(read(cursor)) == []
+    db.refund(event.tenant_id, batch.ticket_ids[:1])
+    assert asyncio.run(read(cursor)) == [str(batch.ticket_ids[0])]
+    asyncio.run(backend.aclose())
+
+
 def test_entries_are_written_back_once_and_tenants_stay_apart(
     tickettoken_db: TicketTokenDb, store: HubStore
 ) -> None:
