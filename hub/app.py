@@ -179,7 +179,13 @@ def create_app(
         app[RUNNER] = runner
         app.cleanup_ctx.append(_background(runner.run))
         hub_metrics.backend_lines = runner.metric_lines
-        runner.on_tickets_changed = live_hub.tickets_changed
+
+        def tickets_changed(changed: Mapping[str, str]) -> None:
+            """Gates fetch their delta now; a new event's manifest is built before a gate asks."""
+            live_hub.tickets_changed(changed)
+            builds.warm(changed, clock())
+
+        runner.on_tickets_changed = tickets_changed
     if expiry_interval_s is not None:
         app.cleanup_ctx.append(_expiry_job(expiry_interval_s))
     return app

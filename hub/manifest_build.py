@@ -11,8 +11,10 @@ therefore costs one indexed read.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -45,6 +47,7 @@ from protocol.backend_codes import code_digest, code_seal
 from protocol.credential import CodeState
 from protocol.native import BODY_BYTES, SIG_BYTES, issue_credential, public_key
 
+log = logging.getLogger("hub.manifests")
 MEMO_EVENTS = 8  # events whose newest full rows are kept in memory
 MEMO_ENVELOPES = 512  # signed envelopes kept in memory
 
@@ -73,6 +76,16 @@ class HubKeys:
     def key_set(self, now_ms: int) -> bytes:
         """The trusted keys as a document signed by the current key, for devices."""
         return sign_key_set(KeySet(self.version, self.key_id, self.trusted, now_ms), self.seed)
+
+
+@dataclass(frozen=True, slots=True)
+class Warmed:
+    """An event's rows and one full envelope, built by one builder for another to keep."""
+
+    manifest: Manifest
+    scope: Scope
+    served: Served
+    keys: HubKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,12 +349,41 @@ class ManifestBuilder:
             current = self.rows(event_id, now_ms)
             if current is None:
                 return None
-            scoped = Manifest(replace(current.header, scope=scope), current.tickets)
-            served = Served("full", current.revision, self._sign(encode_manifest(scoped)))
+            served = self._full(current, scope)
         self._remember(
             self._envelopes, (event_id, served.revision, scope, base), served, MEMO_ENVELOPES
         )
         return served
+
+    def holds_rows(self, event_id: str) -> bool:
+        """Whether the event's newest full rows are in memory (moving them forward is cheap)."""
+        return event_id in self._latest
+
+    def cold(self, event_id: str, scope: Scope, now_ms: int) -> Warmed | None:
+        """The event's rows and its full envelope for `scope`, not kept here: for another
+        builder to adopt (ManifestWorker.warm)."""
+        keys = self.refresh_keys()
+        manifest = self.rows(event_id, now_ms)
+        self._latest.pop(event_id, None)
+        if manifest is None or not self.signed_with(keys):
+            return None
+        return Warmed(manifest, scope, self._full(manifest, scope), keys)
+
+    def adopt(self, warmed: Warmed) -> None:
+        """What cold() made elsewhere, kept as if built here, unless the keys changed since or
+        newer rows are held."""
+        manifest, scope, served = warmed.manifest, warmed.scope, warmed.served
+        event_id = manifest.header.event.id
+        held = self._latest.get(event_id)
+        if self.refresh_keys() is not warmed.keys or (held and held.revision >= served.revision):
+            return
+        self._remember(self._latest, event_id, manifest, MEMO_EVENTS)
+        key = (event_id, served.revision, scope, None)
+        self._remember(self._envelopes, key, served, MEMO_ENVELOPES)
+
+    def _full(self, current: Manifest, scope: Scope) -> Served:
+        scoped = Manifest(replace(current.header, scope=scope), current.tickets)
+        return Served("full", current.revision, self._sign(encode_manifest(scoped)))
 
     def signed_with(self, keys: HubKeys) -> bool:
         """Whether the memos were made with `keys` (read only: safe from another thread)."""
@@ -383,6 +425,13 @@ class ManifestWorker:
         self._builder: ManifestBuilder | None = None  # the thread's, once made: memos read here
         self._building: dict[tuple[Any, ...], asyncio.Future[Served | None]] = {}
         self.builds = 0  # builds run on the thread (memo hits on the loop not counted)
+        # warm(): cold builds beside the serving thread, which never waits behind one
+        self._warmer: ThreadOwned[ManifestBuilder] = ThreadOwned(
+            "hub-manifest-warm",
+            lambda: ManifestBuilder(HubStore(self.path, migrate=False), self._keys),
+            lambda builder: builder.store.close(),
+        )
+        self._warming: dict[str, asyncio.Task[None]] = {}  # held: a task nobody holds may vanish
 
     async def serve(
         self, event_id: str, scope: Scope, since: int | None, revision: int, now_ms: int
@@ -415,5 +464,43 @@ class ManifestWorker:
         self.builds += 1
         return builder.serve(event_id, scope, since, now_ms)
 
+    def warm(self, changed: Mapping[str, str], now_ms: int) -> list[asyncio.Task[None]]:
+        """After a pull changed these events' tickets (event id -> venue id): an event whose
+        full rows are not in memory (a backend's first pull of it, or the first change since
+        the hub started) is built now on a thread of its own, with the envelope its venue's
+        gates ask for, and handed to the serving thread: a gate enrolling after a first pull
+        of 100,000 tickets then waits for none of it, and a gate asking for a delta meanwhile
+        is not queued behind it. Rows in memory are moved forward when next asked for.
+        Nobody needs to await the tasks (done once each build is kept); failures are logged."""
+        builder, warming = self._builder, []
+        for event_id, venue_id in changed.items():
+            if event_id in self._warming or (builder is not None and builder.holds_rows(event_id)):
+                continue
+            task = asyncio.create_task(self._warm(event_id, Scope(venue_id), now_ms))
+            self._warming[event_id] = task
+            warming.append(task)
+        return warming
+
+    async def _warm(self, event_id: str, scope: Scope, now_ms: int) -> None:
+        try:
+            warmed = await self._warmer.run(functools.partial(_cold, event_id, scope, now_ms))
+            if warmed is not None:
+                await self._thread.run(lambda builder: self._adopt(builder, warmed))
+        except Exception:
+            log.exception("manifest warm-up failed", extra={"event": event_id})
+        finally:
+            self._warming.pop(event_id, None)
+
+    def _adopt(self, builder: ManifestBuilder, warmed: Warmed) -> None:
+        self._builder = builder
+        builder.adopt(warmed)
+
     def close(self) -> None:
+        for task in self._warming.values():
+            task.cancel()
+        self._warmer.close()
         self._thread.close()
+
+
+def _cold(event_id: str, scope: Scope, now_ms: int, builder: ManifestBuilder) -> Warmed | None:
+    return builder.cold(event_id, scope, now_ms)

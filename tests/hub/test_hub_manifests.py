@@ -3,12 +3,13 @@ holder names opened by the hub-issued credential, key rotation, box-office crede
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 
 import pytest
 
-from hub.manifest_build import HubKeys, ManifestBuilder, credential_signature
+from hub.manifest_build import HubKeys, ManifestBuilder, ManifestWorker, credential_signature
 from hub.storage import HubStore
 from manifests.admission import decide, parse_context
 from manifests.admission_types import Direction, GateContext
@@ -24,10 +25,12 @@ from protocol.signing import b64decode
 from tests.device_api import get_manifest
 from tests.hub_fixtures import (
     HUB_SEED,
+    Clock,
     Hub,
     add_show,
     credential_text,
     enroll,
+    make_tenant,
 )
 
 
@@ -161,6 +164,31 @@ def test_rotated_hub_key_signs_new_manifests_and_old_keys_stay_trusted(tmp_path:
             open_envelope(served.envelope, old.trusted)
         assert refused.value.code == "unknown_key"
     finally:
+        store.close()
+
+
+async def test_a_warmed_event_is_served_whole_without_a_build_of_its_own(tmp_path: Path) -> None:
+    """After a pull changed an event's tickets, the hub builds its manifest beside the serving
+    thread (ManifestWorker.warm): a venue-wide gate then gets it without a build of its own,
+    byte for byte what a cold build signs."""
+    store = HubStore(tmp_path / "hub.sqlite")
+    keys = HubKeys.single(HUB_SEED)
+    worker = ManifestWorker(store.path, keys)
+    try:
+        clock = Clock()
+        hub = Hub(store, clock, "", None)  # type: ignore[arg-type]
+        hub.a = make_tenant(store, "alpha", clock())
+        show = add_show(hub, hub.a)
+        changed = {show.event_id: hub.a.venue_id}
+        await asyncio.gather(*worker.warm(changed, 0))
+        scope, revision = Scope(hub.a.venue_id), store.event_revision(show.event_id)
+        served = await worker.serve(show.event_id, scope, None, revision, 0)
+        assert served is not None and worker.builds == 0
+        cold = ManifestBuilder(store, keys).serve(show.event_id, scope, None, 0)
+        assert cold is not None and served.envelope == cold.envelope
+        assert worker.warm(changed, 0) == []  # its rows are held: moved forward when asked
+    finally:
+        worker.close()
         store.close()
 
 
