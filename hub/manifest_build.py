@@ -436,14 +436,19 @@ class ManifestWorker:
     async def serve(
         self, event_id: str, scope: Scope, since: int | None, revision: int, now_ms: int
     ) -> Served | None:
-        """As ManifestBuilder.serve; `revision` is the one the caller just read."""
+        """As ManifestBuilder.serve; `revision` is the one the caller just read. A whole
+        manifest asked for while its event warms up (warm()) waits for that build rather than
+        making a second one beside it."""
+        base = since if since is not None and 1 <= since < revision else None
+        warming = self._warming.get(event_id)
+        if warming is not None and base is None:
+            await asyncio.wait([warming])  # never raises: the warm-up logs its own failure
         builder = self._builder
         if builder is not None:  # a finished envelope needs no thread
             memo = builder.cached(event_id, revision, scope, since)
             keys = self._keys() if callable(self._keys) else self._keys
             if memo is not None and builder.signed_with(keys):
                 return memo
-        base = since if since is not None and 1 <= since < revision else None
         key = (event_id, revision, scope, base)
         pending = self._building.get(key)
         if pending is None:

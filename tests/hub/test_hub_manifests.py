@@ -169,8 +169,8 @@ def test_rotated_hub_key_signs_new_manifests_and_old_keys_stay_trusted(tmp_path:
 
 async def test_a_warmed_event_is_served_whole_without_a_build_of_its_own(tmp_path: Path) -> None:
     """After a pull changed an event's tickets, the hub builds its manifest beside the serving
-    thread (ManifestWorker.warm): a venue-wide gate then gets it without a build of its own,
-    byte for byte what a cold build signs."""
+    thread (ManifestWorker.warm): a venue-wide gate asking meanwhile waits for that build and
+    gets it without one of its own, byte for byte what a cold build signs."""
     store = HubStore(tmp_path / "hub.sqlite")
     keys = HubKeys.single(HUB_SEED)
     worker = ManifestWorker(store.path, keys)
@@ -180,10 +180,11 @@ async def test_a_warmed_event_is_served_whole_without_a_build_of_its_own(tmp_pat
         hub.a = make_tenant(store, "alpha", clock())
         show = add_show(hub, hub.a)
         changed = {show.event_id: hub.a.venue_id}
-        await asyncio.gather(*worker.warm(changed, 0))
+        warming = worker.warm(changed, 0)
         scope, revision = Scope(hub.a.venue_id), store.event_revision(show.event_id)
         served = await worker.serve(show.event_id, scope, None, revision, 0)
         assert served is not None and worker.builds == 0
+        await asyncio.gather(*warming)
         cold = ManifestBuilder(store, keys).serve(show.event_id, scope, None, 0)
         assert cold is not None and served.envelope == cold.envelope
         assert worker.warm(changed, 0) == []  # its rows are held: moved forward when asked
