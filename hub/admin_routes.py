@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -185,7 +186,7 @@ def device_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]:
+async def scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]:
     device_id = request.match_info["device_id"]
     device = await request.app[DB].run(
         lambda store: store.get_device_scoped(device_id, principal.tenant_id, principal.venue_id)
@@ -195,14 +196,14 @@ async def _scoped_device(request: web.Request, principal: Principal) -> dict[str
     return device
 
 
-async def _known_zones(request: web.Request, venue_id: str, zones: list[str]) -> None:
+async def known_zones(request: web.Request, venue_id: str, zones: list[str]) -> None:
     names = {z["name"] for z in await request.app[DB].run(lambda s: s.list_zones(venue_id))}
     for zone in zones:
         if zone not in names:  # a name the venue lacks, like an unknown id: not found
             raise ApiError(404, "unknown_zone", f"Zone {zone} is not defined at this venue.")
 
 
-async def _known_gate(request: web.Request, gate_id: str, venue_id: str) -> bool:
+async def known_gate(request: web.Request, gate_id: str, venue_id: str) -> bool:
     return await request.app[DB].run(lambda s: s.get_gate(gate_id, venue_id)) is not None
 
 
@@ -292,7 +293,7 @@ async def create_gate(request: web.Request) -> web.Response:
     name = f.need_text("name")
     direction = f.text("direction") or Direction.ENTRY
     zones = f.text_list("zones")
-    await _known_zones(request, venue["id"], zones)
+    await known_zones(request, venue["id"], zones)
     now = request.app[CLOCK]()
     row = await _unique(
         request.app[DB].run(
@@ -322,17 +323,23 @@ async def list_devices(request: web.Request) -> web.Response:
 @routes.get("/api/admin/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
     p = await require_admin(request, "device.read")
-    return web.json_response(device_json(await _scoped_device(request, p)))
+    return web.json_response(device_json(await scoped_device(request, p)))
+
+
+async def deactivate(request: web.Request, device: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Deactivate a device (audited) and close its live sockets: it must stop hearing
+    entries now. The admin API and the console both deactivate through here."""
+    now = request.app[CLOCK]()
+    updated = await request.app[DB].run(lambda s: s.deactivate_device(device, actor, now))
+    request.app[LIVE].drop_device(device["id"])
+    return updated
 
 
 @routes.post("/api/admin/devices/{device_id}/deactivate")
 async def deactivate_device(request: web.Request) -> web.Response:
     p = await require_admin(request, "device.manage")
-    device = await _scoped_device(request, p)
-    now = request.app[CLOCK]()
-    updated = await request.app[DB].run(lambda s: s.deactivate_device(device, p.actor, now))
-    request.app[LIVE].drop_device(device["id"])  # it must stop hearing entries now
-    return web.json_response(device_json(updated))
+    device = await scoped_device(request, p)
+    return web.json_response(device_json(await deactivate(request, device, p.actor)))
 
 
 @routes.patch("/api/admin/devices/{device_id}")
@@ -340,27 +347,35 @@ async def deactivate_device(request: web.Request) -> web.Response:
 async def update_device(request: web.Request) -> web.Response:
     """Rename a device or move it to another gate or zone of its venue; null clears."""
     p = await require_admin(request, "device.manage")
-    device = await _scoped_device(request, p)
-    body = await read_json_object(request)
+    device = await scoped_device(request, p)
+    changes = await device_changes(request, device, await read_json_object(request))
+    now = request.app[CLOCK]()
+    updated = await request.app[DB].run(lambda s: s.update_device(device, changes, p.actor, now))
+    return web.json_response(device_json(updated))
+
+
+async def device_changes(
+    request: web.Request, device: dict[str, Any], body: dict[str, Any]
+) -> dict[str, Any]:
+    """The changes a DEVICE_CHANGE body asks of a device, checked: a gate or zone must be of
+    the device's venue (404 otherwise). The admin API and the console both read them here."""
     f = Fields(body, DEVICE_CHANGE)
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = f.text("name")
     if "gate_id" in body:
         gate_id = f.text("gate_id")
-        if gate_id is not None and not await _known_gate(request, gate_id, device["venue_id"]):
+        if gate_id is not None and not await known_gate(request, gate_id, device["venue_id"]):
             raise not_found("gate")
         changes["gate_id"] = gate_id
     if "zone" in body:
         zone = f.text("zone")
         if zone is not None:
-            await _known_zones(request, device["venue_id"], [zone])
+            await known_zones(request, device["venue_id"], [zone])
         changes["zone"] = zone
     if not changes:
         raise ApiError(400, "missing_field", "Send at least one of name, gate_id, zone.")
-    now = request.app[CLOCK]()
-    updated = await request.app[DB].run(lambda s: s.update_device(device, changes, p.actor, now))
-    return web.json_response(device_json(updated))
+    return changes
 
 
 @routes.post("/api/admin/venues/{venue_id}/enrollments")
@@ -369,19 +384,49 @@ async def create_enrollment(request: web.Request) -> web.Response:
     """A one-time, short-lived code (and its QR) a device spends to enrol with its own key."""
     p = await require_admin(request, "device.manage")
     venue = await scoped_venue(request, p, request.match_info["venue_id"])
-    f = Fields(await read_json_object(request), ENROLLMENT)
+    grant = await issue_enrollment(request, p, venue["id"], await read_json_object(request))
+    body = {
+        "id": grant.row["id"],
+        "code": grant.code,
+        "expires_ms": grant.row["expires_ms"],
+        "expires_at": iso_utc(grant.row["expires_ms"] / 1000),
+        "payload": grant.payload,
+        "hub_key_fingerprint": grant.fingerprint,
+        "qr_png_base64": base64.b64encode(qr_image(grant.payload, "png")).decode("ascii"),
+    }
+    return web.json_response(body, status=201)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """A one-time code just made: its row (stored with the code hashed), the code, and what
+    its QR holds (where the hub is, the code, the hub key's fingerprint)."""
+
+    row: dict[str, Any]
+    code: str
+    payload: str
+    fingerprint: str
+
+
+async def issue_enrollment(
+    request: web.Request, p: Principal, venue_id: str, body: dict[str, Any]
+) -> Enrollment:
+    """Make a one-time code for a device at the (scoped) venue from an ENROLLMENT body: its
+    gate and zone must be the venue's (404 otherwise); audited. The admin API and the
+    console both issue codes here."""
+    f = Fields(body, ENROLLMENT)
     name, gate_id, zone = f.need_text("name"), f.text("gate_id"), f.text("zone")
     ttl_s = f.integer("ttl_s")
-    if gate_id is not None and not await _known_gate(request, gate_id, venue["id"]):
+    if gate_id is not None and not await known_gate(request, gate_id, venue_id):
         raise not_found("gate")
     if zone is not None:
-        await _known_zones(request, venue["id"], [zone])
+        await known_zones(request, venue_id, [zone])
     ttl_ms = ttl_s * 1000 if ttl_s is not None else request.app[ENROLLMENT_TTL_MS]
     now = request.app[CLOCK]()
     row, code = await request.app[DB].run(
         lambda s: s.create_enrollment(
             tenant_id=p.tenant_id,
-            venue_id=venue["id"],
+            venue_id=venue_id,
             gate_id=gate_id,
             zone=zone,
             name=name,
@@ -391,17 +436,9 @@ async def create_enrollment(request: web.Request) -> web.Response:
         )
     )
     fingerprint = key_fingerprint(request.app[HUB_KEYS]().public)
-    payload = enrollment_uri(request.app[HUB_URL], code, fingerprint)
-    body = {
-        "id": row["id"],
-        "code": code,
-        "expires_ms": row["expires_ms"],
-        "expires_at": iso_utc(row["expires_ms"] / 1000),
-        "payload": payload,
-        "hub_key_fingerprint": fingerprint,
-        "qr_png_base64": base64.b64encode(qr_image(payload, "png")).decode("ascii"),
-    }
-    return web.json_response(body, status=201)
+    return Enrollment(
+        row, code, enrollment_uri(request.app[HUB_URL], code, fingerprint), fingerprint
+    )
 
 
 @routes.get("/api/admin/audit")

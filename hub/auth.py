@@ -7,6 +7,7 @@ from elsewhere is "not found" rather than "forbidden": it does not even reveal i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,11 @@ from protocol.signing import device_id_of, verify_request
 from protocol.wire import DEVICE_DEACTIVATED, UNKNOWN_DEVICE
 
 log = logging.getLogger("hub.device")
+
+# Told of each refused request of an enrolled device (the request, the device's id, the
+# code), on the event loop: the console's doors page says why a gate is refused.
+RefusalListener = Callable[[web.Request, str, str], None]
+REFUSAL_LISTENERS: web.AppKey[list[RefusalListener]] = web.AppKey("refusal_listeners")
 
 ADMIN, VENUE_MANAGER, BOX_OFFICE, VENUE_STAFF = (
     "admin",
@@ -125,6 +131,9 @@ def refused(request: web.Request, device_id: str | None, code: str) -> None:
         "device refused",
         extra={"device": who, "code": code, "method": request.method, "path": request.path},
     )
+    if device_id is not None and code != UNKNOWN_DEVICE:
+        for listener in request.app.get(REFUSAL_LISTENERS, ()):
+            listener(request, device_id, code)
 
 
 async def device_row(app: web.Application, device_id: str) -> dict[str, Any] | None:

@@ -41,8 +41,18 @@ def ticket_credential(
 QR_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
+def _qr(text: str) -> segno.QRCode:
+    return segno.make(text, error="m", micro=False)
+
+
 def qr_image(text: str, kind: str) -> bytes:
     """`text` as a QR code image (`kind` png or svg), sized to print at the box office."""
     out = io.BytesIO()
-    segno.make(text, error="m", micro=False).save(out, kind=kind, scale=6, border=4)
+    _qr(text).save(out, kind=kind, scale=6, border=4)
     return out.getvalue()
+
+
+def qr_svg_element(text: str) -> str:
+    """`text` as a QR code's <svg> element for a page: no fixed size (it fills its box),
+    dark on white whatever the page's colours, so a camera reads it off a screen."""
+    return str(_qr(text).svg_inline(border=4, omitsize=True, dark="#000", light="#fff"))

@@ -27,6 +27,7 @@ from hub.store_devices import (
     ENROLLMENT_USED,
     DeviceStore,
 )
+from hub.store_doors import DoorsStore
 from hub.store_manifests import ManifestStore
 from hub.store_reconcile import ReconcileStore
 from hub.store_search import SearchStore
@@ -57,6 +58,7 @@ class HubStore(
     VenueKeyStore,
     StaffStore,
     ConsoleReportStore,
+    DoorsStore,
 ):
     # tenants ------------------------------------------------------------------------------
     def create_tenant(self, name: str, now_ms: int) -> Row:

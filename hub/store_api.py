@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from hub.online_check import CheckContext, OnlineCheck
     from hub.paging import Page, PageAsk
     from hub.store_backends import OutboxState, PullSummary
-    from hub.store_base import Row, ScanListener
+    from hub.store_base import HeartbeatListener, Row, ScanListener
     from hub.store_devices import StoredScans
+    from hub.store_doors import DoorCounts
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
     from hub.store_search import AuditQuery, DeviceQuery, TicketPage, TicketQuery
@@ -35,9 +36,11 @@ class HubMemory(Protocol):
     when not remembered: then ask the database thread). A device's hot path stays on the
     loop, where a turn of the database thread would cost more than the read itself.
     `scan_listeners` hear every committed scan batch (live push, metrics), on the thread
-    that committed it."""
+    that committed it; `heartbeat_listeners` hear every device's committed health report
+    (the console's live doors page), on the database thread."""
 
     scan_listeners: list[ScanListener]
+    heartbeat_listeners: list[HeartbeatListener]
 
     def remembered_device(self, device_id: str) -> Row | None: ...
     def remembered_gate(self, gate_id: str, venue_id: str) -> Row | None: ...
@@ -377,6 +380,17 @@ class ConsoleReportStorage(Protocol):
     ) -> dict[str, list[Row]]: ...
 
 
+class DoorsStorage(Protocol):
+    """What the console's doors and device pages read (hub/store_doors.py); the caller
+    scoped the event and the device."""
+
+    def door_counts(self, event_id: str, after_scan_id: int, since_ms: int) -> DoorCounts: ...
+    def latest_door_scans(self, event_id: str, limit: int) -> list[Row]: ...
+    def latest_device_scans(self, device_id: str, limit: int) -> list[Row]: ...
+    def manifest_behind_since(self, event_id: str, revisions: Iterable[int]) -> dict[int, int]: ...
+    def device_enrollment(self, device_id: str) -> Row | None: ...
+
+
 class WillCallStorage(Protocol):
     """Orders held at the box office (hub/store_will_call.py); the caller scoped the event.
     A change answers the row, or a refusal code of hub/store_will_call.py."""
@@ -450,6 +464,7 @@ class HubStorage(
     VenueKeyStorage,
     StaffStorage,
     ConsoleReportStorage,
+    DoorsStorage,
     WillCallStorage,
     StorageCore,
     Protocol,

@@ -27,6 +27,9 @@ Row = dict[str, Any]
 # Told (device id, stored scan rows) after scans are committed: on the database thread for
 # uploads, on the event loop for online checks (stored by the check writer): live push, metrics.
 ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
+# Told a device's id after its heartbeat is committed, on the database thread: the console's
+# live doors page.
+HeartbeatListener = Callable[[str], None]
 ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
 
 
@@ -93,6 +96,7 @@ class StoreBase:
         to an already opened hub database, e.g. the check writer's, skips it)."""
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
+        self.heartbeat_listeners: list[HeartbeatListener] = []
         self._row_cache: dict[tuple[str, str], tuple[float, Row]] = {}
         # event id -> (this connection's total_changes, monotonic time, manifest revision)
         self._revisions: dict[str, tuple[int, float, int]] = {}

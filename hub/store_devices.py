@@ -254,6 +254,8 @@ class DeviceStore(StoreBase):
             fields["hub_keys_version"] = hub_keys_version
         with self._writing():
             self._record_seen(device_id, fields)
+        for listener in self.heartbeat_listeners:
+            listener(device_id)
 
     def _record_seen(self, device_id: str, fields: Mapping[str, Any]) -> None:
         """Heartbeat fields into the device's row (inside the caller's transaction) and into

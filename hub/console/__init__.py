@@ -2,8 +2,9 @@
 itself (so a venue running offline has it too), rendered on the server with jinja2, with a
 little plain JS; every asset is in this package.
 
-A page module has `routes` (an aiohttp RouteTableDef) and is listed in PAGES; its handlers
-start with `console_user(request, permission)` (hub/console/session.py).
+A page module has `routes` (an aiohttp RouteTableDef) and is listed in PAGES (and may have
+`setup(app)`, called once); its handlers start with `console_user(request, permission)`
+(hub/console/session.py).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from hub.console import box_office, events, reports, sign_in, tickets
+from hub.console import box_office, devices, doors, events, reports, sign_in, tickets
 from hub.console.render import local_time
 from hub.console.session import CSRF_FIELD, ROLE_LABELS, setup_sessions
 
 HERE = Path(__file__).parent
 STATIC_PATH = "/static/console"
 
-PAGES: list[ModuleType] = [sign_in, events, tickets, reports, box_office]
+PAGES: list[ModuleType] = [sign_in, events, tickets, reports, doors, devices, box_office]
 
 
 @jinja2.pass_context
@@ -47,3 +48,5 @@ def setup_console(app: web.Application) -> None:
     sign_in.setup_sign_in(app)
     for page in PAGES:
         app.add_routes(page.routes)
+        if hasattr(page, "setup"):  # a page with machinery of its own (the doors' live feed)
+            page.setup(app)
