@@ -190,6 +190,7 @@ class Status:
     word: str
     icon: str
     detail: str
+    online: bool = False  # the hub heard from it lately and takes its requests
 
 
 def gate_status(
@@ -206,9 +207,13 @@ def gate_status(
             words = f"clock off {span_words(abs(refusal.offset_ms))}"
         return Status("bad", f"Refused: {words}", "⛔", advice)
     if connected:
-        return Status("ok", "Online", "●", "Live link open: it hears other gates' entries now.")
+        return Status(
+            "ok", "Online", "●", "Live link open: it hears other gates' entries now.", True
+        )
     if last_seen is not None and now_ms - last_seen <= OFFLINE_AFTER_MS:
-        return Status("warn", "Online, no live link", "◐", "It syncs, but hears entries late.")
+        return Status(
+            "warn", "Online, no live link", "◐", "It syncs, but hears entries late.", True
+        )
     if last_seen is None:
         return Status("off", "Never heard", "○", "Enrolled, never heard from since.")
     return Status("off", "Offline", "○", f"Silent for {span_words(now_ms - last_seen)}.")
@@ -270,7 +275,7 @@ class Chart:
 
 
 def entries_chart(
-    minutes: Mapping[int, int], now_ms: int, timezone: str, *, width: int = 720, height: int = 160
+    minutes: Mapping[int, int], now_ms: int, timezone: str, *, width: int = 480, height: int = 140
 ) -> Chart:
     """The last WINDOW_MINUTES minutes (the current one last) as bars scaled to the busiest."""
     left, bottom, top, right = 40, height - 22, 8, 6
@@ -319,7 +324,7 @@ def zone_view(name: str, tally: ZoneTally, now_ms: int, timezone: str) -> dict[s
             {"reason": reason, "sentence": reason_sentence(reason), "count": count}
             for reason, count in tally.denied.most_common()
         ],
-        "chart": entries_chart(tally.minutes, now_ms, timezone, width=360, height=110),
+        "chart": entries_chart(tally.minutes, now_ms, timezone, width=240, height=100),
     }
 
 
@@ -378,7 +383,7 @@ def doors_view(
         "chart": entries_chart(venue_total.minutes, now_ms, tz),
         "zones": zones,
         "gates": rows,
-        "online": sum(1 for r in rows if r["status"].kind == "ok"),
+        "online": sum(1 for r in rows if r["status"].online),
         "recent": [
             {
                 "device_id": s["device_id"],
