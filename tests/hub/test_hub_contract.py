@@ -38,8 +38,9 @@ async def test_every_operation_documents_its_bodies(hub: Hub) -> None:
             assert schema["type"] == "object" and schema["additionalProperties"] is False
             assert set(schema.get("required", [])) <= set(schema["properties"])
     # The 18 routes that read a JSON body (each fuzzed in #10; PATCH a ticket since #12;
-    # adding a backend since #14; setting and rotating a venue's TicketToken keys since #15).
-    assert len(with_body) == 18, sorted(with_body)
+    # adding a backend since #14; setting and rotating a venue's TicketToken keys since #15;
+    # holding an order at will-call and releasing it since #16).
+    assert len(with_body) == 20, sorted(with_body)
     assert ("POST", "/api/device/enroll") in with_body
     enroll_body = body_schema(doc["paths"]["/api/device/enroll"]["post"])
     assert enroll_body is not None and {"hardware_id", "public_key"} <= set(enroll_body["required"])
@@ -87,6 +88,7 @@ async def test_documented_field_names_are_exactly_what_each_handler_accepts(hub:
         "ticket_id": show.tickets[0],
         "backend_id": "no-such-backend",
         "topic": "payment-success",
+        "order_ref": "NO-SUCH-ORDER",
     }
     caller = Caller(hub, device)
     doc = await document(hub)
