@@ -18,10 +18,11 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, Response, Route, expect
 
+from protocol.signing import parse_enrollment_uri
 from tests.browser import SIZES, decode_qr_from_png, screenshot, sign_in_page, sized
 from tests.console_session import PASSWORD, make_user
 from tests.gate_cli import async_gate_cli
-from tests.hub_fixtures import Hub, add_show, credential_text, start_hub, stop_hub
+from tests.hub_fixtures import Hub, add_show, credential_text, enroll, start_hub, stop_hub
 from tests.processes import Gate
 from tests.will_call_support import OFFICE_DPI, make_order, read_pdf
 
@@ -106,6 +107,11 @@ def lock_reason(hub: Hub, tenant_id: str, ticket_id: str) -> str | None:
     return hub.store.get_tickets([ticket_id], tenant_id)[ticket_id]["lock_reason"]
 
 
+def active(hub: Hub, device_id: str) -> bool:
+    device = hub.store.get_device(device_id)
+    return device is not None and bool(device["active"])
+
+
 async def submit_form(page: Page, action: str, fields: dict[str, str]) -> Response:
     """A form the page never offered, built in it and submitted as a click would (the
     browser adds the session cookie and the page's Origin): what a forger or a curious person
@@ -181,6 +187,44 @@ async def test_a_qr_code_on_screen_reads_back_from_its_screenshot(hub: Hub, desk
     await desktop.set_content(f'<img src="{src}" alt="enrolment code" width="360" height="360">')
     shot = await screenshot(desktop, "harness-qr", "desktop")
     assert decode_qr_from_png(shot) == (body["payload"],)
+
+
+async def test_a_gate_added_from_its_qr_on_screen_shows_its_scan_on_the_doors_page_within_2_s(
+    hub_here: Hub, browser: Browser, tmp_path: Path
+) -> None:
+    hub = hub_here
+    show = add_show(hub, hub.a)
+    manager = make_user(hub, "a", "venue_manager")
+    context = await signed_in(browser, hub, manager, "desktop")
+    gate_db = tmp_path / "north-1.db"
+    device_id = await enrol_from_the_screen(context.pages[0], hub, gate_db, "North 1", "North")
+    doors = await context.new_page()
+    await doors.goto(f"{hub.url}/doors")
+    await expect(doors.locator("#doors-live")).to_have_attribute("data-state", "live")
+    row = doors.locator(f'#doors-gates tr[data-device="{device_id}"]')
+    await expect(row).to_contain_text("North 1")
+    admitted = doors.locator('#doors-summary [data-total="admitted"]')
+    await expect(admitted).to_have_text("0")
+    gate = Gate(gate_db, show.event_id)
+    try:
+        code = await credential_text(hub, show.tickets[0])
+        verdict = await scan(gate, code)
+        committed = time.monotonic()  # the gate printed its verdict: the scan is on its disk
+        assert verdict[1:] == ["admit", "admitted"], verdict
+        await expect(admitted).to_have_text("1", timeout=2_000)
+        seen_s = time.monotonic() - committed
+        await expect(doors.locator("#doors-recent")).to_contain_text("Admitted")
+    finally:
+        await asyncio.to_thread(gate.close)
+    assert seen_s < 2.0, seen_s
+    for size in SIZES:
+        async with sized(browser, size) as other:
+            page = await other.new_page()
+            await sign_in_page(page, hub.url, manager, PASSWORD)
+            await page.goto(f"{hub.url}/doors")
+            await expect(page.locator('#doors-summary [data-total="admitted"]')).to_have_text("1")
+            await screenshot(page, "doors", size)
+    await context.close()
 
 
 async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_next_sync(
@@ -277,6 +321,15 @@ async def test_another_tenants_ids_are_not_found(hub: Hub, browser: Browser) -> 
     )
     assert forged.status == 404
     assert lock_reason(hub, hub.b.id, theirs.tickets[0]) is None
+    device = await enroll(hub, hub.b.manager_token, hub.b.venue_id)
+    answer = await page.goto(f"{hub.url}/devices/{device.device_id}")
+    assert answer is not None and answer.status == 404
+    await page.goto(f"{hub.url}/devices")
+    forged = await submit_form(
+        page, f"/devices/{device.device_id}/deactivate", {"csrf": await csrf_token(page)}
+    )
+    assert forged.status == 404
+    assert active(hub, device.device_id)
     await context.close()
 
 
@@ -298,6 +351,16 @@ async def test_a_lower_role_is_refused_what_it_may_not_do(hub: Hub, browser: Bro
     assert lock_reason(hub, hub.a.id, ticket) is None
     answer = await page.goto(f"{hub.url}/audit")
     assert answer is not None and answer.status == 403
+    device = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
+    await page.goto(f"{hub.url}/devices/{device.device_id}")  # staff may look at a gate
+    assert await page.get_by_role("button", name="Rename").count() == 0
+    answer = await page.goto(f"{hub.url}/devices/new")
+    assert answer is not None and answer.status == 403
+    forged = await submit_form(
+        page, f"/devices/{device.device_id}/deactivate", {"csrf": token, "confirmed": "yes"}
+    )
+    assert forged.status == 403
+    assert active(hub, device.device_id)
     await context.close()
 
 
@@ -352,3 +415,42 @@ async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gat
     finally:
         await asyncio.to_thread(gate.close)
         await context.close()
+
+
+async def test_every_doors_and_devices_page_draws_at_both_sizes_without_a_refusal(
+    hub: Hub, browser: Browser
+) -> None:
+    """A manager's tour of the pages the other tests do not draw at both sizes, each saved as a
+    screenshot; none may log an error (a script or style the Content-Security-Policy refused,
+    a script that threw). The enrolment QR reads back from the phone's screen too."""
+    add_show(hub, hub.a)
+    device = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
+    manager = make_user(hub, "a", "venue_manager")
+    errors: list[str] = []
+    for size in SIZES:
+        context = await signed_in(browser, hub, manager, size)
+        page = context.pages[0]
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for name, path in (
+            ("doors", "/doors"),
+            ("devices", "/devices"),
+            ("device", f"/devices/{device.device_id}"),
+            ("device-deactivate", f"/devices/{device.device_id}/deactivate"),
+            ("devices-new", "/devices/new"),
+        ):
+            answer = await page.goto(hub.url + path)
+            assert answer is not None and answer.status == 200, path
+            await screenshot(page, name, size)
+        await page.get_by_label("Device name").fill("South 2")
+        await page.get_by_role("button", name="Make the code").click()
+        shot = await screenshot(page, "devices-enrolment", size)
+        (payload,) = decode_qr_from_png(shot)
+        read = parse_enrollment_uri(payload)  # the code the page also prints to type
+        assert read is not None and read[1] == await page.locator("code.code").text_content()
+        assert errors == [], size
+        answer = await page.goto(f"{hub.url}/no-such-page")  # (Chromium logs the 404 itself)
+        assert answer is not None and answer.status == 404
+        await screenshot(page, "not-found", size)
+        await context.close()
+        errors.clear()
