@@ -102,7 +102,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(STAMP) chromium
 	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
 
 demo: $(STAMP)
