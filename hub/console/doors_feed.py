@@ -5,9 +5,12 @@ update every UPDATE_GAP_S for all the pages open on it.
 Nothing polls the database for news. The store's listeners (a scan batch committed, a
 heartbeat committed: hub/store_base.py) and refused device requests (hub/auth.py) poke the
 feeds on the event loop; a poked feed reads what was stored since its last read
-(hub/store_doors.py) in one turn of the database thread, renders the page's parts once, and
-every stream of the feed sends them. A slow tick (TICK_S) re-renders for the clock alone: ages,
-a gate falling silent, the chart's two hours sliding on.
+(hub/store_doors.py) on a reading connection of its own (WAL: it never waits behind the
+uploads queued on the database thread), renders the page's parts once, and every stream of the
+feed sends them. A heartbeat alone waits a moment for the scans a gate's sync sends right
+after it, so both go out in one update instead of the scans waiting out the gap behind it.
+A slow tick (TICK_S) re-renders for the clock alone: ages, a gate falling silent, the chart's
+two hours sliding on.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from aiohttp import web
 from hub.auth import REFUSAL_LISTENERS
 from hub.keys import CLOCK, DB, MEMORY
 from hub.live import LIVE
+from hub.storage import HubStore
 from hub.store_api import HubStorage
 from hub.store_base import HeartbeatListener, Row, ScanListener
 from hub.store_doors import MINUTE_MS, DoorCounts
 from hub.store_search import DeviceQuery
+from hub.thread_owned import ThreadOwned
 from manifests.admission import venue_clock
 from protocol.reasons import Reason, Verdict, default_message
 from protocol.signing import BAD_SIGNATURE, HEADER_TIMESTAMP, MAX_SKEW_MS, STALE_TIMESTAMP
@@ -39,6 +44,7 @@ from protocol.wire import DEVICE_DEACTIVATED
 log = logging.getLogger("hub.console")
 
 UPDATE_GAP_S = 0.25  # at most one update this often, per feed and per stream
+HEARTBEAT_WAIT_S = 1.0  # a heartbeat's update waits this long for scans to join it
 TICK_S = 10.0  # re-rendered this often while watched, for the clock alone
 WINDOW_MINUTES = 120  # the chart: entries per minute over the last two hours
 RECENT_SCANS = 10
@@ -437,6 +443,7 @@ class DoorsFeed:
         self.used_at = 0.0
         self._lock = asyncio.Lock()
         self._poked = asyncio.Event()
+        self._scanned = asyncio.Event()  # the poke was for scans: refresh without waiting
         self._published = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
@@ -444,10 +451,12 @@ class DoorsFeed:
     def event_id(self) -> str | None:
         return None if self.event is None else str(self.event["id"])
 
-    def poke(self, *, rebuild: bool = False) -> None:
-        """Something changed: refresh soon (at once, unless an update went out within
-        UPDATE_GAP_S)."""
+    def poke(self, *, rebuild: bool = False, scans: bool = True) -> None:
+        """Something changed: refresh soon (scans: at once, unless an update went out within
+        UPDATE_GAP_S; a gate's health alone: once its scans joined, or HEARTBEAT_WAIT_S)."""
         self.rebuild = self.rebuild or rebuild
+        if scans:
+            self._scanned.set()
         self._poked.set()
 
     async def refresh(self) -> dict[str, Any]:
@@ -459,7 +468,8 @@ class DoorsFeed:
             after = 0 if rebuild else self.tally.last_scan_id
             venue, event_id, now = self.venue, self.event_id, app[CLOCK]()
             try:
-                read = await app[DB].run(lambda s: read_doors(s, venue, event_id, after, now))
+                reader = self.hub.reader or app[DB]
+                read = await reader.run(lambda s: read_doors(s, venue, event_id, after, now))
             except BaseException:
                 self.rebuild = self.rebuild or rebuild
                 raise
@@ -515,10 +525,14 @@ class DoorsFeed:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), TICK_S)
+            if self._poked.is_set() and not self._scanned.is_set():
+                with contextlib.suppress(TimeoutError):  # a heartbeat: its scans come next
+                    await asyncio.wait_for(self._scanned.wait(), HEARTBEAT_WAIT_S)
             gap = last + UPDATE_GAP_S - loop.time()
             if gap > 0:
                 await asyncio.sleep(gap)  # pokes meanwhile join this refresh
             self._poked.clear()
+            self._scanned.clear()
             try:
                 await self.refresh()
             except Exception:
@@ -540,6 +554,8 @@ class DoorsHub:
         self.feeds: dict[tuple[str, str | None], DoorsFeed] = {}
         self.refusals: OrderedDict[str, Refusal] = OrderedDict()
         self.closing = False
+        # the feeds' own reading connection while the hub runs (else the database thread)
+        self.reader: ThreadOwned[HubStorage] | None = None
 
     def feed(self, venue: Row, event: Row | None) -> DoorsFeed:
         """The feed of this venue and event (the caller scoped both), made on first use."""
@@ -605,7 +621,7 @@ class DoorsHub:
 
     def _device(self, device_id: str) -> None:
         for feed in self._feeds_of_device(device_id):
-            feed.poke()
+            feed.poke(scans=False)
 
     def _feeds_of_device(self, device_id: str) -> Iterable[DoorsFeed]:
         """The feeds of the device's venue: from the store's memory (the request that told us
@@ -643,9 +659,15 @@ def install(app: web.Application) -> DoorsHub:
         on_scans, on_heartbeat = hub.scan_listener(loop), hub.heartbeat_listener(loop)
         memory.scan_listeners.append(on_scans)
         memory.heartbeat_listeners.append(on_heartbeat)
+        path = await app[DB].run(lambda store: store.path)
+        hub.reader = ThreadOwned(
+            "hub-doors", lambda: HubStore(path, migrate=False), lambda store: store.close()
+        )
         yield
         memory.scan_listeners.remove(on_scans)
         memory.heartbeat_listeners.remove(on_heartbeat)
+        reader, hub.reader = hub.reader, None
+        await asyncio.to_thread(reader.close)
 
     app.cleanup_ctx.append(listen)
     app.on_shutdown.append(hub.close)
