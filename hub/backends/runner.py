@@ -37,7 +37,7 @@ log = logging.getLogger("hub.backends")
 DEFAULT_PULL_INTERVAL_S = 5.0  # a cancellation upstream reaches the online check this soon
 PUSH_BATCH = 50
 PUSH_IDLE_S = 0.5
-SUPERVISE_S = 2.0
+SUPERVISE_S = 0.5  # a backend `gate-hub backend add` made (another process) starts this soon
 RESTART_AFTER_S = 30.0  # a backend whose tasks ended starts again after this
 MAX_BACKOFF_S = 300.0
 
