@@ -96,6 +96,9 @@ def rendered_text(widget: Static) -> str:
     return str(widget.render())
 
 
+_TEXT_IDS = ("verdict-word", "verdict-message", "verdict-facts", "verdict-hint")
+
+
 class VerdictPanel(Vertical):
     """The full-width colour block: verdict word, reason in words, display facts. Between
     verdicts it rests on READY, or on a non-verdict state when the gate cannot check."""
@@ -119,20 +122,27 @@ class VerdictPanel(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resting = True  # showing READY (or why not ready), not a verdict or a fault
+        self._texts = ("", "", "", "")
 
     def compose(self) -> ComposeResult:
-        yield _plain("verdict-word")
-        yield _plain("verdict-message")
-        yield _plain("verdict-facts")
-        yield _plain("verdict-hint")
+        for name in _TEXT_IDS:
+            yield _plain(name)
 
     def _set(self, css: str, word: str, message: str, facts: str = "", hint: str = "") -> None:
         for name in VERDICT_CLASSES:
             self.set_class(name == css, name)
-        self.query_one("#verdict-word", Static).update(" ".join(word))  # spaced: reads from afar
-        self.query_one("#verdict-message", Static).update(message)
-        self.query_one("#verdict-facts", Static).update(facts)
-        self.query_one("#verdict-hint", Static).update(hint)
+        self._texts = (" ".join(word), message, facts, hint)  # the word spaced: reads from afar
+        if self.query("#verdict-word"):
+            self._show_texts()
+        # else: a screen that shows a verdict as it mounts can be quicker than this panel's
+        # compose on a loaded machine; on_mount shows it then.
+
+    def _show_texts(self) -> None:
+        for name, text in zip(_TEXT_IDS, self._texts, strict=True):
+            self.query_one(f"#{name}", Static).update(text)
+
+    def on_mount(self) -> None:
+        self._show_texts()
 
     def show_idle(self, status: dict[str, Any], message: str | None = None) -> None:
         """READY, or the state that keeps the gate from being ready (see `resting_state`);
