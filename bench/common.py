@@ -17,12 +17,45 @@ from pathlib import Path
 from typing import Any
 
 from demo import local_hub
+from hub.storage import HubStore
+from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.reasons import Verdict
 from scanner.service import GateService
 from scanner.sync import SyncWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 GATE_CLI = (sys.executable, "-m", "scanner")
+
+
+def import_bench_show(
+    store: HubStore,
+    tenant: str,
+    venue: str,
+    event_id: str,
+    tickets: Sequence[Mapping[str, Any]],
+    now: int,
+) -> None:
+    """The benches' one event, "Bench Show" (standard policy, on from an hour ago for six
+    hours), and its tickets, imported as an upload would be."""
+    store.import_catalogue(
+        tenant_id=tenant,
+        events=[
+            {
+                "id": event_id,
+                "venue_id": venue,
+                "code": 4242,
+                "name": "Bench Show",
+                "timezone": "UTC",
+                "start_ms": now - HOUR_MS,
+                "end_ms": now + 5 * HOUR_MS,
+                "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
+            }
+        ],
+        ticket_types=[],
+        tickets=tickets,
+        actor="bench",
+        now_ms=now,
+    )
 
 
 def cpu_s(pid: int, *, children: bool = True) -> float:

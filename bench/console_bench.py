@@ -16,7 +16,6 @@ Prints a table beside the targets; the very last line is ONE JSON object with th
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -31,10 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from playwright.async_api import Page
 
-from bench.common import Hub, enroll_gates, progress, show_figures
+from bench.common import Hub, enroll_gates, import_bench_show, progress, show_figures
 from hub.staff_accounts import hash_password
 from hub.storage import HubStore
-from manifests.policy import HOUR_MS, TEMPLATES
 from scanner.store import GateStore
 from tests.browser import SIZES, launched, missing_browser, sign_in_page
 from tests.processes import Gate
@@ -101,26 +99,13 @@ def make_venue(db: Path) -> Venue:
         ]
         event = str(uuid.uuid4())
         tickets = [str(uuid.uuid4()) for _ in range(TICKETS)]
-        store.import_catalogue(
-            tenant_id=tenant,
-            events=[
-                {
-                    "id": event,
-                    "venue_id": venue,
-                    "code": 4242,
-                    "name": "Bench Show",
-                    "timezone": "UTC",
-                    "start_ms": now - HOUR_MS,
-                    "end_ms": now + 5 * HOUR_MS,
-                    "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
-                }
-            ],
-            ticket_types=[],
-            tickets=[
-                {"id": t, "event_id": event, "status": "ACTIVE", "zone": "GA"} for t in tickets
-            ],
-            actor="bench",
-            now_ms=now,
+        import_bench_show(
+            store,
+            tenant,
+            venue,
+            event,
+            [{"id": t, "event_id": event, "status": "ACTIVE", "zone": "GA"} for t in tickets],
+            now,
         )
         _, token = store.create_token(tenant, venue, "venue_manager", "bench", now)
         store.create_staff_user(

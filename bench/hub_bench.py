@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
-from bench.common import cpu_s, show_figures
+from bench.common import cpu_s, import_bench_show, show_figures
 from demo.local_hub import free_port
 from hub.app import create_app
 from hub.manifest_build import HubKeys, ManifestBuilder
@@ -34,7 +34,6 @@ from hub.server import serve
 from hub.storage import HubStore
 from manifests.admission_types import Direction
 from manifests.model import Scope
-from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from protocol.signing import sign_request
@@ -95,22 +94,12 @@ class Setup:
         self.tickets = [
             str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(N_TICKETS)
         ]
-        self.store.import_catalogue(
-            tenant_id=self.tenant,
-            events=[
-                {
-                    "id": self.event_id,
-                    "venue_id": self.venue,
-                    "code": 4242,
-                    "name": "Bench Show",
-                    "timezone": "UTC",
-                    "start_ms": now - HOUR_MS,
-                    "end_ms": now + 5 * HOUR_MS,
-                    "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
-                }
-            ],
-            ticket_types=[],
-            tickets=[
+        import_bench_show(
+            self.store,
+            self.tenant,
+            self.venue,
+            self.event_id,
+            [
                 {
                     "id": tid,
                     "event_id": self.event_id,
@@ -120,8 +109,7 @@ class Setup:
                 }
                 for i, tid in enumerate(self.tickets)
             ],
-            actor="bench",
-            now_ms=now,
+            now,
         )
 
     def device(self, gate_id: str | None = None) -> Device:
