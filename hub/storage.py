@@ -80,9 +80,7 @@ class HubStore(
             "timezone": timezone,
             "created_ms": now_ms,
         }
-        with self._writing():
-            self.db.table("venues").insert(row)
-            self._audit(tenant_id, row["id"], actor, "venue.create", row["id"], row, now_ms)
+        self._insert_audited("venues", row, tenant_id, row["id"], actor, "venue.create", now_ms)
         return row
 
     def get_venue(
@@ -97,9 +95,7 @@ class HubStore(
 
     def create_zone(self, tenant_id: str, venue_id: str, name: str, actor: str, now_ms: int) -> Row:
         row = {"id": new_id(), "venue_id": venue_id, "name": name}
-        with self._writing():
-            self.db.table("zones").insert(row)
-            self._audit(tenant_id, venue_id, actor, "zone.create", row["id"], row, now_ms)
+        self._insert_audited("zones", row, tenant_id, venue_id, actor, "zone.create", now_ms)
         return row
 
     def list_zones(self, venue_id: str) -> list[Row]:
@@ -124,9 +120,7 @@ class HubStore(
             "direction": direction,
             "zones_json": json.dumps(list(zones)),
         }
-        with self._writing():
-            self.db.table("gates").insert(row)
-            self._audit(tenant_id, venue_id, actor, "gate.create", row["id"], row, now_ms)
+        self._insert_audited("gates", row, tenant_id, venue_id, actor, "gate.create", now_ms)
         return row
 
     def get_gate(self, gate_id: str, venue_id: str) -> Row | None:
@@ -162,10 +156,10 @@ class HubStore(
             "label": label,
             "created_ms": now_ms,
         }
-        with self._writing():
-            self.db.table("admin_tokens").insert(row)
-            detail = {"role": role, "venue_id": venue_id, "label": label}
-            self._audit(tenant_id, venue_id, "cli", "token.create", row["id"], detail, now_ms)
+        detail = {"role": role, "venue_id": venue_id, "label": label}
+        self._insert_audited(
+            "admin_tokens", row, tenant_id, venue_id, "cli", "token.create", now_ms, detail
+        )
         return row, token
 
     def token_for(self, token: str) -> Row | None:

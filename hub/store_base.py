@@ -232,6 +232,24 @@ class StoreBase:
             [tenant_id, venue_id, actor, action, target, json.dumps(detail), now_ms],
         )
 
+    def _insert_audited(
+        self,
+        table: str,
+        row: Row,
+        tenant_id: str,
+        venue_id: str | None,
+        actor: str,
+        action: str,
+        now_ms: int,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert a new row and put its creation on the audit log in one transaction: the row
+        itself is the detail unless `detail` says less (never a secret's hash)."""
+        with self._writing():
+            self.db.table(table).insert(row)
+            audited = row if detail is None else detail
+            self._audit(tenant_id, venue_id, actor, action, row["id"], audited, now_ms)
+
     # the hub's identity (hub/keyring.py) ----------------------------------------------------
     def hub_identity(self) -> Row | None:
         """The hub key fingerprints this database recorded; None before the first start (or

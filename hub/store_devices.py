@@ -92,10 +92,10 @@ class DeviceStore(StoreBase):
             "created_ms": now_ms,
             "expires_ms": now_ms + ttl_ms,
         }
-        with self._writing():
-            self.db.table("enrollment_codes").insert(row)
-            detail = {k: row[k] for k in ("gate_id", "zone", "name", "expires_ms")}
-            self._audit(tenant_id, venue_id, actor, "enrollment.create", row["id"], detail, now_ms)
+        detail = {k: row[k] for k in ("gate_id", "zone", "name", "expires_ms")}
+        self._insert_audited(
+            "enrollment_codes", row, tenant_id, venue_id, actor, "enrollment.create", now_ms, detail
+        )
         return row, code
 
     def enroll_device(

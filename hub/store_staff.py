@@ -36,10 +36,10 @@ class StaffStore(StoreBase):
             "password_hash": password_hash,
             "created_ms": now_ms,
         }
-        with self._writing():
-            self.db.table("staff_users").insert(row)
-            detail = {"username": username, "role": role, "venue_id": venue_id}
-            self._audit(tenant_id, venue_id, actor, "user.create", row["id"], detail, now_ms)
+        detail = {"username": username, "role": role, "venue_id": venue_id}
+        self._insert_audited(
+            "staff_users", row, tenant_id, venue_id, actor, "user.create", now_ms, detail
+        )
         return {k: v for k, v in row.items() if k != "password_hash"}
 
     def staff_users(self, tenant_id: str) -> list[Row]:
