@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import time
@@ -67,6 +68,17 @@ async def enrol_from_the_screen(page: Page, hub: Hub, gate_db: Path, name: str, 
     )
     assert rc == 0, (out, err)
     return str(json.loads(out)["device_id"])
+
+
+@contextlib.asynccontextmanager
+async def streaming(gate_db: Path, event_id: str) -> AsyncIterator[Gate]:
+    """A `gate-scanner stream --sync` process for the test's scans, closed off the event loop
+    (it may wait for the gate's last sync) whatever the test did."""
+    gate = Gate(gate_db, event_id)
+    try:
+        yield gate
+    finally:
+        await asyncio.to_thread(gate.close)
 
 
 async def scan(gate: Gate, code: str) -> list[str]:
@@ -205,8 +217,7 @@ async def test_a_gate_added_from_its_qr_on_screen_shows_its_scan_on_the_doors_pa
     await expect(row).to_contain_text("North 1")
     admitted = doors.locator('#doors-summary [data-total="admitted"]')
     await expect(admitted).to_have_text("0")
-    gate = Gate(gate_db, show.event_id)
-    try:
+    async with streaming(gate_db, show.event_id) as gate:
         code = await credential_text(hub, show.tickets[0])
         verdict = await scan(gate, code)
         committed = time.monotonic()  # the gate printed its verdict: the scan is on its disk
@@ -214,8 +225,6 @@ async def test_a_gate_added_from_its_qr_on_screen_shows_its_scan_on_the_doors_pa
         await expect(admitted).to_have_text("1", timeout=2_000)
         seen_s = time.monotonic() - committed
         await expect(doors.locator("#doors-recent")).to_contain_text("Admitted")
-    finally:
-        await asyncio.to_thread(gate.close)
     assert seen_s < 2.0, seen_s
     for size in SIZES:
         async with sized(browser, size) as other:
@@ -240,19 +249,18 @@ async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_ne
     manager = make_user(hub, "a", "venue_manager")
     context = await signed_in(browser, hub, manager, "phone")
     page = context.pages[0]
-    gate = Gate(gate_db, show.event_id)  # online: syncing with the hub while it scans
     try:
-        await page.goto(f"{hub.url}/tickets/{ticket}")
-        await page.locator("#lock-reason").select_option("fraud_investigation")
-        await page.get_by_role("button", name="Lock ticket").click()
-        await expect(page.get_by_role("status")).to_contain_text("Ticket locked")
-        await screenshot(page, "ticket-locked", "phone")
-        assert lock_reason(hub, hub.a.id, ticket) == "fraud_investigation"
-        denied = await refused_within(gate_db, code, 20)
-        assert denied["reason"] == "locked", denied
-        assert (await scan(gate, code))[1:] == ["deny", "locked"]
+        async with streaming(gate_db, show.event_id) as gate:  # online: syncing while it scans
+            await page.goto(f"{hub.url}/tickets/{ticket}")
+            await page.locator("#lock-reason").select_option("fraud_investigation")
+            await page.get_by_role("button", name="Lock ticket").click()
+            await expect(page.get_by_role("status")).to_contain_text("Ticket locked")
+            await screenshot(page, "ticket-locked", "phone")
+            assert lock_reason(hub, hub.a.id, ticket) == "fraud_investigation"
+            denied = await refused_within(gate_db, code, 20)
+            assert denied["reason"] == "locked", denied
+            assert (await scan(gate, code))[1:] == ["deny", "locked"]
     finally:
-        await asyncio.to_thread(gate.close)
         await context.close()
 
 
@@ -405,15 +413,14 @@ async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gat
     assert len(printed) == 1
     codes = [code for pdf_page in read_pdf(printed[0], OFFICE_DPI) for code in pdf_page.codes]
     assert sorted(codes) == sorted([await credential_text(hub, t) for t in order])
-    gate = Gate(gate_db, show.event_id)
     try:
-        for code in codes:
-            assert (await scan(gate, code))[1:] == ["admit", "admitted"]
-        for code in codes:  # asked again (not a camera's repeat read): already inside
-            answer = await dry_run(gate_db, code)
-            assert (answer["verdict"], answer["reason"]) == ("deny", "already_admitted")
+        async with streaming(gate_db, show.event_id) as gate:
+            for code in codes:
+                assert (await scan(gate, code))[1:] == ["admit", "admitted"]
+            for code in codes:  # asked again (not a camera's repeat read): already inside
+                answer = await dry_run(gate_db, code)
+                assert (answer["verdict"], answer["reason"]) == ("deny", "already_admitted")
     finally:
-        await asyncio.to_thread(gate.close)
         await context.close()
 
 
