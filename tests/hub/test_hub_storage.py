@@ -275,3 +275,22 @@ def test_a_tickets_history_is_read_by_the_tickets_index_not_the_events(store: Hu
     (sql,) = [s for s in statements if "FROM scans" in s]
     plan = " ".join(str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
     assert "scans_device_ticket" in plan, plan
+
+
+def test_no_secret_hash_reaches_the_audit_log(store: HubStore) -> None:
+    """Creations are audited with their rows' facts, never a token's, password's or code's
+    hash (a copy of the audit log must not help anyone guess them)."""
+    tenant = store.create_tenant("t", NOW)
+    venue = store.create_venue(tenant["id"], "V", "Europe/Berlin", "test", NOW)
+    token_row, _ = store.create_token(tenant["id"], venue["id"], "venue_manager", "door", NOW)
+    store.create_staff_user(tenant["id"], None, "ana", "admin", "$argon2id$secret", "test", NOW)
+    code_row, _ = store.create_enrollment(
+        tenant_id=tenant["id"], venue_id=venue["id"], gate_id=None, zone=None, name="g",
+        actor="test", now_ms=NOW, ttl_ms=60_000,
+    )  # fmt: skip
+    logged = " ".join(r["detail_json"] for r in store.audit_entries(tenant["id"]))
+    assert {r["action"] for r in store.audit_entries(tenant["id"])} >= {
+        "token.create", "user.create", "enrollment.create",
+    }  # fmt: skip
+    for secret in ("hash", token_row["token_hash"], code_row["code_hash"], "$argon2id$secret"):
+        assert secret not in logged
