@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, Response, Route, expect
+from playwright.async_api import Browser, Page, Response, Route, expect
 
 from protocol.signing import parse_enrollment_uri
 from tests.browser import SIZES, decode_qr_from_png, screenshot, sign_in_page, sized
@@ -44,12 +44,14 @@ async def hub_here(tmp_path: Path) -> AsyncIterator[Hub]:
     await stop_hub(served, runner)
 
 
-async def signed_in(browser: Browser, hub: Hub, username: str, size: str) -> BrowserContext:
-    """A new browser context of `size` in which `username` has signed in through the form."""
+async def signed_in(browser: Browser, hub: Hub, username: str, size: str) -> Page:
+    """The page of a new browser context of `size` in which `username` has signed in through
+    the form (closing `page.context` ends the session)."""
     width, height = SIZES[size]
     context = await browser.new_context(viewport={"width": width, "height": height})
-    await sign_in_page(await context.new_page(), hub.url, username, PASSWORD)
-    return context
+    page = await context.new_page()
+    await sign_in_page(page, hub.url, username, PASSWORD)
+    return page
 
 
 async def enrol_from_the_screen(page: Page, hub: Hub, gate_db: Path, name: str, gate: str) -> str:
@@ -207,10 +209,10 @@ async def test_a_gate_added_from_its_qr_on_screen_shows_its_scan_on_the_doors_pa
     hub = hub_here
     show = add_show(hub, hub.a)
     manager = make_user(hub, "a", "venue_manager")
-    context = await signed_in(browser, hub, manager, "desktop")
+    console = await signed_in(browser, hub, manager, "desktop")
     gate_db = tmp_path / "north-1.db"
-    device_id = await enrol_from_the_screen(context.pages[0], hub, gate_db, "North 1", "North")
-    doors = await context.new_page()
+    device_id = await enrol_from_the_screen(console, hub, gate_db, "North 1", "North")
+    doors = await console.context.new_page()
     await doors.goto(f"{hub.url}/doors")
     await expect(doors.locator("#doors-live")).to_have_attribute("data-state", "live")
     row = doors.locator(f'#doors-gates tr[data-device="{device_id}"]')
@@ -233,7 +235,7 @@ async def test_a_gate_added_from_its_qr_on_screen_shows_its_scan_on_the_doors_pa
             await page.goto(f"{hub.url}/doors")
             await expect(page.locator('#doors-summary [data-total="admitted"]')).to_have_text("1")
             await screenshot(page, "doors", size)
-    await context.close()
+    await console.context.close()
 
 
 async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_next_sync(
@@ -247,8 +249,7 @@ async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_ne
     code = await credential_text(hub, ticket)
     assert (await dry_run(gate_db, code))["verdict"] == "admit"
     manager = make_user(hub, "a", "venue_manager")
-    context = await signed_in(browser, hub, manager, "phone")
-    page = context.pages[0]
+    page = await signed_in(browser, hub, manager, "phone")
     try:
         async with streaming(gate_db, show.event_id) as gate:  # online: syncing while it scans
             await page.goto(f"{hub.url}/tickets/{ticket}")
@@ -261,7 +262,7 @@ async def test_a_ticket_locked_in_the_console_is_denied_by_the_gate_after_its_ne
             assert denied["reason"] == "locked", denied
             assert (await scan(gate, code))[1:] == ["deny", "locked"]
     finally:
-        await context.close()
+        await page.context.close()
 
 
 async def test_a_state_change_without_the_sessions_token_or_from_another_origin_is_refused(
@@ -270,8 +271,7 @@ async def test_a_state_change_without_the_sessions_token_or_from_another_origin_
     show = add_show(hub, hub.a)
     ticket = show.tickets[0]
     manager = make_user(hub, "a", "venue_manager")
-    context = await signed_in(browser, hub, manager, "desktop")
-    page = context.pages[0]
+    page = await signed_in(browser, hub, manager, "desktop")
     await page.goto(f"{hub.url}/tickets/{ticket}")
     lock = f"/tickets/{ticket}/lock"
     no_token = await submit_form(page, lock, {"reason": "fraud_investigation"})
@@ -310,14 +310,13 @@ async def test_a_state_change_without_the_sessions_token_or_from_another_origin_
     finally:
         await runner.cleanup()
     assert lock_reason(hub, hub.a.id, ticket) is None
-    await context.close()
+    await page.context.close()
 
 
 async def test_another_tenants_ids_are_not_found(hub: Hub, browser: Browser) -> None:
     ours, theirs = add_show(hub, hub.a), add_show(hub, hub.b)
     manager = make_user(hub, "a", "venue_manager")
-    context = await signed_in(browser, hub, manager, "desktop")
-    page = context.pages[0]
+    page = await signed_in(browser, hub, manager, "desktop")
     for path in (f"/tickets/{theirs.tickets[0]}", f"/events/{theirs.event_id}"):
         answer = await page.goto(hub.url + path)
         assert answer is not None and answer.status == 404, path
@@ -338,15 +337,14 @@ async def test_another_tenants_ids_are_not_found(hub: Hub, browser: Browser) -> 
     )
     assert forged.status == 404
     assert active(hub, device.device_id)
-    await context.close()
+    await page.context.close()
 
 
 async def test_a_lower_role_is_refused_what_it_may_not_do(hub: Hub, browser: Browser) -> None:
     show = add_show(hub, hub.a)
     ticket = show.tickets[0]
     staff = make_user(hub, "a", "venue_staff")
-    context = await signed_in(browser, hub, staff, "phone")
-    page = context.pages[0]
+    page = await signed_in(browser, hub, staff, "phone")
     await page.goto(f"{hub.url}/tickets/{ticket}")
     await expect(page.get_by_role("heading", level=1)).to_contain_text(ticket)
     assert await page.get_by_role("button", name="Lock ticket").count() == 0  # not offered
@@ -369,7 +367,7 @@ async def test_a_lower_role_is_refused_what_it_may_not_do(hub: Hub, browser: Bro
     )
     assert forged.status == 403
     assert active(hub, device.device_id)
-    await context.close()
+    await page.context.close()
 
 
 async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gate_admits(
@@ -388,8 +386,7 @@ async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gat
     gate_db = tmp_path / "north-1.db"
     await enrolled_by_code(hub, gate_db, show.north)
     box_office = make_user(hub, "a", "box_office")
-    context = await signed_in(browser, hub, box_office, "desktop")
-    page = context.pages[0]
+    page = await signed_in(browser, hub, box_office, "desktop")
     await page.goto(f"{hub.url}/box-office")
     await page.get_by_label("Order reference or name").fill("okafor")
     await page.get_by_role("button", name="Find").click()
@@ -421,7 +418,7 @@ async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gat
                 answer = await dry_run(gate_db, code)
                 assert (answer["verdict"], answer["reason"]) == ("deny", "already_admitted")
     finally:
-        await context.close()
+        await page.context.close()
 
 
 async def test_every_doors_and_devices_page_draws_at_both_sizes_without_a_refusal(
@@ -436,8 +433,7 @@ async def test_every_doors_and_devices_page_draws_at_both_sizes_without_a_refusa
     manager = make_user(hub, "a", "venue_manager")
     errors: list[str] = []
     for size in SIZES:
-        context = await signed_in(browser, hub, manager, size)
-        page = context.pages[0]
+        page = await signed_in(browser, hub, manager, size)
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         for name, path in (
@@ -460,5 +456,5 @@ async def test_every_doors_and_devices_page_draws_at_both_sizes_without_a_refusa
         answer = await page.goto(f"{hub.url}/no-such-page")  # (Chromium logs the 404 itself)
         assert answer is not None and answer.status == 404
         await screenshot(page, "not-found", size)
-        await context.close()
+        await page.context.close()
         errors.clear()
