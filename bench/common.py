@@ -18,6 +18,7 @@ from typing import Any
 
 from demo import local_hub
 from hub.storage import HubStore
+from hub.store_tickets import CatalogueImport
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.reasons import Verdict
 from scanner.service import GateService
@@ -38,23 +39,24 @@ def import_bench_show(
     """The benches' one event, "Bench Show" (standard policy, on from an hour ago for six
     hours), and its tickets, imported as an upload would be."""
     store.import_catalogue(
-        tenant_id=tenant,
-        events=[
-            {
-                "id": event_id,
-                "venue_id": venue,
-                "code": 4242,
-                "name": "Bench Show",
-                "timezone": "UTC",
-                "start_ms": now - HOUR_MS,
-                "end_ms": now + 5 * HOUR_MS,
-                "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
-            }
-        ],
-        ticket_types=[],
-        tickets=tickets,
-        actor="bench",
-        now_ms=now,
+        tenant,
+        CatalogueImport(
+            events=[
+                {
+                    "id": event_id,
+                    "venue_id": venue,
+                    "code": 4242,
+                    "name": "Bench Show",
+                    "timezone": "UTC",
+                    "start_ms": now - HOUR_MS,
+                    "end_ms": now + 5 * HOUR_MS,
+                    "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
+                }
+            ],
+            tickets=tickets,
+        ),
+        "bench",
+        now,
     )
 
 

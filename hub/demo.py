@@ -10,6 +10,7 @@ from typing import Any
 from hub.progress import Progress
 from hub.store_api import HubStorage
 from hub.store_base import new_id
+from hub.store_tickets import CatalogueImport
 from manifests.model import TicketStatus
 from manifests.policy import GA, HOUR_MS, TEMPLATES, VIP
 
@@ -83,12 +84,10 @@ def make_demo(
         progress("making tickets", tickets, tickets)
         progress("storing", 0, None)
     store.import_catalogue(
-        tenant_id=tenant["id"],
-        events=[event],
-        ticket_types=types,
-        tickets=rows,
-        actor="demo",
-        now_ms=now_ms,
+        tenant["id"],
+        CatalogueImport(events=[event], ticket_types=types, tickets=rows),
+        "demo",
+        now_ms,
     )
     _, token = store.create_token(tenant["id"], None, "admin", "demo", now_ms)
     return {

@@ -50,7 +50,7 @@ from hub.schema import (
 )
 from hub.store_api import HubStorage
 from hub.store_base import Row, new_id
-from hub.store_tickets import RowChange
+from hub.store_tickets import CatalogueImport, RowChange
 from hub.store_will_call import WillCallHold
 from manifests.model import TicketStatus
 from manifests.policy import TEMPLATES, ScanPolicy
@@ -946,14 +946,12 @@ def import_files(
     catalogue = build_catalogue(store, tenant_id, paths, progress)
     if not dry_run:
         (progress or _quiet)("storing", 0, None)
-        store.import_catalogue_with_will_call(
-            tenant_id=tenant_id,
-            events=catalogue.events,
-            ticket_types=catalogue.ticket_types,
-            tickets=catalogue.tickets,
-            changes=catalogue.changes,
-            actor=actor,
-            now_ms=now_ms,
-            holds=catalogue.will_call,
+        rows = CatalogueImport(
+            catalogue.events,
+            catalogue.ticket_types,
+            catalogue.tickets,
+            catalogue.changes,
+            catalogue.will_call,
         )
+        store.import_catalogue(tenant_id, rows, actor, now_ms)
     return catalogue

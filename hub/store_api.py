@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
     from hub.store_search import AuditQuery, DeviceQuery, TicketPage, TicketQuery
-    from hub.store_tickets import RowChange
-    from hub.store_will_call import WillCallHold
+    from hub.store_tickets import CatalogueImport, NewComp
 
 
 class HubMemory(Protocol):
@@ -144,20 +143,13 @@ class DeviceStorage(Protocol):
 
 
 class TicketStorage(Protocol):
-    """Events, ticket types and tickets, and the admin changes to them."""
+    """Events, ticket types and tickets, and the admin changes to them; an import writes a
+    catalogue's will-call holds too (hub/store_will_call.py)."""
 
     def event_exists(self, event_id: str) -> bool: ...
     def event_codes(self) -> set[int]: ...
     def import_catalogue(
-        self,
-        *,
-        tenant_id: str,
-        events: Sequence[Mapping[str, Any]],
-        ticket_types: Sequence[Mapping[str, Any]],
-        tickets: Sequence[Mapping[str, Any]],
-        actor: str,
-        now_ms: int,
-        changes: Sequence[RowChange] = (),
+        self, tenant_id: str, catalogue: CatalogueImport, actor: str, now_ms: int
     ) -> None: ...
     def get_event(
         self, event_id: str, tenant_id: str, scope_venue: str | None = None
@@ -171,18 +163,7 @@ class TicketStorage(Protocol):
         self, ticket_id: str, tenant_id: str, scope_venue: str | None = None
     ) -> Row | None: ...
     def issue_comp(
-        self,
-        *,
-        event: Row,
-        tenant_id: str,
-        reason: str,
-        holder_name: str,
-        ticket_type_id: str | None,
-        zone: str | None,
-        seat: str | None,
-        actor: str,
-        now_ms: int,
-        fields: Mapping[str, Any] | None = None,
+        self, event: Row, tenant_id: str, comp: NewComp, actor: str, now_ms: int
     ) -> Row | str: ...
     def update_ticket_fields(
         self, ticket: Row, tenant_id: str, changes: Mapping[str, Any], actor: str, now_ms: int
@@ -422,18 +403,6 @@ class WillCallStorage(Protocol):
     ) -> Row | str: ...
     def audit_will_call_print(
         self, event: Row, tenant_id: str, order_ref: str, what: str, actor: str, now_ms: int
-    ) -> None: ...
-    def import_catalogue_with_will_call(
-        self,
-        *,
-        tenant_id: str,
-        events: Sequence[Mapping[str, Any]],
-        ticket_types: Sequence[Mapping[str, Any]],
-        tickets: Sequence[Mapping[str, Any]],
-        actor: str,
-        now_ms: int,
-        changes: Sequence[RowChange] = (),
-        holds: Sequence[WillCallHold] = (),
     ) -> None: ...
 
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.schema import TICKET_FIELDS
 from hub.store_base import Row, StoreBase, new_id
 from manifests.model import ADMITTING_STATUSES, TicketStatus
 from manifests.policy import EXPIRY_AFTER_END_MS
+
+if TYPE_CHECKING:
+    from hub.store_will_call import WillCallHold
 
 COMP_LIMIT_REACHED = "comp_limit_reached"
 NOT_REISSUABLE = "ticket_not_reissuable"
@@ -84,6 +87,31 @@ class RowChange:
         }
 
 
+@dataclass(frozen=True)
+class CatalogueImport:
+    """What one import writes, all of it or none: new rows, already validated, and `changes`
+    to this tenant's rows already at the hub."""
+
+    events: Sequence[Mapping[str, Any]] = ()
+    ticket_types: Sequence[Mapping[str, Any]] = ()
+    tickets: Sequence[Mapping[str, Any]] = ()
+    changes: Sequence[RowChange] = ()
+    holds: Sequence[WillCallHold] = ()  # orders put on will-call (or renamed there)
+
+
+@dataclass(frozen=True)
+class NewComp:
+    """A complimentary ticket to issue: why, for whom, where it admits; `fields` are its
+    TICKET_FIELDS (order_ref, attention, max_entries), already checked."""
+
+    reason: str
+    holder_name: str = ""
+    ticket_type_id: str | None = None
+    zone: str | None = None
+    seat: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
 class TicketStore(StoreBase):
     # events and ticket types --------------------------------------------------------------
     def event_exists(self, event_id: str) -> bool:
@@ -94,21 +122,14 @@ class TicketStore(StoreBase):
         return {r["code"] for r in self.db.query("SELECT code FROM events")}
 
     def import_catalogue(
-        self,
-        *,
-        tenant_id: str,
-        events: Sequence[Mapping[str, Any]],
-        ticket_types: Sequence[Mapping[str, Any]],
-        tickets: Sequence[Mapping[str, Any]],
-        actor: str,
-        now_ms: int,
-        changes: Sequence[RowChange] = (),
+        self, tenant_id: str, catalogue: CatalogueImport, actor: str, now_ms: int
     ) -> None:
-        """Insert already-validated rows and apply `changes` to this tenant's rows, in one
-        transaction: all of them or none. Each change is audited (`event.update`,
-        `ticket_type.update`, `ticket.update`, with `"source": "import"`); the revision
-        triggers put changed tickets in every device's next manifest delta, and a changed
-        event in its next header."""
+        """Insert the new rows and apply the changes to this tenant's rows, in one
+        transaction: all of them or none (the holds are WillCallStore's, which extends this).
+        Each change is audited (`event.update`, `ticket_type.update`, `ticket.update`, with
+        `"source": "import"`); the revision triggers put changed tickets in every device's
+        next manifest delta, and a changed event in its next header."""
+        events, ticket_types, tickets = catalogue.events, catalogue.ticket_types, catalogue.tickets
         with self._writing():
             for event in events:
                 self.db.table("events").insert({**event, "created_ms": now_ms})
@@ -117,7 +138,7 @@ class TicketStore(StoreBase):
             if tickets:
                 rows = ({**t, "updated_ms": now_ms} for t in tickets)
                 self.db.table("tickets").insert_all(rows, batch_size=500)
-            for change in changes:
+            for change in catalogue.changes:
                 values = {column: new for column, (_, new) in change.changes.items()}
                 if change.kind == "ticket":
                     values["updated_ms"] = now_ms
@@ -126,7 +147,7 @@ class TicketStore(StoreBase):
                 action = f"{change.kind}.update"
                 self._audit(tenant_id, change.venue_id, actor, action, change.id, detail, now_ms)
             detail = {"events": len(events), "types": len(ticket_types), "tickets": len(tickets)}
-            detail["updated"] = len(changes)
+            detail["updated"] = len(catalogue.changes)
             self._audit(tenant_id, None, actor, "catalogue.import", "-", detail, now_ms)
 
     def get_event(
@@ -180,21 +201,9 @@ class TicketStore(StoreBase):
         return self.get_tickets([ticket_id], tenant_id, scope_venue).get(ticket_id)
 
     def issue_comp(
-        self,
-        *,
-        event: Row,
-        tenant_id: str,
-        reason: str,
-        holder_name: str,
-        ticket_type_id: str | None,
-        zone: str | None,
-        seat: str | None,
-        actor: str,
-        now_ms: int,
-        fields: Mapping[str, Any] | None = None,
+        self, event: Row, tenant_id: str, comp: NewComp, actor: str, now_ms: int
     ) -> Row | str:
-        """A complimentary ticket, unless the event's comp limit is reached; `fields` are its
-        TICKET_FIELDS (order_ref, attention, max_entries), already checked."""
+        """A complimentary ticket, unless the event's comp limit is reached."""
         with self._writing():
             if event["comp_limit"] is not None:
                 issued = self.db.execute(
@@ -206,19 +215,19 @@ class TicketStore(StoreBase):
             row = {
                 "id": new_id(),
                 "event_id": event["id"],
-                "ticket_type_id": ticket_type_id,
+                "ticket_type_id": comp.ticket_type_id,
                 "status": str(TicketStatus.ACTIVE),
                 "generation": 0,
-                "zone": zone,
-                "seat": seat,
-                "holder_name": holder_name,
-                "comp_reason": reason,
+                "zone": comp.zone,
+                "seat": comp.seat,
+                "holder_name": comp.holder_name,
+                "comp_reason": comp.reason,
                 "comp_issuer": actor,
                 "updated_ms": now_ms,
-                **_ticket_fields(fields or {}),
+                **_ticket_fields(comp.fields),
             }
             self.db.table("tickets").insert(row)
-            detail = {"reason": reason, "event_id": event["id"]}
+            detail = {"reason": comp.reason, "event_id": event["id"]}
             self._audit(
                 tenant_id, event["venue_id"], actor, "ticket.comp", row["id"], detail, now_ms
             )

@@ -15,7 +15,7 @@ from typing import Any
 
 from hub.store_base import Row
 from hub.store_search import _has_casefolded, _like_pattern
-from hub.store_tickets import _TICKET_SCOPE, RowChange, TicketStore
+from hub.store_tickets import _TICKET_SCOPE, CatalogueImport, TicketStore
 from manifests.model import ADMITTING_STATUSES
 
 ORDER_NOT_FOUND = "order_not_found"
@@ -256,31 +256,15 @@ class WillCallStore(TicketStore):
                 tenant_id, event["venue_id"], actor, "will_call.print", order_ref, detail, now_ms
             )
 
-    def import_catalogue_with_will_call(
-        self,
-        *,
-        tenant_id: str,
-        events: Sequence[Mapping[str, Any]],
-        ticket_types: Sequence[Mapping[str, Any]],
-        tickets: Sequence[Mapping[str, Any]],
-        actor: str,
-        now_ms: int,
-        changes: Sequence[RowChange] = (),
-        holds: Sequence[WillCallHold] = (),
+    def import_catalogue(
+        self, tenant_id: str, catalogue: CatalogueImport, actor: str, now_ms: int
     ) -> None:
-        """import_catalogue and the import's will-call holds, in one transaction: all or none.
-        The importer checked the holds (no picked-up hold renamed), so none is refused here."""
+        """TicketStore's import and the catalogue's will-call holds, in one transaction: all
+        or none. The importer checked the holds (no picked-up hold renamed), so none is
+        refused here."""
         with self._writing():
-            self.import_catalogue(
-                tenant_id=tenant_id,
-                events=events,
-                ticket_types=ticket_types,
-                tickets=tickets,
-                actor=actor,
-                now_ms=now_ms,
-                changes=changes,
-            )
-            for hold in holds:
+            super().import_catalogue(tenant_id, catalogue, actor, now_ms)
+            for hold in catalogue.holds:
                 refused = self._hold(hold, tenant_id, actor, now_ms, {"source": "import"})
                 if refused is not None:
                     raise ValueError(f"will-call hold of {hold.order_ref} refused: {refused}")

@@ -38,7 +38,7 @@ from hub.schema import (
 )
 from hub.store_api import HubStorage
 from hub.store_search import EVENTS, MAX_SEARCH, STATUSES, TICKETS, TicketQuery, ticket_status
-from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
+from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, NewComp, ticket_json
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
 from protocol.limits import MAX_COUNT
 
@@ -224,20 +224,17 @@ async def comp_ticket(
         raise ApiError(404, "unknown_ticket_type", f"No ticket type {type_name} at this event.")
     ticket_type = types.get(type_name) if type_name else None
     zone = f.text("zone") or (ticket_type or {}).get("zone")
-    seat, now = f.text("seat"), request.app[CLOCK]()
+    comp = NewComp(
+        reason=reason,
+        holder_name=holder or "",
+        ticket_type_id=ticket_type["id"] if ticket_type else None,
+        zone=zone,
+        seat=f.text("seat"),
+        fields=fields,
+    )
+    now = request.app[CLOCK]()
     result = await request.app[DB].run(
-        lambda s: s.issue_comp(
-            event=event,
-            tenant_id=p.tenant_id,
-            reason=reason,
-            holder_name=holder or "",
-            ticket_type_id=ticket_type["id"] if ticket_type else None,
-            zone=zone,
-            seat=seat,
-            actor=p.actor,
-            now_ms=now,
-            fields=fields,
-        )
+        lambda s: s.issue_comp(event, p.tenant_id, comp, p.actor, now)
     )
     if result == COMP_LIMIT_REACHED:
         raise ApiError(409, COMP_LIMIT_REACHED, "This event's comp limit has been reached.")

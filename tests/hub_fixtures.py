@@ -21,6 +21,7 @@ from hub.app import create_app
 from hub.keys import DB
 from hub.storage import HubStore
 from hub.store_api import HubStorage
+from hub.store_tickets import CatalogueImport
 from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Decision
 from manifests.model import Manifest
@@ -236,32 +237,33 @@ def add_show(hub: Hub, tenant: Tenant, n_tickets: int = 6, policy: str = "standa
     ids = [str(uuid.uuid4()) for _ in range(n_tickets)]
     holders = {tid: f"Guest {i}" for i, tid in enumerate(ids) if i % 2 == 0}
     store.import_catalogue(
-        tenant_id=tenant.id,
-        events=[
-            {
-                "id": event_id,
-                "venue_id": tenant.venue_id,
-                "code": code,
-                "name": "Show",
-                "timezone": "UTC",
-                "start_ms": now - HOUR_MS,
-                "end_ms": now + 3 * HOUR_MS,
-                "policy_json": json.dumps(TEMPLATES[policy].to_json()),
-            }
-        ],
-        ticket_types=[],
-        tickets=[
-            {
-                "id": tid,
-                "event_id": event_id,
-                "status": "ACTIVE",
-                "zone": "VIP" if i % 3 == 2 else "GA",
-                "holder_name": holders.get(tid),
-            }
-            for i, tid in enumerate(ids)
-        ],
-        actor="test",
-        now_ms=now,
+        tenant.id,
+        CatalogueImport(
+            events=[
+                {
+                    "id": event_id,
+                    "venue_id": tenant.venue_id,
+                    "code": code,
+                    "name": "Show",
+                    "timezone": "UTC",
+                    "start_ms": now - HOUR_MS,
+                    "end_ms": now + 3 * HOUR_MS,
+                    "policy_json": json.dumps(TEMPLATES[policy].to_json()),
+                }
+            ],
+            tickets=[
+                {
+                    "id": tid,
+                    "event_id": event_id,
+                    "status": "ACTIVE",
+                    "zone": "VIP" if i % 3 == 2 else "GA",
+                    "holder_name": holders.get(tid),
+                }
+                for i, tid in enumerate(ids)
+            ],
+        ),
+        "test",
+        now,
     )
     return Show(event_id, code, north["id"], south["id"], ids, holders)
 

@@ -15,6 +15,7 @@ import pytest
 
 from hub.paging import PageAsk
 from hub.store_search import MAX_PAGE, AuditQuery, DeviceQuery
+from hub.store_tickets import CatalogueImport
 from tests.hub.test_hub_listing import get, refused, second_venue
 from tests.hub_fixtures import Hub, Tenant, add_show
 
@@ -88,22 +89,22 @@ def add_device(hub: Hub, tenant: Tenant, venue_id: str, name: str) -> str:
 def add_event(hub: Hub, tenant: Tenant, venue_id: str, name: str, start_ms: int) -> str:
     event_id = str(uuid.uuid4())
     hub.store.import_catalogue(
-        tenant_id=tenant.id,
-        events=[
-            {
-                "id": event_id,
-                "venue_id": venue_id,
-                "code": secrets.randbits(31),
-                "name": name,
-                "timezone": "UTC",
-                "start_ms": start_ms,
-                "end_ms": start_ms + 1,
-            }
-        ],
-        ticket_types=[],
-        tickets=[],
-        actor="t",
-        now_ms=hub.clock(),
+        tenant.id,
+        CatalogueImport(
+            events=[
+                {
+                    "id": event_id,
+                    "venue_id": venue_id,
+                    "code": secrets.randbits(31),
+                    "name": name,
+                    "timezone": "UTC",
+                    "start_ms": start_ms,
+                    "end_ms": start_ms + 1,
+                }
+            ]
+        ),
+        "t",
+        hub.clock(),
     )
     return event_id
 

@@ -15,6 +15,7 @@ import pytest
 from hub.cli import main
 from hub.storage import HubStore
 from hub.store_search import STATUSES
+from hub.store_tickets import CatalogueImport
 from manifests.policy import HOUR_MS
 from tests.paths import ROOT
 
@@ -73,32 +74,34 @@ def made(tmp_path: Path) -> Made:
         }
         tickets = {label: str(uuid.uuid4()) for label in specs}
         store.import_catalogue(
-            tenant_id=acme,
-            events=[opening, *galas],
-            ticket_types=[],
-            tickets=[
-                {
-                    "id": tickets[label],
-                    "event_id": event["id"],
-                    "status": status,
-                    "holder_name": holder,
-                    "order_ref": order,
-                }
-                for label, (event, status, holder, order) in specs.items()
-            ],
-            actor="t",
-            now_ms=0,
+            acme,
+            CatalogueImport(
+                events=[opening, *galas],
+                tickets=[
+                    {
+                        "id": tickets[label],
+                        "event_id": event["id"],
+                        "status": status,
+                        "holder_name": holder,
+                        "order_ref": order,
+                    }
+                    for label, (event, status, holder, order) in specs.items()
+                ],
+            ),
+            "t",
+            0,
         )
         other = store.create_tenant("Other", 0)["id"]
         elsewhere = store.create_venue(other, "Elsewhere", "UTC", "t", 0)["id"]
         theirs = _event(elsewhere, "Opening", 11, START, "UTC")
         store.import_catalogue(
-            tenant_id=other,
-            events=[theirs],
-            ticket_types=[],
-            tickets=[{"id": "their-ticket", "event_id": theirs["id"], "status": "ACTIVE"}],
-            actor="t",
-            now_ms=0,
+            other,
+            CatalogueImport(
+                events=[theirs],
+                tickets=[{"id": "their-ticket", "event_id": theirs["id"], "status": "ACTIVE"}],
+            ),
+            "t",
+            0,
         )
         return Made(db, tickets, [str(g["id"]) for g in galas])
     finally:

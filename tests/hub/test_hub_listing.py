@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from hub.store_search import MAX_PAGE, STATUSES
+from hub.store_tickets import CatalogueImport
 from tests.hub_fixtures import Hub, Show, add_show
 
 
@@ -41,12 +42,13 @@ def annex_show(hub: Hub, venue_id: str) -> str:
     event_id, ticket_id, now = str(uuid.uuid4()), str(uuid.uuid4()), hub.clock()
     event = {"id": event_id, "venue_id": venue_id, "code": 4242, "name": "Annex night"}
     hub.store.import_catalogue(
-        tenant_id=hub.a.id,
-        events=[{**event, "timezone": "UTC", "start_ms": now, "end_ms": now + 1}],
-        ticket_types=[],
-        tickets=[{"id": ticket_id, "event_id": event_id, "status": "ACTIVE"}],
-        actor="t",
-        now_ms=now,
+        hub.a.id,
+        CatalogueImport(
+            events=[{**event, "timezone": "UTC", "start_ms": now, "end_ms": now + 1}],
+            tickets=[{"id": ticket_id, "event_id": event_id, "status": "ACTIVE"}],
+        ),
+        "t",
+        now,
     )
     return ticket_id
 
@@ -154,12 +156,14 @@ async def test_pages_cover_every_ticket_once_in_order(hub: Hub) -> None:
     first = await get(hub, hub.a.admin_token, "/api/admin/tickets", limit=10)
     early, late = "0" * 8 + show.tickets[0][8:], "f" * 8 + show.tickets[0][8:]
     hub.store.import_catalogue(
-        tenant_id=hub.a.id,
-        events=[],
-        ticket_types=[],
-        tickets=[{"id": i, "event_id": show.event_id, "status": "ACTIVE"} for i in (early, late)],
-        actor="t",
-        now_ms=hub.clock(),
+        hub.a.id,
+        CatalogueImport(
+            tickets=[
+                {"id": i, "event_id": show.event_id, "status": "ACTIVE"} for i in (early, late)
+            ]
+        ),
+        "t",
+        hub.clock(),
     )
     rest = await ticket_ids(hub, hub.a.admin_token, cursor=first["next_cursor"])
     listed = [t["id"] for t in first["tickets"]] + rest

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.store_tickets import CatalogueImport
 from manifests.model import COMP_REASONS, LOCK_REASONS
 from manifests.policy import HOUR_MS, TEMPLATES
 from tests.hub_fixtures import Hub, Tenant, start_hub, stop_hub
@@ -23,35 +24,37 @@ def load_event(hub: Hub, tenant: Tenant, event_id: str, end_ms: int) -> None:
     type_id = f"{event_id}-vip"
     statuses = ["ACTIVE", "TRANSFERRED", "USED", "ACTIVE", "REFUNDED"]
     hub.store.import_catalogue(
-        tenant_id=tenant.id,
-        events=[
-            {
-                "id": event_id,
-                "venue_id": tenant.venue_id,
-                "code": next(_codes),
-                "name": "Show",
-                "timezone": "UTC",
-                "start_ms": end_ms - 3 * HOUR_MS,
-                "end_ms": end_ms,
-                "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
-                "comp_limit": 2,
-            }
-        ],
-        ticket_types=[
-            {"id": type_id, "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"}
-        ],
-        tickets=[
-            {
-                "id": f"{event_id}-t{i}",
-                "event_id": event_id,
-                "ticket_type_id": type_id,
-                "status": status,
-                "zone": "VIP",
-            }
-            for i, status in enumerate(statuses)
-        ],
-        actor="test",
-        now_ms=hub.clock(),
+        tenant.id,
+        CatalogueImport(
+            events=[
+                {
+                    "id": event_id,
+                    "venue_id": tenant.venue_id,
+                    "code": next(_codes),
+                    "name": "Show",
+                    "timezone": "UTC",
+                    "start_ms": end_ms - 3 * HOUR_MS,
+                    "end_ms": end_ms,
+                    "policy_json": json.dumps(TEMPLATES["standard"].to_json()),
+                    "comp_limit": 2,
+                }
+            ],
+            ticket_types=[
+                {"id": type_id, "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"}
+            ],
+            tickets=[
+                {
+                    "id": f"{event_id}-t{i}",
+                    "event_id": event_id,
+                    "ticket_type_id": type_id,
+                    "status": status,
+                    "zone": "VIP",
+                }
+                for i, status in enumerate(statuses)
+            ],
+        ),
+        "test",
+        hub.clock(),
     )
 
 
@@ -80,12 +83,18 @@ async def test_comps_need_a_known_reason_and_respect_the_event_limit(hub: Hub) -
     assert bad.status_code == 404 and error_code(bad) == "unknown_ticket_type"
     first = await hub.client.post(
         url,
-        json={"reason": COMP_REASONS[0], "holder_name": "Al Press", "ticket_type": "VIP"},
+        json={
+            "reason": COMP_REASONS[0],
+            "holder_name": "Al Press",
+            "ticket_type": "VIP",
+            "seat": "R1",
+        },
         headers=box,
     )
     assert first.status_code == 201
     body = first.json()
     assert (body["comp_reason"], body["zone"], body["status"]) == ("press_pass", "VIP", "ACTIVE")
+    assert (body["holder_name"], body["ticket_type"], body["seat"]) == ("Al Press", "VIP", "R1")
     assert body["comp_issuer"].startswith("token:")
     second = await hub.client.post(url, json={"reason": "staff", "holder_name": "Bo"}, headers=box)
     assert second.status_code == 201

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from hub.secret_box import key_path_for
+from hub.store_tickets import CatalogueImport
 from manifests.codec import decode_manifest_header
 from manifests.signing import open_envelope
 from protocol.credential import LegacyKeys
@@ -248,12 +249,12 @@ async def test_each_key_change_moves_every_event_of_the_venue_and_no_other(hub: 
     now = hub.clock()
     later = {"venue_id": hub.a.venue_id, "code": 7, "name": "Later", "timezone": "UTC"}
     hub.store.import_catalogue(
-        tenant_id=hub.a.id,
-        events=[{"id": events[1], **later, "start_ms": now + 10**9, "end_ms": now + 2 * 10**9}],
-        ticket_types=[],
-        tickets=[],
-        actor="test",
-        now_ms=now,
+        hub.a.id,
+        CatalogueImport(
+            events=[{"id": events[1], **later, "start_ms": now + 10**9, "end_ms": now + 2 * 10**9}]
+        ),
+        "test",
+        now,
     )
 
     def revisions() -> list[int]:

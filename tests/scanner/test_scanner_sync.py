@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.store_tickets import CatalogueImport
 from manifests.admission_types import Decision, Direction
 from manifests.policy import HOUR_MS, event_to_hold
 from protocol.native import public_key
@@ -480,22 +481,22 @@ async def test_scans_go_up_under_the_event_they_were_decided_for_when_the_hub_mo
     # A second event at the venue whose check-in closes first: the hub now names it.
     now, second = hub.clock(), "second-show"
     hub.store.import_catalogue(
-        tenant_id=hub.a.id,
-        events=[
-            {
-                "id": second,
-                "venue_id": hub.a.venue_id,
-                "code": 4_000_001,
-                "name": "Matinee",
-                "timezone": "UTC",
-                "start_ms": now - 2 * HOUR_MS,
-                "end_ms": now + HOUR_MS,
-            }
-        ],
-        ticket_types=[],
-        tickets=[],
-        actor="test",
-        now_ms=now,
+        hub.a.id,
+        CatalogueImport(
+            events=[
+                {
+                    "id": second,
+                    "venue_id": hub.a.venue_id,
+                    "code": 4_000_001,
+                    "name": "Matinee",
+                    "timezone": "UTC",
+                    "start_ms": now - 2 * HOUR_MS,
+                    "end_ms": now + HOUR_MS,
+                }
+            ]
+        ),
+        "test",
+        now,
     )
     assert await asyncio.to_thread(worker.sync_once)
     assert store.setting(HUB_EVENT) == second

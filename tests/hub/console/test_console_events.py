@@ -8,6 +8,7 @@ import re
 import uuid
 
 from hub.store_search import TicketQuery
+from hub.store_tickets import CatalogueImport, NewComp
 from manifests.model import TicketStatus
 from manifests.policy import HOUR_MS
 from tests.console_session import sign_in
@@ -30,26 +31,28 @@ def add_typed_event(hub: Hub, name: str = "Gala", comp_limit: int | None = 3) ->
     ]
     tickets.append({"id": str(uuid.uuid4()), "event_id": event_id, "status": "SOLD"})
     store.import_catalogue(
-        tenant_id=hub.a.id,
-        events=[
-            {
-                "id": event_id,
-                "venue_id": hub.a.venue_id,
-                "code": int(uuid.uuid4().int % 2**31),
-                "name": name,
-                "timezone": "Europe/Berlin",
-                "start_ms": now + HOUR_MS,
-                "end_ms": now + 4 * HOUR_MS,
-                "comp_limit": comp_limit,
-            }
-        ],
-        ticket_types=[
-            {"id": vip, "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"},
-            {"id": ga, "event_id": event_id, "code": 2, "name": "Standing", "zone": "GA"},
-        ],
-        tickets=tickets,
-        actor="test",
-        now_ms=now,
+        hub.a.id,
+        CatalogueImport(
+            events=[
+                {
+                    "id": event_id,
+                    "venue_id": hub.a.venue_id,
+                    "code": int(uuid.uuid4().int % 2**31),
+                    "name": name,
+                    "timezone": "Europe/Berlin",
+                    "start_ms": now + HOUR_MS,
+                    "end_ms": now + 4 * HOUR_MS,
+                    "comp_limit": comp_limit,
+                }
+            ],
+            ticket_types=[
+                {"id": vip, "event_id": event_id, "code": 1, "name": "VIP", "zone": "VIP"},
+                {"id": ga, "event_id": event_id, "code": 2, "name": "Standing", "zone": "GA"},
+            ],
+            tickets=tickets,
+        ),
+        "test",
+        now,
     )
     locked = store.get_ticket(tickets[0]["id"], hub.a.id)
     assert locked is not None
@@ -91,15 +94,7 @@ async def test_an_event_shows_its_types_counts_comps_and_links(hub: Hub) -> None
     event = hub.store.get_event(gala, hub.a.id)
     assert event is not None
     hub.store.issue_comp(
-        event=event,
-        tenant_id=hub.a.id,
-        reason="press_pass",
-        holder_name="Nellie Bly",
-        ticket_type_id=None,
-        zone=None,
-        seat=None,
-        actor="user:someone",
-        now_ms=hub.clock(),
+        event, hub.a.id, NewComp("press_pass", "Nellie Bly"), "user:someone", hub.clock()
     )
     box = await sign_in(hub, "a", "box_office")
     page = await box.get(f"/events/{gala}")
@@ -144,17 +139,7 @@ def test_store_counts_tickets_by_type_and_status_and_comps_by_reason_and_issuer(
     event = hub.store.get_event(gala, hub.a.id)
     assert event is not None
     for reason, actor in (("staff", "user:ann"), ("staff", "user:ann"), ("vip_guest", "user:bo")):
-        hub.store.issue_comp(
-            event=event,
-            tenant_id=hub.a.id,
-            reason=reason,
-            holder_name="X",
-            ticket_type_id=None,
-            zone=None,
-            seat=None,
-            actor=actor,
-            now_ms=hub.clock(),
-        )
+        hub.store.issue_comp(event, hub.a.id, NewComp(reason, "X"), actor, hub.clock())
     counts = {(r["ticket_type"], r["status"]): r for r in hub.store.event_ticket_counts(gala)}
     assert {k: (r["tickets"], r["locked"], r["comps"]) for k, r in counts.items()} == {
         (None, "ACTIVE"): (3, 0, 3),
