@@ -18,7 +18,7 @@ from typing import Any
 
 from demo import local_hub
 from hub.storage import HubStore
-from hub.store_tickets import CatalogueImport
+from hub.store_api import CatalogueImport
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.reasons import Verdict
 from scanner.service import GateService

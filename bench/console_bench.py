@@ -33,6 +33,7 @@ from playwright.async_api import Page
 from bench.common import Hub, enroll_gates, import_bench_show, progress, show_figures
 from hub.staff_accounts import hash_password
 from hub.storage import HubStore
+from hub.store_api import NewGate
 from scanner.store import GateStore
 from tests.browser import SIZES, launched, missing_browser, sign_in_page
 from tests.processes import Gate
@@ -94,7 +95,9 @@ def make_venue(db: Path) -> Venue:
         venue = store.create_venue(tenant, "Arena", "UTC", "bench", now)["id"]
         store.create_zone(tenant, venue, "GA", "bench", now)
         gates = [
-            store.create_gate(tenant, venue, f"Gate {i:02}", "entry", ["GA"], "bench", now)["id"]
+            store.create_gate(
+                tenant, NewGate(venue, f"Gate {i:02}", "entry", ["GA"]), "bench", now
+            )["id"]
             for i in range(1, GATES + 1)
         ]
         event = str(uuid.uuid4())

@@ -32,6 +32,7 @@ from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.reconcile import HubScan, reconcile
 from hub.server import serve
 from hub.storage import HubStore
+from hub.store_api import NewEnrollment, NewGate
 from manifests.admission_types import Direction
 from manifests.model import Scope
 from protocol.native import public_key
@@ -86,7 +87,9 @@ class Setup:
         for zone in ("GA", "VIP"):
             self.store.create_zone(self.tenant, self.venue, zone, "bench", now)
         self.gates = [
-            self.store.create_gate(self.tenant, self.venue, f"G{i}", "entry", ["GA"], "b", now)
+            self.store.create_gate(
+                self.tenant, NewGate(self.venue, f"G{i}", "entry", ["GA"]), "b", now
+            )
             for i in range(1, GATES + 1)
         ]
         self.event_id = str(uuid.uuid4())
@@ -114,14 +117,10 @@ class Setup:
 
     def device(self, gate_id: str | None = None) -> Device:
         _, code = self.store.create_enrollment(
-            tenant_id=self.tenant,
-            venue_id=self.venue,
-            gate_id=gate_id,
-            zone=None,
-            name="bench",
-            actor="bench",
-            now_ms=now_ms(),
-            ttl_ms=600_000,
+            self.tenant,
+            NewEnrollment(venue_id=self.venue, gate_id=gate_id, name="bench", ttl_ms=600_000),
+            "bench",
+            now_ms(),
         )
         seed = secrets.token_bytes(32)
         row = self.store.enroll_device(

@@ -30,6 +30,7 @@ from hub.keys import CLOCK, DB, ENROLLMENT_TTL_MS, HUB_KEYS, HUB_URL
 from hub.live import LIVE
 from hub.logs import iso_utc
 from hub.paging import DEFAULT_PAGE, MAX_PAGE, BadCursor, Keyset, PageAsk
+from hub.store_api import NewEnrollment, NewGate
 from hub.store_search import (
     AUDIT,
     DEVICES,
@@ -294,12 +295,9 @@ async def create_gate(request: web.Request) -> web.Response:
     direction = f.text("direction") or Direction.ENTRY
     zones = f.text_list("zones")
     await known_zones(request, venue["id"], zones)
-    now = request.app[CLOCK]()
+    gate, now = NewGate(venue["id"], name, direction, zones), request.app[CLOCK]()
     row = await _unique(
-        request.app[DB].run(
-            lambda s: s.create_gate(p.tenant_id, venue["id"], name, direction, zones, p.actor, now)
-        ),
-        "gate",
+        request.app[DB].run(lambda s: s.create_gate(p.tenant_id, gate, p.actor, now)), "gate"
     )
     return web.json_response(gate_json(row), status=201)
 
@@ -422,18 +420,9 @@ async def issue_enrollment(
     if zone is not None:
         await known_zones(request, venue_id, [zone])
     ttl_ms = ttl_s * 1000 if ttl_s is not None else request.app[ENROLLMENT_TTL_MS]
-    now = request.app[CLOCK]()
+    grant, now = NewEnrollment(venue_id, name, ttl_ms, gate_id, zone), request.app[CLOCK]()
     row, code = await request.app[DB].run(
-        lambda s: s.create_enrollment(
-            tenant_id=p.tenant_id,
-            venue_id=venue_id,
-            gate_id=gate_id,
-            zone=zone,
-            name=name,
-            actor=p.actor,
-            now_ms=now,
-            ttl_ms=ttl_ms,
-        )
+        lambda s: s.create_enrollment(p.tenant_id, grant, p.actor, now)
     )
     fingerprint = key_fingerprint(request.app[HUB_KEYS]().public)
     return Enrollment(

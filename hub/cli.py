@@ -42,6 +42,7 @@ from hub.migrations import SchemaTooNew
 from hub.progress import on_terminal
 from hub.server import hold_serve_lock, hub_url_for, listen, refuse_if_served, serve
 from hub.storage import HubStore, Row
+from hub.store_api import NewEnrollment, NewGate
 from hub.store_search import DEFAULT_PAGE, MAX_PAGE, BadCursor, TicketQuery, ticket_status
 from hub.user_cli import UserRefused
 from hub.venue_keys import VenueKeysRefused
@@ -588,9 +589,8 @@ def _create_place(store: HubStore, tenant: Row, args: argparse.Namespace, now: i
     gates = store.list_gates(venue["id"])
 
     def make_gate(name: str) -> Row:
-        return store.create_gate(
-            tenant["id"], venue["id"], name, args.direction, wanted, "cli", now
-        )
+        gate = NewGate(venue["id"], name, args.direction, wanted)
+        return store.create_gate(tenant["id"], gate, "cli", now)
 
     return _create_named("gate", args.name, gates, owner, make_gate)
 
@@ -644,16 +644,9 @@ def _create_enrollment(store: HubStore, tenant: Row, args: argparse.Namespace, n
     if not 30 <= ttl_s <= MAX_ENROLLMENT_TTL_S:
         raise Refused(f"--ttl-s must be from 30 to {MAX_ENROLLMENT_TTL_S} seconds (a day)")
     hub_url = hub_url_for(config)
-    row, code = store.create_enrollment(
-        tenant_id=tenant["id"],
-        venue_id=venue["id"],
-        gate_id=None if gate is None else gate["id"],
-        zone=zone,
-        name=name,
-        actor="cli",
-        now_ms=now,
-        ttl_ms=ttl_s * 1000,
-    )
+    gate_id = None if gate is None else gate["id"]
+    grant = NewEnrollment(venue["id"], name, ttl_s * 1000, gate_id, zone)
+    row, code = store.create_enrollment(tenant["id"], grant, "cli", now)
     fingerprint = key_fingerprint(keys.public)
     uri = enrollment_uri(hub_url, code, fingerprint)
     if args.qr is not None:

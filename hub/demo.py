@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.progress import Progress
-from hub.store_api import HubStorage
+from hub.store_api import CatalogueImport, HubStorage, NewGate
 from hub.store_base import new_id
-from hub.store_tickets import CatalogueImport
 from manifests.model import TicketStatus
 from manifests.policy import GA, HOUR_MS, TEMPLATES, VIP
 
@@ -34,8 +33,10 @@ def make_demo(
     for zone in (GA, VIP):
         store.create_zone(tenant["id"], venue["id"], zone, "demo", now_ms)
     for gate in DEMO_ENTRY_GATES:  # two doors: a refusal names the door of the first entry
-        store.create_gate(tenant["id"], venue["id"], gate, "entry", [GA, VIP], "demo", now_ms)
-    store.create_gate(tenant["id"], venue["id"], "Exit", "exit", [], "demo", now_ms)
+        store.create_gate(
+            tenant["id"], NewGate(venue["id"], gate, "entry", [GA, VIP]), "demo", now_ms
+        )
+    store.create_gate(tenant["id"], NewGate(venue["id"], "Exit", "exit", []), "demo", now_ms)
     start = now_ms + 2 * HOUR_MS
     codes = store.event_codes()
     code = next(c for c in iter(lambda: rng.randrange(1, 2**32), None) if c not in codes)

@@ -48,9 +48,9 @@ from hub.schema import (
     WILL_CALL_NAME_MAX_LEN,
     WILL_CALL_NAME_PATTERN,
 )
-from hub.store_api import HubStorage
+from hub.store_api import CatalogueImport, HubStorage
 from hub.store_base import Row, new_id
-from hub.store_tickets import CatalogueImport, RowChange
+from hub.store_tickets import RowChange
 from hub.store_will_call import WillCallHold
 from manifests.model import TicketStatus
 from manifests.policy import TEMPLATES, ScanPolicy

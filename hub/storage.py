@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.store_api import HubStorage
+    from hub.store_api import HubStorage, NewGate
 from hub.store_backends import BackendStore
 from hub.store_base import Row, StoreUnavailable, new_id, secret_hash
 from hub.store_console_reports import ConsoleReportStore
@@ -103,24 +102,15 @@ class HubStore(
             self.db.query("SELECT * FROM zones WHERE venue_id = ? ORDER BY name", [venue_id])
         )
 
-    def create_gate(
-        self,
-        tenant_id: str,
-        venue_id: str,
-        name: str,
-        direction: str,
-        zones: Iterable[str],
-        actor: str,
-        now_ms: int,
-    ) -> Row:
+    def create_gate(self, tenant_id: str, gate: NewGate, actor: str, now_ms: int) -> Row:
         row: Row = {
             "id": new_id(),
-            "venue_id": venue_id,
-            "name": name,
-            "direction": direction,
-            "zones_json": json.dumps(list(zones)),
+            "venue_id": gate.venue_id,
+            "name": gate.name,
+            "direction": gate.direction,
+            "zones_json": json.dumps(list(gate.zones)),
         }
-        self._insert_audited("gates", row, tenant_id, venue_id, actor, "gate.create", now_ms)
+        self._insert_audited("gates", row, tenant_id, gate.venue_id, actor, "gate.create", now_ms)
         return row
 
     def get_gate(self, gate_id: str, venue_id: str) -> Row | None:

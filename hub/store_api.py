@@ -3,13 +3,16 @@
 Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/storage.py`'s
 `HubStore` is today's one implementation (checked below by mypy). Reads an admin makes are
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
-transaction; scans are acknowledged only once committed.
+transaction; scans are acknowledged only once committed. A change made of many values takes
+them as one frozen value defined here with the seam (a gate, an enrolment code, a comp, a
+catalogue import), so every store and every caller shares its one definition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from manifests.model import TicketStatus
@@ -26,7 +29,57 @@ if TYPE_CHECKING:
     from hub.store_manifests import CheckOutcome, ManifestSource
     from hub.store_reconcile import Reconcile
     from hub.store_search import AuditQuery, DeviceQuery, TicketPage, TicketQuery
-    from hub.store_tickets import CatalogueImport, NewComp
+    from hub.store_tickets import RowChange
+    from hub.store_will_call import WillCallHold
+
+
+# the values a change takes ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CatalogueImport:
+    """What one import writes, all of it or none: new rows, already validated, and `changes`
+    to this tenant's rows already at the hub."""
+
+    events: Sequence[Mapping[str, Any]] = ()
+    ticket_types: Sequence[Mapping[str, Any]] = ()
+    tickets: Sequence[Mapping[str, Any]] = ()
+    changes: Sequence[RowChange] = ()
+    holds: Sequence[WillCallHold] = ()  # orders put on will-call (or renamed there)
+
+
+@dataclass(frozen=True)
+class NewComp:
+    """A complimentary ticket to issue: why, for whom, where it admits; `fields` are its
+    TICKET_FIELDS (order_ref, attention, max_entries), already checked."""
+
+    reason: str
+    holder_name: str = ""
+    ticket_type_id: str | None = None
+    zone: str | None = None
+    seat: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewGate:
+    """A gate to add at a venue: `direction` entry or exit, into `zones` (names of the
+    venue's zones, already checked)."""
+
+    venue_id: str
+    name: str
+    direction: str
+    zones: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class NewEnrollment:
+    """A one-time code for one device: it enrols the device `name` at the venue (pinned to a
+    gate and zone when given) if spent within `ttl_ms`."""
+
+    venue_id: str
+    name: str
+    ttl_ms: int
+    gate_id: str | None = None
+    zone: str | None = None
 
 
 class HubMemory(Protocol):
@@ -63,16 +116,7 @@ class TenantStorage(Protocol):
         self, tenant_id: str, venue_id: str, name: str, actor: str, now_ms: int
     ) -> Row: ...
     def list_zones(self, venue_id: str) -> list[Row]: ...
-    def create_gate(
-        self,
-        tenant_id: str,
-        venue_id: str,
-        name: str,
-        direction: str,
-        zones: Iterable[str],
-        actor: str,
-        now_ms: int,
-    ) -> Row: ...
+    def create_gate(self, tenant_id: str, gate: NewGate, actor: str, now_ms: int) -> Row: ...
     def get_gate(self, gate_id: str, venue_id: str) -> Row | None: ...
     def list_gates(self, venue_id: str) -> list[Row]: ...
     def create_token(
@@ -86,16 +130,7 @@ class DeviceStorage(Protocol):
     """Enrolment, devices, heartbeats and the scans devices upload."""
 
     def create_enrollment(
-        self,
-        *,
-        tenant_id: str,
-        venue_id: str,
-        gate_id: str | None,
-        zone: str | None,
-        name: str,
-        actor: str,
-        now_ms: int,
-        ttl_ms: int,
+        self, tenant_id: str, grant: NewEnrollment, actor: str, now_ms: int
     ) -> tuple[Row, str]: ...
     def enroll_device(
         self,

@@ -8,10 +8,13 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.store_base import Row, StoreBase, new_id, secret_hash
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
+
+if TYPE_CHECKING:
+    from hub.store_api import NewEnrollment
 
 ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
@@ -65,16 +68,7 @@ def _same_scan(held: tuple[Any, ...], scan: Mapping[str, Any]) -> bool:
 class DeviceStore(StoreBase):
     # enrollment ---------------------------------------------------------------------------
     def create_enrollment(
-        self,
-        *,
-        tenant_id: str,
-        venue_id: str,
-        gate_id: str | None,
-        zone: str | None,
-        name: str,
-        actor: str,
-        now_ms: int,
-        ttl_ms: int,
+        self, tenant_id: str, grant: NewEnrollment, actor: str, now_ms: int
     ) -> tuple[Row, str]:
         """A one-time code for one device; only its hash is stored."""
         # base32: 80 random bits a staff member can type, never starting with "-" (which a
@@ -84,17 +78,18 @@ class DeviceStore(StoreBase):
             "id": new_id(),
             "code_hash": secret_hash(code),
             "tenant_id": tenant_id,
-            "venue_id": venue_id,
-            "gate_id": gate_id,
-            "zone": zone,
-            "name": name,
+            "venue_id": grant.venue_id,
+            "gate_id": grant.gate_id,
+            "zone": grant.zone,
+            "name": grant.name,
             "created_by": actor,
             "created_ms": now_ms,
-            "expires_ms": now_ms + ttl_ms,
+            "expires_ms": now_ms + grant.ttl_ms,
         }
         detail = {k: row[k] for k in ("gate_id", "zone", "name", "expires_ms")}
+        action = "enrollment.create"
         self._insert_audited(
-            "enrollment_codes", row, tenant_id, venue_id, actor, "enrollment.create", now_ms, detail
+            "enrollment_codes", row, tenant_id, grant.venue_id, actor, action, now_ms, detail
         )
         return row, code
 

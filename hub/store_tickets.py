@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from manifests.model import ADMITTING_STATUSES, TicketStatus
 from manifests.policy import EXPIRY_AFTER_END_MS
 
 if TYPE_CHECKING:
-    from hub.store_will_call import WillCallHold
+    from hub.store_api import CatalogueImport, NewComp
 
 COMP_LIMIT_REACHED = "comp_limit_reached"
 NOT_REISSUABLE = "ticket_not_reissuable"
@@ -85,31 +85,6 @@ class RowChange:
             column: "changed" if column in _PRIVATE else [old, new]
             for column, (old, new) in self.changes.items()
         }
-
-
-@dataclass(frozen=True)
-class CatalogueImport:
-    """What one import writes, all of it or none: new rows, already validated, and `changes`
-    to this tenant's rows already at the hub."""
-
-    events: Sequence[Mapping[str, Any]] = ()
-    ticket_types: Sequence[Mapping[str, Any]] = ()
-    tickets: Sequence[Mapping[str, Any]] = ()
-    changes: Sequence[RowChange] = ()
-    holds: Sequence[WillCallHold] = ()  # orders put on will-call (or renamed there)
-
-
-@dataclass(frozen=True)
-class NewComp:
-    """A complimentary ticket to issue: why, for whom, where it admits; `fields` are its
-    TICKET_FIELDS (order_ref, attention, max_entries), already checked."""
-
-    reason: str
-    holder_name: str = ""
-    ticket_type_id: str | None = None
-    zone: str | None = None
-    seat: str | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 class TicketStore(StoreBase):

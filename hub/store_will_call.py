@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.store_api import CatalogueImport
 from hub.store_base import Row
 from hub.store_search import _has_casefolded, _like_pattern
-from hub.store_tickets import _TICKET_SCOPE, CatalogueImport, TicketStore
+from hub.store_tickets import _TICKET_SCOPE, TicketStore
 from manifests.model import ADMITTING_STATUSES
 
 ORDER_NOT_FOUND = "order_not_found"

@@ -36,9 +36,9 @@ from hub.schema import (
     ORDER_REF_MAX_LEN,
     ORDER_REF_PATTERN,
 )
-from hub.store_api import HubStorage
+from hub.store_api import HubStorage, NewComp
 from hub.store_search import EVENTS, MAX_SEARCH, STATUSES, TICKETS, TicketQuery, ticket_status
-from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, NewComp, ticket_json
+from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
 from protocol.limits import MAX_COUNT
 

@@ -20,8 +20,7 @@ from aiohttp import web
 from hub.app import create_app
 from hub.keys import DB
 from hub.storage import HubStore
-from hub.store_api import HubStorage
-from hub.store_tickets import CatalogueImport
+from hub.store_api import CatalogueImport, HubStorage, NewEnrollment, NewGate
 from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Decision
 from manifests.model import Manifest
@@ -231,8 +230,12 @@ class Show:
 def add_show(hub: Hub, tenant: Tenant, n_tickets: int = 6, policy: str = "standard") -> Show:
     """An event on now, two gates and `n_tickets` ACTIVE tickets (GA, or VIP for every 3rd)."""
     store, now = hub.store, hub.clock()
-    north = store.create_gate(tenant.id, tenant.venue_id, "North", "entry", ["GA"], "t", now)
-    south = store.create_gate(tenant.id, tenant.venue_id, "South", "entry", ["VIP"], "t", now)
+    north = store.create_gate(
+        tenant.id, NewGate(tenant.venue_id, "North", "entry", ["GA"]), "t", now
+    )
+    south = store.create_gate(
+        tenant.id, NewGate(tenant.venue_id, "South", "entry", ["VIP"]), "t", now
+    )
     event_id, code = str(uuid.uuid4()), secrets.randbits(31)
     ids = [str(uuid.uuid4()) for _ in range(n_tickets)]
     holders = {tid: f"Guest {i}" for i, tid in enumerate(ids) if i % 2 == 0}
@@ -309,14 +312,7 @@ def store_enrollment_code(
     """A one-time enrolment code for the venue (no gate, no zone), made through the store
     alone."""
     _, code = store.create_enrollment(
-        tenant_id=tenant_id,
-        venue_id=venue_id,
-        gate_id=None,
-        zone=None,
-        name="North 1",
-        actor="test",
-        now_ms=now_ms,
-        ttl_ms=ttl_ms,
+        tenant_id, NewEnrollment(venue_id=venue_id, name="North 1", ttl_ms=ttl_ms), "test", now_ms
     )
     return code
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from hub.paging import PageAsk
+from hub.store_api import CatalogueImport, NewEnrollment, NewGate
 from hub.store_search import MAX_PAGE, AuditQuery, DeviceQuery
-from hub.store_tickets import CatalogueImport
 from tests.hub.test_hub_listing import get, refused, second_venue
 from tests.hub_fixtures import Hub, Tenant, add_show
 
@@ -66,14 +66,7 @@ async def walks(hub: Hub, token: str, path: str, key: str, **query: Any) -> list
 def add_device(hub: Hub, tenant: Tenant, venue_id: str, name: str) -> str:
     store, now = hub.store, hub.clock()
     _, code = store.create_enrollment(
-        tenant_id=tenant.id,
-        venue_id=venue_id,
-        gate_id=None,
-        zone=None,
-        name=name,
-        actor="t",
-        now_ms=now,
-        ttl_ms=60_000,
+        tenant.id, NewEnrollment(venue_id=venue_id, name=name, ttl_ms=60_000), "t", now
     )
     device = store.enroll_device(
         code=code,
@@ -145,8 +138,8 @@ async def test_a_venues_zones_and_gates_page_by_name(hub: Hub, key: str) -> None
             store.create_zone(hub.a.id, hub.a.venue_id, name, "t", now)
             store.create_zone(hub.a.id, annex, f"Annex {name}", "t", now)
         else:
-            store.create_gate(hub.a.id, hub.a.venue_id, name, "entry", [], "t", now)
-            store.create_gate(hub.a.id, annex, f"Annex {name}", "entry", [], "t", now)
+            store.create_gate(hub.a.id, NewGate(hub.a.venue_id, name, "entry", []), "t", now)
+            store.create_gate(hub.a.id, NewGate(annex, f"Annex {name}", "entry", []), "t", now)
     path = paths(hub)[key]
     made = [*names, "GA", "VIP"] if key == "zones" else names
     for token in (hub.a.admin_token, hub.a.manager_token, hub.a.staff_token):
@@ -161,7 +154,7 @@ async def test_a_venues_zones_and_gates_page_by_name(hub: Hub, key: str) -> None
     if key == "zones":
         store.create_zone(hub.a.id, hub.a.venue_id, "Zwischen", "t", now)
     else:
-        store.create_gate(hub.a.id, hub.a.venue_id, "Zwischen", "entry", [], "t", now)
+        store.create_gate(hub.a.id, NewGate(hub.a.venue_id, "Zwischen", "entry", []), "t", now)
     rest = await walk(hub, hub.a.admin_token, path, key, 2, cursor=first["next_cursor"])
     assert [r["name"] for r in first[key] + rest] == sorted([*made, "Zwischen"])
     # another tenant's venue, or another venue than the token's, is not found
@@ -319,7 +312,9 @@ async def test_the_document_describes_each_listings_page(hub: Hub) -> None:
     add_event(hub, hub.a, hub.a.venue_id, "Show 2", hub.clock())
     for n in range(2):
         add_device(hub, hub.a, hub.a.venue_id, f"Gate {n}")
-        hub.store.create_gate(hub.a.id, hub.a.venue_id, f"G{n}", "entry", [], "t", hub.clock())
+        hub.store.create_gate(
+            hub.a.id, NewGate(hub.a.venue_id, f"G{n}", "entry", []), "t", hub.clock()
+        )
     template = {
         "zones": "/api/admin/venues/{venue_id}/zones",
         "gates": "/api/admin/venues/{venue_id}/gates",
@@ -348,7 +343,7 @@ def test_the_scope_is_a_condition_of_each_listings_query(hub: Hub) -> None:
     annex, _ = second_venue(hub)
     add_device(hub, hub.a, a_venue, "Gate")
     add_event(hub, hub.a, a_venue, "Show", hub.clock())
-    store.create_gate(hub.a.id, a_venue, "North", "entry", [], "t", hub.clock())
+    store.create_gate(hub.a.id, NewGate(a_venue, "North", "entry", []), "t", hub.clock())
     ask = PageAsk(limit=MAX_PAGE)
     pages = {
         "venues": lambda tenant, scope: store.venue_page(tenant, scope, ask),

@@ -14,8 +14,8 @@ import pytest
 
 from hub.cli import main
 from hub.storage import HubStore
+from hub.store_api import CatalogueImport, NewEnrollment, NewGate
 from hub.store_search import STATUSES
-from hub.store_tickets import CatalogueImport
 from manifests.policy import HOUR_MS
 from tests.paths import ROOT
 
@@ -44,17 +44,10 @@ def made(tmp_path: Path) -> Made:
         acme = store.create_tenant("Acme", 0)["id"]
         park = store.create_venue(acme, "Riverside Park", "Europe/Paris", "t", 0)["id"]
         annex = store.create_venue(acme, "Annex", "UTC", "t", 0)["id"]
-        north = store.create_gate(acme, park, "North", "entry", [], "t", 0)["id"]
+        north = store.create_gate(acme, NewGate(park, "North", "entry", []), "t", 0)["id"]
         for name, gate in (("Scanner N", north), ("Scanner loose", None)):
             _, code = store.create_enrollment(
-                tenant_id=acme,
-                venue_id=park,
-                gate_id=gate,
-                zone=None,
-                name=name,
-                actor="t",
-                now_ms=0,
-                ttl_ms=10**15,
+                acme, NewEnrollment(venue_id=park, gate_id=gate, name=name, ttl_ms=10**15), "t", 0
             )
             store.enroll_device(
                 code=code,

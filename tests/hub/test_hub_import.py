@@ -16,6 +16,7 @@ import pytest
 from hub.cli import main
 from hub.importer import CatalogueError, hub_ticket_id, import_files
 from hub.storage import HubStore
+from hub.store_api import NewGate
 from hub.store_search import TicketQuery
 from tests.hub_fixtures import Hub, credential_text, enroll
 
@@ -481,7 +482,9 @@ async def test_a_ticket_imported_with_its_own_id_gets_a_code_a_gate_admits(
     """Through the real hub: the admin API answers for the hub's id with the id as given, the
     ticket gets a native credential, and an online check admits it."""
     now = hub.clock()
-    gate = hub.store.create_gate(hub.a.id, hub.a.venue_id, "North", "entry", ["GA"], "t", now)
+    gate = hub.store.create_gate(
+        hub.a.id, NewGate(hub.a.venue_id, "North", "entry", ["GA"]), "t", now
+    )
     start, end = (now - 3_600_000, now + 3_600_000)
     events = [["event_id", "venue_id", "name", "timezone", "start", "end"],
               ["ev-own", hub.a.venue_id, "Own ids", "UTC", str(start), str(end)]]  # fmt: skip

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from hub.store_api import CatalogueImport
 from hub.store_search import MAX_PAGE, STATUSES
-from hub.store_tickets import CatalogueImport
 from tests.hub_fixtures import Hub, Show, add_show
 
 

@@ -18,6 +18,7 @@ from hub.storage import (
     HubStore,
     StoreUnavailable,
 )
+from hub.store_api import NewEnrollment
 from protocol.signing import NONCE_MEMORY_MS
 from tests.hub_fixtures import store_enrollment_code
 
@@ -284,10 +285,8 @@ def test_no_secret_hash_reaches_the_audit_log(store: HubStore) -> None:
     venue = store.create_venue(tenant["id"], "V", "Europe/Berlin", "test", NOW)
     token_row, _ = store.create_token(tenant["id"], venue["id"], "venue_manager", "door", NOW)
     store.create_staff_user(tenant["id"], None, "ana", "admin", "$argon2id$secret", "test", NOW)
-    code_row, _ = store.create_enrollment(
-        tenant_id=tenant["id"], venue_id=venue["id"], gate_id=None, zone=None, name="g",
-        actor="test", now_ms=NOW, ttl_ms=60_000,
-    )  # fmt: skip
+    grant = NewEnrollment(venue["id"], "g", 60_000)
+    code_row, _ = store.create_enrollment(tenant["id"], grant, "test", NOW)
     logged = " ".join(r["detail_json"] for r in store.audit_entries(tenant["id"]))
     assert {r["action"] for r in store.audit_entries(tenant["id"])} >= {
         "token.create", "user.create", "enrollment.create",

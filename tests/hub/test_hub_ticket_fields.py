@@ -23,6 +23,7 @@ from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.migrations import STEP_NAMES, applied
 from hub.schema import TICKET_FIELDS
 from hub.storage import HubStore
+from hub.store_api import NewGate
 from manifests.policy import HOUR_MS
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import enroll as enroll_gate
@@ -93,7 +94,9 @@ def north(hub: Hub) -> str:
     gates = {g["name"]: g["id"] for g in hub.store.list_gates(hub.a.venue_id)}
     if "North" in gates:
         return gates["North"]
-    made = hub.store.create_gate(hub.a.id, hub.a.venue_id, "North", "entry", ["GA"], "t", 0)
+    made = hub.store.create_gate(
+        hub.a.id, NewGate(hub.a.venue_id, "North", "entry", ["GA"]), "t", 0
+    )
     return str(made["id"])
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.store_tickets import CatalogueImport
+from hub.store_api import CatalogueImport
 from manifests.model import COMP_REASONS, LOCK_REASONS
 from manifests.policy import HOUR_MS, TEMPLATES
 from tests.hub_fixtures import Hub, Tenant, start_hub, stop_hub

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hub.secret_box import key_path_for
-from hub.store_tickets import CatalogueImport
+from hub.store_api import CatalogueImport
 from manifests.codec import decode_manifest_header
 from manifests.signing import open_envelope
 from protocol.credential import LegacyKeys

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hub.store_tickets import CatalogueImport
+from hub.store_api import CatalogueImport
 from manifests.admission_types import Decision, Direction
 from manifests.policy import HOUR_MS, event_to_hold
 from protocol.native import public_key

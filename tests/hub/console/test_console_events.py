@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from hub.store_api import CatalogueImport, NewComp
 from hub.store_search import TicketQuery
-from hub.store_tickets import CatalogueImport, NewComp
 from manifests.model import TicketStatus
 from manifests.policy import HOUR_MS
 from tests.console_session import sign_in
