@@ -53,7 +53,6 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-# Hub and until are bench/tickettoken_bench.py's too (it imports them from here).
 from bench.common import (  # noqa: E402
     Download,
     Hub,
@@ -62,7 +61,6 @@ from bench.common import (  # noqa: E402
     enroll_gates,
     progress,
     show_figures,
-    until,  # noqa: F401
     upload_pending,
 )
 from protocol.reasons import Verdict  # noqa: E402

@@ -19,8 +19,8 @@ payment-service's signed webhooks (tests/tickettoken_webhooks.py), `gate-hub ser
     to the hub), one every REFUND_EVERY_S: each refund is timed from its webhook POST to the
     hub's row showing it CANCELLED and to the gate's installed tickets showing it refused
     (both databases polled every 5 ms from here). The serve process polls TicketToken only
-    hourly (GATE_HUB_BACKEND_PULL_INTERVAL_S=3600, as bench/pretix_bench.py's Hub starts
-    it): the webhooks alone bring the refunds, and the hub's live channel tells the gate to
+    hourly (GATE_HUB_BACKEND_PULL_INTERVAL_S=3600, as bench/common.py's Hub starts it):
+    the webhooks alone bring the refunds, and the hub's live channel tells the gate to
     fetch its delta. They start right after (1), within the 60 s of the bulk insert that
     every pull looks back over for late commits;
 (3) PUSHES entries: the gate scans PUSHES format B codes offline (its own decisions, not
@@ -41,7 +41,6 @@ import random
 import resource
 import secrets
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,18 +51,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pretix_bench import Hub, until  # noqa: E402  (one way to run a hub)
-from protocol.reasons import Verdict  # noqa: E402
-from scanner.service import GateService  # noqa: E402
-from scanner.store import GateStore  # noqa: E402
-from scanner.sync import SyncWorker  # noqa: E402
-from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, code_a, code_b, code_c  # noqa: E402
-from tests.processes import Gate  # noqa: E402
-from tests.tickettoken_db import TicketTokenDb, TicketTokenEvent, missing_postgres  # noqa: E402
-from tests.tickettoken_webhooks import WebhookSender  # noqa: E402
+from bench.common import (
+    Hub,
+    admit_offline,
+    enroll_gates,
+    progress,
+    show_figures,
+    until,
+    upload_pending,
+)
+from protocol.reasons import Verdict
+from scanner.service import GateService
+from scanner.store import GateStore
+from scanner.sync import SyncWorker
+from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, code_a, code_b, code_c
+from tests.processes import Gate
+from tests.tickettoken_db import TicketTokenDb, TicketTokenEvent, missing_postgres
+from tests.tickettoken_webhooks import WebhookSender
 
 TICKETS = 100_000
 REFUNDS = 200
@@ -74,7 +80,6 @@ TENANT, VENUE = "bench", "Arena"
 WEBHOOK_SECRET = secrets.token_hex(16)
 ROTATION_MS = 30_000
 POLL_S = 0.005
-GATE_CLI = (sys.executable, "-m", "scanner")
 
 
 def now_ms() -> int:
@@ -91,16 +96,6 @@ def codes(event: TicketTokenEvent, ticket: uuid.UUID) -> dict[str, str]:
     }
 
 
-def gate_hub(hub: Hub, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "hub", *args, "--db", str(hub.db)],
-        input=stdin, cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"gate-hub {args[0]} {args[1]}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
 def read_only(db: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
@@ -113,13 +108,13 @@ def read_only(db: Path) -> sqlite3.Connection:
 def set_up_hub(hub: Hub, tmp: Path) -> None:
     """What an operator does before connecting TicketToken: tenant, venue, the venue's keys."""
     hub.start()
-    gate_hub(hub, "tenant", "create", TENANT)
-    gate_hub(hub, "venue", "create", VENUE, "--tenant", TENANT, "--timezone", "UTC")
+    hub.cli("tenant", "create", TENANT)
+    hub.cli("venue", "create", VENUE, "--tenant", TENANT, "--timezone", "UTC")
     files = {"a": A_KEY, "b": B_KEY, "c": C_SECRET.hex()}
     for name, text in files.items():
         (tmp / f"key-{name}").write_text(text)
-    gate_hub(
-        hub, "venue-keys", "set", "--tenant", TENANT, "--venue", VENUE,
+    hub.cli(
+        "venue-keys", "set", "--tenant", TENANT, "--venue", VENUE,
         "--format-a-key", str(tmp / "key-a"), "--format-b-key", str(tmp / "key-b"),
         "--format-c-secret-hex", str(tmp / "key-c"),
     )  # fmt: skip
@@ -131,8 +126,8 @@ def first_manifest(hub: Hub, tt: TicketTokenDb, event: TicketTokenEvent, gate_db
     hub_cpu0 = hub.cpu()
     started = time.perf_counter()
     wall0 = time.time() - started  # perf_counter -> the hub's wall clock (ms in its rows)
-    gate_hub(
-        hub, "backend", "add", BACKEND, "--tenant", TENANT, "--venue", VENUE,
+    hub.cli(
+        "backend", "add", BACKEND, "--tenant", TENANT, "--venue", VENUE,
         "--kind", "tickettoken", "--url", url, "--tt-tenant", str(event.tenant_id),
         "--tt-venue", str(event.venue_id), "--db-password", "-", "--webhook-secret", "-",
         stdin=f"{parts.password}\n{WEBHOOK_SECRET}\n",
@@ -159,25 +154,16 @@ def first_manifest(hub: Hub, tt: TicketTokenDb, event: TicketTokenEvent, gate_db
     def cpu_at(moment: float) -> float:
         return max((cpu for at, cpu in samples if at <= moment), default=samples[0][1])
 
-    uri = gate_hub(
-        hub, "enrollment", "create", "--tenant", TENANT, "--venue", VENUE, "--name", "North 1",
+    uri = hub.cli(
+        "enrollment", "create", "--tenant", TENANT, "--venue", VENUE, "--name", "North 1",
         "--hub-url", hub.url,
-    )  # fmt: skip
+    ).strip()  # fmt: skip
     coded = time.perf_counter()
     gate_cpu0 = children_cpu()
-    enrolled = subprocess.run(
-        [*GATE_CLI, "--db", str(gate_db), "enroll", uri, "--json", "--hardware-id", "hw-1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    enroll_gates([(gate_db, uri)], TICKETS)  # the gate process, as hw-1
     ended = time.perf_counter()
     gate_cpu = children_cpu() - gate_cpu0
     hub_cpu_enrol = hub.cpu() - hub_cpu0 - hub_cpu_pull
-    if enrolled.returncode != 0:
-        raise RuntimeError(f"enroll exited {enrolled.returncode}: {enrolled.stderr.strip()}")
-    answer = json.loads(enrolled.stdout.strip().splitlines()[-1])
-    held = ((answer.get("sync") or {}).get("manifest") or {}).get("tickets")
-    if held != TICKETS:
-        raise RuntimeError(f"the gate holds {held} tickets after enrolling, not {TICKETS}")
     store = GateStore(gate_db)
     try:
         size = len(store.manifest_encoded() or b"")
@@ -345,31 +331,18 @@ def push_entries(
     worker = SyncWorker(store, hub.url, event_id=str(event.event_id), timeout_s=120)
     try:
         scanned_at = time.perf_counter()
-        for ticket in tickets:
-            outcome = service.scan(codes(event, ticket)["B"])
-            if outcome is None or outcome.decision.verdict != Verdict.ADMIT:
-                raise RuntimeError(f"the gate did not admit a TicketToken code offline: {outcome}")
+        admit_offline(service, (codes(event, ticket)["B"] for ticket in tickets), "TicketToken")
         scan_s = time.perf_counter() - scanned_at
         if worker.pending_count() != len(tickets):
             raise RuntimeError(f"{worker.pending_count()} scans pending on the gate")
         hub_cpu0 = hub.cpu()
         started = time.perf_counter()
-        while worker.pending_count():
-            if not worker.sync_once():
-                raise RuntimeError(f"a gate sync cycle failed: {worker.snapshot().last_error}")
+        upload_pending(worker)
         uploaded = time.perf_counter()
     finally:
         worker.stop()
         store.close()
-
-    def drained() -> bool:
-        owed, pushed = hub.query(
-            "SELECT coalesce(sum(pushed_ms IS NULL), 0), coalesce(sum(pushed_ms IS NOT NULL), 0)"
-            " FROM backend_outbox"
-        )[0]
-        return owed == 0 and pushed == len(tickets)
-
-    until(drained, 600, "the hub's outbox to drain into TicketToken", hub, poll_s=0.05)
+    hub.drain(len(tickets), "TicketToken", poll_s=0.05)
     ended = time.perf_counter()
     hub_cpu = hub.cpu() - hub_cpu0
     rows = tt.tickets(event.tenant_id, tickets)
@@ -433,12 +406,12 @@ def main() -> None:
             notes["insert_s"] = time.perf_counter() - inserted
             set_up_hub(hub, tmp)
             notes["setup_s"] = time.perf_counter() - started
-            progress(notes)
+            progress("tickettoken", notes)
 
             gate_db = tmp / "gate.db"
             figures.update(first_manifest(hub, tt, event, gate_db))
             scannable(gate_db, event, ticket_ids)
-            progress(figures)
+            progress("tickettoken", figures)
             if not args.first_manifest_only:
                 later(hub, tt, event, gate_db, ticket_ids, figures)
         finally:
@@ -461,14 +434,8 @@ def later(
     # for late commits: the pulls they bring read only what the last one could not see
     # (hub/backends/tickettoken.py), not the 100,000 again.
     figures.update(refunds_to_gate(hub, tt, event, gate_db, picked[:REFUNDS]))
-    progress(figures)
+    progress("tickettoken", figures)
     figures.update(push_entries(hub, tt, event, gate_db, picked[REFUNDS:]))
-
-
-def progress(figures: dict[str, Any]) -> None:
-    """What is measured so far, on stderr: a run that fails later still shows it."""
-    text = json.dumps(figures, default=str)
-    print(f"tickettoken bench so far: {text}", file=sys.stderr, flush=True)
 
 
 TARGETS = {
@@ -487,11 +454,7 @@ def show(figures: dict[str, Any], notes: dict[str, Any]) -> None:
         f" {os.cpu_count()} CPUs, {platform.python_version()}; set-up {notes['setup_s']:.1f} s"
         f" (the 100k insert {notes['insert_s']:.1f} s; not measured)\n"
     )
-    print(f"{'figure':<40} {'value':>14}  target")
-    for name, value in figures.items():
-        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
-        print(f"{name:<40} {shown:>14}  {TARGETS.get(name, '')}")
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+    show_figures(figures, lambda name, _: TARGETS.get(name, ""), width=40)
 
 
 if __name__ == "__main__":
