@@ -24,6 +24,7 @@ from hub.cli_commands import CommandContext
 from hub.schema import BACKEND_KINDS
 from hub.secret_box import SecretBox, SecretUnreadable
 from hub.storage import HubStore, Row
+from hub.store_api import ConnectedBackend
 from hub.store_backends import backend_view
 
 ACTIONS = ("add", "list", "status", "remove", "pull")
@@ -203,17 +204,15 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
             raise BackendRefused(str(exc)) from None
         except BackendError as exc:
             raise BackendRefused(f"{exc}; nothing was added") from None
+        backend = ConnectedBackend(
+            venue["id"],
+            args.kind,
+            args.name,
+            settings,
+            lambda backend_id: box.seal(token, backend_id),
+        )
         try:
-            row = store.create_backend(
-                tenant_id=tenant["id"],
-                venue_id=venue["id"],
-                kind=args.kind,
-                name=args.name,
-                settings=settings,
-                seal=lambda backend_id: box.seal(token, backend_id),
-                actor="cli",
-                now_ms=now_ms,
-            )
+            row = store.create_backend(tenant["id"], backend, "cli", now_ms)
         except sqlite3.IntegrityError:
             raise BackendRefused(f"a backend {args.name} exists already") from None
         print(json.dumps(backend_view(row), indent=2))

@@ -21,6 +21,7 @@ from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, 
 from hub.keys import CLOCK, DB, SECRETS
 from hub.logs import iso_utc
 from hub.schema import BACKEND_KINDS
+from hub.store_api import ConnectedBackend
 from hub.store_backends import backend_view
 from hub.store_base import Row
 
@@ -127,18 +128,12 @@ async def add_backend(request: web.Request) -> web.Response:
         raise ApiError(502, "backend_unreachable", f"{exc}; nothing was added.") from None
     box = request.app[SECRETS]
     name, now = f.need_text("name"), request.app[CLOCK]()
+    backend = ConnectedBackend(
+        venue["id"], kind, name, settings, lambda backend_id: box.seal(token, backend_id)
+    )
     try:
         row = await request.app[DB].run(
-            lambda s: s.create_backend(
-                tenant_id=p.tenant_id,
-                venue_id=venue["id"],
-                kind=kind,
-                name=name,
-                settings=settings,
-                seal=lambda backend_id: box.seal(token, backend_id),
-                actor=p.actor,
-                now_ms=now,
-            )
+            lambda s: s.create_backend(p.tenant_id, backend, p.actor, now)
         )
     except sqlite3.IntegrityError:
         raise ApiError(409, "duplicate_name", f"A backend {name} exists already.") from None

@@ -5,7 +5,7 @@ Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/s
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
 transaction; scans are acknowledged only once committed. A change made of many values takes
 them as one frozen value defined here with the seam (a gate, an enrolment code, a comp, a
-catalogue import), so every store and every caller shares its one definition.
+catalogue import, a backend), so every store and every caller shares its one definition.
 """
 
 from __future__ import annotations
@@ -80,6 +80,19 @@ class NewEnrollment:
     ttl_ms: int
     gate_id: str | None = None
     zone: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectedBackend:
+    """An upstream ticketing system to keep, once hub/backends/connect.py reached it: its
+    `settings` hold nothing secret; `seal(backend_id)` seals its token for that row
+    (hub/secret_box.py), so the token never reaches the store in the clear."""
+
+    venue_id: str | None  # None: every venue of the tenant
+    kind: str
+    name: str
+    settings: Mapping[str, Any]
+    seal: Callable[[str], bytes] | None = None
 
 
 class HubMemory(Protocol):
@@ -296,16 +309,7 @@ class BackendStorage(Protocol):
     (hub/store_backends.py)."""
 
     def create_backend(
-        self,
-        *,
-        tenant_id: str,
-        venue_id: str | None,
-        kind: str,
-        name: str,
-        settings: Mapping[str, Any],
-        seal: Callable[[str], bytes] | None,
-        actor: str,
-        now_ms: int,
+        self, tenant_id: str, backend: ConnectedBackend, actor: str, now_ms: int
     ) -> Row: ...
     def get_backend(self, backend_id: str) -> Row | None: ...
     def backend_secret(self, backend_id: str) -> bytes | None: ...

@@ -14,15 +14,18 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.backends.seam import OwedScan, Pull, PushOutcome, UpstreamTicket
 from hub.schema import SCAN_HUB_MS
 from hub.store_base import Row, StoreBase, new_id
 from hub.store_tickets import insert_tickets
 from manifests.admission_types import ScanFact
+
+if TYPE_CHECKING:
+    from hub.store_api import ConnectedBackend
 
 _BACKEND_IDS = uuid.UUID("6f1c2b1e-4f0e-4d55-9a43-0b5e1c7f2a10")
 EVENT_CODE_LIMIT = 2**32 - 1
@@ -115,35 +118,25 @@ _ENTRY_NUMBER = (
 class BackendStore(StoreBase):
     # configuration --------------------------------------------------------------------------
     def create_backend(
-        self,
-        *,
-        tenant_id: str,
-        venue_id: str | None,
-        kind: str,
-        name: str,
-        settings: Mapping[str, Any],
-        seal: Callable[[str], bytes] | None,
-        actor: str,
-        now_ms: int,
+        self, tenant_id: str, backend: ConnectedBackend, actor: str, now_ms: int
     ) -> Row:
-        """`seal(backend_id)` seals the token for that row (hub/secret_box.py); the token
-        never reaches this module in the clear. Raises sqlite3.IntegrityError for a name the
-        tenant already uses."""
-        backend_id = new_id()
+        """Raises sqlite3.IntegrityError for a name the tenant already uses. Audited with its
+        kind, name and settings, never its sealed token."""
+        backend_id, settings, seal = new_id(), dict(backend.settings), backend.seal
         row = {
             "id": backend_id,
             "tenant_id": tenant_id,
-            "venue_id": venue_id,
-            "kind": kind,
-            "name": name,
-            "settings_json": json.dumps(dict(settings), sort_keys=True),
+            "venue_id": backend.venue_id,
+            "kind": backend.kind,
+            "name": backend.name,
+            "settings_json": json.dumps(settings, sort_keys=True),
             "secret_sealed": None if seal is None else seal(backend_id),
             "created_ms": now_ms,
         }
-        with self._writing():
-            self.db.table("backends").insert(row)
-            detail = {"kind": kind, "name": name, "settings": dict(settings)}
-            self._audit(tenant_id, venue_id, actor, "backend.add", backend_id, detail, now_ms)
+        detail = {"kind": backend.kind, "name": backend.name, "settings": settings}
+        self._insert_audited(
+            "backends", row, tenant_id, backend.venue_id, actor, "backend.add", now_ms, detail
+        )
         found = self.get_backend(backend_id)
         assert found is not None
         return found

@@ -11,13 +11,15 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hub.store_api import CatalogueImport
 from hub.store_base import Row
 from hub.store_search import _has_casefolded, _like_pattern
 from hub.store_tickets import _TICKET_SCOPE, TicketStore
 from manifests.model import ADMITTING_STATUSES
+
+if TYPE_CHECKING:
+    from hub.store_api import CatalogueImport
 
 ORDER_NOT_FOUND = "order_not_found"
 NOT_ON_WILL_CALL = "not_on_will_call"

@@ -20,7 +20,7 @@ from aiohttp import web
 from hub.app import create_app
 from hub.keys import DB
 from hub.storage import HubStore
-from hub.store_api import CatalogueImport, HubStorage, NewEnrollment, NewGate
+from hub.store_api import CatalogueImport, ConnectedBackend, HubStorage, NewEnrollment, NewGate
 from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Decision
 from manifests.model import Manifest
@@ -295,14 +295,12 @@ def store_backend(
     tenant = store.create_tenant(tenant_name, now_ms)
     venue = store.create_venue(tenant["id"], "Riverside Park", timezone, "t", now_ms)
     return store.create_backend(
-        tenant_id=tenant["id"],
-        venue_id=venue["id"],
-        kind=kind,
-        name=name,
-        settings=settings or {},
-        seal=seal,
-        actor="t",
-        now_ms=now_ms,
+        tenant["id"],
+        ConnectedBackend(
+            venue_id=venue["id"], kind=kind, name=name, settings=settings or {}, seal=seal
+        ),
+        "t",
+        now_ms,
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from hub.secret_box import SecretBox, key_path_for
 from hub.storage import HubStore
+from hub.store_api import ConnectedBackend
 from tests.hub_cli import riverside_hall, run
 
 PLACE = ("--tenant", "Riverside Events")
@@ -145,14 +146,16 @@ def test_list_and_status_show_where_a_backend_is_never_its_token(
     tenant = store.find_tenant("Riverside Events")
     assert tenant is not None
     store.create_backend(
-        tenant_id=tenant["id"],
-        venue_id=None,
-        kind="pretix",
-        name="shop",
-        settings={"url": "http://127.0.0.1:9", "organizer": "river", "auth": "token"},
-        seal=lambda backend_id: box.seal(TOKEN, backend_id),
-        actor="t",
-        now_ms=0,
+        tenant["id"],
+        ConnectedBackend(
+            venue_id=None,
+            kind="pretix",
+            name="shop",
+            settings={"url": "http://127.0.0.1:9", "organizer": "river", "auth": "token"},
+            seal=lambda backend_id: box.seal(TOKEN, backend_id),
+        ),
+        "t",
+        0,
     )
     store.record_pull_failure(store.list_backends()[0]["id"], "pretix at x is not reachable", 5)
     store.close()

@@ -21,6 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from hub.openapi import ADMIN, DEVICE, OPERATIONS
+from hub.store_api import ConnectedBackend
 from protocol.signing import HEADER_SIGNATURE, sign_request
 from tests.hub_fixtures import Device, Hub, Show, add_show, enroll, start_hub, stop_hub
 
@@ -88,14 +89,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         assert event is not None
         store.hold_will_call(event, hub.a.id, FUZZ_ORDER, "Fuzz Holder", "test", now)
         backend = hub.store.create_backend(
-            tenant_id=hub.a.id,
-            venue_id=hub.a.venue_id,
-            kind="pretix",
-            name="box office pretix",
-            settings={"url": "http://127.0.0.1:9", "organizer": "o", "auth": "token"},
-            seal=None,
-            actor="test",
-            now_ms=hub.clock(),
+            hub.a.id,
+            ConnectedBackend(
+                venue_id=hub.a.venue_id,
+                kind="pretix",
+                name="box office pretix",
+                settings={"url": "http://127.0.0.1:9", "organizer": "o", "auth": "token"},
+            ),
+            "test",
+            hub.clock(),
         )
         return LiveHub(hub, show, device, spare, backend["id"])
 

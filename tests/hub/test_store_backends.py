@@ -20,6 +20,7 @@ from hub.backends.seam import (
 )
 from hub.secret_box import SecretBox, SecretUnreadable, key_path_for
 from hub.storage import HubStore
+from hub.store_api import ConnectedBackend
 from hub.store_backends import idempotency_key, upstream_id
 from manifests.model import TicketStatus
 from tests.hub_fixtures import store_backend, store_device
@@ -281,10 +282,8 @@ def test_ids_the_sellers_codes_carry_are_used_but_never_taken_over(store: HubSto
     # another backend (another tenant's connector) naming the same ids takes nothing over
     tenant = store.create_tenant("Other", NOW)
     venue = store.create_venue(tenant["id"], "Elsewhere", "UTC", "t", NOW)
-    other = store.create_backend(
-        tenant_id=tenant["id"], venue_id=venue["id"], kind="tickettoken", name="tt",
-        settings={}, seal=None, actor="t", now_ms=NOW,
-    )  # fmt: skip
+    tt = ConnectedBackend(venue["id"], "tickettoken", "tt", {})
+    other = store.create_backend(tenant["id"], tt, "t", NOW)
     hijack = Pull(
         events=[UpstreamEvent("ev", "Mine now", "UTC", NOW, NOW + 1, hub_id=event.hub_id)],
         tickets=[_ticket("9", event_ref="ev", type_ref=None, hub_id="t-uuid-1", holder_name="X")],
