@@ -33,7 +33,7 @@ from playwright.async_api import Page
 from bench.common import Hub, enroll_gates, import_bench_show, progress, show_figures
 from hub.staff_accounts import hash_password
 from hub.storage import HubStore
-from hub.store_api import NewGate
+from hub.store_api import NewGate, NewStaffUser
 from scanner.store import GateStore
 from tests.browser import SIZES, launched, missing_browser, sign_in_page
 from tests.processes import Gate
@@ -112,7 +112,10 @@ def make_venue(db: Path) -> Venue:
         )
         _, token = store.create_token(tenant, venue, "venue_manager", "bench", now)
         store.create_staff_user(
-            tenant, venue, "manager", "venue_manager", hash_password(PASSWORD), "bench", now
+            tenant,
+            NewStaffUser(venue, "manager", "venue_manager", hash_password(PASSWORD)),
+            "bench",
+            now,
         )
         return Venue(tenant, venue, event, gates, tickets, token, "manager")
     finally:

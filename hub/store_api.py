@@ -5,7 +5,8 @@ Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/s
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
 transaction; scans are acknowledged only once committed. A change made of many values takes
 them as one frozen value defined here with the seam (a gate, an enrolment code, a comp, a
-catalogue import, a backend), so every store and every caller shares its one definition.
+catalogue import, a backend, a staff user): every store and every caller shares its one
+definition.
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ class ConnectedBackend:
     name: str
     settings: Mapping[str, Any]
     seal: Callable[[str], bytes] | None = None
+
+
+@dataclass(frozen=True)
+class NewStaffUser:
+    """A person who signs in to the venue console: at one venue, or every venue of the
+    tenant (`venue_id` None); `password_hash` already made (hub/staff_accounts.py)."""
+
+    venue_id: str | None
+    username: str
+    role: str
+    password_hash: str
 
 
 class HubMemory(Protocol):
@@ -366,14 +378,7 @@ class StaffStorage(Protocol):
     """People who sign in to the venue console, and their sessions (hub/store_staff.py)."""
 
     def create_staff_user(
-        self,
-        tenant_id: str,
-        venue_id: str | None,
-        username: str,
-        role: str,
-        password_hash: str,
-        actor: str,
-        now_ms: int,
+        self, tenant_id: str, user: NewStaffUser, actor: str, now_ms: int
     ) -> Row: ...
     def staff_users(self, tenant_id: str) -> list[Row]: ...
     def staff_user_named(self, username: str) -> Row | None: ...

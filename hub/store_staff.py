@@ -6,7 +6,12 @@ it has not expired: disabling a person ends every session they have at once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hub.store_base import Row, StoreBase, new_id
+
+if TYPE_CHECKING:
+    from hub.store_api import NewStaffUser
 
 _SESSION_USER = (
     "SELECT s.session_hash, s.csrf_token, s.expires_ms, u.id AS user_id, u.username,"
@@ -17,28 +22,19 @@ _SESSION_USER = (
 
 
 class StaffStore(StoreBase):
-    def create_staff_user(
-        self,
-        tenant_id: str,
-        venue_id: str | None,
-        username: str,
-        role: str,
-        password_hash: str,
-        actor: str,
-        now_ms: int,
-    ) -> Row:
+    def create_staff_user(self, tenant_id: str, user: NewStaffUser, actor: str, now_ms: int) -> Row:
         row: Row = {
             "id": new_id(),
             "tenant_id": tenant_id,
-            "venue_id": venue_id,
-            "username": username,
-            "role": role,
-            "password_hash": password_hash,
+            "venue_id": user.venue_id,
+            "username": user.username,
+            "role": user.role,
+            "password_hash": user.password_hash,
             "created_ms": now_ms,
         }
-        detail = {"username": username, "role": role, "venue_id": venue_id}
+        detail = {"username": user.username, "role": user.role, "venue_id": user.venue_id}
         self._insert_audited(
-            "staff_users", row, tenant_id, venue_id, actor, "user.create", now_ms, detail
+            "staff_users", row, tenant_id, user.venue_id, actor, "user.create", now_ms, detail
         )
         return {k: v for k, v in row.items() if k != "password_hash"}
 

@@ -16,6 +16,7 @@ from typing import Any
 from hub.auth import ADMIN, ROLES
 from hub.cli_commands import CommandContext
 from hub.staff_accounts import BadAccount, check_role, check_username, hash_password
+from hub.store_api import NewStaffUser
 
 ACTIONS = ("create", "list", "disable")
 LIST_COLUMNS = ("username", "role", "venue", "created", "disabled")
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
         except BadAccount as exc:
             raise UserRefused(str(exc)) from None
         user = store.create_staff_user(
-            tenant["id"], venue_id, username, role, password_hash, "cli", ctx.now_ms
+            tenant["id"], NewStaffUser(venue_id, username, role, password_hash), "cli", ctx.now_ms
         )
         print(user["id"])
         return 0

@@ -17,6 +17,7 @@ import httpx
 from hub.console.session import CSRF_FIELD, SESSION_COOKIE
 from hub.console.sign_in import SIGN_IN_COOKIE
 from hub.staff_accounts import hash_password
+from hub.store_api import NewStaffUser
 from tests.hub_fixtures import Hub
 
 PASSWORD = "correct horse battery staple"
@@ -69,7 +70,7 @@ def make_user(
     name = username or f"{role.replace('_', '-')}.{tenant}"
     venue = None if role == "admin" or venue_wide else t.venue_id
     hub.store.create_staff_user(
-        t.id, venue, name, role, hash_password(PASSWORD), "test", hub.clock()
+        t.id, NewStaffUser(venue, name, role, hash_password(PASSWORD)), "test", hub.clock()
     )
     return name
 

@@ -18,7 +18,7 @@ from hub.storage import (
     HubStore,
     StoreUnavailable,
 )
-from hub.store_api import NewEnrollment
+from hub.store_api import NewEnrollment, NewStaffUser
 from protocol.signing import NONCE_MEMORY_MS
 from tests.hub_fixtures import store_enrollment_code
 
@@ -284,7 +284,9 @@ def test_no_secret_hash_reaches_the_audit_log(store: HubStore) -> None:
     tenant = store.create_tenant("t", NOW)
     venue = store.create_venue(tenant["id"], "V", "Europe/Berlin", "test", NOW)
     token_row, _ = store.create_token(tenant["id"], venue["id"], "venue_manager", "door", NOW)
-    store.create_staff_user(tenant["id"], None, "ana", "admin", "$argon2id$secret", "test", NOW)
+    store.create_staff_user(
+        tenant["id"], NewStaffUser(None, "ana", "admin", "$argon2id$secret"), "test", NOW
+    )
     grant = NewEnrollment(venue["id"], "g", 60_000)
     code_row, _ = store.create_enrollment(tenant["id"], grant, "test", NOW)
     logged = " ".join(r["detail_json"] for r in store.audit_entries(tenant["id"]))
