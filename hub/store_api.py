@@ -5,8 +5,8 @@ Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/s
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
 transaction; scans are acknowledged only once committed. A change made of many values takes
 them as one frozen value defined here with the seam (a gate, an enrolment code, a comp, a
-catalogue import, a backend, a staff user): every store and every caller shares its one
-definition.
+catalogue import, a backend, a staff user, a venue key set): every store and every caller
+shares its one definition.
 """
 
 from __future__ import annotations
@@ -105,6 +105,20 @@ class NewStaffUser:
     username: str
     role: str
     password_hash: str
+
+
+@dataclass(frozen=True)
+class NewVenueKeySet:
+    """A venue's TicketToken key set to keep: `state` current (the venue's first) or next (a
+    rotation announced); `seal(key_set)` seals its secrets for the number the store gives
+    it (hub/secret_box.py), so the store never sees a key in the clear."""
+
+    venue_id: str
+    state: str
+    seal: Callable[[int], bytes]
+    fingerprints: Mapping[str, str]
+    rotation_interval_ms: int
+    format_c_validity_ms: int
 
 
 class HubMemory(Protocol):
@@ -354,17 +368,7 @@ class VenueKeyStorage(Protocol):
 
     def venue_key_sets(self, venue_id: str) -> list[Row]: ...
     def add_venue_key_set(
-        self,
-        *,
-        tenant_id: str,
-        venue_id: str,
-        state: str,
-        seal: Callable[[int], bytes],
-        fingerprints: Mapping[str, str],
-        rotation_interval_ms: int,
-        format_c_validity_ms: int,
-        actor: str,
-        now_ms: int,
+        self, tenant_id: str, keys: NewVenueKeySet, actor: str, now_ms: int
     ) -> Row: ...
     def activate_venue_key_set(
         self, tenant_id: str, venue_id: str, actor: str, now_ms: int

@@ -12,13 +12,16 @@ only ever sees sealed secrets: `seal(key_set)` seals them for the row being made
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from hub.store_base import Row, StoreBase
 from hub.venue_keys import CURRENT, NEXT, REMOVED, RETIRED, TRUSTED, VenueKeysRefused
+
+if TYPE_CHECKING:
+    from hub.store_api import NewVenueKeySet
 
 # Every column but the sealed secrets.
 _PUBLIC = (
@@ -55,21 +58,12 @@ class VenueKeyStore(StoreBase):
         )
 
     def add_venue_key_set(
-        self,
-        *,
-        tenant_id: str,
-        venue_id: str,
-        state: str,
-        seal: Callable[[int], bytes],
-        fingerprints: Mapping[str, str],
-        rotation_interval_ms: int,
-        format_c_validity_ms: int,
-        actor: str,
-        now_ms: int,
+        self, tenant_id: str, keys: NewVenueKeySet, actor: str, now_ms: int
     ) -> Row:
         """The venue's first set as `current` (TicketToken issues with it already), or a new
         set as `next` beside the current one (a rotation announced). Numbers go on from the
         highest the venue ever had. VenueKeysRefused when the state does not fit."""
+        venue_id, state = keys.venue_id, keys.state
         if state not in (CURRENT, NEXT):
             raise ValueError(f"a new key set is current or next, not {state}")
         with self._writing():
@@ -102,10 +96,10 @@ class VenueKeyStore(StoreBase):
                 "venue_id": venue_id,
                 "key_set": key_set,
                 "state": state,
-                "secrets_sealed": seal(key_set),
-                "fingerprints_json": json.dumps(dict(fingerprints), sort_keys=True),
-                "rotation_interval_ms": rotation_interval_ms,
-                "format_c_validity_ms": format_c_validity_ms,
+                "secrets_sealed": keys.seal(key_set),
+                "fingerprints_json": json.dumps(dict(keys.fingerprints), sort_keys=True),
+                "rotation_interval_ms": keys.rotation_interval_ms,
+                "format_c_validity_ms": keys.format_c_validity_ms,
                 "created_ms": now_ms,
                 "activated_ms": now_ms if state == CURRENT else None,
             }
@@ -113,9 +107,9 @@ class VenueKeyStore(StoreBase):
             action = "venue_keys.set" if state == CURRENT else "venue_keys.rotate"
             detail = {
                 "key_set": key_set,
-                "fingerprints": dict(fingerprints),
-                "rotation_interval_ms": rotation_interval_ms,
-                "format_c_validity_ms": format_c_validity_ms,
+                "fingerprints": dict(keys.fingerprints),
+                "rotation_interval_ms": keys.rotation_interval_ms,
+                "format_c_validity_ms": keys.format_c_validity_ms,
             }
             self._changed(tenant_id, venue_id, actor, action, detail, now_ms)
         return self._key_set(venue_id, key_set)

@@ -18,6 +18,7 @@ from typing import Any
 
 from hub.cli_commands import CommandContext
 from hub.secret_box import SecretBox
+from hub.store_api import NewVenueKeySet
 from hub.venue_keys import (
     CURRENT,
     DEFAULTS,
@@ -132,17 +133,15 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.action in ("set", "rotate"):
         material, interval, validity = _keys(args)
         box = SecretBox.for_database(store.path)
-        row = store.add_venue_key_set(
-            tenant_id=tenant["id"],
-            venue_id=venue["id"],
-            state=CURRENT if args.action == "set" else NEXT,
-            seal=lambda key_set: material.sealed(box, bound_to(venue["id"], key_set)),
-            fingerprints=material.fingerprints(),
-            rotation_interval_ms=interval,
-            format_c_validity_ms=validity,
-            actor=ACTOR,
-            now_ms=now_ms,
+        keys = NewVenueKeySet(
+            venue["id"],
+            CURRENT if args.action == "set" else NEXT,
+            lambda key_set: material.sealed(box, bound_to(venue["id"], key_set)),
+            material.fingerprints(),
+            interval,
+            validity,
         )
+        row = store.add_venue_key_set(tenant["id"], keys, ACTOR, now_ms)
         print(json.dumps(key_set_view(row), indent=2))
         return 0
     if args.action == "activate":

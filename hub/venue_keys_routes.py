@@ -14,6 +14,7 @@ from hub.auth import Principal, require_admin, scoped_venue
 from hub.errors import ApiError, Body, Fields, accepts, integer, raw, read_json_object
 from hub.keys import CLOCK, DB, SECRETS
 from hub.schema import LEGACY_MS_HIGH, LEGACY_MS_LOW
+from hub.store_api import NewVenueKeySet
 from hub.venue_keys import (
     AES_KEY_PATTERN,
     CURRENT,
@@ -76,19 +77,17 @@ async def _add(request: web.Request, state: str) -> web.Response:
     except VenueKeysRefused as exc:
         raise _refused(exc, 400) from None
     box, now = request.app[SECRETS], request.app[CLOCK]()
+    keys = NewVenueKeySet(
+        venue["id"],
+        state,
+        lambda key_set: material.sealed(box, bound_to(venue["id"], key_set)),
+        material.fingerprints(),
+        interval,
+        validity,
+    )
     try:
         row = await request.app[DB].run(
-            lambda s: s.add_venue_key_set(
-                tenant_id=p.tenant_id,
-                venue_id=venue["id"],
-                state=state,
-                seal=lambda key_set: material.sealed(box, bound_to(venue["id"], key_set)),
-                fingerprints=material.fingerprints(),
-                rotation_interval_ms=interval,
-                format_c_validity_ms=validity,
-                actor=p.actor,
-                now_ms=now,
-            )
+            lambda s: s.add_venue_key_set(p.tenant_id, keys, p.actor, now)
         )
     except VenueKeysRefused as exc:
         raise _store_refused(exc) from None
