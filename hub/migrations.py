@@ -35,12 +35,10 @@ from hub.schema import (
     WEBHOOK_NONCES_DDL,
     WILL_CALL_DDL,
 )
+from protocol.schema_steps import SchemaTooNew as SchemaTooNew  # hub/cli.py catches it here
+from protocol.schema_steps import refuse_newer
 
 STEPS = Migrations("hub")
-
-
-class SchemaTooNew(Exception):
-    """The database has steps this release does not know: a newer release upgraded it."""
 
 
 def statements(script: str) -> Iterator[str]:
@@ -175,20 +173,16 @@ def applied(db: sqlite_utils.Database) -> list[str]:
     return [m.name for m in STEPS.applied(db)]
 
 
-def check_not_newer(names: list[str], path: str) -> None:
-    unknown = [name for name in names if name not in STEP_NAMES]
-    if unknown:
-        raise SchemaTooNew(
-            f"{path} was upgraded by a newer release of the hub (schema step {unknown[-1]});"
-            f" this release knows steps up to {STEP_NAMES[-1]}. Run the newer release, or"
-            " restore a backup made before the upgrade."
-        )
-
-
 def pending(db: sqlite_utils.Database, path: str) -> list[str]:
     """The steps the database lacks, in order (two reads); SchemaTooNew if it has one this
     release does not know."""
-    check_not_newer(applied(db), path)
+    refuse_newer(
+        applied(db),
+        STEP_NAMES,
+        path,
+        "hub",
+        "Run the newer release, or restore a backup made before the upgrade.",
+    )
     return [m.name for m in STEPS.pending(db)]
 
 

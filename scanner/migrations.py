@@ -24,6 +24,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from protocol.schema_steps import SchemaTooNew as SchemaTooNew  # scanner/store.py catches it here
+from protocol.schema_steps import refuse_newer
 from scanner.scanlog import SCAN_LOG_SQL
 
 SET = "gate"
@@ -62,10 +64,6 @@ TABLES_V1 = (
 ) WITHOUT ROWID""",
     "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL)",
 )
-
-
-class SchemaTooNew(Exception):
-    """The database has steps this release does not know: a newer release upgraded it."""
 
 
 def _tables(conn: sqlite3.Connection) -> None:
@@ -135,13 +133,13 @@ def migrate(conn: sqlite3.Connection, path: Path | str) -> list[str]:
     """Apply the steps the database lacks, on an autocommit connection; returns their names
     (none: nothing was written). Raises SchemaTooNew, having changed nothing."""
     have = applied(conn)
-    unknown = [name for name in have if name not in STEP_NAMES]
-    if unknown:
-        raise SchemaTooNew(
-            f"{path} was upgraded by a newer release of the gate (schema step {unknown[-1]});"
-            f" this release knows steps up to {STEP_NAMES[-1]}. Install the newer release, or"
-            " export the scans with it and set this gate up afresh."
-        )
+    refuse_newer(
+        have,
+        STEP_NAMES,
+        path,
+        "gate",
+        "Install the newer release, or export the scans with it and set this gate up afresh.",
+    )
     done = []
     for name, step in STEPS:
         if name in have:
