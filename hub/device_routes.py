@@ -19,7 +19,7 @@ from hub.openapi import decodes
 from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
-from hub.store_api import HubStorage
+from hub.store_api import DeviceReport, HubStorage
 from manifests.policy import event_to_hold
 from protocol.enroll_seal import open_enrollment_code
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
@@ -165,7 +165,7 @@ async def enroll(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     device, _ = await authenticate_device(request)
     now = request.app[CLOCK]()
-    await request.app[DB].run(lambda s: s.record_heartbeat(device["id"], now))
+    await request.app[DB].run(lambda s: s.record_heartbeat(device["id"], now, DeviceReport()))
     return wire_response(OwnDevice(**own_device_json(device, request.app[HUB_KEYS]())))
 
 
@@ -177,18 +177,16 @@ async def heartbeat(request: web.Request) -> web.Response:
     device, raw = await authenticate_device(request)
     beat = read_body(raw, Heartbeat)
     now_ms = request.app[CLOCK]()
-    offset_ms = now_ms - int(request.headers[HEADER_TIMESTAMP])
+    report = DeviceReport(
+        app_version=None if beat.app_version is None else beat.app_version.strip(),
+        pending_uploads=beat.pending_uploads,
+        manifest_revisions=beat.manifest_revisions,
+        clock_offset_ms=now_ms - int(request.headers[HEADER_TIMESTAMP]),
+        hub_keys_version=beat.hub_keys_version,
+    )
 
     def record(store: HubStorage) -> str | None:
-        store.record_heartbeat(
-            device["id"],
-            now_ms,
-            app_version=None if beat.app_version is None else beat.app_version.strip(),
-            pending_uploads=beat.pending_uploads,
-            manifest_revisions=beat.manifest_revisions,
-            clock_offset_ms=offset_ms,
-            hub_keys_version=beat.hub_keys_version,
-        )
+        store.record_heartbeat(device["id"], now_ms, report)
         # The event the venue's gates should hold now, so a gate enrolled on the spot needs
         # no setup (a gate given an event by its operator keeps that one).
         return event_to_hold(store.event_times(device["venue_id"]), now_ms)

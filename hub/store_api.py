@@ -3,10 +3,10 @@
 Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/storage.py`'s
 `HubStore` is today's one implementation (checked below by mypy). Reads an admin makes are
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
-transaction; scans are acknowledged only once committed. A change made of many values takes
-them as one frozen value defined here with the seam (a gate, an enrolment code, a comp, a
-catalogue import, a backend, a staff user, a venue key set): every store and every caller
-shares its one definition.
+transaction; scans are acknowledged only once committed. A change made of many values (a
+gate, an enrolment code, a comp, a catalogue import, a backend, a staff user, a venue key set,
+a device's report) takes them as one frozen value defined here with the seam: every store and
+every caller shares its one definition.
 """
 
 from __future__ import annotations
@@ -121,6 +121,17 @@ class NewVenueKeySet:
     format_c_validity_ms: int
 
 
+@dataclass(frozen=True)
+class DeviceReport:
+    """What a device's heartbeat says about it; None leaves a field as it was."""
+
+    app_version: str | None = None
+    pending_uploads: int | None = None
+    manifest_revisions: Mapping[str, int] | None = None
+    clock_offset_ms: int | None = None  # from its signed timestamp: hub ≈ device + offset
+    hub_keys_version: int | None = None
+
+
 class HubMemory(Protocol):
     """What the event loop may read without the database: fresh copies of the rows every
     device request needs, kept by the store while its database thread reads them (None
@@ -191,17 +202,7 @@ class DeviceStorage(Protocol):
     def update_device(
         self, device: Row, changes: Mapping[str, Any], actor: str, now_ms: int
     ) -> Row: ...
-    def record_heartbeat(
-        self,
-        device_id: str,
-        now_ms: int,
-        *,
-        app_version: str | None = None,
-        pending_uploads: int | None = None,
-        manifest_revisions: Mapping[str, int] | None = None,
-        clock_offset_ms: int | None = None,
-        hub_keys_version: int | None = None,
-    ) -> None: ...
+    def record_heartbeat(self, device_id: str, now_ms: int, report: DeviceReport) -> None: ...
     def devices_behind_keys(self, version: int) -> list[Row]: ...
     def record_scans(
         self,

@@ -14,7 +14,7 @@ from hub.store_base import Row, StoreBase, new_id, secret_hash
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 
 if TYPE_CHECKING:
-    from hub.store_api import NewEnrollment
+    from hub.store_api import DeviceReport, NewEnrollment
 
 ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
@@ -224,29 +224,19 @@ class DeviceStore(StoreBase):
         assert updated is not None
         return updated
 
-    def record_heartbeat(
-        self,
-        device_id: str,
-        now_ms: int,
-        *,
-        app_version: str | None = None,
-        pending_uploads: int | None = None,
-        manifest_revisions: Mapping[str, int] | None = None,
-        clock_offset_ms: int | None = None,
-        hub_keys_version: int | None = None,
-    ) -> None:
-        """What a device reports about itself; None leaves a field as it was."""
+    def record_heartbeat(self, device_id: str, now_ms: int, report: DeviceReport) -> None:
+        """The device was seen now, and what it reports about itself."""
         fields: dict[str, Any] = {"last_seen_ms": now_ms}
-        if app_version is not None:
-            fields["app_version"] = app_version
-        if pending_uploads is not None:
-            fields["pending_uploads"] = pending_uploads
-        if manifest_revisions is not None:
-            fields["manifest_revisions_json"] = json.dumps(dict(manifest_revisions))
-        if clock_offset_ms is not None:
-            fields["clock_offset_ms"] = clock_offset_ms
-        if hub_keys_version is not None:
-            fields["hub_keys_version"] = hub_keys_version
+        if report.app_version is not None:
+            fields["app_version"] = report.app_version
+        if report.pending_uploads is not None:
+            fields["pending_uploads"] = report.pending_uploads
+        if report.manifest_revisions is not None:
+            fields["manifest_revisions_json"] = json.dumps(dict(report.manifest_revisions))
+        if report.clock_offset_ms is not None:
+            fields["clock_offset_ms"] = report.clock_offset_ms
+        if report.hub_keys_version is not None:
+            fields["hub_keys_version"] = report.hub_keys_version
         with self._writing():
             self._record_seen(device_id, fields)
         for listener in self.heartbeat_listeners:
