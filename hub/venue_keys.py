@@ -20,6 +20,7 @@ from typing import Any
 from hub.errors import matches
 from hub.schema import LEGACY_KEY_STATES, LEGACY_MS_HIGH, LEGACY_MS_LOW
 from hub.secret_box import SecretBox, SecretUnreadable
+from hub.store_api import NewVenueKeySet
 from protocol.credential import LegacyKeys
 from protocol.legacy import AES_KEY_BYTES
 
@@ -141,6 +142,38 @@ def times(
 def bound_to(venue_id: str, key_set: int) -> str:
     """What a set's sealed secrets are bound to: moved to another row, they do not open."""
     return f"venue_legacy_keys/{venue_id}/{key_set}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewKeys:
+    """A key set as `gate-hub venue-keys` and the admin API take it in: its secrets and times,
+    checked whole before anything changes."""
+
+    material: KeyMaterial
+    rotation_interval_ms: int
+    format_c_validity_ms: int
+
+    @classmethod
+    def checked(
+        cls, secrets: Iterable[Any], intervals: Iterable[int | None], *, cli: bool = False
+    ) -> NewKeys:
+        """The set of these secrets (formats A, B, C) and times (TIMES), or VenueKeysRefused.
+        The times come first: a CLI reads its key files (or standard input) only for a set
+        whose numbers are right."""
+        interval, validity = times(*intervals, cli=cli)
+        return cls(key_material(*secrets, cli=cli), interval, validity)
+
+    def kept(self, box: SecretBox, venue_id: str, state: str) -> NewVenueKeySet:
+        """What the store keeps of it: the secrets sealed to the set's (venue, number), so
+        they open nowhere else, and their fingerprints."""
+        return NewVenueKeySet(
+            venue_id,
+            state,
+            lambda key_set: self.material.sealed(box, bound_to(venue_id, key_set)),
+            self.material.fingerprints(),
+            self.rotation_interval_ms,
+            self.format_c_validity_ms,
+        )
 
 
 def key_set_view(row: Mapping[str, Any]) -> dict[str, Any]:

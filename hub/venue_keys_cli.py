@@ -18,19 +18,16 @@ from typing import Any
 
 from hub.cli_commands import CommandContext
 from hub.secret_box import SecretBox
-from hub.store_api import NewVenueKeySet
 from hub.venue_keys import (
     CURRENT,
     DEFAULTS,
     FORMATS,
     NEXT,
     TIMES,
+    NewKeys,
     VenueKeysRefused,
-    bound_to,
-    key_material,
     key_set_view,
     option,
-    times,
 )
 
 ACTOR = "cli"
@@ -104,15 +101,17 @@ def _read(args: argparse.Namespace, name: str) -> str | None:
     return text
 
 
-def _keys(args: argparse.Namespace) -> tuple[Any, int, int]:
+def _keys(args: argparse.Namespace) -> NewKeys:
     """The new set's secrets and times, all checked before anything is changed."""
     if [getattr(args, name) for name in FORMATS.values()].count("-") > 1:
         raise VenueKeysRefused(
             "only one key can come from standard input (-): give the others as files"
         )
-    interval, validity = times(*(getattr(args, name) for name in TIMES), cli=True)
-    material = key_material(*(_read(args, name) for name in FORMATS.values()), cli=True)
-    return material, interval, validity
+    return NewKeys.checked(
+        (_read(args, name) for name in FORMATS.values()),
+        (getattr(args, name) for name in TIMES),
+        cli=True,
+    )
 
 
 def run(args: argparse.Namespace, ctx: CommandContext) -> int:
@@ -131,16 +130,8 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
         columns = ("key_set", "state", "fingerprints", *TIMES, "created", "activated", "retired")
         return print_rows(views, columns, False)
     if args.action in ("set", "rotate"):
-        material, interval, validity = _keys(args)
         box = SecretBox.for_database(store.path)
-        keys = NewVenueKeySet(
-            venue["id"],
-            CURRENT if args.action == "set" else NEXT,
-            lambda key_set: material.sealed(box, bound_to(venue["id"], key_set)),
-            material.fingerprints(),
-            interval,
-            validity,
-        )
+        keys = _keys(args).kept(box, venue["id"], CURRENT if args.action == "set" else NEXT)
         row = store.add_venue_key_set(tenant["id"], keys, ACTOR, now_ms)
         print(json.dumps(key_set_view(row), indent=2))
         return 0

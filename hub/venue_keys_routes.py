@@ -14,7 +14,6 @@ from hub.auth import Principal, require_admin, scoped_venue
 from hub.errors import ApiError, Body, Fields, accepts, integer, raw, read_json_object
 from hub.keys import CLOCK, DB, SECRETS
 from hub.schema import LEGACY_MS_HIGH, LEGACY_MS_LOW
-from hub.store_api import NewVenueKeySet
 from hub.venue_keys import (
     AES_KEY_PATTERN,
     CURRENT,
@@ -22,11 +21,9 @@ from hub.venue_keys import (
     HMAC_SECRET_PATTERN,
     NEXT,
     TIMES,
+    NewKeys,
     VenueKeysRefused,
-    bound_to,
-    key_material,
     key_set_view,
-    times,
 )
 
 routes = web.RouteTableDef()
@@ -72,19 +69,13 @@ async def _add(request: web.Request, state: str) -> web.Response:
     p, venue = await _venue(request, "venue_keys.manage")
     f = Fields(await read_json_object(request), KEY_SET)
     try:
-        material = key_material(*(f.body.get(name) for name in FORMATS.values()))
-        interval, validity = times(*(f.integer(name) for name in TIMES))
+        given = NewKeys.checked(
+            (f.body.get(name) for name in FORMATS.values()), (f.integer(name) for name in TIMES)
+        )
     except VenueKeysRefused as exc:
         raise _refused(exc, 400) from None
     box, now = request.app[SECRETS], request.app[CLOCK]()
-    keys = NewVenueKeySet(
-        venue["id"],
-        state,
-        lambda key_set: material.sealed(box, bound_to(venue["id"], key_set)),
-        material.fingerprints(),
-        interval,
-        validity,
-    )
+    keys = given.kept(box, venue["id"], state)
     try:
         row = await request.app[DB].run(
             lambda s: s.add_venue_key_set(p.tenant_id, keys, p.actor, now)
