@@ -32,7 +32,7 @@ from hub.manifest_build import HubKeys, ManifestBuilder
 from hub.reconcile import HubScan, reconcile
 from hub.server import serve
 from hub.storage import HubStore
-from hub.store_api import NewEnrollment, NewGate
+from hub.store_api import DeviceEnrollment, NewEnrollment, NewGate
 from manifests.admission_types import Direction
 from manifests.model import Scope
 from protocol.native import public_key
@@ -124,11 +124,10 @@ class Setup:
         )
         seed = secrets.token_bytes(32)
         row = self.store.enroll_device(
-            code=code,
-            hardware_id=secrets.token_hex(6),
-            public_key=public_key(seed),
-            app_version=None,
-            now_ms=now_ms(),
+            DeviceEnrollment(
+                code=code, hardware_id=secrets.token_hex(6), public_key=public_key(seed)
+            ),
+            now_ms(),
         )
         assert isinstance(row, dict), row
         return Device(row["id"], seed)

@@ -19,7 +19,7 @@ from hub.openapi import decodes
 from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
-from hub.store_api import DeviceReport, HubStorage
+from hub.store_api import DeviceEnrollment, DeviceReport, HubStorage
 from manifests.policy import event_to_hold
 from protocol.enroll_seal import open_enrollment_code
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
@@ -147,12 +147,8 @@ async def enroll(request: web.Request) -> web.Response:
     app_version = None if body.app_version is None else body.app_version.strip()
     if sealed is not None:
         code = _sealed_code(sealed, request.app[HUB_KEYS](), key, hardware_id)
-    now = request.app[CLOCK]()
-    result = await request.app[DB].run(
-        lambda s: s.enroll_device(
-            code=code, hardware_id=hardware_id, public_key=key, app_version=app_version, now_ms=now
-        )
-    )
+    enrollment, now = DeviceEnrollment(code, hardware_id, key, app_version), request.app[CLOCK]()
+    result = await request.app[DB].run(lambda s: s.enroll_device(enrollment, now))
     if isinstance(result, str):
         log.info("enrolment refused", extra={"code": result, "hardware_id": hardware_id[:64]})
         raise ApiError(403, result, _ENROLLMENT_MESSAGES[result])

@@ -4,9 +4,9 @@ Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/s
 `HubStore` is today's one implementation (checked below by mypy). Reads an admin makes are
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
 transaction; scans are acknowledged only once committed. A change made of many values (a
-gate, an enrolment code, a comp, a catalogue import, a backend, a staff user, a venue key set,
-a device's report) takes them as one frozen value defined here with the seam: every store and
-every caller shares its one definition.
+gate, an enrolment code and a device spending it, a comp, a catalogue import, a backend, a
+staff user, a venue key set, a device's report) takes them as one frozen value defined here
+with the seam: every store and every caller shares its one definition.
 """
 
 from __future__ import annotations
@@ -132,6 +132,17 @@ class DeviceReport:
     hub_keys_version: int | None = None
 
 
+@dataclass(frozen=True)
+class DeviceEnrollment:
+    """A device spending a one-time code: its hardware id (a label, never a key), the public
+    key it signs with, and its app's version."""
+
+    code: str
+    hardware_id: str
+    public_key: bytes
+    app_version: str | None = None
+
+
 class HubMemory(Protocol):
     """What the event loop may read without the database: fresh copies of the rows every
     device request needs, kept by the store while its database thread reads them (None
@@ -182,15 +193,7 @@ class DeviceStorage(Protocol):
     def create_enrollment(
         self, tenant_id: str, grant: NewEnrollment, actor: str, now_ms: int
     ) -> tuple[Row, str]: ...
-    def enroll_device(
-        self,
-        *,
-        code: str,
-        hardware_id: str,
-        public_key: bytes,
-        app_version: str | None,
-        now_ms: int,
-    ) -> Row | str: ...
+    def enroll_device(self, enrollment: DeviceEnrollment, now_ms: int) -> Row | str: ...
     def get_device(self, device_id: str) -> Row | None: ...
     def get_device_scoped(
         self, device_id: str, tenant_id: str, scope_venue: str | None = None

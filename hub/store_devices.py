@@ -14,7 +14,7 @@ from hub.store_base import Row, StoreBase, new_id, secret_hash
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 
 if TYPE_CHECKING:
-    from hub.store_api import DeviceReport, NewEnrollment
+    from hub.store_api import DeviceEnrollment, DeviceReport, NewEnrollment
 
 ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
@@ -93,15 +93,7 @@ class DeviceStore(StoreBase):
         )
         return row, code
 
-    def enroll_device(
-        self,
-        *,
-        code: str,
-        hardware_id: str,
-        public_key: bytes,
-        app_version: str | None,
-        now_ms: int,
-    ) -> Row | str:
+    def enroll_device(self, enrollment: DeviceEnrollment, now_ms: int) -> Row | str:
         """Spend an enrollment code on a device: the device row, or an error code.
 
         Every enrolment makes a new device, whatever hardware id it names (a label, never a
@@ -110,7 +102,8 @@ class DeviceStore(StoreBase):
         """
         with self._writing():
             grant = self._one(
-                "SELECT * FROM enrollment_codes WHERE code_hash = ?", [secret_hash(code)]
+                "SELECT * FROM enrollment_codes WHERE code_hash = ?",
+                [secret_hash(enrollment.code)],
             )
             if grant is None:
                 return ENROLLMENT_INVALID
@@ -124,15 +117,15 @@ class DeviceStore(StoreBase):
                     "id": device_id,
                     "tenant_id": grant["tenant_id"],
                     "venue_id": grant["venue_id"],
-                    "hardware_id": hardware_id,
+                    "hardware_id": enrollment.hardware_id,
                     "name": grant["name"],
                     "gate_id": grant["gate_id"],
                     "zone": grant["zone"],
-                    "public_key": public_key,
+                    "public_key": enrollment.public_key,
                     "active": 1,
                     "enrolled_ms": now_ms,
                     "last_seen_ms": now_ms,
-                    "app_version": app_version,
+                    "app_version": enrollment.app_version,
                 }
             )
             claimed = self.db.execute(
@@ -142,7 +135,7 @@ class DeviceStore(StoreBase):
             ).rowcount
             if claimed != 1:
                 raise sqlite3.IntegrityError("enrollment code claimed twice")
-            detail = {"hardware_id": hardware_id}
+            detail = {"hardware_id": enrollment.hardware_id}
             self._audit(
                 grant["tenant_id"],
                 grant["venue_id"],

@@ -20,7 +20,14 @@ from aiohttp import web
 from hub.app import create_app
 from hub.keys import DB
 from hub.storage import HubStore
-from hub.store_api import CatalogueImport, ConnectedBackend, HubStorage, NewEnrollment, NewGate
+from hub.store_api import (
+    CatalogueImport,
+    ConnectedBackend,
+    DeviceEnrollment,
+    HubStorage,
+    NewEnrollment,
+    NewGate,
+)
 from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Decision
 from manifests.model import Manifest
@@ -319,11 +326,12 @@ def store_device(store: HubStore, tenant_id: str, venue_id: str, now_ms: int) ->
     """A device enrolled through the store alone (a one-time code, then enrolment), for
     tests that store scans without a running hub; its id."""
     device = store.enroll_device(
-        code=store_enrollment_code(store, tenant_id, venue_id, now_ms),
-        hardware_id="hw",
-        public_key=b"\x01" * 32,
-        app_version=None,
-        now_ms=now_ms,
+        DeviceEnrollment(
+            code=store_enrollment_code(store, tenant_id, venue_id, now_ms),
+            hardware_id="hw",
+            public_key=b"\x01" * 32,
+        ),
+        now_ms,
     )
     assert isinstance(device, dict), device
     return str(device["id"])

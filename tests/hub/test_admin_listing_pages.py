@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hub.paging import PageAsk
-from hub.store_api import CatalogueImport, NewEnrollment, NewGate
+from hub.store_api import CatalogueImport, DeviceEnrollment, NewEnrollment, NewGate
 from hub.store_search import MAX_PAGE, AuditQuery, DeviceQuery
 from tests.hub.test_hub_listing import get, refused, second_venue
 from tests.hub_fixtures import Hub, Tenant, add_show
@@ -69,11 +69,7 @@ def add_device(hub: Hub, tenant: Tenant, venue_id: str, name: str) -> str:
         tenant.id, NewEnrollment(venue_id=venue_id, name=name, ttl_ms=60_000), "t", now
     )
     device = store.enroll_device(
-        code=code,
-        hardware_id=name,
-        public_key=secrets.token_bytes(32),
-        app_version=None,
-        now_ms=now,
+        DeviceEnrollment(code=code, hardware_id=name, public_key=secrets.token_bytes(32)), now
     )
     assert isinstance(device, dict)
     return str(device["id"])

@@ -14,7 +14,7 @@ import pytest
 
 from hub.cli import main
 from hub.storage import HubStore
-from hub.store_api import CatalogueImport, NewEnrollment, NewGate
+from hub.store_api import CatalogueImport, DeviceEnrollment, NewEnrollment, NewGate
 from hub.store_search import STATUSES
 from manifests.policy import HOUR_MS
 from tests.paths import ROOT
@@ -50,11 +50,13 @@ def made(tmp_path: Path) -> Made:
                 acme, NewEnrollment(venue_id=park, gate_id=gate, name=name, ttl_ms=10**15), "t", 0
             )
             store.enroll_device(
-                code=code,
-                hardware_id=name,
-                public_key=uuid.uuid4().bytes * 2,
-                app_version="1.0",
-                now_ms=START,
+                DeviceEnrollment(
+                    code=code,
+                    hardware_id=name,
+                    public_key=uuid.uuid4().bytes * 2,
+                    app_version="1.0",
+                ),
+                START,
             )
         opening = _event(park, "Opening", 7, START, "Europe/Paris")
         galas = [_event(park, "Gala", 8, START + HOUR_MS, "UTC")]

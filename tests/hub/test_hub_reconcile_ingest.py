@@ -17,7 +17,7 @@ import pytest
 from hub.reconcile_ingest import Reconciler
 from hub.reconcile_routes import RECONCILER
 from hub.storage import HubStore
-from hub.store_api import NewEnrollment
+from hub.store_api import DeviceEnrollment, NewEnrollment
 from manifests.policy import MINUTE_MS
 from tests.device_api import samples
 from tests.hub_fixtures import Hub, add_show, credential_text, enroll, start_hub, stop_hub
@@ -217,7 +217,7 @@ def test_peer_scans_are_capped_and_the_cursor_moves_past_what_was_sent(tmp_path:
             tenant, NewEnrollment(venue_id=venue, name=f"d{n}", ttl_ms=1000), "t", 1
         )
         row = store.enroll_device(
-            code=code, hardware_id=f"hw{n}", public_key=bytes(32), app_version=None, now_ms=1
+            DeviceEnrollment(code=code, hardware_id=f"hw{n}", public_key=bytes(32)), 1
         )
         assert isinstance(row, dict)
         devices.append(row["id"])

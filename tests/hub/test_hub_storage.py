@@ -18,7 +18,7 @@ from hub.storage import (
     HubStore,
     StoreUnavailable,
 )
-from hub.store_api import NewEnrollment, NewStaffUser
+from hub.store_api import DeviceEnrollment, NewEnrollment, NewStaffUser
 from protocol.signing import NONCE_MEMORY_MS
 from tests.hub_fixtures import store_enrollment_code
 
@@ -50,11 +50,13 @@ def _enroll(
 ) -> dict[str, Any]:
     """A device of hardware id hw1 enrolled with a fresh code at the venue."""
     device = store.enroll_device(
-        code=store_enrollment_code(store, tenant_id, venue_id, NOW),
-        hardware_id="hw1",
-        public_key=public_key,
-        app_version=app_version,
-        now_ms=now_ms,
+        DeviceEnrollment(
+            code=store_enrollment_code(store, tenant_id, venue_id, NOW),
+            hardware_id="hw1",
+            public_key=public_key,
+            app_version=app_version,
+        ),
+        now_ms,
     )
     assert isinstance(device, dict), device
     return device
@@ -102,13 +104,16 @@ def test_reads_are_scoped_by_tenant_and_venue(store: HubStore) -> None:
 def test_enrollment_code_is_single_use_and_short_lived(store: HubStore) -> None:
     tenant, venue = _venue(store)
     code = store_enrollment_code(store, tenant, venue, NOW, ttl_ms=60_000)
-    kwargs = dict(hardware_id="hw1", public_key=KEY, app_version=None)
-    assert store.enroll_device(code="nope", now_ms=NOW, **kwargs) == ENROLLMENT_INVALID
-    device = store.enroll_device(code=code, now_ms=NOW + 1, **kwargs)
+
+    def enroll(code: str, now_ms: int) -> dict[str, Any] | str:
+        return store.enroll_device(DeviceEnrollment(code, "hw1", KEY), now_ms)
+
+    assert enroll("nope", NOW) == ENROLLMENT_INVALID
+    device = enroll(code, NOW + 1)
     assert isinstance(device, dict) and device["active"] == 1
-    assert store.enroll_device(code=code, now_ms=NOW + 2, **kwargs) == ENROLLMENT_USED
+    assert enroll(code, NOW + 2) == ENROLLMENT_USED
     late = store_enrollment_code(store, tenant, venue, NOW, ttl_ms=60_000)
-    assert store.enroll_device(code=late, now_ms=NOW + 60_000, **kwargs) == ENROLLMENT_EXPIRED
+    assert enroll(late, NOW + 60_000) == ENROLLMENT_EXPIRED
     assert len(store.list_devices(tenant)) == 1
     # the code itself is never stored, only its hash
     assert code not in str(list(store.db.query("SELECT * FROM enrollment_codes")))
@@ -125,6 +130,7 @@ def test_re_enrolling_a_hardware_id_makes_a_new_device_and_leaves_the_old_one(
     )
     assert second["id"] != first["id"]
     assert second["public_key"] == b"\x02" * 32 and second["active"] == 1
+    assert (first["app_version"], second["app_version"]) == ("1.0", "1.1")
     old = store.get_device(first["id"])
     assert old is not None and old["active"] == 0 and old["public_key"] == KEY
     assert len(store.list_devices(tenant)) == 2
