@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -43,137 +43,6 @@ from protocol.wire import (
 )
 
 ADMIN, DEVICE, NONE = "admin", "device", "none"
-
-# (method, path) -> (summary, who may call it)
-OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
-    ("GET", "/health"): ("Liveness check.", NONE),
-    ("GET", "/health/db"): ("Database reachability check.", NONE),
-    ("GET", "/api/hub"): ("The hub's public key, fingerprint and trusted manifest keys.", NONE),
-    ("GET", "/openapi.json"): ("This document.", NONE),
-    ("GET", "/metrics"): ("Prometheus metrics (text exposition format).", NONE),
-    ("GET", "/api/admin/backends"): ("List the ticketing systems the hub fronts.", ADMIN),
-    ("POST", "/api/admin/backends"): ("Connect a ticketing system (pretix).", ADMIN),
-    ("GET", "/api/admin/backends/{backend_id}"): ("A backend and its push backlog.", ADMIN),
-    ("DELETE", "/api/admin/backends/{backend_id}"): ("Stop fronting a backend.", ADMIN),
-    ("POST", "/api/admin/backends/{backend_id}/pull"): ("Pull from a backend now.", ADMIN),
-    ("GET", "/api/admin/venues/{venue_id}/legacy-keys"): (
-        "The venue's TicketToken key sets gates trust: state, fingerprints, times (never a key).",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/venues/{venue_id}/legacy-keys"): (
-        "Set the venue's first TicketToken keys (formats A, B, C), current at once.",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/rotate"): (
-        "Announce new TicketToken keys as next: gates trust them from their next sync.",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/activate"): (
-        "Make the next TicketToken keys current; the current ones are retired, still trusted.",
-        ADMIN,
-    ),
-    ("DELETE", "/api/admin/venues/{venue_id}/legacy-keys/{key_set}"): (
-        "Remove a retired (or never activated next) TicketToken key set.",
-        ADMIN,
-    ),
-    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): (
-        "A TicketToken webhook (HMAC-signed by its payment-service): pull that tenant now.",
-        NONE,
-    ),
-    ("GET", "/api/admin/whoami"): ("The calling admin token's tenant, venue and role.", ADMIN),
-    ("GET", "/api/admin/venues"): ("List the venues the token may see, a page at a time.", ADMIN),
-    ("POST", "/api/admin/venues"): ("Create a venue.", ADMIN),
-    ("GET", "/api/admin/venues/{venue_id}"): ("One venue.", ADMIN),
-    ("GET", "/api/admin/venues/{venue_id}/zones"): ("The venue's zones, a page at a time.", ADMIN),
-    ("POST", "/api/admin/venues/{venue_id}/zones"): ("Add a zone.", ADMIN),
-    ("GET", "/api/admin/venues/{venue_id}/gates"): ("The venue's gates, a page at a time.", ADMIN),
-    ("POST", "/api/admin/venues/{venue_id}/gates"): ("Add a gate.", ADMIN),
-    ("GET", "/api/admin/devices"): ("List enrolled devices, a page at a time.", ADMIN),
-    ("GET", "/api/admin/devices/{device_id}"): ("One device and its health.", ADMIN),
-    ("POST", "/api/admin/devices/{device_id}/deactivate"): ("Deactivate a device.", ADMIN),
-    ("PATCH", "/api/admin/devices/{device_id}"): ("Rename or move a device.", ADMIN),
-    ("POST", "/api/admin/venues/{venue_id}/enrollments"): ("Create an enrollment code.", ADMIN),
-    ("GET", "/api/admin/audit"): ("The audit log, newest first, a page at a time.", ADMIN),
-    ("GET", "/api/admin/events"): (
-        "List the events the token may see, by start time, a page at a time.",
-        ADMIN,
-    ),
-    ("GET", "/api/admin/events/{event_id}"): ("One event with its ticket types.", ADMIN),
-    ("GET", "/api/admin/events/{event_id}/reconciliation"): (
-        "Reconciliation report: counts per outcome and every offline double entry.",
-        ADMIN,
-    ),
-    ("GET", "/api/admin/tickets"): (
-        "Search the tickets the token may see (id, order reference, holder name, status), "
-        "a page at a time in id order.",
-        ADMIN,
-    ),
-    ("GET", "/api/admin/tickets/{ticket_id}"): ("One ticket.", ADMIN),
-    ("PATCH", "/api/admin/tickets/{ticket_id}"): (
-        "Set or clear (null) a ticket's order reference, attention note or entry limit.",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/events/{event_id}/comps"): ("Issue a complimentary ticket.", ADMIN),
-    ("POST", "/api/admin/tickets/lock"): ("Lock tickets (bulk).", ADMIN),
-    ("POST", "/api/admin/tickets/unlock"): ("Unlock tickets (bulk).", ADMIN),
-    ("POST", "/api/admin/tickets/status"): (
-        "Cancel, refund or revoke tickets outright (bulk, all or nothing).",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/tickets/{ticket_id}/reissue"): ("Reissue: new generation.", ADMIN),
-    ("POST", "/api/admin/tickets/{ticket_id}/transfer"): (
-        "Transfer to a new holder: new generation, the old code stops working.",
-        ADMIN,
-    ),
-    ("GET", "/api/admin/tickets/{ticket_id}/credential"): (
-        "The ticket's native credential as text, PNG or SVG QR code (?format=).",
-        ADMIN,
-    ),
-    ("GET", "/api/admin/events/{event_id}/will-call"): (
-        "The event's will-call orders, alphabetical by name, with ID check and pick-up.",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/events/{event_id}/will-call"): (
-        "Hold an order (order_ref) at will-call under a name, or rename its hold.",
-        ADMIN,
-    ),
-    ("GET", "/api/admin/events/{event_id}/will-call/{order_ref}"): (
-        "One will-call order with its tickets.",
-        ADMIN,
-    ),
-    ("DELETE", "/api/admin/events/{event_id}/will-call/{order_ref}"): (
-        "Take an order off will-call (not once picked up).",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/id-check"): (
-        "Record that the caller saw photo ID matching the will-call name.",
-        ADMIN,
-    ),
-    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/release"): (
-        "Hand the order over after its ID check: picked up, with its tickets' codes; a second "
-        "release needs reprint: true.",
-        ADMIN,
-    ),
-    ("POST", "/api/device/enroll"): ("Enroll a device with a one-time code.", NONE),
-    ("GET", "/api/device/me"): ("The calling device as the hub knows it.", DEVICE),
-    ("POST", "/api/device/heartbeat"): ("Device health report.", DEVICE),
-    ("POST", "/api/device/scans"): (
-        "Upload a batch of scans (idempotent; optional clock_offset_ms, peer_cursor); the "
-        "answer carries the manifest revision and peer scans after the cursor.",
-        DEVICE,
-    ),
-    ("GET", "/api/device/events/{event_id}/manifest"): (
-        "Signed manifest, full or ?since=R delta; ETag / If-None-Match gives 304.",
-        DEVICE,
-    ),
-    ("GET", "/api/device/hub-keys"): (
-        "The hub keys to trust (key rotation), as a document signed by the current hub key.",
-        DEVICE,
-    ),
-    ("POST", "/api/device/check"): ("Online admission check; the scan is stored.", DEVICE),
-    ("GET", "/api/device/live"): ("WebSocket: live entry state from other gates.", DEVICE),
-}
-
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -333,14 +202,7 @@ BACKEND = obj(
     last_push_ok_at=NS,
     last_push_error=NS,
 )
-BACKEND_STATUS = {
-    **BACKEND,
-    "required": [*BACKEND["required"], "outbox"],
-    "properties": {
-        **BACKEND["properties"],
-        "outbox": obj(owed=INT, oldest_owed_at=NS, failing=INT, pushed=INT),
-    },
-}
+BACKEND_STATUS = extended(BACKEND, outbox=obj(owed=INT, oldest_owed_at=NS, failing=INT, pushed=INT))
 KEY_SET = obj(
     key_set=INT,
     venue_id=S,
@@ -371,116 +233,6 @@ MANIFEST_TYPE = "application/vnd.venue-gate.manifest"
 KEY_SET_TYPE = "application/vnd.venue-gate.hub-keys"
 NOT_MODIFIED = {"304": {"description": "Not modified: the device holds this revision."}}
 SWITCHING = {"101": {"description": "Switching to the WebSocket protocol."}}
-
-# (method, path) -> what a success answers: status -> response object
-RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
-    ("GET", "/health"): json_body(STATUS_OK),
-    ("GET", "/health/db"): json_body(STATUS_OK),
-    ("GET", "/api/hub"): json_body(HUB),
-    ("GET", "/openapi.json"): json_body(obj(openapi=S, paths=OBJ)),
-    ("GET", "/metrics"): media("text/plain"),
-    ("GET", "/api/admin/whoami"): json_body(obj(tenant_id=S, venue_id=NS, role=S)),
-    ("GET", "/api/admin/backends"): json_body(obj(backends=array(BACKEND))),
-    ("POST", "/api/admin/backends"): json_body(BACKEND, 201),
-    ("GET", "/api/admin/backends/{backend_id}"): json_body(BACKEND_STATUS),
-    ("DELETE", "/api/admin/backends/{backend_id}"): json_body(
-        obj(removed=S, dropped_owed_scans=INT, tickets_kept=INT)
-    ),
-    ("POST", "/api/admin/backends/{backend_id}/pull"): json_body(obj(pull=S), 202),
-    ("GET", "/api/admin/venues/{venue_id}/legacy-keys"): json_body(
-        obj(venue_id=S, key_sets=array(KEY_SET))
-    ),
-    ("POST", "/api/admin/venues/{venue_id}/legacy-keys"): json_body(KEY_SET, 201),
-    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/rotate"): json_body(KEY_SET, 201),
-    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/activate"): json_body(
-        obj(key_sets=array(KEY_SET))
-    ),
-    ("DELETE", "/api/admin/venues/{venue_id}/legacy-keys/{key_set}"): json_body(KEY_SET),
-    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): json_body(obj(status=S), 202),
-    ("GET", "/api/admin/venues"): json_body(obj(venues=array(VENUE), next_cursor=NS)),
-    ("POST", "/api/admin/venues"): json_body(VENUE, 201),
-    ("GET", "/api/admin/venues/{venue_id}"): json_body(VENUE),
-    ("GET", "/api/admin/venues/{venue_id}/zones"): json_body(
-        obj(zones=array(ZONE), next_cursor=NS)
-    ),
-    ("POST", "/api/admin/venues/{venue_id}/zones"): json_body(ZONE, 201),
-    ("GET", "/api/admin/venues/{venue_id}/gates"): json_body(
-        obj(gates=array(GATE), next_cursor=NS)
-    ),
-    ("POST", "/api/admin/venues/{venue_id}/gates"): json_body(GATE, 201),
-    ("GET", "/api/admin/devices"): json_body(obj(devices=array(DEVICE_ROW), next_cursor=NS)),
-    ("GET", "/api/admin/devices/{device_id}"): json_body(DEVICE_ROW),
-    ("POST", "/api/admin/devices/{device_id}/deactivate"): json_body(DEVICE_ROW),
-    ("PATCH", "/api/admin/devices/{device_id}"): json_body(DEVICE_ROW),
-    ("POST", "/api/admin/venues/{venue_id}/enrollments"): json_body(
-        obj(
-            id=S,
-            code=S,
-            expires_ms=INT,
-            expires_at={**S, "format": "date-time"},
-            payload=S,
-            hub_key_fingerprint=S,
-            qr_png_base64=S,
-        ),
-        201,
-    ),
-    ("GET", "/api/admin/audit"): json_body(
-        obj(
-            entries=array(
-                obj(id=INT, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ)
-            ),
-            next_cursor=NS,
-        )
-    ),
-    ("GET", "/api/admin/events"): json_body(obj(events=array(EVENT), next_cursor=NS)),
-    ("GET", "/api/admin/events/{event_id}"): json_body(EVENT),
-    ("GET", "/api/admin/events/{event_id}/reconciliation"): json_body(
-        obj(
-            event_id=S,
-            counts={**OBJ, "additionalProperties": INT},
-            double_entries=array(OBJ),
-            backend_answers=array(OBJ),
-        )
-    ),
-    ("GET", "/api/admin/tickets"): json_body(obj(tickets=array(TICKET), next_cursor=NS)),
-    ("GET", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
-    ("PATCH", "/api/admin/tickets/{ticket_id}"): json_body(TICKET),
-    ("POST", "/api/admin/events/{event_id}/comps"): json_body(TICKET, 201),
-    ("POST", "/api/admin/tickets/lock"): json_body(obj(locked=array(S), reason=S)),
-    ("POST", "/api/admin/tickets/unlock"): json_body(obj(unlocked=array(S))),
-    ("POST", "/api/admin/tickets/status"): json_body(obj(tickets=array(S), status=S)),
-    ("POST", "/api/admin/tickets/{ticket_id}/reissue"): json_body(TICKET),
-    ("POST", "/api/admin/tickets/{ticket_id}/transfer"): json_body(TICKET),
-    ("GET", "/api/admin/tickets/{ticket_id}/credential"): media(
-        "text/plain", "image/png", "image/svg+xml"
-    ),
-    ("GET", "/api/admin/events/{event_id}/will-call"): json_body(
-        obj(event_id=S, will_call=array(WILL_CALL))
-    ),
-    ("POST", "/api/admin/events/{event_id}/will-call"): json_body(WILL_CALL),
-    ("GET", "/api/admin/events/{event_id}/will-call/{order_ref}"): json_body(
-        extended(WILL_CALL, tickets=array(TICKET))
-    ),
-    ("DELETE", "/api/admin/events/{event_id}/will-call/{order_ref}"): json_body(obj(removed=S)),
-    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/id-check"): json_body(WILL_CALL),
-    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/release"): json_body(
-        obj(
-            will_call=WILL_CALL,
-            tickets=array(extended(TICKET, credential=S)),
-        )
-    ),
-    ("POST", "/api/device/enroll"): json_body(struct_schema(OwnDevice), 201),
-    ("GET", "/api/device/me"): json_body(struct_schema(OwnDevice)),
-    ("POST", "/api/device/heartbeat"): json_body(struct_schema(HeartbeatAnswer)),
-    ("POST", "/api/device/scans"): json_body(struct_schema(ScanBatchAnswer)),
-    ("GET", "/api/device/events/{event_id}/manifest"): {
-        **media(MANIFEST_TYPE),
-        **NOT_MODIFIED,
-    },
-    ("GET", "/api/device/hub-keys"): media(KEY_SET_TYPE),
-    ("POST", "/api/device/check"): json_body(struct_schema(CheckAnswer)),
-    ("GET", "/api/device/live"): SWITCHING,
-}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -513,28 +265,185 @@ WEBHOOK_HEADERS = [
      "schema": {**S, "minLength": 1, "maxLength": 200}},
     {"name": "x-idempotency-key", "in": "header", "required": False, "schema": S},
 ]  # fmt: skip
-QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
-    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): WEBHOOK_HEADERS,
-    ("GET", "/api/admin/venues"): _paged(VENUES, "Venues"),
-    ("GET", "/api/admin/venues/{venue_id}/zones"): _paged(ZONES, "Zones"),
-    ("GET", "/api/admin/venues/{venue_id}/gates"): _paged(GATES, "Gates"),
-    ("GET", "/api/admin/devices"): [
+
+
+class Operation(NamedTuple):
+    """One route as the document shows it: what it does, who may call it, what a success
+    answers (status -> response object) and its query or header parameters."""
+
+    summary: str
+    auth: str
+    answers: dict[str, Any]
+    params: Sequence[dict[str, Any]] = ()
+
+
+def listing(
+    summary: str, rows: str, row: dict[str, Any], keyset: Keyset, *filters: dict[str, Any]
+) -> Operation:
+    """An admin listing a page at a time (hub/paging.py): its rows and the next page's cursor,
+    its filters, then limit and cursor."""
+    answer = obj(**{rows: array(row)}, next_cursor=NS)
+    return Operation(
+        summary, ADMIN, json_body(answer), [*filters, *_paged(keyset, rows.capitalize())]
+    )
+
+
+# Every route (a test compares them with the app's router both ways), in the document's order.
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/health"): Operation("Liveness check.", NONE, json_body(STATUS_OK)),
+    ("GET", "/health/db"): Operation("Database reachability check.", NONE, json_body(STATUS_OK)),
+    ("GET", "/api/hub"): Operation(
+        "The hub's public key, fingerprint and trusted manifest keys.", NONE, json_body(HUB)
+    ),
+    ("GET", "/openapi.json"): Operation(
+        "This document.", NONE, json_body(obj(openapi=S, paths=OBJ))
+    ),
+    ("GET", "/metrics"): Operation(
+        "Prometheus metrics (text exposition format).", NONE, media("text/plain")
+    ),
+    ("GET", "/api/admin/backends"): Operation(
+        "List the ticketing systems the hub fronts.",
+        ADMIN,
+        json_body(obj(backends=array(BACKEND))),
+    ),
+    ("POST", "/api/admin/backends"): Operation(
+        "Connect a ticketing system (pretix).", ADMIN, json_body(BACKEND, 201)
+    ),
+    ("GET", "/api/admin/backends/{backend_id}"): Operation(
+        "A backend and its push backlog.", ADMIN, json_body(BACKEND_STATUS)
+    ),
+    ("DELETE", "/api/admin/backends/{backend_id}"): Operation(
+        "Stop fronting a backend.",
+        ADMIN,
+        json_body(obj(removed=S, dropped_owed_scans=INT, tickets_kept=INT)),
+    ),
+    ("POST", "/api/admin/backends/{backend_id}/pull"): Operation(
+        "Pull from a backend now.", ADMIN, json_body(obj(pull=S), 202)
+    ),
+    ("GET", "/api/admin/venues/{venue_id}/legacy-keys"): Operation(
+        "The venue's TicketToken key sets gates trust: state, fingerprints, times (never a key).",
+        ADMIN,
+        json_body(obj(venue_id=S, key_sets=array(KEY_SET))),
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys"): Operation(
+        "Set the venue's first TicketToken keys (formats A, B, C), current at once.",
+        ADMIN,
+        json_body(KEY_SET, 201),
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/rotate"): Operation(
+        "Announce new TicketToken keys as next: gates trust them from their next sync.",
+        ADMIN,
+        json_body(KEY_SET, 201),
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/legacy-keys/activate"): Operation(
+        "Make the next TicketToken keys current; the current ones are retired, still trusted.",
+        ADMIN,
+        json_body(obj(key_sets=array(KEY_SET))),
+    ),
+    ("DELETE", "/api/admin/venues/{venue_id}/legacy-keys/{key_set}"): Operation(
+        "Remove a retired (or never activated next) TicketToken key set.",
+        ADMIN,
+        json_body(KEY_SET),
+    ),
+    ("POST", "/api/backends/{backend_id}/webhook/{topic}"): Operation(
+        "A TicketToken webhook (HMAC-signed by its payment-service): pull that tenant now.",
+        NONE,
+        json_body(obj(status=S), 202),
+        WEBHOOK_HEADERS,
+    ),
+    ("GET", "/api/admin/whoami"): Operation(
+        "The calling admin token's tenant, venue and role.",
+        ADMIN,
+        json_body(obj(tenant_id=S, venue_id=NS, role=S)),
+    ),
+    ("GET", "/api/admin/venues"): listing(
+        "List the venues the token may see, a page at a time.", "venues", VENUE, VENUES
+    ),
+    ("POST", "/api/admin/venues"): Operation("Create a venue.", ADMIN, json_body(VENUE, 201)),
+    ("GET", "/api/admin/venues/{venue_id}"): Operation("One venue.", ADMIN, json_body(VENUE)),
+    ("GET", "/api/admin/venues/{venue_id}/zones"): listing(
+        "The venue's zones, a page at a time.", "zones", ZONE, ZONES
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/zones"): Operation(
+        "Add a zone.", ADMIN, json_body(ZONE, 201)
+    ),
+    ("GET", "/api/admin/venues/{venue_id}/gates"): listing(
+        "The venue's gates, a page at a time.", "gates", GATE, GATES
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/gates"): Operation(
+        "Add a gate.", ADMIN, json_body(GATE, 201)
+    ),
+    ("GET", "/api/admin/devices"): listing(
+        "List enrolled devices, a page at a time.",
+        "devices",
+        DEVICE_ROW,
+        DEVICES,
         _query("venue_id", {**S, "maxLength": 64}, "Only this venue's devices."),
         _query("active", {"enum": ["true", "false"]}, "Only active or deactivated devices."),
-        *_paged(DEVICES, "Devices"),
-    ],
-    ("GET", "/api/admin/events"): [
-        _query("venue_id", {**S, "maxLength": 64}, "Only this venue's events."),
-        *_paged(EVENTS, "Events"),
-    ],
-    ("GET", "/api/admin/audit"): [
+    ),
+    ("GET", "/api/admin/devices/{device_id}"): Operation(
+        "One device and its health.", ADMIN, json_body(DEVICE_ROW)
+    ),
+    ("POST", "/api/admin/devices/{device_id}/deactivate"): Operation(
+        "Deactivate a device.", ADMIN, json_body(DEVICE_ROW)
+    ),
+    ("PATCH", "/api/admin/devices/{device_id}"): Operation(
+        "Rename or move a device.", ADMIN, json_body(DEVICE_ROW)
+    ),
+    ("POST", "/api/admin/venues/{venue_id}/enrollments"): Operation(
+        "Create an enrollment code.",
+        ADMIN,
+        json_body(
+            obj(
+                id=S,
+                code=S,
+                expires_ms=INT,
+                expires_at={**S, "format": "date-time"},
+                payload=S,
+                hub_key_fingerprint=S,
+                qr_png_base64=S,
+            ),
+            201,
+        ),
+    ),
+    ("GET", "/api/admin/audit"): listing(
+        "The audit log, newest first, a page at a time.",
+        "entries",
+        obj(id=INT, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ),
+        AUDIT,
         _query("action", {**S, "maxLength": MAX_FILTER}, "Only entries of this action."),
         _query("target", {**S, "maxLength": MAX_FILTER}, "Only entries about this target."),
         _time("since", "Only entries at or after this time (epoch milliseconds)."),
         _time("until", "Only entries before this time (epoch milliseconds)."),
-        *_paged(AUDIT, "Entries"),
-    ],
-    ("GET", "/api/admin/tickets"): [
+    ),
+    ("GET", "/api/admin/events"): listing(
+        "List the events the token may see, by start time, a page at a time.",
+        "events",
+        EVENT,
+        EVENTS,
+        _query("venue_id", {**S, "maxLength": 64}, "Only this venue's events."),
+    ),
+    ("GET", "/api/admin/events/{event_id}"): Operation(
+        "One event with its ticket types.", ADMIN, json_body(EVENT)
+    ),
+    ("GET", "/api/admin/events/{event_id}/reconciliation"): Operation(
+        "Reconciliation report: counts per outcome and every offline double entry.",
+        ADMIN,
+        json_body(
+            obj(
+                event_id=S,
+                counts={**OBJ, "additionalProperties": INT},
+                double_entries=array(OBJ),
+                backend_answers=array(OBJ),
+            )
+        ),
+    ),
+    ("GET", "/api/admin/tickets"): listing(
+        "Search the tickets the token may see (id, order reference, holder name, status), "
+        "a page at a time in id order.",
+        "tickets",
+        TICKET,
+        TICKETS,
         _query(
             "search",
             {**S, "maxLength": MAX_SEARCH},
@@ -544,14 +453,102 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         _query("status", {**S, "pattern": STATUS_PATTERN}, "Only tickets of this status."),
         _query("event_id", {**S, "maxLength": 64}, "Only this event's tickets."),
         _query("venue_id", {**S, "maxLength": 64}, "Only this venue's tickets."),
-        *_paged(TICKETS, "Tickets"),
-    ],
-    ("GET", "/api/device/events/{event_id}/manifest"): [
-        _query("since", {**S, "pattern": "^[0-9]{1,15}$"}, "Delta from this revision."),
-    ],
-    ("GET", "/api/admin/tickets/{ticket_id}/credential"): [
-        _query("format", {"enum": ["text", "png", "svg"]}, "text (default), png or svg."),
-    ],
+    ),
+    ("GET", "/api/admin/tickets/{ticket_id}"): Operation("One ticket.", ADMIN, json_body(TICKET)),
+    ("PATCH", "/api/admin/tickets/{ticket_id}"): Operation(
+        "Set or clear (null) a ticket's order reference, attention note or entry limit.",
+        ADMIN,
+        json_body(TICKET),
+    ),
+    ("POST", "/api/admin/events/{event_id}/comps"): Operation(
+        "Issue a complimentary ticket.", ADMIN, json_body(TICKET, 201)
+    ),
+    ("POST", "/api/admin/tickets/lock"): Operation(
+        "Lock tickets (bulk).", ADMIN, json_body(obj(locked=array(S), reason=S))
+    ),
+    ("POST", "/api/admin/tickets/unlock"): Operation(
+        "Unlock tickets (bulk).", ADMIN, json_body(obj(unlocked=array(S)))
+    ),
+    ("POST", "/api/admin/tickets/status"): Operation(
+        "Cancel, refund or revoke tickets outright (bulk, all or nothing).",
+        ADMIN,
+        json_body(obj(tickets=array(S), status=S)),
+    ),
+    ("POST", "/api/admin/tickets/{ticket_id}/reissue"): Operation(
+        "Reissue: new generation.", ADMIN, json_body(TICKET)
+    ),
+    ("POST", "/api/admin/tickets/{ticket_id}/transfer"): Operation(
+        "Transfer to a new holder: new generation, the old code stops working.",
+        ADMIN,
+        json_body(TICKET),
+    ),
+    ("GET", "/api/admin/tickets/{ticket_id}/credential"): Operation(
+        "The ticket's native credential as text, PNG or SVG QR code (?format=).",
+        ADMIN,
+        media("text/plain", "image/png", "image/svg+xml"),
+        [_query("format", {"enum": ["text", "png", "svg"]}, "text (default), png or svg.")],
+    ),
+    ("GET", "/api/admin/events/{event_id}/will-call"): Operation(
+        "The event's will-call orders, alphabetical by name, with ID check and pick-up.",
+        ADMIN,
+        json_body(obj(event_id=S, will_call=array(WILL_CALL))),
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call"): Operation(
+        "Hold an order (order_ref) at will-call under a name, or rename its hold.",
+        ADMIN,
+        json_body(WILL_CALL),
+    ),
+    ("GET", "/api/admin/events/{event_id}/will-call/{order_ref}"): Operation(
+        "One will-call order with its tickets.",
+        ADMIN,
+        json_body(extended(WILL_CALL, tickets=array(TICKET))),
+    ),
+    ("DELETE", "/api/admin/events/{event_id}/will-call/{order_ref}"): Operation(
+        "Take an order off will-call (not once picked up).", ADMIN, json_body(obj(removed=S))
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/id-check"): Operation(
+        "Record that the caller saw photo ID matching the will-call name.",
+        ADMIN,
+        json_body(WILL_CALL),
+    ),
+    ("POST", "/api/admin/events/{event_id}/will-call/{order_ref}/release"): Operation(
+        "Hand the order over after its ID check: picked up, with its tickets' codes; a second "
+        "release needs reprint: true.",
+        ADMIN,
+        json_body(obj(will_call=WILL_CALL, tickets=array(extended(TICKET, credential=S)))),
+    ),
+    ("POST", "/api/device/enroll"): Operation(
+        "Enroll a device with a one-time code.", NONE, json_body(struct_schema(OwnDevice), 201)
+    ),
+    ("GET", "/api/device/me"): Operation(
+        "The calling device as the hub knows it.", DEVICE, json_body(struct_schema(OwnDevice))
+    ),
+    ("POST", "/api/device/heartbeat"): Operation(
+        "Device health report.", DEVICE, json_body(struct_schema(HeartbeatAnswer))
+    ),
+    ("POST", "/api/device/scans"): Operation(
+        "Upload a batch of scans (idempotent; optional clock_offset_ms, peer_cursor); the "
+        "answer carries the manifest revision and peer scans after the cursor.",
+        DEVICE,
+        json_body(struct_schema(ScanBatchAnswer)),
+    ),
+    ("GET", "/api/device/events/{event_id}/manifest"): Operation(
+        "Signed manifest, full or ?since=R delta; ETag / If-None-Match gives 304.",
+        DEVICE,
+        {**media(MANIFEST_TYPE), **NOT_MODIFIED},
+        [_query("since", {**S, "pattern": "^[0-9]{1,15}$"}, "Delta from this revision.")],
+    ),
+    ("GET", "/api/device/hub-keys"): Operation(
+        "The hub keys to trust (key rotation), as a document signed by the current hub key.",
+        DEVICE,
+        media(KEY_SET_TYPE),
+    ),
+    ("POST", "/api/device/check"): Operation(
+        "Online admission check; the scan is stored.", DEVICE, json_body(struct_schema(CheckAnswer))
+    ),
+    ("GET", "/api/device/live"): Operation(
+        "WebSocket: live entry state from other gates.", DEVICE, SWITCHING
+    ),
 }
 
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -562,22 +559,22 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
 
 
 def _operation(
-    method: str, path: str, summary: str, auth: str, body: dict[str, Any] | None
+    method: str, path: str, operation: Operation, body: dict[str, Any] | None
 ) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {**S, "minLength": 1}}
         for name in re.findall(r"{(\w+)}", path)
     ]
-    params += QUERY.get((method, path), [])
+    params += operation.params
     error = {
         "description": "Error",
         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
-        "summary": summary,
-        "security": _SECURITY[auth],
-        "responses": {**RESPONSES[(method, path)], "default": error},
+        "summary": operation.summary,
+        "security": _SECURITY[operation.auth],
+        "responses": {**operation.answers, "default": error},
     }
     if params:
         op["parameters"] = params
@@ -605,9 +602,9 @@ def request_bodies(app: web.Application) -> dict[tuple[str, str], dict[str, Any]
 def document(app: web.Application) -> dict[str, Any]:
     bodies = request_bodies(app)
     paths: dict[str, dict[str, Any]] = {}
-    for (method, path), (summary, auth) in OPERATIONS.items():
+    for (method, path), operation in OPERATIONS.items():
         body = bodies.get((method, path))
-        paths.setdefault(path, {})[method.lower()] = _operation(method, path, summary, auth, body)
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, operation, body)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Venue gate hub", "version": "1"},
