@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 import msgspec
@@ -33,14 +34,18 @@ from hub.store_base import ScanListener
 from protocol.wire import (
     DEACTIVATED_CLOSE_CODE,
     DEVICE_DEACTIVATED,
+    LIVE_BATCH_QUERY,
     EntryState,
     Hello,
     TicketsChanged,
+    entries_json,
 )
 
 log = logging.getLogger("hub.live")
 SEND_TIMEOUT_S = 5.0
 MAX_QUEUED = 10_000  # a device this far behind is dropped; it reconnects and re-syncs
+MAX_BATCH = 500  # entries in one Entries message at most
+Pushed = tuple[str | None, str, bool]  # (event id, JSON text, whether it is an EntryState)
 HEARTBEAT_S = 30.0
 # How often connected devices' active flags are re-read. get_device caches a row for
 # ROW_CACHE_S, so another process's deactivation closes the socket within about 3 s.
@@ -53,7 +58,11 @@ class Connection:
     venue_id: str
     event_id: str | None
     ws: web.WebSocketResponse
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
+    batches: bool = False  # it reads Entries (protocol/wire.py)
+    # (text, whether it is an EntryState): only entries go into an Entries message
+    queue: asyncio.Queue[tuple[str, bool]] = field(
+        default_factory=lambda: asyncio.Queue(MAX_QUEUED)
+    )
     writer: asyncio.Task[None] | None = None
 
 
@@ -121,8 +130,8 @@ class LiveHub:
         def on_scans(device_id: str, scans: list[Mapping[str, Any]]) -> None:
             if not self.connections:
                 return
-            messages = [
-                (s.get("event_id"), msgspec.json.encode(entry_state(device_id, s)).decode())
+            messages: list[Pushed] = [
+                (s.get("event_id"), msgspec.json.encode(entry_state(device_id, s)).decode(), True)
                 for s in scans
                 if s.get("ticket_id")
             ]
@@ -131,7 +140,7 @@ class LiveHub:
 
         return on_scans
 
-    def _deliver(self, device_id: str, messages: list[tuple[str | None, str]]) -> None:
+    def _deliver(self, device_id: str, messages: list[Pushed]) -> None:
         """Fan out once the sender's venue is known: from memory, else (its first scans
         since the hub started) after a turn of the database thread."""
         venue = self._venues.get(device_id)
@@ -146,7 +155,7 @@ class LiveHub:
         self._waiting.add(waiting)
         waiting.add_done_callback(self._waiting.discard)
 
-    async def _deliver_later(self, device_id: str, messages: list[tuple[str | None, str]]) -> None:
+    async def _deliver_later(self, device_id: str, messages: list[Pushed]) -> None:
         device = await device_row(self.app, device_id)
         if device is not None:
             self._venues[device_id] = device["venue_id"]
@@ -157,18 +166,16 @@ class LiveHub:
         venue id), so it syncs now: the backend runner calls this after a pull."""
         for event_id, venue in changed.items():
             text = msgspec.json.encode(TicketsChanged(event_id)).decode()
-            self.fan_out(None, venue, [(event_id, text)])
+            self.fan_out(None, venue, [(event_id, text, False)])
 
-    def fan_out(
-        self, device_id: str | None, venue: str, messages: list[tuple[str | None, str]]
-    ) -> None:
+    def fan_out(self, device_id: str | None, venue: str, messages: list[Pushed]) -> None:
         for conn in self.connections:
             if conn.device_id == device_id or conn.venue_id != venue:
                 continue
-            for event_id, text in messages:
+            for event_id, text, entry in messages:
                 if conn.event_id is None or conn.event_id == event_id:
                     try:
-                        conn.queue.put_nowait(text)
+                        conn.queue.put_nowait((text, entry))
                     except asyncio.QueueFull:
                         log.warning(
                             "live device too slow, dropped", extra={"device": conn.device_id}
@@ -200,11 +207,33 @@ LIVE = web.AppKey("live", LiveHub)
 routes = web.RouteTableDef()
 
 
+def outgoing(queued: list[tuple[str, bool]], batches: bool) -> list[str]:
+    """The messages to send for what queued, in order: each run of entries as Entries
+    messages (MAX_BATCH at most) when the device reads them. Fifty gates scanning at once
+    are 49 entries for each gate: one message to wake for instead of 49."""
+    if not batches:
+        return [text for text, _ in queued]
+    texts: list[str] = []
+    for entry, run in groupby(queued, key=lambda q: q[1]):
+        items = [text for text, _ in run]
+        if not entry:
+            texts.extend(items)
+            continue
+        for first in range(0, len(items), MAX_BATCH):
+            chunk = items[first : first + MAX_BATCH]
+            texts.append(chunk[0] if len(chunk) == 1 else entries_json(chunk))
+    return texts
+
+
 async def _writer(conn: Connection) -> None:
+    """Sends what queued for one device: what came while it was sending goes out together."""
     while True:
-        text = await conn.queue.get()
+        queued = [await conn.queue.get()]
+        while not conn.queue.empty() and len(queued) < MAX_BATCH:
+            queued.append(conn.queue.get_nowait())
         try:
-            await asyncio.wait_for(conn.ws.send_str(text), SEND_TIMEOUT_S)
+            for text in outgoing(queued, conn.batches):
+                await asyncio.wait_for(conn.ws.send_str(text), SEND_TIMEOUT_S)
         except (ConnectionError, TimeoutError, RuntimeError):
             await conn.ws.close()
             return
@@ -217,7 +246,8 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
     await ws.prepare(request)
     hub = request.app[LIVE]
-    conn = Connection(device["id"], device["venue_id"], event_id, ws)
+    batches = request.query.get(LIVE_BATCH_QUERY) == "1"
+    conn = Connection(device["id"], device["venue_id"], event_id, ws, batches)
     hub.connections.add(conn)
     writer = conn.writer = asyncio.create_task(_writer(conn))
     try:

@@ -39,6 +39,8 @@ from protocol.wire import (
     DEACTIVATED_CLOSE_CODE,
     DEVICE_DEACTIVATED,
     INVALID_FIELD,
+    LIVE_BATCH_QUERY,
+    Entries,
     EntryState,
     LiveMessage,
     TicketsChanged,
@@ -82,13 +84,16 @@ def live_message(message: str | bytes | Mapping[str, Any]) -> LiveMessage | None
         return None
 
 
-def entry_fact(message: str | bytes | Mapping[str, Any], offset_ms: int) -> ScanFact | None:
-    """A pushed `entry_state` as a history fact on this gate's clock (the hub sends hub
-    time); None for anything else (the `hello`, a future message type, a malformed entry)."""
+def entry_facts(message: str | bytes | Mapping[str, Any], offset_ms: int) -> list[ScanFact]:
+    """A pushed `entry_state` (or `entries`) as history facts on this gate's clock (the hub
+    sends hub time); none for anything else (the `hello`, a future message type, a
+    malformed entry)."""
     decoded = live_message(message)
-    if not isinstance(decoded, EntryState):
-        return None
-    return ScanFact.pushed(decoded, offset_ms)
+    if isinstance(decoded, EntryState):
+        return [ScanFact.pushed(decoded, offset_ms)]
+    if isinstance(decoded, Entries):
+        return [ScanFact.pushed(entry, offset_ms) for entry in decoded.entries]
+    return []
 
 
 class LiveChannel:
@@ -279,15 +284,17 @@ class LiveChannel:
             if self.on_tickets_changed is not None:
                 self.on_tickets_changed()  # the sync worker: fetch the manifest delta now
             return
-        fact = entry_fact(text, self.hub.offset or 0)
-        if fact is None or fact.device_id == self.store.device_id:
-            return
-        if self.store.merge_peer_scans(unknown_peer_facts(self.store, [fact])) == 0:
+        own = self.store.device_id
+        facts = [f for f in entry_facts(text, self.hub.offset or 0) if f.device_id != own]
+        fresh = unknown_peer_facts(self.store, facts) if facts else []
+        # one commit a message, not fsynced: a power cut loses at most what the next sync's
+        # peer scans bring again (GateStore.merge_peer_scans)
+        if not fresh or self.store.merge_peer_scans(fresh, durable=False) == 0:
             return  # already known (from sync, or pushed twice)
-        self.received += 1
+        self.received += len(fresh)
         if self.on_merge is not None:
             try:
-                self.on_merge([fact])
+                self.on_merge(fresh)
             except Exception:
                 log.exception("live listener failed")
 
@@ -299,9 +306,11 @@ class LiveChannel:
         return chosen_event(self.store)
 
     def path(self) -> str:
-        """The socket's path; with an event known the hub sends only that event's entries."""
+        """The socket's path: entries in batches (wire.Entries); with an event known, only
+        that event's entries."""
         event_id = self.event_id()
-        return LIVE_PATH if event_id is None else f"{LIVE_PATH}?event_id={quote(event_id)}"
+        path = f"{LIVE_PATH}?{LIVE_BATCH_QUERY}=1"
+        return path if event_id is None else f"{path}&event_id={quote(event_id)}"
 
 
 class DeviceDeactivated(Exception):

@@ -794,9 +794,12 @@ class GateStore:
         names = [d[0] for d in cur.description]
         return [ScanRecord.from_row(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
 
-    def merge_peer_scans(self, facts: Iterable[ScanFact]) -> int:
-        """Movements at other gates (from the hub); idempotent. Returns how many were new."""
-        with self._write() as conn:
+    def merge_peer_scans(self, facts: Iterable[ScanFact], *, durable: bool = True) -> int:
+        """Movements at other gates (from the hub); idempotent. Returns how many were new.
+        `durable=False` for facts the hub hands over again if a power cut loses them: the
+        live channel's pushes, which never move the sync's peer cursor (the sync's durable
+        commit of a later cursor carries every WAL frame before it)."""
+        with self._write(durable=durable) as conn:
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO peer_scans "

@@ -4,11 +4,12 @@ OTHER device of the venue, not the sender and not other venues."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
 
-from hub.live import LIVE
+from hub.live import LIVE, MAX_BATCH, outgoing
 from tests.device_api import connect, nothing_arrives, upload
 from tests.hub_fixtures import Hub, add_show, credential_text, enroll
 from tests.live_hub import LiveHub
@@ -57,6 +58,48 @@ async def test_uploads_and_checks_reach_the_other_devices_of_the_venue_only(hub:
         assert await nothing_arrives(ws_foreign)
         for ws in (ws_north, ws_south, ws_foreign):
             await ws.close()
+
+
+async def test_a_gate_that_reads_batches_gets_an_upload_as_one_message(hub: Hub) -> None:
+    """Five scans stored at once reach a gate that asked for batches (`?batch=1`) as one
+    Entries message, in order; a gate that did not ask gets five entry_state messages."""
+    show = add_show(hub, hub.a)
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    batching = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+    single = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+    at = hub.clock()
+    scans = [upload(show.event_id, f"t-{n}", n, at)["scans"][0] for n in range(1, 6)]
+    async with aiohttp.ClientSession() as session:
+        ws_batching = await connect(session, batching, "?batch=1")
+        ws_single = await connect(session, single)
+        body = {"event_id": show.event_id, "scans": scans}
+        assert (await north.send("POST", "/api/device/scans", body)).status_code == 200
+        got = await ws_batching.receive_json(timeout=5)
+        assert got["type"] == "entries"
+        assert [(e["type"], e["ticket_id"]) for e in got["entries"]] == [
+            ("entry_state", f"t-{n}") for n in range(1, 6)
+        ]
+        assert await nothing_arrives(ws_batching)
+        singles = [await ws_single.receive_json(timeout=5) for _ in range(5)]
+        assert [(m["type"], m["ticket_id"]) for m in singles] == [
+            ("entry_state", f"t-{n}") for n in range(1, 6)
+        ]
+        for ws in (ws_batching, ws_single):
+            await ws.close()
+
+
+def test_what_queued_goes_out_in_order_with_runs_of_entries_batched() -> None:
+    entries = [(f'{{"n":{n}}}', True) for n in range(MAX_BATCH + 2)]
+    changed = ('{"type":"tickets_changed"}', False)
+    queued = [entries[0], changed, *entries[1:]]
+    sent = outgoing(queued, batches=True)
+    assert sent[:2] == ['{"n":0}', changed[0]]  # a run of one stays as it is
+    assert len(sent) == 4
+    batch = json.loads(sent[2])
+    assert batch["type"] == "entries"
+    assert batch["entries"] == [{"n": n} for n in range(1, MAX_BATCH + 1)]  # at most MAX_BATCH
+    assert sent[3] == f'{{"n":{MAX_BATCH + 1}}}'
+    assert outgoing(queued, batches=False) == [text for text, _ in queued]
 
 
 async def test_event_filter_and_online_count(hub: Hub) -> None:

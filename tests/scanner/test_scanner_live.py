@@ -12,7 +12,7 @@ from pathlib import Path
 from hub.live import LIVE
 from manifests.admission_types import Direction
 from protocol.reasons import Reason, Verdict
-from scanner.live import LiveChannel, entry_fact
+from scanner.live import LiveChannel, entry_facts
 from scanner.service import GateService
 from scanner.settings import EVENT, HUB_EVENT
 from scanner.store import GateStore
@@ -121,17 +121,16 @@ def test_pushed_messages_become_history_facts_on_the_gate_clock() -> None:
         "counted": True,
         "verdict": "exit",
     }
-    fact = entry_fact(msg, offset_ms=2_500)
-    assert fact is not None
+    (fact,) = entry_facts(msg, offset_ms=2_500)
     assert (fact.ticket_id, fact.at_ms, fact.direction, fact.gate_name) == (
         "t1",
         7_500,
         Direction.EXIT,
         "South",
     )
-    assert entry_fact({"type": "hello", "device_id": "d1"}, 0) is None
-    assert entry_fact({**msg, "direction": "sideways"}, 0) is None
-    assert entry_fact({k: v for k, v in msg.items() if k != "ticket_id"}, 0) is None
+    assert entry_facts({"type": "hello", "device_id": "d1"}, 0) == []
+    assert entry_facts({**msg, "direction": "sideways"}, 0) == []
+    assert entry_facts({k: v for k, v in msg.items() if k != "ticket_id"}, 0) == []
     assert json.loads(json.dumps(msg))  # the wire form is plain JSON
 
 

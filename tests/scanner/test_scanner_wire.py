@@ -28,7 +28,7 @@ from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import Enrollment, EnrollmentFailed, enroll
 from scanner.hub_client import HubClient, hub_error
 from scanner.hub_keys import trusted_hub_keys
-from scanner.live import LiveChannel, entry_fact, live_message
+from scanner.live import LiveChannel, entry_facts, live_message
 from scanner.service import GateService
 from scanner.settings import DEVICE_ID, DEVICE_SEED_KEY, HUB_KEYS_VERSION, peer_cursor
 from scanner.store import GateStore
@@ -340,14 +340,33 @@ def test_a_bad_live_message_is_ignored_and_logged_never_merged(
         assert channel.received == 1
 
 
+def test_an_entries_message_merges_every_other_gates_entry_at_once(tmp_path: Path) -> None:
+    """A batch from the hub (wire.Entries) is merged whole, in one commit, skipping the
+    gate's own scans and what it knew; the listener hears just the new ones."""
+    heard: list[list[Any]] = []
+    with gate(tmp_path, 0) as store:
+        channel = LiveChannel(store, "http://hub.test", clock=lambda: NOW, on_merge=heard.append)
+        own = {**ENTRY, "ticket_id": "ticket-7", "device_id": store.device_id}
+        other = {**ENTRY, "ticket_id": "ticket-6", "at_ms": NOW + 5_000}
+        channel._receive(json.dumps(ENTRY))  # known before the batch
+        batch = {"type": "entries", "entries": [ENTRY, other, own]}
+        channel._receive(json.dumps(batch))
+        assert [f.ticket_id for f in heard[-1]] == ["ticket-6"]
+        assert channel.received == 2
+        assert [f.device_id for f in store.history_for("ticket-6")] == ["gate-2"]
+        assert store.history_for("ticket-7") == []
+        assert len(store.history_for("ticket-5")) == 1
+        assert "batch=1" in channel.path()  # it asks the hub for batches
+
+
 def test_live_messages_decode_as_their_structs() -> None:
     hello = live_message(b'{"type": "hello", "device_id": "gate-1", "event_id": "ev-1"}')
     assert hello == wire.Hello("gate-1", "ev-1")
     entry = live_message(json.dumps({**ENTRY, "zone": "GA"}))  # a newer hub's extra field
     assert isinstance(entry, wire.EntryState) and entry.seq == 4
-    uncounted = entry_fact({**ENTRY, "counted": False}, offset_ms=1_000)
-    assert uncounted is not None and not uncounted.counted and uncounted.at_ms == NOW - 1_000
-    assert entry_fact(b"{not json", 0) is None
+    (uncounted,) = entry_facts({**ENTRY, "counted": False}, offset_ms=1_000)
+    assert not uncounted.counted and uncounted.at_ms == NOW - 1_000
+    assert entry_facts(b"{not json", 0) == []
 
 
 # -- enrolment: the body is wire.Enroll, the answer is decoded as wire.OwnDevice ---------------
