@@ -24,5 +24,6 @@ def hub_link(
     # A deactivation seen on the live socket shows in the sync snapshot at once: the status
     # bar reads the snapshot's reason, whichever link heard the hub refuse this gate first.
     live = LiveChannel(store, url, clock=clock, hub=hub, on_deactivated=sync.hub_refused)
-    live.on_tickets_changed = sync.wake
+    live.on_tickets_changed = sync.wake_whole
+    sync.live_connected = live.connected.is_set
     return sync, live

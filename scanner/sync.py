@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -231,6 +232,13 @@ class SyncWorker:
         self._cycle = threading.Lock()
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._full_wanted = False  # the next cycle is a whole one, woken or not
+        self._full_at = -math.inf  # when the last whole cycle started (monotonic)
+        self._hub_revision: int | None = None  # the event's revision, as the last upload said
+        # Whether the live channel is open (scanner/hub_link.py): then an upload between
+        # whole cycles does not ask for other gates' movements, the socket brought them.
+        self.live_connected: Callable[[], bool] = lambda: False
+        self._peers_wanted = True
         self._thread: threading.Thread | None = None
 
     # -- the background thread ---------------------------------------------------------
@@ -252,27 +260,50 @@ class SyncWorker:
         self.hub.close()
 
     def wake(self) -> None:
-        """A scan was just recorded: sync now, unless we are backing off a failing hub."""
+        """A scan was just recorded: upload it now, unless we are backing off a failing hub.
+        Between whole cycles that is all a wake does (see `_run`)."""
         if self.monitor.failures == 0:
             self._wake.set()
 
+    def wake_whole(self) -> None:
+        """The hub says the tickets changed: a whole cycle now (the manifest pull with it)."""
+        self._full_wanted = True
+        self._wake.set()
+
     def _run(self) -> None:
+        """A whole cycle (heartbeat, upload, hub keys, manifest) every poll while well, and
+        between them an upload alone for each wake by a scan: the upload is a heartbeat at
+        the hub too, and its answer's revision says whether a manifest pull is due. Fifty
+        gates scanning at once then send 50 requests to the hub, not 150."""
+        woken = False
         while not self._stopping.is_set():
+            poll_s = self.monitor.policy.poll_s
+            since_whole = self._monotonic() - self._full_at
+            upload_only = (
+                woken
+                and not self._full_wanted
+                and self.monitor.failures == 0
+                and since_whole < poll_s
+            )
             try:
-                self.sync_once()
+                self.sync_once(upload_only=upload_only)
             except Exception as exc:  # never let the thread die: the gate would stop syncing
                 self._crashed(exc)
-            self._wake.wait(self._next_delay or self.monitor.policy.poll_s)
+            wait_s = self._next_delay or poll_s
+            if upload_only and self.monitor.failures == 0:  # the whole cycle stays on time
+                wait_s = max(0.0, self._full_at + poll_s - self._monotonic())
+            woken = self._wake.wait(wait_s)
             self._wake.clear()
 
     # -- one cycle ---------------------------------------------------------------------
 
-    def sync_once(self) -> bool:
-        """Heartbeat, push every pending scan, pull the manifest. True when all went well.
-        The cycle counts as one good or bad exchange for the link state."""
+    def sync_once(self, *, upload_only: bool = False) -> bool:
+        """Heartbeat, push every pending scan, pull the manifest (`upload_only`: push, and
+        pull only when the upload's answer says the manifest moved). True when all went
+        well. The cycle counts as one good or bad exchange for the link state."""
         with self._cycle:
             try:
-                return self._cycle_once()
+                return self._cycle_once(upload_only)
             finally:
                 self._busy = False
                 self._download = None
@@ -327,10 +358,21 @@ class SyncWorker:
             self._publish()
             self._note_link()
 
-    def _cycle_once(self) -> bool:
+    def _cycle_once(self, upload_only: bool) -> bool:
         latency_s = 0.0
         tally = self._tally = _Tally()
         try:
+            if upload_only:
+                started = self._monotonic()
+                self._peers_wanted = not self.live_connected()
+                self.push_scans()
+                latency_s = self._monotonic() - started
+                if self._hub_revision not in (None, self.store.manifest_revision()):
+                    tally.installed = self.pull_manifest()
+                return self._cycle_ok(latency_s, tally)
+            self._full_wanted = False
+            self._full_at = self._monotonic()
+            self._peers_wanted = True  # what a live push missed comes here
             latency_s = self._heartbeat()
             self._busy = self.pending_count() > 0
             self._publish()
@@ -354,6 +396,9 @@ class SyncWorker:
                 self.monitor.bad()
             self._failed(exc)
             return False
+        return self._cycle_ok(latency_s, tally)
+
+    def _cycle_ok(self, latency_s: float, tally: _Tally) -> bool:
         self.monitor.good(latency_s)
         self._fault = None
         self._error = None
@@ -494,12 +539,19 @@ class SyncWorker:
                 manifest_revision=self.store.manifest_revision(),
                 clock_offset_ms=self.hub.offset,  # the hub orders scans from all gates by it
                 # ask for other gates' movements in the answer
-                peer_cursor=None if event_id is None else self.store.setting(peer_cursor(event_id)),
+                peer_cursor=(
+                    self.store.setting(peer_cursor(event_id))
+                    if event_id is not None and self._peers_wanted
+                    else None
+                ),
             )
             resp = self.hub.call("POST", "/api/device/scans", body)
             answer = read_answer(resp.content, ScanBatchAnswer, "upload answer")
             acked = acknowledged(answer.acked, batch)
             self.store.mark_uploaded_as_sent(acked)
+            if event_id is not None and event_id == self.installed_event():
+                revision = answer.revision
+                self._hub_revision = None if isinstance(revision, UnsetType) else revision
             if event_id is not None:
                 self._merge_peers(answer, event_id)
             acked_total += len(acked)

@@ -7,6 +7,7 @@ clock offset measured. The worker's HTTP runs in a thread so the hub's event loo
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from manifests.admission_types import Decision, Direction
 from manifests.policy import HOUR_MS, event_to_hold
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
-from scanner.connection import ConnectionMonitor, LinkState
+from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.hub_client import HubError, OffsetEstimator
 from scanner.service import GateService
 from scanner.settings import (
@@ -40,7 +41,7 @@ from scanner.sync import (
 from tests.faultproxy import FaultProxy
 from tests.gate_scans import record_admits
 from tests.hub_fixtures import add_show, credential_text
-from tests.live_hub import POLICY, LiveHub, hub_seqs
+from tests.live_hub import POLICY, LiveHub, hub_seqs, wait_for
 from tests.scanner_fixtures import EnrolledGates
 
 
@@ -261,6 +262,66 @@ async def test_background_thread_syncs_new_scans_and_reports_state(
     assert worker.snapshot().state is LinkState.ONLINE
     assert hub_seqs(live, store) == seqs
     assert LinkState.ONLINE in states
+
+
+async def test_a_scan_wakes_an_upload_alone_and_a_moved_revision_pulls_the_manifest(
+    live: LiveHub, gates: EnrolledGates
+) -> None:
+    """Between whole cycles (heartbeat, upload, manifest) a scan's wake sends its upload
+    and nothing else, unless the upload's answer says the manifest moved; the hub saying
+    tickets changed brings a whole cycle at once."""
+    show, store = await gates.enrol_at_show(n_tickets=30)
+    paths: list[str] = []
+    bodies: list[bytes] = []
+
+    def sent(request: httpx.Request) -> None:
+        paths.append(request.url.path)
+        if request.url.path == "/api/device/scans":
+            bodies.append(request.read())
+
+    http = httpx.Client(timeout=10, event_hooks={"request": [sent]})
+    seldom = LinkPolicy(fail_after=3, recover_after=1, slow_after_s=2.0, poll_s=600.0)
+    worker = gates.worker(
+        store, http=http, event_id=show.event_id, monitor=ConnectionMonitor(seldom)
+    )
+    worker.start()
+    assert await wait_for(lambda: store.manifest_revision() is not None and "/scans" not in paths)
+    assert "/api/device/heartbeat" in paths
+    revision = store.manifest_revision()
+
+    def scanned(n: int) -> list[int]:
+        at = time.time_ns() // 1_000_000
+        return record_admits(store, [(f"sha256:{n:064x}", show.tickets[n])], at)
+
+    paths.clear()
+    seqs = scanned(1)
+    worker.wake()
+    assert await wait_for(lambda: hub_seqs(live, store) == seqs and not store.pending_uploads())
+    assert paths == ["/api/device/scans"]
+
+    await live.hub.lock([show.tickets[5]], "fraud_investigation")
+    paths.clear()
+    seqs += scanned(2)
+    worker.wake()
+    assert await wait_for(lambda: store.manifest_revision() != revision)
+    assert paths[0] == "/api/device/scans" and "/api/device/heartbeat" not in paths
+    assert any(p.endswith("/manifest") for p in paths), paths
+
+    paths.clear()
+    worker.wake_whole()
+    assert await wait_for(lambda: "/api/device/heartbeat" in paths)
+    assert await wait_for(lambda: not worker._cycle.locked())
+
+    bodies.clear()  # with the live socket open, an upload alone asks for no peer entries
+    worker.live_connected = lambda: True
+    scanned(3)
+    worker.wake()
+    assert await wait_for(lambda: not store.pending_uploads() and len(bodies) == 1)
+    assert "peer_cursor" not in json.loads(bodies[0])
+    scanned(4)
+    worker.wake_whole()  # a whole cycle asks again: what the socket missed comes there
+    assert await wait_for(lambda: not store.pending_uploads() and len(bodies) == 2)
+    assert "peer_cursor" in json.loads(bodies[1])
 
 
 async def test_other_gates_movements_come_back_with_the_ack_on_the_gate_clock(
