@@ -30,6 +30,7 @@ from hub.checkpoint import Checkpointer
 from hub.console import setup_console
 from hub.console.render import console_middleware
 from hub.errors import error_middleware, error_response
+from hub.group_commit import UPLOADS, GroupCommit
 from hub.keys import (
     CLOCK,
     DB,
@@ -126,6 +127,7 @@ def create_app(
     )
     db: ThreadOwned[HubStorage] = ThreadOwned.adopt("hub-db", store)
     app[DB] = db
+    app[UPLOADS] = GroupCommit(db)
     app[MEMORY] = store
     app[NONCES] = store.nonces
     app[CLOCK] = clock

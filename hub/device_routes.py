@@ -13,6 +13,7 @@ from nacl.signing import VerifyKey
 
 from hub.auth import authenticate_device, device_deactivated
 from hub.errors import ApiError, not_found, parse_json_object, read_json_object
+from hub.group_commit import UPLOADS
 from hub.keys import CLOCK, DB, HUB_KEYS
 from hub.manifest_build import HubKeys
 from hub.openapi import decodes
@@ -228,8 +229,10 @@ async def upload_scans(request: web.Request) -> web.Response:
     deactivated = not device["active"]
     now_ms = request.app[CLOCK]()
 
-    def store_batch(store: HubStorage) -> tuple[ScanBatchAnswer, StoredBatch | None]:
-        """One turn of the database thread: check, store, then read what the answer tells."""
+    def store_batch(store: HubStorage) -> tuple[ScanBatchAnswer | None, StoredBatch | None]:
+        """Check, store, then read what the answer tells: in a transaction shared with the
+        uploads that arrived with it (hub/group_commit.py); (None, None) for a deactivated
+        device, whose scans are kept."""
         try:
             upload = parse_upload(read_body(raw, ScanBatch), device, _gate_name(store, device))
             event = store.event_by_id(upload.event_id) if upload.event_id else None
@@ -249,7 +252,7 @@ async def upload_scans(request: web.Request) -> web.Response:
             clock_offset_ms=upload.clock_offset_ms,
         )
         if deactivated:
-            raise device_deactivated()
+            return None, None  # kept for audit; refused below (raising here would undo it)
         answer = ScanBatchAnswer(acked=stored.acked)
         if stored.refused:
             log.error(
@@ -275,7 +278,9 @@ async def upload_scans(request: web.Request) -> web.Response:
         return answer, StoredBatch(event["id"], touched, loose)
 
     request.app[RECONCILER].upload_arriving()
-    answer, batch = await request.app[DB].run(store_batch)
+    answer, batch = await request.app[UPLOADS].run(store_batch)
+    if answer is None:
+        raise device_deactivated()
     if batch is not None:
         request.app[RECONCILER].schedule(batch.event_id, batch.tickets, batch.loose_scans)
     return wire_response(answer)

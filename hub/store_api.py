@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from manifests.model import TicketStatus
+
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from hub.backends.seam import OwedScan, Pull, PushOutcome
@@ -189,6 +191,8 @@ class TenantStorage(Protocol):
 
 class DeviceStorage(Protocol):
     """Enrolment, devices, heartbeats and the scans devices upload."""
+
+    def in_one_commit(self, works: Sequence[Callable[[Any], R]]) -> list[R | Exception]: ...
 
     def create_enrollment(
         self, tenant_id: str, grant: NewEnrollment, actor: str, now_ms: int

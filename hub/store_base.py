@@ -14,9 +14,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -30,6 +30,7 @@ ScanListener = Callable[[str, list[Mapping[str, Any]]], None]
 # Told a device's id after its heartbeat is committed, on the database thread: the console's
 # live doors page.
 HeartbeatListener = Callable[[str], None]
+R = TypeVar("R")
 ROW_CACHE_S = 2.0  # how long another process's change to a cached row may go unseen
 
 
@@ -97,6 +98,8 @@ class StoreBase:
         self.path = str(path)
         self.scan_listeners: list[ScanListener] = []
         self.heartbeat_listeners: list[HeartbeatListener] = []
+        # inside in_one_commit: the scans stored so far, told once the commit is on disk
+        self._uncommitted_scans: list[tuple[str, list[Mapping[str, Any]]]] | None = None
         self._row_cache: dict[tuple[str, str], tuple[float, Row]] = {}
         # event id -> (this connection's total_changes, monotonic time, manifest revision)
         self._revisions: dict[str, tuple[int, float, int]] = {}
@@ -174,8 +177,36 @@ class StoreBase:
             raise StoreUnavailable(str(exc)) from exc
 
     def scans_committed(self, device_id: str, scans: list[Mapping[str, Any]]) -> None:
+        if self._uncommitted_scans is not None:
+            self._uncommitted_scans.append((device_id, scans))
+            return
         for listener in self.scan_listeners:
             listener(device_id, scans)
+
+    def in_one_commit(self, works: Sequence[Callable[[Any], R]]) -> list[R | Exception]:
+        """Several callers' writes in one transaction, so one fsync: the uploads that queued
+        while the database thread was busy (hub/group_commit.py). Each work runs in a
+        savepoint of its own: one that raises is undone alone, and its exception is its
+        outcome. The scan listeners hear of each batch after the commit, never before. A
+        failed commit raises: nothing of any work is stored."""
+        outcomes: list[R | Exception] = []
+        stored: list[tuple[str, list[Mapping[str, Any]]]] = []
+        self._uncommitted_scans = stored
+        try:
+            with self._writing():
+                for work in works:
+                    told = len(stored)
+                    try:
+                        with self.db.atomic():
+                            outcomes.append(work(self))
+                    except Exception as exc:
+                        del stored[told:]  # undone: nobody hears of it
+                        outcomes.append(exc)
+        finally:
+            self._uncommitted_scans = None
+        for device_id, scans in stored:
+            self.scans_committed(device_id, scans)
+        return outcomes
 
     def _cached(self, table: str, key: str, read: Callable[[], Row | None]) -> Row | None:
         """A row the device hot path reads on every request (the device, its gate, the
