@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from hub.auth import Principal
-from hub.console.doors_feed import DOORS, UPDATE_GAP_S, DoorsFeed
+from hub.console.doors_feed import DOORS, DoorsFeed
 from hub.console.doors_feed import install as install_feed
 from hub.console.render import render
 from hub.console.session import ConsoleRefused, console_user, current_session
@@ -71,7 +71,7 @@ async def doors(request: web.Request) -> web.Response:
     page, events, feed = await _feed(request)
     if feed is None:
         return render(request, "doors.html", page | {"title": "Doors", "view": None})
-    view = await feed.refresh()
+    view = await feed.current()
     query = {"venue": feed.venue["id"], **({"event": feed.event_id} if feed.event_id else {})}
     context = {
         "title": "Doors",
@@ -85,7 +85,8 @@ async def doors(request: web.Request) -> web.Response:
 @routes.get("/doors/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     """The page's live parts as server-sent events (`event: doors`, data: JSON of the parts'
-    HTML), at most one every UPDATE_GAP_S; only this venue's (and event's) feed."""
+    HTML) as the feed renders them (at most one every UPDATE_GAP_S); only this venue's
+    (and event's) feed."""
     _, _, feed = await _feed(request)
     if feed is None:
         raise ConsoleRefused(404, "There is no venue to show.")
@@ -116,7 +117,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     now = feed.view["now"] if feed.view else ""
                     data = json.dumps({"version": seen, "now": now, "parts": parts})
                     await response.write(f"event: doors\ndata: {data}\n\n".encode())
-                    await asyncio.sleep(UPDATE_GAP_S)  # later changes go out together
                 if loop.time() - checked > SESSION_CHECK_S:
                     checked = loop.time()
                     if not await _still_signed_in(request, session):

@@ -43,7 +43,7 @@ from protocol.wire import DEVICE_DEACTIVATED
 
 log = logging.getLogger("hub.console")
 
-UPDATE_GAP_S = 0.25  # at most one update this often, per feed and per stream
+UPDATE_GAP_S = 0.1  # at most one update this often per feed (so per stream too)
 HEARTBEAT_WAIT_S = 1.0  # a heartbeat's update waits this long for scans to join it
 TICK_S = 10.0  # re-rendered this often while watched, for the clock alone
 WINDOW_MINUTES = 120  # the chart: entries per minute over the last two hours
@@ -489,6 +489,13 @@ class DoorsFeed:
             published.set()
             return self.view
 
+    async def current(self) -> dict[str, Any]:
+        """The view for a page being loaded: a watched feed's latest (its runner keeps it
+        current, and a page load must not add updates beyond its gap), else read now."""
+        if self.view is not None and self._runner is not None and not self._runner.done():
+            return self.view
+        return await self.refresh()
+
     async def next_parts(
         self, after_version: int, timeout_s: float
     ) -> tuple[int, dict[str, str]] | None:
@@ -533,11 +540,11 @@ class DoorsFeed:
                 await asyncio.sleep(gap)  # pokes meanwhile join this refresh
             self._poked.clear()
             self._scanned.clear()
+            last = loop.time()  # the gap runs from the read: a slow read is not added to it
             try:
                 await self.refresh()
             except Exception:
                 log.exception("doors: refreshing a feed failed")
-            last = loop.time()
 
 
 def render_parts(app: web.Application, view: Mapping[str, Any]) -> dict[str, str]:
