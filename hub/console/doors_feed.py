@@ -392,8 +392,7 @@ def doors_view(
         "online": sum(1 for r in rows if r["status"].online),
         "recent": [
             {
-                "device_id": s["device_id"],
-                "seq": s["seq"],
+                "key": f"{s['device_id']}:{s['seq']}",  # the row's data-scan
                 "at": venue_clock(s["at_ms"], tz),
                 "gate": s["gate_name"] or s["device_name"] or "",
                 "verdict": s["verdict"],
