@@ -201,7 +201,10 @@ async def device(request: web.Request) -> web.Response:
         "title": row["name"],
         "device": _device_view(request, row, gates, now),
         "timezone": facts["venue"]["timezone"],
-        "scans": [{**s, "sentence": reason_sentence(s["reason"])} for s in facts["scans"]],
+        "scans": [
+            {**s, "sentence": reason_sentence(s["reason"]), "key": f"{s['device_id']}:{s['seq']}"}
+            for s in facts["scans"]
+        ],
         "audit": [{**a, "detail": json.loads(a["detail_json"])} for a in facts["audit"]],
     }
     return render(request, "devices_detail.html", page | context)
