@@ -106,12 +106,19 @@ def _backend_codes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _peer_ticket_index(conn: sqlite3.Connection) -> None:
+    """Other gates' movements by ticket: every decision reads a ticket's history, and the
+    primary key (device first) cannot serve that, so each read scanned every movement."""
+    conn.execute("CREATE INDEX peer_scans_ticket ON peer_scans(ticket_id)")
+
+
 Step = tuple[str, Callable[[sqlite3.Connection], None]]
 STEPS: tuple[Step, ...] = (
     ("0001_tables", _tables),
     ("0002_manifest_install", _manifest_install),
     ("0003_no_order_index", _no_order_index),
     ("0004_backend_codes", _backend_codes),
+    ("0005_peer_ticket_index", _peer_ticket_index),
 )
 STEP_NAMES = tuple(name for name, _ in STEPS)
 

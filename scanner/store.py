@@ -777,8 +777,10 @@ class GateStore:
 
     def mark_uploaded_as_sent(self, records: Iterable[ScanRecord]) -> int:
         """Mark acknowledged scans, but only if they are still as sent: an attention scan
-        confirmed while its upload was in flight stays pending, so the confirmation goes too."""
-        with self._write() as conn:
+        confirmed while its upload was in flight stays pending, so the confirmation goes too.
+        Not fsynced: a mark a power cut loses only sends the scan again, and the hub stores
+        a scan once (a re-sent scan is acknowledged and changes nothing there)."""
+        with self._write(durable=False) as conn:
             cur = conn.executemany(
                 "UPDATE scans SET uploaded = 1 WHERE seq = ? AND uploaded = 0 AND confirmed IS ?",
                 [(r.seq, None if r.confirmed is None else int(r.confirmed)) for r in records],
@@ -818,6 +820,22 @@ class GateStore:
                 ],
             )
             return conn.total_changes - before
+
+    def peer_movements(self, ticket_ids: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
+        """Other gates' movements of these tickets, known here: (device, direction, time) by
+        ticket, in one read per 500 tickets (a batch of pushed entries asks at once)."""
+        ids = list(dict.fromkeys(ticket_ids))
+        known: dict[str, list[tuple[str, str, int]]] = {}
+        for first in range(0, len(ids), 500):
+            chunk = ids[first : first + 500]
+            rows = self._all(
+                "SELECT ticket_id, device_id, direction, at_ms FROM peer_scans"
+                f" WHERE ticket_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for ticket_id, device_id, direction, at_ms in rows:
+                known.setdefault(ticket_id, []).append((device_id, direction, at_ms))
+        return known
 
     def history_for(self, ticket_id: str) -> list[ScanFact]:
         """Earlier scans of the ticket at this gate and (merged) at others, oldest first:

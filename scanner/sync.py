@@ -714,17 +714,17 @@ def unknown_peer_facts(store: GateStore, facts: list[ScanFact]) -> list[ScanFact
     and upload ack), each time moved onto the gate clock with the offset of that moment, so
     equal-but-for-a-few-ms is the same movement: no two counted movements of one ticket at
     one gate happen that close together."""
-    fresh = []
-    for fact in facts:
-        known = store.history_for(fact.ticket_id)
+    known = store.peer_movements(f.ticket_id for f in facts)  # a gate's own: never a peer's
+    return [
+        fact
+        for fact in facts
         if not any(
-            k.device_id == fact.device_id
-            and k.direction == fact.direction
-            and abs(k.at_ms - fact.at_ms) <= SAME_MOVEMENT_MS
-            for k in known
-        ):
-            fresh.append(fact)
-    return fresh
+            device_id == fact.device_id
+            and direction == fact.direction
+            and abs(at_ms - fact.at_ms) <= SAME_MOVEMENT_MS
+            for device_id, direction, at_ms in known.get(fact.ticket_id, ())
+        )
+    ]
 
 
 def acknowledged(acked: Iterable[int], batch: list[ScanRecord]) -> list[ScanRecord]:
