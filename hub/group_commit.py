@@ -4,8 +4,8 @@ Fifty gates scanning at once send fifty uploads within a few milliseconds. Each 
 a turn of the database thread ending in an fsynced commit, and under load the fiftieth
 waits for the forty-nine before it. Here an upload's work joins the next turn of the
 database thread that has not started yet; that turn runs every work gathered by then in one
-transaction (HubStore.in_one_commit: a savepoint each, so one that fails is undone alone)
-and answers each caller only after the commit: nothing is acknowledged before it is on disk.
+transaction (HubStore.in_one_commit: a bad upload fails alone) and answers each caller only
+after the commit: nothing is acknowledged before it is on disk.
 """
 
 from __future__ import annotations

@@ -49,26 +49,47 @@ async def test_uploads_that_queue_together_share_one_commit(hub: Hub) -> None:
     assert [len(stored[g.device_id]) for g in gates] == [0 if n == 3 else 1 for n in range(8)]
 
 
-async def test_a_work_that_fails_is_undone_alone_and_nothing_is_heard_of_it(hub: Hub) -> None:
+async def test_a_work_that_fails_leaves_the_others_and_nothing_is_heard_early(hub: Hub) -> None:
     ids = [(await enroll(hub, hub.a.manager_token, hub.a.venue_id)).device_id for _ in range(3)]
     heard: list[str] = []
     hub.store.scan_listeners.append(lambda device_id, scans: heard.append(device_id))
+    statements: list[str] = []
+    hub.store.db.conn.set_trace_callback(statements.append)
 
-    def keep(device_id: str) -> Callable[[HubStorage], StoredScans]:
-        return lambda s: s.record_scans(device_id, [_scan(1)], hub.clock(), deactivated=False)
+    def keep(device_id: str, seq: int) -> Callable[[HubStorage], StoredScans]:
+        return lambda s: s.record_scans(device_id, [_scan(seq)], hub.clock(), deactivated=False)
 
-    def keep_then_fail(store: HubStorage) -> None:
-        keep(ids[1])(store)
-        raise ValueError("after storing")
+    def refuse(store: HubStorage) -> None:
+        raise ValueError("a bad upload, refused before it writes")
 
-    outcomes = hub.store.in_one_commit([keep(ids[0]), keep_then_fail, keep(ids[2])])
+    outcomes = hub.store.in_one_commit([keep(ids[0], 1), refuse, keep(ids[2], 1)])
     assert isinstance(outcomes[1], ValueError)
-    assert [o.acked for o in (outcomes[0], outcomes[2]) if isinstance(o, StoredScans)] == [
-        [1],
-        [1],
-    ]
-    assert heard == [ids[0], ids[2]]  # after the commit, and never of the undone one
+    assert [o.acked for o in outcomes if isinstance(o, StoredScans)] == [[1], [1]]
+    assert heard == [ids[0], ids[2]]
+    assert [s.strip().upper() for s in statements].count("COMMIT") == 1
     assert [len(hub.store.scans_of_device(d)) for d in ids] == [1, 0, 1]
+
+    # One that fails halfway through its writes (its second scan breaks a constraint): the
+    # group is rolled back, nobody heard of it, and each runs again alone, so that one
+    # stores nothing, as without grouping.
+    heard.clear()
+    seen_during: list[list[str]] = []
+
+    def look(store: HubStorage) -> StoredScans:
+        seen_during.append(list(heard))
+        return keep(ids[0], 2)(store)
+
+    def half(store: HubStorage) -> StoredScans:
+        broken = {**_scan(3), "scanned_ms": None}
+        return store.record_scans(ids[1], [_scan(2), broken], hub.clock(), deactivated=False)
+
+    outcomes = hub.store.in_one_commit([look, half, keep(ids[2], 2)])
+    hub.store.db.conn.set_trace_callback(None)
+    assert seen_during[0] == []  # the group's first try: none heard before its commit
+    assert isinstance(outcomes[1], Exception)
+    assert [o.acked for o in outcomes if isinstance(o, StoredScans)] == [[2], [2]]
+    assert heard == [ids[0], ids[2]]
+    assert [len(hub.store.scans_of_device(d)) for d in ids] == [2, 0, 2]
 
 
 def _scan(seq: int) -> dict[str, object]:
