@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hub.store_api import CatalogueImport
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.reasons import Verdict
 from scanner.service import GateService
+from scanner.store import GateStore
 from scanner.sync import SyncWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,6 +210,52 @@ def upload_pending(worker: SyncWorker) -> None:
     while worker.pending_count():
         if not worker.sync_once():
             raise RuntimeError(f"a gate sync cycle failed: {worker.snapshot().last_error}")
+
+
+@dataclass(frozen=True)
+class Push:
+    """Offline scans pushed into a backend: `scan_s` for the gate to decide them, then from
+    the start of its upload `upload_s` to its last batch and `push_s` to the hub's drained
+    outbox, and the CPU seconds each watched process used over `push_s`."""
+
+    scan_s: float
+    upload_s: float
+    push_s: float
+    cpu_s: dict[str, float]
+
+
+def push_offline(
+    hub: Hub,
+    gate_db: Path,
+    event_id: str,
+    codes: Sequence[str],
+    upstream: str,
+    *,
+    poll_s: float,
+    cpu: Mapping[str, Callable[[], float]],
+) -> Push:
+    """The gate at `gate_db` scans `codes` offline (each must admit), uploads them as its
+    sync worker does, and the hub pushes them until its outbox to `upstream` is drained;
+    `cpu` names the processes whose CPU seconds to count (name -> seconds used so far)."""
+    store = GateStore(gate_db)
+    worker = SyncWorker(store, hub.url, event_id=event_id, timeout_s=120)
+    try:
+        scanned_at = time.perf_counter()
+        admit_offline(GateService(store), codes, upstream)
+        scan_s = time.perf_counter() - scanned_at
+        if worker.pending_count() != len(codes):
+            raise RuntimeError(f"{worker.pending_count()} scans pending on the gate")
+        cpu0 = {name: used() for name, used in cpu.items()}
+        started = time.perf_counter()
+        upload_pending(worker)
+        uploaded = time.perf_counter()
+    finally:
+        worker.stop()
+        store.close()
+    hub.drain(len(codes), upstream, poll_s=poll_s)
+    ended = time.perf_counter()
+    used = {name: spent() - cpu0[name] for name, spent in cpu.items()}
+    return Push(scan_s, uploaded - started, ended - started, used)
 
 
 def progress(bench: str, figures: Mapping[str, Any]) -> None:

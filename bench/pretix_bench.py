@@ -56,12 +56,11 @@ import httpx  # noqa: E402
 from bench.common import (  # noqa: E402
     Download,
     Hub,
-    admit_offline,
     cpu_s,
     enroll_gates,
     progress,
+    push_offline,
     show_figures,
-    upload_pending,
 )
 from protocol.reasons import Verdict  # noqa: E402
 from scanner.service import GateService  # noqa: E402
@@ -298,25 +297,10 @@ def push_1000(
     """Gate 1 scans the pretix codes of 1,000 positions offline (its own decision from its
     manifest, each committed), then uploads them as its sync worker does."""
     (backend_id,) = hub.query("SELECT id FROM backends")[0]
-    store = GateStore(ours.gate_dbs[0])
-    service = GateService(store)
-    worker = SyncWorker(store, hub.url, event_id=ours.event_id, timeout_s=120)
-    try:
-        admit_offline(service, (p.secret for p in positions[:PUSHES]), "pretix")
-        if worker.pending_count() != PUSHES:
-            raise RuntimeError(f"{worker.pending_count()} scans pending on the gate")
-        pretix = pretix_worker_pid(server)
-        pretix_cpu0, hub_cpu0 = cpu_s(pretix), hub.cpu()
-        started = time.perf_counter()
-        upload_pending(worker)
-        uploaded = time.perf_counter()
-    finally:
-        worker.stop()
-        store.close()
-
-    hub.drain(PUSHES, "pretix", poll_s=0.1)
-    ended = time.perf_counter()
-    pretix_cpu, hub_cpu = cpu_s(pretix) - pretix_cpu0, hub.cpu() - hub_cpu0
+    pretix = pretix_worker_pid(server)
+    codes = [p.secret for p in positions[:PUSHES]]
+    cpu = {"pretix": lambda: cpu_s(pretix), "hub": hub.cpu}
+    push = push_offline(hub, ours.gate_dbs[0], ours.event_id, codes, "pretix", poll_s=0.1, cpu=cpu)
     not_ok = hub.query(
         "SELECT count(*) FROM backend_outbox WHERE backend_id = ?"
         " AND coalesce(json_extract(answer_json, '$.status'), 'ok') != 'ok'",
@@ -330,13 +314,12 @@ def push_1000(
             f"pretix shows {len(ok)} successful check-ins of {len(checked_in)} positions and"
             f" {len(failed)} failed ones; {not_ok} pushes were answered other than ok"
         )
-    seconds = ended - started
     return {
-        "pretix_push_1000_s": seconds,
-        "pretix_push_scans_per_s": PUSHES / seconds,
-        "pretix_push_upload_s": uploaded - started,
-        "pretix_cpu_ms_per_redeem": pretix_cpu / PUSHES * 1000,
-        "hub_cpu_ms_per_pushed_scan": hub_cpu / PUSHES * 1000,
+        "pretix_push_1000_s": push.push_s,
+        "pretix_push_scans_per_s": PUSHES / push.push_s,
+        "pretix_push_upload_s": push.upload_s,
+        "pretix_cpu_ms_per_redeem": push.cpu_s["pretix"] / PUSHES * 1000,
+        "hub_cpu_ms_per_pushed_scan": push.cpu_s["hub"] / PUSHES * 1000,
         "pretix_checkins_ok": len(ok),
     }
 

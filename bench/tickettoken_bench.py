@@ -55,17 +55,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     Hub,
-    admit_offline,
     enroll_gates,
     progress,
+    push_offline,
     show_figures,
     until,
-    upload_pending,
 )
 from protocol.reasons import Verdict
 from scanner.service import GateService
 from scanner.store import GateStore
-from scanner.sync import SyncWorker
 from tests.legacy_codes import A_KEY, B_KEY, C_SECRET, code_a, code_b, code_c
 from tests.processes import Gate
 from tests.tickettoken_db import TicketTokenDb, TicketTokenEvent, missing_postgres
@@ -326,25 +324,10 @@ def percentile(sorted_ms: list[float], p: float) -> float:
 def push_entries(
     hub: Hub, tt: TicketTokenDb, event: TicketTokenEvent, gate_db: Path, tickets: list[uuid.UUID]
 ) -> dict[str, Any]:
-    store = GateStore(gate_db)
-    service = GateService(store)
-    worker = SyncWorker(store, hub.url, event_id=str(event.event_id), timeout_s=120)
-    try:
-        scanned_at = time.perf_counter()
-        admit_offline(service, (codes(event, ticket)["B"] for ticket in tickets), "TicketToken")
-        scan_s = time.perf_counter() - scanned_at
-        if worker.pending_count() != len(tickets):
-            raise RuntimeError(f"{worker.pending_count()} scans pending on the gate")
-        hub_cpu0 = hub.cpu()
-        started = time.perf_counter()
-        upload_pending(worker)
-        uploaded = time.perf_counter()
-    finally:
-        worker.stop()
-        store.close()
-    hub.drain(len(tickets), "TicketToken", poll_s=0.05)
-    ended = time.perf_counter()
-    hub_cpu = hub.cpu() - hub_cpu0
+    b_codes = [codes(event, ticket)["B"] for ticket in tickets]
+    push = push_offline(
+        hub, gate_db, str(event.event_id), b_codes, "TicketToken", poll_s=0.05, cpu={"hub": hub.cpu}
+    )
     rows = tt.tickets(event.tenant_id, tickets)
     scans = dict(hub.query("SELECT ticket_id, scanned_ms + clock_offset_ms FROM scans"))
     wrong = [
@@ -363,13 +346,12 @@ def push_entries(
     )[0]["n"]
     if used != len(tickets):
         raise RuntimeError(f"TicketToken shows {used} validated tickets, not {len(tickets)}")
-    seconds = ended - started
     return {
-        "tickettoken_push_10k_s": seconds,
-        "tickettoken_push_entries_per_s": len(tickets) / seconds,
-        "tickettoken_push_upload_s": uploaded - started,
-        "hub_cpu_ms_per_pushed_entry": hub_cpu / len(tickets) * 1000,
-        "gate_offline_scans_10k_s": scan_s,
+        "tickettoken_push_10k_s": push.push_s,
+        "tickettoken_push_entries_per_s": len(tickets) / push.push_s,
+        "tickettoken_push_upload_s": push.upload_s,
+        "hub_cpu_ms_per_pushed_entry": push.cpu_s["hub"] / len(tickets) * 1000,
+        "gate_offline_scans_10k_s": push.scan_s,
         "tickettoken_validated_rows": used,
     }
 
