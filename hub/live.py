@@ -45,6 +45,11 @@ log = logging.getLogger("hub.live")
 SEND_TIMEOUT_S = 5.0
 MAX_QUEUED = 10_000  # a device this far behind is dropped; it reconnects and re-syncs
 MAX_BATCH = 500  # entries in one Entries message at most
+# A device that reads Entries gets at most one message this often: the first entry after a
+# quiet spell goes at once, entries of a burst (fifty gates scanning at once) wait out the
+# rest of the gap and go together. Each message wakes the gate; a person takes seconds to
+# walk from one gate to the next.
+BATCH_GAP_S = 0.1
 Pushed = tuple[str | None, str, bool]  # (event id, JSON text, whether it is an EntryState)
 HEARTBEAT_S = 30.0
 # How often connected devices' active flags are re-read. get_device caches a row for
@@ -226,14 +231,20 @@ def outgoing(queued: list[tuple[str, bool]], batches: bool) -> list[str]:
 
 
 async def _writer(conn: Connection) -> None:
-    """Sends what queued for one device: what came while it was sending goes out together."""
+    """Sends what queued for one device: what came while it was sending goes out together,
+    and for a device that reads Entries, what came within BATCH_GAP_S of the last message."""
+    loop = asyncio.get_running_loop()
+    sent_at = float("-inf")
     while True:
         queued = [await conn.queue.get()]
+        if conn.batches and (wait := sent_at + BATCH_GAP_S - loop.time()) > 0:
+            await asyncio.sleep(wait)
         while not conn.queue.empty() and len(queued) < MAX_BATCH:
             queued.append(conn.queue.get_nowait())
         try:
             for text in outgoing(queued, conn.batches):
                 await asyncio.wait_for(conn.ws.send_str(text), SEND_TIMEOUT_S)
+            sent_at = loop.time()
         except (ConnectionError, TimeoutError, RuntimeError):
             await conn.ws.close()
             return

@@ -9,6 +9,7 @@ import json
 import aiohttp
 import pytest
 
+from hub import live as hub_live
 from hub.live import LIVE, MAX_BATCH, outgoing
 from tests.device_api import connect, nothing_arrives, upload
 from tests.hub_fixtures import Hub, add_show, credential_text, enroll
@@ -84,6 +85,38 @@ async def test_a_gate_that_reads_batches_gets_an_upload_as_one_message(hub: Hub)
         assert [(m["type"], m["ticket_id"]) for m in singles] == [
             ("entry_state", f"t-{n}") for n in range(1, 6)
         ]
+        for ws in (ws_batching, ws_single):
+            await ws.close()
+
+
+async def test_a_batching_gate_gets_a_burst_in_one_message_after_a_prompt_first(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first entry after a quiet spell goes at once; what comes within BATCH_GAP_S of it
+    (here three uploads, one after another) waits for the gap and goes as one message. A
+    gate that did not ask for batches gets each entry as it is stored."""
+    monkeypatch.setattr(hub_live, "BATCH_GAP_S", 2.0)
+    show = add_show(hub, hub.a)
+    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+    batching = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+    single = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
+    at = hub.clock()
+    async with aiohttp.ClientSession() as session:
+        ws_batching = await connect(session, batching, "?batch=1")
+        ws_single = await connect(session, single)
+        first = upload(show.event_id, "t-1", 1, at)
+        assert (await north.send("POST", "/api/device/scans", first)).status_code == 200
+        prompt = await ws_batching.receive_json(timeout=1.0)  # not held for the gap
+        assert (prompt["type"], prompt["ticket_id"]) == ("entry_state", "t-1")
+        for n in range(2, 5):
+            body = upload(show.event_id, f"t-{n}", n, at)
+            assert (await north.send("POST", "/api/device/scans", body)).status_code == 200
+        singles = [await ws_single.receive_json(timeout=1.0) for _ in range(4)]
+        assert [m["ticket_id"] for m in singles] == ["t-1", "t-2", "t-3", "t-4"]
+        burst = await ws_batching.receive_json(timeout=5)
+        assert burst["type"] == "entries"
+        assert [e["ticket_id"] for e in burst["entries"]] == ["t-2", "t-3", "t-4"]
+        assert await nothing_arrives(ws_batching)
         for ws in (ws_batching, ws_single):
             await ws.close()
 
