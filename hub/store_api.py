@@ -5,8 +5,8 @@ Handlers, workers and the CLI depend on these Protocols, never on SQLite: `hub/s
 scoped by tenant (and venue) inside the store; every admin change is audited in the same
 transaction; scans are acknowledged only once committed. A change made of many values (a
 gate, an enrolment code and a device spending it, a comp, a catalogue import, a backend, a
-staff user, a venue key set, a device's report) takes them as one frozen value defined here
-with the seam: every store and every caller shares its one definition.
+staff user, a venue key set, a device's report, a will-call step) takes them as one frozen
+value defined here with the seam: every store and every caller shares its one definition.
 """
 
 from __future__ import annotations
@@ -143,6 +143,19 @@ class DeviceEnrollment:
     hardware_id: str
     public_key: bytes
     app_version: str | None = None
+
+
+@dataclass(frozen=True)
+class WillCallStep:
+    """What every step on a will-call order (hold, drop, ID check, release, print) acts on:
+    the order `order_ref` of `event` (scoped by the caller to the tenant), by `actor`, at
+    `now_ms`."""
+
+    event: Row
+    tenant_id: str
+    order_ref: str
+    actor: str
+    now_ms: int
 
 
 class HubMemory(Protocol):
@@ -438,28 +451,11 @@ class WillCallStorage(Protocol):
     def find_will_calls(
         self, tenant_id: str, scope_venue: str | None, venue_id: str, text: str, limit: int = 50
     ) -> list[Row]: ...
-    def hold_will_call(
-        self, event: Row, tenant_id: str, order_ref: str, name: str, actor: str, now_ms: int
-    ) -> Row | str: ...
-    def drop_will_call(
-        self, event: Row, tenant_id: str, order_ref: str, actor: str, now_ms: int
-    ) -> str | None: ...
-    def check_will_call_id(
-        self, event: Row, tenant_id: str, order_ref: str, actor: str, now_ms: int
-    ) -> Row | str: ...
-    def release_will_call(
-        self,
-        event: Row,
-        tenant_id: str,
-        order_ref: str,
-        actor: str,
-        now_ms: int,
-        *,
-        reprint: bool = False,
-    ) -> Row | str: ...
-    def audit_will_call_print(
-        self, event: Row, tenant_id: str, order_ref: str, what: str, actor: str, now_ms: int
-    ) -> None: ...
+    def hold_will_call(self, step: WillCallStep, name: str) -> Row | str: ...
+    def drop_will_call(self, step: WillCallStep) -> str | None: ...
+    def check_will_call_id(self, step: WillCallStep) -> Row | str: ...
+    def release_will_call(self, step: WillCallStep, *, reprint: bool = False) -> Row | str: ...
+    def audit_will_call_print(self, step: WillCallStep, what: str) -> None: ...
 
 
 class StorageCore(Protocol):

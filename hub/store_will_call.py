@@ -19,7 +19,7 @@ from hub.store_tickets import _TICKET_SCOPE, TicketStore
 from manifests.model import ADMITTING_STATUSES
 
 if TYPE_CHECKING:
-    from hub.store_api import CatalogueImport
+    from hub.store_api import CatalogueImport, WillCallStep
 
 ORDER_NOT_FOUND = "order_not_found"
 NOT_ON_WILL_CALL = "not_on_will_call"
@@ -109,27 +109,22 @@ class WillCallStore(TicketStore):
         return by_name(list(self.db.query(sql, [*params, limit])))
 
     # changes -----------------------------------------------------------------------------
-    def hold_will_call(
-        self, event: Row, tenant_id: str, order_ref: str, name: str, actor: str, now_ms: int
-    ) -> Row | str:
+    def hold_will_call(self, step: WillCallStep, name: str) -> Row | str:
         """Hold the order at will-call under `name` (or rename its hold, which voids an ID check
         made against the old name). ORDER_NOT_FOUND when no ticket of the event has this
         order reference; ALREADY_PICKED_UP for a hold already handed over (its name is history)."""
-        if not self.order_tickets(event["id"], order_ref, tenant_id):
+        event, order_ref = step.event, step.order_ref
+        if not self.order_tickets(event["id"], order_ref, step.tenant_id):
             return ORDER_NOT_FOUND
         with self._writing():
             refused = self._hold(
                 WillCallHold(event["id"], event["venue_id"], order_ref, name),
-                tenant_id,
-                actor,
-                now_ms,
+                step.tenant_id,
+                step.actor,
+                step.now_ms,
                 {},
             )
-        if refused is not None:
-            return refused
-        hold = self.will_call(event["id"], order_ref)
-        assert hold is not None
-        return hold
+        return refused if refused is not None else self._hold_after(step)
 
     def _hold(
         self,
@@ -169,12 +164,29 @@ class WillCallStore(TicketStore):
         )
         return None
 
-    def drop_will_call(
-        self, event: Row, tenant_id: str, order_ref: str, actor: str, now_ms: int
-    ) -> str | None:
+    def _hold_after(self, step: WillCallStep) -> Row:
+        """The hold as the step left it (a step that answers the hold never removes it)."""
+        hold = self.will_call(step.event["id"], step.order_ref)
+        assert hold is not None
+        return hold
+
+    def _audit_step(self, step: WillCallStep, action: str, **detail: Any) -> None:
+        """Audit the step inside the caller's transaction, naming the order and its event."""
+        event = step.event
+        self._audit(
+            step.tenant_id,
+            event["venue_id"],
+            step.actor,
+            action,
+            step.order_ref,
+            {"event_id": event["id"], **detail},
+            step.now_ms,
+        )
+
+    def drop_will_call(self, step: WillCallStep) -> str | None:
         """Take the order off will-call: NOT_ON_WILL_CALL, or ALREADY_PICKED_UP (a hand-over
         stays on record), else None."""
-        hold = self.will_call(event["id"], order_ref)
+        hold = self.will_call(step.event["id"], step.order_ref)
         if hold is None:
             return NOT_ON_WILL_CALL
         if hold["released_ms"] is not None:
@@ -183,50 +195,31 @@ class WillCallStore(TicketStore):
             self.db.execute(
                 "DELETE FROM will_call WHERE event_id = ? AND order_ref = ?"
                 " AND released_ms IS NULL",
-                [event["id"], order_ref],
+                [step.event["id"], step.order_ref],
             )
-            detail = {"event_id": event["id"]}
-            self._audit(
-                tenant_id, event["venue_id"], actor, "will_call.drop", order_ref, detail, now_ms
-            )
+            self._audit_step(step, "will_call.drop")
         return None
 
-    def check_will_call_id(
-        self, event: Row, tenant_id: str, order_ref: str, actor: str, now_ms: int
-    ) -> Row | str:
-        """Record that `actor` saw photo ID matching the hold's name, now (NOT_ON_WILL_CALL
-        when there is no hold)."""
+    def check_will_call_id(self, step: WillCallStep) -> Row | str:
+        """Record that the step's actor saw photo ID matching the hold's name, now
+        (NOT_ON_WILL_CALL when there is no hold)."""
         with self._writing():
             changed = self.db.execute(
                 "UPDATE will_call SET id_checked_by = ?, id_checked_ms = ?"
                 " WHERE event_id = ? AND order_ref = ?",
-                [actor, now_ms, event["id"], order_ref],
+                [step.actor, step.now_ms, step.event["id"], step.order_ref],
             ).rowcount
             if not changed:
                 return NOT_ON_WILL_CALL
-            detail = {"event_id": event["id"]}
-            self._audit(
-                tenant_id, event["venue_id"], actor, "will_call.id_check", order_ref, detail, now_ms
-            )
-        hold = self.will_call(event["id"], order_ref)
-        assert hold is not None
-        return hold
+            self._audit_step(step, "will_call.id_check")
+        return self._hold_after(step)
 
-    def release_will_call(
-        self,
-        event: Row,
-        tenant_id: str,
-        order_ref: str,
-        actor: str,
-        now_ms: int,
-        *,
-        reprint: bool = False,
-    ) -> Row | str:
-        """Hand the order over: picked up now by `actor`. Refused (nothing written) with
-        NOT_ON_WILL_CALL, ID_NOT_CHECKED (no ID check since the last hand-over), or
+    def release_will_call(self, step: WillCallStep, *, reprint: bool = False) -> Row | str:
+        """Hand the order over: picked up now by the step's actor. Refused (nothing written)
+        with NOT_ON_WILL_CALL, ID_NOT_CHECKED (no ID check since the last hand-over), or
         ALREADY_PICKED_UP unless `reprint` confirms handing it over again."""
         with self._writing():
-            hold = self.will_call(event["id"], order_ref)
+            hold = self.will_call(step.event["id"], step.order_ref)
             if hold is None:
                 return NOT_ON_WILL_CALL
             if hold["released_ms"] is not None and not reprint:
@@ -236,28 +229,22 @@ class WillCallStore(TicketStore):
             self.db.execute(
                 "UPDATE will_call SET released_by = ?, released_ms = ?, releases = releases + 1"
                 " WHERE event_id = ? AND order_ref = ?",
-                [actor, now_ms, event["id"], order_ref],
+                [step.actor, step.now_ms, step.event["id"], step.order_ref],
             )
-            first = hold["released_ms"] is None
-            detail: dict[str, Any] = {"event_id": event["id"], "tickets": hold["tickets"]}
-            if not first:
-                detail["previous"] = {"by": hold["released_by"], "at_ms": hold["released_ms"]}
-            action = "will_call.release" if first else "will_call.reprint"
-            self._audit(tenant_id, event["venue_id"], actor, action, order_ref, detail, now_ms)
-        fresh = self.will_call(event["id"], order_ref)
-        assert fresh is not None
-        return fresh
+            if hold["released_ms"] is None:
+                self._audit_step(step, "will_call.release", tickets=hold["tickets"])
+            else:
+                previous = {"by": hold["released_by"], "at_ms": hold["released_ms"]}
+                self._audit_step(
+                    step, "will_call.reprint", tickets=hold["tickets"], previous=previous
+                )
+        return self._hold_after(step)
 
-    def audit_will_call_print(
-        self, event: Row, tenant_id: str, order_ref: str, what: str, actor: str, now_ms: int
-    ) -> None:
+    def audit_will_call_print(self, step: WillCallStep, what: str) -> None:
         """Record that the released tickets' codes were printed or shown (`what`: a4, 80mm,
         screen): each handing out of codes is on record, not only the release."""
         with self._writing():
-            detail = {"event_id": event["id"], "format": what}
-            self._audit(
-                tenant_id, event["venue_id"], actor, "will_call.print", order_ref, detail, now_ms
-            )
+            self._audit_step(step, "will_call.print", format=what)
 
     def import_catalogue(
         self, tenant_id: str, catalogue: CatalogueImport, actor: str, now_ms: int

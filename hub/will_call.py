@@ -51,7 +51,7 @@ from hub.schema import (
     WILL_CALL_NAME_MAX_LEN,
     WILL_CALL_NAME_PATTERN,
 )
-from hub.store_api import HubStorage
+from hub.store_api import HubStorage, WillCallStep
 from hub.store_base import Row
 from hub.store_tickets import ticket_json
 from hub.store_will_call import (
@@ -167,6 +167,11 @@ def order_codes(
     return codes
 
 
+def step_by(p: Principal, event: Row, order_ref: str, now_ms: int) -> WillCallStep:
+    """The principal's step on the order (the caller scoped the event to the principal)."""
+    return WillCallStep(event, p.tenant_id, order_ref, p.actor, now_ms)
+
+
 async def release(
     request: web.Request, p: Principal, event: Row, order_ref: str, *, reprint: bool
 ) -> Released:
@@ -176,7 +181,7 @@ async def release(
 
     def run(s: HubStorage) -> Released:
         codes = order_codes(s, request, p, event, order_ref, now)
-        result = s.release_will_call(event, p.tenant_id, order_ref, p.actor, now, reprint=reprint)
+        result = s.release_will_call(step_by(p, event, order_ref, now), reprint=reprint)
         if isinstance(result, str):
             raise refusal(result, s.will_call(event["id"], order_ref))
         return Released(result, codes)
@@ -219,7 +224,7 @@ async def hold_will_call(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
 
     def run(s: HubStorage) -> Row:
-        result = s.hold_will_call(event, p.tenant_id, order_ref, name, p.actor, now)
+        result = s.hold_will_call(step_by(p, event, order_ref, now), name)
         if isinstance(result, str):
             raise refusal(result, s.will_call(event["id"], order_ref))
         return result
@@ -247,7 +252,7 @@ async def drop_will_call(request: web.Request) -> web.Response:
     order_ref, now = path_order_ref(request), request.app[CLOCK]()
 
     def run(s: HubStorage) -> None:
-        refused = s.drop_will_call(event, p.tenant_id, order_ref, p.actor, now)
+        refused = s.drop_will_call(step_by(p, event, order_ref, now))
         if refused is not None:
             raise refusal(refused, s.will_call(event["id"], order_ref))
 
@@ -262,7 +267,7 @@ async def check_id(request: web.Request) -> web.Response:
     event = await scoped_event(request, p)
     order_ref, now = path_order_ref(request), request.app[CLOCK]()
     result = await request.app[DB].run(
-        lambda s: s.check_will_call_id(event, p.tenant_id, order_ref, p.actor, now)
+        lambda s: s.check_will_call_id(step_by(p, event, order_ref, now))
     )
     if isinstance(result, str):
         raise refusal(result)

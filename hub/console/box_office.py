@@ -32,7 +32,7 @@ from hub.store_base import Row
 from hub.store_search import MAX_SEARCH
 from hub.store_will_call import ALREADY_PICKED_UP, ID_NOT_CHECKED, id_checked_now
 from hub.ticket_pdf import LAYOUTS, PrintedTicket, tickets_pdf
-from hub.will_call import RELEASE_WINDOW_MS, may_show_codes, order_codes, release
+from hub.will_call import RELEASE_WINDOW_MS, may_show_codes, order_codes, release, step_by
 from manifests.model import ADMITTING_STATUSES
 
 routes = web.RouteTableDef()
@@ -117,7 +117,7 @@ async def id_check(request: web.Request) -> web.Response:
         return render(request, "box_office_order.html", page | DISPLAY | context, status=400)
     now = request.app[CLOCK]()
     await request.app[DB].run(
-        lambda s: s.check_will_call_id(event, p.tenant_id, hold["order_ref"], p.actor, now)
+        lambda s: s.check_will_call_id(step_by(p, event, hold["order_ref"], now))
     )
     flash(request, "ID check recorded.")
     raise web.HTTPSeeOther(order_url(event["id"], hold["order_ref"]))
@@ -167,7 +167,7 @@ async def _codes(
 
     def read(s: HubStorage) -> tuple[list[tuple[Row, str]], Row | None]:
         codes = order_codes(s, request, p, event, order_ref, now)
-        s.audit_will_call_print(event, p.tenant_id, order_ref, what, p.actor, now)
+        s.audit_will_call_print(step_by(p, event, order_ref, now), what)
         return codes, s.get_venue(event["venue_id"], p.tenant_id)
 
     codes, venue = await request.app[DB].run(read)

@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from hub.openapi import ADMIN, DEVICE, OPERATIONS
-from hub.store_api import ConnectedBackend
+from hub.store_api import ConnectedBackend, WillCallStep
 from protocol.signing import HEADER_SIGNATURE, sign_request
 from tests.hub_fixtures import Device, Hub, Show, add_show, enroll, start_hub, stop_hub
 
@@ -87,7 +87,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         store.update_ticket_fields(ticket, hub.a.id, {"order_ref": FUZZ_ORDER}, "test", now)
         event = store.get_event(show.event_id, hub.a.id)
         assert event is not None
-        store.hold_will_call(event, hub.a.id, FUZZ_ORDER, "Fuzz Holder", "test", now)
+        store.hold_will_call(WillCallStep(event, hub.a.id, FUZZ_ORDER, "test", now), "Fuzz Holder")
         backend = hub.store.create_backend(
             hub.a.id,
             ConnectedBackend(

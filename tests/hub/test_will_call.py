@@ -16,6 +16,7 @@ import pytest
 
 from hub.importer import CatalogueError, import_files
 from hub.storage import HubStore
+from hub.store_api import WillCallStep
 from manifests.model import TicketStatus
 from tests.device_api import online_check
 from tests.hub_fixtures import Hub, Show, Tenant, add_show, credential_text, enroll
@@ -120,6 +121,7 @@ async def test_a_second_release_says_who_picked_it_up_and_needs_a_reprint(hub: H
         "will_call.reprint",
     ]
     assert all(e["target"] == ORDER for e in entries)
+    assert {json.loads(e["detail_json"])["event_id"] for e in entries} == {show.event_id}
     assert {e["actor"] for e in entries[3:]} != {entries[0]["actor"]}  # the manager's turn
     reprinted = json.loads(entries[-1]["detail_json"])
     assert reprinted["previous"]["at_ms"] == first["will_call"]["released_ms"]
@@ -198,7 +200,7 @@ async def held_order_of(hub: Hub, tenant: Tenant) -> Show:
     make_order(hub, tenant, show.tickets, ORDER)
     event = hub.store.get_event(show.event_id, tenant.id)
     assert event is not None
-    held = hub.store.hold_will_call(event, tenant.id, ORDER, NAME, "t", hub.clock())
+    held = hub.store.hold_will_call(WillCallStep(event, tenant.id, ORDER, "t", hub.clock()), NAME)
     assert isinstance(held, dict)
     return show
 
@@ -266,8 +268,9 @@ def test_the_import_refuses_a_will_call_it_cannot_keep_and_lands_nothing(
     import_tickets(store, tenant_id, d, [[TIDS[0], "ev-1", "O-1", "Ada"]])
     event = store.get_event("ev-1", tenant_id)
     assert event is not None
-    store.check_will_call_id(event, tenant_id, "O-1", "t", 2000)
-    store.release_will_call(event, tenant_id, "O-1", "t", 2000)
+    step = WillCallStep(event, tenant_id, "O-1", "t", 2000)
+    store.check_will_call_id(step)
+    store.release_will_call(step)
     bad = [
         [TIDS[0], "ev-1", "O-1", "Someone Else"],  # O-1 was picked up under Ada
         [TIDS[1], "ev-1", "O-2", "Ben"],

@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from hardware.camera import QrDecoder
+from hub.store_api import WillCallStep
 from hub.will_call import RELEASE_WINDOW_MS
 from manifests.model import TicketStatus
 from tests.browser import decode_qr_from_png, screenshot, sign_in_page, sized
@@ -36,7 +37,7 @@ def hold(hub: Hub, tenant: Tenant, show: Show, tickets: list[str], ref: str, nam
     make_order(hub, tenant, tickets, ref)
     event = hub.store.get_event(show.event_id, tenant.id)
     assert event is not None
-    held = hub.store.hold_will_call(event, tenant.id, ref, name, "test", hub.clock())
+    held = hub.store.hold_will_call(WillCallStep(event, tenant.id, ref, "test", hub.clock()), name)
     assert isinstance(held, dict), held
 
 

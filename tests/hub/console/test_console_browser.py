@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, Response, Route, expect
 
+from hub.store_api import WillCallStep
 from protocol.signing import parse_enrollment_uri
 from tests.browser import SIZES, decode_qr_from_png, screenshot, sign_in_page, sized
 from tests.console_session import PASSWORD, make_user
@@ -382,7 +383,8 @@ async def test_a_will_call_order_released_in_the_console_prints_codes_a_real_gat
     make_order(hub, hub.a, order, "WC-1")
     event = hub.store.get_event(show.event_id, hub.a.id)
     assert event is not None
-    hub.store.hold_will_call(event, hub.a.id, "WC-1", "Amara Okafor", "test", hub.clock())
+    step = WillCallStep(event, hub.a.id, "WC-1", "test", hub.clock())
+    hub.store.hold_will_call(step, "Amara Okafor")
     gate_db = tmp_path / "north-1.db"
     await enrolled_by_code(hub, gate_db, show.north)
     box_office = make_user(hub, "a", "box_office")
