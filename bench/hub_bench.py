@@ -37,7 +37,7 @@ from manifests.admission_types import Direction
 from manifests.model import Scope
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
-from protocol.signing import sign_request
+from protocol.signing import DeviceSigner
 
 SEED = bytes(range(32))
 N_TICKETS = 100_000
@@ -115,7 +115,7 @@ class Setup:
             now,
         )
 
-    def device(self, gate_id: str | None = None) -> Device:
+    def device(self, gate_id: str | None = None) -> DeviceSigner:
         _, code = self.store.create_enrollment(
             self.tenant,
             NewEnrollment(venue_id=self.venue, gate_id=gate_id, name="bench", ttl_ms=600_000),
@@ -130,30 +130,17 @@ class Setup:
             now_ms(),
         )
         assert isinstance(row, dict), row
-        return Device(row["id"], seed)
-
-
-class Device:
-    def __init__(self, device_id: str, seed: bytes) -> None:
-        self.device_id = device_id
-        self.seed = seed
-
-    def headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
-        return sign_request(
-            device_id=self.device_id,
-            seed=self.seed,
-            method=method,
-            path=path,
-            body=body,
-            now_ms=now_ms(),
-        )
+        return DeviceSigner(row["id"], seed)
 
 
 async def post(
-    session: aiohttp.ClientSession, url: str, device: Device, path: str, payload: Any
+    session: aiohttp.ClientSession, url: str, device: DeviceSigner, path: str, payload: Any
 ) -> tuple[int, Any]:
     body = json.dumps(payload).encode()
-    headers = {**device.headers("POST", path, body), "Content-Type": "application/json"}
+    headers = {
+        **device.sign("POST", path, body, now_ms=now_ms()),
+        "Content-Type": "application/json",
+    }
     async with session.post(url + path, data=body, headers=headers) as resp:
         return resp.status, await resp.json()
 
@@ -198,7 +185,7 @@ def bench_manifests(setup: Setup) -> dict[str, float]:
     }
 
 
-async def bench_ingest(url: str, setup: Setup, devices: list[Device]) -> dict[str, float]:
+async def bench_ingest(url: str, setup: Setup, devices: list[DeviceSigner]) -> dict[str, float]:
     rng = random.Random(3)
     at = now_ms()
     ingested = setup.tickets[DELTA_CHANGES : -ROUNDS * GATES * CHECKS_PER_GATE]  # not checked
@@ -223,7 +210,7 @@ async def bench_ingest(url: str, setup: Setup, devices: list[Device]) -> dict[st
     bodies = [[batch(b) for b in range(INGEST_BATCHES)] for _ in devices]
     errors = 0
 
-    async def run(session: aiohttp.ClientSession, device: Device, mine: list[Any]) -> None:
+    async def run(session: aiohttp.ClientSession, device: DeviceSigner, mine: list[Any]) -> None:
         nonlocal errors
         for body in mine:
             status, answer = await post(session, url, device, "/api/device/scans", body)
@@ -239,17 +226,19 @@ async def bench_ingest(url: str, setup: Setup, devices: list[Device]) -> dict[st
 
 
 async def bench_fanout(
-    url: str, setup: Setup, sender: Device, listeners: list[Device]
+    url: str, setup: Setup, sender: DeviceSigner, listeners: list[DeviceSigner]
 ) -> dict[str, float]:
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
     ready = asyncio.Event()
     connected = 0
 
-    async def listen(session: aiohttp.ClientSession, device: Device) -> None:
+    async def listen(session: aiohttp.ClientSession, device: DeviceSigner) -> None:
         nonlocal connected
         path = "/api/device/live"
-        async with session.ws_connect(url + path, headers=device.headers("GET", path)) as ws:
+        async with session.ws_connect(
+            url + path, headers=device.sign("GET", path, now_ms=now_ms())
+        ) as ws:
             await ws.receive_json()  # hello
             connected += 1
             if connected == len(listeners):
@@ -299,7 +288,7 @@ async def bench_fanout(
 
 
 async def bench_checks(
-    url: str, setup: Setup, gates: list[Device], round_no: int, server_pid: int
+    url: str, setup: Setup, gates: list[DeviceSigner], round_no: int, server_pid: int
 ) -> dict[str, float]:
     builder = ManifestBuilder(setup.store, HubKeys.single(SEED))
     source = setup.store.manifest_source(setup.event_id, with_tickets=False)
@@ -326,7 +315,7 @@ async def bench_checks(
         for seq, code in enumerate(mine, start=round_no * CHECKS_PER_GATE + 1):
             body = json.dumps({"event_id": setup.event_id, "payload": code, "seq": seq}).encode()
             headers = {
-                **device.headers("POST", path, body),
+                **device.sign("POST", path, body, now_ms=now_ms()),
                 "Host": host,
                 "Content-Type": "application/json",
                 "Content-Length": str(len(body)),

@@ -13,6 +13,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
 from nacl.exceptions import BadSignatureError
@@ -73,6 +74,29 @@ def canonical_string(
     return "\n".join(parts).encode("utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceSigner:
+    """A device as it signs its requests: its id at the hub and its 32-byte Ed25519 seed.
+    The gate (scanner/hub_client.py), the tests' devices and the benches' sign through it."""
+
+    device_id: str
+    seed: bytes
+
+    def sign(
+        self, method: str, path: str, body: bytes = b"", *, now_ms: int, nonce: str | None = None
+    ) -> dict[str, str]:
+        """Headers to add to the request `method path` with `body`, signed at `now_ms`."""
+        nonce = nonce or new_nonce()
+        message = canonical_string(method, path, self.device_id, now_ms, nonce, body)
+        signature = SigningKey(self.seed).sign(message).signature
+        return {
+            HEADER_DEVICE_ID: self.device_id,
+            HEADER_TIMESTAMP: str(now_ms),
+            HEADER_NONCE: nonce,
+            HEADER_SIGNATURE: b64encode(signature),
+        }
+
+
 def sign_request(
     *,
     device_id: str,
@@ -83,16 +107,8 @@ def sign_request(
     now_ms: int,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    """Headers to add to a request; `seed` is the device's 32-byte Ed25519 seed."""
-    nonce = nonce or new_nonce()
-    message = canonical_string(method, path, device_id, now_ms, nonce, body)
-    signature = SigningKey(seed).sign(message).signature
-    return {
-        HEADER_DEVICE_ID: device_id,
-        HEADER_TIMESTAMP: str(now_ms),
-        HEADER_NONCE: nonce,
-        HEADER_SIGNATURE: b64encode(signature),
-    }
+    """`DeviceSigner.sign` for a one-off request, every fact named."""
+    return DeviceSigner(device_id, seed).sign(method, path, body, now_ms=now_ms, nonce=nonce)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -32,7 +32,7 @@ import msgspec
 from httpx_ws import AsyncWebSocketSession
 
 from protocol import __version__
-from protocol.signing import STALE_TIMESTAMP, sign_request
+from protocol.signing import STALE_TIMESTAMP, DeviceSigner
 from protocol.wire import ErrorBody, WireError, decode
 from scanner.clock import Clock, wall_clock_ms
 from scanner.link_reasons import BAD_HUB_RESPONSE, HUB_UNREACHABLE, NOT_ENROLLED
@@ -167,9 +167,7 @@ class HubClient:
         now = self.clock()
         if self.offset is not None and abs(self.offset) > SIGN_WITH_OFFSET_ABOVE_MS:
             now += self.offset
-        headers = sign_request(
-            device_id=device_id, seed=seed, method=method, path=path, body=body, now_ms=now
-        )
+        headers = DeviceSigner(device_id, seed).sign(method, path, body, now_ms=now)
         if body:
             headers["Content-Type"] = "application/json"
         return {**headers, **(extra or {})}

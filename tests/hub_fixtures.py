@@ -33,7 +33,7 @@ from manifests.admission_types import Decision
 from manifests.model import Manifest
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.native import public_key
-from protocol.signing import b64encode, sign_request
+from protocol.signing import DeviceSigner, b64encode
 from scanner.hub_keys import trust_hub_key
 from scanner.install import install_manifest
 from scanner.service import GateService
@@ -181,18 +181,11 @@ class Device:
         return b64encode(public_key(self.seed))
 
     def signed(
-        self, method: str, path: str, body: bytes = b"", now_ms: int | None = None, **kw: Any
+        self, method: str, path: str, body: bytes = b"", now_ms: int | None = None
     ) -> dict[str, str]:
+        """Signed at the hub's clock unless `now_ms` says otherwise."""
         now = self.hub.clock() if now_ms is None else now_ms
-        return sign_request(
-            device_id=self.device_id,
-            seed=self.seed,
-            method=method,
-            path=path,
-            body=body,
-            now_ms=now,
-            **kw,
-        )
+        return DeviceSigner(self.device_id, self.seed).sign(method, path, body, now_ms=now)
 
     async def send(
         self, method: str, path: str, payload: Any = None, now_ms: int | None = None
