@@ -22,6 +22,7 @@ from hub.storage import HubStore
 from hub.store_api import CatalogueImport
 from manifests.policy import HOUR_MS, TEMPLATES
 from protocol.reasons import Verdict
+from scanner.hub_client import HubClient
 from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
@@ -238,7 +239,7 @@ def push_offline(
     sync worker does, and the hub pushes them until its outbox to `upstream` is drained;
     `cpu` names the processes whose CPU seconds to count (name -> seconds used so far)."""
     store = GateStore(gate_db)
-    worker = SyncWorker(store, hub.url, event_id=event_id, timeout_s=120)
+    worker = SyncWorker(HubClient(store, hub.url, timeout_s=120), event_id=event_id)
     try:
         scanned_at = time.perf_counter()
         admit_offline(GateService(store), codes, upstream)

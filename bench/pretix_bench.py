@@ -63,6 +63,7 @@ from bench.common import (  # noqa: E402
     show_figures,
 )
 from protocol.reasons import Verdict  # noqa: E402
+from scanner.hub_client import HubClient  # noqa: E402
 from scanner.service import GateService  # noqa: E402
 from scanner.settings import MANIFEST_SYNC  # noqa: E402
 from scanner.store import GateStore  # noqa: E402
@@ -201,7 +202,8 @@ def gate_checks(hub: Hub, ours: Ours, positions: list[Position]) -> int:
             store.close()
     store = GateStore(ours.gate_dbs[0])
     seen = Download()
-    worker = SyncWorker(store, hub.url, event_id=ours.event_id, on_progress=seen, timeout_s=120)
+    hub_client = HubClient(store, hub.url, timeout_s=120)
+    worker = SyncWorker(hub_client, event_id=ours.event_id, on_progress=seen)
     try:
         installed = len(store.manifest_encoded() or b"")
         last = store.setting(MANIFEST_SYNC)

@@ -28,6 +28,7 @@ import httpx  # noqa: E402
 from bench.common import Download, Hub, show_figures, upload_pending  # noqa: E402
 from demo import local_hub  # noqa: E402
 from scanner.enroll import enroll  # noqa: E402
+from scanner.hub_client import HubClient  # noqa: E402
 from scanner.service import GateService  # noqa: E402
 from scanner.settings import MANIFEST_SYNC  # noqa: E402
 from scanner.store import GateStore  # noqa: E402
@@ -157,7 +158,7 @@ def main() -> None:
             store = enrolled_gate(url, demo, Path(tmp) / "gate.db")
             seen = Download()
             worker = SyncWorker(
-                store, url, event_id=demo["event_id"], on_progress=seen, timeout_s=120
+                HubClient(store, url, timeout_s=120), event_id=demo["event_id"], on_progress=seen
             )
             admin = Admin(url, demo["admin_token"], ids)
             try:

@@ -266,7 +266,7 @@ def build(folder: Path, running: Processes, kept: Path | None = None) -> Demo:
     # The demo gate loads the manifest and listens live; then the other gate admits guest C.
     with GateStore(db) as store:
         hub = HubClient(store, hub_url)  # one client, one clock offset, as hub_link builds
-        worker = SyncWorker(store, hub_url, event_id=event_id, hub=hub)
+        worker = SyncWorker(hub, event_id=event_id)
         live = LiveChannel(store, hub_url, event_id=event_id, hub=hub)
         try:
             if not worker.sync_once() or store.manifest_revision() is None:
@@ -384,7 +384,7 @@ def demo_app(demo: Demo, store: GateStore) -> GateApp:
         GateService(store),
         camera=str(demo.video),
         clear_after_s=30.0,
-        sync=SyncWorker(store, demo.hub_url, event_id=demo.event_id, hub=hub),
+        sync=SyncWorker(hub, event_id=demo.event_id),
         live=LiveChannel(store, demo.hub_url, event_id=demo.event_id, hub=hub),
     )
 

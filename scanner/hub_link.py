@@ -20,7 +20,7 @@ def hub_link(
     if not url:
         return None
     hub = HubClient(store, url, clock)
-    sync = SyncWorker(store, url, clock=clock, hub=hub)
+    sync = SyncWorker(hub)
     # A deactivation seen on the live socket shows in the sync snapshot at once: the status
     # bar reads the snapshot's reason, whichever link heard the hub refuse this gate first.
     live = LiveChannel(store, url, clock=clock, hub=hub, on_deactivated=sync.hub_refused)

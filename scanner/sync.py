@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from msgspec import UnsetType
 
 from manifests.admission_types import ScanFact
@@ -41,7 +40,6 @@ from protocol.wire import (
     ScanBatch,
     ScanBatchAnswer,
 )
-from scanner.clock import Clock, wall_clock_ms
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
 from scanner.faults import StorageFault, storage_fault
 from scanner.hub_client import APP_VERSION, HubClient, HubError, read_answer
@@ -185,35 +183,30 @@ class SyncWorker:
 
     def __init__(
         self,
-        store: GateStore,
-        hub_url: str,
-        clock: Clock = wall_clock_ms,
-        http: httpx.Client | None = None,
+        hub: HubClient,
         *,
-        hub: HubClient | None = None,
         event_id: str | None = None,
         policy: LinkPolicy | None = None,
         monitor: ConnectionMonitor | None = None,
         on_change: Listener | None = None,
         on_progress: Progress | None = None,
         batch_size: int = MAX_BATCH,
-        timeout_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`hub`: the gate's client of its hub, whose store, URL and clock the worker uses
+        (hub_link shares one with the live channel: one clock offset)."""
         if not 0 < batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
-        self.store = store
-        self.hub_url = hub_url.rstrip("/")
-        self.clock = clock
-        # One client per gate: hub_link shares it with the live channel (one clock offset).
-        self.hub = hub or HubClient(store, hub_url, clock, http, timeout_s=timeout_s)
+        self.hub = hub
+        self.store = hub.store
+        self.clock = hub.clock
         self.monitor = monitor or ConnectionMonitor(policy)
         self.on_change = on_change
         self.on_progress = on_progress
         self.batch_size = batch_size
         self._event_id = event_id
         self._monotonic = monotonic
-        persisted = store.setting(LINK) or {}
+        persisted = self.store.setting(LINK) or {}
         self._last_sync_ms: int | None = _int_or_none(persisted.get("last_sync_ms"))
         self._error: str | None = persisted.get("last_error") or None
         self._persisted: dict[str, Any] = dict(persisted)
@@ -322,7 +315,7 @@ class SyncWorker:
             ok=ok,
             error=error,
             advice=None if reason is None else reason.advice,
-            hub_url=self.hub_url,
+            hub_url=self.hub.hub_url,
             event_id=self.event_id(),
             manifest_revision=self.store.manifest_revision(),
             manifest_new=tally.installed is not None,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from hub.app import create_app
 from hub.keys import DB
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import enroll
+from scanner.hub_client import HubClient
 from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.sync import (
@@ -82,9 +84,12 @@ def hub_seqs(live: LiveHub, store: GateStore) -> list[int]:
     return [r["device_seq"] for r in live.hub.store.scans_of_device(store.device_id)]
 
 
-def worker_for(live: LiveHub, store: GateStore, **kw: Any) -> SyncWorker:
+def worker_for(
+    live: LiveHub, store: GateStore, http: httpx.Client | None = None, **kw: Any
+) -> SyncWorker:
+    """A sync worker of `store` with the live hub (over `http` when given)."""
     kw.setdefault("monitor", ConnectionMonitor(POLICY, random.Random(7)))
-    return SyncWorker(store, live.hub.url, **kw)
+    return SyncWorker(HubClient(store, live.hub.url, http=http), **kw)
 
 
 async def wait_for(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

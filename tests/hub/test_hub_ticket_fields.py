@@ -27,6 +27,7 @@ from hub.store_api import NewGate
 from manifests.policy import HOUR_MS
 from scanner.connection import ConnectionMonitor, LinkPolicy
 from scanner.enroll import enroll as enroll_gate
+from scanner.hub_client import HubClient
 from scanner.service import GateService
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
@@ -84,7 +85,7 @@ async def hub_fed_gate(
     service = GateService(store)
     await asyncio.to_thread(enroll_gate, service, hub.url, made.json()["code"], hardware_id="hw")
     monitor = ConnectionMonitor(POLICY, random.Random(7))
-    worker = SyncWorker(store, hub.url, event_id=event_id, monitor=monitor, http=http)
+    worker = SyncWorker(HubClient(store, hub.url, http=http), event_id=event_id, monitor=monitor)
     assert await asyncio.to_thread(worker.sync_once), worker.snapshot().last_error
     return store, worker
 

@@ -31,6 +31,7 @@ from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from protocol.signing import b64encode, key_fingerprint
 from scanner.enroll import enroll
+from scanner.hub_client import HubClient
 from scanner.hub_keys import apply_hub_key_set, trusted_hub_keys
 from scanner.install import install_manifest
 from scanner.service import GateService
@@ -103,7 +104,7 @@ async def enrolled_gate(rig: Rig, show: Show, tmp_path: Path) -> Gate:
             keys.append(int(resp.headers["X-Manifest-Key-Id"]))
 
     http = httpx.Client(timeout=10, event_hooks={"response": [seen]})
-    worker = SyncWorker(store, hub.url, clock=hub.clock, http=http, event_id=show.event_id)
+    worker = SyncWorker(HubClient(store, hub.url, hub.clock, http), event_id=show.event_id)
     return Gate(store, service, worker, http, keys)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from hub.live import LIVE
 from manifests.admission_types import Direction
 from protocol.reasons import Reason, Verdict
+from scanner.hub_client import HubClient
 from scanner.live import LiveChannel, entry_facts
 from scanner.service import GateService
 from scanner.settings import EVENT, HUB_EVENT
@@ -144,7 +145,7 @@ async def test_the_gate_app_shows_the_link_wakes_uploads_and_refuses_live_entrie
     show, gate_a, gate_b = await two_gates_at_north(live, gates)
     # Polling once a minute: within this test only a wake() after a commit can upload.
     slow_poll = ConnectionMonitor(LinkPolicy(recover_after=1, poll_s=60.0))
-    sync_a = SyncWorker(gate_a, hub.url, event_id=show.event_id, monitor=slow_poll)
+    sync_a = SyncWorker(HubClient(gate_a, hub.url), event_id=show.event_id, monitor=slow_poll)
     worker_b = gates.worker(gate_b, event_id=show.event_id)
     mine, theirs = show.tickets[0], show.tickets[2]
     assert await asyncio.to_thread(worker_b.sync_once), worker_b.snapshot().last_error

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from scanner.hub_client import HubClient
 from scanner.store import GateStore
 from scanner.sync import SyncWorker
 from tests.gate_scans import record_admits
@@ -55,7 +56,7 @@ def record(db: Path, tickets: list[str], at_ms: int) -> None:
 async def sync(hub: Hub, db: Path) -> tuple[bool, str | None, int]:
     """One sync cycle: (all good, last error, scans still pending)."""
     with GateStore(db) as store:
-        worker = SyncWorker(store, hub.url)
+        worker = SyncWorker(HubClient(store, hub.url))
         try:
             good = await asyncio.to_thread(worker.sync_once)
             snapshot = worker.snapshot()

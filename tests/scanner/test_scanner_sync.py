@@ -21,7 +21,7 @@ from manifests.policy import HOUR_MS, event_to_hold
 from protocol.native import public_key
 from protocol.reasons import Reason, Verdict
 from scanner.connection import ConnectionMonitor, LinkPolicy, LinkState
-from scanner.hub_client import HubError, OffsetEstimator
+from scanner.hub_client import HubClient, HubError, OffsetEstimator
 from scanner.service import GateService
 from scanner.settings import (
     CLOCK_OFFSET,
@@ -203,7 +203,7 @@ async def test_manifest_full_then_304_then_delta_with_progress(
         header = GateService(store).header()
         assert header is not None and header.revision == revision
         # A worker not told the event syncs the one its installed manifest is for.
-        assert SyncWorker(store, hub.url, http=http).event_id() == show.event_id
+        assert SyncWorker(HubClient(store, hub.url, http=http)).event_id() == show.event_id
     finally:
         http.close()
 
@@ -235,7 +235,8 @@ async def test_clock_offset_is_measured_stored_and_fixes_a_far_off_gate_clock(
         return time.time_ns() // 1_000_000 - 600_000
 
     record(store, 2)
-    worker = gates.adopt(SyncWorker(store, hub.url, slow_clock, monitor=ConnectionMonitor(POLICY)))
+    hub_client = HubClient(store, hub.url, slow_clock)
+    worker = gates.adopt(SyncWorker(hub_client, monitor=ConnectionMonitor(POLICY)))
     assert worker.hub.offset is None
     assert not await asyncio.to_thread(worker.sync_once)
     assert worker.snapshot().last_error == "stale_timestamp"
@@ -401,7 +402,9 @@ def test_slow_answers_count_as_failures_and_recovery_needs_a_run_of_good_ones() 
 def test_an_unenrolled_gate_sends_nothing_and_says_why(tmp_path: Path) -> None:
     with GateStore(tmp_path / "gate.db") as store:
         record(store, 1)
-        worker = SyncWorker(store, "http://127.0.0.1:9", monitor=ConnectionMonitor(POLICY))
+        worker = SyncWorker(
+            HubClient(store, "http://127.0.0.1:9"), monitor=ConnectionMonitor(POLICY)
+        )
         try:
             assert not worker.sync_once()
             assert worker.snapshot().last_error == "not_enrolled"
@@ -489,8 +492,7 @@ async def test_a_cut_manifest_download_installs_nothing_and_the_retry_installs_i
     progress: list[tuple[int, int | None]] = []
     worker = gates.adopt(
         SyncWorker(
-            store,
-            proxy.url,
+            HubClient(store, proxy.url),
             event_id=show.event_id,
             monitor=ConnectionMonitor(POLICY, random.Random(7)),
             on_progress=lambda received, total: progress.append((received, total)),

@@ -95,10 +95,7 @@ def gate(tmp_path: Path, scans: int) -> GateStore:
 def worker(store: GateStore, hub: FakeHub, **kwargs: Any) -> SyncWorker:
     http = httpx.Client(transport=httpx.MockTransport(hub))
     return SyncWorker(
-        store,
-        "http://hub.test",
-        clock=lambda: NOW,
-        http=http,
+        HubClient(store, "http://hub.test", lambda: NOW, http),
         monitor=ConnectionMonitor(POLICY),
         **kwargs,
     )
