@@ -4,7 +4,6 @@ query parameters every admin listing reads, its page among them (hub/paging.py).
 from __future__ import annotations
 
 import base64
-import json
 import re
 import sqlite3
 from collections.abc import Awaitable, Mapping
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from hub import api_rows as rows
 from hub.auth import Principal, require_admin, scoped_venue
 from hub.credentials import qr_image
 from hub.errors import (
@@ -43,7 +43,7 @@ from hub.store_search import (
     DeviceQuery,
 )
 from manifests.admission_types import Direction
-from protocol.signing import b64encode, enrollment_uri, key_fingerprint
+from protocol.signing import enrollment_uri, key_fingerprint
 
 routes = web.RouteTableDef()
 T = TypeVar("T")
@@ -70,7 +70,6 @@ ENROLLMENT = Body(
 PAGE_QUERY = ("limit", "cursor")
 DEVICE_QUERY = ("venue_id", "active", *PAGE_QUERY)
 AUDIT_QUERY = ("action", "target", "since", "until", *PAGE_QUERY)
-AUDIT_KEYS = ("id", "venue_id", "actor", "action", "target", "at_ms")
 
 
 def query_params(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -151,42 +150,6 @@ async def _unique(write: Awaitable[T], what: str) -> T:
         raise ApiError(409, "already_exists", f"A {what} with that name already exists.") from None
 
 
-def venue_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("id", "name", "timezone", "created_ms")}
-
-
-def gate_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "venue_id": row["venue_id"],
-        "name": row["name"],
-        "direction": row["direction"],
-        "zones": json.loads(row["zones_json"]),
-    }
-
-
-def device_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "venue_id": row["venue_id"],
-        "hardware_id": row["hardware_id"],
-        "name": row["name"],
-        "gate_id": row["gate_id"],
-        "zone": row["zone"],
-        "active": bool(row["active"]),
-        "public_key": b64encode(row["public_key"]),
-        "key_fingerprint": key_fingerprint(row["public_key"]),
-        "enrolled_ms": row["enrolled_ms"],
-        "deactivated_ms": row["deactivated_ms"],
-        "last_seen_ms": row["last_seen_ms"],
-        "app_version": row["app_version"],
-        "manifest_revisions": json.loads(row["manifest_revisions_json"]),
-        "pending_uploads": row["pending_uploads"],
-        "clock_offset_ms": row["clock_offset_ms"],
-        "hub_keys_version": row["hub_keys_version"],  # ready for `gate-hub key activate`?
-    }
-
-
 async def scoped_device(request: web.Request, principal: Principal) -> dict[str, Any]:
     device_id = request.match_info["device_id"]
     device = await request.app[DB].run(
@@ -228,7 +191,7 @@ async def list_venues(request: web.Request) -> web.Response:
     p = await require_admin(request, "venue.read")
     ask = page_ask(query_params(request, PAGE_QUERY), VENUES)
     page = await request.app[DB].run(lambda s: s.venue_page(p.tenant_id, p.venue_id, ask))
-    return page_json("venues", [venue_json(v) for v in page.rows], page.next_cursor)
+    return page_json("venues", [rows.VENUE.json(v) for v in page.rows], page.next_cursor)
 
 
 @routes.post("/api/admin/venues")
@@ -244,14 +207,14 @@ async def create_venue(request: web.Request) -> web.Response:
         request.app[DB].run(lambda s: s.create_venue(p.tenant_id, name, timezone, p.actor, now)),
         "venue",
     )
-    return web.json_response(venue_json(row), status=201)
+    return web.json_response(rows.VENUE.json(row), status=201)
 
 
 @routes.get("/api/admin/venues/{venue_id}")
 async def get_venue(request: web.Request) -> web.Response:
     p = await require_admin(request, "venue.read")
     venue = await scoped_venue(request, p, request.match_info["venue_id"])
-    return web.json_response(venue_json(venue))
+    return web.json_response(rows.VENUE.json(venue))
 
 
 @routes.get("/api/admin/venues/{venue_id}/zones")
@@ -259,8 +222,7 @@ async def list_zones(request: web.Request) -> web.Response:
     """A page of the venue's zones, by name."""
     p, venue_id, ask = await _venue_listing(request, ZONES)
     page = await request.app[DB].run(lambda s: s.zone_page(p.tenant_id, p.venue_id, venue_id, ask))
-    zones = [{"id": z["id"], "name": z["name"]} for z in page.rows]
-    return page_json("zones", zones, page.next_cursor)
+    return page_json("zones", [rows.ZONE.json(z) for z in page.rows], page.next_cursor)
 
 
 @routes.post("/api/admin/venues/{venue_id}/zones")
@@ -274,7 +236,7 @@ async def create_zone(request: web.Request) -> web.Response:
         request.app[DB].run(lambda s: s.create_zone(p.tenant_id, venue["id"], name, p.actor, now)),
         "zone",
     )
-    return web.json_response({"id": row["id"], "name": row["name"]}, status=201)
+    return web.json_response(rows.ZONE.json(row), status=201)
 
 
 @routes.get("/api/admin/venues/{venue_id}/gates")
@@ -282,7 +244,7 @@ async def list_gates(request: web.Request) -> web.Response:
     """A page of the venue's gates, by name."""
     p, venue_id, ask = await _venue_listing(request, GATES)
     page = await request.app[DB].run(lambda s: s.gate_page(p.tenant_id, p.venue_id, venue_id, ask))
-    return page_json("gates", [gate_json(g) for g in page.rows], page.next_cursor)
+    return page_json("gates", [rows.GATE.json(g) for g in page.rows], page.next_cursor)
 
 
 @routes.post("/api/admin/venues/{venue_id}/gates")
@@ -299,7 +261,7 @@ async def create_gate(request: web.Request) -> web.Response:
     row = await _unique(
         request.app[DB].run(lambda s: s.create_gate(p.tenant_id, gate, p.actor, now)), "gate"
     )
-    return web.json_response(gate_json(row), status=201)
+    return web.json_response(rows.GATE.json(row), status=201)
 
 
 @routes.get("/api/admin/devices")
@@ -315,13 +277,13 @@ async def list_devices(request: web.Request) -> web.Response:
     ask = page_ask(query, DEVICES)
     asked = DeviceQuery(await venue_filter(request, p, query), active)
     page = await request.app[DB].run(lambda s: s.device_page(p.tenant_id, p.venue_id, asked, ask))
-    return page_json("devices", [device_json(d) for d in page.rows], page.next_cursor)
+    return page_json("devices", [rows.DEVICE.json(d) for d in page.rows], page.next_cursor)
 
 
 @routes.get("/api/admin/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
     p = await require_admin(request, "device.read")
-    return web.json_response(device_json(await scoped_device(request, p)))
+    return web.json_response(rows.DEVICE.json(await scoped_device(request, p)))
 
 
 async def deactivate(request: web.Request, device: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -337,7 +299,7 @@ async def deactivate(request: web.Request, device: dict[str, Any], actor: str) -
 async def deactivate_device(request: web.Request) -> web.Response:
     p = await require_admin(request, "device.manage")
     device = await scoped_device(request, p)
-    return web.json_response(device_json(await deactivate(request, device, p.actor)))
+    return web.json_response(rows.DEVICE.json(await deactivate(request, device, p.actor)))
 
 
 @routes.patch("/api/admin/devices/{device_id}")
@@ -349,7 +311,7 @@ async def update_device(request: web.Request) -> web.Response:
     changes = await device_changes(request, device, await read_json_object(request))
     now = request.app[CLOCK]()
     updated = await request.app[DB].run(lambda s: s.update_device(device, changes, p.actor, now))
-    return web.json_response(device_json(updated))
+    return web.json_response(rows.DEVICE.json(updated))
 
 
 async def device_changes(
@@ -444,7 +406,4 @@ async def audit(request: web.Request) -> web.Response:
     )
     ask = page_ask(query, AUDIT)
     page = await request.app[DB].run(lambda s: s.audit_page(p.tenant_id, p.venue_id, asked, ask))
-    out = [
-        {**{k: e[k] for k in AUDIT_KEYS}, "detail": json.loads(e["detail_json"])} for e in page.rows
-    ]
-    return page_json("entries", out, page.next_cursor)
+    return page_json("entries", [rows.AUDIT_ENTRY.json(e) for e in page.rows], page.next_cursor)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
+from hub import api_rows as rows
 from hub.auth import Principal, require_admin, scoped_venue
 from hub.backends.connect import BadBackend, NewBackend, connect
 from hub.backends.kinds import PRETIX, TICKETTOKEN
@@ -19,10 +21,9 @@ from hub.backends.seam import BackendError
 from hub.backends.webhooks import verify_webhook
 from hub.errors import ApiError, Body, Fields, accepts, read_json_object, text, texts
 from hub.keys import CLOCK, DB, SECRETS
-from hub.logs import iso_utc
 from hub.schema import BACKEND_KINDS
 from hub.store_api import ConnectedBackend
-from hub.store_backends import backend_view
+from hub.store_backends import OutboxState
 from hub.store_base import Row
 
 routes = web.RouteTableDef()
@@ -47,26 +48,11 @@ BACKEND = Body(
 )
 
 
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else iso_utc(ms / 1000)
-
-
-def backend_json(row: Row, state: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        **backend_view(row),
-        "last_pull_at": _iso(row["last_pull_ms"]),
-        "last_pull_ok_at": _iso(row["last_pull_ok_ms"]),
-        "last_pull_error": row["last_pull_error"],
-        "last_push_ok_at": _iso(row["last_push_ok_ms"]),
-        "last_push_error": row["last_push_error"],
-    }
+def backend_json(row: Row, state: OutboxState | None = None) -> dict[str, Any]:
+    """The backend, with its push backlog when `state` is given."""
+    out = rows.BACKEND.json(row)
     if state is not None:
-        out["outbox"] = {
-            "owed": state.owed,
-            "oldest_owed_at": _iso(state.oldest_owed_ms),
-            "failing": state.failing,
-            "pushed": state.pushed,
-        }
+        out["outbox"] = rows.OUTBOX.json(asdict(state))
     return out
 
 

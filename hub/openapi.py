@@ -15,6 +15,8 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 from aiohttp import web
 
+from hub import api_rows as rows
+from hub.api_rows import INT, NINT, NS, OBJ, S, array, extended, obj
 from hub.errors import request_body
 from hub.paging import DEFAULT_PAGE, MAX_PAGE, Keyset
 from hub.schema import LEGACY_KEY_STATES
@@ -86,123 +88,11 @@ def struct_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
 ONE_OF: dict[type[msgspec.Struct], tuple[str, ...]] = {Enroll: ENROLL_ONE_OF}
 
 
-S: dict[str, Any] = {"type": "string"}
-INT: dict[str, Any] = {"type": "integer"}
-B: dict[str, Any] = {"type": "boolean"}
-OBJ: dict[str, Any] = {"type": "object"}
-
-
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "type": [schema["type"], "null"]}
-
-
-def array(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
-
-
-def extended(base: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
-    """An obj() with more required properties."""
-    return {
-        **base,
-        "required": [*base["required"], *props],
-        "properties": {**base["properties"], **props},
-    }
-
-
-def obj(**props: dict[str, Any]) -> dict[str, Any]:
-    """An object with every listed property required (more may come)."""
-    return {"type": "object", "required": list(props), "properties": props}
-
-
-NS, NINT = nullable(S), nullable(INT)
-VENUE = obj(id=S, name=S, timezone=S, created_ms=INT)
-ZONE = obj(id=S, name=S)
-GATE = obj(id=S, venue_id=S, name=S, direction={"enum": ["entry", "exit"]}, zones=array(S))
-DEVICE_ROW = obj(
-    id=S,
-    venue_id=S,
-    hardware_id=S,
-    name=S,
-    gate_id=NS,
-    zone=NS,
-    active=B,
-    public_key=S,
-    key_fingerprint=S,
-    enrolled_ms=INT,
-    deactivated_ms=NINT,
-    last_seen_ms=NINT,
-    app_version=NS,
-    manifest_revisions=OBJ,
-    pending_uploads=NINT,
-    clock_offset_ms=NINT,
-    hub_keys_version=NINT,
-)
-TICKET = obj(
-    id=S,
-    external_id=NS,  # the import file's ticket id when that is not a UUID (id derives from it)
-    event_id=S,
-    venue_id=S,
-    status=S,
-    generation=INT,
-    ticket_type=NS,
-    zone=NS,
-    seat=NS,
-    holder_name=NS,
-    valid_days=nullable(array(S)),
-    lock_reason=NS,
-    locked_by=NS,
-    locked_ms=NINT,
-    comp_reason=NS,
-    comp_issuer=NS,
-    order_ref=NS,
-    attention=NS,
-    max_entries=NINT,
-)
-WILL_CALL = obj(
-    event_id=S,
-    order_ref=S,
-    name=S,
-    ticket_count=INT,
-    held_by=S,
-    held_ms=INT,
-    id_checked_by=NS,
-    id_checked_ms=NINT,
-    id_checked=B,
-    picked_up=B,
-    released_by=NS,
-    released_ms=NINT,
-    releases=INT,
-)
-EVENT = obj(
-    id=S,
-    venue_id=S,
-    code=INT,
-    name=S,
-    timezone=S,
-    start_ms=INT,
-    end_ms=INT,
-    doors_ms=NINT,
-    days=array(S),
-    policy=OBJ,
-    comp_limit=NINT,
-    ticket_types=array(obj(code=S, name=S, zone=NS)),
-)
-BACKEND = obj(
-    id=S,
-    name=S,
-    kind=S,
-    venue_id=NS,
-    url=S,
-    organizer=NS,
-    events=array(S),
-    auth=NS,
-    last_pull_at=NS,
-    last_pull_ok_at=NS,
-    last_pull_error=NS,
-    last_push_ok_at=NS,
-    last_push_error=NS,
-)
-BACKEND_STATUS = extended(BACKEND, outbox=obj(owed=INT, oldest_owed_at=NS, failing=INT, pushed=INT))
+# The rows' schemas, from the one list of each row's fields (hub/api_rows.py).
+VENUE, ZONE, GATE, DEVICE_ROW = (k.schema for k in (rows.VENUE, rows.ZONE, rows.GATE, rows.DEVICE))
+EVENT, TICKET, WILL_CALL = (k.schema for k in (rows.EVENT, rows.TICKET, rows.WILL_CALL))
+BACKEND, AUDIT_ENTRY = rows.BACKEND.schema, rows.AUDIT_ENTRY.schema
+BACKEND_STATUS = extended(BACKEND, outbox=rows.OUTBOX.schema)
 KEY_SET = obj(
     key_set=INT,
     venue_id=S,
@@ -409,7 +299,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/admin/audit"): listing(
         "The audit log, newest first, a page at a time.",
         "entries",
-        obj(id=INT, venue_id=NS, actor=S, action=S, target=NS, at_ms=INT, detail=OBJ),
+        AUDIT_ENTRY,
         AUDIT,
         _query("action", {**S, "maxLength": MAX_FILTER}, "Only entries of this action."),
         _query("target", {**S, "maxLength": MAX_FILTER}, "Only entries about this target."),

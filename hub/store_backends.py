@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hub.api_rows import BACKEND_VIEW
 from hub.backends.seam import OwedScan, Pull, PushOutcome, UpstreamTicket
 from hub.schema import SCAN_HUB_MS
 from hub.store_base import Row, StoreBase, new_id
@@ -38,17 +39,7 @@ _PUBLIC_COLUMNS = (
 
 def backend_view(row: Row) -> dict[str, Any]:
     """What anyone may see of a backend: where it is and what it fronts, never its token."""
-    settings = json.loads(row["settings_json"])
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "kind": row["kind"],
-        "venue_id": row["venue_id"],
-        "url": settings.get("url"),
-        "organizer": settings.get("organizer"),
-        "events": settings.get("events") or [],
-        "auth": settings.get("auth"),
-    }
+    return BACKEND_VIEW.json(row)
 
 
 def upstream_id(backend_id: str, kind: str, *refs: str) -> str:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -356,27 +355,3 @@ def _ticket_fields(given: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"not a ticket field: {sorted(unknown)}")
     return dict(given)
-
-
-def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "external_id": row["external_id"],
-        "event_id": row["event_id"],
-        "venue_id": row["venue_id"],
-        "status": row["status"],
-        "generation": row["generation"],
-        "ticket_type": row["ticket_type_name"],
-        "zone": row["zone"],
-        "seat": row["seat"],
-        "holder_name": row["holder_name"],
-        "valid_days": json.loads(row["valid_days_json"]),
-        "lock_reason": row["lock_reason"],
-        "locked_by": row["locked_by"],
-        "locked_ms": row["locked_ms"],
-        "comp_reason": row["comp_reason"],
-        "comp_issuer": row["comp_issuer"],
-        "order_ref": row["order_ref"],
-        "attention": row["attention"],
-        "max_entries": row["max_entries"],
-    }

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from hub import api_rows as rows
 from hub.admin_routes import (
     PAGE_QUERY,
     page_ask,
@@ -38,7 +38,7 @@ from hub.schema import (
 )
 from hub.store_api import HubStorage, NewComp
 from hub.store_search import EVENTS, MAX_SEARCH, STATUSES, TICKETS, TicketQuery, ticket_status
-from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE, ticket_json
+from hub.store_tickets import COMP_LIMIT_REACHED, NOT_WITHDRAWABLE
 from manifests.model import COMP_REASONS, LOCK_REASONS, WITHDRAWN_STATUSES, TicketStatus
 from protocol.limits import MAX_COUNT
 
@@ -79,20 +79,8 @@ TICKET_QUERY = ("search", "status", "event_id", "venue_id", *PAGE_QUERY)
 
 
 def event_json(row: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "venue_id": row["venue_id"],
-        "code": row["code"],
-        "name": row["name"],
-        "timezone": row["timezone"],
-        "start_ms": row["start_ms"],
-        "end_ms": row["end_ms"],
-        "doors_ms": row["doors_ms"],
-        "days": json.loads(row["days_json"]),
-        "policy": json.loads(row["policy_json"]),
-        "comp_limit": row["comp_limit"],
-        "ticket_types": [{"code": t["code"], "name": t["name"], "zone": t["zone"]} for t in types],
-    }
+    """The event with its ticket types."""
+    return rows.EVENT.json({**row, "ticket_types": types})
 
 
 async def _event(request: web.Request, p: Principal, event_id: str | None = None) -> dict[str, Any]:
@@ -167,7 +155,7 @@ async def search_tickets(request: web.Request) -> web.Response:
         await _event(request, p, event_id)
     asked = TicketQuery(search, wanted, event_id, venue_id, ask.cursor, ask.limit)
     page = await request.app[DB].run(lambda s: s.search_tickets(p.tenant_id, p.venue_id, asked))
-    return page_json("tickets", [ticket_json(t) for t in page.tickets], page.next_cursor)
+    return page_json("tickets", [rows.TICKET.json(t) for t in page.tickets], page.next_cursor)
 
 
 @routes.get("/api/admin/events/{event_id}")
@@ -182,7 +170,7 @@ async def get_event(request: web.Request) -> web.Response:
 async def get_ticket(request: web.Request) -> web.Response:
     p = await require_admin(request, "ticket.read")
     ids = [request.match_info["ticket_id"]]
-    return web.json_response(ticket_json((await _scoped_tickets(request, p, ids))[0]))
+    return web.json_response(rows.TICKET.json((await _scoped_tickets(request, p, ids))[0]))
 
 
 @routes.patch("/api/admin/tickets/{ticket_id}")
@@ -197,7 +185,7 @@ async def update_ticket(request: web.Request) -> web.Response:
     updated = await request.app[DB].run(
         lambda s: s.update_ticket_fields(ticket, p.tenant_id, changes, p.actor, now)
     )
-    return web.json_response(ticket_json(updated))
+    return web.json_response(rows.TICKET.json(updated))
 
 
 @routes.post("/api/admin/events/{event_id}/comps")
@@ -206,7 +194,7 @@ async def issue_comp(request: web.Request) -> web.Response:
     p = await require_admin(request, "ticket.manage")
     event = await _event(request, p)
     f = Fields(await read_json_object(request), COMP)
-    return web.json_response(ticket_json(await comp_ticket(request, p, event, f)), status=201)
+    return web.json_response(rows.TICKET.json(await comp_ticket(request, p, event, f)), status=201)
 
 
 async def comp_ticket(
@@ -299,7 +287,7 @@ async def reissue(request: web.Request) -> web.Response:
     )
     if isinstance(result, str):
         raise ApiError(409, result, f"A {ticket['status']} ticket cannot be reissued.")
-    return web.json_response(ticket_json(result))
+    return web.json_response(rows.TICKET.json(result))
 
 
 @routes.post("/api/admin/tickets/{ticket_id}/transfer")
@@ -316,4 +304,4 @@ async def transfer(request: web.Request) -> web.Response:
     )
     if isinstance(result, str):
         raise ApiError(409, result, f"A {ticket['status']} ticket cannot be transferred.")
-    return web.json_response(ticket_json(result))
+    return web.json_response(rows.TICKET.json(result))

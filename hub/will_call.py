@@ -25,10 +25,10 @@ found"). The console's pages (hub/console/box_office.py) call the helpers here, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
+from hub import api_rows as rows
 from hub.auth import Principal, require_admin
 from hub.credentials import NoNativeCredential, ticket_credential
 from hub.errors import (
@@ -53,13 +53,11 @@ from hub.schema import (
 )
 from hub.store_api import HubStorage, WillCallStep
 from hub.store_base import Row
-from hub.store_tickets import ticket_json
 from hub.store_will_call import (
     ALREADY_PICKED_UP,
     ID_NOT_CHECKED,
     NOT_ON_WILL_CALL,
     ORDER_NOT_FOUND,
-    id_checked_now,
 )
 from manifests.model import ADMITTING_STATUSES
 
@@ -71,24 +69,6 @@ HOLD = Body(
 )
 RELEASE = Body(reprint=raw({"type": ["boolean", "null"]}, required=False))
 NO_CODES = "no_admitting_tickets"
-
-
-def will_call_json(hold: Row) -> dict[str, Any]:
-    return {
-        "event_id": hold["event_id"],
-        "order_ref": hold["order_ref"],
-        "name": hold["name"],
-        "ticket_count": hold["tickets"],
-        "held_by": hold["held_by"],
-        "held_ms": hold["held_ms"],
-        "id_checked_by": hold["id_checked_by"],
-        "id_checked_ms": hold["id_checked_ms"],
-        "id_checked": id_checked_now(hold),
-        "picked_up": hold["released_ms"] is not None,
-        "released_by": hold["released_by"],
-        "released_ms": hold["released_ms"],
-        "releases": hold["releases"],
-    }
 
 
 def refusal(code: str, hold: Row | None = None) -> ApiError:
@@ -208,7 +188,7 @@ async def list_will_call(request: web.Request) -> web.Response:
     event = await scoped_event(request, p)
     holds = await request.app[DB].run(lambda s: s.will_call_list(event["id"]))
     return web.json_response(
-        {"event_id": event["id"], "will_call": [will_call_json(h) for h in holds]}
+        {"event_id": event["id"], "will_call": [rows.WILL_CALL.json(h) for h in holds]}
     )
 
 
@@ -229,7 +209,7 @@ async def hold_will_call(request: web.Request) -> web.Response:
             raise refusal(result, s.will_call(event["id"], order_ref))
         return result
 
-    return web.json_response(will_call_json(await request.app[DB].run(run)))
+    return web.json_response(rows.WILL_CALL.json(await request.app[DB].run(run)))
 
 
 @routes.get("/api/admin/events/{event_id}/will-call/{order_ref}")
@@ -241,7 +221,9 @@ async def get_will_call(request: web.Request) -> web.Response:
     tickets = await request.app[DB].run(
         lambda s: s.order_tickets(event["id"], hold["order_ref"], p.tenant_id)
     )
-    return web.json_response({**will_call_json(hold), "tickets": [ticket_json(t) for t in tickets]})
+    return web.json_response(
+        {**rows.WILL_CALL.json(hold), "tickets": [rows.TICKET.json(t) for t in tickets]}
+    )
 
 
 @routes.delete("/api/admin/events/{event_id}/will-call/{order_ref}")
@@ -271,7 +253,7 @@ async def check_id(request: web.Request) -> web.Response:
     )
     if isinstance(result, str):
         raise refusal(result)
-    return web.json_response(will_call_json(result))
+    return web.json_response(rows.WILL_CALL.json(result))
 
 
 @routes.post("/api/admin/events/{event_id}/will-call/{order_ref}/release")
@@ -286,5 +268,5 @@ async def release_will_call(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_field", "Field reprint must be true or false.")
     event = await scoped_event(request, p)
     done = await release(request, p, event, path_order_ref(request), reprint=bool(reprint))
-    tickets = [{**ticket_json(t), "credential": code} for t, code in done.codes]
-    return web.json_response({"will_call": will_call_json(done.hold), "tickets": tickets})
+    tickets = [{**rows.TICKET.json(t), "credential": code} for t, code in done.codes]
+    return web.json_response({"will_call": rows.WILL_CALL.json(done.hold), "tickets": tickets})
