@@ -24,7 +24,7 @@ from typing import Any
 from hub.engine_facts import ticket_row
 from hub.manifest_build import ManifestBuilder
 from hub.reconcile import HubScan, reconcile
-from hub.store_api import HubStorage
+from hub.store_api import HubStorage, ToReconcile
 from hub.store_reconcile import StoredConflict, StoredOutcome
 from hub.thread_owned import ThreadOwned
 from manifests.admission_types import Direction
@@ -39,7 +39,6 @@ CHUNK_TICKETS = 25  # tickets per step (a few ms): requests never wait long behi
 # import, an admin command) gets its turn: SQLite's busy wait polls, it does not queue.
 STEP_GAP_S = 0.002
 DRAIN_CHUNK_TICKETS = 500  # when someone waits for the result anyway
-Chunk = tuple[str, list[str], list[int]]  # event id, its queued tickets, ticketless scan ids
 
 
 def hub_scan(row: Mapping[str, Any]) -> HubScan:
@@ -113,7 +112,7 @@ class Reconciler:
             len(x) for x in self._loose.values()
         )
 
-    def _take(self, limit: int) -> Chunk | None:
+    def _take(self, limit: int) -> ToReconcile | None:
         """Up to `limit` queued tickets of one event, and its ticketless scans, off the queue
         (on the thread that queues, so nothing queued meanwhile is lost)."""
         if not self._tickets and not self._loose:
@@ -124,17 +123,17 @@ class Reconciler:
         loose = self._loose.pop(event_id, [])
         if not waiting:
             self._tickets.pop(event_id, None)
-        return event_id, chunk, loose
+        return ToReconcile(event_id, chunk, loose)
 
-    def _take_all(self) -> list[Chunk]:
+    def _take_all(self) -> list[ToReconcile]:
         taken = []
         while (chunk := self._take(DRAIN_CHUNK_TICKETS)) is not None:
             taken.append(chunk)
         return taken
 
-    def _reconcile(self, chunks: Iterable[Chunk]) -> int:
+    def _reconcile(self, chunks: Iterable[ToReconcile]) -> int:
         now_ms = self.clock()
-        return sum(self.tickets(event_id, ids, now_ms, loose)[0] for event_id, ids, loose in chunks)
+        return sum(self.tickets(work, now_ms)[0] for work in chunks)
 
     async def _off_loop(self, work: Callable[[], int]) -> int:
         return work() if self.db is None else await self.db.run(lambda _: work())
@@ -162,20 +161,14 @@ class Reconciler:
                 await asyncio.sleep(STEP_GAP_S)
             await self._wake.wait()
 
-    def tickets(
-        self,
-        event_id: str,
-        ticket_ids: Iterable[str],
-        now_ms: int,
-        loose_scan_ids: Sequence[int] = (),
-    ) -> tuple[int, int]:
+    def tickets(self, work: ToReconcile, now_ms: int) -> tuple[int, int]:
         """Re-reconcile these tickets of the event (and judge the ticketless scans given):
         (outcomes written, open conflicts of these tickets). Unknown event: nothing."""
+        event_id = work.event_id
         current = self.manifests.current_header(
             event_id, Scope(self._venue(event_id) or ""), now_ms
         )
-        ticket_ids = sorted(set(ticket_ids))
-        if current is None or (not ticket_ids and not loose_scan_ids):
+        if current is None or (not work.ticket_ids and not work.scan_ids):
             return 0, 0
         source, header = current
         type_names = {t["id"]: t["name"] for t in source.ticket_types}
@@ -216,9 +209,7 @@ class Reconciler:
                 )
             return outcomes, conflicts
 
-        return self.store.reconcile_event_tickets(
-            event_id, ticket_ids, loose_scan_ids, judge, now_ms
-        )
+        return self.store.reconcile_event_tickets(work, judge, now_ms)
 
     async def catch_up(self, event_id: str, now_ms: int) -> int:
         """Drain the queue, then reconcile every ticket with a scan that has no outcome yet
@@ -227,8 +218,7 @@ class Reconciler:
 
         def work() -> int:
             written = self._reconcile(queued)
-            tickets, loose = self.store.unreconciled_tickets(event_id)
-            return written + self.tickets(event_id, tickets, now_ms, loose)[0]
+            return written + self.tickets(self.store.unreconciled_tickets(event_id), now_ms)[0]
 
         return await self._off_loop(work)
 

@@ -158,6 +158,17 @@ class WillCallStep:
     now_ms: int
 
 
+@dataclass(frozen=True)
+class ToReconcile:
+    """Scans of one event to judge again in one go: every stored scan of `ticket_ids` (from
+    every device) and the ticketless scans `scan_ids`. The reconciler's queue hands them out
+    in chunks; after a crash the store finds them again (unreconciled_tickets)."""
+
+    event_id: str
+    ticket_ids: Sequence[str] = ()
+    scan_ids: Sequence[int] = ()
+
+
 class HubMemory(Protocol):
     """What the event loop may read without the database: fresh copies of the rows every
     device request needs, kept by the store while its database thread reads them (None
@@ -305,15 +316,10 @@ class ReconcileStorage(Protocol):
     """Cross-gate reconciliation and the peer feed."""
 
     def reconcile_event_tickets(
-        self,
-        event_id: str,
-        ticket_ids: Iterable[str],
-        extra_scan_ids: Sequence[int],
-        judge: Reconcile,
-        now_ms: int,
+        self, work: ToReconcile, judge: Reconcile, now_ms: int
     ) -> tuple[int, int]: ...
     def tickets_of_event(self, event_id: str, ticket_ids: Sequence[str]) -> dict[str, Row]: ...
-    def unreconciled_tickets(self, event_id: str) -> tuple[list[str], list[int]]: ...
+    def unreconciled_tickets(self, event_id: str) -> ToReconcile: ...
     def outcome_counts(self, event_id: str) -> dict[str, int]: ...
     def scan_outcomes_of(self, scan_ids: Sequence[int]) -> dict[int, Row]: ...
     def double_entries(self, event_id: str) -> list[Row]: ...

@@ -5,11 +5,12 @@ and the peer scans an upload's acknowledgement carries back to the device."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hub.schema import SCAN_GATE_NAME, SCAN_HUB_MS
+from hub.store_api import ToReconcile
 from hub.store_base import Row, StoreBase
 
 DOUBLE_ENTRY = "double_entry"
@@ -56,24 +57,20 @@ Reconcile = Callable[[list[Row]], tuple[list[StoredOutcome], list[StoredConflict
 
 class ReconcileStore(StoreBase):
     def reconcile_event_tickets(
-        self,
-        event_id: str,
-        ticket_ids: Iterable[str],
-        extra_scan_ids: Sequence[int],
-        judge: Reconcile,
-        now_ms: int,
+        self, work: ToReconcile, judge: Reconcile, now_ms: int
     ) -> tuple[int, int]:
         """Re-reconcile the tickets (every stored scan of each, from every device) and the
-        extra scans, in ONE write transaction, so hub processes reconciling the same ticket
+        ticketless scans, in ONE write transaction, so hub processes reconciling the same ticket
         take turns. Outcomes replace the tickets' earlier ones; each ticket's unresolved
         conflicts become exactly the new set (a pair found again keeps its row). Returns
         (outcomes written, conflicts now open for these tickets)."""
-        tickets = sorted(set(ticket_ids))
+        event_id = work.event_id
+        tickets = sorted(set(work.ticket_ids))
         conn = self.db.conn
         with self.write_turn, self.relaxed_sync():  # derived facts: recomputed if ever lost
             conn.execute("BEGIN IMMEDIATE")
             try:
-                rows = self._reconcile_rows(event_id, tickets, extra_scan_ids)
+                rows = self._reconcile_rows(event_id, tickets, work.scan_ids)
                 outcomes, conflicts = judge(rows) if rows else ([], [])
                 conn.executemany(
                     "INSERT INTO scan_outcomes (scan_id, event_id, ticket_id, outcome, reason,"
@@ -164,7 +161,7 @@ class ReconcileStore(StoreBase):
             found.update({r["id"]: r for r in self._rows(sql, [event_id, *chunk])})
         return found
 
-    def unreconciled_tickets(self, event_id: str) -> tuple[list[str], list[int]]:
+    def unreconciled_tickets(self, event_id: str) -> ToReconcile:
         """Tickets with a stored scan that has no outcome yet (online checks, or outcomes a
         power cut lost), and the ticketless scans without one."""
         tickets: set[str] = set()
@@ -178,7 +175,7 @@ class ReconcileStore(StoreBase):
                 loose.append(scan_id)
             else:
                 tickets.add(ticket_id)
-        return sorted(tickets), loose
+        return ToReconcile(event_id, sorted(tickets), loose)
 
     def outcome_counts(self, event_id: str) -> dict[str, int]:
         return {

@@ -248,19 +248,22 @@ async def test_report_counts_outcomes_lists_double_entries_and_is_scoped(hub: Hu
         "scans": [
             scan(1, tid, now, gate="North 2"),
             scan(2, show.tickets[1], now, verdict="deny", reason="revoked"),
+            scan(3, None, now, verdict="deny", reason="unknown_ticket"),  # ticketless
         ],
     }
     assert (await south.send("POST", "/api/device/scans", up)).status_code == 200
-    # An online check stores a scan without an upload: the report reconciles it first.
+    # An online check stores a scan without an upload: the report reconciles it first, and
+    # a ticketless one too.
     code = await credential_text(hub, show.tickets[3])
-    checked = await north.send(
-        "POST", "/api/device/check", {"event_id": show.event_id, "payload": code, "seq": 50}
-    )
-    assert checked.json()["verdict"] == "admit"
+    for seq, payload, verdict in ((50, code, "admit"), (51, "not-a-ticket", "deny")):
+        checked = await north.send(
+            "POST", "/api/device/check", {"event_id": show.event_id, "payload": payload, "seq": seq}
+        )
+        assert checked.json()["verdict"] == verdict
     resp = await report(hub, show.event_id, hub.a.staff_token)  # venue-scoped token
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["counts"] == {"SUCCESS": 2, "DUPLICATE": 1, "ERROR": 1}
+    assert body["counts"] == {"SUCCESS": 2, "DUPLICATE": 1, "ERROR": 3}
     [entry] = body["double_entries"]
     assert entry["ticket_id"] == tid
     assert (entry["winner"]["device_id"], entry["winner"]["at_ms"]) == (
