@@ -41,10 +41,8 @@ def stored(hub: Hub, ticket_id: str | None) -> list[dict]:  # type: ignore[type-
 
 
 async def test_admit_then_already_admitted_at_another_gate_with_the_first_gate_named(
-    hub: Hub,
+    hub: Hub, show: Show, north: Device
 ) -> None:
-    show = add_show(hub, hub.a)
-    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     other = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     tid = show.tickets[0]  # GA, named
     code = await credential_text(hub, tid)
@@ -77,13 +75,11 @@ async def test_concurrent_checks_of_one_ticket_at_two_gates_admit_exactly_once(h
 
 
 async def test_retry_with_the_same_seq_returns_the_stored_decision_and_stores_nothing(
-    hub: Hub,
+    hub: Hub, show: Show, north: Device
 ) -> None:
-    show = add_show(hub, hub.a)
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     code = await credential_text(hub, show.tickets[1])
-    first = (await check(gate, show, code, seq=7)).json()
-    retry = (await check(gate, show, code, seq=7)).json()
+    first = (await check(north, show, code, seq=7)).json()
+    retry = (await check(north, show, code, seq=7)).json()
     assert retry["repeated"] is True and first["repeated"] is False
     assert (
         (retry["verdict"], retry["scan_id"])
@@ -96,10 +92,9 @@ async def test_retry_with_the_same_seq_returns_the_stored_decision_and_stores_no
     assert len(stored(hub, show.tickets[1])) == 1
 
 
-async def test_zone_superseded_locked_and_garbage_are_refused_with_reasons(hub: Hub) -> None:
-    show = add_show(hub, hub.a)
-    south = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
-    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+async def test_zone_superseded_locked_and_garbage_are_refused_with_reasons(
+    hub: Hub, show: Show, south: Device, north: Device
+) -> None:
     ga, other_ga, vip = show.tickets[0], show.tickets[1], show.tickets[2]
     wrong_zone = (await check(south, show, await credential_text(hub, ga))).json()
     assert (wrong_zone["verdict"], wrong_zone["reason"]) == ("deny", "zone_denied")
@@ -119,25 +114,23 @@ async def test_zone_superseded_locked_and_garbage_are_refused_with_reasons(hub: 
     assert len(stored(hub, None)) == 1  # a refused unreadable code is kept too
 
 
-async def test_exit_gate_direction_records_an_exit(hub: Hub) -> None:
-    show = add_show(hub, hub.a)
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+async def test_exit_gate_direction_records_an_exit(hub: Hub, show: Show, north: Device) -> None:
     code = await credential_text(hub, show.tickets[0])
-    assert (await check(gate, show, code)).json()["verdict"] == "admit"
-    out = (await check(gate, show, code, direction="exit")).json()
+    assert (await check(north, show, code)).json()["verdict"] == "admit"
+    out = (await check(north, show, code, direction="exit")).json()
     assert (out["verdict"], out["reason"]) == ("exit", "exited")
     assert [r["direction"] for r in stored(hub, show.tickets[0])] == ["entry", "exit"]
 
 
-async def test_bad_requests_are_refused_and_store_nothing(hub: Hub) -> None:
-    show = add_show(hub, hub.a)
+async def test_bad_requests_are_refused_and_store_nothing(
+    hub: Hub, show: Show, north: Device
+) -> None:
     gateless = await enroll(hub, hub.a.manager_token, hub.a.venue_id)
     resp = await check(gateless, show, "X")
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "no_gate"
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
-    missing = await gate.send("POST", "/api/device/check", {"event_id": show.event_id})
+    missing = await north.send("POST", "/api/device/check", {"event_id": show.event_id})
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_field"
-    bad_dir = await check(gate, show, "X", direction="sideways")
+    bad_dir = await check(north, show, "X", direction="sideways")
     assert bad_dir.status_code == 400
     elsewhere = await enroll(hub, hub.b.manager_token, hub.b.venue_id)
     assert (await check(elsewhere, show, "X")).status_code == 404

@@ -16,7 +16,7 @@ from hub.storage import HubStore
 from hub.store_base import ROW_CACHE_S
 from protocol.wire import DEACTIVATED_CLOSE_CODE
 from tests.device_api import connect, nothing_arrives, upload
-from tests.hub_fixtures import Device, Hub, add_show, enroll
+from tests.hub_fixtures import Device, Hub, Show, enroll
 
 
 async def closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> aiohttp.WSMessage:
@@ -51,12 +51,9 @@ def unswept_hub(no_active_recheck: None, hub: Hub) -> Hub:
 
 
 async def test_deactivation_closes_the_devices_sockets_at_once_and_refuses_reconnects(
-    unswept_hub: Hub,
+    unswept_hub: Hub, show: Show, north: Device, south: Device
 ) -> None:
     hub = unswept_hub
-    show = add_show(hub, hub.a)
-    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
-    south = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
     east = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     async with aiohttp.ClientSession() as session:
         south_sockets = [
@@ -92,11 +89,8 @@ async def test_deactivation_closes_the_devices_sockets_at_once_and_refuses_recon
 
 
 async def test_a_deactivation_by_another_process_closes_the_socket_within_seconds(
-    hub: Hub,
+    hub: Hub, north: Device, south: Device
 ) -> None:
-    show = add_show(hub, hub.a)
-    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
-    south = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.south)
     async with aiohttp.ClientSession() as session:
         ws_south = await connect(session, south)
         ws_north = await connect(session, north)

@@ -65,22 +65,22 @@ def stored(hub: Hub, device: Device) -> list[dict[str, Any]]:
 # -- 1. a scan is stored or refused, never acknowledged and dropped -------------------------
 
 
-async def test_same_seq_with_other_content_is_refused_not_acknowledged(hub: Hub) -> None:
-    show = add_show(hub, hub.a)
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+async def test_same_seq_with_other_content_is_refused_not_acknowledged(
+    hub: Hub, show: Show, north: Device
+) -> None:
     now = hub.clock()
     first = [scan(1, now, show.tickets[0]), scan(2, now + 1, show.tickets[1])]
-    resp = await upload(gate, show.event_id, first)
+    resp = await upload(north, show.event_id, first)
     assert resp.status_code == 200, resp.text
     assert resp.json()["acked"] == [1, 2]
     # The identical batch again (a lost answer): acknowledged, nothing new stored.
-    again = await upload(gate, show.event_id, first)
+    again = await upload(north, show.event_id, first)
     assert again.json()["acked"] == [1, 2] and "refused" not in again.json()
     # A wiped or cloned gate starting its seq at 1 again with other scans: seq 1 and 2 are
     # refused by code, seq 3 is new and stored.
     clone = [scan(1, now + 50, show.tickets[2]), scan(2, now + 51, show.tickets[3])]
     clone.append(scan(3, now + 52, show.tickets[4]))
-    resp = await upload(gate, show.event_id, clone)
+    resp = await upload(north, show.event_id, clone)
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["acked"] == [3]
@@ -88,7 +88,7 @@ async def test_same_seq_with_other_content_is_refused_not_acknowledged(hub: Hub)
         (1, "seq_conflict"),
         (2, "seq_conflict"),
     ]
-    rows = stored(hub, gate)
+    rows = stored(hub, north)
     assert [(r["device_seq"], r["ticket_id"]) for r in rows] == [
         (1, show.tickets[0]),
         (2, show.tickets[1]),
@@ -96,20 +96,20 @@ async def test_same_seq_with_other_content_is_refused_not_acknowledged(hub: Hub)
     ]
 
 
-async def test_online_check_with_a_reused_seq_and_another_code_is_a_conflict(hub: Hub) -> None:
-    show = add_show(hub, hub.a)
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
+async def test_online_check_with_a_reused_seq_and_another_code_is_a_conflict(
+    hub: Hub, show: Show, north: Device
+) -> None:
     code_a = await credential_text(hub, show.tickets[0])
     code_b = await credential_text(hub, show.tickets[2])
-    first = await check(gate, show, code_a, 7)
+    first = await check(north, show, code_a, 7)
     assert first.status_code == 200 and first.json()["verdict"] == "admit"
-    retry = await check(gate, show, code_a, 7)
+    retry = await check(north, show, code_a, 7)
     assert retry.json()["repeated"] is True and retry.json()["ticket_id"] == show.tickets[0]
-    other = await check(gate, show, code_b, 7)
+    other = await check(north, show, code_b, 7)
     assert other.status_code == 409, other.text
     assert other.json()["error"]["code"] == "seq_conflict"
     # ticket b was never judged: it still gets in on a fresh seq
-    fresh = await check(gate, show, code_b, 8)
+    fresh = await check(north, show, code_b, 8)
     assert fresh.json()["verdict"] == "admit"
 
 
@@ -215,17 +215,15 @@ BESIDE_THE_SCANS = [
     ],
 )
 async def test_an_absurd_number_in_an_upload_is_refused_with_a_code(
-    hub: Hub, in_scan: dict[str, int], beside: dict[str, int], code: str
+    hub: Hub, show: Show, north: Device, in_scan: dict[str, int], beside: dict[str, int], code: str
 ) -> None:
     """In a scan row it is that scan's error (invalid_scan), beside the scans the batch's
     (invalid_field); either way nothing of the batch is stored."""
-    show = add_show(hub, hub.a)
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     bad = {**scan(1, hub.clock(), show.tickets[0]), **in_scan}
-    resp = await upload(gate, show.event_id, [bad], **beside)
+    resp = await upload(north, show.event_id, [bad], **beside)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == code
-    assert stored(hub, gate) == []
+    assert stored(hub, north) == []
 
 
 @pytest.mark.parametrize(
@@ -243,11 +241,11 @@ async def test_an_absurd_number_in_a_heartbeat_is_refused(hub: Hub, body: dict[s
     assert resp.json()["error"]["code"] == "invalid_field"
 
 
-async def test_a_poisoned_stored_time_breaks_no_reader(hub: Hub, tmp_path: Path) -> None:
+async def test_a_poisoned_stored_time_breaks_no_reader(
+    hub: Hub, show: Show, north: Device, tmp_path: Path
+) -> None:
     """A row stored before the edge checked times (or by any other path) must not crash the
     online check, the reconciliation report, the peer feed or a gate merging it."""
-    show = add_show(hub, hub.a)
-    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     other = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     tid = show.tickets[0]
     ok = await upload(north, show.event_id, [scan(1, hub.clock() - 60_000, tid)])
@@ -313,12 +311,12 @@ async def test_live_push_and_online_check_correct_the_senders_clock(hub: Hub) ->
     assert "North" in answer["message"] and "(0 min ago)" in answer["message"], answer
 
 
-async def test_a_gate_that_says_nothing_of_its_clock_is_taken_at_its_word(hub: Hub) -> None:
-    show = add_show(hub, hub.a)
-    gate = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
-    resp = await upload(gate, show.event_id, [scan(1, hub.clock(), show.tickets[0])])
+async def test_a_gate_that_says_nothing_of_its_clock_is_taken_at_its_word(
+    hub: Hub, show: Show, north: Device
+) -> None:
+    resp = await upload(north, show.event_id, [scan(1, hub.clock(), show.tickets[0])])
     assert resp.status_code == 200
-    row = stored(hub, gate)[0]
+    row = stored(hub, north)[0]
     assert row["clock_offset_ms"] == 0 and json.loads(row["detail_json"])["gate"] == "Gate B"
 
 
@@ -347,13 +345,11 @@ async def test_a_check_that_cannot_be_judged_fails_alone_not_its_batch(hub: Hub)
 
 
 async def test_a_gate_the_hub_does_not_know_is_named_alike_by_the_check_and_the_feed(
-    hub: Hub,
+    hub: Hub, show: Show, north: Device
 ) -> None:
     """A device with no hub gate: every reader names the gate it reported, the online check
     as the peer feed does."""
-    show = add_show(hub, hub.a)
     loose = await enroll(hub, hub.a.manager_token, hub.a.venue_id)  # no gate assigned
-    north = await enroll(hub, hub.a.manager_token, hub.a.venue_id, gate_id=show.north)
     tid = show.tickets[0]
     resp = await upload(loose, show.event_id, [scan(1, hub.clock() - 5_000, tid, gate="Side door")])
     assert resp.status_code == 200, resp.text
