@@ -12,15 +12,18 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from demo.frames import TYPICAL, render_frame, write_video
-from protocol.signing import sign_request
+from protocol.signing import DeviceSigner
 from scanner.app import GateApp
 from scanner.cli import main
 from scanner.enroll import enrolled_hub
 from scanner.hub_keys import trusted_hub_keys
 from scanner.screens.enroll import EnrollScreen
+from scanner.screens.verdict import GateScreen
+from scanner.service import GateService
 from scanner.settings import DEVICE_SEED_KEY
 from scanner.store import GateStore
 from scanner.widgets import rendered_text
+from tests.app_pilot import piloted, wedge
 from tests.hub_fixtures import Hub
 
 FRAME = (1280, 720)
@@ -64,9 +67,7 @@ def assert_nothing_stored(db: Path) -> None:
 
 async def hub_knows(hub: Hub, device_id: str, seed: bytes) -> bool:
     """The hub answers a request signed with the key the gate made and stored."""
-    headers = sign_request(
-        device_id=device_id, seed=seed, method="GET", path="/api/device/me", now_ms=hub.clock()
-    )
+    headers = DeviceSigner(device_id, seed).sign("GET", "/api/device/me", now_ms=hub.clock())
     me = await hub.client.get("/api/device/me", headers=headers)
     return me.status_code == 200 and me.json()["device_id"] == device_id
 
@@ -80,3 +81,20 @@ async def settled(pilot: Pilot[None], screen: EnrollScreen, timeout_s: float = 1
     while screen.state == "enrolling":
         assert time.monotonic() < deadline, "timed out waiting for the hub"
         await pilot.pause(0.05)
+
+
+async def refused_by_the_app(service: GateService, uri: str) -> str:
+    """The gate app reads the enrollment QR `uri` from a keyboard wedge, staff confirm (no
+    PIN set: straight on) and the enrolment fails: the refusal the screen shows, read before
+    Escape takes the app back to the gate screen."""
+    async with piloted(service) as (app, pilot):
+        await wedge(pilot, uri)
+        screen = app.screen
+        assert isinstance(screen, EnrollScreen)
+        await pilot.press("y")
+        await settled(pilot, screen)
+        refusal = result_text(app)
+        assert screen.state == "failed", refusal
+        await pilot.press("escape")
+        assert isinstance(app.screen, GateScreen)
+    return refusal

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import cv2
@@ -35,21 +34,15 @@ from tests.enroll_support import (
     assert_nothing_stored,
     gate_cli,
     hub_knows,
+    refused_by_the_app,
     result_text,
     settled,
     video,
 )
-from tests.hub_fixtures import HUB_SEED, Hub, start_hub, stop_hub
+from tests.hub_fixtures import HUB_SEED, Hub
 from tests.scanner_fixtures import ADA, GateUnderTest
 
 WRONG_FP = "0000:" * 7 + "0000"
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    served, runner = await start_hub(tmp_path)
-    yield served
-    await stop_hub(served, runner)
 
 
 async def enrollment_qr(hub: Hub, name: str = "North 1 scanner") -> str:
@@ -207,16 +200,8 @@ async def test_app_shows_the_refusal_of_a_hub_with_another_key(
 ) -> None:
     store = gate.store
     hub_url, code, _ = parse_enrollment_uri(await enrollment_qr(hub)) or ("", "", "")
-    async with piloted(gate.service) as (app, pilot):
-        await wedge(pilot, enrollment_uri(hub_url, code, WRONG_FP))
-        screen = app.screen
-        assert isinstance(screen, EnrollScreen)
-        await pilot.press("y")  # no PIN set: straight on
-        await settled(pilot, screen)
-        assert screen.state == "failed"
-        assert "does not match the enrollment QR (wrong_hub)" in result_text(app)
-        await pilot.press("escape")
-        assert isinstance(app.screen, GateScreen)
+    refusal = await refused_by_the_app(gate.service, enrollment_uri(hub_url, code, WRONG_FP))
+    assert "does not match the enrollment QR (wrong_hub)" in refusal
     assert store.key(DEVICE_SEED_KEY) is None and enrolled_hub(store) is None
     assert store.device_id == "gate-test-device" and store.scans() == []
 
