@@ -20,7 +20,7 @@ from hub.openapi import decodes
 from hub.reconcile_routes import RECONCILER
 from hub.scan_upload import parse_upload
 from hub.storage import ENROLLMENT_EXPIRED, ENROLLMENT_INVALID, ENROLLMENT_USED
-from hub.store_api import DeviceEnrollment, DeviceReport, HubStorage
+from hub.store_api import DeviceEnrollment, DeviceReport, DeviceScans, HubStorage
 from manifests.policy import event_to_hold
 from protocol.enroll_seal import open_enrollment_code
 from protocol.signing import HEADER_TIMESTAMP, b64decode, b64encode, key_fingerprint
@@ -244,13 +244,8 @@ async def upload_scans(request: web.Request) -> web.Response:
             if deactivated:
                 raise device_deactivated() from None
             raise
-        stored = store.record_scans(
-            device["id"],
-            upload.rows,
-            now_ms,
-            deactivated=deactivated,
-            clock_offset_ms=upload.clock_offset_ms,
-        )
+        scans = DeviceScans(device["id"], upload.rows, deactivated, upload.clock_offset_ms)
+        stored = store.record_scans(scans, now_ms)
         if deactivated:
             return None, None  # kept for audit; refused below (raising here would undo it)
         answer = ScanBatchAnswer(acked=stored.acked)

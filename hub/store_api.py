@@ -135,6 +135,18 @@ class DeviceReport:
 
 
 @dataclass(frozen=True)
+class DeviceScans:
+    """Scan rows a device uploaded (hub/scan_upload.py), to store: a `deactivated` device's
+    are kept for audit only; an active device's upload is also its heartbeat, with its
+    latest measured `clock_offset_ms` (None: unchanged)."""
+
+    device_id: str
+    scans: Iterable[Mapping[str, Any]]
+    deactivated: bool
+    clock_offset_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class DeviceEnrollment:
     """A device spending a one-time code: its hardware id (a label, never a key), the public
     key it signs with, and its app's version."""
@@ -235,15 +247,7 @@ class DeviceStorage(Protocol):
     ) -> Row: ...
     def record_heartbeat(self, device_id: str, now_ms: int, report: DeviceReport) -> None: ...
     def devices_behind_keys(self, version: int) -> list[Row]: ...
-    def record_scans(
-        self,
-        device_id: str,
-        scans: Iterable[Mapping[str, Any]],
-        now_ms: int,
-        *,
-        deactivated: bool,
-        clock_offset_ms: int | None = None,
-    ) -> StoredScans: ...
+    def record_scans(self, upload: DeviceScans, now_ms: int) -> StoredScans: ...
     def scan_ids(self, device_id: str, seqs: Sequence[int]) -> list[int]: ...
     def scans_of_device(self, device_id: str) -> list[Row]: ...
 

@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,7 @@ from hub.store_base import Row, StoreBase, new_id, secret_hash
 from protocol.wire import SEQ_CONFLICT, SEQ_CONFLICT_MESSAGE
 
 if TYPE_CHECKING:
-    from hub.store_api import DeviceEnrollment, DeviceReport, NewEnrollment
+    from hub.store_api import DeviceEnrollment, DeviceReport, DeviceScans, NewEnrollment
 
 ENROLLMENT_INVALID = "invalid_enrollment_code"
 ENROLLMENT_EXPIRED = "expired_enrollment_code"
@@ -257,15 +257,7 @@ class DeviceStore(StoreBase):
         )
 
     # scans --------------------------------------------------------------------------------
-    def record_scans(
-        self,
-        device_id: str,
-        scans: Iterable[Mapping[str, Any]],
-        now_ms: int,
-        *,
-        deactivated: bool,
-        clock_offset_ms: int | None = None,
-    ) -> StoredScans:
+    def record_scans(self, upload: DeviceScans, now_ms: int) -> StoredScans:
         """Store scans idempotently by (device, device_seq), in one transaction.
 
         A seq already stored with the same content (a re-sent batch) is acknowledged again
@@ -275,7 +267,8 @@ class DeviceStore(StoreBase):
         deactivated device's scans are kept for audit, marked. An active device's upload is
         also its heartbeat (last seen, and `clock_offset_ms` unless None), in the same
         transaction: one commit an upload."""
-        scans = list(scans)
+        device_id, deactivated = upload.device_id, upload.deactivated
+        scans = list(upload.scans)
         by_seq = {int(scan["seq"]): scan for scan in scans}
         with self._writing():
             held = self._stored_identities(device_id, list(by_seq))
@@ -301,8 +294,8 @@ class DeviceStore(StoreBase):
             self.db.conn.executemany(_INSERT_SCAN, values)
             if not deactivated:
                 seen: dict[str, Any] = {"last_seen_ms": now_ms}
-                if clock_offset_ms is not None:
-                    seen["clock_offset_ms"] = clock_offset_ms
+                if upload.clock_offset_ms is not None:
+                    seen["clock_offset_ms"] = upload.clock_offset_ms
                 self._record_seen(device_id, seen)
         if not deactivated:
             self.scans_committed(device_id, fresh)

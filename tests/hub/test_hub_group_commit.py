@@ -8,7 +8,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from hub.store_api import HubStorage
+from hub.store_api import DeviceScans, HubStorage
 from hub.store_devices import StoredScans
 from tests.device_api import upload
 from tests.hub_fixtures import Hub, add_show, enroll
@@ -57,7 +57,9 @@ async def test_a_work_that_fails_leaves_the_others_and_nothing_is_heard_early(hu
     hub.store.db.conn.set_trace_callback(statements.append)
 
     def keep(device_id: str, seq: int) -> Callable[[HubStorage], StoredScans]:
-        return lambda s: s.record_scans(device_id, [_scan(seq)], hub.clock(), deactivated=False)
+        return lambda s: s.record_scans(
+            DeviceScans(device_id, [_scan(seq)], deactivated=False), hub.clock()
+        )
 
     def refuse(store: HubStorage) -> None:
         raise ValueError("a bad upload, refused before it writes")
@@ -81,7 +83,9 @@ async def test_a_work_that_fails_leaves_the_others_and_nothing_is_heard_early(hu
 
     def half(store: HubStorage) -> StoredScans:
         broken = {**_scan(3), "scanned_ms": None}
-        return store.record_scans(ids[1], [_scan(2), broken], hub.clock(), deactivated=False)
+        return store.record_scans(
+            DeviceScans(ids[1], [_scan(2), broken], deactivated=False), hub.clock()
+        )
 
     outcomes = hub.store.in_one_commit([look, half, keep(ids[2], 2)])
     hub.store.db.conn.set_trace_callback(None)

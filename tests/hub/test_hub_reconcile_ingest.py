@@ -17,7 +17,7 @@ import pytest
 from hub.reconcile_ingest import Reconciler
 from hub.reconcile_routes import RECONCILER
 from hub.storage import HubStore
-from hub.store_api import DeviceEnrollment, NewEnrollment
+from hub.store_api import DeviceEnrollment, DeviceScans, NewEnrollment
 from manifests.policy import MINUTE_MS
 from tests.device_api import samples
 from tests.hub_fixtures import Hub, add_show, credential_text, enroll, start_hub, stop_hub
@@ -225,7 +225,7 @@ def test_peer_scans_are_capped_and_the_cursor_moves_past_what_was_sent(tmp_path:
         {**scan(i, f"t-{i}", 0), "event_id": "ev", "scanned_ms": 1000 + i, "counted": 1}
         for i in range(1, 4)
     ]
-    store.record_scans(devices[0], peer, 5, deactivated=False)
+    store.record_scans(DeviceScans(devices[0], peer, deactivated=False), 5)
     got, cursor, more = store.peer_scans("ev", devices[1], 0, limit=2)
     assert [g["seq"] for g in got] == [1, 2] and more
     got, cursor, more = store.peer_scans("ev", devices[1], cursor, limit=2)

@@ -18,7 +18,7 @@ from hub.storage import (
     HubStore,
     StoreUnavailable,
 )
-from hub.store_api import DeviceEnrollment, NewEnrollment, NewStaffUser
+from hub.store_api import DeviceEnrollment, DeviceScans, NewEnrollment, NewStaffUser
 from protocol.signing import NONCE_MEMORY_MS
 from tests.hub_fixtures import store_enrollment_code
 
@@ -155,7 +155,7 @@ def test_a_database_with_one_device_per_hardware_id_is_upgraded(tmp_path: Path) 
     old = HubStore(path)
     tenant, venue = _venue(old)
     device = _enroll(old, tenant, venue)
-    old.record_scans(device["id"], [_row(1)], NOW + 1, deactivated=False)
+    old.record_scans(DeviceScans(device["id"], [_row(1)], deactivated=False), NOW + 1)
     table = re.sub(r"--[^\n]*", "", old.db["devices"].schema).rstrip().removesuffix(")").rstrip()
     old.db.execute("PRAGMA foreign_keys = OFF")
     with old._writing():  # the table as the previous release made it
@@ -232,8 +232,12 @@ def test_scans_are_idempotent_and_deactivated_ones_marked(store: HubStore) -> No
         "counted": 1,
         "operator": "kim",
     }
-    assert store.record_scans(device["id"], [scan], NOW + 1, deactivated=False).acked == [1]
-    store.record_scans(device["id"], [scan, {**scan, "seq": 2}], NOW + 2, deactivated=True)
+    assert store.record_scans(
+        DeviceScans(device["id"], [scan], deactivated=False), NOW + 1
+    ).acked == [1]
+    store.record_scans(
+        DeviceScans(device["id"], [scan, {**scan, "seq": 2}], deactivated=True), NOW + 2
+    )
     rows = store.scans_of_device(device["id"])
     assert [(r["device_seq"], r["device_deactivated"]) for r in rows] == [(1, 0), (2, 1)]
     assert rows[0]["arrived_ms"] == NOW + 1 and '"operator": "kim"' in rows[0]["detail_json"]

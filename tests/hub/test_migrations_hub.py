@@ -22,6 +22,7 @@ import pytest
 
 from hub.migrations import STEP_NAMES, SchemaTooNew, applied
 from hub.storage import HubStore
+from hub.store_api import DeviceScans
 from tests.paths import ROOT
 from tests.vectors.releases import copy_release, record_newer_step, rows, schema_version
 
@@ -89,7 +90,9 @@ def test_an_earlier_release_keeps_every_row_and_ends_as_a_new_database(
                 "scanned_ms": 1_800_000_000_000,
                 "counted": 0,
             }
-            stored = store.record_scans(device, [row], 1_800_000_000_001, deactivated=False)
+            stored = store.record_scans(
+                DeviceScans(device, [row], deactivated=False), 1_800_000_000_001
+            )
             assert stored.acked == [row["seq"]]
     finally:
         store.close()

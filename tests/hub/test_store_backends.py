@@ -20,7 +20,7 @@ from hub.backends.seam import (
 )
 from hub.secret_box import SecretBox, SecretUnreadable, key_path_for
 from hub.storage import HubStore
-from hub.store_api import ConnectedBackend
+from hub.store_api import ConnectedBackend, DeviceScans
 from hub.store_backends import idempotency_key, upstream_id
 from manifests.model import TicketStatus
 from tests.hub_fixtures import store_backend, store_device
@@ -190,7 +190,7 @@ def test_scans_of_backend_tickets_are_owed_in_the_transaction_that_stores_them(
         _scan(4, two, verdict="attention", reason="attention_required"),  # staff still look
         _scan(5, None, verdict="deny", reason="malformed"),
     ]
-    store.record_scans(device, scans, NOW + 10, deactivated=False, clock_offset_ms=250)
+    store.record_scans(DeviceScans(device, scans, deactivated=False, clock_offset_ms=250), NOW + 10)
     owed = store.owed_scans(backend["id"], NOW + 10, 50)
     assert [(o.ticket_ref, o.admitted, o.decided_offline) for o in owed] == [
         (one, True, True),
@@ -204,7 +204,7 @@ def test_scans_of_backend_tickets_are_owed_in_the_transaction_that_stores_them(
     assert store.outbox_state(backend["id"]).owed == 3  # the attention scan waits, owed
 
     # the same upload again (a gate that never heard the answer) owes nothing more
-    store.record_scans(device, scans, NOW + 20, deactivated=False)
+    store.record_scans(DeviceScans(device, scans, deactivated=False), NOW + 20)
     assert store.outbox_state(backend["id"]).owed == 3
 
 
@@ -213,7 +213,9 @@ def test_pushes_are_marked_once_and_failures_wait(store: HubStore) -> None:
     store.apply_pull(backend, _pull(_ticket("1"), _ticket("2")), NOW)
     device = store_device(store, backend["tenant_id"], backend["venue_id"], NOW)
     ids = [upstream_id(backend["id"], "ticket", r) for r in ("1", "2")]
-    store.record_scans(device, [_scan(1, ids[0]), _scan(2, ids[1])], NOW, deactivated=False)
+    store.record_scans(
+        DeviceScans(device, [_scan(1, ids[0]), _scan(2, ids[1])], deactivated=False), NOW
+    )
     first, second = store.owed_scans(backend["id"], NOW, 50)
     outcomes = [
         PushOutcome(first.scan_id, True, {"status": "error", "reason": "already_redeemed"}),
@@ -239,7 +241,7 @@ def test_removing_a_backend_keeps_its_tickets_as_the_hubs_own(store: HubStore) -
     store.apply_pull(backend, _pull(_ticket("1")), NOW)
     device = store_device(store, backend["tenant_id"], backend["venue_id"], NOW)
     ticket_id = upstream_id(backend["id"], "ticket", "1")
-    store.record_scans(device, [_scan(1, ticket_id)], NOW, deactivated=False)
+    store.record_scans(DeviceScans(device, [_scan(1, ticket_id)], deactivated=False), NOW)
     done = store.remove_backend(backend, "t", NOW + 1)
     assert done == {"dropped_owed_scans": 1, "tickets_kept": 1}
     ticket = store.db["tickets"].get(ticket_id)
@@ -317,7 +319,7 @@ def test_owed_entries_know_their_place_among_the_tickets_entries(store: HubStore
         _scan(2, one, scanned_ms=NOW + 100),  # earlier, uploaded later (another gate's clock)
         _scan(3, one, direction="exit", verdict="exit", reason="exited", scanned_ms=NOW + 900),
     ]
-    store.record_scans(device, scans, NOW + 1000, deactivated=False)
+    store.record_scans(DeviceScans(device, scans, deactivated=False), NOW + 1000)
     owed = {o.scan_id: o for o in store.owed_scans(backend["id"], NOW + 1000, 50)}
     by_seq = dict(store.db.execute("SELECT device_seq, id FROM scans").fetchall())
     assert owed[by_seq[1]].entry_number == 2 and owed[by_seq[2]].entry_number == 1

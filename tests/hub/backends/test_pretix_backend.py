@@ -17,6 +17,7 @@ import pytest
 from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.seam import BackendError
 from hub.storage import HubStore
+from hub.store_api import DeviceScans
 from hub.store_backends import upstream_id
 from tests.hub_fixtures import Hub, store_backend, store_device
 from tests.pretix_server import PretixServer
@@ -150,7 +151,7 @@ def test_pushes_reach_pretix_once_at_the_scan_time(pretix: PretixServer, store: 
         _scan(2, upstream_id(row["id"], "ticket", str(alan.id)), at + 1000, verdict="deny",
               reason="locked"),
     ]  # fmt: skip
-    store.record_scans(device, scans, NOW, deactivated=False)
+    store.record_scans(DeviceScans(device, scans, deactivated=False), NOW)
     owed = store.owed_scans(row["id"], NOW, 50)
     assert len(owed) == 2
     for _ in range(2):  # the second push is a retry of the same scans: nothing more
@@ -186,7 +187,7 @@ def test_a_check_in_list_mapped_to_a_zone_zones_its_tickets_and_takes_their_scan
         _scan(1, upstream_id(row["id"], "ticket", str(seated.id)), NOW, zone="Balcony"),
         _scan(2, upstream_id(row["id"], "ticket", str(standing.id)), NOW),
     ]
-    store.record_scans(device, scans, NOW, deactivated=False)
+    store.record_scans(DeviceScans(device, scans, deactivated=False), NOW)
     outcomes = asyncio.run(backend.push(store.owed_scans(row["id"], NOW, 50)))
     assert all(o.done and o.answer.get("status") == "ok" for o in outcomes), outcomes
     lists = {c["position"]: c["list"] for c in pretix.checkins(event, successful=True)}

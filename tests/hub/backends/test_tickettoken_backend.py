@@ -18,6 +18,7 @@ import pytest
 
 from hub.backends.tickettoken import TicketTokenBackend
 from hub.storage import HubStore
+from hub.store_api import DeviceScans
 from tests.hub_fixtures import Hub, store_backend, store_device
 from tests.rabbitmq_node import RabbitNode, publish_once, tickets_purchased_message
 from tests.tickettoken_db import TicketTokenDb
@@ -146,7 +147,7 @@ def test_entries_are_written_back_once_and_tenants_stay_apart(
         {"seq": 2, "ticket_id": str(mine[0]), "verdict": "deny", "reason": "already_admitted",
          "direction": "entry", "scanned_ms": at + 5000, "counted": 0},
     ]  # fmt: skip
-    store.record_scans(device, scans, NOW, deactivated=False)
+    store.record_scans(DeviceScans(device, scans, deactivated=False), NOW)
     owed = store.owed_scans(row["id"], NOW, 50)
     for _ in range(2):  # a retry after a lost answer changes nothing
         outcomes = asyncio.run(backend.push(owed))

@@ -28,6 +28,7 @@ import pytest
 from demo.local_hub import free_port, until
 from hub.backends.seam import Pull, UpstreamEvent, UpstreamTicket
 from hub.storage import HubStore
+from hub.store_api import DeviceScans
 from manifests.model import TicketStatus
 from tests.gate_cli import gate_cli, gate_hub, ok
 from tests.hub_fixtures import store_backend, store_device
@@ -569,7 +570,7 @@ def test_a_denial_at_one_tenants_gate_is_owed_to_no_backend_of_another(tmp_path:
         device = store_device(store, ids["ours"][0], ids["ours"][1], now)
         denial = {"seq": 1, "ticket_id": ticket, "verdict": "deny", "reason": "wrong_event",
                   "direction": "entry", "scanned_ms": now, "counted": 0}  # fmt: skip
-        store.record_scans(device, [denial], now, deactivated=False)
+        store.record_scans(DeviceScans(device, [denial], deactivated=False), now)
         assert store.outbox_state(ids["theirs"][2]["id"]).owed == 0
     finally:
         store.close()
