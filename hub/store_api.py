@@ -99,6 +99,16 @@ class ConnectedBackend:
 
 
 @dataclass(frozen=True)
+class PushedScans:
+    """What one push of owed scans to a backend came back with: each scan's `outcomes`, and
+    when a scan upstream did not take is owed again, `retry_at_ms(attempts made)`."""
+
+    backend_id: str
+    outcomes: Sequence[PushOutcome]
+    retry_at_ms: Callable[[int], int]
+
+
+@dataclass(frozen=True)
 class NewStaffUser:
     """A person who signs in to the venue console: at one venue, or every venue of the
     tenant (`venue_id` None); `password_hash` already made (hub/staff_accounts.py)."""
@@ -379,13 +389,7 @@ class BackendStorage(Protocol):
     def record_pull_failure(self, backend_id: str, error: str, now_ms: int) -> None: ...
     def apply_pull(self, backend: Row, pull: Pull, now_ms: int) -> PullSummary: ...
     def owed_scans(self, backend_id: str, now_ms: int, limit: int) -> list[OwedScan]: ...
-    def record_push(
-        self,
-        backend_id: str,
-        outcomes: Sequence[PushOutcome],
-        retry_at_ms: Callable[[int], int],
-        now_ms: int,
-    ) -> None: ...
+    def record_push(self, pushed: PushedScans, now_ms: int) -> None: ...
     def outbox_state(self, backend_id: str) -> OutboxState: ...
     def record_webhook(
         self, backend_id: str, nonce: str, idempotency_key: str | None, now_ms: int

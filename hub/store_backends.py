@@ -14,19 +14,19 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hub.api_rows import BACKEND_VIEW
-from hub.backends.seam import OwedScan, Pull, PushOutcome, UpstreamTicket
+from hub.backends.seam import OwedScan, Pull, UpstreamTicket
 from hub.schema import SCAN_HUB_MS
 from hub.store_base import Row, StoreBase, new_id
 from hub.store_tickets import insert_tickets
 from manifests.admission_types import ScanFact
 
 if TYPE_CHECKING:
-    from hub.store_api import ConnectedBackend
+    from hub.store_api import ConnectedBackend, PushedScans
 
 _BACKEND_IDS = uuid.UUID("6f1c2b1e-4f0e-4d55-9a43-0b5e1c7f2a10")
 EVENT_CODE_LIMIT = 2**32 - 1
@@ -579,16 +579,11 @@ class BackendStore(StoreBase):
             )
         return owed
 
-    def record_push(
-        self,
-        backend_id: str,
-        outcomes: Sequence[PushOutcome],
-        retry_at_ms: Callable[[int], int],
-        now_ms: int,
-    ) -> None:
+    def record_push(self, pushed: PushedScans, now_ms: int) -> None:
         """Mark what upstream now has; the rest waits until `retry_at_ms(attempts)`."""
-        done = [o for o in outcomes if o.done]
-        failed = [o for o in outcomes if not o.done]
+        backend_id = pushed.backend_id
+        done = [o for o in pushed.outcomes if o.done]
+        failed = [o for o in pushed.outcomes if not o.done]
         with self._writing():
             self.db.conn.executemany(
                 "UPDATE backend_outbox SET pushed_ms = ?, attempts = attempts + 1,"
@@ -604,7 +599,7 @@ class BackendStore(StoreBase):
                 if attempts is not None:
                     self.db.execute(
                         "UPDATE backend_outbox SET next_attempt_ms = ? WHERE scan_id = ?",
-                        [retry_at_ms(attempts[0]), o.scan_id],
+                        [pushed.retry_at_ms(attempts[0]), o.scan_id],
                     )
             error = next((o.error for o in failed if o.error), None)
             if done:

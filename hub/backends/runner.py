@@ -28,7 +28,7 @@ from hub.backends.pretix import PretixBackend
 from hub.backends.seam import Backend, BackendError, OwedScan, PushOutcome
 from hub.metrics import family, label
 from hub.secret_box import SecretBox, SecretUnreadable
-from hub.store_api import HubStorage
+from hub.store_api import HubStorage, PushedScans
 from hub.store_base import Row
 from hub.thread_owned import ThreadOwned
 
@@ -71,14 +71,8 @@ def _owed(backend_id: str, now_ms: int, store: HubStorage) -> list[OwedScan]:
     return store.owed_scans(backend_id, now_ms, PUSH_BATCH)
 
 
-def _record(
-    backend_id: str,
-    outcomes: list[PushOutcome],
-    retry_at: Callable[[int], int],
-    now_ms: int,
-    store: HubStorage,
-) -> None:
-    store.record_push(backend_id, outcomes, retry_at, now_ms)
+def _record(pushed: PushedScans, now_ms: int, store: HubStorage) -> None:
+    store.record_push(pushed, now_ms)
 
 
 @dataclass
@@ -275,8 +269,8 @@ class BackendRunner:
             def retry_at(attempts: int, now: int = now) -> int:
                 return now + int(backoff_s(attempts) * 1000)
 
-            record = functools.partial(_record, backend_id, outcomes, retry_at, now)
-            await self.db.run(record)
+            pushed = PushedScans(backend_id, outcomes, retry_at)
+            await self.db.run(functools.partial(_record, pushed, now))
             if done == 0:
                 failures += 1
                 error = next((o.error for o in outcomes if o.error), "no answer")

@@ -20,7 +20,7 @@ from hub.backends.seam import (
 )
 from hub.secret_box import SecretBox, SecretUnreadable, key_path_for
 from hub.storage import HubStore
-from hub.store_api import ConnectedBackend, DeviceScans
+from hub.store_api import ConnectedBackend, DeviceScans, PushedScans
 from hub.store_backends import idempotency_key, upstream_id
 from manifests.model import TicketStatus
 from tests.hub_fixtures import store_backend, store_device
@@ -221,14 +221,16 @@ def test_pushes_are_marked_once_and_failures_wait(store: HubStore) -> None:
         PushOutcome(first.scan_id, True, {"status": "error", "reason": "already_redeemed"}),
         PushOutcome(second.scan_id, False, error="pretix is not reachable (ConnectError)"),
     ]
-    store.record_push(backend["id"], outcomes, lambda attempts: NOW + 1000 * attempts, NOW)
+    store.record_push(
+        PushedScans(backend["id"], outcomes, lambda attempts: NOW + 1000 * attempts), NOW
+    )
     assert store.owed_scans(backend["id"], NOW + 999, 50) == []  # backing off
     assert [o.scan_id for o in store.owed_scans(backend["id"], NOW + 1000, 50)] == [second.scan_id]
     state = store.outbox_state(backend["id"])
     assert (state.owed, state.failing, state.pushed) == (1, 1, 1)
     assert state.last_error == "pretix is not reachable (ConnectError)"
     # a late duplicate outcome for a pushed scan changes nothing
-    store.record_push(backend["id"], outcomes[:1], lambda a: NOW, NOW + 5)
+    store.record_push(PushedScans(backend["id"], outcomes[:1], lambda a: NOW), NOW + 5)
     row = store.db["backend_outbox"].get(first.scan_id)
     assert row["pushed_ms"] == NOW and row["attempts"] == 1
     event_id = upstream_id(backend["id"], "event", "fest")

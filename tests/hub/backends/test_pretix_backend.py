@@ -17,7 +17,7 @@ import pytest
 from hub.backends.pretix import PretixBackend, initialize_device
 from hub.backends.seam import BackendError
 from hub.storage import HubStore
-from hub.store_api import DeviceScans
+from hub.store_api import DeviceScans, PushedScans
 from hub.store_backends import upstream_id
 from tests.hub_fixtures import Hub, store_backend, store_device
 from tests.pretix_server import PretixServer
@@ -162,7 +162,7 @@ def test_pushes_reach_pretix_once_at_the_scan_time(pretix: PretixServer, store: 
     assert _ms(entries[0]["datetime"]) == at  # the gate's time, not the push's
     failed = pretix.checkins(event, successful=False)
     assert [(c["position"], c["error_reason"]) for c in failed] == [(alan.id, "blocked")]
-    store.record_push(row["id"], outcomes, lambda a: NOW, NOW)
+    store.record_push(PushedScans(row["id"], outcomes, lambda a: NOW), NOW)
     assert store.outbox_state(row["id"]).owed == 0
     asyncio.run(backend.aclose())
 
